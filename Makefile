@@ -1,0 +1,28 @@
+# Two commands do all the set-up on a fresh machine (Python >= 3.10 with venv and pip):
+#   make demo   -- the main job
+#   make test   -- the whole test suite
+# Both create or update the virtual environment in .venv first; a second run reuses it.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.detinit-installed
+PIP_FLAGS := --quiet --disable-pip-version-check
+
+.PHONY: demo test venv clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e ".[test]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/detinit demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,96 @@
+"""How a weight tensor is read as one or more (out x in) matrices.
+
+Every deterministic initialiser in :mod:`detinit.init` works on the matrix
+``M`` (``P`` rows = outputs, ``Q`` columns = inputs) that a layer applies at one
+spatial position. This module finds those matrices inside a weight tensor, as
+*writable views*, so that initialisers write straight into the weight without
+temporary copies:
+
+=========================  ===========================  ==========================
+layer                      weight layout                matrix of group ``g``
+=========================  ===========================  ==========================
+``nn.Linear``              ``(out, in)``                the whole weight
+``nn.ConvNd``              ``(out, in/G, *k)``          ``w[g*P:(g+1)*P, :, *c]``
+``nn.ConvTransposeNd``     ``(in, out/G, *k)``          ``w[g*Q:(g+1)*Q, :, *c].T``
+=========================  ===========================  ==========================
+
+where ``G`` is ``groups``, ``P = out/G``, ``Q = in/G`` and ``c`` is the centre
+tap (see :func:`centre_index`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+SUPPORTED_LAYOUTS = (
+    "a 2-D Linear weight (out, in), a 3/4/5-D Conv1d/2d/3d kernel (out, in/groups, *k) "
+    "or a ConvTranspose kernel (in, out/groups, *k) with transposed=True"
+)
+
+
+def centre_index(kernel_size: Sequence[int]) -> tuple[int, ...]:
+    """Index of the tap that carries the matrix in a kernel of ``kernel_size``.
+
+    For each spatial dimension of size ``k`` the centre is ``(k - 1) // 2``.
+    For odd ``k`` this is the true centre ``k // 2``. For even ``k`` it is the
+    left one of the two middle taps, which is the tap that makes the kernel the
+    identity under ``padding="same"``: torch pads ``(k - 1) // 2`` on the left
+    and puts the extra element on the right.
+
+    >>> centre_index((3, 3)), centre_index((4, 1)), centre_index((2, 5))
+    ((1, 1), (1, 0), (0, 2))
+    """
+    return tuple((k - 1) // 2 for k in kernel_size)
+
+
+def check_float_tensor(tensor: object, fn: str) -> torch.Tensor:
+    """Raise ``TypeError`` unless ``tensor`` is a real floating-point tensor."""
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{fn}: expected a torch.Tensor, got {type(tensor).__name__}")
+    if not tensor.dtype.is_floating_point:
+        raise TypeError(
+            f"{fn}: tensor of shape {tuple(tensor.shape)} has dtype {tensor.dtype}; "
+            "only real floating-point tensors (float16, bfloat16, float32, float64) "
+            "can be initialised"
+        )
+    return tensor
+
+
+def matrix_views(
+    tensor: torch.Tensor, fn: str, *, groups: int = 1, transposed: bool = False
+) -> list[torch.Tensor]:
+    """Writable ``(P, Q)`` views of the per-group matrices at the centre tap.
+
+    Validates the layout and raises a ``ValueError`` naming the shape and what
+    is supported. The views alias ``tensor``: writing into them initialises it.
+
+    >>> w = torch.zeros(4, 2, 3, 3)
+    >>> [tuple(v.shape) for v in matrix_views(w, "demo", groups=2)]
+    [(2, 2), (2, 2)]
+    """
+    check_float_tensor(tensor, fn)
+    shape = tuple(tensor.shape)
+    if tensor.dim() < 2 or tensor.dim() > 5:
+        raise ValueError(f"{fn}: got a {tensor.dim()}-D tensor of shape {shape}; expected {SUPPORTED_LAYOUTS}")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"{fn}: groups must be a positive int, got {groups!r}")
+    if tensor.dim() == 2 and (groups != 1 or transposed):
+        raise ValueError(
+            f"{fn}: a 2-D (Linear) weight of shape {shape} takes groups=1 and transposed=False; "
+            f"got groups={groups}, transposed={transposed}"
+        )
+    if 0 in shape:
+        raise ValueError(f"{fn}: tensor of shape {shape} has a zero-sized dimension")
+    if shape[0] % groups != 0:
+        what = "in_channels" if transposed else "out_channels"
+        raise ValueError(
+            f"{fn}: {what}={shape[0]} (dimension 0 of shape {shape}) is not divisible by groups={groups}"
+        )
+    centre = centre_index(shape[2:])
+    plane = tensor[(slice(None), slice(None)) + centre]  # (dim0, dim1) view at the centre tap
+    rows = shape[0] // groups
+    views = [plane[g * rows : (g + 1) * rows] for g in range(groups)]
+    return [v.t() for v in views] if transposed else views
+

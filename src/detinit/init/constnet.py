@@ -1,0 +1,76 @@
+r"""ConstNet's channel-averaging initialisation (Blumenfeld, Gilboa & Soudry, 2020).
+
+``ConstAvg`` with constant ``c`` in ``[0, 1]``:
+
+.. math::
+    W \sim \mathcal N\!\left(0, \frac{\text{gain}\,(1-c)}{\text{fan\_in}}\right) \ (c<1),
+    \qquad W = 0 \ (c = 1), \qquad
+    W_{[:, :, \text{centre}]} \mathrel{+}= \frac{c}{Q},
+
+with ``Q`` the inputs per group and ``fan_in = Q * prod(kernel)``. With
+``c = 1`` every output channel is the per-position mean of the input channels,
+so every channel of every layer is the same function of the input: the
+ConstNet symmetric state. ``c < 1`` mixes in Gaussian noise (the paper's
+partially random knob); ``gain`` multiplies the variance, as in the official code.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._layout import matrix_views
+from .random import draw_
+
+
+@torch.no_grad()
+def const_avg_(
+    tensor: torch.Tensor,
+    c: float = 1.0,
+    *,
+    gain: float = 1.0,
+    generator: torch.Generator | None = None,
+    groups: int = 1,
+    transposed: bool = False,
+) -> torch.Tensor:
+    r"""ConstNet averaging initialisation, in place.
+
+    Args:
+        tensor: Linear weight ``(out, in)``, conv kernel ``(out, in/groups, *k)``
+            or, with ``transposed=True``, a ConvTranspose kernel ``(in, out/groups, *k)``.
+        c: weight of the averaging part, in ``[0, 1]``. ``c = 1`` is deterministic.
+        gain: variance multiplier of the noise part (used only when ``c < 1``).
+        generator: required when ``c < 1``; the global RNG is never used.
+        groups: number of convolution groups (averaging within each group).
+        transposed: the tensor is a ConvTranspose weight.
+
+    Returns:
+        ``tensor``.
+
+    >>> const_avg_(torch.empty(2, 4))
+    tensor([[0.2500, 0.2500, 0.2500, 0.2500],
+            [0.2500, 0.2500, 0.2500, 0.2500]])
+    >>> g = torch.Generator().manual_seed(0)
+    >>> const_avg_(torch.empty(16, 16, 3, 3), 0.5, generator=g).std() > 0
+    tensor(True)
+    """
+    views = matrix_views(tensor, "const_avg_", groups=groups, transposed=transposed)
+    if not isinstance(c, (int, float)) or isinstance(c, bool) or not 0.0 <= c <= 1.0:
+        raise ValueError(f"const_avg_: c must be a number in [0, 1], got {c!r}")
+    in_features = views[0].shape[1]
+    if c < 1.0:
+        if generator is None:
+            raise ValueError(
+                f"const_avg_: c={c} < 1 mixes in Gaussian noise; pass generator=torch.Generator()"
+                ".manual_seed(seed) (the global RNG is never used)"
+            )
+        fan_in = in_features * math.prod(tensor.shape[2:])
+        std = math.sqrt(gain * (1.0 - c) / fan_in)
+        draw_(tensor, lambda t, g: t.normal_(0.0, std, generator=g), generator)
+    else:
+        tensor.zero_()
+    if c > 0.0:
+        for view in views:
+            view.add_(c / in_features)
+    return tensor

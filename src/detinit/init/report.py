@@ -1,0 +1,94 @@
+"""What :func:`detinit.initialize` did to each parameter, as a table and a dict."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+UNKNOWN = "unknown"
+FROZEN = "frozen"
+
+
+@dataclass(frozen=True)
+class ParamRecord:
+    """One parameter: where it lives, the rule applied and why."""
+
+    name: str
+    module_type: str
+    shape: tuple[int, ...]
+    role: str
+    rule: str
+    reason: str
+
+
+@dataclass
+class InitReport:
+    """The record of one :func:`detinit.initialize` call.
+
+    ``records`` has one entry per parameter, in ``named_parameters()`` order.
+    Parameters of modules no rule knows have ``rule == "unknown"`` and were
+    left unchanged; :attr:`unknown` lists them.
+
+    >>> import torch
+    >>> from detinit import initialize
+    >>> report = initialize(torch.nn.Linear(4, 8), "zero")
+    >>> report.counts()
+    {'hadamard': 1, 'zeros': 1}
+    """
+
+    scheme: str
+    options: dict[str, object]
+    seed: int | None
+    records: list[ParamRecord] = field(default_factory=list)
+
+    @property
+    def unknown(self) -> list[ParamRecord]:
+        """Parameters left unchanged because no rule knows their module."""
+        return [r for r in self.records if r.rule == UNKNOWN]
+
+    def counts(self) -> dict[str, int]:
+        """How many parameters each rule hit."""
+        return dict(sorted(Counter(r.rule for r in self.records).items()))
+
+    def __getitem__(self, name: str) -> ParamRecord:
+        for record in self.records:
+            if record.name == name:
+                return record
+        raise KeyError(f"no parameter {name!r} in the report")
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain-data form (JSON-serialisable) for run records."""
+        return {
+            "scheme": self.scheme,
+            "options": dict(self.options),
+            "seed": self.seed,
+            "counts": self.counts(),
+            "parameters": [asdict(r) | {"shape": list(r.shape)} for r in self.records],
+        }
+
+    def table(self) -> str:
+        """A fixed-width table: parameter, module, shape, role, rule, reason."""
+        header = ("parameter", "module", "shape", "role", "rule", "reason")
+        rows = [
+            (r.name, r.module_type, "x".join(map(str, r.shape)) or "scalar", r.role, r.rule, r.reason)
+            for r in self.records
+        ]
+        widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header) - 1)]
+        lines = []
+        for row in [header, *rows]:
+            cells = [str(cell).ljust(width) for cell, width in zip(row[:-1], widths)]
+            lines.append("  ".join(cells + [str(row[-1])]).rstrip())
+        lines.insert(1, "  ".join("-" * w for w in widths) + "  ------")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        opts = ", ".join(f"{k}={v}" for k, v in self.options.items())
+        title = f"detinit.initialize: scheme={self.scheme}" + (f" ({opts})" if opts else "")
+        if self.seed is not None:
+            title += f", seed={self.seed}"
+        summary = ", ".join(f"{rule}: {n}" for rule, n in self.counts().items())
+        text = f"{title}\n{self.table()}\n{len(self.records)} parameters -- {summary}"
+        if self.unknown:
+            names = sorted({f"{r.name.rsplit('.', 1)[0]} ({r.module_type})" for r in self.unknown})
+            text += "\nleft unchanged, no rule for: " + "; ".join(names)
+        return text

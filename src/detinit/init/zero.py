@@ -1,0 +1,201 @@
+r"""ZerO initialisation: Algorithms 1 and 2 of Zhao, Schaefer & Anandkumar (2022).
+
+A layer's matrix :math:`W \in \mathbb{R}^{P \times Q}` (``P`` outputs, ``Q``
+inputs, as torch stores it) is set to
+
+* :math:`P = Q`: the identity :math:`I`;
+* :math:`P < Q`: the partial identity :math:`I^*(P, Q) = [I, 0]` (keeps the first ``P`` inputs);
+* :math:`P > Q`: :math:`c\, I^*(P, 2^m)\, H_m\, I^*(2^m, Q)`, the top-left ``P x Q``
+  block of the Sylvester Hadamard matrix :math:`H_m`, :math:`m = \lceil \log_2 P \rceil`.
+
+Convolutions (Algorithm 2) put that matrix on the centre tap
+(:func:`detinit.init._layout.centre_index`) and zeros on every other tap.
+Grouped and depthwise convolutions get it per group, transposed convolutions
+on the transpose of their ``(in, out/groups)`` plane.
+
+**Normalisation** ``c`` (``norm=``):
+
+* ``"orthonormal"`` (default): :math:`c = 2^{-m/2}`, as in the official MNIST
+  notebook and the ``zero-init`` package. When ``P`` is a power of two the
+  columns are orthonormal, :math:`W^\top W = I_Q`, so the expanding layer is an
+  exact isometry like the identity layers around it; that is why it is the
+  default.
+* ``"paper"``: :math:`c = 2^{-(m-1)/2}`, the value printed in the paper,
+  :math:`\sqrt 2` larger.
+
+**Singular values when P > Q** (orthonormal; multiply by :math:`\sqrt 2` for
+``"paper"``): ``W`` is a block of the orthogonal matrix :math:`2^{-m/2} H_m`,
+so every singular value is at most 1, and all equal 1 when ``P = 2^m``. When
+``P`` is not a power of two some rows of :math:`H_m` are missing: if
+:math:`Q \le 2^{m-1}` then :math:`W^\top W = \tfrac12 I + c^2 A^\top A` with
+:math:`\|A\|^2 \le 2^{m-1}`, so :math:`\sigma \in [2^{-1/2}, 1]` (e.g. 1000x512,
+640x512, 96x64). If :math:`Q > 2^{m-1}` the bound is
+:math:`\sigma_{\min}^2 \ge 1 - (2^m-P)\,Q / 2^m` and can be lower (7x5:
+:math:`\sigma_{\min} \approx 0.61`). :func:`zero_singular_values` computes them
+for any shape so a user can see what a layer gets.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._layout import matrix_views
+from .hadamard import ceil_log2, fill_sylvester_
+
+NORMS = ("orthonormal", "paper")
+
+
+def zero_rule(out_features: int, in_features: int) -> str:
+    """Which case of Algorithm 1 a ``(P, Q)`` matrix falls in.
+
+    >>> zero_rule(64, 64), zero_rule(10, 512), zero_rule(128, 64)
+    ('identity', 'partial_identity', 'hadamard')
+    """
+    if out_features == in_features:
+        return "identity"
+    return "partial_identity" if out_features < in_features else "hadamard"
+
+
+def hadamard_scale(out_features: int, norm: str = "orthonormal") -> float:
+    r"""The factor ``c`` of Algorithm 1 for ``P = out_features`` outputs.
+
+    :math:`2^{-m/2}` for ``"orthonormal"``, :math:`2^{-(m-1)/2}` for ``"paper"``,
+    :math:`m = \lceil\log_2 P\rceil`.
+
+    >>> hadamard_scale(128), hadamard_scale(128, "paper")
+    (0.08838834764831845, 0.125)
+    """
+    _check_norm(norm)
+    m = ceil_log2(out_features)
+    return 2.0 ** (-m / 2) if norm == "orthonormal" else 2.0 ** (-(m - 1) / 2)
+
+
+def _check_norm(norm: str) -> None:
+    if norm not in NORMS:
+        raise ValueError(f"norm={norm!r} is not supported; choose one of {NORMS}")
+
+
+@torch.no_grad()
+def partial_identity_(tensor: torch.Tensor, *, groups: int = 1, transposed: bool = False) -> torch.Tensor:
+    r"""Fill a weight with the partial identity :math:`I^*(P, Q)` on the centre tap.
+
+    Ones on the main diagonal of each group's ``(P, Q)`` matrix, zeros
+    everywhere else (all other taps too): ``[I, 0]`` if ``P < Q``, ``[I; 0]``
+    if ``P > Q``, ``I`` if square. This is ZerO's ablation without Hadamard,
+    and a generalised :func:`torch.nn.init.dirac_`.
+
+    Args:
+        tensor: Linear weight ``(out, in)``, conv kernel ``(out, in/groups, *k)``
+            or, with ``transposed=True``, a ConvTranspose kernel ``(in, out/groups, *k)``.
+        groups: number of convolution groups (the matrix is set per group).
+        transposed: the tensor is a ConvTranspose weight.
+
+    Returns:
+        ``tensor``, filled in place (dtype and device unchanged).
+
+    >>> partial_identity_(torch.empty(2, 3))
+    tensor([[1., 0., 0.],
+            [0., 1., 0.]])
+    """
+    views = matrix_views(tensor, "partial_identity_", groups=groups, transposed=transposed)
+    tensor.zero_()
+    for view in views:
+        view.diagonal().fill_(1)
+    return tensor
+
+
+@torch.no_grad()
+def identity_(tensor: torch.Tensor, *, groups: int = 1, transposed: bool = False) -> torch.Tensor:
+    r"""Fill a square layer with the identity (Dirac kernel for convolutions).
+
+    Like :func:`partial_identity_` but refuses non-square per-group matrices,
+    for code that must be an exact identity map. For odd kernels with
+    ``padding=k//2`` (or any kernel with ``padding="same"``) and stride 1, the
+    convolution returns its input unchanged.
+
+    >>> w = identity_(torch.empty(4, 4, 3, 3))
+    >>> x = torch.randn(1, 4, 5, 5)
+    >>> torch.equal(torch.nn.functional.conv2d(x, w, padding=1), x)
+    True
+    """
+    views = matrix_views(tensor, "identity_", groups=groups, transposed=transposed)
+    out_features, in_features = views[0].shape
+    if out_features != in_features:
+        raise ValueError(
+            f"identity_: weight of shape {tuple(tensor.shape)} (groups={groups}, transposed={transposed}) "
+            f"maps {in_features} inputs to {out_features} outputs per group; the identity needs them equal. "
+            "Use partial_identity_ or zero_ for rectangular layers."
+        )
+    return partial_identity_(tensor, groups=groups, transposed=transposed)
+
+
+@torch.no_grad()
+def zero_(
+    tensor: torch.Tensor,
+    *,
+    norm: str = "orthonormal",
+    groups: int = 1,
+    transposed: bool = False,
+) -> torch.Tensor:
+    r"""ZerO initialisation (Algorithms 1 and 2), in place.
+
+    Sets each group's centre-tap matrix :math:`W \in \mathbb{R}^{P\times Q}` to
+    :math:`I` (``P == Q``), :math:`I^*` (``P < Q``) or
+    :math:`c\,[H_m]_{P\times Q}` (``P > Q``, :math:`m=\lceil\log_2 P\rceil`)
+    and every other tap to zero. No random numbers are drawn: the result is
+    bitwise identical on every device, dtype (up to rounding of ``c``) and
+    thread count. See the module docstring for ``norm`` and singular values.
+
+    Args:
+        tensor: Linear weight ``(out, in)``, conv kernel ``(out, in/groups, *k)``
+            or, with ``transposed=True``, a ConvTranspose kernel ``(in, out/groups, *k)``.
+        norm: ``"orthonormal"`` (:math:`c=2^{-m/2}`, default) or ``"paper"``
+            (:math:`c=2^{-(m-1)/2}`).
+        groups: number of convolution groups.
+        transposed: the tensor is a ConvTranspose weight.
+
+    Returns:
+        ``tensor``.
+
+    >>> zero_(torch.empty(4, 2))
+    tensor([[ 0.5000,  0.5000],
+            [ 0.5000, -0.5000],
+            [ 0.5000,  0.5000],
+            [ 0.5000, -0.5000]])
+    >>> zero_(torch.empty(2, 2, 3))[:, :, 1]
+    tensor([[1., 0.],
+            [0., 1.]])
+    """
+    _check_norm(norm)
+    views = matrix_views(tensor, "zero_", groups=groups, transposed=transposed)
+    out_features, in_features = views[0].shape
+    if out_features <= in_features:
+        return partial_identity_(tensor, groups=groups, transposed=transposed)
+    scale = hadamard_scale(out_features, norm)
+    tensor.zero_()
+    for view in views:
+        fill_sylvester_(view, scale)
+    return tensor
+
+
+def zero_singular_values(out_features: int, in_features: int, norm: str = "orthonormal") -> torch.Tensor:
+    """Singular values (float64, descending) of the ZerO matrix for a ``(P, Q)`` layer.
+
+    >>> bool(torch.allclose(zero_singular_values(128, 64), torch.ones(64, dtype=torch.float64)))
+    True
+    >>> bool(zero_singular_values(96, 64).min() >= 2 ** -0.5 - 1e-12)
+    True
+    """
+    matrix = zero_(torch.empty(out_features, in_features, dtype=torch.float64), norm=norm)
+    return torch.linalg.svdvals(matrix)
+
+
+__all__ = [
+    "NORMS",
+    "hadamard_scale",
+    "identity_",
+    "partial_identity_",
+    "zero_",
+    "zero_rule",
+    "zero_singular_values",
+]

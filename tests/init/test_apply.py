@@ -1,0 +1,164 @@
+"""Model-level initialize(): rules, roles, report, unknown modules, strictness."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import detinit
+from detinit.init import initialize, list_schemes
+
+
+class Block(nn.Module):
+    """A residual block that declares its branch-last layer."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.conv1, self.bn, self.conv2 = nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c), nn.Conv2d(c, c, 3, padding=1)
+
+    def detinit_roles(self):
+        return {"conv2": "branch_last"}
+
+    def forward(self, x):
+        return x + self.conv2(torch.relu(self.bn(self.conv1(x))))
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1, bias=False)
+        self.block = Block(16)
+        self.norm = nn.GroupNorm(4, 16)
+        self.fc = nn.Linear(16, 10)
+
+    def get_classifier(self):
+        return self.fc
+
+    def forward(self, x):
+        return self.fc(self.norm(self.block(self.stem(x))).mean((2, 3)))
+
+
+def test_zero_scheme_rules_and_report():
+    net = Net()
+    report = initialize(net, "zero")
+    rules = {r.name: r.rule for r in report.records}
+    assert rules == {
+        "stem.weight": "hadamard", "block.conv1.weight": "identity", "block.conv1.bias": "zeros",
+        "block.bn.weight": "ones", "block.bn.bias": "zeros", "block.conv2.weight": "zeros",
+        "block.conv2.bias": "zeros", "norm.weight": "ones", "norm.bias": "zeros", "fc.weight": "zeros",
+        "fc.bias": "zeros",
+    }
+    assert report["fc.weight"].role == "classifier" and "get_classifier" in report["fc.weight"].reason
+    assert "Block.detinit_roles()" in report["block.conv2.weight"].reason
+    assert torch.equal(net(torch.randn(2, 3, 8, 8)), torch.zeros(2, 10))  # ZerO: output 0 at init
+    assert detinit.check_zero_one(net)
+    text = str(report)
+    assert "scheme=zero (norm=orthonormal)" in text and "stem.weight" in text and "hadamard: 1" in text
+    json.dumps(report.to_dict())  # plain data
+
+
+def test_block_is_identity_under_zero_and_constnet():
+    for scheme in ("zero", "constnet", "partial_identity"):
+        block = Block(8).eval()
+        initialize(block, scheme)
+        x = torch.randn(2, 8, 5, 5)
+        assert torch.equal(block(x), x), scheme
+
+
+def test_constnet_channels_identical():
+    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 1))
+    report = initialize(net, "constnet")
+    assert {r.rule for r in report.records} == {"const_avg", "zeros"} and report.seed is None
+    y = net(torch.randn(2, 3, 6, 6))
+    assert (y - y[:, :1]).abs().max() == 0
+
+
+@pytest.mark.parametrize("scheme", ["kaiming", "xavier", "orthogonal"])
+def test_random_schemes_are_seeded_and_leave_global_rng(scheme):
+    a, b, c = Net(), Net(), Net()  # construction itself draws from the global RNG; initialize must not
+    state = torch.random.get_rng_state()
+    ra = initialize(a, scheme, seed=1)
+    initialize(b, scheme, seed=1)
+    initialize(c, scheme, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not torch.equal(a.stem.weight, c.stem.weight)
+    assert ra.seed == 1
+    assert torch.equal(a.block.bn.weight, torch.ones(16)) and not a.fc.bias.any()
+
+
+def test_zero_init_last_option():
+    net = Net()
+    report = initialize(net, "kaiming", zero_init_last=True, mode="fan_out")
+    assert report["block.conv2.weight"].rule == "zeros" and report["block.conv1.weight"].rule == "kaiming_normal"
+    assert report.options == {"zero_init_last": True, "distribution": "normal", "mode": "fan_out"}
+
+
+def test_unknown_modules_are_reported_and_strict_raises_before_writing():
+    net = nn.Sequential(nn.Linear(4, 4), nn.LSTM(4, 4), nn.MultiheadAttention(4, 2))
+    report = initialize(net, "zero")
+    unknown = {r.name for r in report.unknown}
+    assert "1.weight_ih_l0" in unknown and "2.in_proj_weight" in unknown
+    assert "2.out_proj.weight" not in unknown  # a Linear inside MHA is known
+    assert "left unchanged, no rule for" in str(report) and "LSTM" in str(report)
+    fresh = nn.Sequential(nn.Linear(4, 4), nn.LSTM(4, 4))
+    before = [p.clone() for p in fresh.parameters()]
+    with pytest.raises(ValueError, match=r"strict=True.*1.weight_ih_l0 \(LSTM\)"):
+        initialize(fresh, "zero", strict=True)
+    assert all(torch.equal(p, q) for p, q in zip(before, fresh.parameters()))
+
+
+def test_frozen_shared_and_hooked_parameters():
+    class Gate(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.alpha = nn.Parameter(torch.full((1,), 5.0))
+            self.beta = nn.Parameter(torch.full((1,), 5.0))
+
+        def detinit_init_(self, scheme, generator):
+            self.alpha.zero_()
+            return {"alpha": f"ReZero gate 0 under {scheme}"}
+
+    shared = nn.Linear(4, 4)
+    frozen = nn.Linear(4, 4)
+    frozen.requires_grad_(False)
+    frozen_before = frozen.weight.clone()
+    net = nn.Sequential(shared, shared, frozen, Gate())
+    report = initialize(net, "zero")
+    names = [r.name for r in report.records]
+    assert names.count("0.weight") == 1 and "1.weight" not in names
+    assert report["2.weight"].rule == "frozen" and torch.equal(frozen.weight, frozen_before)
+    assert report["3.alpha"].rule == "hook" and "ReZero gate 0 under zero" in report["3.alpha"].reason
+    assert report["3.beta"].rule == "unknown" and net[3].alpha.item() == 0
+
+
+def test_roles_override_and_errors():
+    mlp = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    report = initialize(mlp, "zero", roles={"2": "classifier"})
+    assert report["2.weight"].rule == "zeros" and "roles= argument" in report["2.weight"].reason
+    assert initialize(mlp, "zero")["2.weight"].rule == "partial_identity"
+    with pytest.raises(ValueError, match=r"roles: 'fc' is not a module"):
+        initialize(mlp, "zero", roles={"fc": "classifier"})
+    with pytest.raises(ValueError, match="role 'head' is not supported; roles are default, branch_last"):
+        initialize(mlp, "zero", roles={"2": "head"})
+    with pytest.raises(ValueError, match=r"unknown scheme 'zeros'.*Did you mean zero"):
+        initialize(mlp, "zeros")
+    with pytest.raises(ValueError, match=r"scheme 'zero' does not accept options \['mode'\]"):
+        initialize(mlp, "zero", mode="fan_in")
+    with pytest.raises(ValueError, match="norm='bad'"):
+        initialize(mlp, "zero", norm="bad")
+    with pytest.raises(TypeError, match="nn.Module"):
+        initialize(torch.empty(3, 3), "zero")
+    with pytest.raises(ValueError, match="lazy"):
+        initialize(nn.LazyLinear(3), "zero")
+
+
+def test_every_scheme_on_conv_transpose_and_grouped_layers():
+    net = nn.Sequential(nn.Conv2d(4, 8, 3, groups=2), nn.ConvTranspose2d(8, 16, 3, groups=4), nn.Conv1d(2, 2, 3),
+                        nn.Embedding(10, 4), nn.LayerNorm(4), nn.Linear(4, 4, bias=False))
+    for scheme in list_schemes():
+        report = initialize(net, scheme)
+        unknown = {r.name for r in report.unknown}
+        assert unknown == ({"3.weight"} if scheme in ("zero", "partial_identity", "constnet") else set()), scheme
+    assert set(list_schemes()) >= {"zero", "partial_identity", "constnet", "kaiming", "xavier", "orthogonal"}

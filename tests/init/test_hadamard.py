@@ -1,0 +1,83 @@
+"""Sylvester Hadamard matrices against scipy and their defining identities."""
+
+import pytest
+import scipy.linalg
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from detinit.init import fill_sylvester_, hadamard
+from detinit.init.hadamard import ceil_log2, is_power_of_two
+
+
+@pytest.mark.parametrize("n", [1, 2, 4, 8, 16, 64, 256, 1024])
+def test_matches_scipy(n):
+    expected = torch.from_numpy(scipy.linalg.hadamard(n).astype("float64"))
+    assert torch.equal(hadamard(n, dtype=torch.float64), expected)
+
+
+@pytest.mark.parametrize("n", [1, 2, 32, 512])
+def test_defining_identities(n):
+    h = hadamard(n, dtype=torch.float64)
+    assert torch.equal(h, h.T)
+    assert torch.equal(h @ h.T, n * torch.eye(n, dtype=torch.float64))  # exact: integers
+    hn = hadamard(n, dtype=torch.float64, normalized=True)
+    torch.testing.assert_close(hn @ hn.T, torch.eye(n, dtype=torch.float64), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_dtype_and_exact_values(dtype):
+    h = hadamard(16, dtype=dtype)
+    assert h.dtype == dtype
+    assert torch.equal(h.double(), hadamard(16, dtype=torch.float64))
+
+
+def test_default_dtype_and_device():
+    h = hadamard(8)
+    assert h.dtype == torch.get_default_dtype() and h.device.type == "cpu"
+
+
+@given(p=st.integers(1, 300), q=st.integers(1, 300))
+def test_block_is_top_left_of_any_larger_matrix(p, q):
+    n = 1 << ceil_log2(max(p, q))
+    full = torch.from_numpy(scipy.linalg.hadamard(n).astype("float64"))
+    block = fill_sylvester_(torch.empty(p, q, dtype=torch.float64))
+    assert torch.equal(block, full[:p, :q])
+    # the block does not depend on which power of two it is cut from
+    assert torch.equal(block, torch.from_numpy(scipy.linalg.hadamard(2 * n).astype("float64"))[:p, :q])
+
+
+def test_fill_into_strided_view_leaves_the_rest():
+    base = torch.full((6, 10), 7.0)
+    view = base[1:5, ::2]  # non-contiguous (4, 5) view
+    fill_sylvester_(view, 0.5)
+    assert torch.equal(view, 0.5 * hadamard(8)[:4, :5])
+    base[1:5, ::2] = 7.0
+    assert torch.equal(base, torch.full((6, 10), 7.0))
+
+
+@pytest.mark.parametrize("bad", [0, 3, 6, 12, -4, 2.0, True, "8"])
+def test_non_power_of_two_is_rejected(bad):
+    with pytest.raises(ValueError, match="power of two"):
+        hadamard(bad)
+
+
+def test_integer_dtype_is_rejected():
+    with pytest.raises(TypeError, match="floating"):
+        hadamard(4, dtype=torch.int64)
+    with pytest.raises(TypeError, match="int32"):
+        fill_sylvester_(torch.empty(2, 2, dtype=torch.int32))
+    with pytest.raises(ValueError, match=r"2-D.*\(2, 2, 2\)"):
+        fill_sylvester_(torch.empty(2, 2, 2))
+
+
+def test_helpers():
+    assert [ceil_log2(n) for n in (1, 2, 3, 4, 5, 1024, 1025)] == [0, 1, 2, 2, 3, 10, 11]
+    assert [n for n in range(1, 70) if is_power_of_two(n)] == [1, 2, 4, 8, 16, 32, 64]
+    with pytest.raises(ValueError):
+        ceil_log2(0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_is_bitwise_identical():
+    assert torch.equal(hadamard(256, device="cuda").cpu(), hadamard(256))
