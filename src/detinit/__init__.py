@@ -7,9 +7,10 @@
 True
 """
 
-from . import init
+from . import init, models, nn
 from .init import check_zero_one, initialize
+from .models import create_model, list_models
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "check_zero_one", "init", "initialize"]
+__all__ = ["__version__", "check_zero_one", "create_model", "init", "initialize", "list_models", "models", "nn"]

@@ -140,7 +140,7 @@ def test_roles_override_and_errors():
     assert initialize(mlp, "zero")["2.weight"].rule == "partial_identity"
     with pytest.raises(ValueError, match=r"roles: 'fc' is not a module"):
         initialize(mlp, "zero", roles={"fc": "classifier"})
-    with pytest.raises(ValueError, match="role 'head' is not supported; roles are default, branch_last"):
+    with pytest.raises(ValueError, match="role 'head' is not supported; roles are default, branch, branch_last"):
         initialize(mlp, "zero", roles={"2": "head"})
     with pytest.raises(ValueError, match=r"unknown scheme 'zeros'.*Did you mean zero"):
         initialize(mlp, "zeros")
@@ -158,7 +158,12 @@ def test_every_scheme_on_conv_transpose_and_grouped_layers():
     net = nn.Sequential(nn.Conv2d(4, 8, 3, groups=2), nn.ConvTranspose2d(8, 16, 3, groups=4), nn.Conv1d(2, 2, 3),
                         nn.Embedding(10, 4), nn.LayerNorm(4), nn.Linear(4, 4, bias=False))
     for scheme in list_schemes():
+        if scheme in ("skipinit", "rezero"):
+            with pytest.raises(ValueError, match=f"scheme '{scheme}' gates every residual branch.*no residual gates"):
+                initialize(net, scheme)
+            continue
         report = initialize(net, scheme)
         unknown = {r.name for r in report.unknown}
         assert unknown == ({"3.weight"} if scheme in ("zero", "partial_identity", "constnet") else set()), scheme
-    assert set(list_schemes()) >= {"zero", "partial_identity", "constnet", "kaiming", "xavier", "orthogonal"}
+    assert set(list_schemes()) == {"zero", "partial_identity", "constnet", "kaiming", "xavier", "orthogonal", "fixup",
+                                   "skipinit", "rezero"}

@@ -3,8 +3,8 @@
 Rules, per module owning parameters directly:
 
 1. a module with a ``detinit_init_(scheme, generator)`` method initialises its
-   own direct parameters (scalar gates, fixed transforms...) and returns
-   ``{param_name: reason}``;
+   own direct parameters (scalar gates, layers with their own recipe) and
+   returns ``{param_name: reason}``, or ``None`` to let the rules below apply;
 2. norm layers (BatchNorm, InstanceNorm, GroupNorm, LayerNorm, RMSNorm):
    weight 1, bias 0;
 3. Linear / ConvNd / ConvTransposeNd / Embedding: the scheme's
@@ -19,14 +19,15 @@ Parameters with ``requires_grad=False`` are left unchanged and reported as
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 from torch.nn.parameter import UninitializedParameter
 
 from .report import FROZEN, UNKNOWN, InitReport, ParamRecord
-from .roles import collect_roles
-from .schemes import Scheme, get_scheme
+from .roles import collect_roles, layer_infos
+from .schemes import LayerInfo, Scheme, get_scheme
 
 NORM_TYPES = (
     nn.modules.batchnorm._NormBase,  # BatchNorm*d, SyncBatchNorm, InstanceNorm*d
@@ -38,30 +39,34 @@ NORM_TYPES = (
 Action = Callable[[torch.Generator], object]
 
 
-def _bias_rule(param: torch.Tensor) -> tuple[str, str, Action]:
-    return "zeros", "bias starts at 0", lambda g: param.zero_()
+@dataclass
+class _ModulePlan:
+    """What will happen to one module's direct parameters."""
+
+    name: str
+    module: nn.Module
+    hooked: bool
+    rules: dict[str, tuple[str, str, Action]] = field(default_factory=dict)  # param -> standard (rule, reason, action)
+    records: dict[str, int] = field(default_factory=dict)  # param name -> index in the report
 
 
-def _plan_module(
-    module: nn.Module, role: str, scheme: Scheme, params: dict[str, nn.Parameter]
-) -> dict[str, tuple[str, str, Action]]:
+def _standard_rules(module: nn.Module, layer: LayerInfo, scheme: Scheme) -> dict[str, tuple[str, str, Action]]:
     """``{param_name: (rule, reason, action)}`` for the direct parameters of one module."""
-    plan: dict[str, tuple[str, str, Action]] = {}
+    params = dict(module.named_parameters(recurse=False))
     if isinstance(module, NORM_TYPES):
-        for pname, param in params.items():
-            if pname == "weight":
-                plan[pname] = ("ones", "norm scale starts at 1", lambda g, p=param: p.fill_(1.0))
-            elif pname == "bias":
-                plan[pname] = _bias_rule(param)
-        return plan
-    weight_rule = scheme.weight_rule(module, role) if "weight" in params else None
+        rules: dict[str, tuple[str, str, Action]] = {}
+        if "weight" in params:
+            rules["weight"] = ("ones", "norm scale starts at 1", lambda g: params["weight"].fill_(1.0))
+        if "bias" in params:
+            rules["bias"] = ("zeros", "norm shift starts at 0", lambda g: params["bias"].zero_())
+        return rules
+    weight_rule = scheme.weight_rule(module, layer) if "weight" in params else None
     if weight_rule is None:
-        return plan
-    weight = params["weight"]
-    plan["weight"] = (weight_rule.rule, weight_rule.reason, lambda g: weight_rule.fill(weight, g))
+        return {}
+    rules = {"weight": (weight_rule.rule, weight_rule.reason, lambda g: weight_rule.fill(params["weight"], g))}
     if "bias" in params:
-        plan["bias"] = _bias_rule(params["bias"])
-    return plan
+        rules["bias"] = ("zeros", "bias starts at 0", lambda g: params["bias"].zero_())
+    return rules
 
 
 @torch.no_grad()
@@ -81,13 +86,14 @@ def initialize(
         model: any module.
         scheme: a name from :func:`detinit.init.list_schemes` (``"zero"``,
             ``"partial_identity"``, ``"constnet"``, ``"kaiming"``, ``"xavier"``,
-            ``"orthogonal"``) or a :class:`~detinit.init.schemes.Scheme`.
+            ``"orthogonal"``, ``"fixup"``, ``"skipinit"``, ``"rezero"``) or a
+            :class:`~detinit.init.schemes.Scheme`.
         roles: extra or overriding roles, ``{"fc": "classifier"}``.
         strict: raise ``ValueError`` if any parameter has no rule (nothing is
             written then).
         generator: random draws of random schemes (and ``constnet`` with
-            ``c < 1``) come from it; default a CPU generator seeded with ``seed``.
-            The global RNG is never used.
+            ``c < 1`` or ``s > 0``) come from it, in module order; default a CPU
+            generator seeded with ``seed``. The global RNG is never used.
         seed: seed of the default generator.
         **options: scheme options, e.g. ``norm="paper"`` for ``"zero"``.
 
@@ -102,72 +108,83 @@ def initialize(
     if not isinstance(model, nn.Module):
         raise TypeError(f"initialize: model must be an nn.Module, got {type(model).__name__}")
     scheme_obj = get_scheme(scheme, **options)
-    role_of = collect_roles(model, roles)
-    uses_random = scheme_obj.uses_generator
-    report = InitReport(scheme_obj.name, scheme_obj.options(), seed if generator is None and uses_random else None)
+    if scheme_obj.requires_gates and not any(getattr(m, "is_residual_gate", False) for m in model.modules()):
+        raise ValueError(
+            f"scheme {scheme_obj.name!r} gates every residual branch with a scalar that starts at 0, but "
+            f"{type(model).__name__} has no residual gates (detinit.nn.ScalarGate); build the model with "
+            "gates (e.g. create_model(..., norm='none') or gate=True)"
+        )
+    role_sources = collect_roles(model, roles)
+    infos = layer_infos(role_sources)
+    seed_used = seed if generator is None and scheme_obj.uses_generator else None
+    report = InitReport(scheme_obj.name, scheme_obj.options(), seed_used)
 
-    records: dict[int, ParamRecord] = {}  # id(param) -> record, in first-seen order
-    actions: list[Action] = []
-    hooks: list[tuple[str, nn.Module]] = []
+    plans: list[_ModulePlan] = []
+    seen: set[int] = set()
     for mname, module in model.named_modules():
         direct = dict(module.named_parameters(recurse=False))
         if not direct:
             continue
-        role, role_source = role_of.get(mname, ("default", ""))
-        hook = getattr(module, "detinit_init_", None)
-        plan = {} if callable(hook) else _plan_module(module, role, scheme_obj, direct)
+        layer = infos.get(mname, LayerInfo())
+        source = role_sources.get(mname)
+        suffix = f" [role {layer.role} from {source.source}]" if source else ""
+        plan = _ModulePlan(mname, module, callable(getattr(module, "detinit_init_", None)))
+        rules = _standard_rules(module, layer, scheme_obj)
         for pname, param in direct.items():
             full = f"{mname}.{pname}" if mname else pname
-            if id(param) in records:
+            if id(param) in seen:
                 continue  # shared parameter: initialised where first seen
+            seen.add(id(param))
             if isinstance(param, UninitializedParameter):
                 raise ValueError(f"initialize: {full} of {type(module).__name__} is a lazy, uninitialised "
                                  "parameter; run one forward pass before initialising")
-            if callable(hook):
-                rule, reason = "hook", f"{type(module).__name__}.detinit_init_()"
-            elif not param.requires_grad:
+            if not param.requires_grad:
                 rule, reason = FROZEN, "requires_grad=False: left unchanged"
-            elif pname in plan:
-                rule, reason, action = plan[pname]
-                actions.append(action)
+            elif plan.hooked:
+                rule, reason = "hook", f"{type(module).__name__}.detinit_init_()"
+                if pname in rules:
+                    plan.rules[pname] = rules[pname]
+            elif pname in rules:
+                plan.rules[pname] = rules[pname]
+                rule, reason, _ = rules[pname]
             else:
                 rule, reason = UNKNOWN, f"no rule for {type(module).__name__}.{pname}: left unchanged"
-            if role_source:
-                reason += f" [role {role} from {role_source}]"
-            records[id(param)] = ParamRecord(full, type(module).__name__, tuple(param.shape), role, rule, reason)
-        if callable(hook):
-            hooks.append((mname, module))
-    report.records = list(records.values())
+            plan.records[pname] = len(report.records)
+            report.records.append(ParamRecord(full, type(module).__name__, tuple(param.shape), layer.role, rule,
+                                              reason + suffix))
+        plans.append(plan)
     if strict and report.unknown:
         raise ValueError(
             "initialize(strict=True): no rule for " + ", ".join(f"{r.name} ({r.module_type})" for r in report.unknown)
             + f"; scheme {scheme_obj.name!r} knows Linear, ConvNd, ConvTransposeNd"
-            + (", Embedding" if uses_random else "")
+            + (", Embedding" if scheme_obj.uses_generator else "")
             + " and norm layers; give the module a detinit_init_ hook or initialise it yourself"
         )
 
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)
-    for action in actions:
-        action(gen)
-    _run_hooks(hooks, scheme_obj, gen, report)
+    for plan in plans:
+        _execute(plan, scheme_obj, gen, report)
     return report
 
 
-def _run_hooks(hooks: list[tuple[str, nn.Module]], scheme: Scheme, gen: torch.Generator, report: InitReport) -> None:
-    """Call ``detinit_init_`` hooks and put their reasons into the report."""
-    by_name = {r.name: i for i, r in enumerate(report.records)}
-    for mname, module in hooks:
-        reasons = module.detinit_init_(scheme.name, gen)
-        for pname, _ in module.named_parameters(recurse=False):
-            full = f"{mname}.{pname}" if mname else pname
-            if full not in by_name:
-                continue
-            record = report.records[by_name[full]]
-            reason = reasons.get(pname) if isinstance(reasons, dict) else None
-            if reason is None:
-                rule, reason = UNKNOWN, f"{type(module).__name__}.detinit_init_() did not initialise it"
-            else:
-                rule = "hook"
-            report.records[by_name[full]] = ParamRecord(
-                record.name, record.module_type, record.shape, record.role, rule, str(reason)
+def _execute(plan: _ModulePlan, scheme: Scheme, gen: torch.Generator, report: InitReport) -> None:
+    """Run one module's hook (or its standard actions) and finish its report records."""
+    if not plan.hooked:
+        for _, _, action in plan.rules.values():
+            action(gen)
+        return
+    reasons = plan.module.detinit_init_(scheme.name, gen)
+    for pname, index in plan.records.items():
+        record = report.records[index]
+        if record.rule == FROZEN:
+            continue
+        if reasons is None and pname in plan.rules:  # the hook declined: standard rules
+            rule, reason, action = plan.rules[pname]
+            action(gen)
+            report.records[index] = replace(record, rule=rule, reason=reason)
+        elif reasons is not None and pname in reasons:
+            report.records[index] = replace(record, rule="hook", reason=str(reasons[pname]))
+        else:
+            report.records[index] = replace(
+                record, rule=UNKNOWN, reason=f"{type(plan.module).__name__}.detinit_init_() did not initialise it"
             )

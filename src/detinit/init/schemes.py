@@ -9,10 +9,15 @@ layers and biases are handled the same way by every scheme (see
 Roles are structural facts that blocks declare about their layers
 (:mod:`detinit.init.roles`):
 
-* ``"default"``: an ordinary layer on the main path;
+* ``"default"``: an ordinary layer on the main path (stems, projection shortcuts);
+* ``"branch"``: a layer inside a residual branch that is not its last
+  (scaled by :math:`L^{-1/(2m-2)}` under Fixup);
 * ``"branch_last"``: the last layer of a residual branch (its output is added
-  to a skip path) -- zero under ZerO / ConstNet, as timm's ``zero_init_last``;
-* ``"classifier"``: the output layer -- zero under ZerO and ConstNet.
+  to a skip path) -- zero under ZerO / ConstNet / Fixup, as timm's ``zero_init_last``;
+* ``"pre_hadamard"``: a projection whose output goes through a fixed Hadamard
+  transform (ZerO's shortcuts): ZerO gives it the partial identity, since
+  :math:`H I^*` already is the Hadamard block;
+* ``"classifier"``: the output layer -- zero under ZerO, ConstNet and Fixup.
 
 Scheme names are stable strings for configs and the CLI; :func:`get_scheme`
 builds one by name with its options.
@@ -31,13 +36,22 @@ from . import random as rnd
 from .constnet import const_avg_
 from .zero import NORMS, hadamard_scale, partial_identity_, zero_, zero_rule
 
-ROLES = ("default", "branch_last", "classifier")
+ROLES = ("default", "branch", "branch_last", "pre_hadamard", "classifier")
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 CONV_TRANSPOSE_TYPES = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 MATRIX_LAYER_TYPES = (nn.Linear,) + CONV_TYPES + CONV_TRANSPOSE_TYPES
 
 Fill = Callable[[torch.Tensor, torch.Generator], object]
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """What a scheme knows about a layer: its role and, for Fixup, the branch counts."""
+
+    role: str = "default"
+    num_branches: int = 0  # residual branches in the whole model (L)
+    branch_depth: int = 0  # layers in this layer's residual branch (m)
 
 
 @dataclass(frozen=True)
@@ -73,8 +87,10 @@ class Scheme:
     name: str = ""
     uses_generator: bool = False  # draws random numbers (then a seed is recorded)
 
-    def weight_rule(self, module: nn.Module, role: str) -> WeightRule | None:
-        """The rule for ``module.weight`` in ``role``; ``None`` if the layer type is unknown."""
+    requires_gates: bool = False  # only meaningful on models with ScalarGate branches
+
+    def weight_rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
+        """The rule for ``module.weight``; ``None`` if the layer type is unknown."""
         raise NotImplementedError
 
     def options(self) -> dict[str, object]:
@@ -99,21 +115,24 @@ class ZerOScheme(Scheme):
     def options(self) -> dict[str, object]:
         return {"norm": self.norm} if self.hadamard else {}
 
-    def weight_rule(self, module: nn.Module, role: str) -> WeightRule | None:
+    def weight_rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
         if not isinstance(module, MATRIX_LAYER_TYPES):
             return None
-        if role == "classifier":
+        if layer.role == "classifier":
             return _zeros("classifier starts at 0 (ZerO): the output is 0 at init")
-        if role == "branch_last":
+        if layer.role == "branch_last":
             return _zeros("last layer of a residual branch starts at 0: the block is the identity")
         groups, transposed = layer_geometry(module)
         p, q = layer_shape(module)
         where = f"{p}x{q}" + (f" per group (groups={groups})" if groups > 1 else "")
-        if not self.hadamard or p <= q:
-            kind = zero_rule(p, q) if p <= q else "partial_identity"
+        if not self.hadamard or p <= q or layer.role == "pre_hadamard":
+            kind = "identity" if p == q else "partial_identity"
+            why = "identity" if p == q else "partial identity I*"
+            if layer.role == "pre_hadamard" and p > q:
+                why += " (a fixed Hadamard transform follows: together they give the Hadamard block)"
             return WeightRule(
                 kind,
-                f"{where}: {'identity' if p == q else 'partial identity I*'} on the centre tap",
+                f"{where}: {why} on the centre tap",
                 lambda w, g: partial_identity_(w, groups=groups, transposed=transposed),
             )
         c = hadamard_scale(p, self.norm)
@@ -125,25 +144,41 @@ class ZerOScheme(Scheme):
 
 
 class ConstNetScheme(Scheme):
-    """ConstNet: channel averaging (:func:`const_avg_`) everywhere, zeros for branch-last and classifier."""
+    """ConstNet: channel averaging (:func:`const_avg_`) everywhere, zeros for branch-last and classifier.
+
+    ``s > 0`` is the paper's partially random ConstNet: branch-last (residual)
+    convs are drawn as ``s x He`` (normal, fan_out as in the official code)
+    instead of 0. ``c < 1`` mixes noise into the averaging layers.
+    """
 
     name = "constnet"
 
-    def __init__(self, c: float = 1.0, gain: float = 1.0) -> None:
+    def __init__(self, c: float = 1.0, gain: float = 1.0, s: float = 0.0) -> None:
         if not 0.0 <= c <= 1.0:
             raise ValueError(f"scheme option c={c!r} is not supported; c must lie in [0, 1]")
-        self.c, self.gain = c, gain
-        self.uses_generator = c < 1.0
+        if s < 0:
+            raise ValueError(f"scheme option s={s!r} is not supported; s must be >= 0")
+        self.c, self.gain, self.s = c, gain, s
+        self.uses_generator = c < 1.0 or s > 0
 
     def options(self) -> dict[str, object]:
-        return {"c": self.c, "gain": self.gain}
+        return {"c": self.c, "gain": self.gain, "s": self.s}
 
-    def weight_rule(self, module: nn.Module, role: str) -> WeightRule | None:
+    def weight_rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
         if not isinstance(module, MATRIX_LAYER_TYPES):
             return None
-        if role == "classifier":
+        if layer.role == "classifier":
             return _zeros("classifier starts at 0 (ConstNet): first loss is ln(num_classes)")
-        if role == "branch_last":
+        if layer.role == "branch_last" and self.s > 0:
+            groups, transposed = layer_geometry(module)
+            s = self.s
+            return WeightRule(
+                "scaled_kaiming",
+                f"residual conv = {s:g} x He (fan_out): partially random ConstNet",
+                lambda w, g: rnd.kaiming_normal_(w, generator=g, mode="fan_out", groups=groups,
+                                                 transposed=transposed).mul_(s),
+            )
+        if layer.role == "branch_last":
             return _zeros("residual conv starts at 0 (ConstNet): every block is the identity")
         groups, transposed = layer_geometry(module)
         c, gain = self.c, self.gain
@@ -178,17 +213,19 @@ class RandomScheme(Scheme):
             raise ValueError(f"scheme option mode={mode!r} is not supported; choose one of {rnd.FAN_MODES}")
         if distribution not in ("normal", "uniform"):
             raise ValueError(f"scheme option distribution={distribution!r}; choose 'normal' or 'uniform'")
-        self.name, self.mode, self.distribution, self.zero_init_last = kind, mode, distribution, zero_init_last
+        self.name = self.kind = kind
+        self.mode, self.distribution, self.zero_init_last = mode, distribution, zero_init_last
 
     def options(self) -> dict[str, object]:
         opts: dict[str, object] = {"zero_init_last": self.zero_init_last}
-        if self.name != "orthogonal":
+        if self.kind != "orthogonal":
             opts["distribution"] = self.distribution
-        if self.name == "kaiming":
+        if self.kind == "kaiming":
             opts["mode"] = self.mode
         return opts
 
-    def weight_rule(self, module: nn.Module, role: str) -> WeightRule | None:
+    def weight_rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
+        role = layer.role
         if isinstance(module, nn.Embedding):
             return WeightRule("normal", "embedding: N(0, 1) as torch's default", lambda w, g: rnd.normal_(w, generator=g))
         if not isinstance(module, MATRIX_LAYER_TYPES):
@@ -197,9 +234,9 @@ class RandomScheme(Scheme):
             return _zeros("zero_init_last: last layer of a residual branch starts at 0")
         groups, transposed = layer_geometry(module)
         geometry = {"groups": groups, "transposed": transposed}
-        if self.name == "orthogonal":
+        if self.kind == "orthogonal":
             return WeightRule("orthogonal", "orthogonal rows/columns, gain 1", lambda w, g: rnd.orthogonal_(w, generator=g))
-        if self.name == "xavier":
+        if self.kind == "xavier":
             fn = rnd.xavier_normal_ if self.distribution == "normal" else rnd.xavier_uniform_
             return WeightRule(f"xavier_{self.distribution}", "Glorot: var = 2/(fan_in+fan_out)", lambda w, g: fn(w, generator=g, **geometry))
         fn = rnd.kaiming_normal_ if self.distribution == "normal" else rnd.kaiming_uniform_
@@ -211,6 +248,60 @@ class RandomScheme(Scheme):
         )
 
 
+class GatedScheme(RandomScheme):
+    """SkipInit (Kaiming weights) and ReZero (Xavier weights): every residual branch gated by alpha = 0.
+
+    The gates are :class:`detinit.nn.ScalarGate` modules of the model, which
+    set themselves to 0 under these schemes; a model without them is refused.
+    """
+
+    requires_gates = True
+
+    def __init__(self, name: str, **options: object) -> None:
+        super().__init__("kaiming" if name == "skipinit" else "xavier", **options)  # type: ignore[arg-type]
+        self.name = name
+
+
+class FixupScheme(Scheme):
+    r"""Fixup (Zhang, Dauphin & Ma 2019).
+
+    Classifier and the last layer of every residual branch at 0; the other
+    layers of a branch He-normal (fan_in) times :math:`L^{-1/(2m-2)}`, with
+    ``L`` residual branches in the model and ``m`` layers in the branch;
+    layers outside branches He-normal. The model's scalar multipliers start at
+    1 and its scalar biases at 0 (:mod:`detinit.nn.gates`).
+    """
+
+    name = "fixup"
+    uses_generator = True
+
+    def weight_rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
+        if isinstance(module, nn.Embedding):
+            return WeightRule("normal", "embedding: N(0, 1) as torch's default", lambda w, g: rnd.normal_(w, generator=g))
+        if not isinstance(module, MATRIX_LAYER_TYPES):
+            return None
+        if layer.role == "classifier":
+            return _zeros("classifier starts at 0 (Fixup)")
+        if layer.role == "branch_last":
+            return _zeros("last layer of a residual branch starts at 0 (Fixup)")
+        groups, transposed = layer_geometry(module)
+        scale, why = 1.0, "He normal (fan_in)"
+        if layer.role == "branch":
+            big_l, m = layer.num_branches, layer.branch_depth
+            if m < 2 or big_l < 1:
+                raise ValueError(
+                    f"fixup: a 'branch' layer needs a block with at least 2 branch layers and a model with "
+                    f"residual branches; got m={m}, L={big_l}"
+                )
+            scale = big_l ** (-1.0 / (2 * m - 2))
+            why = f"He normal (fan_in) x L^(-1/(2m-2)) = {big_l}^(-1/{2 * m - 2}) = {scale:.4g}"
+        return WeightRule(
+            "fixup_scaled" if layer.role == "branch" else "kaiming_normal",
+            why,
+            lambda w, g: rnd.kaiming_normal_(w, generator=g, groups=groups, transposed=transposed).mul_(scale),
+        )
+
+
 SCHEMES: dict[str, Callable[..., Scheme]] = {
     "zero": lambda **kw: ZerOScheme(hadamard=True, **kw),
     "partial_identity": lambda **kw: ZerOScheme(hadamard=False, **kw),
@@ -218,6 +309,9 @@ SCHEMES: dict[str, Callable[..., Scheme]] = {
     "kaiming": lambda **kw: RandomScheme("kaiming", **kw),
     "xavier": lambda **kw: RandomScheme("xavier", **kw),
     "orthogonal": lambda **kw: RandomScheme("orthogonal", **kw),
+    "fixup": FixupScheme,
+    "skipinit": lambda **kw: GatedScheme("skipinit", **kw),
+    "rezero": lambda **kw: GatedScheme("rezero", **kw),
 }
 
 

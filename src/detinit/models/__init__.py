@@ -1,0 +1,28 @@
+"""Architectures of both papers and the usual baselines, behind a registry.
+
+>>> from detinit.models import create_model
+>>> net = create_model("zero_resnet20", num_classes=10, in_chans=1)
+>>> bool(net(torch.zeros(2, 1, 28, 28)).abs().sum() == 0)
+True
+"""
+
+import torch  # noqa: F401  (used by the doctest above)
+
+from . import constnet, mlp, resnet, zero_resnet  # noqa: F401  (registers the models)
+from .constnet import ConstNet, LeakyNet
+from .mlp import MLP
+from .registry import create_model, list_models, model_entry, register_model
+from .resnet import ResNet
+from .zero_resnet import ZerOResNet
+
+__all__ = [
+    "MLP",
+    "ConstNet",
+    "LeakyNet",
+    "ResNet",
+    "ZerOResNet",
+    "create_model",
+    "list_models",
+    "model_entry",
+    "register_model",
+]

@@ -1,0 +1,33 @@
+"""Small constructors shared by the model files."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..nn import ScalarBias
+
+NORMS = ("bn", "none")
+
+
+def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    """Raise a ``ValueError`` naming the argument and the allowed values."""
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not supported; choose one of {allowed}")
+
+
+def conv3x3(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
+
+
+def conv1x1(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False)
+
+
+def norm_or_bias(norm: str, channels: int) -> nn.Module:
+    """BatchNorm in ``"bn"`` mode; a Fixup scalar bias in ``"none"`` mode."""
+    return nn.BatchNorm2d(channels) if norm == "bn" else ScalarBias()
+
+
+def bias_if_free(norm: str) -> nn.Module:
+    """A Fixup scalar bias in ``"none"`` mode, nothing in ``"bn"`` mode."""
+    return ScalarBias() if norm == "none" else nn.Identity()

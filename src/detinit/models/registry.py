@@ -1,0 +1,81 @@
+"""Model registry: stable names for configs and the CLI.
+
+>>> "zero_resnet18" in list_models()
+True
+>>> model = create_model("resnet20", num_classes=10, init="zero")
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from ..init import initialize
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered constructor and the scheme it is initialised with by default."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    default_init: str
+    description: str
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, default_init: str, description: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: register ``builder`` under ``name``."""
+
+    def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = ModelEntry(name, builder, default_init, description)
+        return builder
+
+    return wrap
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching a glob ``pattern``."""
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The registry entry of ``name``; a ``ValueError`` with close matches if unknown."""
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, _REGISTRY, n=4, cutoff=0.5)
+        hint = f" Close matches: {', '.join(close)}." if close else ""
+        raise ValueError(f"unknown model {name!r}.{hint} Available: {', '.join(list_models())}")
+    return _REGISTRY[name]
+
+
+def create_model(name: str, *, init: str | None = None, seed: int = 0, init_options: dict | None = None,
+                 **kwargs: object) -> nn.Module:
+    """Build a registered model and initialise it.
+
+    Args:
+        name: a name from :func:`list_models`.
+        init: scheme for :func:`detinit.initialize`; default the model's own
+            (``zero`` for ZerO ResNets, ``constnet`` for ConstNets, ``kaiming``
+            otherwise).
+        seed: seed of the initialisation's generator (random schemes).
+        init_options: scheme options, e.g. ``{"norm": "paper"}``.
+        **kwargs: the constructor's arguments (``num_classes``, ``in_chans``, ``norm``, ...).
+
+    The report of the initialisation is kept as ``model.init_report``.
+    """
+    entry = model_entry(name)
+    try:
+        model = entry.builder(**kwargs)
+    except TypeError as err:
+        raise ValueError(f"create_model({name!r}): {err}") from None
+    report = initialize(model, init or entry.default_init, seed=seed, **(init_options or {}))
+    model.init_report = report
+    return model

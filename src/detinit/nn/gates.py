@@ -1,0 +1,61 @@
+"""Scalar gates and biases of normalisation-free residual networks.
+
+* :class:`ScalarBias`: a learnable scalar added to a tensor, starts at 0
+  (Fixup's scalar biases).
+* :class:`ScalarGate`: a learnable scalar multiplying a residual branch.
+  It starts at 1 (Fixup's multiplier; ZerO's no-BN ResNets) under every scheme
+  except ``skipinit`` and ``rezero``, where it starts at 0 (De & Smith 2020;
+  Bachlechner et al. 2020).
+
+Both initialise themselves through the ``detinit_init_`` hook, so
+:func:`detinit.initialize` reports what they got.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ZERO_GATE_SCHEMES = ("skipinit", "rezero")
+
+
+class ScalarBias(nn.Module):
+    """``x + b`` with a scalar ``b`` (starts at 0)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.bias
+
+    @torch.no_grad()
+    def detinit_init_(self, scheme: str, generator: torch.Generator) -> dict[str, str]:
+        self.bias.zero_()
+        return {"bias": "scalar bias starts at 0 (Fixup)"}
+
+
+class ScalarGate(nn.Module):
+    """``alpha * x`` with a scalar ``alpha``: 1 at init, 0 under skipinit / rezero.
+
+    >>> from detinit import initialize
+    >>> gate = ScalarGate()
+    >>> _ = initialize(gate, "rezero"); gate.weight.item()
+    0.0
+    """
+
+    is_residual_gate = True  # what detinit.initialize looks for under skipinit / rezero
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight
+
+    @torch.no_grad()
+    def detinit_init_(self, scheme: str, generator: torch.Generator) -> dict[str, str]:
+        value = 0.0 if scheme in ZERO_GATE_SCHEMES else 1.0
+        self.weight.fill_(value)
+        why = f"{scheme}: residual branch gated off" if value == 0 else "branch multiplier starts at 1"
+        return {"weight": f"scalar gate = {value:g} ({why})"}
