@@ -1,0 +1,32 @@
+"""The command line: the demo prints the report and the step-0 diagnostics."""
+
+import pytest
+
+from detinit.cli import main
+
+
+def test_demo_prints_report_check_and_gradient_steps(capsys):
+    assert main(["demo", "--batch-size", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "scheme=zero (norm=orthonormal)" in out
+    assert "check_zero_one (magnitude): all 63 trainable tensors pass" in out
+    assert "max |logit| at init      0" in out
+    assert "step 0:   2 of 63 tensors get a non-zero gradient  [fc.weight, fc.bias]" in out
+
+
+def test_demo_full_report_other_model_and_scheme(capsys):
+    assert main(["demo", "--model", "constnet_10_2", "--in-chans", "3", "--image-size", "32", "--batch-size", "2",
+                 "--full-report"]) == 0
+    out = capsys.readouterr().out
+    assert "scheme=constnet" in out and "conv1.weight" in out and "every output = mean of the inputs" in out
+    assert main(["demo", "--init", "kaiming", "--batch-size", "2"]) == 0
+    assert "fail" in capsys.readouterr().out  # random weights are not zeros and ones
+
+
+def test_list_and_bad_arguments(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "zero_resnet18" in out and "schemes: constnet, fixup" in out
+    with pytest.raises(SystemExit):
+        main(["demo", "--model", "resnet21"])
+    assert "invalid choice: 'resnet21'" in capsys.readouterr().err
