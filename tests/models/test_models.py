@@ -25,7 +25,7 @@ def test_forward_backward_every_model(name):
     size = 64 if name in IMAGENET else 32
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
     if mlp:
-        kwargs["in_features"] = 3 * size * size
+        kwargs.update(in_chans=3, image_size=size)
     for init in (None, "kaiming"):
         model = create_model(name, num_classes=7, init=init, **kwargs)
         out = model(x)
@@ -39,11 +39,7 @@ def test_forward_backward_every_model(name):
 
 @pytest.mark.parametrize("name", [n for n in list_models() if n not in HEAVY and n not in IMAGENET])
 def test_one_channel_28x28(name):
-    kwargs = dict(SMALL.get(name, {}))
-    if "mlp" in name:
-        kwargs["in_features"] = 784
-    model = create_model(name, num_classes=10, in_chans=1, **kwargs) if "mlp" not in name else \
-        create_model(name, num_classes=10, **kwargs)
+    model = create_model(name, num_classes=10, in_chans=1, **SMALL.get(name, {}))
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
 
 

@@ -72,3 +72,14 @@ def test_gates_forward():
     g, b = ScalarGate(), ScalarBias()
     x = torch.randn(3)
     assert torch.equal(g(x), x) and torch.equal(b(x), x)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_hadamard_transform_on_cuda_matches_cpu():
+    x = torch.randn(2, 96, 4, 4, dtype=torch.float64, requires_grad=True)
+    xc = x.detach().cuda().requires_grad_()
+    t = HadamardTransform(96)
+    torch.testing.assert_close(t(xc).cpu(), t(x))
+    t(xc).sum().backward()
+    t(x).sum().backward()
+    torch.testing.assert_close(xc.grad.cpu(), x.grad)
