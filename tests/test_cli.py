@@ -30,3 +30,14 @@ def test_list_and_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--model", "resnet21"])
     assert "invalid choice: 'resnet21'" in capsys.readouterr().err
+
+
+def test_inspect_prints_every_diagnostic_and_writes_plots(capsys, tmp_path):
+    assert main(["inspect", "constnet_10_2", "--in-chans", "3", "--image-size", "16", "--batch-size", "4",
+                 "--out", str(tmp_path), "--max-rows", "100", "--lanczos-steps", "4"]) == 0
+    out = capsys.readouterr().out
+    for heading in ("Signal propagation", "Feature diversity", "Weight symmetry", "Diversity = -inf", "Rank",
+                    "Jacobian input -> features", "Gradient at init"):
+        assert heading in out
+    for name in ("signal_propagation.png", "feature_diversity.png", "rank.png"):
+        assert (tmp_path / name).stat().st_size > 5000

@@ -1,9 +1,12 @@
-"""Command line: ``detinit demo | list``.
+"""Command line: ``detinit demo | inspect | list``.
 
 ``detinit demo`` builds a ZerO ResNet, initialises it, and prints what the
 initialisation did and what it means at step 0: the per-parameter report,
 the zeros-and-ones check, the output at init and which parameters receive a
 gradient in the first SGD steps.
+
+``detinit inspect MODEL --init SCHEME`` prints every diagnostic at
+initialisation as tables and writes PNG plots.
 """
 
 from __future__ import annotations
@@ -17,7 +20,16 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
-from .diagnostics import gradient_at_init
+from ._table import format_table
+from .diagnostics import (
+    diversity_score,
+    feature_diversity,
+    gradient_at_init,
+    jacobian_singular_values,
+    rank_table,
+    signal_propagation,
+    weight_symmetry,
+)
 from .init import check_zero_one, list_schemes
 from .models import create_model, list_models, model_entry
 
@@ -51,11 +63,72 @@ def run_demo(args: argparse.Namespace) -> int:
     loss = F.cross_entropy(logits, y).item()
     print(f"  max |logit| at init      {logits.abs().max().item():.3g}")
     print(f"  loss at init             {loss:.6f}   (ln {args.num_classes} = {math.log(args.num_classes):.6f})")
+    _print_gradient_steps(model, x, y, args.lr)
+    return 0
+
+
+def _print_gradient_steps(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float) -> None:
     total = len(list(model.parameters()))
-    for step in gradient_at_init(model, x, y, steps=3, lr=args.lr):
+    for step in gradient_at_init(model, x, y, steps=3, lr=lr):
         moving = step.moving
         names = ", ".join(moving[:4]) + (", ..." if len(moving) > 4 else "")
         print(f"  step {step.step}: {len(moving):3d} of {total} tensors get a non-zero gradient  [{names}]")
+
+
+class _FeatureExtractor(torch.nn.Module):
+    """``model.forward_features`` as a module (the classifier starts at 0 under ZerO and ConstNet)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_features(x)
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    """Every diagnostic at initialisation: tables on stdout, PNG plots in ``--out``."""
+    from .diagnostics.plots import plot_feature_diversity, plot_rank, plot_signal_propagation
+
+    torch.set_num_threads(args.threads)
+    model = create_model(args.model, init=args.init, num_classes=args.num_classes, in_chans=args.in_chans,
+                         seed=args.seed)
+    scheme = model.init_report.scheme
+    x, y = _demo_batch(args)
+    print(f"{args.model} under {scheme}; batch of {args.batch_size} synthetic N(0, 1) images "
+          f"{args.in_chans}x{args.image_size}x{args.image_size} (seed {args.seed})\n")
+    signal = signal_propagation(model, x, y)
+    print("Signal propagation (per block or layer):")
+    print(format_table(["point", "C", "mean^2", "variance", "grad RMS"],
+                       [(r.name, r.channels, r.mean_sq, r.var, r.grad_rms) for r in signal]))
+    features = feature_diversity(model.eval(), x)
+    model.train()
+    print("\nFeature diversity (eval mode):")
+    print(format_table(["point", "C", "channel var", "participation ratio", "max channel diff"],
+                       [(r.name, r.channels, r.channel_variance, r.participation_ratio, r.max_channel_difference)
+                        for r in features]))
+    symmetry = weight_symmetry(model, max_rows=args.max_rows)
+    print(f"\nWeight symmetry (mean row correlation; 1 = symmetric). Diversity = {diversity_score(symmetry):.4g}")
+    print(format_table(["layer", "all", "forward", "backward"],
+                       [(r.name, r.all, r.forward, r.backward) for r in symmetry]))
+    ranks = rank_table(model)
+    print("\nRank (numerical rank tolerance: sigma_max * max(P, Q) * eps of the weight dtype):")
+    print(format_table(["layer", "shape", "effective", "stable", "numerical", "rank(W - I)"],
+                       [(r.name, "x".join(map(str, r.shape)), r.effective_rank, r.stable_rank, r.numerical_rank,
+                         r.rank_w_minus_i) for r in ranks]))
+    body = _FeatureExtractor(model) if hasattr(model, "forward_features") else model
+    sv = jacobian_singular_values(body, x[:1], num_steps=args.lanczos_steps)
+    what = "input -> features (before the classifier)" if body is not model else "input -> output"
+    print(f"\nJacobian {what} at one input, {len(sv)} Lanczos Ritz values: "
+          f"sigma_max {sv.max().item():.4g}, sigma_min {sv.min().item():.4g}")
+    print("\nGradient at init (plain SGD on this batch, on a copy of the model):")
+    _print_gradient_steps(model, x, y, args.lr)
+    out = args.out
+    title = f"{args.model} / {scheme}"
+    paths = [plot_signal_propagation(signal, f"{out}/signal_propagation.png", title),
+             plot_feature_diversity(features, f"{out}/feature_diversity.png", title),
+             plot_rank(ranks, f"{out}/rank.png", title)]
+    print("\nplots: " + ", ".join(str(p) for p in paths))
     return 0
 
 
@@ -81,22 +154,35 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--init", default=None, choices=list_schemes(), help="scheme (default: the model's own)")
+    parser.add_argument("--num-classes", type=int, default=10)
+    parser.add_argument("--in-chans", type=int, default=1)
+    parser.add_argument("--image-size", type=int, default=28)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=min(2, torch.get_num_threads()))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="detinit", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"detinit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="initialise a ZerO ResNet and show what the initialisation does")
     demo.add_argument("--model", default="zero_resnet20", choices=list_models(), metavar="NAME")
-    demo.add_argument("--init", default=None, choices=list_schemes(), help="scheme (default: the model's own)")
-    demo.add_argument("--num-classes", type=int, default=10)
-    demo.add_argument("--in-chans", type=int, default=1)
-    demo.add_argument("--image-size", type=int, default=28)
-    demo.add_argument("--batch-size", type=int, default=32)
-    demo.add_argument("--lr", type=float, default=0.1)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--threads", type=int, default=min(2, torch.get_num_threads()))
+    _model_arguments(demo)
     demo.add_argument("--full-report", action="store_true", help="print every parameter's rule and reason")
     demo.set_defaults(func=run_demo)
+    inspect = sub.add_parser("inspect", help="every diagnostic of a model at initialisation, with plots")
+    inspect.add_argument("model", choices=list_models(), metavar="MODEL")
+    _model_arguments(inspect)
+    inspect.add_argument("--data", default="synthetic", choices=["synthetic"],
+                         help="input batch (real datasets come with the trainer)")
+    inspect.add_argument("--out", default="runs/inspect", help="folder for the PNG plots")
+    inspect.add_argument("--max-rows", type=int, default=1000, help="rows sampled for weight correlations")
+    inspect.add_argument("--lanczos-steps", type=int, default=16)
+    inspect.set_defaults(func=run_inspect)
     listing = sub.add_parser("list", help="list models and schemes")
     listing.set_defaults(func=run_list)
     return parser

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
+from .._table import format_table
+
 UNKNOWN = "unknown"
 FROZEN = "frozen"
 
@@ -68,18 +70,11 @@ class InitReport:
 
     def table(self) -> str:
         """A fixed-width table: parameter, module, shape, role, rule, reason."""
-        header = ("parameter", "module", "shape", "role", "rule", "reason")
         rows = [
             (r.name, r.module_type, "x".join(map(str, r.shape)) or "scalar", r.role, r.rule, r.reason)
             for r in self.records
         ]
-        widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header) - 1)]
-        lines = []
-        for row in [header, *rows]:
-            cells = [str(cell).ljust(width) for cell, width in zip(row[:-1], widths)]
-            lines.append("  ".join(cells + [str(row[-1])]).rstrip())
-        lines.insert(1, "  ".join("-" * w for w in widths) + "  ------")
-        return "\n".join(lines)
+        return format_table(("parameter", "module", "shape", "role", "rule", "reason"), rows)
 
     def __str__(self) -> str:
         opts = ", ".join(f"{k}={v}" for k, v in self.options.items())

@@ -1,0 +1,44 @@
+"""Recording module outputs with forward hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from ..init.schemes import MATRIX_LAYER_TYPES
+
+
+def probe_points(model: nn.Module, at: str = "auto") -> list[tuple[str, nn.Module]]:
+    """Where to measure: ``"blocks"`` (modules declaring ``detinit_roles``, i.e. residual blocks),
+    ``"layers"`` (every Linear / conv), or ``"auto"`` (blocks if the model has any, else layers)."""
+    if at not in ("auto", "blocks", "layers"):
+        raise ValueError(f"at={at!r} is not supported; choose 'auto', 'blocks' or 'layers'")
+    blocks = [(n, m) for n, m in model.named_modules() if n and callable(getattr(m, "detinit_roles", None))]
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, MATRIX_LAYER_TYPES)]
+    if at == "blocks" or (at == "auto" and blocks):
+        if not blocks:
+            raise ValueError(f"{type(model).__name__} has no residual blocks (modules with detinit_roles); use at='layers'")
+        return blocks
+    return layers
+
+
+@contextmanager
+def record_outputs(points: list[tuple[str, nn.Module]], retain_grad: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+    """Collect each point's output (last call wins) while the block runs."""
+    outputs: dict[str, torch.Tensor] = {}
+    handles = []
+    for name, module in points:
+        def hook(mod: nn.Module, inputs: object, output: torch.Tensor, name: str = name) -> None:
+            if isinstance(output, torch.Tensor):
+                if retain_grad and output.requires_grad:
+                    output.retain_grad()
+                outputs[name] = output
+        handles.append(module.register_forward_hook(hook))
+    try:
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()
