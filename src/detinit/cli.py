@@ -1,4 +1,4 @@
-"""Command line: ``detinit demo | inspect | list``.
+"""Command line: ``detinit demo | inspect | train | list``.
 
 ``detinit demo`` builds a ZerO ResNet, initialises it, and prints what the
 initialisation did and what it means at step 0: the per-parameter report,
@@ -7,11 +7,15 @@ gradient in the first SGD steps.
 
 ``detinit inspect MODEL --init SCHEME`` prints every diagnostic at
 initialisation as tables and writes PNG plots.
+
+``detinit train --config FILE [--set key=value ...]`` trains one run into a
+run directory (resuming it if it exists); the common flags override the file.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import sys
 from collections.abc import Sequence
@@ -145,12 +149,49 @@ def _short_report(report: object) -> str:
     return "\n".join(lines)
 
 
+_TRAIN_FLAGS = {  # flag dest -> config key
+    "model": "model", "init": "init", "data": "data", "data_root": "data_root", "epochs": "epochs",
+    "batch_size": "batch_size", "lr": "lr", "seed": "seed", "symmetry": "symmetry", "threads": "threads",
+}
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train one run from a config file plus overrides."""
+    from .data import DataError
+    from .train import ConfigError, TrainConfig, TrainingDiverged, train
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        config = TrainConfig.load(args.config) if args.config else TrainConfig()
+        flags = [f"{key}={getattr(args, dest)}" for dest, key in _TRAIN_FLAGS.items() if getattr(args, dest) is not None]
+        config = config.apply_overrides(flags + list(args.set or []))
+        out = args.out or f"runs/{config.model}-{config.init or 'default'}-{config.data}-seed{config.seed}"
+        print(f"run directory: {out}")
+        result = train(config, out, resume=not args.no_resume)
+    except (ConfigError, DataError) as err:
+        print(f"detinit train: {err}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as err:
+        print(f"detinit train: {err}", file=sys.stderr)
+        return 3
+    final = result.final
+    if final:
+        print(f"done: {len(result.history)} epochs; test accuracy {final['test_acc']:.4f}, test loss "
+              f"{final['test_loss']:.4f}")
+    return 0
+
+
 def run_list(args: argparse.Namespace) -> int:
     print("models:")
     for name in list_models():
         entry = model_entry(name)
         print(f"  {name:24s} default init {entry.default_init:9s} {entry.description}")
     print("schemes: " + ", ".join(list_schemes()))
+    from .data import list_datasets
+    from .symmetry import MECHANISMS
+
+    print("datasets: " + ", ".join(list_datasets()))
+    print("symmetry mechanisms: " + ", ".join(MECHANISMS))
     return 0
 
 
@@ -183,7 +224,24 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--max-rows", type=int, default=1000, help="rows sampled for weight correlations")
     inspect.add_argument("--lanczos-steps", type=int, default=16)
     inspect.set_defaults(func=run_inspect)
-    listing = sub.add_parser("list", help="list models and schemes")
+    tr = sub.add_parser("train", help="train one run (a run directory; resumes if it exists)")
+    tr.add_argument("--config", help="YAML or TOML config file (keys of detinit.train.TrainConfig)")
+    tr.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable); "
+                    "dict keys as model_args.norm=none")
+    tr.add_argument("--model")
+    tr.add_argument("--init")
+    tr.add_argument("--data")
+    tr.add_argument("--data-root")
+    tr.add_argument("--epochs", type=int)
+    tr.add_argument("--batch-size", type=int)
+    tr.add_argument("--lr", type=float)
+    tr.add_argument("--seed", type=int)
+    tr.add_argument("--symmetry", help="symmetry-breaking mechanism (none, gpu, rounding, dropout, ...)")
+    tr.add_argument("--threads", type=int)
+    tr.add_argument("--out", help="run directory (default runs/MODEL-INIT-DATA-seedS)")
+    tr.add_argument("--no-resume", action="store_true", help="start from scratch even if a checkpoint exists")
+    tr.set_defaults(func=run_train)
+    listing = sub.add_parser("list", help="list models, schemes, datasets and symmetry mechanisms")
     listing.set_defaults(func=run_list)
     return parser
 

@@ -155,6 +155,11 @@ class Mechanism:
                 self._handles.append(module.register_forward_hook(self._branch_hook))
         return self
 
+    def reseed(self, seed: int) -> None:
+        """Restart the mechanism's random stream (the trainer does this every epoch, for exact resume)."""
+        if self._generator is not None:
+            self._generator.manual_seed(seed)
+
     def detach(self) -> None:
         """Remove hooks and restore torch's determinism flags (weight noise stays: it is a perturbation)."""
         for handle in self._handles:

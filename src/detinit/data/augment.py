@@ -1,0 +1,47 @@
+"""Batch-level normalisation and augmentation on tensors (seeded, vectorised).
+
+``random_crop_flip``: reflect-pad by ``pad`` pixels, crop back to the original
+size at a random offset per image, and flip horizontally with probability 1/2
+-- the CIFAR recipe of both papers -- for a whole batch with two gathers.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def to_float(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """``uint8`` images to ``(x / 255 - mean) / std`` per channel; float images to ``(x - mean) / std``."""
+    x = images.float()
+    if images.dtype == torch.uint8:
+        x = x / 255.0
+    shape = (1, -1) + (1,) * (images.dim() - 2)
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(shape)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(shape)
+    return (x - m) / s
+
+
+def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4, flip: bool = True) -> torch.Tensor:
+    """Random ``pad``-pixel reflect-padded crops and horizontal flips of a batch ``(N, C, H, W)``.
+
+    >>> x = torch.arange(16.0).view(1, 1, 4, 4)
+    >>> random_crop_flip(x, torch.Generator().manual_seed(0), pad=0, flip=False).equal(x)
+    True
+    """
+    if x.dim() != 4:
+        raise ValueError(f"random_crop_flip expects (N, C, H, W), got shape {tuple(x.shape)}")
+    n, _, h, w = x.shape
+    out = x
+    if pad > 0:
+        padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+        dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
+        dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
+        rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])  # (N, H)
+        cols = (dx[:, None] + torch.arange(w, device=x.device)[None, :])  # (N, W)
+        out = padded.gather(2, rows[:, None, :, None].expand(-1, x.shape[1], -1, padded.shape[3]))
+        out = out.gather(3, cols[:, None, None, :].expand(-1, x.shape[1], h, -1))
+    if flip:
+        mirror = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+        out = torch.where(mirror[:, None, None, None], out.flip(3), out)
+    return out

@@ -1,0 +1,111 @@
+"""In-memory image datasets and the dataset registry.
+
+Every dataset is small enough to live in memory as one tensor: images as
+``uint8`` ``(N, C, H, W)`` (or ``float32`` for generated data), labels as
+``int64``. Batching, normalisation and augmentation happen on whole batches
+(:mod:`detinit.data.loader`), which keeps the CPU busy with the model, not
+with Python per-sample code.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+
+class DataError(RuntimeError):
+    """A dataset file is missing, corrupt or unreadable; the message says which and how to get it."""
+
+
+@dataclass(frozen=True)
+class ArrayDataset:
+    """Images, labels and what is needed to normalise them."""
+
+    name: str
+    split: str
+    images: torch.Tensor  # (N, C, H, W) uint8 or float32, or (N, C, L) for 1-D signals
+    labels: torch.Tensor  # (N,) int64
+    num_classes: int
+    mean: tuple[float, ...]  # per channel, on the [0, 1] scale for uint8 images
+    std: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if self.images.shape[0] != self.labels.shape[0]:
+            raise DataError(f"{self.name}/{self.split}: {self.images.shape[0]} images but {self.labels.shape[0]} labels")
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def in_chans(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.images.shape[-1])
+
+    def subset(self, n: int | None, seed: int = 0) -> ArrayDataset:
+        """A class-stratified-by-chance random subset of ``n`` examples (the whole set if ``n`` is None)."""
+        if n is None or n >= len(self):
+            return self
+        if n < 1:
+            raise ValueError(f"subset size must be >= 1, got {n}")
+        keep = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+        return replace(self, images=self.images[keep], labels=self.labels[keep])
+
+
+def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std (on the [0, 1] scale for uint8 images), computed in float64."""
+    x = images.double()
+    if images.dtype == torch.uint8:
+        x = x / 255.0
+    flat = x.transpose(0, 1).reshape(images.shape[1], -1)
+    return tuple(flat.mean(1).tolist()), tuple(flat.std(1).clamp(min=1e-8).tolist())
+
+
+def cache_dir() -> Path:
+    """Where fetched data lives: ``$DETINIT_CACHE``, else ``$XDG_CACHE_HOME/detinit``, else ``~/.cache/detinit``."""
+    if os.environ.get("DETINIT_CACHE"):
+        return Path(os.environ["DETINIT_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "detinit"
+
+
+Loader = Callable[..., ArrayDataset]
+_DATASETS: dict[str, tuple[Loader, str]] = {}
+
+
+def register_dataset(name: str, description: str) -> Callable[[Loader], Loader]:
+    def wrap(fn: Loader) -> Loader:
+        _DATASETS[name] = (fn, description)
+        return fn
+
+    return wrap
+
+
+def list_datasets() -> dict[str, str]:
+    """Names and one-line descriptions."""
+    return {name: desc for name, (_, desc) in sorted(_DATASETS.items())}
+
+
+def load_dataset(name: str, split: str = "train", *, root: str | Path | None = None, subset: int | None = None,
+                 seed: int = 0, **options: object) -> ArrayDataset:
+    """Load split ``"train"`` or ``"test"`` of a registered dataset (``root`` for data on disk).
+
+    >>> ds = load_dataset("synthetic", "train", num_examples=64)
+    >>> ds.images.shape, ds.num_classes
+    (torch.Size([64, 1, 28, 28]), 10)
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split={split!r} is not supported; choose 'train' or 'test'")
+    if name not in _DATASETS:
+        close = difflib.get_close_matches(name, _DATASETS, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(sorted(_DATASETS))}.{hint}")
+    loader, _ = _DATASETS[name]
+    dataset = loader(split=split, root=Path(root) if root is not None else None, **options)
+    return dataset.subset(subset, seed)

@@ -1,0 +1,72 @@
+"""Batches from an in-memory dataset: seeded shuffling, normalisation, augmentation, sharding for DDP.
+
+The order and augmentation of epoch ``e`` depend only on ``(seed, e)``, so a
+run resumed at an epoch boundary sees exactly the batches an uninterrupted
+run would have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from .augment import random_crop_flip, to_float
+from .base import ArrayDataset
+
+
+def derived_seed(seed: int, epoch: int, stream: int = 0) -> int:
+    """A seed for one epoch and one purpose (``stream``), from the run's seed alone."""
+    return (seed * 1_000_003 + epoch) * 7 + stream
+
+
+def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
+    """A generator for one epoch (and one purpose), independent of everything that ran before."""
+    return torch.Generator().manual_seed(derived_seed(seed, epoch, stream))
+
+
+class Batches:
+    """Iterate over ``dataset`` in batches of ``batch_size`` for epoch ``epoch``.
+
+    Args:
+        dataset: the data.
+        batch_size: global batch size (split across ``world_size`` ranks).
+        shuffle: a new permutation each epoch; ``drop_last`` drops a final partial batch.
+        augment: random crop (reflect-pad ``pad``) and horizontal flip (images only).
+        device: where batches go.
+        rank, world_size: this process's shard of every global batch (DDP).
+    """
+
+    def __init__(self, dataset: ArrayDataset, batch_size: int, *, shuffle: bool = False, drop_last: bool = False,
+                 augment: bool = False, pad: int = 4, seed: int = 0, device: torch.device | str = "cpu",
+                 rank: int = 0, world_size: int = 1) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if batch_size % world_size:
+            raise ValueError(f"batch_size={batch_size} must be divisible by the world size {world_size}")
+        if augment and dataset.images.dim() != 4:
+            raise ValueError(f"augment=True needs image data (N, C, H, W); {dataset.name} has {tuple(dataset.images.shape)}")
+        self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
+        self.augment, self.pad, self.seed, self.device = augment, pad, seed, torch.device(device)
+        self.rank, self.world_size = rank, world_size
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of epoch ``epoch`` (this rank's shard of each)."""
+        n = len(self.dataset)
+        order = torch.randperm(n, generator=epoch_generator(self.seed, epoch, 0)) if self.shuffle else torch.arange(n)
+        aug_gen = epoch_generator(self.seed, epoch, 1)
+        ds = self.dataset
+        for b in range(len(self)):
+            index = order[b * self.batch_size:(b + 1) * self.batch_size]
+            x = to_float(ds.images[index], ds.mean, ds.std)
+            if self.augment:
+                x = random_crop_flip(x, aug_gen, self.pad)  # drawn for the global batch: same on every rank
+            y = ds.labels[index]
+            if self.world_size > 1:
+                per_rank = -(-len(index) // self.world_size)
+                x, y = x[self.rank * per_rank:(self.rank + 1) * per_rank], y[self.rank * per_rank:(self.rank + 1) * per_rank]
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)

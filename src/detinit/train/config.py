@@ -1,0 +1,202 @@
+"""Training configuration: one validated dataclass, loadable from YAML or TOML, with ``key=value`` overrides.
+
+>>> cfg = TrainConfig.from_dict({"model": "resnet20", "epochs": 2})
+>>> cfg.apply_overrides(["lr=0.05", "model_args.norm=none"]).lr
+0.05
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("constant", "step", "cosine", "constnet")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is invalid; the message names it and what is allowed."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines one training run (with the seed and thread count, it reproduces the run)."""
+
+    # model and initialisation
+    model: str = "zero_resnet20"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None  # scheme; None = the model's own default
+    init_options: dict[str, Any] = field(default_factory=dict)
+    # data
+    data: str = "fashion_mnist"
+    data_root: str | None = None
+    data_args: dict[str, Any] = field(default_factory=dict)
+    train_subset: int | None = None
+    test_subset: int | None = None
+    augment: bool = False
+    # optimisation
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    milestones: list[int] = field(default_factory=list)  # epochs, for schedule="step"
+    gamma: float = 0.1  # step factor; "constnet" uses 0.2 at E-140, E-80, E-40
+    warmup_epochs: float = 0.0
+    label_smoothing: float = 0.0
+    max_steps_per_epoch: int | None = None  # cap, for smoke runs of paper-scale configs
+    # symmetry breaking and diagnostics
+    symmetry: str | None = None  # a mechanism of detinit.symmetry; None = torch's defaults
+    symmetry_args: dict[str, float] = field(default_factory=dict)
+    diagnostics_every: int = 0  # epochs; 0 = off
+    # run
+    seed: int = 0
+    threads: int | None = None  # torch threads on CPU; None = torch's default, recorded
+    device: str = "auto"
+    amp: bool = False  # bfloat16 autocast, CUDA only
+    compile: bool = False  # torch.compile, CUDA only
+    progress: bool = True
+    tensorboard: bool = True  # when the tensorboard package is installed
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build and validate; unknown keys are an error naming close matches."""
+        names = [f.name for f in fields(cls)]
+        unknown = [k for k in data if k not in names]
+        if unknown:
+            hints = [f"{k!r}" + (f" (did you mean {difflib.get_close_matches(k, names, 1)[0]!r}?)"
+                                 if difflib.get_close_matches(k, names, 1) else "") for k in unknown]
+            raise ConfigError(f"unknown config key(s) {', '.join(hints)}; allowed keys: {', '.join(names)}")
+        cfg = cls(**data)
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        """Read a ``.yaml``/``.yml`` or ``.toml`` file."""
+        return cls.from_dict(read_config_file(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def apply_overrides(self, assignments: list[str]) -> TrainConfig:
+        """A copy with ``key=value`` (or ``dict_key.sub=value``) assignments; values parse as YAML scalars."""
+        data = self.to_dict()
+        for item in assignments:
+            if "=" not in item:
+                raise ConfigError(f"override {item!r} must look like key=value")
+            key, raw = item.split("=", 1)
+            value = _parse_scalar(raw)
+            head, _, sub = key.strip().partition(".")
+            if sub:
+                if not isinstance(data.get(head), dict):
+                    raise ConfigError(f"override {item!r}: {head!r} is not a dict-valued key")
+                data[head] = {**data[head], sub: value}
+            else:
+                data[head] = value
+        return TrainConfig.from_dict(data)
+
+    # ---------------------------------------------------------------- validation
+    def validate(self) -> None:
+        from ..data import list_datasets
+        from ..init import list_schemes
+        from ..models import list_models
+        from ..symmetry import MECHANISMS
+
+        _choice("model", self.model, list_models())
+        _choice("data", self.data, list(list_datasets()))
+        if self.init is not None:
+            _choice("init", self.init, list_schemes())
+        if self.symmetry is not None:
+            _choice("symmetry", self.symmetry, MECHANISMS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("device", self.device, DEVICES)
+        for name in ("model_args", "init_options", "data_args", "symmetry_args"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(f"{name} must be a mapping, got {getattr(self, name)!r}")
+        for name, low in (("epochs", 1), ("batch_size", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+        for name in ("train_subset", "test_subset", "max_steps_per_epoch", "threads"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name} must be a positive integer or null, got {value!r}")
+        for name, low, high in (("lr", 0.0, None), ("momentum", 0.0, 1.0), ("weight_decay", 0.0, None),
+                                ("gamma", 0.0, None), ("warmup_epochs", 0.0, None), ("label_smoothing", 0.0, 1.0)):
+            value = getattr(self, name)
+            in_range = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value \
+                and (high is None or value <= high)
+            if not in_range:
+                upper = "inf)" if high is None else f"{high}]"
+                raise ConfigError(f"{name} must be a number in [{low}, {upper}, got {value!r}")
+        if self.schedule == "step" and not self.milestones:
+            raise ConfigError("schedule='step' needs milestones (a list of epochs), e.g. milestones: [30, 60]")
+        if not isinstance(self.milestones, list) or any(not isinstance(m, int) or m < 1 for m in self.milestones):
+            raise ConfigError(f"milestones must be a list of positive epochs, got {self.milestones!r}")
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
+            raise ConfigError("nesterov=true needs optimizer='sgd' with momentum > 0")
+        if not isinstance(self.diagnostics_every, int) or self.diagnostics_every < 0:
+            raise ConfigError(f"diagnostics_every must be an integer >= 0 (epochs), got {self.diagnostics_every!r}")
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        out = dataclasses.replace(self, **changes)
+        out.validate()
+        return out
+
+
+def _choice(name: str, value: object, allowed: list[str] | tuple[str, ...]) -> None:
+    if value not in allowed:
+        close = difflib.get_close_matches(str(value), [str(a) for a in allowed], 2)
+        hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+        raise ConfigError(f"{name}={value!r} is not allowed{hint}; allowed values: {', '.join(map(str, allowed))}")
+
+
+def _parse_scalar(raw: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Parse a YAML or TOML config file into a dict (errors name the file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        elif path.suffix == ".toml":
+            if sys.version_info >= (3, 11):
+                import tomllib
+            else:  # pragma: no cover
+                import tomli as tomllib
+            data = tomllib.loads(text)
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise ConfigError(f"config file {path}: use a .yaml, .yml, .toml or .json file")
+    except ConfigError:
+        raise
+    except Exception as err:  # parse errors of either format
+        raise ConfigError(f"config file {path} could not be parsed: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+    return data
