@@ -2,6 +2,9 @@
 
 import os
 
+import pytest
+import torch
+
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -9,3 +12,10 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=200, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+
+@pytest.fixture(autouse=True)
+def _seed_global_rng():
+    """Tests that draw data from the global RNG see the same numbers on every run."""
+    torch.manual_seed(0)
