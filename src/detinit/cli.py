@@ -39,6 +39,12 @@ from .models import create_model, list_models, model_entry
 
 
 def _demo_batch(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of synthetic N(0, 1) images, or the first test images of ``--data``."""
+    if getattr(args, "data", "synthetic") != "synthetic":
+        from .data import load_dataset, to_float
+
+        ds = load_dataset(args.data, "test")
+        return to_float(ds.images[: args.batch_size], ds.mean, ds.std), ds.labels[: args.batch_size]
     g = torch.Generator().manual_seed(args.seed)
     x = torch.randn(args.batch_size, args.in_chans, args.image_size, args.image_size, generator=g)
     return x, torch.randint(0, args.num_classes, (args.batch_size,), generator=g)
@@ -95,12 +101,15 @@ def run_inspect(args: argparse.Namespace) -> int:
     from .diagnostics.plots import plot_feature_diversity, plot_rank, plot_signal_propagation
 
     torch.set_num_threads(args.threads)
+    x, y = _demo_batch(args)
+    if args.data != "synthetic":  # the data decides the input shape and the classes
+        args.in_chans, args.image_size, args.num_classes = x.shape[1], x.shape[-1], int(y.max()) + 1
     model = create_model(args.model, init=args.init, num_classes=args.num_classes, in_chans=args.in_chans,
                          seed=args.seed)
     scheme = model.init_report.scheme
-    x, y = _demo_batch(args)
-    print(f"{args.model} under {scheme}; batch of {args.batch_size} synthetic N(0, 1) images "
-          f"{args.in_chans}x{args.image_size}x{args.image_size} (seed {args.seed})\n")
+    source = f"the first {len(y)} {args.data} test images" if args.data != "synthetic" else \
+        f"{args.batch_size} synthetic N(0, 1) images (seed {args.seed})"
+    print(f"{args.model} under {scheme}; input {args.in_chans}x{args.image_size}x{args.image_size}, {source}\n")
     signal = signal_propagation(model, x, y)
     print("Signal propagation (per block or layer):")
     print(format_table(["point", "C", "mean^2", "variance", "grad RMS"],
@@ -218,8 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = sub.add_parser("inspect", help="every diagnostic of a model at initialisation, with plots")
     inspect.add_argument("model", choices=list_models(), metavar="MODEL")
     _model_arguments(inspect)
-    inspect.add_argument("--data", default="synthetic", choices=["synthetic"],
-                         help="input batch (real datasets come with the trainer)")
+    inspect.add_argument("--data", default="synthetic", help="input batch: synthetic, or a dataset name "
+                         "(fashion_mnist, digits, ...; from its test split)")
     inspect.add_argument("--out", default="runs/inspect", help="folder for the PNG plots")
     inspect.add_argument("--max-rows", type=int, default=1000, help="rows sampled for weight correlations")
     inspect.add_argument("--lanczos-steps", type=int, default=16)
