@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine (Python >= 3.10 with venv and pip):
-#   make demo   -- the main job
+#   make demo   -- the main job: the quick study (about 3 minutes on 2 CPU cores)
 #   make test   -- the whole test suite
 # Both create or update the virtual environment in .venv first; a second run reuses it.
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/detinit demo
+	$(BIN)/detinit study --config configs/studies/quick.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -158,6 +158,35 @@ def _short_report(report: object) -> str:
     return "\n".join(lines)
 
 
+def run_study_command(args: argparse.Namespace) -> int:
+    """Run a study's grid (skipping complete runs) and write its report."""
+    import time
+
+    from .data import DataError
+    from .experiments import load_study, run_study, text_table, write_report
+    from .train import ConfigError
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        study = load_study(args.config, out=args.out, workers=args.workers)
+    except (ConfigError, DataError) as err:
+        print(f"detinit study: {err}", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    if not args.report_only:
+        statuses = run_study(study)
+        failed = {k: v for k, v in statuses.items() if v == "failed"}
+        if failed:
+            print(f"detinit study: {len(failed)} run(s) failed: {', '.join(failed)} (see the log above)",
+                  file=sys.stderr)
+    command = "detinit study --config " + str(args.config) + (f" --workers {args.workers}" if args.workers else "")
+    report = write_report(study, command=command, wall_seconds=time.perf_counter() - start)
+    print(f"\n{study.name}: accuracy on the test split, mean ± std over seeds\n")
+    print(text_table(study))
+    print(f"\nreport: {report}")
+    return 0
+
+
 _TRAIN_FLAGS = {  # flag dest -> config key
     "model": "model", "init": "init", "data": "data", "data_root": "data_root", "epochs": "epochs",
     "batch_size": "batch_size", "lr": "lr", "seed": "seed", "symmetry": "symmetry", "threads": "threads",
@@ -250,6 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", help="run directory (default runs/MODEL-INIT-DATA-seedS)")
     tr.add_argument("--no-resume", action="store_true", help="start from scratch even if a checkpoint exists")
     tr.set_defaults(func=run_train)
+    st = sub.add_parser("study", help="run a grid of runs from one study file and write its report")
+    st.add_argument("--config", required=True, help="study file (YAML or TOML); see detinit.experiments.study")
+    st.add_argument("--workers", type=int, help="worker processes (one torch thread each); overrides the file")
+    st.add_argument("--out", help="study folder (default: the file's out, else runs/NAME)")
+    st.add_argument("--report-only", action="store_true", help="only (re)write the report from finished runs")
+    st.set_defaults(func=run_study_command)
     listing = sub.add_parser("list", help="list models, schemes, datasets and symmetry mechanisms")
     listing.set_defaults(func=run_list)
     return parser

@@ -107,5 +107,5 @@ def load_dataset(name: str, split: str = "train", *, root: str | Path | None = N
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise ValueError(f"unknown dataset {name!r}; available: {', '.join(sorted(_DATASETS))}.{hint}")
     loader, _ = _DATASETS[name]
-    dataset = loader(split=split, root=Path(root) if root is not None else None, **options)
+    dataset = loader(split=split, root=Path(root).expanduser() if root is not None else None, **options)
     return dataset.subset(subset, seed)

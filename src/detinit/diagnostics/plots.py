@@ -13,7 +13,8 @@ from .rank import RankRow
 from .signal import SignalRow
 
 
-def _pyplot():
+def pyplot():  # noqa: ANN201 (matplotlib.pyplot)
+    """matplotlib.pyplot with the Agg backend (imported on first use)."""
     try:
         import matplotlib
 
@@ -45,13 +46,13 @@ def save_figure(fig: object, path: str | Path) -> Path:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-        _pyplot().close(fig)
+        pyplot().close(fig)
     return path
 
 
 def plot_signal_propagation(rows: Sequence[SignalRow], path: str | Path, title: str = "") -> Path:
     """Three panels over depth: channel mean^2, channel variance, gradient RMS (log scale)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, key, label in zip(axes, ("mean_sq", "var", "grad_rms"),
                               ("average channel mean$^2$", "average channel variance", "gradient RMS")):
@@ -65,7 +66,7 @@ def plot_signal_propagation(rows: Sequence[SignalRow], path: str | Path, title: 
 
 def plot_feature_diversity(rows: Sequence[FeatureRow], path: str | Path, title: str = "") -> Path:
     """Participation ratio (relative to the channel count) and max channel difference over depth."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     depth = range(len(rows))
     axes[0].plot(depth, [r.participation_ratio / r.channels for r in rows], marker="o", ms=3)
@@ -82,7 +83,7 @@ def plot_feature_diversity(rows: Sequence[FeatureRow], path: str | Path, title: 
 
 def plot_rank(rows: Sequence[RankRow], path: str | Path, title: str = "") -> Path:
     """Stable and effective rank per layer, relative to the smaller dimension."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.6))
     depth = range(len(rows))
     dims = [min(r.shape[0], max(1, math.prod(r.shape[1:]))) for r in rows]

@@ -47,6 +47,11 @@ def write_json(path: str | Path, data: Any) -> Path:
     return _atomic_write(Path(path), lambda f: f.write((json.dumps(data, indent=2, default=str) + "\n").encode()))
 
 
+def write_text(path: str | Path, text: str) -> Path:
+    """Write a text file atomically."""
+    return _atomic_write(Path(path), lambda f: f.write(text.encode()))
+
+
 def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> Path:
     """Rewrite a JSONL file atomically."""
     text = "".join(json.dumps(r, default=str) + "\n" for r in rows)

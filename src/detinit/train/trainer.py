@@ -11,7 +11,8 @@ A run directory holds everything needed to read, audit and resume the run::
     tb/                TensorBoard events, when the package is installed
 
 Resume: ``train(config, out_dir)`` on a directory with a checkpoint continues
-from the last completed epoch. Everything random in epoch ``e`` (data order,
+from the last completed epoch (``threads``, ``progress`` and ``tensorboard``
+may differ; any other key must match). Everything random in epoch ``e`` (data order,
 augmentation, dropout, symmetry-breaking noise) is seeded from ``(seed, e)``,
 so on a CPU with the same thread count a resumed run ends bitwise identical
 to an uninterrupted one, however it was killed.
@@ -163,13 +164,18 @@ def _make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimi
                            weight_decay=config.weight_decay)
 
 
+EXECUTION_KEYS = ("threads", "progress", "tensorboard")  # how a run executes, not what it computes
+
+
 def _check_run_dir(out: Path, config: TrainConfig) -> None:
+    """Refuse to resume a run directory that holds a different experiment."""
     saved = out / "config.json"
     if saved.exists():
         previous = json.loads(saved.read_text())
-        if previous != json.loads(json.dumps(config.to_dict(), default=str)):
-            changed = sorted(k for k in set(previous) | set(config.to_dict())
-                             if previous.get(k) != json.loads(json.dumps(config.to_dict(), default=str)).get(k))
+        current = json.loads(json.dumps(config.to_dict(), default=str))
+        changed = sorted(k for k in set(previous) | set(current)
+                         if k not in EXECUTION_KEYS and previous.get(k) != current.get(k))
+        if changed:
             raise ConfigError(f"run directory {out} holds a run with a different config (keys {changed}); "
                               "resume with the same config or choose another output directory")
 

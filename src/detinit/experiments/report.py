@@ -1,0 +1,223 @@
+"""The study report: a markdown table of mean +/- std over seeds, learning curves, symmetry and rank
+trajectories, and signal propagation at initialisation, as PNGs embedded in ``report.md``."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._table import format_table
+from ..train.checkpoint import read_jsonl, write_json, write_text
+from .runner import run_dir, run_status
+from .study import RunSpec, Study
+
+
+@dataclass
+class RunRecord:
+    spec: RunSpec
+    status: str
+    history: list[dict[str, Any]]
+    diagnostics: list[dict[str, Any]]
+
+
+@dataclass
+class GroupSummary:
+    """Runs sharing every label but the seed."""
+
+    key: tuple[Any, ...]
+    runs: list[RunRecord] = field(default_factory=list)
+
+    def values(self, metric: str, best: bool = False) -> list[float]:
+        out = []
+        for r in self.runs:
+            if r.status == "complete" and r.history:
+                series = [h[metric] for h in r.history]
+                out.append(max(series) if best else series[-1])
+        return out
+
+
+def mean_std(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
+    """``"m ± s"`` (sample std over seeds), ``"m"`` for one value, ``"-"`` for none.
+
+    >>> mean_std([0.9, 0.92], scale=100)
+    '91.00 ± 1.41'
+    """
+    if not values:
+        return "-"
+    m = statistics.fmean(values) * scale
+    if len(values) == 1:
+        return f"{m:.{digits}f}"
+    return f"{m:.{digits}f} ± {statistics.stdev(values) * scale:.{digits}f}"
+
+
+def collect(study: Study) -> list[RunRecord]:
+    """Every run's status, metrics and diagnostics, read from its directory."""
+    records = []
+    for spec in study.runs:
+        path = run_dir(study, spec)
+        records.append(RunRecord(spec, run_status(path), read_jsonl(path / "metrics.jsonl"),
+                                 read_jsonl(path / "diagnostics.jsonl")))
+    return records
+
+
+def group(study: Study, records: list[RunRecord]) -> list[GroupSummary]:
+    groups: OrderedDict[tuple, GroupSummary] = OrderedDict()
+    for r in records:
+        key = tuple(r.spec.labels.get(g) for g in study.group_by)
+        groups.setdefault(key, GroupSummary(key)).runs.append(r)
+    return list(groups.values())
+
+
+def summary_rows(study: Study, groups: list[GroupSummary]) -> tuple[list[str], list[list[str]]]:
+    headers = [*study.group_by, "runs", "test acc % (final)", "test acc % (best)", "train loss (final)",
+               "spread of final acc (max-min, pp)", "s / epoch"]
+    rows = []
+    for g in groups:
+        final = g.values("test_acc")
+        seconds = [h["seconds"] for r in g.runs for h in r.history]
+        done = sum(r.status == "complete" for r in g.runs)
+        other = [r.status for r in g.runs if r.status != "complete"]
+        runs = f"{done}/{len(g.runs)}" + (f" ({', '.join(sorted(set(other)))})" if other else "")
+        spread = f"{(max(final) - min(final)) * 100:.2f}" if len(final) > 1 else "-"
+        rows.append([*(str(k) for k in g.key), runs, mean_std(final, 100), mean_std(g.values("test_acc", best=True), 100),
+                     mean_std(g.values("train_loss"), 1, 4), spread,
+                     f"{statistics.fmean(seconds):.1f}" if seconds else "-"])
+    return headers, rows
+
+
+def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _label(study: Study, g: GroupSummary) -> str:
+    return ", ".join(f"{k}={v}" for k, v in zip(study.group_by, g.key)) or "all runs"
+
+
+def _plot_curves(study: Study, groups: list[GroupSummary], metric: str, ylabel: str, path: Path,
+                 source: str = "history", log: bool = False, scale: float = 1.0) -> Path | None:
+    from ..diagnostics.plots import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    drawn = False
+    for g in groups:
+        series = []
+        for r in g.runs:
+            rows = r.history if source == "history" else r.diagnostics
+            points = [(row["epoch"], row[metric]) for row in rows if metric in row]
+            if points:
+                series.append(points)
+        if not series:
+            continue
+        length = min(len(s) for s in series)
+        epochs = [p[0] for p in series[0][:length]]
+        values = torch.tensor([[p[1] * scale for p in s[:length]] for s in series], dtype=torch.float64)
+        if log:
+            values = values.clamp(min=1e-16)
+        mean = values.mean(0)
+        line, = ax.plot(epochs, mean.tolist(), marker="o", ms=3, label=f"{_label(study, g)} (n={len(series)})")
+        if len(series) > 1:
+            std = values.std(0)
+            ax.fill_between(epochs, (mean - std).tolist(), (mean + std).tolist(), color=line.get_color(), alpha=0.15)
+        drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(f"{study.name}: {ylabel}")
+    return save_figure(fig, path)
+
+
+def _rank_total(diag: dict[str, Any]) -> float:
+    return float(sum(diag.get("rank_w_minus_i", {}).values()))
+
+
+def _signal_at_init(study: Study, groups: list[GroupSummary], path: Path) -> Path | None:
+    """Channel variance over depth at initialisation, one line per group (first run of each)."""
+    from ..data import load_dataset, to_float
+    from ..diagnostics import signal_propagation
+    from ..diagnostics.plots import pyplot, save_figure
+    from ..train.trainer import build_model
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for g in groups:
+        cfg = g.runs[0].spec.config
+        data = load_dataset(cfg.data, "test", root=cfg.data_root, subset=64, seed=cfg.seed, **cfg.data_args)
+        model = build_model(cfg, data)
+        rows = signal_propagation(model, to_float(data.images, data.mean, data.std), data.labels)
+        ax.plot(range(len(rows)), [max(r.var, 1e-16) for r in rows], marker="o", ms=3, label=_label(study, g))
+    ax.set_yscale("log")
+    ax.set_xlabel("block / layer index")
+    ax.set_ylabel("average channel variance at init")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(f"{study.name}: signal propagation at initialisation (64 test images)")
+    return save_figure(fig, path)
+
+
+def write_report(study: Study, command: str = "", wall_seconds: float | None = None) -> Path:
+    """Write ``report.md`` (+ PNGs, ``summary.json``) into the study folder; returns its path."""
+    records = collect(study)
+    groups = group(study, records)
+    headers, rows = summary_rows(study, groups)
+    out = study.out
+    figures = [
+        ("Test accuracy", _plot_curves(study, groups, "test_acc", "test accuracy (%)", out / "test_acc.png", scale=100)),
+        ("Training loss", _plot_curves(study, groups, "train_loss", "training loss", out / "train_loss.png", log=True)),
+        ("Symmetry: max relative channel difference", _plot_curves(
+            study, groups, "max_channel_difference", "max relative channel difference", out / "symmetry.png",
+            source="diagnostics", log=True)),
+    ]
+    for g in groups:
+        for r in g.runs:
+            for d in r.diagnostics:
+                d["rank_total"] = _rank_total(d)
+    figures.append(("Rank of W - I, summed over square layers", _plot_curves(
+        study, groups, "rank_total", "sum over layers of rank(W - I)", out / "rank.png", source="diagnostics")))
+    figures.append(("Signal propagation at initialisation", _signal_at_init(study, groups, out / "signal_init.png")))
+    total = sum(h["seconds"] for r in records for h in r.history)
+    lines = [f"# Study: {study.name}", ""]
+    if study.description:
+        lines += [study.description.strip(), ""]
+    lines += [
+        f"- command: `{command or 'detinit study --config <file>'}`",
+        f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}; torch {torch.__version__}",
+        f"- runs: {len(records)} ({sum(r.status == 'complete' for r in records)} complete); "
+        f"training time summed over runs {total / 60:.1f} min"
+        + (f"; wall time of this invocation {wall_seconds / 60:.1f} min" if wall_seconds is not None else ""),
+        "- accuracy: mean ± sample std over seeds; 'spread' is max - min of the final accuracy over seeds",
+        "",
+        markdown_table(headers, rows),
+        "",
+    ]
+    for title, fig in figures:
+        if fig is not None:
+            lines += [f"## {title}", "", f"![{title}]({fig.name})", ""]
+    text = "\n".join(lines)
+    write_text(out / "report.md", text)
+    write_json(out / "summary.json", {"headers": headers, "rows": rows,
+                                      "runs": {r.spec.run_id: r.status for r in records}})
+    return out / "report.md"
+
+
+def text_table(study: Study) -> str:
+    """The summary table for a terminal."""
+    headers, rows = summary_rows(study, group(study, collect(study)))
+    return format_table(headers, rows)
+
+

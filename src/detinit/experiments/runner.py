@@ -1,0 +1,74 @@
+"""Run every run of a study: sequentially, or in worker processes with one torch thread each."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+from ..train import TrainingDiverged, train
+from .study import RunSpec, Study
+
+log = logging.getLogger("detinit.study")
+
+
+def run_dir(study: Study, spec: RunSpec) -> Path:
+    return study.out / "runs" / spec.run_id
+
+
+def run_status(path: Path) -> str:
+    """``complete``, ``running`` (or killed), ``diverged``, ``failed`` or ``pending``."""
+    meta = path / "run.json"
+    return json.loads(meta.read_text()).get("status", "pending") if meta.exists() else "pending"
+
+
+def _execute(job: tuple[str, str, dict]) -> tuple[str, str, str, float]:
+    """Train one run (in a worker process or in-process); never raises, reports the outcome."""
+    run_id, out, config_data = job
+    from ..train import TrainConfig  # a spawned worker imports here
+
+    start = time.perf_counter()
+    try:
+        train(TrainConfig.from_dict(config_data), out)
+        return run_id, "complete", "", time.perf_counter() - start
+    except TrainingDiverged as err:
+        return run_id, "diverged", str(err), time.perf_counter() - start
+    except Exception as err:  # a broken run must not stop the study; it is reported
+        return run_id, "failed", f"{type(err).__name__}: {err}", time.perf_counter() - start
+
+
+def run_study(study: Study) -> dict[str, str]:
+    """Run what is not complete yet; returns ``{run_id: status}``."""
+    study.out.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    statuses: dict[str, str] = {}
+    for spec in study.runs:
+        path = run_dir(study, spec)
+        status = run_status(path)
+        if status in ("complete", "diverged"):
+            statuses[spec.run_id] = status
+            continue
+        config = spec.config
+        if study.workers > 1:
+            config = dataclasses.replace(config, threads=1, progress=False)
+        jobs.append((spec.run_id, str(path), config.to_dict()))
+    log.info("study %s: %d runs, %d done, %d to run with %d worker(s)", study.name, len(study.runs),
+             len(statuses), len(jobs), study.workers)
+    if study.workers == 1:
+        results = map(_execute, jobs)
+    else:
+        pool = mp.get_context("spawn").Pool(study.workers, maxtasksperchild=1)
+        results = pool.imap_unordered(_execute, jobs)
+    try:
+        for i, (run_id, status, message, seconds) in enumerate(results, 1):
+            statuses[run_id] = status
+            log.info("[%d/%d] %s: %s in %.0f s%s", i, len(jobs), run_id, status, seconds,
+                     f" -- {message}" if message else "")
+    finally:
+        if study.workers > 1:
+            pool.close()
+            pool.join()
+    return statuses

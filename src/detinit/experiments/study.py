@@ -1,0 +1,125 @@
+"""A study: a grid of training runs from one config file.
+
+A study file (YAML or TOML)::
+
+    name: quick
+    out: runs/quick                 # default runs/<name>
+    workers: 2                      # processes, one torch thread each (CPU)
+    base:                           # TrainConfig keys shared by every run
+      model: resnet20
+      data: fashion_mnist
+      epochs: 3
+    grid:                           # the cartesian product of these lists
+      init: [zero, kaiming, xavier]
+      seed: [0, 1]
+    variants:                       # optional: named overrides, crossed with the grid
+      - {name: bn}
+      - {name: no_bn, model_args.norm: none}
+    group_by: [variant, init]       # report rows (default: every grid key but seed, and the variant)
+
+Each run gets a directory ``<out>/runs/<run id>``; a complete run is skipped,
+a partial one resumed (see :func:`detinit.train.train`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..train.config import ConfigError, TrainConfig, read_config_file
+
+STUDY_KEYS = ("name", "out", "workers", "base", "grid", "variants", "group_by", "description")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a study: its id, the labels it is grouped by, and its config."""
+
+    run_id: str
+    labels: dict[str, Any]
+    config: TrainConfig
+
+
+@dataclass
+class Study:
+    """A parsed, validated study."""
+
+    name: str
+    out: Path
+    runs: list[RunSpec]
+    group_by: list[str]
+    workers: int = 1
+    description: str = ""
+    source: dict[str, Any] = field(default_factory=dict)
+
+
+def _slug(value: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]+", "-", str(value)).strip("-") or "x"
+
+
+def _set(data: dict[str, Any], key: str, value: Any) -> None:
+    head, _, sub = key.partition(".")
+    if sub:
+        data[head] = {**(data.get(head) or {}), sub: value}
+    else:
+        data[head] = value
+
+
+def parse_study(data: dict[str, Any], *, out: str | Path | None = None, workers: int | None = None) -> Study:
+    """Validate a study mapping and expand it into runs (every run's config is validated)."""
+    unknown = [k for k in data if k not in STUDY_KEYS]
+    if unknown:
+        raise ConfigError(f"unknown study key(s) {unknown}; allowed: {', '.join(STUDY_KEYS)}")
+    name = str(data.get("name") or "study")
+    base = dict(data.get("base") or {})
+    grid = dict(data.get("grid") or {})
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"grid.{key} must be a non-empty list, got {values!r}")
+    variants = list(data.get("variants") or [{"name": None}])
+    for v in variants:
+        if not isinstance(v, dict) or ("name" not in v and len(variants) > 1):
+            raise ConfigError(f"each variant must be a mapping with a name, got {v!r}")
+    runs, seen = [], set()
+    keys = list(grid)
+    for variant in variants:
+        for point in itertools.product(*(grid[k] for k in keys)):
+            config_data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+            labels: dict[str, Any] = {}
+            if variant.get("name") is not None:
+                labels["variant"] = variant["name"]
+            for key, value in variant.items():
+                if key != "name":
+                    _set(config_data, key, value)
+            for key, value in zip(keys, point):
+                _set(config_data, key, value)
+                labels[key] = value
+            try:
+                config = TrainConfig.from_dict(config_data)
+            except ConfigError as err:
+                where = ", ".join(f"{k}={v}" for k, v in labels.items())
+                raise ConfigError(f"study {name!r}, run {where or 'base'}: {err}") from None
+            run_id = ",".join(f"{_slug(k)}={_slug(v)}" for k, v in labels.items()) or "run"
+            if run_id in seen:
+                raise ConfigError(f"study {name!r} has two runs with the id {run_id!r}")
+            seen.add(run_id)
+            runs.append(RunSpec(run_id, labels, config))
+    default_group = (["variant"] if len(variants) > 1 else []) + [k for k in keys if k != "seed"]
+    group_by = list(data.get("group_by") or default_group)
+    label_keys = set().union(*(r.labels for r in runs)) if runs else set()
+    bad = [g for g in group_by if g not in label_keys]
+    if bad:
+        raise ConfigError(f"group_by {bad} are not grid keys or 'variant'; available: {sorted(label_keys)}")
+    n_workers = workers if workers is not None else int(data.get("workers", 1))
+    if n_workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {n_workers}")
+    return Study(name, Path(out or data.get("out") or f"runs/{name}"), runs, group_by, n_workers,
+                 str(data.get("description", "")), data)
+
+
+def load_study(path: str | Path, **kwargs: Any) -> Study:
+    """Read and expand a study file."""
+    return parse_study(read_config_file(path), **kwargs)

@@ -1,0 +1,40 @@
+"""Every paper-scale config starts and runs a few steps at reduced size (synthetic data of the same shape)."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from detinit.experiments import load_study
+from detinit.train import train
+
+PAPER = sorted((Path(__file__).parents[2] / "configs" / "paper").glob("*.yaml"))
+SHAPES = {"cifar10": (3, 32, 10), "cifar100": (3, 32, 100), "mnist": (1, 28, 10), "fashion_mnist": (1, 28, 10)}
+
+
+def reduced(config):
+    in_chans, size, classes = SHAPES[config.data]
+    return dataclasses.replace(
+        config, data="synthetic", data_root=None, train_subset=None, test_subset=None,
+        data_args={"num_examples": 16, "in_chans": in_chans, "image_size": size, "num_classes": classes},
+        epochs=1, batch_size=8, max_steps_per_epoch=2, diagnostics_every=0, progress=False, tensorboard=False,
+        threads=2, symmetry="rounding" if config.symmetry == "gpu" else config.symmetry,  # 'gpu' needs CUDA
+    )
+
+
+def test_there_are_paper_configs():
+    assert {p.stem for p in PAPER} >= {"zero_cifar10_resnet18", "zero_cifar10_no_bn", "zero_mnist_mlp_rank",
+                                       "constnet_cifar10", "leakynet_cifar10"}
+
+
+@pytest.mark.parametrize("path", PAPER, ids=[p.stem for p in PAPER])
+def test_each_run_of_each_paper_config_starts_and_trains_two_steps(path, tmp_path):
+    study = load_study(path)
+    seen = set()
+    for spec in study.runs:
+        key = tuple(v for k, v in spec.labels.items() if k != "seed")
+        if key in seen:
+            continue
+        seen.add(key)
+        result = train(reduced(spec.config), tmp_path / spec.run_id)
+        assert result.status == "complete" and result.final["step"] == 2, spec.run_id

@@ -1,0 +1,67 @@
+"""Studies: grid expansion, validation, skip/resume, workers, and the report."""
+
+import json
+
+import pytest
+
+from detinit.experiments import load_study, mean_std, parse_study, run_study, write_report
+from detinit.train import ConfigError
+
+BASE = {"model": "mnist_mlp", "model_args": {"hidden": 16}, "data": "synthetic",
+        "data_args": {"num_examples": 128, "image_size": 8}, "epochs": 2, "batch_size": 32,
+        "diagnostics_every": 1, "progress": False, "tensorboard": False, "threads": 1}
+
+
+def test_grid_and_variants_expand_into_validated_runs(tmp_path):
+    study = parse_study({"name": "s", "base": BASE, "grid": {"init": ["zero", "kaiming"], "seed": [0, 1, 2]},
+                         "variants": [{"name": "a"}, {"name": "b", "model_args.hidden": 8}]}, out=tmp_path)
+    assert len(study.runs) == 12 and study.group_by == ["variant", "init"]
+    run = next(r for r in study.runs if r.run_id == "variant=b,init=kaiming,seed=2")
+    assert run.config.model_args == {"hidden": 8} and run.config.init == "kaiming" and run.config.seed == 2
+
+
+@pytest.mark.parametrize("data,message", [
+    ({"base": BASE, "grid": {"init": "zero"}}, r"grid.init must be a non-empty list"),
+    ({"base": BASE, "grid": {"init": ["zero", "he"]}}, r"run init=he: init='he' is not allowed"),
+    ({"base": BASE, "gird": {}}, r"unknown study key\(s\) \['gird'\]"),
+    ({"base": BASE, "grid": {"seed": [0]}, "group_by": ["init"]}, r"group_by \['init'\] are not grid keys"),
+    ({"base": {**BASE, "epoch": 3}}, r"unknown config key\(s\) 'epoch' \(did you mean 'epochs'\?\)"),
+])
+def test_bad_studies_are_named(data, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_study(data)
+
+
+def test_run_skip_complete_and_report(tmp_path):
+    data = {"name": "tiny", "description": "a test study", "base": BASE,
+            "grid": {"init": ["zero", "kaiming"], "seed": [0, 1]}}
+    study = parse_study(data, out=tmp_path)
+    statuses = run_study(study)
+    assert set(statuses.values()) == {"complete"} and len(statuses) == 4
+    mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.glob("runs/*/checkpoint.pt")}
+    assert run_study(study) == statuses  # complete runs are skipped, not redone
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("runs/*/checkpoint.pt")} == mtimes
+    report = write_report(study, command="detinit study --config tiny.yaml")
+    text = report.read_text()
+    assert "# Study: tiny" in text and "| init | runs | test acc % (final)" in text and "| zero | 2/2 |" in text
+    for png in ("test_acc.png", "train_loss.png", "rank.png", "signal_init.png"):
+        assert (tmp_path / png).stat().st_size > 5000 and f"]({png})" in text
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["runs"] == statuses
+
+
+def test_a_run_directory_of_another_config_fails_alone_and_workers_run_in_parallel(tmp_path):
+    study = parse_study({"name": "p", "base": BASE, "grid": {"seed": [0, 1]}}, out=tmp_path, workers=2)
+    first = study.runs[0]
+    one_epoch = parse_study({"name": "p", "base": {**BASE, "epochs": 1}, "grid": {"seed": [0]}}, out=tmp_path)
+    run_study(one_epoch)  # leaves seed=0 with 1 epoch... under a config with epochs=1
+    (tmp_path / "runs" / first.run_id / "run.json").write_text(json.dumps({"status": "running"}))
+    statuses = run_study(study)  # epochs differ -> the run directory refuses; reported as failed, study goes on
+    assert statuses[first.run_id] == "failed" and statuses[study.runs[1].run_id] == "complete"
+
+
+def test_mean_std_and_study_file(tmp_path):
+    assert mean_std([]) == "-" and mean_std([0.5]) == "0.50" and mean_std([1.0, 3.0]) == "2.00 ± 1.41"
+    path = tmp_path / "s.yaml"
+    path.write_text("name: f\nbase: {model: resnet20}\ngrid: {seed: [0, 1]}\n")
+    assert len(load_study(path).runs) == 2 and str(load_study(path).out) == "runs/f"
