@@ -4,7 +4,6 @@ import os
 
 import pytest
 import torch
-
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -12,7 +11,6 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=200, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-
 
 
 @pytest.fixture(autouse=True)

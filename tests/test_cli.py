@@ -15,8 +15,23 @@ def test_demo_prints_report_check_and_gradient_steps(capsys):
 
 
 def test_demo_full_report_other_model_and_scheme(capsys):
-    assert main(["demo", "--model", "constnet_10_2", "--in-chans", "3", "--image-size", "32", "--batch-size", "2",
-                 "--full-report"]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "--model",
+                "constnet_10_2",
+                "--in-chans",
+                "3",
+                "--image-size",
+                "32",
+                "--batch-size",
+                "2",
+                "--full-report",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "scheme=constnet" in out and "conv1.weight" in out and "every output = mean of the inputs" in out
     assert main(["demo", "--init", "kaiming", "--batch-size", "2"]) == 0
@@ -33,11 +48,37 @@ def test_list_and_bad_arguments(capsys):
 
 
 def test_inspect_prints_every_diagnostic_and_writes_plots(capsys, tmp_path):
-    assert main(["inspect", "constnet_10_2", "--in-chans", "3", "--image-size", "16", "--batch-size", "4",
-                 "--out", str(tmp_path), "--max-rows", "100", "--lanczos-steps", "4"]) == 0
+    assert (
+        main(
+            [
+                "inspect",
+                "constnet_10_2",
+                "--in-chans",
+                "3",
+                "--image-size",
+                "16",
+                "--batch-size",
+                "4",
+                "--out",
+                str(tmp_path),
+                "--max-rows",
+                "100",
+                "--lanczos-steps",
+                "4",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    for heading in ("Signal propagation", "Feature diversity", "Weight symmetry", "Diversity = -inf", "Rank",
-                    "Jacobian input -> features", "Gradient at init"):
+    for heading in (
+        "Signal propagation",
+        "Feature diversity",
+        "Weight symmetry",
+        "Diversity = -inf",
+        "Rank",
+        "Jacobian input -> features",
+        "Gradient at init",
+    ):
         assert heading in out
     for name in ("signal_propagation.png", "feature_diversity.png", "rank.png"):
         assert (tmp_path / name).stat().st_size > 5000

@@ -53,13 +53,16 @@ def _demo_batch(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor]:
 def run_demo(args: argparse.Namespace) -> int:
     """Initialise a model and print the report and the step-0 diagnostics."""
     torch.set_num_threads(args.threads)
-    model = create_model(args.model, init=args.init, num_classes=args.num_classes, in_chans=args.in_chans,
-                         seed=args.seed)
+    model = create_model(
+        args.model, init=args.init, num_classes=args.num_classes, in_chans=args.in_chans, seed=args.seed
+    )
     report = model.init_report
     n_params = sum(p.numel() for p in model.parameters())
     print(f"detinit {__version__} (torch {torch.__version__}) -- {args.model}: {model_entry(args.model).description}")
-    print(f"{n_params:,} parameters; input {args.in_chans}x{args.image_size}x{args.image_size}, "
-          f"{args.num_classes} classes\n")
+    print(
+        f"{n_params:,} parameters; input {args.in_chans}x{args.image_size}x{args.image_size}, "
+        f"{args.num_classes} classes\n"
+    )
     print(report if args.full_report else _short_report(report))
     print()
     print(check_zero_one(model))
@@ -104,43 +107,77 @@ def run_inspect(args: argparse.Namespace) -> int:
     x, y = _demo_batch(args)
     if args.data != "synthetic":  # the data decides the input shape and the classes
         args.in_chans, args.image_size, args.num_classes = x.shape[1], x.shape[-1], int(y.max()) + 1
-    model = create_model(args.model, init=args.init, num_classes=args.num_classes, in_chans=args.in_chans,
-                         seed=args.seed)
+    model = create_model(
+        args.model, init=args.init, num_classes=args.num_classes, in_chans=args.in_chans, seed=args.seed
+    )
     scheme = model.init_report.scheme
-    source = f"the first {len(y)} {args.data} test images" if args.data != "synthetic" else \
-        f"{args.batch_size} synthetic N(0, 1) images (seed {args.seed})"
+    source = (
+        f"the first {len(y)} {args.data} test images"
+        if args.data != "synthetic"
+        else f"{args.batch_size} synthetic N(0, 1) images (seed {args.seed})"
+    )
     print(f"{args.model} under {scheme}; input {args.in_chans}x{args.image_size}x{args.image_size}, {source}\n")
     signal = signal_propagation(model, x, y)
     print("Signal propagation (per block or layer):")
-    print(format_table(["point", "C", "mean^2", "variance", "grad RMS"],
-                       [(r.name, r.channels, r.mean_sq, r.var, r.grad_rms) for r in signal]))
+    print(
+        format_table(
+            ["point", "C", "mean^2", "variance", "grad RMS"],
+            [(r.name, r.channels, r.mean_sq, r.var, r.grad_rms) for r in signal],
+        )
+    )
     features = feature_diversity(model.eval(), x)
     model.train()
     print("\nFeature diversity (eval mode):")
-    print(format_table(["point", "C", "channel var", "participation ratio", "max channel diff"],
-                       [(r.name, r.channels, r.channel_variance, r.participation_ratio, r.max_channel_difference)
-                        for r in features]))
+    print(
+        format_table(
+            ["point", "C", "channel var", "participation ratio", "max channel diff"],
+            [
+                (r.name, r.channels, r.channel_variance, r.participation_ratio, r.max_channel_difference)
+                for r in features
+            ],
+        )
+    )
     symmetry = weight_symmetry(model, max_rows=args.max_rows)
     print(f"\nWeight symmetry (mean row correlation; 1 = symmetric). Diversity = {diversity_score(symmetry):.4g}")
-    print(format_table(["layer", "all", "forward", "backward"],
-                       [(r.name, r.all, r.forward, r.backward) for r in symmetry]))
+    print(
+        format_table(
+            ["layer", "all", "forward", "backward"], [(r.name, r.all, r.forward, r.backward) for r in symmetry]
+        )
+    )
     ranks = rank_table(model)
     print("\nRank (numerical rank tolerance: sigma_max * max(P, Q) * eps of the weight dtype):")
-    print(format_table(["layer", "shape", "effective", "stable", "numerical", "rank(W - I)"],
-                       [(r.name, "x".join(map(str, r.shape)), r.effective_rank, r.stable_rank, r.numerical_rank,
-                         r.rank_w_minus_i) for r in ranks]))
+    print(
+        format_table(
+            ["layer", "shape", "effective", "stable", "numerical", "rank(W - I)"],
+            [
+                (
+                    r.name,
+                    "x".join(map(str, r.shape)),
+                    r.effective_rank,
+                    r.stable_rank,
+                    r.numerical_rank,
+                    r.rank_w_minus_i,
+                )
+                for r in ranks
+            ],
+        )
+    )
     body = _FeatureExtractor(model) if hasattr(model, "forward_features") else model
     sv = jacobian_singular_values(body, x[:1], num_steps=args.lanczos_steps)
     what = "input -> features (before the classifier)" if body is not model else "input -> output"
-    print(f"\nJacobian {what} at one input, {len(sv)} Lanczos Ritz values: "
-          f"sigma_max {sv.max().item():.4g}, sigma_min {sv.min().item():.4g}")
+    print(
+        f"\nJacobian {what} at one input, {len(sv)} Lanczos Ritz values: "
+        f"sigma_max {sv.max().item():.4g}, sigma_min {sv.min().item():.4g}"
+    )
     print("\nGradient at init (plain SGD on this batch, on a copy of the model):")
     _print_gradient_steps(model, x, y, args.lr)
     out = args.out
     title = f"{args.model} / {scheme}"
-    paths = [plot_signal_propagation(signal, f"{out}/signal_propagation.png", title),
-             plot_feature_diversity(features, f"{out}/feature_diversity.png", title),
-             plot_rank(ranks, f"{out}/rank.png", title)]
+    paths = [
+        plot_signal_propagation(signal, f"{out}/signal_propagation.png", title),
+        plot_feature_diversity(features, f"{out}/feature_diversity.png", title),
+        plot_rank(ranks, f"{out}/rank.png", title),
+    ]
     print("\nplots: " + ", ".join(str(p) for p in paths))
     return 0
 
@@ -177,8 +214,9 @@ def run_study_command(args: argparse.Namespace) -> int:
         statuses = run_study(study)
         failed = {k: v for k, v in statuses.items() if v == "failed"}
         if failed:
-            print(f"detinit study: {len(failed)} run(s) failed: {', '.join(failed)} (see the log above)",
-                  file=sys.stderr)
+            print(
+                f"detinit study: {len(failed)} run(s) failed: {', '.join(failed)} (see the log above)", file=sys.stderr
+            )
     command = "detinit study --config " + str(args.config) + (f" --workers {args.workers}" if args.workers else "")
     report = write_report(study, command=command, wall_seconds=time.perf_counter() - start)
     print(f"\n{study.name}: accuracy on the test split, mean ± std over seeds\n")
@@ -188,8 +226,16 @@ def run_study_command(args: argparse.Namespace) -> int:
 
 
 _TRAIN_FLAGS = {  # flag dest -> config key
-    "model": "model", "init": "init", "data": "data", "data_root": "data_root", "epochs": "epochs",
-    "batch_size": "batch_size", "lr": "lr", "seed": "seed", "symmetry": "symmetry", "threads": "threads",
+    "model": "model",
+    "init": "init",
+    "data": "data",
+    "data_root": "data_root",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "seed": "seed",
+    "symmetry": "symmetry",
+    "threads": "threads",
 }
 
 
@@ -201,7 +247,9 @@ def run_train(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         config = TrainConfig.load(args.config) if args.config else TrainConfig()
-        flags = [f"{key}={getattr(args, dest)}" for dest, key in _TRAIN_FLAGS.items() if getattr(args, dest) is not None]
+        flags = [
+            f"{key}={getattr(args, dest)}" for dest, key in _TRAIN_FLAGS.items() if getattr(args, dest) is not None
+        ]
         config = config.apply_overrides(flags + list(args.set or []))
         out = args.out or f"runs/{config.model}-{config.init or 'default'}-{config.data}-seed{config.seed}"
         print(f"run directory: {out}")
@@ -214,8 +262,10 @@ def run_train(args: argparse.Namespace) -> int:
         return 3
     final = result.final
     if final:
-        print(f"done: {len(result.history)} epochs; test accuracy {final['test_acc']:.4f}, test loss "
-              f"{final['test_loss']:.4f}")
+        print(
+            f"done: {len(result.history)} epochs; test accuracy {final['test_acc']:.4f}, test loss "
+            f"{final['test_loss']:.4f}"
+        )
     return 0
 
 
@@ -256,16 +306,23 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = sub.add_parser("inspect", help="every diagnostic of a model at initialisation, with plots")
     inspect.add_argument("model", choices=list_models(), metavar="MODEL")
     _model_arguments(inspect)
-    inspect.add_argument("--data", default="synthetic", help="input batch: synthetic, or a dataset name "
-                         "(fashion_mnist, digits, ...; from its test split)")
+    inspect.add_argument(
+        "--data",
+        default="synthetic",
+        help="input batch: synthetic, or a dataset name (fashion_mnist, digits, ...; from its test split)",
+    )
     inspect.add_argument("--out", default="runs/inspect", help="folder for the PNG plots")
     inspect.add_argument("--max-rows", type=int, default=1000, help="rows sampled for weight correlations")
     inspect.add_argument("--lanczos-steps", type=int, default=16)
     inspect.set_defaults(func=run_inspect)
     tr = sub.add_parser("train", help="train one run (a run directory; resumes if it exists)")
     tr.add_argument("--config", help="YAML or TOML config file (keys of detinit.train.TrainConfig)")
-    tr.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable); "
-                    "dict keys as model_args.norm=none")
+    tr.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config key (repeatable); dict keys as model_args.norm=none",
+    )
     tr.add_argument("--model")
     tr.add_argument("--init")
     tr.add_argument("--data")

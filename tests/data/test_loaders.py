@@ -1,7 +1,6 @@
 """Loaders on generated files in the real formats, Fashion-MNIST from Debian, augmentation, batching."""
 
 import gzip
-import io
 import pickle
 import tarfile
 
@@ -85,8 +84,13 @@ def test_fashion_mnist_corrupt_root_is_reported(tmp_path):
 
 def _cifar_batch(n, label_key, classes, seed):
     rng = np.random.default_rng(seed)
-    return pickle.dumps({b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                         label_key: rng.integers(0, classes, n).tolist(), b"batch_label": b"x"})
+    return pickle.dumps(
+        {
+            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            label_key: rng.integers(0, classes, n).tolist(),
+            b"batch_label": b"x",
+        }
+    )
 
 
 def make_cifar10(root, n=8):
@@ -136,7 +140,9 @@ def test_generated_datasets_and_registry():
     m1d = load_dataset("mnist1d", "test")
     assert m1d.images.shape == (1000, 1, 40)
     syn = load_dataset("synthetic", "train", num_examples=100, in_chans=3, image_size=8)
-    assert torch.equal(syn.images, load_dataset("synthetic", "train", num_examples=100, in_chans=3, image_size=8).images)
+    assert torch.equal(
+        syn.images, load_dataset("synthetic", "train", num_examples=100, in_chans=3, image_size=8).images
+    )
     assert len(load_dataset("synthetic", "train", subset=10)) == 10
     with pytest.raises(ValueError, match="unknown dataset 'fashion'.*Did you mean fashion_mnist"):
         load_dataset("fashion")
@@ -149,8 +155,12 @@ def test_random_crop_flip_takes_windows_of_the_padded_image():
     out = random_crop_flip(x, torch.Generator().manual_seed(0), pad=2)
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2), mode="reflect")
     for i in range(64):
-        found = any(torch.equal(out[i], w) or torch.equal(out[i], w.flip(2))
-                    for dy in range(5) for dx in range(5) for w in [padded[i, :, dy:dy + 8, dx:dx + 8]])
+        found = any(
+            torch.equal(out[i], w) or torch.equal(out[i], w.flip(2))
+            for dy in range(5)
+            for dx in range(5)
+            for w in [padded[i, :, dy : dy + 8, dx : dx + 8]]
+        )
         assert found
     again = random_crop_flip(x, torch.Generator().manual_seed(0), pad=2)
     assert torch.equal(out, again) and not torch.equal(out, x)

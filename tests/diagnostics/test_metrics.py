@@ -45,8 +45,11 @@ def test_correlation_formula_against_numpy():
     import numpy as np
 
     w = torch.randn(6, 5, 3, 3, dtype=torch.float64)
-    for rows, a in [("forward", w.reshape(6, -1)), ("backward", w.transpose(0, 1).reshape(5, -1)),
-                    ("all", w.reshape(30, -1))]:
+    for rows, a in [
+        ("forward", w.reshape(6, -1)),
+        ("backward", w.transpose(0, 1).reshape(5, -1)),
+        ("all", w.reshape(30, -1)),
+    ]:
         c = np.corrcoef(a.numpy())
         n = c.shape[0]
         assert mean_row_correlation(w, rows) == pytest.approx((c.sum() - n) / (n * (n - 1)))
@@ -117,14 +120,21 @@ def test_weight_symmetry_and_diversity_of_constnet_and_kaiming():
     assert math.isfinite(diversity_score(rnd)) and all(abs(r.forward) < 0.2 for r in rnd if r.name != "fc")
 
 
-@pytest.mark.parametrize("name", [n for n in list_models() if n not in {"constnet_16_10", "constnet_28_10",
-                                                                          "resnet50", "zero_resnet50_imagenet"}])
+@pytest.mark.parametrize(
+    "name",
+    [n for n in list_models() if n not in {"constnet_16_10", "constnet_28_10", "resnet50", "zero_resnet50_imagenet"}],
+)
 def test_every_model_at_init_runs_every_diagnostic(name):
-    small = {"constnet": {"depth": 10, "widen": 1}, "leakynet": {"depth": 10}, "deep_mlp": {"depth": 2, "width": 16},
-             "mnist_mlp": {"hidden": 32}}
+    small = {
+        "constnet": {"depth": 10, "widen": 1},
+        "leakynet": {"depth": 10},
+        "deep_mlp": {"depth": 2, "width": 16},
+        "mnist_mlp": {"hidden": 32},
+    }
     size = 8 if "mlp" in name else 32
-    model = create_model(name, num_classes=5, in_chans=3, **small.get(name, {}),
-                         **({"image_size": size} if "mlp" in name else {}))
+    model = create_model(
+        name, num_classes=5, in_chans=3, **small.get(name, {}), **({"image_size": size} if "mlp" in name else {})
+    )
     x, y = torch.randn(4, 3, size, size), torch.randint(0, 5, (4,))
     assert signal_propagation(model, x, y)
     assert feature_diversity(model, x)

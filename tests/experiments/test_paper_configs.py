@@ -15,16 +15,31 @@ SHAPES = {"cifar10": (3, 32, 10), "cifar100": (3, 32, 100), "mnist": (1, 28, 10)
 def reduced(config):
     in_chans, size, classes = SHAPES[config.data]
     return dataclasses.replace(
-        config, data="synthetic", data_root=None, train_subset=None, test_subset=None,
+        config,
+        data="synthetic",
+        data_root=None,
+        train_subset=None,
+        test_subset=None,
         data_args={"num_examples": 16, "in_chans": in_chans, "image_size": size, "num_classes": classes},
-        epochs=1, batch_size=8, max_steps_per_epoch=2, diagnostics_every=0, progress=False, tensorboard=False,
-        threads=2, symmetry="rounding" if config.symmetry == "gpu" else config.symmetry,  # 'gpu' needs CUDA
+        epochs=1,
+        batch_size=8,
+        max_steps_per_epoch=2,
+        diagnostics_every=0,
+        progress=False,
+        tensorboard=False,
+        threads=2,
+        symmetry="rounding" if config.symmetry == "gpu" else config.symmetry,  # 'gpu' needs CUDA
     )
 
 
 def test_there_are_paper_configs():
-    assert {p.stem for p in PAPER} >= {"zero_cifar10_resnet18", "zero_cifar10_no_bn", "zero_mnist_mlp_rank",
-                                       "constnet_cifar10", "leakynet_cifar10"}
+    assert {p.stem for p in PAPER} >= {
+        "zero_cifar10_resnet18",
+        "zero_cifar10_no_bn",
+        "zero_mnist_mlp_rank",
+        "constnet_cifar10",
+        "leakynet_cifar10",
+    }
 
 
 @pytest.mark.parametrize("path", PAPER, ids=[p.stem for p in PAPER])

@@ -7,34 +7,57 @@ import pytest
 from detinit.experiments import load_study, mean_std, parse_study, run_study, write_report
 from detinit.train import ConfigError
 
-BASE = {"model": "mnist_mlp", "model_args": {"hidden": 16}, "data": "synthetic",
-        "data_args": {"num_examples": 128, "image_size": 8}, "epochs": 2, "batch_size": 32,
-        "diagnostics_every": 1, "progress": False, "tensorboard": False, "threads": 1}
+BASE = {
+    "model": "mnist_mlp",
+    "model_args": {"hidden": 16},
+    "data": "synthetic",
+    "data_args": {"num_examples": 128, "image_size": 8},
+    "epochs": 2,
+    "batch_size": 32,
+    "diagnostics_every": 1,
+    "progress": False,
+    "tensorboard": False,
+    "threads": 1,
+}
 
 
 def test_grid_and_variants_expand_into_validated_runs(tmp_path):
-    study = parse_study({"name": "s", "base": BASE, "grid": {"init": ["zero", "kaiming"], "seed": [0, 1, 2]},
-                         "variants": [{"name": "a"}, {"name": "b", "model_args.hidden": 8}]}, out=tmp_path)
+    study = parse_study(
+        {
+            "name": "s",
+            "base": BASE,
+            "grid": {"init": ["zero", "kaiming"], "seed": [0, 1, 2]},
+            "variants": [{"name": "a"}, {"name": "b", "model_args.hidden": 8}],
+        },
+        out=tmp_path,
+    )
     assert len(study.runs) == 12 and study.group_by == ["variant", "init"]
     run = next(r for r in study.runs if r.run_id == "variant=b,init=kaiming,seed=2")
     assert run.config.model_args == {"hidden": 8} and run.config.init == "kaiming" and run.config.seed == 2
 
 
-@pytest.mark.parametrize("data,message", [
-    ({"base": BASE, "grid": {"init": "zero"}}, r"grid.init must be a non-empty list"),
-    ({"base": BASE, "grid": {"init": ["zero", "he"]}}, r"run init=he: init='he' is not allowed"),
-    ({"base": BASE, "gird": {}}, r"unknown study key\(s\) \['gird'\]"),
-    ({"base": BASE, "grid": {"seed": [0]}, "group_by": ["init"]}, r"group_by \['init'\] are not grid keys"),
-    ({"base": {**BASE, "epoch": 3}}, r"unknown config key\(s\) 'epoch' \(did you mean 'epochs'\?\)"),
-])
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        ({"base": BASE, "grid": {"init": "zero"}}, r"grid.init must be a non-empty list"),
+        ({"base": BASE, "grid": {"init": ["zero", "he"]}}, r"run init=he: init='he' is not allowed"),
+        ({"base": BASE, "gird": {}}, r"unknown study key\(s\) \['gird'\]"),
+        ({"base": BASE, "grid": {"seed": [0]}, "group_by": ["init"]}, r"group_by \['init'\] are not grid keys"),
+        ({"base": {**BASE, "epoch": 3}}, r"unknown config key\(s\) 'epoch' \(did you mean 'epochs'\?\)"),
+    ],
+)
 def test_bad_studies_are_named(data, message):
     with pytest.raises(ConfigError, match=message):
         parse_study(data)
 
 
 def test_run_skip_complete_and_report(tmp_path):
-    data = {"name": "tiny", "description": "a test study", "base": BASE,
-            "grid": {"init": ["zero", "kaiming"], "seed": [0, 1]}}
+    data = {
+        "name": "tiny",
+        "description": "a test study",
+        "base": BASE,
+        "grid": {"init": ["zero", "kaiming"], "seed": [0, 1]},
+    }
     study = parse_study(data, out=tmp_path)
     statuses = run_study(study)
     assert set(statuses.values()) == {"complete"} and len(statuses) == 4

@@ -15,7 +15,11 @@ class Block(nn.Module):
 
     def __init__(self, c):
         super().__init__()
-        self.conv1, self.bn, self.conv2 = nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c), nn.Conv2d(c, c, 3, padding=1)
+        self.conv1, self.bn, self.conv2 = (
+            nn.Conv2d(c, c, 3, padding=1),
+            nn.BatchNorm2d(c),
+            nn.Conv2d(c, c, 3, padding=1),
+        )
 
     def detinit_roles(self):
         return {"conv2": "branch_last"}
@@ -44,9 +48,16 @@ def test_zero_scheme_rules_and_report():
     report = initialize(net, "zero")
     rules = {r.name: r.rule for r in report.records}
     assert rules == {
-        "stem.weight": "hadamard", "block.conv1.weight": "identity", "block.conv1.bias": "zeros",
-        "block.bn.weight": "ones", "block.bn.bias": "zeros", "block.conv2.weight": "zeros",
-        "block.conv2.bias": "zeros", "norm.weight": "ones", "norm.bias": "zeros", "fc.weight": "zeros",
+        "stem.weight": "hadamard",
+        "block.conv1.weight": "identity",
+        "block.conv1.bias": "zeros",
+        "block.bn.weight": "ones",
+        "block.bn.bias": "zeros",
+        "block.conv2.weight": "zeros",
+        "block.conv2.bias": "zeros",
+        "norm.weight": "ones",
+        "norm.bias": "zeros",
+        "fc.weight": "zeros",
         "fc.bias": "zeros",
     }
     assert report["fc.weight"].role == "classifier" and "get_classifier" in report["fc.weight"].reason
@@ -155,8 +166,14 @@ def test_roles_override_and_errors():
 
 
 def test_every_scheme_on_conv_transpose_and_grouped_layers():
-    net = nn.Sequential(nn.Conv2d(4, 8, 3, groups=2), nn.ConvTranspose2d(8, 16, 3, groups=4), nn.Conv1d(2, 2, 3),
-                        nn.Embedding(10, 4), nn.LayerNorm(4), nn.Linear(4, 4, bias=False))
+    net = nn.Sequential(
+        nn.Conv2d(4, 8, 3, groups=2),
+        nn.ConvTranspose2d(8, 16, 3, groups=4),
+        nn.Conv1d(2, 2, 3),
+        nn.Embedding(10, 4),
+        nn.LayerNorm(4),
+        nn.Linear(4, 4, bias=False),
+    )
     for scheme in list_schemes():
         if scheme in ("skipinit", "rezero"):
             with pytest.raises(ValueError, match=f"scheme '{scheme}' gates every residual branch.*no residual gates"):
@@ -165,5 +182,14 @@ def test_every_scheme_on_conv_transpose_and_grouped_layers():
         report = initialize(net, scheme)
         unknown = {r.name for r in report.unknown}
         assert unknown == ({"3.weight"} if scheme in ("zero", "partial_identity", "constnet") else set()), scheme
-    assert set(list_schemes()) == {"zero", "partial_identity", "constnet", "kaiming", "xavier", "orthogonal", "fixup",
-                                   "skipinit", "rezero"}
+    assert set(list_schemes()) == {
+        "zero",
+        "partial_identity",
+        "constnet",
+        "kaiming",
+        "xavier",
+        "orthogonal",
+        "fixup",
+        "skipinit",
+        "rezero",
+    }

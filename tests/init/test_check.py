@@ -8,8 +8,9 @@ from detinit import check_zero_one, initialize
 
 
 def test_passes_after_zero_fails_after_kaiming():
-    net = nn.Sequential(nn.Conv2d(3, 64, 3), nn.BatchNorm2d(64), nn.Conv2d(64, 64, 3), nn.Conv2d(64, 32, 1),
-                        nn.Linear(32, 10))
+    net = nn.Sequential(
+        nn.Conv2d(3, 64, 3), nn.BatchNorm2d(64), nn.Conv2d(64, 64, 3), nn.Conv2d(64, 32, 1), nn.Linear(32, 10)
+    )
     initialize(net, "zero")
     assert check_zero_one(net).ok and "all 10 trainable tensors pass" in str(check_zero_one(net))
     official = check_zero_one(net, mode="official")

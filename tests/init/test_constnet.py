@@ -9,8 +9,9 @@ import torch.nn.functional as F
 from detinit.init import const_avg_
 
 
-@pytest.mark.parametrize("shape,groups", [((16, 3, 3, 3), 1), ((160, 16, 1, 1), 1), ((10, 64), 1),
-                                          ((32, 4, 3, 3), 4), ((8, 8, 2, 4), 1)])
+@pytest.mark.parametrize(
+    "shape,groups", [((16, 3, 3, 3), 1), ((160, 16, 1, 1), 1), ((10, 64), 1), ((32, 4, 3, 3), 4), ((8, 8, 2, 4), 1)]
+)
 def test_c1_is_exact_channel_mean(shape, groups):
     w = const_avg_(torch.empty(shape, dtype=torch.float64), groups=groups)
     q = shape[1]
@@ -36,7 +37,9 @@ def test_noise_part_matches_variance_formula_and_seed():
     noise[:, :, 1, 1] -= c / 128
     assert math.isclose(noise.var().item(), gain * (1 - c) / fan_in, rel_tol=0.02)
     assert abs(noise.mean().item()) < 1e-4
-    again = const_avg_(torch.empty(shape, dtype=torch.float64), c, gain=gain, generator=torch.Generator().manual_seed(1))
+    again = const_avg_(
+        torch.empty(shape, dtype=torch.float64), c, gain=gain, generator=torch.Generator().manual_seed(1)
+    )
     assert torch.equal(w, again)
 
 

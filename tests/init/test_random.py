@@ -19,14 +19,17 @@ def test_fans_per_group_and_transposed():
     assert fans(torch.empty(32, 1, 3, 3), groups=32) == (9, 9)  # depthwise
 
 
-@pytest.mark.parametrize("fn,expected_var", [
-    (lambda w: kaiming_normal_(w, generator=gen()), 2 / 576),
-    (lambda w: kaiming_uniform_(w, generator=gen()), 2 / 576),
-    (lambda w: kaiming_normal_(w, generator=gen(), mode="fan_out"), 2 / 1152),
-    (lambda w: kaiming_normal_(w, generator=gen(), nonlinearity="linear"), 1 / 576),
-    (lambda w: xavier_normal_(w, generator=gen()), 2 / (576 + 1152)),
-    (lambda w: xavier_uniform_(w, generator=gen()), 2 / (576 + 1152)),
-])
+@pytest.mark.parametrize(
+    "fn,expected_var",
+    [
+        (lambda w: kaiming_normal_(w, generator=gen()), 2 / 576),
+        (lambda w: kaiming_uniform_(w, generator=gen()), 2 / 576),
+        (lambda w: kaiming_normal_(w, generator=gen(), mode="fan_out"), 2 / 1152),
+        (lambda w: kaiming_normal_(w, generator=gen(), nonlinearity="linear"), 1 / 576),
+        (lambda w: xavier_normal_(w, generator=gen()), 2 / (576 + 1152)),
+        (lambda w: xavier_uniform_(w, generator=gen()), 2 / (576 + 1152)),
+    ],
+)
 def test_variances(fn, expected_var):
     w = fn(torch.empty(128, 64, 3, 3, dtype=torch.float64))
     assert math.isclose(w.var().item(), expected_var, rel_tol=0.03)
@@ -38,7 +41,9 @@ def test_orthogonal_and_normal():
     torch.testing.assert_close(flat @ flat.T, torch.eye(64, dtype=torch.float64))
     h = orthogonal_(torch.empty(16, 16, dtype=torch.bfloat16), generator=gen())
     assert h.dtype == torch.bfloat16
-    assert math.isclose(normal_(torch.empty(100_000, dtype=torch.float64), generator=gen()).std().item(), 1, rel_tol=0.02)
+    assert math.isclose(
+        normal_(torch.empty(100_000, dtype=torch.float64), generator=gen()).std().item(), 1, rel_tol=0.02
+    )
 
 
 @pytest.mark.parametrize("fn", [kaiming_normal_, kaiming_uniform_, xavier_normal_, xavier_uniform_, orthogonal_])

@@ -14,13 +14,42 @@ from detinit.init.zero import zero_rule
 
 from .reference import zero_kernel, zero_matrix
 
-LINEAR_SHAPES = [(1, 1), (64, 64), (10, 512), (512, 10), (128, 64), (1000, 512), (640, 512), (96, 64),
-                 (7, 5), (3, 1), (2048, 784), (784, 784), (33, 32), (5, 7)]
+LINEAR_SHAPES = [
+    (1, 1),
+    (64, 64),
+    (10, 512),
+    (512, 10),
+    (128, 64),
+    (1000, 512),
+    (640, 512),
+    (96, 64),
+    (7, 5),
+    (3, 1),
+    (2048, 784),
+    (784, 784),
+    (33, 32),
+    (5, 7),
+]
 CONV_SHAPES = [  # (shape, groups)
-    ((16, 3, 1, 1), 1), ((64, 64, 3, 3), 1), ((128, 64, 3, 3), 1), ((64, 128, 1, 1), 1), ((96, 64, 5, 5), 1),
-    ((24, 8, 7, 7), 1), ((16, 16, 2, 2), 1), ((32, 16, 4, 4), 1), ((16, 8, 3, 5), 1), ((16, 8, 1, 7), 1),
-    ((32, 4, 3, 3), 4), ((16, 1, 3, 3), 16), ((32, 1, 3, 3), 16), ((12, 2, 3, 3), 3), ((48, 4, 3, 3), 2),
-    ((20, 10, 3), 1), ((40, 10, 4), 2), ((8, 8, 3, 3, 3), 1), ((16, 4, 1, 3, 3), 2),
+    ((16, 3, 1, 1), 1),
+    ((64, 64, 3, 3), 1),
+    ((128, 64, 3, 3), 1),
+    ((64, 128, 1, 1), 1),
+    ((96, 64, 5, 5), 1),
+    ((24, 8, 7, 7), 1),
+    ((16, 16, 2, 2), 1),
+    ((32, 16, 4, 4), 1),
+    ((16, 8, 3, 5), 1),
+    ((16, 8, 1, 7), 1),
+    ((32, 4, 3, 3), 4),
+    ((16, 1, 3, 3), 16),
+    ((32, 1, 3, 3), 16),
+    ((12, 2, 3, 3), 3),
+    ((48, 4, 3, 3), 2),
+    ((20, 10, 3), 1),
+    ((40, 10, 4), 2),
+    ((8, 8, 3, 3, 3), 1),
+    ((16, 4, 1, 3, 3), 2),
 ]
 
 
@@ -38,8 +67,9 @@ def test_conv_golden(shape, groups, norm):
     assert torch.equal(got, torch.from_numpy(zero_kernel(shape, groups, norm=norm)))
 
 
-@pytest.mark.parametrize("shape,groups", [((3, 16, 3, 3), 1), ((64, 32, 3, 3), 1), ((16, 8, 4, 4), 2),
-                                          ((8, 4, 3), 4), ((4, 16, 1, 3, 3), 2)])
+@pytest.mark.parametrize(
+    "shape,groups", [((3, 16, 3, 3), 1), ((64, 32, 3, 3), 1), ((16, 8, 4, 4), 2), ((8, 4, 3), 4), ((4, 16, 1, 3, 3), 2)]
+)
 def test_conv_transpose_golden(shape, groups):
     got = zero_(torch.empty(shape, dtype=torch.float64), groups=groups, transposed=True)
     assert torch.equal(got, torch.from_numpy(zero_kernel(shape, groups, transposed=True)))
@@ -61,8 +91,9 @@ def test_rules():
 def test_isometry_when_power_of_two(p, q):
     s = zero_singular_values(p, q)
     torch.testing.assert_close(s, torch.ones_like(s), rtol=0, atol=1e-12)
-    torch.testing.assert_close(zero_singular_values(p, q, "paper"),
-                               (math.sqrt(2) if p > q else 1.0) * torch.ones_like(s), rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        zero_singular_values(p, q, "paper"), (math.sqrt(2) if p > q else 1.0) * torch.ones_like(s), rtol=0, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("p,q", [(1000, 512), (640, 512), (96, 64), (33, 16), (3, 2), (1500, 1024)])
@@ -86,8 +117,11 @@ def test_singular_value_bound_and_full_rank_for_every_expanding_shape():
 
 
 @given(
-    p=st.integers(1, 40), q=st.integers(1, 40), groups=st.integers(1, 4),
-    kernel=st.lists(st.integers(1, 5), min_size=0, max_size=3), transposed=st.booleans(),
+    p=st.integers(1, 40),
+    q=st.integers(1, 40),
+    groups=st.integers(1, 4),
+    kernel=st.lists(st.integers(1, 5), min_size=0, max_size=3),
+    transposed=st.booleans(),
     norm=st.sampled_from(["orthonormal", "paper"]),
 )
 def test_structure_properties(p, q, groups, kernel, transposed, norm):
@@ -107,8 +141,11 @@ def test_structure_properties(p, q, groups, kernel, transposed, norm):
     magnitudes = w[w != 0].abs().unique()
     expected = 1.0 if p <= q else hadamard_scale(p, norm)
     assert torch.allclose(magnitudes, torch.tensor([expected]))
-    assert torch.equal(w, torch.from_numpy(zero_kernel(shape, groups, transposed, norm=norm)).float()) if kernel \
+    assert (
+        torch.equal(w, torch.from_numpy(zero_kernel(shape, groups, transposed, norm=norm)).float())
+        if kernel
         else torch.equal(w, torch.from_numpy(zero_matrix(p, q, norm=norm)).float())
+    )
 
 
 @pytest.mark.parametrize("kernel", [1, 2, 3, 4, 5, 7])

@@ -60,8 +60,14 @@ def test_zero_resnet_shortcut_is_partial_identity_then_hadamard():
     assert model.init_report["stages.1.0.shortcut.0.weight"].rule == "partial_identity"
 
 
-@pytest.mark.parametrize("name,args", [("constnet_10_2", {}), ("constnet", {"depth": 16, "widen": 1}),
-                                       ("constnet", {"depth": 10, "widen": 1, "norm": "none"})])
+@pytest.mark.parametrize(
+    "name,args",
+    [
+        ("constnet_10_2", {}),
+        ("constnet", {"depth": 16, "widen": 1}),
+        ("constnet", {"depth": 10, "widen": 1, "norm": "none"}),
+    ],
+)
 def test_constnet_channels_identical_at_every_depth_and_first_loss_is_log_k(name, args):
     model = create_model(name, num_classes=10, **args)
     outputs = []

@@ -66,6 +66,7 @@ def test_registry_errors_and_defaults():
         create_model("zero_resnet20", norm="ln")
     with pytest.raises(ValueError, match="depth must be 6n\\+2"):
         from detinit.models.resnet import _cifar_resnet
+
         _cifar_resnet(21)
     with pytest.raises(ValueError, match="depth must be 3n\\+4"):
         create_model("constnet", depth=15)

@@ -4,7 +4,16 @@ import pytest
 import torch
 
 from detinit.init import hadamard
-from detinit.nn import ChannelPad, HadamardTransform, ScalarBias, ScalarGate, ZeroReLU, fwht, make_relu, power_of_two_blocks
+from detinit.nn import (
+    ChannelPad,
+    HadamardTransform,
+    ScalarBias,
+    ScalarGate,
+    ZeroReLU,
+    fwht,
+    make_relu,
+    power_of_two_blocks,
+)
 
 
 @pytest.mark.parametrize("channels", [1, 2, 16, 64, 512, 4096])
@@ -18,7 +27,9 @@ def test_fwht_matches_dense_normalised_hadamard(channels):
 def test_non_power_of_two_is_block_diagonal_orthogonal_and_self_inverse(channels):
     t = HadamardTransform(channels)
     m = t.matrix()
-    expected = torch.block_diag(*[hadamard(b, dtype=torch.float64, normalized=True) for b in power_of_two_blocks(channels)])
+    expected = torch.block_diag(
+        *[hadamard(b, dtype=torch.float64, normalized=True) for b in power_of_two_blocks(channels)]
+    )
     torch.testing.assert_close(m, expected)
     torch.testing.assert_close(m @ m.T, torch.eye(channels, dtype=torch.float64))
     x = torch.randn(2, channels, 3, dtype=torch.float64)
@@ -32,7 +43,9 @@ def test_backward_is_the_transform_and_no_parameters():
     w = torch.randn(2, 32, 4, 4, dtype=torch.float64)
     (t(x) * w).sum().backward()
     torch.testing.assert_close(x.grad, t(w))  # H symmetric: backward applies H again
-    assert torch.autograd.gradcheck(lambda z: fwht(z, dim=1), (torch.randn(2, 8, 3, dtype=torch.float64, requires_grad=True),))
+    assert torch.autograd.gradcheck(
+        lambda z: fwht(z, dim=1), (torch.randn(2, 8, 3, dtype=torch.float64, requires_grad=True),)
+    )
 
 
 def test_fwht_other_dims_and_errors():

@@ -40,8 +40,15 @@ def test_rounding_breaks_symmetry_from_float_epsilon_and_grows():
     assert 0 < traj[1] < 1e-5 and traj[3] > traj[1]  # starts at rounding level, then grows
 
 
-@pytest.mark.parametrize("name,knobs", [("dropout", {"p": 0.01}), ("weight_noise", {"s": 0.01}),
-                                        ("activation_noise", {"sigma": 1e-3}), ("gradient_noise", {"sigma": 1e-4})])
+@pytest.mark.parametrize(
+    "name,knobs",
+    [
+        ("dropout", {"p": 0.01}),
+        ("weight_noise", {"s": 0.01}),
+        ("activation_noise", {"sigma": 1e-3}),
+        ("gradient_noise", {"sigma": 1e-4}),
+    ],
+)
 def test_each_mechanism_breaks_symmetry_within_ten_steps(name, knobs):
     traj = train_asymmetry(name, steps=10, **knobs)
     assert traj[-1] > 1e-5, traj
@@ -90,7 +97,15 @@ def test_dropout_only_in_training_and_hooks_removed():
 
 
 def test_bad_names_and_knobs():
-    assert set(MECHANISMS) == {"none", "gpu", "rounding", "dropout", "weight_noise", "activation_noise", "gradient_noise"}
+    assert set(MECHANISMS) == {
+        "none",
+        "gpu",
+        "rounding",
+        "dropout",
+        "weight_noise",
+        "activation_noise",
+        "gradient_noise",
+    }
     with pytest.raises(ValueError, match="unknown symmetry mechanism 'atomic'"):
         make_mechanism("atomic")
     with pytest.raises(ValueError, match=r"'dropout' takes knobs \(p\), got \['sigma'\]"):

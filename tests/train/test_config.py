@@ -14,22 +14,31 @@ def test_yaml_and_toml_files_and_overrides(tmp_path):
     assert c.epochs == 5 and c.model_args == {"norm": "none", "shortcut": "pad"} and c.init == "fixup"
 
 
-@pytest.mark.parametrize("data,message", [
-    ({"optimiser": "sgd"}, r"unknown config key\(s\) 'optimiser' \(did you mean 'optimizer'\?\); allowed keys: model"),
-    ({"model": "resnet21"}, r"model='resnet21' is not allowed \(did you mean .*'resnet20'.*allowed values: constnet"),
-    ({"init": "he"}, r"init='he' is not allowed.*allowed values: constnet, fixup, kaiming"),
-    ({"data": "cifar"}, r"data='cifar' is not allowed \(did you mean 'cifar10'"),
-    ({"symmetry": "atomics"}, r"symmetry='atomics' is not allowed.*none, gpu, rounding, dropout"),
-    ({"schedule": "linear"}, r"schedule='linear' is not allowed.*constant, step, cosine, constnet"),
-    ({"epochs": 0}, r"epochs must be an integer >= 1, got 0"),
-    ({"batch_size": 12.5}, r"batch_size must be an integer >= 1, got 12.5"),
-    ({"lr": -1}, r"lr must be a number in \[0.0, inf\), got -1"),
-    ({"momentum": 1.5}, r"momentum must be a number in \[0.0, 1.0\], got 1.5"),
-    ({"schedule": "step"}, r"schedule='step' needs milestones"),
-    ({"nesterov": True, "optimizer": "adamw"}, r"nesterov=true needs optimizer='sgd'"),
-    ({"train_subset": 0}, r"train_subset must be a positive integer or null, got 0"),
-    ({"model_args": [1]}, r"model_args must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        (
+            {"optimiser": "sgd"},
+            r"unknown config key\(s\) 'optimiser' \(did you mean 'optimizer'\?\); allowed keys: model",
+        ),
+        (
+            {"model": "resnet21"},
+            r"model='resnet21' is not allowed \(did you mean .*'resnet20'.*allowed values: constnet",
+        ),
+        ({"init": "he"}, r"init='he' is not allowed.*allowed values: constnet, fixup, kaiming"),
+        ({"data": "cifar"}, r"data='cifar' is not allowed \(did you mean 'cifar10'"),
+        ({"symmetry": "atomics"}, r"symmetry='atomics' is not allowed.*none, gpu, rounding, dropout"),
+        ({"schedule": "linear"}, r"schedule='linear' is not allowed.*constant, step, cosine, constnet"),
+        ({"epochs": 0}, r"epochs must be an integer >= 1, got 0"),
+        ({"batch_size": 12.5}, r"batch_size must be an integer >= 1, got 12.5"),
+        ({"lr": -1}, r"lr must be a number in \[0.0, inf\), got -1"),
+        ({"momentum": 1.5}, r"momentum must be a number in \[0.0, 1.0\], got 1.5"),
+        ({"schedule": "step"}, r"schedule='step' needs milestones"),
+        ({"nesterov": True, "optimizer": "adamw"}, r"nesterov=true needs optimizer='sgd'"),
+        ({"train_subset": 0}, r"train_subset must be a positive integer or null, got 0"),
+        ({"model_args": [1]}, r"model_args must be a mapping"),
+    ],
+)
 def test_bad_values_are_named(data, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig.from_dict(data)
@@ -56,8 +65,9 @@ def test_schedules():
     assert constnet_milestones(300) == [160, 220, 260]
     assert [round(f(e * 10), 6) for e in (0, 159, 160, 220, 260, 299)] == [1.0, 1.0, 0.2, 0.04, 0.008, 0.008]
     cos = lr_factor_fn(TrainConfig(epochs=10, schedule="cosine", warmup_epochs=1), steps_per_epoch=4)
-    assert cos(0) == pytest.approx(0.25) and cos(3) == pytest.approx(1.0 * 0.5 * (1 + __import__("math").cos(
-        __import__("math").pi * 0.75 / 10)))
+    assert cos(0) == pytest.approx(0.25) and cos(3) == pytest.approx(
+        1.0 * 0.5 * (1 + __import__("math").cos(__import__("math").pi * 0.75 / 10))
+    )
     assert cos(20) == pytest.approx(0.5) and cos(40) == pytest.approx(0.0)
     step = lr_factor_fn(TrainConfig(epochs=10, schedule="step", milestones=[3, 6], gamma=0.1), steps_per_epoch=2)
     assert [step(s) for s in (5, 6, 12)] == [1.0, pytest.approx(0.1), pytest.approx(0.01)]

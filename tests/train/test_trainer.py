@@ -18,15 +18,27 @@ QUIET = {"progress": False, "tensorboard": False, "threads": 1}
 
 
 def test_short_fashion_mnist_run_learns(tmp_path):
-    cfg = TrainConfig(model="mnist_mlp", model_args={"hidden": 128}, data="fashion_mnist", train_subset=8192,
-                      test_subset=2000, epochs=2, batch_size=128, lr=0.1, diagnostics_every=1, **QUIET)
+    cfg = TrainConfig(
+        model="mnist_mlp",
+        model_args={"hidden": 128},
+        data="fashion_mnist",
+        train_subset=8192,
+        test_subset=2000,
+        epochs=2,
+        batch_size=128,
+        lr=0.1,
+        diagnostics_every=1,
+        **QUIET,
+    )
     result = train(cfg, tmp_path)
     assert result.status == "complete" and len(result.history) == 2
     assert result.final["test_acc"] > 0.7  # chance is 0.1
     rows = read_jsonl(tmp_path / "metrics.jsonl")
     assert [r["epoch"] for r in rows] == [1, 2] and rows == result.history
     run = json.loads((tmp_path / "run.json").read_text())
-    assert run["status"] == "complete" and run["threads"] == 1 and run["seed"] == 0 and run["torch"] == torch.__version__
+    assert (
+        run["status"] == "complete" and run["threads"] == 1 and run["seed"] == 0 and run["torch"] == torch.__version__
+    )
     diag = read_jsonl(tmp_path / "diagnostics.jsonl")
     assert [d["epoch"] for d in diag] == [0, 1, 2]
     assert diag[0]["rank_w_minus_i"]["body.1"] == 0 and diag[2]["rank_w_minus_i"]["body.1"] > 0  # ZerO: W - I grows
@@ -35,9 +47,19 @@ def test_short_fashion_mnist_run_learns(tmp_path):
 
 
 def _small_config(**changes):
-    base = dict(model="resnet20", model_args={"norm": "bn"}, data="synthetic",
-                data_args={"num_examples": 512, "image_size": 12}, epochs=4, batch_size=32, lr=0.05,
-                augment=False, symmetry="dropout", symmetry_args={"p": 0.05}, **QUIET)
+    base = dict(
+        model="resnet20",
+        model_args={"norm": "bn"},
+        data="synthetic",
+        data_args={"num_examples": 512, "image_size": 12},
+        epochs=4,
+        batch_size=32,
+        lr=0.05,
+        augment=False,
+        symmetry="dropout",
+        symmetry_args={"p": 0.05},
+        **QUIET,
+    )
     base.update(changes)
     return TrainConfig(**base)
 
@@ -49,8 +71,10 @@ def test_sigkill_and_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_pat
 
     killed = tmp_path / "killed"
     (tmp_path / "cfg.json").write_text(json.dumps(cfg.to_dict()))
-    code = ("import json, sys; from detinit.train import TrainConfig, train; "
-            f"train(TrainConfig.from_dict(json.load(open({str(tmp_path / 'cfg.json')!r}))), {str(killed)!r})")
+    code = (
+        "import json, sys; from detinit.train import TrainConfig, train; "
+        f"train(TrainConfig.from_dict(json.load(open({str(tmp_path / 'cfg.json')!r}))), {str(killed)!r})"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code])
     deadline = time.time() + 120
     while time.time() < deadline and len(read_jsonl(killed / "metrics.jsonl")) < 1:
@@ -74,20 +98,40 @@ def test_divergence_stops_with_a_clear_message_and_keeps_the_last_good_checkpoin
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["status"] == "diverged" and "epoch 2" in run["error"]
     state = load_checkpoint(tmp_path / "checkpoint.pt")
-    assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert state["epoch"] == 1 and all(
+        torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point()
+    )
 
 
 def test_ddp_with_two_cpu_processes_matches_single_process(tmp_path):
-    cfg = TrainConfig(model="resnet20", model_args={"norm": "none"}, init="fixup", data="synthetic",
-                      data_args={"num_examples": 256, "image_size": 8}, epochs=2, batch_size=32, lr=0.05,
-                      **QUIET)
+    cfg = TrainConfig(
+        model="resnet20",
+        model_args={"norm": "none"},
+        init="fixup",
+        data="synthetic",
+        data_args={"num_examples": 256, "image_size": 8},
+        epochs=2,
+        batch_size=32,
+        lr=0.05,
+        **QUIET,
+    )
     single = tmp_path / "single"
     train(cfg, single)
     (tmp_path / "cfg.yaml").write_text(json.dumps(cfg.to_dict()))
     torchrun = Path(sys.executable).with_name("torchrun")
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [str(torchrun), "--nproc_per_node=2", "--master_port=29517", "-m", "detinit", "train",
-           "--config", str(tmp_path / "cfg.yaml"), "--out", str(tmp_path / "ddp")]
+    cmd = [
+        str(torchrun),
+        "--nproc_per_node=2",
+        "--master_port=29517",
+        "-m",
+        "detinit",
+        "train",
+        "--config",
+        str(tmp_path / "cfg.yaml"),
+        "--out",
+        str(tmp_path / "ddp"),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     a = load_checkpoint(single / "checkpoint.pt")["model"]
@@ -99,10 +143,26 @@ def test_ddp_with_two_cpu_processes_matches_single_process(tmp_path):
 
 def test_cli_train_with_config_file_flags_and_errors(tmp_path, capsys):
     cfg = tmp_path / "run.yaml"
-    cfg.write_text("model: mnist_mlp\nmodel_args: {hidden: 16}\ndata: synthetic\nepochs: 1\nbatch_size: 64\n"
-                   "progress: false\ntensorboard: false\n")
-    assert main(["train", "--config", str(cfg), "--lr", "0.05", "--set", "data_args.num_examples=128",
-                 "--out", str(tmp_path / "run")]) == 0
+    cfg.write_text(
+        "model: mnist_mlp\nmodel_args: {hidden: 16}\ndata: synthetic\nepochs: 1\nbatch_size: 64\n"
+        "progress: false\ntensorboard: false\n"
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(cfg),
+                "--lr",
+                "0.05",
+                "--set",
+                "data_args.num_examples=128",
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 0
+    )
     assert "done: 1 epochs" in capsys.readouterr().out
     assert json.loads((tmp_path / "run" / "config.json").read_text())["lr"] == 0.05
     assert main(["train", "--config", str(cfg), "--lr", "0.1", "--out", str(tmp_path / "run")]) == 2

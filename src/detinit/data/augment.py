@@ -37,8 +37,8 @@ def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4, 
         padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
         dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
         dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
-        rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])  # (N, H)
-        cols = (dx[:, None] + torch.arange(w, device=x.device)[None, :])  # (N, W)
+        rows = dy[:, None] + torch.arange(h, device=x.device)[None, :]  # (N, H)
+        cols = dx[:, None] + torch.arange(w, device=x.device)[None, :]  # (N, W)
         out = padded.gather(2, rows[:, None, :, None].expand(-1, x.shape[1], -1, padded.shape[3]))
         out = out.gather(3, cols[:, None, None, :].expand(-1, x.shape[1], h, -1))
     if flip:

@@ -36,7 +36,9 @@ class ArrayDataset:
 
     def __post_init__(self) -> None:
         if self.images.shape[0] != self.labels.shape[0]:
-            raise DataError(f"{self.name}/{self.split}: {self.images.shape[0]} images but {self.labels.shape[0]} labels")
+            raise DataError(
+                f"{self.name}/{self.split}: {self.images.shape[0]} images but {self.labels.shape[0]} labels"
+            )
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -92,8 +94,15 @@ def list_datasets() -> dict[str, str]:
     return {name: desc for name, (_, desc) in sorted(_DATASETS.items())}
 
 
-def load_dataset(name: str, split: str = "train", *, root: str | Path | None = None, subset: int | None = None,
-                 seed: int = 0, **options: object) -> ArrayDataset:
+def load_dataset(
+    name: str,
+    split: str = "train",
+    *,
+    root: str | Path | None = None,
+    subset: int | None = None,
+    seed: int = 0,
+    **options: object,
+) -> ArrayDataset:
     """Load split ``"train"`` or ``"test"`` of a registered dataset (``root`` for data on disk).
 
     >>> ds = load_dataset("synthetic", "train", num_examples=64)

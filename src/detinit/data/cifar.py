@@ -21,9 +21,13 @@ from .base import ArrayDataset, DataError, register_dataset
 
 CIFAR10 = {
     "folder": "cifar-10-batches-py",
-    "train": [("data_batch_1", "c99cafc152244af753f735de768cd75f"), ("data_batch_2", "d4bba439e000b95fd0a9bffe97cbabec"),
-              ("data_batch_3", "54ebc095f3ab1f0389bbae665268c751"), ("data_batch_4", "634d18415352ddfa80567beed471001a"),
-              ("data_batch_5", "482c414d41f54cd18b22e5b47cb7c3cb")],
+    "train": [
+        ("data_batch_1", "c99cafc152244af753f735de768cd75f"),
+        ("data_batch_2", "d4bba439e000b95fd0a9bffe97cbabec"),
+        ("data_batch_3", "54ebc095f3ab1f0389bbae665268c751"),
+        ("data_batch_4", "634d18415352ddfa80567beed471001a"),
+        ("data_batch_5", "482c414d41f54cd18b22e5b47cb7c3cb"),
+    ],
     "test": [("test_batch", "40351d587109b95175f43aff81a1287e")],
     "label_key": b"labels",
     "classes": 10,
@@ -62,8 +66,10 @@ def _read_files(root: Path, folder: str, names: list[str]) -> dict[str, bytes]:
     for name in names:
         path = base / name
         if not path.is_file():
-            raise DataError(f"missing CIFAR batch file {path}: pass root= the folder {folder} (or its parent, "
-                            "or the .tar.gz) from https://www.cs.toronto.edu/~kriz/cifar.html")
+            raise DataError(
+                f"missing CIFAR batch file {path}: pass root= the folder {folder} (or its parent, "
+                "or the .tar.gz) from https://www.cs.toronto.edu/~kriz/cifar.html"
+            )
         out[name] = path.read_bytes()
     return out
 
@@ -76,8 +82,10 @@ def load_cifar(root: Path | None, split: str, spec: dict, name: str, verify: boo
     images, labels = [], []
     for fname, md5 in files:
         if verify and hashlib.md5(raw[fname]).hexdigest() != md5:
-            raise DataError(f"{name} file {fname} in {root} fails its MD5 check (corrupt or not the official file); "
-                            "re-download it, or pass verify=False for your own data in CIFAR format")
+            raise DataError(
+                f"{name} file {fname} in {root} fails its MD5 check (corrupt or not the official file); "
+                "re-download it, or pass verify=False for your own data in CIFAR format"
+            )
         try:
             entry = pickle.load(io.BytesIO(raw[fname]), encoding="bytes")
             data = np.asarray(entry[b"data"], dtype=np.uint8)

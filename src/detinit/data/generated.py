@@ -10,7 +10,9 @@ import torch
 from .base import ArrayDataset, DataError, channel_stats, register_dataset
 
 
-def _split(x: torch.Tensor, y: torch.Tensor, split: str, test_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _split(
+    x: torch.Tensor, y: torch.Tensor, split: str, test_fraction: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
     n_test = int(round(len(y) * test_fraction))
     keep = order[n_test:] if split == "train" else order[:n_test]
@@ -50,8 +52,16 @@ def mnist1d(split: str, root: Path | None = None, seed: int = 42) -> ArrayDatase
 
 
 @register_dataset("synthetic", "Gaussian class prototypes plus noise (for tests; any size)")
-def synthetic(split: str, root: Path | None = None, num_examples: int = 512, num_classes: int = 10,
-              in_chans: int = 1, image_size: int = 28, noise: float = 1.0, seed: int = 0) -> ArrayDataset:
+def synthetic(
+    split: str,
+    root: Path | None = None,
+    num_examples: int = 512,
+    num_classes: int = 10,
+    in_chans: int = 1,
+    image_size: int = 28,
+    noise: float = 1.0,
+    seed: int = 0,
+) -> ArrayDataset:
     """Class ``k`` images are ``prototype_k + noise * N(0, 1)``: learnable, and reproducible from ``seed``."""
     g = torch.Generator().manual_seed(seed)
     prototypes = torch.randn(num_classes, in_chans, image_size, image_size, generator=g)

@@ -37,15 +37,28 @@ class Batches:
         rank, world_size: this process's shard of every global batch (DDP).
     """
 
-    def __init__(self, dataset: ArrayDataset, batch_size: int, *, shuffle: bool = False, drop_last: bool = False,
-                 augment: bool = False, pad: int = 4, seed: int = 0, device: torch.device | str = "cpu",
-                 rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        dataset: ArrayDataset,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        augment: bool = False,
+        pad: int = 4,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if batch_size % world_size:
             raise ValueError(f"batch_size={batch_size} must be divisible by the world size {world_size}")
         if augment and dataset.images.dim() != 4:
-            raise ValueError(f"augment=True needs image data (N, C, H, W); {dataset.name} has {tuple(dataset.images.shape)}")
+            raise ValueError(
+                f"augment=True needs image data (N, C, H, W); {dataset.name} has {tuple(dataset.images.shape)}"
+            )
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
         self.augment, self.pad, self.seed, self.device = augment, pad, seed, torch.device(device)
         self.rank, self.world_size = rank, world_size
@@ -61,12 +74,15 @@ class Batches:
         aug_gen = epoch_generator(self.seed, epoch, 1)
         ds = self.dataset
         for b in range(len(self)):
-            index = order[b * self.batch_size:(b + 1) * self.batch_size]
+            index = order[b * self.batch_size : (b + 1) * self.batch_size]
             x = to_float(ds.images[index], ds.mean, ds.std)
             if self.augment:
                 x = random_crop_flip(x, aug_gen, self.pad)  # drawn for the global batch: same on every rank
             y = ds.labels[index]
             if self.world_size > 1:
                 per_rank = -(-len(index) // self.world_size)
-                x, y = x[self.rank * per_rank:(self.rank + 1) * per_rank], y[self.rank * per_rank:(self.rank + 1) * per_rank]
+                x, y = (
+                    x[self.rank * per_rank : (self.rank + 1) * per_rank],
+                    y[self.rank * per_rank : (self.rank + 1) * per_rank],
+                )
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)

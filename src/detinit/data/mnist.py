@@ -86,14 +86,22 @@ def _apt_download(workdir: Path) -> Path:
         lists = workdir / "apt-lists"
         (lists / "partial").mkdir(parents=True)
         (workdir / "apt-cache" / "archives" / "partial").mkdir(parents=True)
-        private = ["-o", f"Dir::State::Lists={lists}", "-o", f"Dir::Cache={workdir / 'apt-cache'}",
-                   "-o", "Debug::NoLocking=1"]
+        private = [
+            "-o",
+            f"Dir::State::Lists={lists}",
+            "-o",
+            f"Dir::Cache={workdir / 'apt-cache'}",
+            "-o",
+            "Debug::NoLocking=1",
+        ]
         log.info("apt-get download failed (%s); refreshing package lists privately", result.stderr.strip()[-200:])
         update = _run(["apt-get", *private, "update"], workdir)
         result = _run(["apt-get", *private, "download", DEBIAN_PACKAGE], workdir)
         if result.returncode != 0:
-            raise DataError(f"could not download {DEBIAN_PACKAGE}: {result.stderr.strip()[-500:]} "
-                            f"(apt-get update said: {update.stderr.strip()[-300:]}). {HOW_TO_GET}")
+            raise DataError(
+                f"could not download {DEBIAN_PACKAGE}: {result.stderr.strip()[-500:]} "
+                f"(apt-get update said: {update.stderr.strip()[-300:]}). {HOW_TO_GET}"
+            )
     debs = sorted(workdir.glob(f"{DEBIAN_PACKAGE}_*.deb"))
     if not debs:
         raise DataError(f"apt-get download left no {DEBIAN_PACKAGE}_*.deb in {workdir}. {HOW_TO_GET}")
@@ -127,7 +135,9 @@ def fetch_fashion_mnist(cache: Path | None = None) -> Path:
     return folder
 
 
-def load_mnist_format(root: Path, split: str, name: str, expected: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def load_mnist_format(
+    root: Path, split: str, name: str, expected: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Images ``(N, 1, 28, 28)`` uint8 and labels int64 from the IDX files in ``root``."""
     images = read_idx(_find(root, FILES[(split, "images")]))
     labels = read_idx(_find(root, FILES[(split, "labels")]))
@@ -161,8 +171,10 @@ def fashion_mnist(split: str, root: Path | None = None) -> ArrayDataset:
 @register_dataset("mnist", "MNIST 28x28 grey, 10 classes, IDX files from root=DIR")
 def mnist(split: str, root: Path | None = None) -> ArrayDataset:
     if root is None:
-        raise DataError("MNIST cannot be downloaded here: pass root=DIR (or data_root in a config) holding "
-                        "train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], "
-                        "t10k-labels-idx1-ubyte[.gz]")
+        raise DataError(
+            "MNIST cannot be downloaded here: pass root=DIR (or data_root in a config) holding "
+            "train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], "
+            "t10k-labels-idx1-ubyte[.gz]"
+        )
     images, labels = load_mnist_format(root, split, "MNIST")
     return ArrayDataset("mnist", split, images, labels, 10, MNIST_MEAN, MNIST_STD)

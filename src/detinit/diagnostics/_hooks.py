@@ -20,7 +20,9 @@ def probe_points(model: nn.Module, at: str = "auto") -> list[tuple[str, nn.Modul
     layers = [(n, m) for n, m in model.named_modules() if isinstance(m, MATRIX_LAYER_TYPES)]
     if at == "blocks" or (at == "auto" and blocks):
         if not blocks:
-            raise ValueError(f"{type(model).__name__} has no residual blocks (modules with detinit_roles); use at='layers'")
+            raise ValueError(
+                f"{type(model).__name__} has no residual blocks (modules with detinit_roles); use at='layers'"
+            )
         return blocks
     return layers
 
@@ -31,11 +33,13 @@ def record_outputs(points: list[tuple[str, nn.Module]], retain_grad: bool = Fals
     outputs: dict[str, torch.Tensor] = {}
     handles = []
     for name, module in points:
+
         def hook(mod: nn.Module, inputs: object, output: torch.Tensor, name: str = name) -> None:
             if isinstance(output, torch.Tensor):
                 if retain_grad and output.requires_grad:
                     output.retain_grad()
                 outputs[name] = output
+
         handles.append(module.register_forward_hook(hook))
     try:
         yield outputs

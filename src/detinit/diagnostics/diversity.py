@@ -70,7 +70,9 @@ def mean_row_correlation(weight: torch.Tensor, rows: str = "forward", max_rows: 
     constant = norms == 0
     unit = centred / torch.where(constant, torch.ones_like(norms), norms)[:, None]
     corr = (unit @ unit.T).clamp(-1.0, 1.0)
-    corr[(corr.abs() - 1.0).abs() < 1e-12] = corr[(corr.abs() - 1.0).abs() < 1e-12].sign()  # identical rows: +-1 exactly
+    corr[(corr.abs() - 1.0).abs() < 1e-12] = corr[
+        (corr.abs() - 1.0).abs() < 1e-12
+    ].sign()  # identical rows: +-1 exactly
     corr[constant, :] = 1.0
     corr[:, constant] = 1.0
     off_diagonal = corr.sum() - corr.diagonal().sum()
@@ -163,7 +165,13 @@ def feature_diversity(model: nn.Module, inputs: torch.Tensor, *, at: str = "auto
     with record_outputs(points) as outputs:
         model(inputs)
     return [
-        FeatureRow(n, outputs[n].shape[1], channel_variance(outputs[n]), participation_ratio(outputs[n]),
-                   max_channel_difference(outputs[n]))
-        for n, _ in points if n in outputs and outputs[n].dim() >= 2
+        FeatureRow(
+            n,
+            outputs[n].shape[1],
+            channel_variance(outputs[n]),
+            participation_ratio(outputs[n]),
+            max_channel_difference(outputs[n]),
+        )
+        for n, _ in points
+        if n in outputs and outputs[n].dim() >= 2
     ]

@@ -18,8 +18,9 @@ from torch import nn
 
 
 @torch.no_grad()
-def _lanczos(apply: callable, dim: int, steps: int, dtype: torch.dtype, device: torch.device,
-             generator: torch.Generator) -> torch.Tensor:
+def _lanczos(
+    apply: callable, dim: int, steps: int, dtype: torch.dtype, device: torch.device, generator: torch.Generator
+) -> torch.Tensor:
     """Ritz values of a symmetric PSD operator (full reorthogonalisation)."""
     v = torch.randn(dim, dtype=dtype, generator=generator).to(device)
     v /= v.norm()
@@ -62,6 +63,7 @@ def jacobian_singular_values(model: nn.Module, x: torch.Tensor, num_steps: int =
     was_training = model.training
     model.eval()
     try:
+
         def flat(v: torch.Tensor) -> torch.Tensor:
             return model(v.reshape(x.shape)).reshape(-1)
 
@@ -72,8 +74,14 @@ def jacobian_singular_values(model: nn.Module, x: torch.Tensor, num_steps: int =
             _, jv = torch.func.jvp(flat, (point,), (v,))
             return vjp_fn(jv)[0]
 
-        ritz = _lanczos(normal_operator, point.numel(), min(num_steps, point.numel()), point.dtype, point.device,
-                        torch.Generator().manual_seed(seed))
+        ritz = _lanczos(
+            normal_operator,
+            point.numel(),
+            min(num_steps, point.numel()),
+            point.dtype,
+            point.device,
+            torch.Generator().manual_seed(seed),
+        )
     finally:
         model.train(was_training)
     return ritz.sqrt().flip(0)

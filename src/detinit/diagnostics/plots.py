@@ -54,8 +54,9 @@ def plot_signal_propagation(rows: Sequence[SignalRow], path: str | Path, title: 
     """Three panels over depth: channel mean^2, channel variance, gradient RMS (log scale)."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for ax, key, label in zip(axes, ("mean_sq", "var", "grad_rms"),
-                              ("average channel mean$^2$", "average channel variance", "gradient RMS")):
+    for ax, key, label in zip(
+        axes, ("mean_sq", "var", "grad_rms"), ("average channel mean$^2$", "average channel variance", "gradient RMS")
+    ):
         _log_series(ax, [getattr(r, key) for r in rows], marker="o", ms=3)
         ax.set_xlabel("block / layer index")
         ax.set_title(label)

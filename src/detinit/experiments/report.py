@@ -62,8 +62,11 @@ def collect(study: Study) -> list[RunRecord]:
     records = []
     for spec in study.runs:
         path = run_dir(study, spec)
-        records.append(RunRecord(spec, run_status(path), read_jsonl(path / "metrics.jsonl"),
-                                 read_jsonl(path / "diagnostics.jsonl")))
+        records.append(
+            RunRecord(
+                spec, run_status(path), read_jsonl(path / "metrics.jsonl"), read_jsonl(path / "diagnostics.jsonl")
+            )
+        )
     return records
 
 
@@ -76,8 +79,15 @@ def group(study: Study, records: list[RunRecord]) -> list[GroupSummary]:
 
 
 def summary_rows(study: Study, groups: list[GroupSummary]) -> tuple[list[str], list[list[str]]]:
-    headers = [*study.group_by, "runs", "test acc % (final)", "test acc % (best)", "train loss (final)",
-               "spread of final acc (max-min, pp)", "s / epoch"]
+    headers = [
+        *study.group_by,
+        "runs",
+        "test acc % (final)",
+        "test acc % (best)",
+        "train loss (final)",
+        "spread of final acc (max-min, pp)",
+        "s / epoch",
+    ]
     rows = []
     for g in groups:
         final = g.values("test_acc")
@@ -86,10 +96,46 @@ def summary_rows(study: Study, groups: list[GroupSummary]) -> tuple[list[str], l
         other = [r.status for r in g.runs if r.status != "complete"]
         runs = f"{done}/{len(g.runs)}" + (f" ({', '.join(sorted(set(other)))})" if other else "")
         spread = f"{(max(final) - min(final)) * 100:.2f}" if len(final) > 1 else "-"
-        rows.append([*(str(k) for k in g.key), runs, mean_std(final, 100), mean_std(g.values("test_acc", best=True), 100),
-                     mean_std(g.values("train_loss"), 1, 4), spread,
-                     f"{statistics.fmean(seconds):.1f}" if seconds else "-"])
+        rows.append(
+            [
+                *(str(k) for k in g.key),
+                runs,
+                mean_std(final, 100),
+                mean_std(g.values("test_acc", best=True), 100),
+                mean_std(g.values("train_loss"), 1, 4),
+                spread,
+                f"{statistics.fmean(seconds):.1f}" if seconds else "-",
+            ]
+        )
     return headers, rows
+
+
+def rank_rows(study: Study, groups: list[GroupSummary]) -> tuple[list[str], list[list[str]]] | None:
+    """rank(W - I) of every square layer at the first and the last diagnostics epoch, mean over seeds."""
+    layers: list[str] = []
+    for g in groups:
+        for r in g.runs:
+            for name in (r.diagnostics[-1].get("rank_w_minus_i", {}) if r.diagnostics else {}):
+                if name not in layers:
+                    layers.append(name)
+    if not layers:
+        return None
+    rows = []
+    for g in groups:
+        runs = [r for r in g.runs if r.diagnostics]
+        if not runs:
+            continue
+        cells = []
+        for name in layers:
+            first = [r.diagnostics[0]["rank_w_minus_i"].get(name) for r in runs]
+            last = [r.diagnostics[-1]["rank_w_minus_i"].get(name) for r in runs]
+            if None in first or None in last:
+                cells.append("-")
+            else:
+                cells.append(f"{statistics.fmean(first):.0f} → {statistics.fmean(last):.0f}")
+        epochs = f"{runs[0].diagnostics[0]['epoch']} → {runs[0].diagnostics[-1]['epoch']}"
+        rows.append([*(str(k) for k in g.key), epochs, *cells])
+    return [*study.group_by, "epochs", *layers], rows
 
 
 def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -102,8 +148,16 @@ def _label(study: Study, g: GroupSummary) -> str:
     return ", ".join(f"{k}={v}" for k, v in zip(study.group_by, g.key)) or "all runs"
 
 
-def _plot_curves(study: Study, groups: list[GroupSummary], metric: str, ylabel: str, path: Path,
-                 source: str = "history", log: bool = False, scale: float = 1.0) -> Path | None:
+def _plot_curves(
+    study: Study,
+    groups: list[GroupSummary],
+    metric: str,
+    ylabel: str,
+    path: Path,
+    source: str = "history",
+    log: bool = False,
+    scale: float = 1.0,
+) -> Path | None:
     from ..diagnostics.plots import pyplot, save_figure
 
     plt = pyplot()
@@ -124,7 +178,7 @@ def _plot_curves(study: Study, groups: list[GroupSummary], metric: str, ylabel: 
         if log:
             values = values.clamp(min=1e-16)
         mean = values.mean(0)
-        line, = ax.plot(epochs, mean.tolist(), marker="o", ms=3, label=f"{_label(study, g)} (n={len(series)})")
+        (line,) = ax.plot(epochs, mean.tolist(), marker="o", ms=3, label=f"{_label(study, g)} (n={len(series)})")
         if len(series) > 1:
             std = values.std(0)
             ax.fill_between(epochs, (mean - std).tolist(), (mean + std).tolist(), color=line.get_color(), alpha=0.15)
@@ -177,18 +231,36 @@ def write_report(study: Study, command: str = "", wall_seconds: float | None = N
     headers, rows = summary_rows(study, groups)
     out = study.out
     figures = [
-        ("Test accuracy", _plot_curves(study, groups, "test_acc", "test accuracy (%)", out / "test_acc.png", scale=100)),
+        (
+            "Test accuracy",
+            _plot_curves(study, groups, "test_acc", "test accuracy (%)", out / "test_acc.png", scale=100),
+        ),
         ("Training loss", _plot_curves(study, groups, "train_loss", "training loss", out / "train_loss.png", log=True)),
-        ("Symmetry: max relative channel difference", _plot_curves(
-            study, groups, "max_channel_difference", "max relative channel difference", out / "symmetry.png",
-            source="diagnostics", log=True)),
+        (
+            "Symmetry: max relative channel difference",
+            _plot_curves(
+                study,
+                groups,
+                "max_channel_difference",
+                "max relative channel difference",
+                out / "symmetry.png",
+                source="diagnostics",
+                log=True,
+            ),
+        ),
     ]
     for g in groups:
         for r in g.runs:
             for d in r.diagnostics:
                 d["rank_total"] = _rank_total(d)
-    figures.append(("Rank of W - I, summed over square layers", _plot_curves(
-        study, groups, "rank_total", "sum over layers of rank(W - I)", out / "rank.png", source="diagnostics")))
+    figures.append(
+        (
+            "Rank of W - I, summed over square layers",
+            _plot_curves(
+                study, groups, "rank_total", "sum over layers of rank(W - I)", out / "rank.png", source="diagnostics"
+            ),
+        )
+    )
     figures.append(("Signal propagation at initialisation", _signal_at_init(study, groups, out / "signal_init.png")))
     total = sum(h["seconds"] for r in records for h in r.history)
     lines = [f"# Study: {study.name}", ""]
@@ -196,7 +268,8 @@ def write_report(study: Study, command: str = "", wall_seconds: float | None = N
         lines += [study.description.strip(), ""]
     lines += [
         f"- command: `{command or 'detinit study --config <file>'}`",
-        f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}; torch {torch.__version__}",
+        f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}; "
+        f"torch {torch.__version__}",
         f"- runs: {len(records)} ({sum(r.status == 'complete' for r in records)} complete); "
         f"training time summed over runs {total / 60:.1f} min"
         + (f"; wall time of this invocation {wall_seconds / 60:.1f} min" if wall_seconds is not None else ""),
@@ -205,13 +278,18 @@ def write_report(study: Study, command: str = "", wall_seconds: float | None = N
         markdown_table(headers, rows),
         "",
     ]
+    ranks = rank_rows(study, groups)
+    if ranks is not None:
+        lines += ["## Rank of W - I per square layer (numerical rank, tolerance sigma_max * n * eps of the weight dtype)", "",
+                  markdown_table(*ranks), ""]
     for title, fig in figures:
         if fig is not None:
             lines += [f"## {title}", "", f"![{title}]({fig.name})", ""]
     text = "\n".join(lines)
     write_text(out / "report.md", text)
-    write_json(out / "summary.json", {"headers": headers, "rows": rows,
-                                      "runs": {r.spec.run_id: r.status for r in records}})
+    write_json(
+        out / "summary.json", {"headers": headers, "rows": rows, "runs": {r.spec.run_id: r.status for r in records}}
+    )
     return out / "report.md"
 
 
@@ -219,5 +297,3 @@ def text_table(study: Study) -> str:
     """The summary table for a terminal."""
     headers, rows = summary_rows(study, group(study, collect(study)))
     return format_table(headers, rows)
-
-

@@ -55,8 +55,14 @@ def run_study(study: Study) -> dict[str, str]:
         if study.workers > 1:
             config = dataclasses.replace(config, threads=1, progress=False)
         jobs.append((spec.run_id, str(path), config.to_dict()))
-    log.info("study %s: %d runs, %d done, %d to run with %d worker(s)", study.name, len(study.runs),
-             len(statuses), len(jobs), study.workers)
+    log.info(
+        "study %s: %d runs, %d done, %d to run with %d worker(s)",
+        study.name,
+        len(study.runs),
+        len(statuses),
+        len(jobs),
+        study.workers,
+    )
     if study.workers == 1:
         results = map(_execute, jobs)
     else:
@@ -65,8 +71,9 @@ def run_study(study: Study) -> dict[str, str]:
     try:
         for i, (run_id, status, message, seconds) in enumerate(results, 1):
             statuses[run_id] = status
-            log.info("[%d/%d] %s: %s in %.0f s%s", i, len(jobs), run_id, status, seconds,
-                     f" -- {message}" if message else "")
+            log.info(
+                "[%d/%d] %s: %s in %.0f s%s", i, len(jobs), run_id, status, seconds, f" -- {message}" if message else ""
+            )
     finally:
         if study.workers > 1:
             pool.close()

@@ -116,8 +116,15 @@ def parse_study(data: dict[str, Any], *, out: str | Path | None = None, workers:
     n_workers = workers if workers is not None else int(data.get("workers", 1))
     if n_workers < 1:
         raise ConfigError(f"workers must be >= 1, got {n_workers}")
-    return Study(name, Path(out or data.get("out") or f"runs/{name}"), runs, group_by, n_workers,
-                 str(data.get("description", "")), data)
+    return Study(
+        name,
+        Path(out or data.get("out") or f"runs/{name}"),
+        runs,
+        group_by,
+        n_workers,
+        str(data.get("description", "")),
+        data,
+    )
 
 
 def load_study(path: str | Path, **kwargs: Any) -> Study:

@@ -58,9 +58,7 @@ def check_float_tensor(tensor: object, fn: str) -> torch.Tensor:
     return tensor
 
 
-def matrix_views(
-    tensor: torch.Tensor, fn: str, *, groups: int = 1, transposed: bool = False
-) -> list[torch.Tensor]:
+def matrix_views(tensor: torch.Tensor, fn: str, *, groups: int = 1, transposed: bool = False) -> list[torch.Tensor]:
     """Writable ``(P, Q)`` views of the per-group matrices at the centre tap.
 
     Validates the layout and raises a ``ValueError`` naming the shape and what
@@ -85,12 +83,9 @@ def matrix_views(
         raise ValueError(f"{fn}: tensor of shape {shape} has a zero-sized dimension")
     if shape[0] % groups != 0:
         what = "in_channels" if transposed else "out_channels"
-        raise ValueError(
-            f"{fn}: {what}={shape[0]} (dimension 0 of shape {shape}) is not divisible by groups={groups}"
-        )
+        raise ValueError(f"{fn}: {what}={shape[0]} (dimension 0 of shape {shape}) is not divisible by groups={groups}")
     centre = centre_index(shape[2:])
     plane = tensor[(slice(None), slice(None)) + centre]  # (dim0, dim1) view at the centre tap
     rows = shape[0] // groups
     views = [plane[g * rows : (g + 1) * rows] for g in range(groups)]
     return [v.t() for v in views] if transposed else views
-

@@ -136,8 +136,10 @@ def initialize(
                 continue  # shared parameter: initialised where first seen
             seen.add(id(param))
             if isinstance(param, UninitializedParameter):
-                raise ValueError(f"initialize: {full} of {type(module).__name__} is a lazy, uninitialised "
-                                 "parameter; run one forward pass before initialising")
+                raise ValueError(
+                    f"initialize: {full} of {type(module).__name__} is a lazy, uninitialised "
+                    "parameter; run one forward pass before initialising"
+                )
             if not param.requires_grad:
                 rule, reason = FROZEN, "requires_grad=False: left unchanged"
             elif plan.hooked:
@@ -150,12 +152,14 @@ def initialize(
             else:
                 rule, reason = UNKNOWN, f"no rule for {type(module).__name__}.{pname}: left unchanged"
             plan.records[pname] = len(report.records)
-            report.records.append(ParamRecord(full, type(module).__name__, tuple(param.shape), layer.role, rule,
-                                              reason + suffix))
+            report.records.append(
+                ParamRecord(full, type(module).__name__, tuple(param.shape), layer.role, rule, reason + suffix)
+            )
         plans.append(plan)
     if strict and report.unknown:
         raise ValueError(
-            "initialize(strict=True): no rule for " + ", ".join(f"{r.name} ({r.module_type})" for r in report.unknown)
+            "initialize(strict=True): no rule for "
+            + ", ".join(f"{r.name} ({r.module_type})" for r in report.unknown)
             + f"; scheme {scheme_obj.name!r} knows Linear, ConvNd, ConvTransposeNd"
             + (", Embedding" if scheme_obj.uses_generator else "")
             + " and norm layers; give the module a detinit_init_ hook or initialise it yourself"

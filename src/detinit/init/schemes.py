@@ -34,7 +34,7 @@ from torch import nn
 
 from . import random as rnd
 from .constnet import const_avg_
-from .zero import NORMS, hadamard_scale, partial_identity_, zero_, zero_rule
+from .zero import NORMS, hadamard_scale, partial_identity_, zero_
 
 ROLES = ("default", "branch", "branch_last", "pre_hadamard", "classifier")
 
@@ -175,8 +175,9 @@ class ConstNetScheme(Scheme):
             return WeightRule(
                 "scaled_kaiming",
                 f"residual conv = {s:g} x He (fan_out): partially random ConstNet",
-                lambda w, g: rnd.kaiming_normal_(w, generator=g, mode="fan_out", groups=groups,
-                                                 transposed=transposed).mul_(s),
+                lambda w, g: rnd.kaiming_normal_(
+                    w, generator=g, mode="fan_out", groups=groups, transposed=transposed
+                ).mul_(s),
             )
         if layer.role == "branch_last":
             return _zeros("residual conv starts at 0 (ConstNet): every block is the identity")
@@ -227,7 +228,9 @@ class RandomScheme(Scheme):
     def weight_rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
         role = layer.role
         if isinstance(module, nn.Embedding):
-            return WeightRule("normal", "embedding: N(0, 1) as torch's default", lambda w, g: rnd.normal_(w, generator=g))
+            return WeightRule(
+                "normal", "embedding: N(0, 1) as torch's default", lambda w, g: rnd.normal_(w, generator=g)
+            )
         if not isinstance(module, MATRIX_LAYER_TYPES):
             return None
         if role == "branch_last" and self.zero_init_last:
@@ -235,10 +238,16 @@ class RandomScheme(Scheme):
         groups, transposed = layer_geometry(module)
         geometry = {"groups": groups, "transposed": transposed}
         if self.kind == "orthogonal":
-            return WeightRule("orthogonal", "orthogonal rows/columns, gain 1", lambda w, g: rnd.orthogonal_(w, generator=g))
+            return WeightRule(
+                "orthogonal", "orthogonal rows/columns, gain 1", lambda w, g: rnd.orthogonal_(w, generator=g)
+            )
         if self.kind == "xavier":
             fn = rnd.xavier_normal_ if self.distribution == "normal" else rnd.xavier_uniform_
-            return WeightRule(f"xavier_{self.distribution}", "Glorot: var = 2/(fan_in+fan_out)", lambda w, g: fn(w, generator=g, **geometry))
+            return WeightRule(
+                f"xavier_{self.distribution}",
+                "Glorot: var = 2/(fan_in+fan_out)",
+                lambda w, g: fn(w, generator=g, **geometry),
+            )
         fn = rnd.kaiming_normal_ if self.distribution == "normal" else rnd.kaiming_uniform_
         nonlinearity = "linear" if role == "classifier" else "relu"
         return WeightRule(
@@ -277,7 +286,9 @@ class FixupScheme(Scheme):
 
     def weight_rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
         if isinstance(module, nn.Embedding):
-            return WeightRule("normal", "embedding: N(0, 1) as torch's default", lambda w, g: rnd.normal_(w, generator=g))
+            return WeightRule(
+                "normal", "embedding: N(0, 1) as torch's default", lambda w, g: rnd.normal_(w, generator=g)
+            )
         if not isinstance(module, MATRIX_LAYER_TYPES):
             return None
         if layer.role == "classifier":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import nn
 
 from ..nn import ScalarBias
@@ -31,3 +33,19 @@ def norm_or_bias(norm: str, channels: int) -> nn.Module:
 def bias_if_free(norm: str) -> nn.Module:
     """A Fixup scalar bias in ``"none"`` mode, nothing in ``"bn"`` mode."""
     return ScalarBias() if norm == "none" else nn.Identity()
+
+
+def build_stages(
+    make_block: Callable[[int, int, int], nn.Module], layers: list[int], widths: list[int], expansion: int
+) -> tuple[nn.Sequential, int]:
+    """ResNet stages: ``layers[i]`` blocks of ``widths[i]`` planes, stride 2 at the start of every stage
+    but the first. ``make_block(in_channels, planes, stride)`` builds one block. Returns the stages and
+    the output channels."""
+    stages, in_ch = [], widths[0]
+    for i, (n, planes) in enumerate(zip(layers, widths)):
+        blocks = []
+        for j in range(n):
+            blocks.append(make_block(in_ch, planes, 2 if i > 0 and j == 0 else 1))
+            in_ch = planes * expansion
+        stages.append(nn.Sequential(*blocks))
+    return nn.Sequential(*stages), in_ch

@@ -90,8 +90,10 @@ class ConstNet(nn.Module):
         stages, in_ch = [], widths[0]
         for i, out_ch in enumerate(widths[1:]):
             stride = 1 if i == 0 else 2
-            blocks = [ConstNetBlock(in_ch if j == 0 else out_ch, out_ch, stride if j == 0 else 1, norm, dropout)
-                      for j in range(n)]
+            blocks = [
+                ConstNetBlock(in_ch if j == 0 else out_ch, out_ch, stride if j == 0 else 1, norm, dropout)
+                for j in range(n)
+            ]
             stages.append(nn.Sequential(*blocks))
             in_ch = out_ch
         self.stages = nn.Sequential(*stages)
@@ -222,4 +224,3 @@ class LeakyNet(nn.Module):
 @register_model("leakynet", "constnet", "LeakyNet (no skips, leaky ReLU) with an init string")
 def leakynet(depth: int = 16, widen: int = 1, **kwargs: object) -> LeakyNet:
     return LeakyNet(depth, widen, **kwargs)  # type: ignore[arg-type]
-

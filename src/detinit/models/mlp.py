@@ -60,16 +60,23 @@ def _in_features(in_features: int | None, in_chans: int, image_size: int) -> int
 
 
 @register_model("mnist_mlp", "zero", "ZerO notebook MLP 784-784-n-n-10, bias-free (n = hidden=...)")
-def mnist_mlp(hidden: int = 1024, in_chans: int = 1, image_size: int = 28, in_features: int | None = None,
-              **kwargs: object) -> MLP:
+def mnist_mlp(
+    hidden: int = 1024, in_chans: int = 1, image_size: int = 28, in_features: int | None = None, **kwargs: object
+) -> MLP:
     """``in_features`` defaults to ``in_chans * image_size**2`` (784 for MNIST)."""
     d = _in_features(in_features, in_chans, image_size)
     return MLP(d, [d, hidden, hidden], **kwargs)  # type: ignore[arg-type]
 
 
 @register_model("deep_mlp", "kaiming", "MLP of `depth` hidden layers of `width` units, for depth sweeps")
-def deep_mlp(depth: int = 10, width: int = 256, in_chans: int = 1, image_size: int = 28,
-             in_features: int | None = None, **kwargs: object) -> MLP:
+def deep_mlp(
+    depth: int = 10,
+    width: int = 256,
+    in_chans: int = 1,
+    image_size: int = 28,
+    in_features: int | None = None,
+    **kwargs: object,
+) -> MLP:
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
     return MLP(_in_features(in_features, in_chans, image_size), [width] * depth, **kwargs)  # type: ignore[arg-type]

@@ -30,7 +30,9 @@ class ModelEntry:
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, default_init: str, description: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+def register_model(
+    name: str, default_init: str, description: str
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register ``builder`` under ``name``."""
 
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -56,8 +58,9 @@ def model_entry(name: str) -> ModelEntry:
     return _REGISTRY[name]
 
 
-def create_model(name: str, *, init: str | None = None, seed: int = 0, init_options: dict | None = None,
-                 **kwargs: object) -> nn.Module:
+def create_model(
+    name: str, *, init: str | None = None, seed: int = 0, init_options: dict | None = None, **kwargs: object
+) -> nn.Module:
     """Build a registered model and initialise it.
 
     Args:

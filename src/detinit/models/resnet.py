@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..nn import ChannelPad, ScalarGate, make_relu
-from ._layers import NORMS, bias_if_free, check_choice, conv1x1, conv3x3
+from ._layers import NORMS, bias_if_free, build_stages, check_choice, conv1x1, conv3x3
 from .registry import register_model
 
 SHORTCUTS = ("conv", "pad")
@@ -138,15 +138,9 @@ class ResNet(nn.Module):
             conv = nn.Conv2d(in_chans, widths[0], 7, stride=2, padding=3, bias=False)
             pool = nn.MaxPool2d(3, stride=2, padding=1)
         self.stem = nn.Sequential(conv, _norm(norm, widths[0]), bias_if_free(norm), make_relu(relu), pool)
-        stages, in_ch = [], widths[0]
-        for i, (n, planes) in enumerate(zip(layers, widths)):
-            blocks = []
-            for j in range(n):
-                stride = 2 if i > 0 and j == 0 else 1
-                blocks.append(block(in_ch, planes, stride, norm, gate, relu, shortcut))
-                in_ch = planes * block.expansion
-            stages.append(nn.Sequential(*blocks))
-        self.stages = nn.Sequential(*stages)
+        self.stages, in_ch = build_stages(
+            lambda c, p, s: block(c, p, s, norm, gate, relu, shortcut), layers, widths, block.expansion
+        )
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), bias_if_free(norm))
         self.fc = nn.Linear(in_ch, num_classes)
         self.num_features = in_ch

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nn import ChannelPad, HadamardTransform, ScalarGate, make_relu
-from ._layers import NORMS, bias_if_free, check_choice, conv1x1, conv3x3, norm_or_bias
+from ._layers import NORMS, bias_if_free, build_stages, check_choice, conv1x1, conv3x3, norm_or_bias
 from .registry import register_model
 
 STEMS = ("cifar", "imagenet")
@@ -55,7 +55,11 @@ class ZerOBasicBlock(nn.Module):
         self.act1, self.pre1 = make_relu(relu), norm_or_bias(norm, in_ch)
         self.conv1, self.post1 = conv3x3(in_ch, planes, stride), bias_if_free(norm)
         self.act2, self.pre2 = make_relu(relu), norm_or_bias(norm, planes)
-        self.conv2, self.gate, self.post2 = conv3x3(planes, planes), (ScalarGate() if gate else nn.Identity()), bias_if_free(norm)
+        self.conv2, self.gate, self.post2 = (
+            conv3x3(planes, planes),
+            (ScalarGate() if gate else nn.Identity()),
+            bias_if_free(norm),
+        )
         self.shortcut = hadamard_shortcut(in_ch, planes, stride) if stride != 1 or in_ch != planes else None
 
     def detinit_roles(self) -> dict[str, str]:
@@ -82,7 +86,11 @@ class ZerOBottleneck(nn.Module):
         self.act2, self.pre2 = make_relu(relu), norm_or_bias(norm, planes)
         self.conv2, self.post2 = conv3x3(planes, planes, stride), bias_if_free(norm)
         self.act3, self.pre3 = make_relu(relu), norm_or_bias(norm, planes)
-        self.conv3, self.gate, self.post3 = conv1x1(planes, out_ch), (ScalarGate() if gate else nn.Identity()), bias_if_free(norm)
+        self.conv3, self.gate, self.post3 = (
+            conv1x1(planes, out_ch),
+            (ScalarGate() if gate else nn.Identity()),
+            bias_if_free(norm),
+        )
         self.stride = stride
         self.downsample = hadamard_shortcut(in_ch, out_ch, stride) if stride != 1 or in_ch != out_ch else None
 
@@ -139,14 +147,9 @@ class ZerOResNet(nn.Module):
         self.stem_skip = nn.Sequential(ChannelPad(in_chans, widths[0]), HadamardTransform(widths[0]))
         self.act = make_relu(relu)
         self.norm1 = norm_or_bias(norm, widths[0])
-        stages, in_ch = [], widths[0]
-        for i, (n, planes) in enumerate(zip(layers, widths)):
-            blocks = []
-            for j in range(n):
-                blocks.append(block(in_ch, planes, 2 if i > 0 and j == 0 else 1, norm, gate, relu))
-                in_ch = planes * block.expansion
-            stages.append(nn.Sequential(*blocks))
-        self.stages = nn.Sequential(*stages)
+        self.stages, in_ch = build_stages(
+            lambda c, p, s: block(c, p, s, norm, gate, relu), layers, widths, block.expansion
+        )
         self.norm2 = norm_or_bias(norm, in_ch)
         self.fc = nn.Linear(in_ch, num_classes)
         self.num_features = in_ch

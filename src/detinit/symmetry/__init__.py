@@ -19,8 +19,9 @@ from .mechanisms import MECHANISMS, Mechanism, branch_outputs, make_mechanism
 
 
 @contextmanager
-def breaking(name: str, model: nn.Module, *, seed: int = 0, layers: list[str] | None = None,
-             **knobs: float) -> Iterator[Mechanism]:
+def breaking(
+    name: str, model: nn.Module, *, seed: int = 0, layers: list[str] | None = None, **knobs: float
+) -> Iterator[Mechanism]:
     """Attach mechanism ``name`` to ``model`` for the duration of the block, then detach it."""
     mechanism = make_mechanism(name, seed=seed, layers=layers, **knobs).attach(model)
     try:

@@ -172,8 +172,9 @@ class Mechanism:
     @torch.no_grad()
     def _perturb_grad(self, param: torch.Tensor) -> None:
         scale = self.knobs.get("scale") or torch.finfo(param.grad.dtype).eps
-        noise = torch.randn(param.grad.shape, generator=self._generator, device=param.grad.device,
-                            dtype=param.grad.dtype)
+        noise = torch.randn(
+            param.grad.shape, generator=self._generator, device=param.grad.device, dtype=param.grad.dtype
+        )
         param.grad.mul_(noise.mul_(scale).add_(1.0))
 
     @torch.no_grad()
@@ -185,16 +186,22 @@ class Mechanism:
                 raise ValueError(f"weight_noise: {name} ({type(module).__name__}) has no weight matrix to perturb")
             groups = getattr(module, "groups", 1)
             transposed = bool(getattr(module, "transposed", False))
-            noise = kaiming_normal_(torch.empty_like(weight), generator=self._generator, mode="fan_out",
-                                    groups=groups, transposed=transposed)
+            noise = kaiming_normal_(
+                torch.empty_like(weight),
+                generator=self._generator,
+                mode="fan_out",
+                groups=groups,
+                transposed=transposed,
+            )
             weight.add_(noise, alpha=s)
 
     def _branch_hook(self, module: nn.Module, inputs: object, output: torch.Tensor) -> torch.Tensor:
         if not module.training:
             return output
         if self.name == "dropout":
-            return torch.nn.functional.dropout(output, self.knobs["p"], training=True) if self.knobs["p"] > 0 \
-                else output
+            return (
+                torch.nn.functional.dropout(output, self.knobs["p"], training=True) if self.knobs["p"] > 0 else output
+            )
         sigma = self.knobs["sigma"]
         noise = torch.randn(output.shape, generator=self._generator, device=output.device, dtype=output.dtype)
         if self.name == "activation_noise":

@@ -74,8 +74,15 @@ class TrainConfig:
         names = [f.name for f in fields(cls)]
         unknown = [k for k in data if k not in names]
         if unknown:
-            hints = [f"{k!r}" + (f" (did you mean {difflib.get_close_matches(k, names, 1)[0]!r}?)"
-                                 if difflib.get_close_matches(k, names, 1) else "") for k in unknown]
+            hints = [
+                f"{k!r}"
+                + (
+                    f" (did you mean {difflib.get_close_matches(k, names, 1)[0]!r}?)"
+                    if difflib.get_close_matches(k, names, 1)
+                    else ""
+                )
+                for k in unknown
+            ]
             raise ConfigError(f"unknown config key(s) {', '.join(hints)}; allowed keys: {', '.join(names)}")
         cfg = cls(**data)
         cfg.validate()
@@ -133,11 +140,21 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ConfigError(f"{name} must be a positive integer or null, got {value!r}")
-        for name, low, high in (("lr", 0.0, None), ("momentum", 0.0, 1.0), ("weight_decay", 0.0, None),
-                                ("gamma", 0.0, None), ("warmup_epochs", 0.0, None), ("label_smoothing", 0.0, 1.0)):
+        for name, low, high in (
+            ("lr", 0.0, None),
+            ("momentum", 0.0, 1.0),
+            ("weight_decay", 0.0, None),
+            ("gamma", 0.0, None),
+            ("warmup_epochs", 0.0, None),
+            ("label_smoothing", 0.0, 1.0),
+        ):
             value = getattr(self, name)
-            in_range = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value \
+            in_range = (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and low <= value
                 and (high is None or value <= high)
+            )
             if not in_range:
                 upper = "inf)" if high is None else f"{high}]"
                 raise ConfigError(f"{name} must be a number in [{low}, {upper}, got {value!r}")

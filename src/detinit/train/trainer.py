@@ -123,8 +123,10 @@ def evaluate(model: nn.Module, data: Batches, dist_info: distributed.DistInfo, a
     for x, y in data.epoch(0):
         with _autocast(amp, x.device):
             logits = model(x)
-        sums += torch.tensor([F.cross_entropy(logits.float(), y, reduction="sum").item(),
-                              (logits.argmax(1) == y).sum().item(), len(y)], dtype=torch.float64)
+        sums += torch.tensor(
+            [F.cross_entropy(logits.float(), y, reduction="sum").item(), (logits.argmax(1) == y).sum().item(), len(y)],
+            dtype=torch.float64,
+        )
     sums = distributed.all_reduce_sum(sums.to(_reduce_device(data)), dist_info).cpu()
     model.train()
     return float(sums[0] / sums[2]), float(sums[1] / sums[2])
@@ -160,8 +162,9 @@ def _make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimi
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
-                           weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=config.weight_decay
+    )
 
 
 EXECUTION_KEYS = ("threads", "progress", "tensorboard")  # how a run executes, not what it computes
@@ -173,11 +176,14 @@ def _check_run_dir(out: Path, config: TrainConfig) -> None:
     if saved.exists():
         previous = json.loads(saved.read_text())
         current = json.loads(json.dumps(config.to_dict(), default=str))
-        changed = sorted(k for k in set(previous) | set(current)
-                         if k not in EXECUTION_KEYS and previous.get(k) != current.get(k))
+        changed = sorted(
+            k for k in set(previous) | set(current) if k not in EXECUTION_KEYS and previous.get(k) != current.get(k)
+        )
         if changed:
-            raise ConfigError(f"run directory {out} holds a run with a different config (keys {changed}); "
-                              "resume with the same config or choose another output directory")
+            raise ConfigError(
+                f"run directory {out} holds a run with a different config (keys {changed}); "
+                "resume with the same config or choose another output directory"
+            )
 
 
 def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = True) -> RunResult:
@@ -198,26 +204,42 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = True) -> R
         distributed.teardown(dist_info)
 
 
-def _train(config: TrainConfig, out: Path, device: torch.device, dist_info: distributed.DistInfo,
-           resume: bool) -> RunResult:
+def _train(
+    config: TrainConfig, out: Path, device: torch.device, dist_info: distributed.DistInfo, resume: bool
+) -> RunResult:
     main = dist_info.is_main
     _check_run_dir(out, config)
     ckpt_path = out / "checkpoint.pt"
-    if resume and (out / "run.json").exists() and json.loads((out / "run.json").read_text()).get("status") == "complete":
+    if (
+        resume
+        and (out / "run.json").exists()
+        and json.loads((out / "run.json").read_text()).get("status") == "complete"
+    ):
         log.info("run %s is already complete; nothing to do", out)
         return RunResult(out, "complete", read_jsonl(out / "metrics.jsonl"))
 
     root = config.data_root
-    train_set = load_dataset(config.data, "train", root=root, subset=config.train_subset, seed=config.seed,
-                             **config.data_args)
-    test_set = load_dataset(config.data, "test", root=root, subset=config.test_subset, seed=config.seed,
-                            **config.data_args)
+    train_set = load_dataset(
+        config.data, "train", root=root, subset=config.train_subset, seed=config.seed, **config.data_args
+    )
+    test_set = load_dataset(
+        config.data, "test", root=root, subset=config.test_subset, seed=config.seed, **config.data_args
+    )
     if len(train_set) < config.batch_size:
         raise ConfigError(f"batch_size={config.batch_size} is larger than the training set ({len(train_set)})")
     model = build_model(config, train_set).to(device)
     optimizer = _make_optimizer(config, model)
-    batches = Batches(train_set, config.batch_size, shuffle=True, drop_last=True, augment=config.augment,
-                      seed=config.seed, device=device, rank=dist_info.rank, world_size=dist_info.world_size)
+    batches = Batches(
+        train_set,
+        config.batch_size,
+        shuffle=True,
+        drop_last=True,
+        augment=config.augment,
+        seed=config.seed,
+        device=device,
+        rank=dist_info.rank,
+        world_size=dist_info.world_size,
+    )
     test_batches = Batches(test_set, max(config.batch_size, 256), device=device)  # every rank evaluates all of it
     steps_per_epoch = min(len(batches), config.max_steps_per_epoch or len(batches))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor_fn(config, steps_per_epoch))
@@ -254,25 +276,54 @@ def _train(config: TrainConfig, out: Path, device: torch.device, dist_info: dist
     writer = _tensorboard(config, out) if main else None
     try:
         for epoch in range(start_epoch, config.epochs):
-            row = _train_epoch(config, epoch, net, model, optimizer, scheduler, batches, steps_per_epoch,
-                               mechanism, dist_info, device, out, history)
+            row = _train_epoch(
+                config,
+                epoch,
+                net,
+                model,
+                optimizer,
+                scheduler,
+                batches,
+                steps_per_epoch,
+                mechanism,
+                dist_info,
+                device,
+                out,
+                history,
+            )
             row["test_loss"], row["test_acc"] = evaluate(model, test_batches, dist_info, config.amp)
             history.append(row)
             if config.diagnostics_every and (epoch + 1) % config.diagnostics_every == 0:
                 diag_history.append(measure_diagnostics(model, probe, epoch + 1))
             if main:
-                save_checkpoint(ckpt_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                            "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
-                                            "history": history, "diagnostics": diag_history})
+                save_checkpoint(
+                    ckpt_path,
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "epoch": epoch + 1,
+                        "history": history,
+                        "diagnostics": diag_history,
+                    },
+                )
                 append_jsonl(out / "metrics.jsonl", row)
                 if diag_history and diag_history[-1]["epoch"] == epoch + 1:
                     append_jsonl(out / "diagnostics.jsonl", diag_history[-1])
                 if writer is not None:
                     for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr"):
                         writer.add_scalar(key, row[key], epoch + 1)
-                log.info("epoch %d/%d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  lr %.4g  %.0f img/s",
-                         epoch + 1, config.epochs, row["train_loss"], row["train_acc"], row["test_loss"],
-                         row["test_acc"], row["lr"], row["images_per_s"])
+                log.info(
+                    "epoch %d/%d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  lr %.4g  %.0f img/s",
+                    epoch + 1,
+                    config.epochs,
+                    row["train_loss"],
+                    row["train_acc"],
+                    row["test_loss"],
+                    row["test_acc"],
+                    row["lr"],
+                    row["images_per_s"],
+                )
             distributed.barrier(dist_info)
     finally:
         if mechanism is not None:
@@ -284,10 +335,21 @@ def _train(config: TrainConfig, out: Path, device: torch.device, dist_info: dist
     return RunResult(out, "complete", history)
 
 
-def _train_epoch(config: TrainConfig, epoch: int, net: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer,
-                 scheduler: Any, batches: Batches, steps: int, mechanism: Mechanism | None,
-                 dist_info: distributed.DistInfo, device: torch.device, out: Path,
-                 history: list[dict[str, Any]]) -> dict[str, Any]:
+def _train_epoch(
+    config: TrainConfig,
+    epoch: int,
+    net: nn.Module,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    batches: Batches,
+    steps: int,
+    mechanism: Mechanism | None,
+    dist_info: distributed.DistInfo,
+    device: torch.device,
+    out: Path,
+    history: list[dict[str, Any]],
+) -> dict[str, Any]:
     """One epoch of updates; returns the epoch's training statistics."""
     torch.manual_seed(derived_seed(config.seed, epoch, 2))  # dropout and anything else on the global RNG
     if mechanism is not None:
@@ -310,26 +372,47 @@ def _train_epoch(config: TrainConfig, epoch: int, net: nn.Module, model: nn.Modu
             loss.backward()
             optimizer.step()
             scheduler.step()
-            sums += torch.tensor([loss.item() * len(y), (logits.argmax(1) == y).sum().item(), len(y)],
-                                 dtype=torch.float64)
+            sums += torch.tensor(
+                [loss.item() * len(y), (logits.argmax(1) == y).sum().item(), len(y)], dtype=torch.float64
+            )
             if bar is not None and hasattr(bar, "update"):
                 bar.update(1)
                 if step % 10 == 0:
                     elapsed = time.perf_counter() - start
-                    bar.set_postfix(loss=f"{sums[0] / sums[2]:.3f}", acc=f"{sums[1] / sums[2]:.3f}",
-                                    img_s=f"{sums[2] * dist_info.world_size / max(elapsed, 1e-9):.0f}")
+                    bar.set_postfix(
+                        loss=f"{sums[0] / sums[2]:.3f}",
+                        acc=f"{sums[1] / sums[2]:.3f}",
+                        img_s=f"{sums[2] * dist_info.world_size / max(elapsed, 1e-9):.0f}",
+                    )
     elapsed = time.perf_counter() - start
     sums = distributed.all_reduce_sum(sums.to(device if device.type == "cuda" else "cpu"), dist_info).cpu()
-    return {"epoch": epoch + 1, "step": (epoch + 1) * steps, "lr": lr, "train_loss": float(sums[0] / sums[2]),
-            "train_acc": float(sums[1] / sums[2]), "seconds": elapsed, "images_per_s": float(sums[2]) / elapsed}
+    return {
+        "epoch": epoch + 1,
+        "step": (epoch + 1) * steps,
+        "lr": lr,
+        "train_loss": float(sums[0] / sums[2]),
+        "train_acc": float(sums[1] / sums[2]),
+        "seconds": elapsed,
+        "images_per_s": float(sums[2]) / elapsed,
+    }
 
 
-def _diverged(config: TrainConfig, out: Path, epoch: int, step: int, loss: float, history: list[dict[str, Any]],
-              dist_info: distributed.DistInfo, device: torch.device) -> None:
-    kept = f"the last good checkpoint (epoch {history[-1]['epoch']}) is kept in {out / 'checkpoint.pt'}" if history \
+def _diverged(
+    config: TrainConfig,
+    out: Path,
+    epoch: int,
+    step: int,
+    loss: float,
+    history: list[dict[str, Any]],
+    dist_info: distributed.DistInfo,
+    device: torch.device,
+) -> None:
+    kept = (
+        f"the last good checkpoint (epoch {history[-1]['epoch']}) is kept in {out / 'checkpoint.pt'}"
+        if history
         else "no epoch had completed, so there is no checkpoint"
+    )
     message = f"training diverged: loss became {loss} at epoch {epoch + 1}, step {step + 1}; {kept}"
     if dist_info.is_main:
         write_json(out / "run.json", _run_meta(config, device, dist_info) | {"status": "diverged", "error": message})
     raise TrainingDiverged(message)
-

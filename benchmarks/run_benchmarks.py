@@ -1,0 +1,278 @@
+"""Benchmarks: initialisation, the Hadamard transform, the extra transforms in a step, trainer overhead.
+
+    .venv/bin/python benchmarks/run_benchmarks.py [--quick] [--threads N] [--out docs/benchmarks.md]
+
+Each pair is timed in the same run, as the median of repeated measurements after a warm-up.
+Prints one table per section and writes them, with the machine and the command, to --out.
+Peak extra memory of an initialiser is measured in a fresh subprocess as the growth of the
+process's peak resident set size (ru_maxrss) while the initialiser runs on an existing tensor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import scipy.linalg
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from detinit import create_model, initialize  # noqa: E402
+from detinit._table import format_table  # noqa: E402
+from detinit.data import Batches, load_dataset  # noqa: E402
+from detinit.init import hadamard, zero_  # noqa: E402
+from detinit.nn import HadamardTransform  # noqa: E402
+from detinit.train import TrainConfig, train  # noqa: E402
+
+
+def median_time(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.2f}"
+
+
+# ----------------------------------------------------------------------------- initialisation
+INIT_SHAPES = [(4096, 4096), (16384, 4096), (512, 512, 3, 3), (4096, 1024), (2048, 512, 3, 3), (1000, 512)]
+
+
+def _torch_default(w: torch.Tensor) -> None:
+    torch.nn.init.kaiming_uniform_(w, a=5**0.5)  # what nn.Linear / nn.Conv2d reset_parameters() do
+
+
+def bench_init(repeats: int) -> tuple[list[str], list[list[str]]]:
+    rows = []
+    for shape in INIT_SHAPES:
+        w = torch.empty(shape)
+        t_zero = median_time(lambda: zero_(w), repeats)
+        t_torch = median_time(lambda: _torch_default(w), repeats)
+        p, q = shape[0], shape[1]
+        rule = "identity" if p == q else ("partial identity" if p < q else "Hadamard block")
+        mem = peak_extra_memory(shape)
+        weight_mb = w.numel() * 4 / 2**20
+        rows.append(
+            [
+                "x".join(map(str, shape)),
+                rule,
+                ms(t_zero),
+                ms(t_torch),
+                f"{t_zero / t_torch:.2f}",
+                f"{weight_mb:.1f}",
+                f"{mem:.1f}",
+            ]
+        )
+    headers = [
+        "weight shape",
+        "ZerO case",
+        "zero_ ms",
+        "kaiming_uniform_ ms (torch default)",
+        "ratio",
+        "weight MiB",
+        "zero_ peak extra MiB",
+    ]
+    return headers, rows
+
+
+def peak_extra_memory(shape: tuple[int, ...]) -> float:
+    """Growth of peak RSS (MiB) while zero_ runs on an already allocated, touched tensor."""
+    code = (
+        "import resource, torch; from detinit.init import zero_; "
+        f"w = torch.ones({shape}); before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
+        "zero_(w); after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; print((after - before) / 1024)"
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    return float(out.stdout.strip())
+
+
+def _reset_parameters(model: nn.Module) -> None:
+    for module in model.modules():
+        if hasattr(module, "reset_parameters") and module is not model:
+            module.reset_parameters()
+
+
+def bench_model_init(repeats: int) -> tuple[list[str], list[list[str]]]:
+    rows = []
+    for name, kwargs in (("resnet50", {"num_classes": 1000}), ("zero_resnet50_imagenet", {}), ("resnet18", {})):
+        model = create_model(name, **kwargs)
+        t_zero = median_time(lambda: initialize(model, "zero"), repeats)
+        t_torch = median_time(lambda: _reset_parameters(model), repeats)
+        t_kaiming = median_time(lambda: initialize(model, "kaiming"), repeats)
+        n = sum(p.numel() for p in model.parameters())
+        rows.append([name, f"{n / 1e6:.1f} M", ms(t_zero), ms(t_torch), f"{t_zero / t_torch:.2f}", ms(t_kaiming)])
+    return [
+        "model",
+        "parameters",
+        "initialize(zero) ms",
+        "reset_parameters() ms (torch default)",
+        "ratio",
+        "initialize(kaiming) ms",
+    ], rows
+
+
+# ----------------------------------------------------------------------------- Hadamard transform
+def bench_hadamard(repeats: int, channels: list[int]) -> tuple[list[str], list[list[str]]]:
+    rows = []
+    for c in channels:
+        x = torch.randn(32, c, 8, 8)
+        dense = hadamard(c, normalized=True)
+        transform = HadamardTransform(c)
+        t_fast = median_time(lambda: transform(x), repeats)
+        t_dense = median_time(lambda: torch.matmul(x.permute(0, 2, 3, 1), dense).permute(0, 3, 1, 2), repeats)
+        t_build_ours = median_time(lambda: hadamard(c, normalized=True), repeats)
+        t_build_scipy = median_time(lambda: torch.from_numpy(scipy.linalg.hadamard(c)).float() / c**0.5, repeats)
+        rows.append([str(c), ms(t_fast), ms(t_dense), f"{t_dense / t_fast:.2f}", ms(t_build_ours), ms(t_build_scipy)])
+    return [
+        "channels",
+        "fast WHT ms",
+        "dense matmul ms",
+        "dense / fast",
+        "build H: detinit ms",
+        "build H: scipy ms",
+    ], rows
+
+
+def bench_extra_transforms(repeats: int) -> tuple[list[str], list[list[str]]]:
+    """One SGD step of a ZerO ResNet with and without its fixed Hadamard transforms."""
+    rows = []
+    for name, in_chans, size, batch in (("zero_resnet20", 1, 28, 128), ("zero_resnet18", 3, 32, 32)):
+        x, y = torch.randn(batch, in_chans, size, size), torch.randint(0, 10, (batch,))
+        times = {}
+        for variant in ("with", "without"):
+            model = create_model(name, in_chans=in_chans, init="kaiming")
+            if variant == "without":
+                for parent in model.modules():
+                    for child_name, child in parent.named_children():
+                        if isinstance(child, HadamardTransform):
+                            setattr(parent, child_name, nn.Identity())
+            opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+            def step() -> None:
+                opt.zero_grad(set_to_none=True)
+                F.cross_entropy(model(x), y).backward()
+                opt.step()
+
+            times[variant] = median_time(step, repeats)
+        overhead = times["with"] / times["without"] - 1
+        rows.append(
+            [
+                f"{name} (batch {batch}, {in_chans}x{size}x{size})",
+                ms(times["with"]),
+                ms(times["without"]),
+                f"{overhead * 100:+.1f} %",
+            ]
+        )
+    return ["network", "step with transforms ms", "step without ms", "overhead"], rows
+
+
+# ----------------------------------------------------------------------------- trainer overhead
+def bench_trainer(steps: int) -> tuple[list[str], list[list[str]]]:
+    data = load_dataset("synthetic", "train", num_examples=128 * steps, image_size=28)
+    config = TrainConfig(
+        model="resnet20",
+        data="synthetic",
+        data_args={"num_examples": 128 * steps, "image_size": 28},
+        epochs=1,
+        batch_size=128,
+        lr=0.05,
+        progress=False,
+        tensorboard=False,
+        test_subset=128,
+        schedule="constant",
+    )
+    import tempfile
+
+    rates = {}
+    for _ in range(2):  # alternate, keep the best of each (less noise from the other core)
+        with tempfile.TemporaryDirectory() as tmp:
+            result = train(config, tmp)
+        rates["detinit"] = max(rates.get("detinit", 0.0), result.final["images_per_s"])
+        model = create_model("resnet20", in_chans=1, num_classes=10)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+        batches = Batches(data, 128, shuffle=True)
+        start = time.perf_counter()
+        n = 0
+        for x, y in batches.epoch(0):  # the bare loop
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            n += len(y)
+        rates["bare"] = max(rates.get("bare", 0.0), n / (time.perf_counter() - start))
+    return ["loop", "images / s", "relative to bare"], [
+        ["bare 20-line PyTorch loop", f"{rates['bare']:.0f}", "1.00"],
+        [
+            "detinit train (metrics, schedule, checks)",
+            f"{rates['detinit']:.0f}",
+            f"{rates['detinit'] / rates['bare']:.2f}",
+        ],
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes (a smoke run)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--out", default="docs/benchmarks.md")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    repeats = 3 if args.quick else 9
+    channels = [16, 64, 256] if args.quick else [16, 64, 256, 1024, 4096]
+    sections = [
+        ("Initialisation of single tensors (CPU, float32)", bench_init(repeats)),
+        ("Initialisation of whole models", bench_model_init(max(3, repeats // 3))),
+        ("Hadamard transform over channels, input (32, C, 8, 8)", bench_hadamard(repeats, channels)),
+        (
+            "One SGD step of a ZerO ResNet with and without its fixed Hadamard transforms",
+            bench_extra_transforms(repeats),
+        ),
+        (
+            "Trainer overhead: one epoch of ResNet-20, batch 128, synthetic 1x28x28 data",
+            bench_trainer(8 if args.quick else 24),
+        ),
+    ]
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
+    command = "python benchmarks/run_benchmarks.py " + " ".join(sys.argv[1:])
+    lines = [
+        "# Benchmarks",
+        "",
+        f"- machine: {machine}",
+        f"- command: `{command.strip()}`",
+        f"- date: {time.strftime('%Y-%m-%d')}",
+        "- times: median of repeated runs after 2 warm-up runs",
+        "",
+    ]
+    for title, (headers, rows) in sections:
+        print(f"\n{title}\n{format_table(headers, rows)}")
+        lines += [f"## {title}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        lines.append("")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("\n".join(lines))
+    print(f"\nwritten to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
