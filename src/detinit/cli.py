@@ -218,7 +218,8 @@ def run_study_command(args: argparse.Namespace) -> int:
                 f"detinit study: {len(failed)} run(s) failed: {', '.join(failed)} (see the log above)", file=sys.stderr
             )
     command = "detinit study --config " + str(args.config) + (f" --workers {args.workers}" if args.workers else "")
-    report = write_report(study, command=command, wall_seconds=time.perf_counter() - start)
+    wall = None if args.report_only else time.perf_counter() - start
+    report = write_report(study, command=command, wall_seconds=wall)
     print(f"\n{study.name}: accuracy on the test split, mean ± std over seeds\n")
     print(text_table(study))
     print(f"\nreport: {report}")

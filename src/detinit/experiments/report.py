@@ -186,13 +186,15 @@ def _plot_curves(
     if not drawn:
         plt.close(fig)
         return None
+    title = f"{study.name}: {ylabel}"
     if log:
         ax.set_yscale("log")
+        ylabel += " (exact 0 drawn at 1e-16)"
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    ax.set_title(f"{study.name}: {ylabel}")
+    ax.set_title(title)
     return save_figure(fig, path)
 
 
