@@ -9,7 +9,13 @@ from detinit.experiments import load_study
 from detinit.train import train
 
 PAPER = sorted((Path(__file__).parents[2] / "configs" / "paper").glob("*.yaml"))
-SHAPES = {"cifar10": (3, 32, 10), "cifar100": (3, 32, 100), "mnist": (1, 28, 10), "fashion_mnist": (1, 28, 10)}
+SHAPES = {
+    "cifar10": (3, 32, 10),
+    "cifar100": (3, 32, 100),
+    "mnist": (1, 28, 10),
+    "fashion_mnist": (1, 28, 10),
+    "imagenet": (3, 64, 1000),
+}  # ImageNet networks run at 64 x 64 here: reduced size
 
 
 def reduced(config):
@@ -39,6 +45,7 @@ def test_there_are_paper_configs():
         "zero_mnist_mlp_rank",
         "constnet_cifar10",
         "leakynet_cifar10",
+        "zero_imagenet_resnet50",
     }
 
 

@@ -2,12 +2,15 @@
 
 Registered datasets: ``fashion_mnist`` (default; fetched once from Debian's
 ``dataset-fashion-mnist``), ``mnist`` and ``cifar10`` / ``cifar100`` (from a
-path), ``digits`` (scikit-learn), ``mnist1d`` (generated), ``synthetic``.
+path), ``imagenet`` (image folders at a path, streamed), ``digits``
+(scikit-learn), ``mnist1d`` (generated), ``synthetic``.
 """
 
-from . import cifar, generated, mnist  # noqa: F401  (registers the datasets)
+from . import cifar, folder, generated, mnist  # noqa: F401  (registers the datasets)
 from .augment import random_crop_flip, to_float
 from .base import ArrayDataset, DataError, cache_dir, channel_stats, list_datasets, load_dataset, register_dataset
+from .batches import make_batches, probe_batch
+from .folder import FolderBatches, FolderDataset
 from .idx import read_idx, write_idx
 from .loader import Batches, derived_seed, epoch_generator
 from .mnist import fetch_fashion_mnist
@@ -16,6 +19,8 @@ __all__ = [
     "ArrayDataset",
     "Batches",
     "DataError",
+    "FolderBatches",
+    "FolderDataset",
     "cache_dir",
     "channel_stats",
     "derived_seed",
@@ -23,6 +28,8 @@ __all__ = [
     "fetch_fashion_mnist",
     "list_datasets",
     "load_dataset",
+    "make_batches",
+    "probe_batch",
     "random_crop_flip",
     "read_idx",
     "register_dataset",

@@ -115,7 +115,7 @@ def rank_rows(study: Study, groups: list[GroupSummary]) -> tuple[list[str], list
     layers: list[str] = []
     for g in groups:
         for r in g.runs:
-            for name in (r.diagnostics[-1].get("rank_w_minus_i", {}) if r.diagnostics else {}):
+            for name in r.diagnostics[-1].get("rank_w_minus_i", {}) if r.diagnostics else {}:
                 if name not in layers:
                     layers.append(name)
     if not layers:
@@ -282,8 +282,12 @@ def write_report(study: Study, command: str = "", wall_seconds: float | None = N
     ]
     ranks = rank_rows(study, groups)
     if ranks is not None:
-        lines += ["## Rank of W - I per square layer (numerical rank, tolerance sigma_max * n * eps of the weight dtype)", "",
-                  markdown_table(*ranks), ""]
+        lines += [
+            "## Rank of W - I per square layer (numerical rank, tolerance sigma_max * n * eps of the weight dtype)",
+            "",
+            markdown_table(*ranks),
+            "",
+        ]
     for title, fig in figures:
         if fig is not None:
             lines += [f"## {title}", "", f"![{title}]({fig.name})", ""]

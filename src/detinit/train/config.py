@@ -40,6 +40,7 @@ class TrainConfig:
     train_subset: int | None = None
     test_subset: int | None = None
     augment: bool = False
+    data_workers: int = 2  # DataLoader workers for streamed (image-folder) datasets
     # optimisation
     epochs: int = 10
     batch_size: int = 128
@@ -132,7 +133,7 @@ class TrainConfig:
         for name in ("model_args", "init_options", "data_args", "symmetry_args"):
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"{name} must be a mapping, got {getattr(self, name)!r}")
-        for name, low in (("epochs", 1), ("batch_size", 1), ("seed", 0)):
+        for name, low in (("epochs", 1), ("batch_size", 1), ("seed", 0), ("data_workers", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import __version__
-from ..data import ArrayDataset, Batches, derived_seed, load_dataset, to_float
+from ..data import ArrayDataset, Batches, FolderBatches, derived_seed, load_dataset, make_batches, probe_batch
 from ..diagnostics import feature_diversity, rank_table
 from ..models import create_model, model_entry
 from ..symmetry import Mechanism, make_mechanism
@@ -116,7 +116,9 @@ def _progress(config: TrainConfig, total: int, desc: str, enabled: bool) -> Any:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Batches, dist_info: distributed.DistInfo, amp: bool) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module, data: Batches | FolderBatches, dist_info: distributed.DistInfo, amp: bool
+) -> tuple[float, float]:
     """Mean loss and accuracy over the whole split (summed over ranks)."""
     model.eval()
     sums = torch.zeros(3, dtype=torch.float64)
@@ -132,7 +134,7 @@ def evaluate(model: nn.Module, data: Batches, dist_info: distributed.DistInfo, a
     return float(sums[0] / sums[2]), float(sums[1] / sums[2])
 
 
-def _reduce_device(data: Batches) -> torch.device:
+def _reduce_device(data: Batches | FolderBatches) -> torch.device:
     return data.device if data.device.type == "cuda" else torch.device("cpu")
 
 
@@ -229,7 +231,7 @@ def _train(
         raise ConfigError(f"batch_size={config.batch_size} is larger than the training set ({len(train_set)})")
     model = build_model(config, train_set).to(device)
     optimizer = _make_optimizer(config, model)
-    batches = Batches(
+    batches = make_batches(
         train_set,
         config.batch_size,
         shuffle=True,
@@ -239,8 +241,11 @@ def _train(
         device=device,
         rank=dist_info.rank,
         world_size=dist_info.world_size,
+        workers=config.data_workers,
     )
-    test_batches = Batches(test_set, max(config.batch_size, 256), device=device)  # every rank evaluates all of it
+    test_batches = make_batches(
+        test_set, max(config.batch_size, 256), device=device, workers=config.data_workers
+    )  # every rank evaluates all of it
     steps_per_epoch = min(len(batches), config.max_steps_per_epoch or len(batches))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor_fn(config, steps_per_epoch))
 
@@ -268,7 +273,7 @@ def _train(
     if config.compile:
         net = torch.compile(net)
 
-    probe = to_float(test_set.images[:256], test_set.mean, test_set.std).to(device)
+    probe = probe_batch(test_set, 256).to(device)
     if config.diagnostics_every and start_epoch == 0:
         diag_history.append(measure_diagnostics(model, probe, 0))
         if main:
@@ -342,7 +347,7 @@ def _train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
-    batches: Batches,
+    batches: Batches | FolderBatches,
     steps: int,
     mechanism: Mechanism | None,
     dist_info: distributed.DistInfo,
