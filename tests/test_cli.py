@@ -82,3 +82,19 @@ def test_inspect_prints_every_diagnostic_and_writes_plots(capsys, tmp_path):
         assert heading in out
     for name in ("signal_propagation.png", "feature_diversity.png", "rank.png"):
         assert (tmp_path / name).stat().st_size > 5000
+
+
+def test_study_command_runs_reports_and_reuses(tmp_path, capsys):
+    study = tmp_path / "s.yaml"
+    study.write_text(
+        "name: s\nbase: {model: mnist_mlp, model_args: {hidden: 16}, data: synthetic, data_args: {num_examples: 64},"
+        " epochs: 1, batch_size: 32, progress: false, tensorboard: false, threads: 1}\ngrid: {init: [zero, kaiming]}\n"
+    )
+    assert main(["study", "--config", str(study), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "s: accuracy on the test split" in out and "zero" in out and (tmp_path / "out" / "report.md").exists()
+    assert main(["study", "--config", str(study), "--out", str(tmp_path / "out"), "--report-only"]) == 0
+    assert "wall time" not in (tmp_path / "out" / "report.md").read_text()
+    study.write_text("name: s\nbase: {model: mnist_mlp, epochs: 0}\n")
+    assert main(["study", "--config", str(study)]) == 2
+    assert "epochs must be an integer >= 1" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Command line: ``detinit demo | inspect | train | list``.
+"""Command line: ``detinit demo | inspect | train | study | list``.
 
 ``detinit demo`` builds a ZerO ResNet, initialises it, and prints what the
 initialisation did and what it means at step 0: the per-parameter report,
@@ -10,6 +10,8 @@ initialisation as tables and writes PNG plots.
 
 ``detinit train --config FILE [--set key=value ...]`` trains one run into a
 run directory (resuming it if it exists); the common flags override the file.
+
+``detinit study --config FILE`` runs a grid of runs and writes its report.
 """
 
 from __future__ import annotations
@@ -41,10 +43,10 @@ from .models import create_model, list_models, model_entry
 def _demo_batch(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of synthetic N(0, 1) images, or the first test images of ``--data``."""
     if getattr(args, "data", "synthetic") != "synthetic":
-        from .data import load_dataset, to_float
+        from .data import load_dataset, probe_batch
 
         ds = load_dataset(args.data, "test")
-        return to_float(ds.images[: args.batch_size], ds.mean, ds.std), ds.labels[: args.batch_size]
+        return probe_batch(ds, args.batch_size), ds.labels[: args.batch_size]
     g = torch.Generator().manual_seed(args.seed)
     x = torch.randn(args.batch_size, args.in_chans, args.image_size, args.image_size, generator=g)
     return x, torch.randint(0, args.num_classes, (args.batch_size,), generator=g)
@@ -210,6 +212,7 @@ def run_study_command(args: argparse.Namespace) -> int:
         print(f"detinit study: {err}", file=sys.stderr)
         return 2
     start = time.perf_counter()
+    failed: dict[str, str] = {}
     if not args.report_only:
         statuses = run_study(study)
         failed = {k: v for k, v in statuses.items() if v == "failed"}
@@ -223,7 +226,7 @@ def run_study_command(args: argparse.Namespace) -> int:
     print(f"\n{study.name}: accuracy on the test split, mean ± std over seeds\n")
     print(text_table(study))
     print(f"\nreport: {report}")
-    return 0
+    return 1 if failed else 0
 
 
 _TRAIN_FLAGS = {  # flag dest -> config key
