@@ -134,7 +134,16 @@ def test_cifar100_fine_labels(tmp_path):
 
 
 def test_generated_datasets_and_registry():
-    assert set(list_datasets()) == {"fashion_mnist", "mnist", "cifar10", "cifar100", "digits", "mnist1d", "synthetic", "imagenet"}
+    assert set(list_datasets()) == {
+        "fashion_mnist",
+        "mnist",
+        "cifar10",
+        "cifar100",
+        "digits",
+        "mnist1d",
+        "synthetic",
+        "imagenet",
+    }
     digits = load_dataset("digits", "train"), load_dataset("digits", "test")
     assert digits[0].images.shape[1:] == (1, 8, 8) and len(digits[0]) + len(digits[1]) == 1797
     m1d = load_dataset("mnist1d", "test")
