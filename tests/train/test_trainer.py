@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from detinit.cli import main
-from detinit.train import TrainConfig, TrainingDiverged, load_checkpoint, read_jsonl, train
+from detinit.train import ConfigError, TrainConfig, TrainingDiverged, load_checkpoint, read_jsonl, train
 
 QUIET = {"progress": False, "tensorboard": False, "threads": 1}
 
@@ -171,3 +171,25 @@ def test_cli_train_with_config_file_flags_and_errors(tmp_path, capsys):
     assert "schedule='linear' is not allowed" in capsys.readouterr().err
     assert main(["train", "--data", "mnist", "--out", str(tmp_path / "y")]) == 2
     assert "MNIST cannot be downloaded here" in capsys.readouterr().err
+
+
+def test_scalar_parameters_get_their_own_learning_rate_and_old_run_dirs_resume(tmp_path):
+    from detinit.data import load_dataset
+    from detinit.train.trainer import _make_optimizer, build_model
+
+    cfg = _small_config(model_args={"norm": "none"}, init="fixup", scalar_lr_factor=0.1, lr=0.2, symmetry=None)
+    model = build_model(cfg, load_dataset("synthetic", "train", num_examples=8, image_size=12))
+    groups = _make_optimizer(cfg, model).param_groups
+    assert [g["lr"] for g in groups] == [0.2, pytest.approx(0.02)]
+    assert all(p.dim() == 0 for p in groups[1]["params"]) and len(groups[1]["params"]) == 9 * 5 + 2
+    # a run directory written before a config key existed resumes when the key has its default value
+    run = tmp_path / "old"
+    old = _small_config(epochs=1, symmetry=None)
+    train(old, run)
+    saved = json.loads((run / "config.json").read_text())
+    del saved["scalar_lr_factor"]
+    (run / "config.json").write_text(json.dumps(saved))
+    (run / "run.json").write_text(json.dumps({"status": "running"}))  # as if it had been killed
+    assert train(old, run).history[-1]["epoch"] == 1
+    with pytest.raises(ConfigError, match=r"different config \(keys \['epochs'\]\)"):
+        train(old.replace(epochs=2), run)

@@ -49,6 +49,7 @@ class TrainConfig:
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 5e-4
+    scalar_lr_factor: float = 1.0  # lr multiplier for 0-dim parameters (Fixup's scalar biases and gates use 0.1)
     schedule: str = "cosine"
     milestones: list[int] = field(default_factory=list)  # epochs, for schedule="step"
     gamma: float = 0.1  # step factor; "constnet" uses 0.2 at E-140, E-80, E-40
@@ -143,6 +144,7 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a positive integer or null, got {value!r}")
         for name, low, high in (
             ("lr", 0.0, None),
+            ("scalar_lr_factor", 0.0, None),
             ("momentum", 0.0, 1.0),
             ("weight_decay", 0.0, None),
             ("gamma", 0.0, None),

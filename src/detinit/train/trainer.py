@@ -161,11 +161,16 @@ def measure_diagnostics(model: nn.Module, probe: torch.Tensor, epoch: int) -> di
 
 
 def _make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """SGD or AdamW; 0-dim parameters (scalar biases and gates) get ``lr * scalar_lr_factor``."""
     params = [p for p in model.parameters() if p.requires_grad]
+    scalars = [p for p in params if p.dim() == 0]
+    groups: list[dict[str, Any]] = [{"params": [p for p in params if p.dim() > 0]}]
+    if scalars:
+        groups.append({"params": scalars, "lr": config.lr * config.scalar_lr_factor})
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(
-        params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=config.weight_decay
+        groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=config.weight_decay
     )
 
 
@@ -176,7 +181,8 @@ def _check_run_dir(out: Path, config: TrainConfig) -> None:
     """Refuse to resume a run directory that holds a different experiment."""
     saved = out / "config.json"
     if saved.exists():
-        previous = json.loads(saved.read_text())
+        defaults = json.loads(json.dumps(TrainConfig().to_dict(), default=str))
+        previous = defaults | json.loads(saved.read_text())  # keys added since the run started take their defaults
         current = json.loads(json.dumps(config.to_dict(), default=str))
         changed = sorted(
             k for k in set(previous) | set(current) if k not in EXECUTION_KEYS and previous.get(k) != current.get(k)
