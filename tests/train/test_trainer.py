@@ -139,6 +139,10 @@ def test_ddp_with_two_cpu_processes_matches_single_process(tmp_path):
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5)
     assert json.loads((tmp_path / "ddp" / "run.json").read_text())["world_size"] == 2
+    # evaluation is sharded across the ranks and summed: the same test metrics as one process
+    single_rows, ddp_rows = read_jsonl(single / "metrics.jsonl"), read_jsonl(tmp_path / "ddp" / "metrics.jsonl")
+    assert abs(single_rows[-1]["test_loss"] - ddp_rows[-1]["test_loss"]) < 1e-4
+    assert abs(single_rows[-1]["test_acc"] - ddp_rows[-1]["test_acc"]) <= 2 / 256
 
 
 def test_cli_train_with_config_file_flags_and_errors(tmp_path, capsys):

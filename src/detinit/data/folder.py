@@ -23,7 +23,7 @@ import torch
 
 from .augment import to_float
 from .base import DataError, register_dataset
-from .loader import derived_seed, epoch_generator
+from .loader import BatchPlan, derived_seed
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # the standard statistics
 IMAGENET_SIZES = {"train": 1_281_167, "test": 50_000}
@@ -165,8 +165,9 @@ class _EpochView(torch.utils.data.Dataset):
         return self.dataset.load(index, self.augment, g), int(self.dataset.labels[index])
 
 
-class FolderBatches:
-    """Batches of a :class:`FolderDataset`, same interface as :class:`detinit.data.Batches`."""
+class FolderBatches(BatchPlan):
+    """Batches of a :class:`FolderDataset`, decoded in DataLoader workers; same interface as
+    :class:`detinit.data.Batches`."""
 
     def __init__(
         self,
@@ -182,30 +183,25 @@ class FolderBatches:
         world_size: int = 1,
         workers: int = 2,
     ) -> None:
-        if batch_size < 1 or batch_size % world_size:
-            raise ValueError(f"batch_size={batch_size} must be >= 1 and divisible by the world size {world_size}")
-        self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
-        self.augment, self.seed, self.device = augment, seed, torch.device(device)
-        self.rank, self.world_size, self.workers = rank, world_size, workers
-
-    def __len__(self) -> int:
-        n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        super().__init__(
+            dataset,
+            batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            augment=augment,
+            seed=seed,
+            device=device,
+            rank=rank,
+            world_size=world_size,
+        )
+        self.workers = workers
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.dataset)
-        order = (
-            torch.randperm(n, generator=epoch_generator(self.seed, epoch)).tolist() if self.shuffle else list(range(n))
-        )
-        order = order[: len(self) * self.batch_size]
-        per_rank = self.batch_size // self.world_size
-        mine = []  # this rank's share of every global batch, in order
-        for b in range(len(self)):
-            batch = order[b * self.batch_size : (b + 1) * self.batch_size]
-            mine += batch[self.rank * per_rank : (self.rank + 1) * per_rank]
+        shards = [self.shard(batch.tolist()) for batch in self.global_batches(epoch)]
+        mine = [i for shard in shards for i in shard]  # this rank's share of every global batch, in order
         loader = torch.utils.data.DataLoader(
             _EpochView(self.dataset, mine, self.augment, self.seed, epoch),
-            batch_size=per_rank,
+            batch_size=max(len(shards[0]), 1) if shards else 1,
             num_workers=self.workers,
             shuffle=False,
         )

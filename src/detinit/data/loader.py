@@ -7,7 +7,8 @@ run would have seen.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 
@@ -25,8 +26,55 @@ def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(derived_seed(seed, epoch, stream))
 
 
-class Batches:
-    """Iterate over ``dataset`` in batches of ``batch_size`` for epoch ``epoch``.
+class BatchPlan:
+    """What every batch iterator shares: validation, the number of batches, the epoch's order, DDP shards.
+
+    Epoch ``e``'s order is a permutation seeded by ``(seed, e)`` (or the identity without
+    ``shuffle``); each global batch is split into ``world_size`` consecutive shards of
+    ``ceil(len / world_size)`` examples, and rank ``r`` gets shard ``r``.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        drop_last: bool,
+        augment: bool,
+        seed: int,
+        device: torch.device | str,
+        rank: int,
+        world_size: int,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if batch_size % world_size:
+            raise ValueError(f"batch_size={batch_size} must be divisible by the world size {world_size}")
+        self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
+        self.augment, self.seed, self.device = augment, seed, torch.device(device)
+        self.rank, self.world_size = rank, world_size
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def global_batches(self, epoch: int) -> list[torch.Tensor]:
+        """Indices of every global batch of epoch ``epoch``, in order."""
+        n = len(self.dataset)
+        order = torch.randperm(n, generator=epoch_generator(self.seed, epoch, 0)) if self.shuffle else torch.arange(n)
+        return [order[b * self.batch_size : (b + 1) * self.batch_size] for b in range(len(self))]
+
+    def shard(self, items: Sequence[Any] | torch.Tensor) -> Any:
+        """This rank's consecutive share of one global batch (the whole batch without DDP)."""
+        if self.world_size == 1:
+            return items
+        per_rank = -(-len(items) // self.world_size)
+        return items[self.rank * per_rank : (self.rank + 1) * per_rank]
+
+
+class Batches(BatchPlan):
+    """Iterate over an in-memory ``dataset`` in batches of ``batch_size`` for epoch ``epoch``.
 
     Args:
         dataset: the data.
@@ -51,38 +99,30 @@ class Batches:
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if batch_size % world_size:
-            raise ValueError(f"batch_size={batch_size} must be divisible by the world size {world_size}")
         if augment and dataset.images.dim() != 4:
             raise ValueError(
                 f"augment=True needs image data (N, C, H, W); {dataset.name} has {tuple(dataset.images.shape)}"
             )
-        self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
-        self.augment, self.pad, self.seed, self.device = augment, pad, seed, torch.device(device)
-        self.rank, self.world_size = rank, world_size
-
-    def __len__(self) -> int:
-        n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        super().__init__(
+            dataset,
+            batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            augment=augment,
+            seed=seed,
+            device=device,
+            rank=rank,
+            world_size=world_size,
+        )
+        self.pad = pad
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of epoch ``epoch`` (this rank's shard of each)."""
-        n = len(self.dataset)
-        order = torch.randperm(n, generator=epoch_generator(self.seed, epoch, 0)) if self.shuffle else torch.arange(n)
         aug_gen = epoch_generator(self.seed, epoch, 1)
         ds = self.dataset
-        for b in range(len(self)):
-            index = order[b * self.batch_size : (b + 1) * self.batch_size]
+        for index in self.global_batches(epoch):
             x = to_float(ds.images[index], ds.mean, ds.std)
             if self.augment:
                 x = random_crop_flip(x, aug_gen, self.pad)  # drawn for the global batch: same on every rank
-            y = ds.labels[index]
-            if self.world_size > 1:
-                per_rank = -(-len(index) // self.world_size)
-                x, y = (
-                    x[self.rank * per_rank : (self.rank + 1) * per_rank],
-                    y[self.rank * per_rank : (self.rank + 1) * per_rank],
-                )
+            x, y = self.shard(x), self.shard(ds.labels[index])
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)

@@ -7,6 +7,7 @@ import os
 import platform
 import statistics
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,7 +152,7 @@ def _label(study: Study, g: GroupSummary) -> str:
 def _plot_curves(
     study: Study,
     groups: list[GroupSummary],
-    metric: str,
+    metric: str | Callable[[dict[str, Any]], float | None],
     ylabel: str,
     path: Path,
     source: str = "history",
@@ -163,11 +164,12 @@ def _plot_curves(
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     drawn = False
+    value_of = metric if callable(metric) else (lambda row: row.get(metric))
     for g in groups:
         series = []
         for r in g.runs:
             rows = r.history if source == "history" else r.diagnostics
-            points = [(row["epoch"], row[metric]) for row in rows if metric in row]
+            points = [(row["epoch"], v) for row in rows if (v := value_of(row)) is not None]
             if points:
                 series.append(points)
         if not series:
@@ -198,8 +200,9 @@ def _plot_curves(
     return save_figure(fig, path)
 
 
-def _rank_total(diag: dict[str, Any]) -> float:
-    return float(sum(diag.get("rank_w_minus_i", {}).values()))
+def _rank_total(diag: dict[str, Any]) -> float | None:
+    ranks = diag.get("rank_w_minus_i")
+    return float(sum(ranks.values())) if ranks is not None else None
 
 
 def _signal_at_init(study: Study, groups: list[GroupSummary], path: Path) -> Path | None:
@@ -251,15 +254,11 @@ def write_report(study: Study, command: str = "", wall_seconds: float | None = N
             ),
         ),
     ]
-    for g in groups:
-        for r in g.runs:
-            for d in r.diagnostics:
-                d["rank_total"] = _rank_total(d)
     figures.append(
         (
             "Rank of W - I, summed over square layers",
             _plot_curves(
-                study, groups, "rank_total", "sum over layers of rank(W - I)", out / "rank.png", source="diagnostics"
+                study, groups, _rank_total, "sum over layers of rank(W - I)", out / "rank.png", source="diagnostics"
             ),
         )
     )

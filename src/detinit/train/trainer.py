@@ -107,7 +107,7 @@ def _tensorboard(config: TrainConfig, out: Path) -> Any:
     return SummaryWriter(str(out / "tb"))
 
 
-def _progress(config: TrainConfig, total: int, desc: str, enabled: bool) -> Any:
+def _progress(total: int, desc: str, enabled: bool) -> Any:
     try:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover
@@ -249,9 +249,15 @@ def _train(
         world_size=dist_info.world_size,
         workers=config.data_workers,
     )
-    test_batches = make_batches(
-        test_set, max(config.batch_size, 256), device=device, workers=config.data_workers
-    )  # every rank evaluates all of it
+    eval_batch = -(-max(config.batch_size, 256) // dist_info.world_size) * dist_info.world_size
+    test_batches = make_batches(  # each rank evaluates its shard; evaluate() sums over ranks
+        test_set,
+        eval_batch,
+        device=device,
+        rank=dist_info.rank,
+        world_size=dist_info.world_size,
+        workers=config.data_workers,
+    )
     steps_per_epoch = min(len(batches), config.max_steps_per_epoch or len(batches))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor_fn(config, steps_per_epoch))
 
@@ -369,7 +375,7 @@ def _train_epoch(
     sums = torch.zeros(3, dtype=torch.float64)
     start = time.perf_counter()
     lr = optimizer.param_groups[0]["lr"]
-    with _progress(config, steps, f"epoch {epoch + 1}/{config.epochs}", config.progress and dist_info.is_main) as bar:
+    with _progress(steps, f"epoch {epoch + 1}/{config.epochs}", config.progress and dist_info.is_main) as bar:
         for step, (x, y) in enumerate(batches.epoch(epoch)):
             if step >= steps:
                 break
