@@ -128,6 +128,18 @@ def bench_model_init(repeats: int) -> tuple[list[str], list[list[str]]]:
     ], rows
 
 
+def bench_transformer_init(repeats: int) -> tuple[list[str], list[list[str]]]:
+    """GPT-2 small (124 M parameters, vocabulary 50,257, context 1,024, tied head): every scheme against torch."""
+    model = create_model("gpt2_small")
+    n = sum(p.numel() for p in model.parameters())
+    t_torch = median_time(lambda: _reset_parameters(model), repeats)
+    rows = []
+    for scheme in ("zero", "gpt2", "tfixup", "xavier"):
+        t = median_time(lambda: initialize(model, scheme), repeats)
+        rows.append([f"gpt2_small ({n / 1e6:.1f} M)", scheme, ms(t), ms(t_torch), f"{t / t_torch:.2f}"])
+    return ["model", "scheme", "initialize() ms", "reset_parameters() ms (torch default)", "ratio"], rows
+
+
 # ----------------------------------------------------------------------------- Hadamard transform
 def bench_hadamard(repeats: int, channels: list[int]) -> tuple[list[str], list[list[str]]]:
     rows = []
@@ -227,6 +239,9 @@ def bench_trainer(steps: int) -> tuple[list[str], list[list[str]]]:
     ]
 
 
+KEEP_MARKER = "<!-- notes below this line are written by hand and kept by run_benchmarks.py -->"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes (a smoke run)")
@@ -239,6 +254,7 @@ def main() -> int:
     sections = [
         ("Initialisation of single tensors (CPU, float32)", bench_init(repeats)),
         ("Initialisation of whole models", bench_model_init(max(3, repeats // 3))),
+        ("Initialisation of a GPT-2-small-sized Transformer", bench_transformer_init(3)),
         ("Hadamard transform over channels, input (32, C, 8, 8)", bench_hadamard(repeats, channels)),
         (
             "One SGD step of a ZerO ResNet with and without its fixed Hadamard transforms",
@@ -268,8 +284,12 @@ def main() -> int:
         lines += [f"## {title}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         lines.append("")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines))
+    out = Path(args.out)
+    if out.is_file() and KEEP_MARKER in out.read_text():  # hand-written notes below the marker are kept
+        notes = out.read_text().split(KEEP_MARKER, 1)[1]
+        lines += ["", KEEP_MARKER + notes.rstrip("\n")]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
     print(f"\nwritten to {args.out}")
     return 0
 

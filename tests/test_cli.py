@@ -38,6 +38,18 @@ def test_demo_full_report_other_model_and_scheme(capsys):
     assert "fail" in capsys.readouterr().out  # random weights are not zeros and ones
 
 
+def test_demo_and_inspect_a_language_model(capsys, tmp_path):
+    assert main(["demo", "--model", "gpt", "--vocab-size", "50", "--context", "16", "--batch-size", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "50 tokens, context 16" in out and "loss at init             3.912023   (ln 50 = 3.912023)" in out
+    assert "step 0:   1 of 53 tensors get a non-zero gradient  [head.weight]" in out
+    argv = ["inspect", "gpt", "--init", "gpt2", "--vocab-size", "50", "--context", "16", "--out", str(tmp_path)]
+    assert main([*argv, "--batch-size", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "gpt under gpt2" in out and "blocks.3.mlp" in out and "not measured for token models" in out
+    assert (tmp_path / "signal_propagation.png").is_file() and (tmp_path / "rank.png").is_file()
+
+
 def test_list_and_bad_arguments(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out

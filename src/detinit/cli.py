@@ -17,13 +17,13 @@ run directory (resuming it if it exists); the common flags override the file.
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import math
 import sys
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from . import __version__
 from ._table import format_table
@@ -38,6 +38,38 @@ from .diagnostics import (
 )
 from .init import check_zero_one, list_schemes
 from .models import create_model, list_models, model_entry
+from .nn import cross_entropy
+
+
+def _takes_tokens(name: str) -> bool:
+    """Whether a registered model is a language model (built from a vocabulary size, fed token ids)."""
+    return "vocab_size" in inspect.signature(model_entry(name).builder).parameters
+
+
+def _build(args: argparse.Namespace) -> torch.nn.Module:
+    if _takes_tokens(args.model):
+        return create_model(
+            args.model, init=args.init, vocab_size=args.vocab_size, context=args.context, seed=args.seed
+        )
+    return create_model(
+        args.model, init=args.init, num_classes=args.num_classes, in_chans=args.in_chans, seed=args.seed
+    )
+
+
+def _token_batch(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Random token windows (or the first ``--data`` windows) and their next-token targets."""
+    if getattr(args, "data", "synthetic") != "synthetic":
+        from .data import load_dataset
+
+        ds = load_dataset(args.data, "test", context=args.context)
+        if ds.num_classes != args.vocab_size:
+            raise SystemExit(f"--vocab-size must be {ds.num_classes} for {args.data}")
+        n = args.batch_size
+        return ds.inputs[:n].long(), ds.targets[:n].long(), f"the first {n} {args.data} validation windows"
+    g = torch.Generator().manual_seed(args.seed)
+    tokens = torch.randint(0, args.vocab_size, (args.batch_size, args.context + 1), generator=g)
+    what = f"{args.batch_size} uniformly random token windows of length {args.context} (seed {args.seed})"
+    return tokens[:, :-1], tokens[:, 1:], what
 
 
 def _demo_batch(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,29 +87,35 @@ def _demo_batch(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor]:
 def run_demo(args: argparse.Namespace) -> int:
     """Initialise a model and print the report and the step-0 diagnostics."""
     torch.set_num_threads(args.threads)
-    model = create_model(
-        args.model, init=args.init, num_classes=args.num_classes, in_chans=args.in_chans, seed=args.seed
-    )
+    model = _build(args)
+    tokens = _takes_tokens(args.model)
     report = model.init_report
     n_params = sum(p.numel() for p in model.parameters())
     print(f"detinit {__version__} (torch {torch.__version__}) -- {args.model}: {model_entry(args.model).description}")
-    print(
-        f"{n_params:,} parameters; input {args.in_chans}x{args.image_size}x{args.image_size}, "
-        f"{args.num_classes} classes\n"
+    shape = (
+        f"{args.vocab_size} tokens, context {args.context}"
+        if tokens
+        else f"input {args.in_chans}x{args.image_size}x{args.image_size}, {args.num_classes} classes"
     )
+    print(f"{n_params:,} parameters; {shape}\n")
     print(report if args.full_report else _short_report(report))
     print()
     print(check_zero_one(model))
     print(check_zero_one(model, mode="official"))
 
-    x, y = _demo_batch(args)
-    print(f"\nOne batch of {args.batch_size} standard-normal images (seed {args.seed}), labels uniform:")
+    if tokens:
+        x, y, what = _token_batch(args)
+        print(f"\nOne batch of {what}:")
+    else:
+        x, y = _demo_batch(args)
+        print(f"\nOne batch of {args.batch_size} standard-normal images (seed {args.seed}), labels uniform:")
     with torch.no_grad():
         logits = model.eval()(x)
     model.train()
-    loss = F.cross_entropy(logits, y).item()
+    loss = cross_entropy(logits, y).item()
+    classes = args.vocab_size if tokens else args.num_classes
     print(f"  max |logit| at init      {logits.abs().max().item():.3g}")
-    print(f"  loss at init             {loss:.6f}   (ln {args.num_classes} = {math.log(args.num_classes):.6f})")
+    print(f"  loss at init             {loss:.6f}   (ln {classes} = {math.log(classes):.6f})")
     _print_gradient_steps(model, x, y, args.lr)
     return 0
 
@@ -106,20 +144,23 @@ def run_inspect(args: argparse.Namespace) -> int:
     from .diagnostics.plots import plot_feature_diversity, plot_rank, plot_signal_propagation
 
     torch.set_num_threads(args.threads)
-    x, y = _demo_batch(args)
-    if args.data != "synthetic":  # the data decides the input shape and the classes
-        args.in_chans, args.image_size, args.num_classes = x.shape[1], x.shape[-1], int(y.max()) + 1
-    model = create_model(
-        args.model, init=args.init, num_classes=args.num_classes, in_chans=args.in_chans, seed=args.seed
-    )
+    tokens = _takes_tokens(args.model)
+    if tokens:
+        x, y, source = _token_batch(args)
+    else:
+        x, y = _demo_batch(args)
+        if args.data != "synthetic":  # the data decides the input shape and the classes
+            args.in_chans, args.image_size, args.num_classes = x.shape[1], x.shape[-1], int(y.max()) + 1
+        source = (
+            f"the first {len(y)} {args.data} test images"
+            if args.data != "synthetic"
+            else f"{args.batch_size} synthetic N(0, 1) images (seed {args.seed})"
+        )
+    model = _build(args)
     scheme = model.init_report.scheme
-    source = (
-        f"the first {len(y)} {args.data} test images"
-        if args.data != "synthetic"
-        else f"{args.batch_size} synthetic N(0, 1) images (seed {args.seed})"
-    )
-    print(f"{args.model} under {scheme}; input {args.in_chans}x{args.image_size}x{args.image_size}, {source}\n")
-    signal = signal_propagation(model, x, y)
+    shape = "" if tokens else f"; input {args.in_chans}x{args.image_size}x{args.image_size}"
+    print(f"{args.model} under {scheme}{shape}, {source}\n")
+    signal = signal_propagation(model, x, y, channel_dim=-1 if tokens else 1)
     print("Signal propagation (per block or layer):")
     print(
         format_table(
@@ -127,18 +168,21 @@ def run_inspect(args: argparse.Namespace) -> int:
             [(r.name, r.channels, r.mean_sq, r.var, r.grad_rms) for r in signal],
         )
     )
-    features = feature_diversity(model.eval(), x)
+    features = feature_diversity(model.eval(), x) if not tokens else []
     model.train()
-    print("\nFeature diversity (eval mode):")
-    print(
-        format_table(
-            ["point", "C", "channel var", "participation ratio", "max channel diff"],
-            [
-                (r.name, r.channels, r.channel_variance, r.participation_ratio, r.max_channel_difference)
-                for r in features
-            ],
+    if tokens:
+        print("\nFeature diversity: not measured for token models (see the rank table)")
+    else:
+        print("\nFeature diversity (eval mode):")
+        print(
+            format_table(
+                ["point", "C", "channel var", "participation ratio", "max channel diff"],
+                [
+                    (r.name, r.channels, r.channel_variance, r.participation_ratio, r.max_channel_difference)
+                    for r in features
+                ],
+            )
         )
-    )
     symmetry = weight_symmetry(model, max_rows=args.max_rows)
     print(f"\nWeight symmetry (mean row correlation; 1 = symmetric). Diversity = {diversity_score(symmetry):.4g}")
     print(
@@ -164,22 +208,24 @@ def run_inspect(args: argparse.Namespace) -> int:
             ],
         )
     )
-    body = _FeatureExtractor(model) if hasattr(model, "forward_features") else model
-    sv = jacobian_singular_values(body, x[:1], num_steps=args.lanczos_steps)
-    what = "input -> features (before the classifier)" if body is not model else "input -> output"
-    print(
-        f"\nJacobian {what} at one input, {len(sv)} Lanczos Ritz values: "
-        f"sigma_max {sv.max().item():.4g}, sigma_min {sv.min().item():.4g}"
-    )
+    if not tokens:  # token ids are not a differentiable input
+        body = _FeatureExtractor(model) if hasattr(model, "forward_features") else model
+        sv = jacobian_singular_values(body, x[:1], num_steps=args.lanczos_steps)
+        what = "input -> features (before the classifier)" if body is not model else "input -> output"
+        print(
+            f"\nJacobian {what} at one input, {len(sv)} Lanczos Ritz values: "
+            f"sigma_max {sv.max().item():.4g}, sigma_min {sv.min().item():.4g}"
+        )
     print("\nGradient at init (plain SGD on this batch, on a copy of the model):")
     _print_gradient_steps(model, x, y, args.lr)
     out = args.out
     title = f"{args.model} / {scheme}"
     paths = [
         plot_signal_propagation(signal, f"{out}/signal_propagation.png", title),
-        plot_feature_diversity(features, f"{out}/feature_diversity.png", title),
         plot_rank(ranks, f"{out}/rank.png", title),
     ]
+    if features:
+        paths.append(plot_feature_diversity(features, f"{out}/feature_diversity.png", title))
     print("\nplots: " + ", ".join(str(p) for p in paths))
     return 0
 
@@ -203,6 +249,7 @@ def run_study_command(args: argparse.Namespace) -> int:
 
     from .data import DataError
     from .experiments import load_study, run_study, text_table, write_report
+    from .experiments.report import collect, is_language_model
     from .train import ConfigError
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -223,7 +270,8 @@ def run_study_command(args: argparse.Namespace) -> int:
     command = "detinit study --config " + str(args.config) + (f" --workers {args.workers}" if args.workers else "")
     wall = None if args.report_only else time.perf_counter() - start
     report = write_report(study, command=command, wall_seconds=wall)
-    print(f"\n{study.name}: accuracy on the test split, mean ± std over seeds\n")
+    what = "validation loss" if is_language_model(collect(study)) else "accuracy on the test split"
+    print(f"\n{study.name}: {what}, mean ± std over seeds\n")
     print(text_table(study))
     print(f"\nreport: {report}")
     return 1 if failed else 0
@@ -290,6 +338,8 @@ def run_list(args: argparse.Namespace) -> int:
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", default=None, choices=list_schemes(), help="scheme (default: the model's own)")
     parser.add_argument("--num-classes", type=int, default=10)
+    parser.add_argument("--vocab-size", type=int, default=256, help="language models: tokens")
+    parser.add_argument("--context", type=int, default=64, help="language models: window length")
     parser.add_argument("--in-chans", type=int, default=1)
     parser.add_argument("--image-size", type=int, default=28)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -307,18 +357,18 @@ def build_parser() -> argparse.ArgumentParser:
     _model_arguments(demo)
     demo.add_argument("--full-report", action="store_true", help="print every parameter's rule and reason")
     demo.set_defaults(func=run_demo)
-    inspect = sub.add_parser("inspect", help="every diagnostic of a model at initialisation, with plots")
-    inspect.add_argument("model", choices=list_models(), metavar="MODEL")
-    _model_arguments(inspect)
-    inspect.add_argument(
+    inspect_cmd = sub.add_parser("inspect", help="every diagnostic of a model at initialisation, with plots")
+    inspect_cmd.add_argument("model", choices=list_models(), metavar="MODEL")
+    _model_arguments(inspect_cmd)
+    inspect_cmd.add_argument(
         "--data",
         default="synthetic",
-        help="input batch: synthetic, or a dataset name (fashion_mnist, digits, ...; from its test split)",
+        help="input batch: synthetic, or a dataset name (fashion_mnist, digits, kjv, ...; from its test split)",
     )
-    inspect.add_argument("--out", default="runs/inspect", help="folder for the PNG plots")
-    inspect.add_argument("--max-rows", type=int, default=1000, help="rows sampled for weight correlations")
-    inspect.add_argument("--lanczos-steps", type=int, default=16)
-    inspect.set_defaults(func=run_inspect)
+    inspect_cmd.add_argument("--out", default="runs/inspect", help="folder for the PNG plots")
+    inspect_cmd.add_argument("--max-rows", type=int, default=1000, help="rows sampled for weight correlations")
+    inspect_cmd.add_argument("--lanczos-steps", type=int, default=16)
+    inspect_cmd.set_defaults(func=run_inspect)
     tr = sub.add_parser("train", help="train one run (a run directory; resumes if it exists)")
     tr.add_argument("--config", help="YAML or TOML config file (keys of detinit.train.TrainConfig)")
     tr.add_argument(

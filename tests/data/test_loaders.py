@@ -143,6 +143,8 @@ def test_generated_datasets_and_registry():
         "mnist1d",
         "synthetic",
         "imagenet",
+        "kjv",
+        "text_file",
     }
     digits = load_dataset("digits", "train"), load_dataset("digits", "test")
     assert digits[0].images.shape[1:] == (1, 8, 8) and len(digits[0]) + len(digits[1]) == 1797

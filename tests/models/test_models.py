@@ -13,18 +13,20 @@ SMALL = {  # constructor arguments that keep CPU tests fast
     "leakynet": {"depth": 10, "widen": 1},
     "deep_mlp": {"depth": 3, "width": 32},
     "mnist_mlp": {"hidden": 64},
+    "vit": {"depth": 2, "width": 32, "heads": 4},
 }
+LANGUAGE = {"gpt", "gpt2_small"}  # token models: tests/models/test_transformer.py
+IMAGE_MODELS = [n for n in list_models() if n not in LANGUAGE]
 IMAGENET = {"resnet18", "resnet34", "resnet50", "zero_resnet18_imagenet", "zero_resnet50_imagenet"}
 HEAVY = {"constnet_16_10", "constnet_28_10"}  # only forward on a tiny batch
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", IMAGE_MODELS)
 def test_forward_backward_every_model(name):
     kwargs = dict(SMALL.get(name, {}))
-    mlp = "mlp" in name
     size = 64 if name in IMAGENET else 32
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
-    if mlp:
+    if "mlp" in name or name == "vit":
         kwargs.update(in_chans=3, image_size=size)
     for init in (None, "kaiming"):
         model = create_model(name, num_classes=7, init=init, **kwargs)
@@ -37,7 +39,7 @@ def test_forward_backward_every_model(name):
         assert model.init_report.unknown == []
 
 
-@pytest.mark.parametrize("name", [n for n in list_models() if n not in HEAVY and n not in IMAGENET])
+@pytest.mark.parametrize("name", [n for n in IMAGE_MODELS if n not in HEAVY and n not in IMAGENET])
 def test_one_channel_28x28(name):
     model = create_model(name, num_classes=10, in_chans=1, **SMALL.get(name, {}))
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)

@@ -3,10 +3,12 @@
 Registered datasets: ``fashion_mnist`` (default; fetched once from Debian's
 ``dataset-fashion-mnist``), ``mnist`` and ``cifar10`` / ``cifar100`` (from a
 path), ``imagenet`` (image folders at a path, streamed), ``digits``
-(scikit-learn), ``mnist1d`` (generated), ``synthetic``.
+(scikit-learn), ``mnist1d`` (generated), ``synthetic``; for language
+modelling ``kjv`` (the King James Bible, fetched once from Debian's
+``sword-text-kjv``) and ``text_file`` (a text file at a path).
 """
 
-from . import cifar, folder, generated, mnist  # noqa: F401  (registers the datasets)
+from . import cifar, folder, generated, mnist, text  # noqa: F401  (registers the datasets)
 from .augment import random_crop_flip, to_float
 from .base import ArrayDataset, DataError, cache_dir, channel_stats, list_datasets, load_dataset, register_dataset
 from .batches import make_batches, probe_batch
@@ -14,6 +16,7 @@ from .folder import FolderBatches, FolderDataset
 from .idx import read_idx, write_idx
 from .loader import Batches, derived_seed, epoch_generator
 from .mnist import fetch_fashion_mnist
+from .text import TokenDataset, fetch_kjv, text_dataset, unigram_loss
 
 __all__ = [
     "ArrayDataset",
@@ -21,11 +24,13 @@ __all__ = [
     "DataError",
     "FolderBatches",
     "FolderDataset",
+    "TokenDataset",
     "cache_dir",
     "channel_stats",
     "derived_seed",
     "epoch_generator",
     "fetch_fashion_mnist",
+    "fetch_kjv",
     "list_datasets",
     "load_dataset",
     "make_batches",
@@ -33,6 +38,8 @@ __all__ = [
     "random_crop_flip",
     "read_idx",
     "register_dataset",
+    "text_dataset",
     "to_float",
+    "unigram_loss",
     "write_idx",
 ]

@@ -9,13 +9,20 @@ import torch
 from .augment import to_float
 from .base import ArrayDataset
 from .folder import FolderBatches, FolderDataset
-from .loader import Batches
+from .loader import Batches, TokenBatches
+from .text import TokenDataset
 
-Dataset = ArrayDataset | FolderDataset
+Dataset = ArrayDataset | FolderDataset | TokenDataset
+BatchIterator = Batches | FolderBatches | TokenBatches
 
 
-def make_batches(dataset: Dataset, batch_size: int, **options: Any) -> Batches | FolderBatches:
-    """:class:`Batches` for in-memory data, :class:`FolderBatches` (streamed) for image folders."""
+def make_batches(dataset: Dataset, batch_size: int, **options: Any) -> BatchIterator:
+    """:class:`Batches` for in-memory images, :class:`FolderBatches` (streamed) for image folders,
+    :class:`TokenBatches` for token windows."""
+    if isinstance(dataset, TokenDataset):
+        options.pop("workers", None)
+        options.pop("pad", None)
+        return TokenBatches(dataset, batch_size, **options)
     if isinstance(dataset, FolderDataset):
         options.pop("pad", None)
         return FolderBatches(dataset, batch_size, **options)
@@ -24,8 +31,13 @@ def make_batches(dataset: Dataset, batch_size: int, **options: Any) -> Batches |
 
 
 def probe_batch(dataset: Dataset, n: int = 256) -> torch.Tensor:
-    """The first ``n`` examples, normalised, without augmentation (for diagnostics during training)."""
+    """The first ``n`` examples, normalised, without augmentation (for diagnostics during training).
+
+    Token windows come back as int64 inputs.
+    """
     n = min(n, len(dataset))
+    if isinstance(dataset, TokenDataset):
+        return dataset.inputs[:n].long()
     if isinstance(dataset, FolderDataset):
         images = torch.stack([dataset.load(i, False, None) for i in range(n)])
     else:

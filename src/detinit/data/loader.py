@@ -126,3 +126,43 @@ class Batches(BatchPlan):
                 x = random_crop_flip(x, aug_gen, self.pad)  # drawn for the global batch: same on every rank
             x, y = self.shard(x), self.shard(ds.labels[index])
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+
+class TokenBatches(BatchPlan):
+    """Batches of ``(inputs, targets)`` token windows (int64) from a :class:`~detinit.data.text.TokenDataset`.
+
+    Same order, sharding and resume guarantees as :class:`Batches`; there is no augmentation.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        augment: bool = False,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if augment:
+            raise ValueError("augment=True is for images; token windows have no augmentation (set augment: false)")
+        super().__init__(
+            dataset,
+            batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            augment=False,
+            seed=seed,
+            device=device,
+            rank=rank,
+            world_size=world_size,
+        )
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of epoch ``epoch`` (this rank's shard of each)."""
+        for index in self.global_batches(epoch):
+            x, y = self.shard(self.dataset.inputs[index]), self.shard(self.dataset.targets[index])
+            yield x.long().to(self.device, non_blocking=True), y.long().to(self.device, non_blocking=True)

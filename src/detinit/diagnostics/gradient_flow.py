@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from ..nn import cross_entropy
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ def gradient_at_init(
     *,
     steps: int = 3,
     lr: float = 0.1,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = cross_entropy,
 ) -> list[StepGradients]:
     """Take ``steps`` plain SGD steps on one batch, on a copy of ``model``, and record gradient norms.
 

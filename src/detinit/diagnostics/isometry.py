@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 
 @torch.no_grad()
@@ -63,25 +64,27 @@ def jacobian_singular_values(model: nn.Module, x: torch.Tensor, num_steps: int =
     was_training = model.training
     model.eval()
     try:
+        # forward-mode AD has no rule for the fused attention kernels: attention runs on the math backend here
+        with sdpa_kernel([SDPBackend.MATH]):
 
-        def flat(v: torch.Tensor) -> torch.Tensor:
-            return model(v.reshape(x.shape)).reshape(-1)
+            def flat(v: torch.Tensor) -> torch.Tensor:
+                return model(v.reshape(x.shape)).reshape(-1)
 
-        point = x.reshape(-1).detach()
-        _, vjp_fn = torch.func.vjp(flat, point)
+            point = x.reshape(-1).detach()
+            _, vjp_fn = torch.func.vjp(flat, point)
 
-        def normal_operator(v: torch.Tensor) -> torch.Tensor:
-            _, jv = torch.func.jvp(flat, (point,), (v,))
-            return vjp_fn(jv)[0]
+            def normal_operator(v: torch.Tensor) -> torch.Tensor:
+                _, jv = torch.func.jvp(flat, (point,), (v,))
+                return vjp_fn(jv)[0]
 
-        ritz = _lanczos(
-            normal_operator,
-            point.numel(),
-            min(num_steps, point.numel()),
-            point.dtype,
-            point.device,
-            torch.Generator().manual_seed(seed),
-        )
+            ritz = _lanczos(
+                normal_operator,
+                point.numel(),
+                min(num_steps, point.numel()),
+                point.dtype,
+                point.device,
+                torch.Generator().manual_seed(seed),
+            )
     finally:
         model.train(was_training)
     return ritz.sqrt().flip(0)

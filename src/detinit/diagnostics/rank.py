@@ -108,12 +108,19 @@ class RankRow:
     numerical_rank: int
     rank_w_minus_i: int | None  # None for non-square layers
     tol_w_minus_i: float | None
+    rank_update: int | None = None  # rank of W - W0, when initial weights are given
 
 
-def rank_table(model: nn.Module, tol: float | None = None) -> list[RankRow]:
+def rank_table(
+    model: nn.Module, tol: float | None = None, initial: dict[str, torch.Tensor] | None = None
+) -> list[RankRow]:
     """Rank measures of every Linear / conv weight (one SVD per weight and one per ``W - I``).
 
     Numerical ranks use ``tol`` if given, else the default rule with the weight's dtype.
+    With ``initial`` (``{module name: weight at init}``) each row also has
+    ``rank_update``, the numerical rank of the learned update :math:`W - W_0`:
+    the measure of what training added for layers that do not start at the
+    identity (ZerO's Hadamard and zero layers, every layer of a random init).
     """
     rows = []
     for name, module in model.named_modules():
@@ -129,5 +136,11 @@ def rank_table(model: nn.Module, tol: float | None = None) -> list[RankRow]:
             s_delta = singular_values(delta)
             tol_delta = tol if tol is not None else _tolerance(s_delta, shape, w.dtype)
             rank_delta = _numerical_rank(s_delta, tol_delta)
-        rows.append(RankRow(name, tuple(w.shape), _effective_rank(s), _stable_rank(s), rank, rank_delta, tol_delta))
+        rank_update = None
+        if initial is not None and name in initial:
+            s_update = singular_values(w - initial[name].to(w.device))
+            rank_update = _numerical_rank(s_update, tol if tol is not None else _tolerance(s_update, shape, w.dtype))
+        rows.append(
+            RankRow(name, tuple(w.shape), _effective_rank(s), _stable_rank(s), rank, rank_delta, tol_delta, rank_update)
+        )
     return rows

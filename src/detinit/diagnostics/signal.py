@@ -1,6 +1,7 @@
 r"""Signal propagation: per-layer activation statistics and gradients for one batch.
 
-For an output ``y`` of shape ``(N, C, *spatial)`` at each probe point, the
+For an output ``y`` of shape ``(N, C, *spatial)`` at each probe point (or
+``(N, T, C)`` with ``channel_dim=-1`` for sequence models), the
 quantities of the NF-Nets "signal propagation plot" (Brock et al. 2021):
 
 * ``mean_sq``: average over channels of the squared channel mean,
@@ -16,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ..nn import cross_entropy
 from ._hooks import probe_points, record_outputs
 
 
@@ -33,34 +34,43 @@ class SignalRow:
     grad_rms: float
 
 
-def channel_stats(y: torch.Tensor) -> tuple[float, float]:
-    """``(mean_sq, var)`` of an activation tensor (channels on dim 1).
+def channel_stats(y: torch.Tensor, channel_dim: int = 1) -> tuple[float, float]:
+    """``(mean_sq, var)`` of an activation tensor (channels on ``channel_dim``).
 
     >>> channel_stats(torch.ones(4, 3, 2, 2))
     (1.0, 0.0)
     """
-    flat = y.detach().transpose(0, 1).reshape(y.shape[1], -1).double()
+    flat = y.detach().movedim(channel_dim, 0).reshape(y.shape[channel_dim], -1).double()
     return float(flat.mean(1).square().mean()), float(flat.var(1, unbiased=False).mean())
 
 
 def signal_propagation(
-    model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None = None, *, at: str = "auto"
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor | None = None,
+    *,
+    at: str = "auto",
+    channel_dim: int = 1,
 ) -> list[SignalRow]:
-    """Activation mean^2, variance and gradient RMS at every probe point (model in train mode, no update)."""
+    """Activation mean^2, variance and gradient RMS at every probe point (model in train mode, no update).
+
+    Language models take token ``inputs`` and ``targets`` of shape ``(B, T)``
+    and ``channel_dim=-1``.
+    """
     points = probe_points(model, at)
     model.zero_grad(set_to_none=True)
     with record_outputs(points, retain_grad=targets is not None) as outputs:
         logits = model(inputs)
         if targets is not None:
-            F.cross_entropy(logits, targets).backward()
+            cross_entropy(logits, targets).backward()
     rows = []
     for name, _ in points:
         if name not in outputs:
             continue
         y = outputs[name]
-        mean_sq, var = channel_stats(y)
+        mean_sq, var = channel_stats(y, channel_dim)
         grad = y.grad if targets is not None and y.requires_grad else None
         grad_rms = float(grad.double().square().mean().sqrt()) if grad is not None else float("nan")
-        rows.append(SignalRow(name, y.shape[1] if y.dim() > 1 else 1, mean_sq, var, grad_rms))
+        rows.append(SignalRow(name, y.shape[channel_dim] if y.dim() > 1 else 1, mean_sq, var, grad_rms))
     model.zero_grad(set_to_none=True)
     return rows

@@ -3,8 +3,10 @@ trajectories, and signal propagation at initialisation, as PNGs embedded in ``re
 
 from __future__ import annotations
 
+import math
 import os
 import platform
+import re
 import statistics
 from collections import OrderedDict
 from collections.abc import Callable
@@ -79,7 +81,54 @@ def group(study: Study, records: list[RunRecord]) -> list[GroupSummary]:
     return list(groups.values())
 
 
+def is_language_model(records: list[RunRecord]) -> bool:
+    """Whether the runs are language modelling (their metrics count tokens, not images)."""
+    return any("tokens_per_s" in h for r in records for h in r.history)
+
+
+def lm_summary_rows(study: Study, groups: list[GroupSummary]) -> tuple[list[str], list[list[str]]]:
+    """Validation loss (nats per token, and bits), token accuracy, spread over seeds, time per epoch."""
+    headers = [
+        *study.group_by,
+        "runs",
+        "val loss (final)",
+        "val loss (best)",
+        "val bits/token (final)",
+        "val token acc %",
+        "train loss (final)",
+        "spread of final val loss (max-min)",
+        "s / epoch",
+    ]
+    rows = []
+    for g in groups:
+        final = g.values("test_loss")
+        best = [min(h["test_loss"] for h in r.history) for r in g.runs if r.status == "complete" and r.history]
+        seconds = [h["seconds"] for r in g.runs for h in r.history]
+        rows.append(
+            [
+                *(str(k) for k in g.key),
+                _runs_cell(g),
+                mean_std(final, 1, 3),
+                mean_std(best, 1, 3),
+                mean_std(final, 1 / math.log(2), 3),
+                mean_std(g.values("test_acc"), 100),
+                mean_std(g.values("train_loss"), 1, 3),
+                f"{max(final) - min(final):.3f}" if len(final) > 1 else "-",
+                f"{statistics.fmean(seconds):.1f}" if seconds else "-",
+            ]
+        )
+    return headers, rows
+
+
+def _runs_cell(g: GroupSummary) -> str:
+    done = sum(r.status == "complete" for r in g.runs)
+    other = [r.status for r in g.runs if r.status != "complete"]
+    return f"{done}/{len(g.runs)}" + (f" ({', '.join(sorted(set(other)))})" if other else "")
+
+
 def summary_rows(study: Study, groups: list[GroupSummary]) -> tuple[list[str], list[list[str]]]:
+    if is_language_model([r for g in groups for r in g.runs]):
+        return lm_summary_rows(study, groups)
     headers = [
         *study.group_by,
         "runs",
@@ -93,9 +142,7 @@ def summary_rows(study: Study, groups: list[GroupSummary]) -> tuple[list[str], l
     for g in groups:
         final = g.values("test_acc")
         seconds = [h["seconds"] for r in g.runs for h in r.history]
-        done = sum(r.status == "complete" for r in g.runs)
-        other = [r.status for r in g.runs if r.status != "complete"]
-        runs = f"{done}/{len(g.runs)}" + (f" ({', '.join(sorted(set(other)))})" if other else "")
+        runs = _runs_cell(g)
         spread = f"{(max(final) - min(final)) * 100:.2f}" if len(final) > 1 else "-"
         rows.append(
             [
@@ -137,6 +184,38 @@ def rank_rows(study: Study, groups: list[GroupSummary]) -> tuple[list[str], list
         epochs = f"{runs[0].diagnostics[0]['epoch']} → {runs[0].diagnostics[-1]['epoch']}"
         rows.append([*(str(k) for k in g.key), epochs, *cells])
     return [*study.group_by, "epochs", *layers], rows
+
+
+def layer_kind(name: str) -> str:
+    """A layer's name with block indices replaced by ``*`` (``blocks.3.attn.qkv`` -> ``blocks.*.attn.qkv``).
+
+    >>> layer_kind("blocks.11.mlp.fc")
+    'blocks.*.mlp.fc'
+    """
+    return re.sub(r"\.\d+\.", ".*.", name)
+
+
+def update_rank_rows(study: Study, groups: list[GroupSummary]) -> tuple[list[str], list[list[str]]] | None:
+    """rank(W - W0) at the last diagnostics epoch per layer kind, mean over blocks and seeds, of its full rank."""
+    kinds: dict[str, int] = {}
+    for g in groups:
+        for r in g.runs:
+            last = r.diagnostics[-1] if r.diagnostics else {}
+            for name in last.get("rank_update", {}):
+                kinds.setdefault(layer_kind(name), 0)
+    if not kinds:
+        return None
+    rows = []
+    for g in groups:
+        runs = [r for r in g.runs if r.diagnostics and "rank_update" in r.diagnostics[-1]]
+        if not runs:
+            continue
+        cells = []
+        for kind in kinds:
+            values = [v for r in runs for n, v in r.diagnostics[-1]["rank_update"].items() if layer_kind(n) == kind]
+            cells.append(f"{statistics.fmean(values):.1f}" if values else "-")
+        rows.append([*(str(k) for k in g.key), str(runs[0].diagnostics[-1]["epoch"]), *cells])
+    return [*study.group_by, "epoch", *kinds], rows
 
 
 def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -205,6 +284,11 @@ def _rank_total(diag: dict[str, Any]) -> float | None:
     return float(sum(ranks.values())) if ranks is not None else None
 
 
+def _update_rank_total(diag: dict[str, Any]) -> float | None:
+    ranks = diag.get("rank_update")
+    return float(sum(ranks.values())) if ranks is not None else None
+
+
 def _signal_at_init(study: Study, groups: list[GroupSummary], path: Path) -> Path | None:
     """Channel variance over depth at initialisation, one line per group (first run of each)."""
     from ..data import load_dataset, to_float
@@ -217,6 +301,9 @@ def _signal_at_init(study: Study, groups: list[GroupSummary], path: Path) -> Pat
     for g in groups:
         cfg = g.runs[0].spec.config
         data = load_dataset(cfg.data, "test", root=cfg.data_root, subset=64, seed=cfg.seed, **cfg.data_args)
+        if not hasattr(data, "images"):  # token windows: the probe is for image models
+            plt.close(fig)
+            return None
         model = build_model(cfg, data)
         rows = signal_propagation(model, to_float(data.images, data.mean, data.std), data.labels)
         ax.plot(range(len(rows)), [max(r.var, 1e-16) for r in rows], marker="o", ms=3, label=_label(study, g))
@@ -235,34 +322,59 @@ def write_report(study: Study, command: str = "", wall_seconds: float | None = N
     groups = group(study, records)
     headers, rows = summary_rows(study, groups)
     out = study.out
-    figures = [
-        (
-            "Test accuracy",
-            _plot_curves(study, groups, "test_acc", "test accuracy (%)", out / "test_acc.png", scale=100),
-        ),
-        ("Training loss", _plot_curves(study, groups, "train_loss", "training loss", out / "train_loss.png", log=True)),
-        (
-            "Symmetry: max relative channel difference",
-            _plot_curves(
-                study,
-                groups,
-                "max_channel_difference",
-                "max relative channel difference",
-                out / "symmetry.png",
-                source="diagnostics",
-                log=True,
+    lm = is_language_model(records)
+    if lm:
+        figures = [
+            (
+                "Validation loss",
+                _plot_curves(study, groups, "test_loss", "validation loss (nats/token)", out / "val_loss.png"),
             ),
-        ),
-    ]
-    figures.append(
-        (
-            "Rank of W - I, summed over square layers",
-            _plot_curves(
-                study, groups, _rank_total, "sum over layers of rank(W - I)", out / "rank.png", source="diagnostics"
+            (
+                "Training loss",
+                _plot_curves(study, groups, "train_loss", "training loss (nats/token)", out / "train_loss.png"),
             ),
-        )
-    )
-    figures.append(("Signal propagation at initialisation", _signal_at_init(study, groups, out / "signal_init.png")))
+            (
+                "Rank of the learned update W - W0, summed over layers",
+                _plot_curves(
+                    study,
+                    groups,
+                    _update_rank_total,
+                    "sum over layers of rank(W - W0)",
+                    out / "rank_update.png",
+                    source="diagnostics",
+                ),
+            ),
+        ]
+    else:
+        figures = [
+            (
+                "Test accuracy",
+                _plot_curves(study, groups, "test_acc", "test accuracy (%)", out / "test_acc.png", scale=100),
+            ),
+            (
+                "Training loss",
+                _plot_curves(study, groups, "train_loss", "training loss", out / "train_loss.png", log=True),
+            ),
+            (
+                "Symmetry: max relative channel difference",
+                _plot_curves(
+                    study,
+                    groups,
+                    "max_channel_difference",
+                    "max relative channel difference",
+                    out / "symmetry.png",
+                    source="diagnostics",
+                    log=True,
+                ),
+            ),
+            (
+                "Rank of W - I, summed over square layers",
+                _plot_curves(
+                    study, groups, _rank_total, "sum over layers of rank(W - I)", out / "rank.png", source="diagnostics"
+                ),
+            ),
+            ("Signal propagation at initialisation", _signal_at_init(study, groups, out / "signal_init.png")),
+        ]
     total = sum(h["seconds"] for r in records for h in r.history)
     lines = [f"# Study: {study.name}", ""]
     if study.description:
@@ -274,12 +386,26 @@ def write_report(study: Study, command: str = "", wall_seconds: float | None = N
         f"- runs: {len(records)} ({sum(r.status == 'complete' for r in records)} complete); "
         f"training time summed over runs {total / 60:.1f} min"
         + (f"; wall time of this invocation {wall_seconds / 60:.1f} min" if wall_seconds is not None else ""),
-        "- accuracy: mean ± sample std over seeds; 'spread' is max - min of the final accuracy over seeds",
+        (
+            "- losses in nats per token (bits = nats / ln 2): mean ± sample std over seeds; 'spread' is max - min "
+            "of the final validation loss over seeds"
+            if lm
+            else "- accuracy: mean ± sample std over seeds; 'spread' is max - min of the final accuracy over seeds"
+        ),
         "",
         markdown_table(headers, rows),
         "",
     ]
-    ranks = rank_rows(study, groups)
+    updates = update_rank_rows(study, groups) if lm else None
+    if updates is not None:
+        lines += [
+            "## Rank of the learned update W - W0 per layer kind (mean over blocks and seeds; numerical rank, "
+            "tolerance sigma_max * n * eps)",
+            "",
+            markdown_table(*updates),
+            "",
+        ]
+    ranks = rank_rows(study, groups) if not lm else None
     if ranks is not None:
         lines += [
             "## Rank of W - I per square layer (numerical rank, tolerance sigma_max * n * eps of the weight dtype)",

@@ -8,8 +8,14 @@ Rules, per module owning parameters directly:
 2. norm layers (BatchNorm, InstanceNorm, GroupNorm, LayerNorm, RMSNorm):
    weight 1, bias 0;
 3. Linear / ConvNd / ConvTransposeNd / Embedding: the scheme's
-   :class:`~detinit.init.schemes.WeightRule` for the module's role; bias 0;
-4. anything else: reported as unknown and left unchanged (``strict=True``
+   :class:`~detinit.init.schemes.WeightRule` for the module's role; bias 0.
+   A Linear in a fused role (``"attn_qkv"``, ``"attn_kv"``) is split along
+   its output rows and each block gets the rule of its own role;
+4. ``nn.MultiheadAttention``: ``in_proj_weight`` is the fused ``"attn_qkv"``
+   (or ``q_proj_weight`` / ``k_proj_weight`` / ``v_proj_weight`` when the key
+   and value widths differ), biases and ``bias_k`` / ``bias_v`` 0; its
+   ``out_proj`` is an ``"attn_out"`` Linear;
+5. anything else: reported as unknown and left unchanged (``strict=True``
    raises instead, before any parameter is written).
 
 Parameters with ``requires_grad=False`` are left unchanged and reported as
@@ -26,8 +32,8 @@ from torch import nn
 from torch.nn.parameter import UninitializedParameter
 
 from .report import FROZEN, UNKNOWN, InitReport, ParamRecord
-from .roles import collect_roles, layer_infos
-from .schemes import LayerInfo, Scheme, get_scheme
+from .roles import collect_roles, default_layer_info, layer_infos
+from .schemes import LayerInfo, Scheme, WeightRule, fused_parts, get_scheme
 
 NORM_TYPES = (
     nn.modules.batchnorm._NormBase,  # BatchNorm*d, SyncBatchNorm, InstanceNorm*d
@@ -50,9 +56,76 @@ class _ModulePlan:
     records: dict[str, int] = field(default_factory=dict)  # param name -> index in the report
 
 
+MHA_PROJECTIONS = {"q_proj_weight": "attn_query", "k_proj_weight": "attn_key", "v_proj_weight": "attn_value"}
+
+
+def split_rule(
+    scheme: Scheme, layer: LayerInfo, in_features: int, parts: list[tuple[str, int, int]]
+) -> WeightRule | None:
+    """One rule for a weight whose output rows are blocks ``(role, start, stop)`` of separate projections.
+
+    Each block gets the scheme's rule for a ``Linear(in_features, stop - start)``
+    in its own role (so random schemes use per-block fans, and ZerO gives each
+    block its own identity); ``None`` if the scheme has no rule for one of them.
+    """
+    blocks = []
+    for role, start, stop in parts:
+        stand_in = nn.Linear(in_features, stop - start, bias=False, device="meta")
+        rule = scheme.weight_rule(stand_in, replace(layer, role=role))
+        if rule is None:
+            return None
+        blocks.append((role, start, stop, rule))
+    names = list(dict.fromkeys(rule.rule for *_, rule in blocks))
+    reason = "; ".join(f"rows {a}:{b} {role.removeprefix('attn_')}: {rule.reason}" for role, a, b, rule in blocks)
+
+    def fill(weight: torch.Tensor, generator: torch.Generator) -> None:
+        for _, start, stop, rule in blocks:
+            rule.fill(weight[start:stop], generator)
+
+    return WeightRule("+".join(names), reason, fill)
+
+
+def _weight_rule(module: nn.Module, layer: LayerInfo, scheme: Scheme) -> WeightRule | None:
+    weight = getattr(module, "weight", None)
+    is_matrix = (
+        isinstance(weight, torch.Tensor) and not isinstance(weight, UninitializedParameter) and weight.dim() > 1
+    )
+    parts = fused_parts(layer.role, weight.shape[0], weight.shape[1]) if is_matrix else None
+    if parts is None:
+        return scheme.weight_rule(module, layer)
+    if not isinstance(module, nn.Linear):
+        raise ValueError(
+            f"role {layer.role!r} splits an nn.Linear's output rows into projections; "
+            f"{type(module).__name__} is not supported"
+        )
+    return split_rule(scheme, layer, module.in_features, parts)
+
+
+def _attention_rules(
+    module: nn.MultiheadAttention, layer: LayerInfo, scheme: Scheme
+) -> dict[str, tuple[str, str, Action]]:
+    """Rules for the direct parameters of ``nn.MultiheadAttention`` (its ``out_proj`` is a sub-module)."""
+    params = dict(module.named_parameters(recurse=False))
+    rules: dict[str, tuple[str, str, Action]] = {}
+    for name, param in params.items():
+        if name == "in_proj_weight":
+            rule = split_rule(scheme, layer, param.shape[1], fused_parts("attn_qkv", param.shape[0]) or [])
+        elif name in MHA_PROJECTIONS:
+            rule = split_rule(scheme, layer, param.shape[1], [(MHA_PROJECTIONS[name], 0, param.shape[0])])
+        else:  # in_proj_bias, bias_k, bias_v
+            why = "bias starts at 0" if name == "in_proj_bias" else "extra key/value token starts at 0"
+            rules[name] = ("zeros", why, lambda g, p=param: p.zero_())
+            continue
+        if rule is not None:
+            rules[name] = (rule.rule, rule.reason, lambda g, p=param, r=rule: r.fill(p, g))
+    return rules
+
+
 def _standard_rules(module: nn.Module, layer: LayerInfo, scheme: Scheme) -> dict[str, tuple[str, str, Action]]:
     """``{param_name: (rule, reason, action)}`` for the direct parameters of one module."""
     params = dict(module.named_parameters(recurse=False))
+    if isinstance(module, nn.MultiheadAttention):
+        return _attention_rules(module, layer, scheme)
     if isinstance(module, NORM_TYPES):
         rules: dict[str, tuple[str, str, Action]] = {}
         if "weight" in params:
@@ -60,7 +133,7 @@ def _standard_rules(module: nn.Module, layer: LayerInfo, scheme: Scheme) -> dict
         if "bias" in params:
             rules["bias"] = ("zeros", "norm shift starts at 0", lambda g: params["bias"].zero_())
         return rules
-    weight_rule = scheme.weight_rule(module, layer) if "weight" in params else None
+    weight_rule = _weight_rule(module, layer, scheme) if "weight" in params else None
     if weight_rule is None:
         return {}
     rules = {"weight": (weight_rule.rule, weight_rule.reason, lambda g: weight_rule.fill(params["weight"], g))}
@@ -116,6 +189,7 @@ def initialize(
         )
     role_sources = collect_roles(model, roles)
     infos = layer_infos(role_sources)
+    default_info = default_layer_info(role_sources)
     seed_used = seed if generator is None and scheme_obj.uses_generator else None
     report = InitReport(scheme_obj.name, scheme_obj.options(), seed_used)
 
@@ -125,7 +199,7 @@ def initialize(
         direct = dict(module.named_parameters(recurse=False))
         if not direct:
             continue
-        layer = infos.get(mname, LayerInfo())
+        layer = infos.get(mname, default_info)
         source = role_sources.get(mname)
         suffix = f" [role {layer.role} from {source.source}]" if source else ""
         plan = _ModulePlan(mname, module, callable(getattr(module, "detinit_init_", None)))
@@ -160,9 +234,8 @@ def initialize(
         raise ValueError(
             "initialize(strict=True): no rule for "
             + ", ".join(f"{r.name} ({r.module_type})" for r in report.unknown)
-            + f"; scheme {scheme_obj.name!r} knows Linear, ConvNd, ConvTransposeNd"
-            + (", Embedding" if scheme_obj.uses_generator else "")
-            + " and norm layers; give the module a detinit_init_ hook or initialise it yourself"
+            + f"; scheme {scheme_obj.name!r} knows Linear, ConvNd, ConvTransposeNd, Embedding, "
+            + "MultiheadAttention and norm layers; give the module a detinit_init_ hook or initialise it yourself"
         )
 
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)

@@ -19,6 +19,18 @@ Roles are structural facts that blocks declare about their layers
   :math:`H I^*` already is the Hadamard block;
 * ``"classifier"``: the output layer -- zero under ZerO, ConstNet and Fixup.
 
+Transformer roles (:mod:`detinit.models.gpt`, ``nn.MultiheadAttention`` and
+``nn.TransformerEncoderLayer`` / ``DecoderLayer`` get them automatically):
+
+* ``"attn_query"``, ``"attn_key"``, ``"attn_value"``: the input projections of attention;
+* ``"attn_out"``: the output projection, the last layer of the attention branch;
+* ``"attn_qkv"``, ``"attn_kv"``: fused projections, split along the output
+  rows into 3 (or 2) equal blocks that get the rules of the separate roles;
+  ``"attn_qkv:512,128,128"`` gives the block sizes (grouped-query attention);
+* ``"position"``: a learned positional embedding (``nn.Embedding``).
+
+An ``nn.Embedding`` in any other role is a token embedding.
+
 Scheme names are stable strings for configs and the CLI; :func:`get_scheme`
 builds one by name with its options.
 """
@@ -34,9 +46,87 @@ from torch import nn
 
 from . import random as rnd
 from .constnet import const_avg_
-from .zero import NORMS, hadamard_scale, partial_identity_, zero_
+from .zero import NORMS, embedding_collisions, hadamard_scale, partial_identity_, zero_, zero_embedding_
 
-ROLES = ("default", "branch", "branch_last", "pre_hadamard", "classifier")
+ROLES = (
+    "default",
+    "branch",
+    "branch_last",
+    "pre_hadamard",
+    "classifier",
+    "attn_query",
+    "attn_key",
+    "attn_value",
+    "attn_out",
+    "attn_qkv",
+    "attn_kv",
+    "position",
+)
+FUSED_ROLES = {"attn_qkv": ("attn_query", "attn_key", "attn_value"), "attn_kv": ("attn_key", "attn_value")}
+RESIDUAL_LAST_ROLES = ("branch_last", "attn_out")  # layers whose output is added to a skip path
+ATTENTION_ROLES = ("attn_query", "attn_key", "attn_value", "attn_out")
+
+
+def check_role(role: object, where: str) -> str:
+    """``role`` if it is a role (or a fused role with block sizes), else a ``ValueError`` naming ``where``."""
+    if isinstance(role, str):
+        base, _, sizes = role.partition(":")
+        if role in ROLES or (base in FUSED_ROLES and sizes):
+            if sizes:
+                parts = sizes.split(",")
+                if len(parts) != len(FUSED_ROLES[base]) or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+                    raise ValueError(
+                        f"{where}: fused role {role!r} needs {len(FUSED_ROLES[base])} positive block sizes, "
+                        f"e.g. {base}:{','.join(['64'] * len(FUSED_ROLES[base]))}"
+                    )
+            return role
+    raise ValueError(
+        f"{where}: role {role!r} is not supported; roles are {', '.join(ROLES)} "
+        "(fused roles may give block sizes, e.g. 'attn_qkv:512,128,128')"
+    )
+
+
+def fused_parts(role: str, rows: int, in_features: int | None = None) -> list[tuple[str, int, int]] | None:
+    """``[(role, start, stop), ...]`` row blocks of a fused role, ``None`` for a plain role.
+
+    A self-attention ``"attn_qkv"`` without block sizes must map ``d`` inputs
+    to ``3 d`` rows (when ``in_features`` is given): any other shape is
+    grouped-query or multi-query attention, whose blocks are not equal, and an
+    equal split would initialise them silently wrong.
+
+    >>> fused_parts("attn_qkv", 12)
+    [('attn_query', 0, 4), ('attn_key', 4, 8), ('attn_value', 8, 12)]
+    >>> fused_parts("attn_qkv:8,2,2", 12)
+    [('attn_query', 0, 8), ('attn_key', 8, 10), ('attn_value', 10, 12)]
+    """
+    base, _, sizes = role.partition(":")
+    if base not in FUSED_ROLES:
+        return None
+    names = FUSED_ROLES[base]
+    if not sizes and base == "attn_qkv" and in_features is not None and rows != 3 * in_features:
+        raise ValueError(
+            f"fused role 'attn_qkv' on a layer mapping {in_features} inputs to {rows} rows: equal blocks need "
+            f"{3 * in_features} rows; give the query, key and value sizes, e.g. 'attn_qkv:{in_features},n,n' "
+            "for grouped-query attention"
+        )
+    if sizes:
+        counts = [int(p) for p in sizes.split(",")]
+    elif rows % len(names) == 0:
+        counts = [rows // len(names)] * len(names)
+    else:
+        counts = []
+    if sum(counts) != rows:
+        raise ValueError(
+            f"fused role {role!r}: a weight with {rows} output rows cannot be split into "
+            f"{'blocks of ' + sizes if sizes else f'{len(names)} equal blocks'}; give the block sizes, "
+            f"e.g. '{base}:{','.join(['n'] * len(names))}'"
+        )
+    parts, start = [], 0
+    for name, count in zip(names, counts):
+        parts.append((name, start, start + count))
+        start += count
+    return parts
+
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 CONV_TRANSPOSE_TYPES = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -52,6 +142,7 @@ class LayerInfo:
     role: str = "default"
     num_branches: int = 0  # residual branches in the whole model (L)
     branch_depth: int = 0  # layers in this layer's residual branch (m)
+    num_attention: int = 0  # attention layers (attn_out roles) in the whole model (T-Fixup's N)
 
 
 @dataclass(frozen=True)
@@ -99,41 +190,75 @@ class Scheme:
 
 
 class ZerOScheme(Scheme):
-    """ZerO (Algorithms 1-2): identity / partial identity / Hadamard, zeros for branch-last and classifier.
+    r"""ZerO (Algorithms 1-2): identity / partial identity / Hadamard, zeros for branch-last and classifier.
 
     With ``hadamard=False`` it is the ``partial_identity`` ablation: expanding
     layers get :math:`[I; 0]` instead of a Hadamard block.
+
+    **Transformers.** A pre-LN block :math:`x + \mathrm{Attn}(\mathrm{LN}(x))`,
+    :math:`x + \mathrm{MLP}(\mathrm{LN}(x))` is the identity at init when each
+    branch outputs 0. ``attention=`` picks how the attention branch gets there:
+
+    * ``"identity"`` (default; the TMLR paper's rule for any network, "branch-last
+      layers at 0, Algorithm 1 elsewhere"): :math:`W_Q = W_K = W_V = I`,
+      :math:`W_O = 0`. Attention logits start as :math:`\mathrm{LN}(x)_h\,
+      \mathrm{LN}(x)_h^\top/\sqrt{d_h}` per head: content-based, not uniform.
+    * ``"kv_zero"`` (one public re-implementation for GPT): :math:`W_Q = I`,
+      :math:`W_K = W_V = 0`, :math:`W_O = I`. Logits are 0, so attention starts
+      uniform over the causal window, and the branch is 0 because ``V`` is.
+
+    Zeroing *both* :math:`W_V` and :math:`W_O` would be a saddle the gradient
+    never leaves (each one's gradient is proportional to the other), which is
+    why neither variant does. The MLP's expanding layer gets the Hadamard
+    block and its last layer 0; token embeddings get
+    :func:`~detinit.init.zero.zero_embedding_`, learned positions 0.
     """
 
-    def __init__(self, norm: str = "orthonormal", hadamard: bool = True) -> None:
+    ATTENTION = ("identity", "kv_zero")
+
+    def __init__(self, norm: str = "orthonormal", hadamard: bool = True, attention: str = "identity") -> None:
         if norm not in NORMS:
             raise ValueError(f"scheme option norm={norm!r} is not supported; choose one of {NORMS}")
+        if attention not in self.ATTENTION:
+            raise ValueError(f"scheme option attention={attention!r} is not supported; choose one of {self.ATTENTION}")
         self.norm = norm
         self.hadamard = hadamard
+        self.attention = attention
         self.name = "zero" if hadamard else "partial_identity"
 
     def options(self) -> dict[str, object]:
-        return {"norm": self.norm} if self.hadamard else {}
+        opts: dict[str, object] = {"norm": self.norm} if self.hadamard else {}
+        if self.attention != "identity":
+            opts["attention"] = self.attention
+        return opts
 
     def weight_rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
+        role = layer.role
+        if isinstance(module, nn.Embedding):
+            return self._embedding_rule(module, role)
         if not isinstance(module, MATRIX_LAYER_TYPES):
             return None
-        if layer.role == "classifier":
+        if role == "classifier":
             return _zeros("classifier starts at 0 (ZerO): the output is 0 at init")
-        if layer.role == "branch_last":
+        if role == "branch_last":
             return _zeros("last layer of a residual branch starts at 0: the block is the identity")
+        if self.attention == "identity" and role == "attn_out":
+            return _zeros("attention output starts at 0: the attention branch outputs 0")
+        if self.attention == "kv_zero" and role in ("attn_key", "attn_value"):
+            why = "keys 0: attention starts uniform" if role == "attn_key" else "values 0: the branch outputs 0"
+            return _zeros(f"{why} (attention='kv_zero')")
         groups, transposed = layer_geometry(module)
         p, q = layer_shape(module)
         where = f"{p}x{q}" + (f" per group (groups={groups})" if groups > 1 else "")
-        if not self.hadamard or p <= q or layer.role == "pre_hadamard":
+        if not self.hadamard or p <= q or role == "pre_hadamard":
             kind = "identity" if p == q else "partial_identity"
             why = "identity" if p == q else "partial identity I*"
-            if layer.role == "pre_hadamard" and p > q:
+            if role == "pre_hadamard" and p > q:
                 why += " (a fixed Hadamard transform follows: together they give the Hadamard block)"
+            if not isinstance(module, nn.Linear):
+                why += " on the centre tap"
             return WeightRule(
-                kind,
-                f"{where}: {why} on the centre tap",
-                lambda w, g: partial_identity_(w, groups=groups, transposed=transposed),
+                kind, f"{where}: {why}", lambda w, g: partial_identity_(w, groups=groups, transposed=transposed)
             )
         c = hadamard_scale(p, self.norm)
         return WeightRule(
@@ -141,6 +266,24 @@ class ZerOScheme(Scheme):
             f"{where}: expanding, top-left block of Hadamard H_{(p - 1).bit_length()} x {c:.4g} ({self.norm})",
             lambda w, g: zero_(w, norm=self.norm, groups=groups, transposed=transposed),
         )
+
+    def _embedding_rule(self, module: nn.Embedding, role: str) -> WeightRule:
+        vocab, dim = module.num_embeddings, module.embedding_dim
+        if role == "position":
+            return _zeros("learned positions start at 0: tokens alone set the input; training adds positions")
+        if vocab == dim:
+            return WeightRule(
+                "identity",
+                f"{vocab} tokens, width {dim}: token i -> e_i",
+                lambda w, g: zero_embedding_(w, norm=self.norm),
+            )
+        shared = embedding_collisions(vocab, dim)
+        why = f"{vocab} tokens, width {dim}: token i -> Hadamard row i" + (
+            f" mod {1 << (dim - 1).bit_length()} ({shared} tokens share a row until their own gradients separate them)"
+            if shared
+            else ""
+        )
+        return WeightRule("hadamard", why, lambda w, g: zero_embedding_(w, norm=self.norm))
 
 
 class ConstNetScheme(Scheme):
@@ -233,7 +376,7 @@ class RandomScheme(Scheme):
             )
         if not isinstance(module, MATRIX_LAYER_TYPES):
             return None
-        if role == "branch_last" and self.zero_init_last:
+        if role in RESIDUAL_LAST_ROLES and self.zero_init_last:
             return _zeros("zero_init_last: last layer of a residual branch starts at 0")
         groups, transposed = layer_geometry(module)
         geometry = {"groups": groups, "transposed": transposed}
@@ -293,7 +436,7 @@ class FixupScheme(Scheme):
             return None
         if layer.role == "classifier":
             return _zeros("classifier starts at 0 (Fixup)")
-        if layer.role == "branch_last":
+        if layer.role in RESIDUAL_LAST_ROLES:
             return _zeros("last layer of a residual branch starts at 0 (Fixup)")
         groups, transposed = layer_geometry(module)
         scale, why = 1.0, "He normal (fan_in)"
@@ -313,6 +456,97 @@ class FixupScheme(Scheme):
         )
 
 
+class GPT2Scheme(Scheme):
+    r"""GPT-2's initialisation (Radford et al. 2019; nanoGPT), the standard for Transformers.
+
+    Every Linear / conv weight and every embedding :math:`\mathcal N(0, \sigma^2)`,
+    :math:`\sigma = 0.02`; the last layer of each residual branch
+    (``attn_out``, ``branch_last``) :math:`\sigma / \sqrt{L}` with ``L`` residual
+    branches in the model (:math:`2 \times` depth for a GPT), so the residual
+    stream's variance does not grow with depth.
+    """
+
+    name = "gpt2"
+    uses_generator = True
+
+    def __init__(self, std: float = 0.02) -> None:
+        if not std > 0:
+            raise ValueError(f"scheme option std={std!r} is not supported; std must be > 0")
+        self.std = std
+
+    def options(self) -> dict[str, object]:
+        return {"std": self.std}
+
+    def weight_rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
+        if not isinstance(module, MATRIX_LAYER_TYPES + (nn.Embedding,)):
+            return None
+        std, why = self.std, f"N(0, {self.std:g}^2)"
+        if layer.role in RESIDUAL_LAST_ROLES and layer.num_branches > 0:
+            std = self.std / layer.num_branches**0.5
+            why = f"N(0, ({self.std:g}/sqrt(L={layer.num_branches}))^2): last layer of a residual branch"
+        return WeightRule("normal", why, lambda w, g: rnd.normal_(w, generator=g, std=std))
+
+
+class TFixupScheme(Scheme):
+    r"""T-Fixup (Huang, Perez, Ba & Volkovs 2020): Transformers without LayerNorm or warm-up.
+
+    Xavier-uniform weights (fused projections per block), token and position
+    embeddings :math:`\mathcal N(0, d^{-1/2})`; then the value and output
+    projections, the MLP layers and the embeddings are scaled by
+    :math:`(9N)^{-1/4}` (``stack="decoder"``) or :math:`0.67\,N^{-1/4}`
+    (``stack="encoder"``), ``N`` = number of attention layers. The query and
+    key projections and the classifier keep plain Xavier.
+    """
+
+    name = "tfixup"
+    uses_generator = True
+    STACKS = ("decoder", "encoder")
+    SCALED_ROLES = ("attn_value", "attn_out", "branch", "branch_last")
+
+    def __init__(self, stack: str = "decoder") -> None:
+        if stack not in self.STACKS:
+            raise ValueError(f"scheme option stack={stack!r} is not supported; choose one of {self.STACKS}")
+        self.stack = stack
+
+    def options(self) -> dict[str, object]:
+        return {"stack": self.stack}
+
+    def _scale(self, layer: LayerInfo) -> tuple[float, str]:
+        n = layer.num_attention
+        if n < 1:
+            raise ValueError(
+                "tfixup: the model declares no attention layers (role 'attn_out'), so N is unknown; "
+                "T-Fixup is defined for Transformers"
+            )
+        if self.stack == "decoder":
+            return (9 * n) ** -0.25, f"(9N)^(-1/4) = (9*{n})^(-1/4)"
+        return 0.67 * n**-0.25, f"0.67 N^(-1/4) = 0.67*{n}^(-1/4)"
+
+    def weight_rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
+        if isinstance(module, MATRIX_LAYER_TYPES + (nn.Embedding,)):
+            self._scale(layer)  # refuses models without attention layers, whatever the layer
+        if isinstance(module, nn.Embedding):
+            scale, how = self._scale(layer)
+            std = module.embedding_dim**-0.5 * scale
+            return WeightRule(
+                "tfixup_scaled",
+                f"N(0, d^(-1/2)) x {how} = std {std:.4g}",
+                lambda w, g: rnd.normal_(w, generator=g, std=std),
+            )
+        if not isinstance(module, MATRIX_LAYER_TYPES):
+            return None
+        groups, transposed = layer_geometry(module)
+        scale, why = 1.0, "Xavier uniform"
+        if layer.role in self.SCALED_ROLES:
+            scale, how = self._scale(layer)
+            why = f"Xavier uniform x {how} = {scale:.4g}"
+        return WeightRule(
+            "tfixup_scaled" if scale != 1.0 else "xavier_uniform",
+            why,
+            lambda w, g: rnd.xavier_uniform_(w, generator=g, groups=groups, transposed=transposed).mul_(scale),
+        )
+
+
 SCHEMES: dict[str, Callable[..., Scheme]] = {
     "zero": lambda **kw: ZerOScheme(hadamard=True, **kw),
     "partial_identity": lambda **kw: ZerOScheme(hadamard=False, **kw),
@@ -323,6 +557,8 @@ SCHEMES: dict[str, Callable[..., Scheme]] = {
     "fixup": FixupScheme,
     "skipinit": lambda **kw: GatedScheme("skipinit", **kw),
     "rezero": lambda **kw: GatedScheme("rezero", **kw),
+    "gpt2": GPT2Scheme,
+    "tfixup": TFixupScheme,
 }
 
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import torch
 
-from ._layout import matrix_views
+from ._layout import check_float_tensor, matrix_views
 from .hadamard import ceil_log2, fill_sylvester_
 
 NORMS = ("orthonormal", "paper")
@@ -178,6 +178,67 @@ def zero_(
     return tensor
 
 
+@torch.no_grad()
+def zero_embedding_(tensor: torch.Tensor, *, norm: str = "orthonormal") -> torch.Tensor:
+    r"""ZerO for an embedding table ``(V, d)``: Hadamard rows, never a zero token.
+
+    An embedding is the linear map :math:`E^\top \in \mathbb{R}^{d \times V}`
+    applied to one-hot tokens, so Algorithm 1 on :math:`E^\top` gives:
+
+    * ``V == d``: the identity (token ``i`` is the unit vector :math:`e_i`);
+    * ``V < d``: the top-left block of :math:`c\,H_k`, :math:`k=\lceil\log_2 d\rceil`:
+      token ``i`` gets row ``i`` of the Hadamard matrix, first ``d`` columns
+      (orthonormal tokens when ``d`` is a power of two and ``norm="orthonormal"``);
+    * ``V > d``: Algorithm 1 would give the partial identity, i.e. the zero
+      vector to every token ``i >= d`` -- thousands of identical inputs for a
+      word-level vocabulary. detinit continues the Hadamard rows instead:
+      token ``i`` gets row :math:`i \bmod 2^k` of :math:`c\,H_k` (first ``d``
+      columns), so tokens ``i`` and ``i + 2^k`` share a vector at init. Their
+      rows receive different gradients (each row is updated only where its own
+      token occurs), so training separates them.
+
+    ``c`` is :func:`hadamard_scale` ``(d, norm)``; every row has norm
+    :math:`\le 1` (exactly 1 for ``"orthonormal"`` and a power-of-two ``d``).
+
+    >>> zero_embedding_(torch.empty(6, 4))
+    tensor([[ 0.5000,  0.5000,  0.5000,  0.5000],
+            [ 0.5000, -0.5000,  0.5000, -0.5000],
+            [ 0.5000,  0.5000, -0.5000, -0.5000],
+            [ 0.5000, -0.5000, -0.5000,  0.5000],
+            [ 0.5000,  0.5000,  0.5000,  0.5000],
+            [ 0.5000, -0.5000,  0.5000, -0.5000]])
+    """
+    _check_norm(norm)
+    check_float_tensor(tensor, "zero_embedding_")
+    if tensor.dim() != 2:
+        raise ValueError(
+            f"zero_embedding_: expected an embedding table (num_embeddings, embedding_dim), got shape "
+            f"{tuple(tensor.shape)}"
+        )
+    vocab, dim = tensor.shape
+    if vocab == dim:
+        tensor.zero_().diagonal().fill_(1)
+        return tensor
+    period = 1 << ceil_log2(dim)
+    rows = min(vocab, period)
+    fill_sylvester_(tensor[:rows], hadamard_scale(dim, norm))
+    for start in range(rows, vocab, rows):  # rows repeat with period 2^k
+        stop = min(start + rows, vocab)
+        tensor[start:stop].copy_(tensor[: stop - start])
+    return tensor
+
+
+def embedding_collisions(num_embeddings: int, embedding_dim: int) -> int:
+    """How many tokens share their :func:`zero_embedding_` vector with a lower-numbered token.
+
+    >>> embedding_collisions(96, 128), embedding_collisions(256, 128), embedding_collisions(50257, 768)
+    (0, 128, 49233)
+    """
+    if num_embeddings == embedding_dim:
+        return 0
+    return max(0, num_embeddings - (1 << ceil_log2(embedding_dim)))
+
+
 def zero_singular_values(out_features: int, in_features: int, norm: str = "orthonormal") -> torch.Tensor:
     """Singular values (float64, descending) of the ZerO matrix for a ``(P, Q)`` layer.
 
@@ -195,7 +256,9 @@ __all__ = [
     "hadamard_scale",
     "identity_",
     "partial_identity_",
+    "embedding_collisions",
     "zero_",
+    "zero_embedding_",
     "zero_rule",
     "zero_singular_values",
 ]

@@ -8,18 +8,21 @@ True
 
 import torch  # noqa: F401  (used by the doctest above)
 
-from . import constnet, mlp, resnet, zero_resnet  # noqa: F401  (registers the models)
+from . import constnet, mlp, resnet, transformer, zero_resnet  # noqa: F401  (registers the models)
 from .constnet import ConstNet, LeakyNet
 from .mlp import MLP
 from .registry import create_model, list_models, model_entry, register_model
 from .resnet import ResNet
+from .transformer import GPT, ViT
 from .zero_resnet import ZerOResNet
 
 __all__ = [
     "MLP",
+    "GPT",
     "ConstNet",
     "LeakyNet",
     "ResNet",
+    "ViT",
     "ZerOResNet",
     "create_model",
     "list_models",

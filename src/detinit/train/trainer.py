@@ -37,9 +37,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import __version__
-from ..data import ArrayDataset, Batches, FolderBatches, derived_seed, load_dataset, make_batches, probe_batch
+from ..data import (
+    ArrayDataset,
+    TokenDataset,
+    derived_seed,
+    load_dataset,
+    make_batches,
+    probe_batch,
+)
+from ..data.batches import BatchIterator
 from ..diagnostics import feature_diversity, rank_table
+from ..init.schemes import MATRIX_LAYER_TYPES
 from ..models import create_model, model_entry
+from ..nn import flatten_predictions
 from ..symmetry import Mechanism, make_mechanism
 from . import distributed
 from .checkpoint import append_jsonl, load_checkpoint, read_jsonl, save_checkpoint, write_json, write_jsonl
@@ -74,11 +84,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_model(config: TrainConfig, dataset: ArrayDataset) -> nn.Module:
-    """Create and initialise the configured model for ``dataset``'s channels, size and classes."""
-    kwargs = {"num_classes": dataset.num_classes, "in_chans": dataset.in_chans, **config.model_args}
-    if "image_size" in inspect.signature(model_entry(config.model).builder).parameters:
-        kwargs.setdefault("image_size", dataset.image_size)
+def build_model(config: TrainConfig, dataset: ArrayDataset | TokenDataset) -> nn.Module:
+    """Create and initialise the configured model for ``dataset``: its channels, size and classes for images,
+    its vocabulary and context for token windows."""
+    if isinstance(dataset, TokenDataset):
+        kwargs = {**dataset.model_kwargs(), **config.model_args}
+    else:
+        kwargs = {"num_classes": dataset.num_classes, "in_chans": dataset.in_chans, **config.model_args}
+        if "image_size" in inspect.signature(model_entry(config.model).builder).parameters:
+            kwargs.setdefault("image_size", dataset.image_size)
     return create_model(config.model, init=config.init, seed=config.seed, init_options=config.init_options, **kwargs)
 
 
@@ -116,15 +130,13 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
 
 
 @torch.no_grad()
-def evaluate(
-    model: nn.Module, data: Batches | FolderBatches, dist_info: distributed.DistInfo, amp: bool
-) -> tuple[float, float]:
-    """Mean loss and accuracy over the whole split (summed over ranks)."""
+def evaluate(model: nn.Module, data: BatchIterator, dist_info: distributed.DistInfo, amp: bool) -> tuple[float, float]:
+    """Mean loss and accuracy per example (per token for sequences) over the whole split (summed over ranks)."""
     model.eval()
     sums = torch.zeros(3, dtype=torch.float64)
     for x, y in data.epoch(0):
         with _autocast(amp, x.device):
-            logits = model(x)
+            logits, y = flatten_predictions(model(x), y)
         sums += torch.tensor(
             [F.cross_entropy(logits.float(), y, reduction="sum").item(), (logits.argmax(1) == y).sum().item(), len(y)],
             dtype=torch.float64,
@@ -134,7 +146,7 @@ def evaluate(
     return float(sums[0] / sums[2]), float(sums[1] / sums[2])
 
 
-def _reduce_device(data: Batches | FolderBatches) -> torch.device:
+def _reduce_device(data: BatchIterator) -> torch.device:
     return data.device if data.device.type == "cuda" else torch.device("cpu")
 
 
@@ -143,21 +155,30 @@ def _autocast(amp: bool, device: torch.device) -> contextlib.AbstractContextMana
 
 
 @torch.no_grad()
-def measure_diagnostics(model: nn.Module, probe: torch.Tensor, epoch: int) -> dict[str, Any]:
-    """Symmetry and rank measures on a fixed probe batch (model in eval mode, restored after)."""
+def measure_diagnostics(
+    model: nn.Module, probe: torch.Tensor, epoch: int, initial: dict[str, torch.Tensor] | None = None
+) -> dict[str, Any]:
+    """Symmetry and rank measures on a fixed probe batch (model in eval mode, restored after).
+
+    Feature measures need float inputs (images); for token inputs only the
+    weight ranks are recorded. ``initial`` (weights at init, by module name)
+    adds ``rank_update``, the numerical rank of :math:`W - W_0` per layer.
+    """
     was_training = model.training
     model.eval()
-    features = feature_diversity(model, probe)
-    ranks = rank_table(model)
+    features = feature_diversity(model, probe) if probe.is_floating_point() else []
+    ranks = rank_table(model, initial=initial)
     model.train(was_training)
-    return {
-        "epoch": epoch,
-        "max_channel_difference": max((r.max_channel_difference for r in features), default=0.0),
-        "min_participation_ratio": min((r.participation_ratio for r in features), default=0.0),
-        "rank_w_minus_i": {r.name: r.rank_w_minus_i for r in ranks if r.rank_w_minus_i is not None},
-        "stable_rank": {r.name: r.stable_rank for r in ranks},
-        "numerical_rank": {r.name: r.numerical_rank for r in ranks},
-    }
+    record: dict[str, Any] = {"epoch": epoch}
+    if features:
+        record["max_channel_difference"] = max(r.max_channel_difference for r in features)
+        record["min_participation_ratio"] = min(r.participation_ratio for r in features)
+    record["rank_w_minus_i"] = {r.name: r.rank_w_minus_i for r in ranks if r.rank_w_minus_i is not None}
+    record["stable_rank"] = {r.name: r.stable_rank for r in ranks}
+    record["numerical_rank"] = {r.name: r.numerical_rank for r in ranks}
+    if initial is not None:
+        record["rank_update"] = {r.name: r.rank_update for r in ranks}
+    return record
 
 
 def _make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -236,6 +257,7 @@ def _train(
     if len(train_set) < config.batch_size:
         raise ConfigError(f"batch_size={config.batch_size} is larger than the training set ({len(train_set)})")
     model = build_model(config, train_set).to(device)
+    initial = initial_weights(model) if config.diagnostics_every else None  # a fresh build is the init, also on resume
     optimizer = _make_optimizer(config, model)
     batches = make_batches(
         train_set,
@@ -287,7 +309,7 @@ def _train(
 
     probe = probe_batch(test_set, 256).to(device)
     if config.diagnostics_every and start_epoch == 0:
-        diag_history.append(measure_diagnostics(model, probe, 0))
+        diag_history.append(measure_diagnostics(model, probe, 0, initial))
         if main:
             append_jsonl(out / "diagnostics.jsonl", diag_history[-1])
     writer = _tensorboard(config, out) if main else None
@@ -311,7 +333,7 @@ def _train(
             row["test_loss"], row["test_acc"] = evaluate(model, test_batches, dist_info, config.amp)
             history.append(row)
             if config.diagnostics_every and (epoch + 1) % config.diagnostics_every == 0:
-                diag_history.append(measure_diagnostics(model, probe, epoch + 1))
+                diag_history.append(measure_diagnostics(model, probe, epoch + 1, initial))
             if main:
                 save_checkpoint(
                     ckpt_path,
@@ -330,8 +352,9 @@ def _train(
                 if writer is not None:
                     for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr"):
                         writer.add_scalar(key, row[key], epoch + 1)
+                unit = batches_unit(batches)
                 log.info(
-                    "epoch %d/%d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  lr %.4g  %.0f img/s",
+                    "epoch %d/%d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  lr %.4g  %.0f " + unit + "/s",
                     epoch + 1,
                     config.epochs,
                     row["train_loss"],
@@ -339,7 +362,7 @@ def _train(
                     row["test_loss"],
                     row["test_acc"],
                     row["lr"],
-                    row["images_per_s"],
+                    row[f"{unit}_per_s"],
                 )
             distributed.barrier(dist_info)
     finally:
@@ -359,7 +382,7 @@ def _train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
-    batches: Batches | FolderBatches,
+    batches: BatchIterator,
     steps: int,
     mechanism: Mechanism | None,
     dist_info: distributed.DistInfo,
@@ -381,7 +404,7 @@ def _train_epoch(
                 break
             lr = optimizer.param_groups[0]["lr"]
             with _autocast(config.amp, device):
-                logits = net(x)
+                logits, y = flatten_predictions(net(x), y)
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
             if not torch.isfinite(loss):
                 _diverged(config, out, epoch, step, float(loss.detach()), history, dist_info, device)
@@ -399,7 +422,7 @@ def _train_epoch(
                     bar.set_postfix(
                         loss=f"{sums[0] / sums[2]:.3f}",
                         acc=f"{sums[1] / sums[2]:.3f}",
-                        img_s=f"{sums[2] * dist_info.world_size / max(elapsed, 1e-9):.0f}",
+                        per_s=f"{sums[2] * dist_info.world_size / max(elapsed, 1e-9):.0f}",
                     )
     elapsed = time.perf_counter() - start
     sums = distributed.all_reduce_sum(sums.to(device if device.type == "cuda" else "cpu"), dist_info).cpu()
@@ -410,8 +433,18 @@ def _train_epoch(
         "train_loss": float(sums[0] / sums[2]),
         "train_acc": float(sums[1] / sums[2]),
         "seconds": elapsed,
-        "images_per_s": float(sums[2]) / elapsed,
+        f"{batches_unit(batches)}_per_s": float(sums[2]) / elapsed,
     }
+
+
+def batches_unit(batches: BatchIterator) -> str:
+    """What one training example is: ``"images"``, or ``"tokens"`` for language modelling."""
+    return "tokens" if isinstance(batches.dataset, TokenDataset) else "images"
+
+
+def initial_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Copies of every Linear / conv weight, by module name (the reference of ``rank_update``)."""
+    return {name: m.weight.detach().clone() for name, m in model.named_modules() if isinstance(m, MATRIX_LAYER_TYPES)}
 
 
 def _diverged(

@@ -1,0 +1,35 @@
+"""Cross-entropy for classifiers and for language models alike.
+
+A classifier gives logits ``(N, C)`` for targets ``(N,)``; a language model
+gives ``(B, T, V)`` for targets ``(B, T)``, one prediction per token. Both are
+scored per prediction after flattening the leading dimensions.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def flatten_predictions(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(N, C)`` logits and ``(N,)`` targets; sequence outputs are flattened to one row per token.
+
+    >>> flatten_predictions(torch.zeros(2, 5, 7), torch.zeros(2, 5, dtype=torch.long))[0].shape
+    torch.Size([10, 7])
+    """
+    if targets.dim() > 1:
+        if logits.shape[:-1] != targets.shape:
+            raise ValueError(
+                f"logits {tuple(logits.shape)} do not match targets {tuple(targets.shape)} (expected (..., V))"
+            )
+        return logits.flatten(0, -2), targets.flatten()
+    return logits, targets
+
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, **kwargs: object) -> torch.Tensor:
+    """``F.cross_entropy`` per example (classifiers) or per token (language models).
+
+    >>> round(cross_entropy(torch.zeros(2, 3, 4), torch.zeros(2, 3, dtype=torch.long)).item(), 4)  # ln 4
+    1.3863
+    """
+    return F.cross_entropy(*flatten_predictions(logits, targets), **kwargs)  # type: ignore[arg-type]
