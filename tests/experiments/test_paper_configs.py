@@ -20,19 +20,23 @@ SHAPES = {
 
 
 def reduced(config):
+    small = dict(
+        epochs=1,
+        batch_size=8,
+        max_steps_per_epoch=2,
+        diagnostics_every=0,
+        progress=False,
+        tensorboard=False,
+        threads=2,
+        symmetry="rounding" if config.symmetry == "gpu" else config.symmetry,  # 'gpu' needs CUDA
+    )
     if config.data == "kjv":  # language models keep their (real) data, with short windows and a small model
         return dataclasses.replace(
             config,
             model_args={**config.model_args, "depth": 2, "width": 32, "heads": 2},
             data_args={**config.data_args, "context": 32},
             test_subset=16,
-            epochs=1,
-            batch_size=8,
-            max_steps_per_epoch=2,
-            diagnostics_every=0,
-            progress=False,
-            tensorboard=False,
-            threads=2,
+            **small,
         )
     in_chans, size, classes = SHAPES[config.data]
     return dataclasses.replace(
@@ -42,14 +46,7 @@ def reduced(config):
         train_subset=None,
         test_subset=None,
         data_args={"num_examples": 16, "in_chans": in_chans, "image_size": size, "num_classes": classes},
-        epochs=1,
-        batch_size=8,
-        max_steps_per_epoch=2,
-        diagnostics_every=0,
-        progress=False,
-        tensorboard=False,
-        threads=2,
-        symmetry="rounding" if config.symmetry == "gpu" else config.symmetry,  # 'gpu' needs CUDA
+        **small,
     )
 
 

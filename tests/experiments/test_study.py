@@ -88,3 +88,30 @@ def test_mean_std_and_study_file(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text("name: f\nbase: {model: resnet20}\ngrid: {seed: [0, 1]}\n")
     assert len(load_study(path).runs) == 2 and str(load_study(path).out) == "runs/f"
+
+
+def test_language_model_study_report(tmp_path):
+    base = {
+        "model": "gpt",
+        "model_args": {"depth": 2, "width": 32, "heads": 2},
+        "data": "kjv",
+        "data_args": {"context": 16},
+        "test_subset": 32,
+        "epochs": 2,
+        "max_steps_per_epoch": 3,
+        "batch_size": 8,
+        "optimizer": "adamw",
+        "lr": 1e-3,
+        "diagnostics_every": 1,
+        "progress": False,
+        "tensorboard": False,
+    }
+    study = parse_study({"name": "lm", "base": base, "grid": {"init": ["zero", "gpt2"], "seed": [0, 1]}}, out=tmp_path)
+    assert set(run_study(study).values()) == {"complete"}
+    text = write_report(study).read_text()
+    assert "| init | runs | val loss (final) | val loss (best) | val bits/token (final)" in text
+    assert "losses in nats per token" in text and "rank.png" not in text and "signal_init" not in text
+    rank_table = text.split("## Rank of the learned update W - W0 per layer kind")[1]
+    assert "blocks.*.attn.qkv" in rank_table and "| zero | 2 |" in rank_table
+    for png in ("val_loss.png", "train_loss.png", "rank_update.png"):
+        assert (tmp_path / png).stat().st_size > 5000 and f"]({png})" in text

@@ -131,35 +131,16 @@ class Batches(BatchPlan):
 class TokenBatches(BatchPlan):
     """Batches of ``(inputs, targets)`` token windows (int64) from a :class:`~detinit.data.text.TokenDataset`.
 
-    Same order, sharding and resume guarantees as :class:`Batches`; there is no augmentation.
+    Same options, order, sharding and resume guarantees as :class:`Batches`
+    (defaults: no shuffling, one process); there is no augmentation.
     """
 
-    def __init__(
-        self,
-        dataset: Any,
-        batch_size: int,
-        *,
-        shuffle: bool = False,
-        drop_last: bool = False,
-        augment: bool = False,
-        seed: int = 0,
-        device: torch.device | str = "cpu",
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
+    DEFAULTS = {"shuffle": False, "drop_last": False, "seed": 0, "device": "cpu", "rank": 0, "world_size": 1}
+
+    def __init__(self, dataset: Any, batch_size: int, *, augment: bool = False, **options: Any) -> None:
         if augment:
             raise ValueError("augment=True is for images; token windows have no augmentation (set augment: false)")
-        super().__init__(
-            dataset,
-            batch_size,
-            shuffle=shuffle,
-            drop_last=drop_last,
-            augment=False,
-            seed=seed,
-            device=device,
-            rank=rank,
-            world_size=world_size,
-        )
+        super().__init__(dataset, batch_size, augment=False, **(self.DEFAULTS | options))
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of epoch ``epoch`` (this rank's shard of each)."""

@@ -87,9 +87,7 @@ def split_rule(
 
 def _weight_rule(module: nn.Module, layer: LayerInfo, scheme: Scheme) -> WeightRule | None:
     weight = getattr(module, "weight", None)
-    is_matrix = (
-        isinstance(weight, torch.Tensor) and not isinstance(weight, UninitializedParameter) and weight.dim() > 1
-    )
+    is_matrix = isinstance(weight, torch.Tensor) and not isinstance(weight, UninitializedParameter) and weight.dim() > 1
     parts = fused_parts(layer.role, weight.shape[0], weight.shape[1]) if is_matrix else None
     if parts is None:
         return scheme.weight_rule(module, layer)

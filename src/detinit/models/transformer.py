@@ -189,10 +189,27 @@ class _Stack(nn.Module):
     """Blocks, a final norm and a head: what the decoder and the encoder share."""
 
     def _build_stack(
-        self, depth: int, width: int, heads: int, causal: bool, norm: str, gate: bool, layout: str, **block: object
+        self,
+        tokens: int,
+        position: str,
+        depth: int,
+        width: int,
+        heads: int,
+        causal: bool,
+        norm: str,
+        gate: bool,
+        layout: str,
+        **block: object,
     ) -> None:
+        """Positions for ``tokens`` places, ``depth`` blocks and the final norm."""
+        _choice("position", position, POSITIONS)
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
+        self.position = position
+        if position == "learned":
+            self.pos = nn.Embedding(tokens, width)
+        elif position == "sinusoidal":
+            self.register_buffer("pos_table", sinusoidal_positions(tokens, width), persistent=False)
         self.blocks = nn.ModuleList(
             TransformerBlock(width, heads, causal=causal, norm=norm, gate=gate, layout=layout, **block)  # type: ignore[arg-type]
             for _ in range(depth)
@@ -246,16 +263,22 @@ class GPT(_Stack):
         tie_weights: bool = False,
     ) -> None:
         super().__init__()
-        _choice("position", position, POSITIONS)
-        self.vocab_size, self.context, self.position = vocab_size, context, position
+        self.vocab_size, self.context = vocab_size, context
         self.tok = nn.Embedding(vocab_size, width)
-        if position == "learned":
-            self.pos = nn.Embedding(context, width)
-        elif position == "sinusoidal":
-            self.register_buffer("pos_table", sinusoidal_positions(context, width), persistent=False)
         self.drop = nn.Dropout(dropout)
         self._build_stack(
-            depth, width, heads, True, norm, gate, layout, mlp_ratio=mlp_ratio, bias=bias, dropout=dropout
+            context,
+            position,
+            depth,
+            width,
+            heads,
+            True,
+            norm,
+            gate,
+            layout,
+            mlp_ratio=mlp_ratio,
+            bias=bias,
+            dropout=dropout,
         )
         self.head = nn.Linear(width, vocab_size, bias=False)
         if tie_weights:
@@ -311,18 +334,23 @@ class ViT(_Stack):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        _choice("position", position, POSITIONS)
         if image_size % patch:
             raise ValueError(f"image_size={image_size} must be divisible by patch={patch}")
-        self.patch, self.position, self.image_size = patch, position, image_size
-        tokens = (image_size // patch) ** 2
+        self.patch, self.image_size = patch, image_size
         self.embed = nn.Linear(in_chans * patch * patch, width)
-        if position == "learned":
-            self.pos = nn.Embedding(tokens, width)
-        elif position == "sinusoidal":
-            self.register_buffer("pos_table", sinusoidal_positions(tokens, width), persistent=False)
         self._build_stack(
-            depth, width, heads, False, norm, gate, layout, mlp_ratio=mlp_ratio, bias=bias, dropout=dropout
+            (image_size // patch) ** 2,
+            position,
+            depth,
+            width,
+            heads,
+            False,
+            norm,
+            gate,
+            layout,
+            mlp_ratio=mlp_ratio,
+            bias=bias,
+            dropout=dropout,
         )
         self.head = nn.Linear(width, num_classes)
 
