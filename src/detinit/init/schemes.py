@@ -19,7 +19,7 @@ Roles are structural facts that blocks declare about their layers
   :math:`H I^*` already is the Hadamard block;
 * ``"classifier"``: the output layer -- zero under ZerO, ConstNet and Fixup.
 
-Transformer roles (:mod:`detinit.models.gpt`, ``nn.MultiheadAttention`` and
+Transformer roles (:mod:`detinit.models.transformer`, ``nn.MultiheadAttention`` and
 ``nn.TransformerEncoderLayer`` / ``DecoderLayer`` get them automatically):
 
 * ``"attn_query"``, ``"attn_key"``, ``"attn_value"``: the input projections of attention;
@@ -64,7 +64,6 @@ ROLES = (
 )
 FUSED_ROLES = {"attn_qkv": ("attn_query", "attn_key", "attn_value"), "attn_kv": ("attn_key", "attn_value")}
 RESIDUAL_LAST_ROLES = ("branch_last", "attn_out")  # layers whose output is added to a skip path
-ATTENTION_ROLES = ("attn_query", "attn_key", "attn_value", "attn_out")
 
 
 def check_role(role: object, where: str) -> str:

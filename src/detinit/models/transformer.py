@@ -186,7 +186,7 @@ def sinusoidal_positions(context: int, width: int) -> torch.Tensor:
 
 
 class _Stack(nn.Module):
-    """Blocks, a final norm and a head: what the decoder and the encoder share."""
+    """Positions, blocks and a final norm: what the decoder and the encoder share."""
 
     def _build_stack(
         self,
