@@ -160,7 +160,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     scheme = model.init_report.scheme
     shape = "" if tokens else f"; input {args.in_chans}x{args.image_size}x{args.image_size}"
     print(f"{args.model} under {scheme}{shape}, {source}\n")
-    signal = signal_propagation(model, x, y, channel_dim=-1 if tokens else 1)
+    signal = signal_propagation(model, x, y)
     print("Signal propagation (per block or layer):")
     print(
         format_table(

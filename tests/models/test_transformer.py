@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from detinit import check_zero_one, initialize
+from detinit.diagnostics import feature_diversity
 from detinit.models import GPT, ViT, create_model
 
 VOCAB, CONTEXT = 29, 16
@@ -151,6 +152,8 @@ def test_vit_encoder_under_zero():
     images = torch.randn(2, 1, 28, 28)
     assert torch.equal(model(images), torch.zeros(2, 10))
     assert not any(block.attn.causal for block in model.blocks)
+    features = feature_diversity(model, images)  # channels are the last dim of (batch, tokens, width)
+    assert [r.channels for r in features] == [32] * 4 and all(r.channel_variance == 0 for r in features)
     with pytest.raises(ValueError, match="divisible by patch"):
         ViT(image_size=28, patch=5)
 

@@ -159,19 +159,24 @@ class FeatureRow:
 
 
 @torch.no_grad()
-def feature_diversity(model: nn.Module, inputs: torch.Tensor, *, at: str = "auto") -> list[FeatureRow]:
-    """Channel variance, participation ratio and max channel difference at every probe point."""
+def feature_diversity(
+    model: nn.Module, inputs: torch.Tensor, *, at: str = "auto", channel_dim: int | None = None
+) -> list[FeatureRow]:
+    """Channel variance, participation ratio and max channel difference at every probe point.
+
+    Channels are on dim 1 (``(N, C, *spatial)``), or on ``channel_dim``; by
+    default the model's ``detinit_channel_dim`` attribute if it declares one
+    (Transformers: -1, outputs ``(N, T, C)``).
+    """
+    dim = channel_dim if channel_dim is not None else getattr(model, "detinit_channel_dim", 1)
     points = probe_points(model, at)
     with record_outputs(points) as outputs:
         model(inputs)
-    return [
-        FeatureRow(
-            n,
-            outputs[n].shape[1],
-            channel_variance(outputs[n]),
-            participation_ratio(outputs[n]),
-            max_channel_difference(outputs[n]),
-        )
-        for n, _ in points
-        if n in outputs and outputs[n].dim() >= 2
-    ]
+    rows = []
+    for n, _ in points:
+        if n in outputs and outputs[n].dim() >= 2:
+            y = outputs[n].movedim(dim, 1)
+            rows.append(
+                FeatureRow(n, y.shape[1], channel_variance(y), participation_ratio(y), max_channel_difference(y))
+            )
+    return rows

@@ -1,7 +1,7 @@
 r"""Signal propagation: per-layer activation statistics and gradients for one batch.
 
 For an output ``y`` of shape ``(N, C, *spatial)`` at each probe point (or
-``(N, T, C)`` with ``channel_dim=-1`` for sequence models), the
+``(N, T, C)`` for Transformers, which declare ``detinit_channel_dim = -1``), the
 quantities of the NF-Nets "signal propagation plot" (Brock et al. 2021):
 
 * ``mean_sq``: average over channels of the squared channel mean,
@@ -50,13 +50,15 @@ def signal_propagation(
     targets: torch.Tensor | None = None,
     *,
     at: str = "auto",
-    channel_dim: int = 1,
+    channel_dim: int | None = None,
 ) -> list[SignalRow]:
     """Activation mean^2, variance and gradient RMS at every probe point (model in train mode, no update).
 
-    Language models take token ``inputs`` and ``targets`` of shape ``(B, T)``
-    and ``channel_dim=-1``.
+    Channels are on dim 1, or on ``channel_dim``; by default the model's
+    ``detinit_channel_dim`` attribute if it declares one (Transformers: -1).
+    Language models take token ``inputs`` and ``targets`` of shape ``(B, T)``.
     """
+    channel_dim = channel_dim if channel_dim is not None else getattr(model, "detinit_channel_dim", 1)
     points = probe_points(model, at)
     model.zero_grad(set_to_none=True)
     with record_outputs(points, retain_grad=targets is not None) as outputs:

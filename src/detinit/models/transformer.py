@@ -188,6 +188,8 @@ def sinusoidal_positions(context: int, width: int) -> torch.Tensor:
 class _Stack(nn.Module):
     """Positions, blocks and a final norm: what the decoder and the encoder share."""
 
+    detinit_channel_dim = -1  # activations are (batch, tokens, channels): for the diagnostics
+
     def _build_stack(
         self,
         tokens: int,
