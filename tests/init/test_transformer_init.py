@@ -9,29 +9,40 @@ from torch import nn
 
 from detinit import initialize
 from detinit.init.schemes import check_role, fused_parts
-from detinit.init.zero import embedding_collisions, hadamard_scale, zero_embedding_
+from detinit.init.zero import embedding_collisions, hadamard_scale, zero_, zero_embedding_
 
 SCHEMES = ["zero", "partial_identity", "kaiming", "xavier", "orthogonal", "fixup", "gpt2", "tfixup"]
 
 
 # ---------------------------------------------------------------- embeddings
-@pytest.mark.parametrize("vocab,dim", [(5, 8), (64, 64), (65, 128), (300, 128), (50, 48)])
-def test_zero_embedding_rows(vocab, dim):
-    w = zero_embedding_(torch.empty(vocab, dim, dtype=torch.float64))
+@pytest.mark.parametrize("vocab,dim", [(5, 8), (64, 64), (65, 128), (300, 128), (50, 48), (200, 96)])
+@pytest.mark.parametrize("constant_token", [False, True])
+def test_zero_embedding_rows(vocab, dim, constant_token):
+    w = zero_embedding_(torch.empty(vocab, dim, dtype=torch.float64), constant_token=constant_token)
     if vocab == dim:
         assert torch.equal(w, torch.eye(dim, dtype=torch.float64))
         return
-    period = 1 << (dim - 1).bit_length()
+    size = 1 << (dim - 1).bit_length()
     c = hadamard_scale(dim)
     assert set(w.abs().unique().tolist()) == {c}  # every entry +-c: no token is the zero vector
-    h = torch.tensor(
-        [[(-1.0) ** bin(i & j).count("1") for j in range(dim)] for i in range(period)], dtype=torch.float64
-    )
-    assert torch.equal(w, c * h[torch.arange(vocab) % period])
-    if dim == period and vocab <= dim:  # power-of-two width: orthonormal tokens, as Algorithm 1 on E^T
-        assert torch.allclose(w @ w.T, torch.eye(vocab, dtype=torch.float64))
+    h = torch.tensor([[(-1.0) ** bin(i & j).count("1") for j in range(dim)] for i in range(size)], dtype=torch.float64)
+    first = 0 if constant_token else 1
+    assert torch.equal(w, c * h[first + torch.arange(vocab) % (size - first)])
     distinct = len({tuple(row.tolist()) for row in w})
-    assert vocab - distinct == embedding_collisions(vocab, dim)
+    assert vocab - distinct == embedding_collisions(vocab, dim, constant_token)
+    if constant_token and vocab < dim:  # literally Algorithm 1 applied to E^T (a d x V expanding layer)
+        assert torch.equal(w.T, zero_(torch.empty(dim, vocab, dtype=torch.float64)))
+
+
+@pytest.mark.parametrize("vocab", [10, 127])
+def test_zero_embedding_rows_survive_layer_norm(vocab):
+    """Balanced rows: LayerNorm maps each token to a +-1 vector, and distinct tokens stay orthogonal."""
+    w = zero_embedding_(torch.empty(vocab, 128, dtype=torch.float64))
+    normed = torch.nn.functional.layer_norm(w, (128,), eps=0.0)
+    assert torch.allclose(normed.abs(), torch.ones_like(normed))
+    assert torch.allclose(normed @ normed.T / 128, torch.eye(vocab, dtype=torch.float64))
+    literal = zero_embedding_(torch.empty(vocab, 128, dtype=torch.float64), constant_token=True)
+    assert torch.nn.functional.layer_norm(literal, (128,))[0].abs().max() == 0  # row 0 is constant: LN gives 0
 
 
 def test_zero_embedding_norms_and_errors():
@@ -49,7 +60,7 @@ def test_embedding_roles_under_zero():
     assert report["pos.weight"].rule == "zeros" and model["pos"].weight.abs().sum() == 0
     assert report["tok.weight"].rule == "hadamard"
     big = initialize(nn.Embedding(300, 128), "zero")
-    assert "172 tokens share a row" in big["weight"].reason
+    assert "173 tokens share a row" in big["weight"].reason
 
 
 # ---------------------------------------------------------------- fused roles

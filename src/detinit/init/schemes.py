@@ -210,12 +210,20 @@ class ZerOScheme(Scheme):
     never leaves (each one's gradient is proportional to the other), which is
     why neither variant does. The MLP's expanding layer gets the Hadamard
     block and its last layer 0; token embeddings get
-    :func:`~detinit.init.zero.zero_embedding_`, learned positions 0.
+    :func:`~detinit.init.zero.zero_embedding_` (balanced Hadamard rows;
+    ``constant_token=True`` also uses the constant row 0, as Algorithm 1 on
+    :math:`E^\top` would), learned positions 0.
     """
 
     ATTENTION = ("identity", "kv_zero")
 
-    def __init__(self, norm: str = "orthonormal", hadamard: bool = True, attention: str = "identity") -> None:
+    def __init__(
+        self,
+        norm: str = "orthonormal",
+        hadamard: bool = True,
+        attention: str = "identity",
+        constant_token: bool = False,
+    ) -> None:
         if norm not in NORMS:
             raise ValueError(f"scheme option norm={norm!r} is not supported; choose one of {NORMS}")
         if attention not in self.ATTENTION:
@@ -223,12 +231,15 @@ class ZerOScheme(Scheme):
         self.norm = norm
         self.hadamard = hadamard
         self.attention = attention
+        self.constant_token = constant_token
         self.name = "zero" if hadamard else "partial_identity"
 
     def options(self) -> dict[str, object]:
         opts: dict[str, object] = {"norm": self.norm} if self.hadamard else {}
         if self.attention != "identity":
             opts["attention"] = self.attention
+        if self.constant_token:
+            opts["constant_token"] = True
         return opts
 
     def weight_rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
@@ -270,19 +281,21 @@ class ZerOScheme(Scheme):
         vocab, dim = module.num_embeddings, module.embedding_dim
         if role == "position":
             return _zeros("learned positions start at 0: tokens alone set the input; training adds positions")
+        constant = self.constant_token
+
+        def fill(w: torch.Tensor, g: torch.Generator) -> None:
+            zero_embedding_(w, norm=self.norm, constant_token=constant)
+
         if vocab == dim:
-            return WeightRule(
-                "identity",
-                f"{vocab} tokens, width {dim}: token i -> e_i",
-                lambda w, g: zero_embedding_(w, norm=self.norm),
-            )
-        shared = embedding_collisions(vocab, dim)
-        why = f"{vocab} tokens, width {dim}: token i -> Hadamard row i" + (
-            f" mod {1 << (dim - 1).bit_length()} ({shared} tokens share a row until their own gradients separate them)"
-            if shared
-            else ""
-        )
-        return WeightRule("hadamard", why, lambda w, g: zero_embedding_(w, norm=self.norm))
+            return WeightRule("identity", f"{vocab} tokens, width {dim}: token i -> e_i", fill)
+        first = 0 if constant or dim == 1 else 1
+        period = (1 << (dim - 1).bit_length()) - first
+        shared = embedding_collisions(vocab, dim, constant)
+        why = f"{vocab} tokens, width {dim}: token i -> Hadamard row {'i' if first == 0 else 'i + 1'}"
+        if shared:
+            why = why.replace("row i", f"row (i mod {period})").replace("row i + 1", f"row 1 + (i mod {period})")
+            why += f" ({shared} tokens share a row until their own gradients separate them)"
+        return WeightRule("hadamard", why, fill)
 
 
 class ConstNetScheme(Scheme):

@@ -179,34 +179,37 @@ def zero_(
 
 
 @torch.no_grad()
-def zero_embedding_(tensor: torch.Tensor, *, norm: str = "orthonormal") -> torch.Tensor:
-    r"""ZerO for an embedding table ``(V, d)``: Hadamard rows, never a zero token.
+def zero_embedding_(tensor: torch.Tensor, *, norm: str = "orthonormal", constant_token: bool = False) -> torch.Tensor:
+    r"""ZerO for an embedding table ``(V, d)``: distinct, balanced Hadamard rows, never a zero token.
 
     An embedding is the linear map :math:`E^\top \in \mathbb{R}^{d \times V}`
-    applied to one-hot tokens, so Algorithm 1 on :math:`E^\top` gives:
+    applied to one-hot tokens. Algorithm 1 on :math:`E^\top` gives the
+    identity when ``V == d`` (token ``i`` is :math:`e_i`; kept here) and
+    otherwise the first ``V`` rows of :math:`c\,H_k`, :math:`k=\lceil\log_2 d\rceil`
+    (first ``d`` columns) when ``V < d``, or a partial identity that gives every
+    token ``i >= d`` the zero vector when ``V > d``. detinit departs from it in
+    two places, both for Transformers:
 
-    * ``V == d``: the identity (token ``i`` is the unit vector :math:`e_i`);
-    * ``V < d``: the top-left block of :math:`c\,H_k`, :math:`k=\lceil\log_2 d\rceil`:
-      token ``i`` gets row ``i`` of the Hadamard matrix, first ``d`` columns
-      (orthonormal tokens when ``d`` is a power of two and ``norm="orthonormal"``);
-    * ``V > d``: Algorithm 1 would give the partial identity, i.e. the zero
-      vector to every token ``i >= d`` -- thousands of identical inputs for a
-      word-level vocabulary. detinit continues the Hadamard rows instead:
-      token ``i`` gets row :math:`i \bmod 2^k` of :math:`c\,H_k` (first ``d``
-      columns), so tokens ``i`` and ``i + 2^k`` share a vector at init. Their
-      rows receive different gradients (each row is updated only where its own
-      token occurs), so training separates them.
+    * **Row 0 is skipped** (unless ``constant_token=True``, Algorithm 1
+      literally): it is the constant vector, which LayerNorm maps to 0 (and
+      whose gradient through LayerNorm is amplified by :math:`1/\sqrt{\epsilon}`).
+      Every other Sylvester row is balanced (mean 0 over a power-of-two
+      width), so LayerNorm maps it to a :math:`\pm 1` vector. Token ``i`` gets
+      row ``i + 1``.
+    * **More tokens than rows** (``V >= 2^k``): the rows repeat, token ``i``
+      gets row :math:`1 + (i \bmod (2^k - 1))`, so a token shares its vector with
+      a lower-numbered one until training separates them (each row is updated
+      only where its own token occurs). :func:`embedding_collisions` counts them.
 
     ``c`` is :func:`hadamard_scale` ``(d, norm)``; every row has norm
-    :math:`\le 1` (exactly 1 for ``"orthonormal"`` and a power-of-two ``d``).
+    :math:`\le 1` (exactly 1 for ``"orthonormal"`` and a power-of-two ``d``), and
+    for a power-of-two ``d`` the rows of distinct tokens are orthogonal while
+    ``V < d``.
 
-    >>> zero_embedding_(torch.empty(6, 4))
-    tensor([[ 0.5000,  0.5000,  0.5000,  0.5000],
-            [ 0.5000, -0.5000,  0.5000, -0.5000],
+    >>> zero_embedding_(torch.empty(3, 4))
+    tensor([[ 0.5000, -0.5000,  0.5000, -0.5000],
             [ 0.5000,  0.5000, -0.5000, -0.5000],
-            [ 0.5000, -0.5000, -0.5000,  0.5000],
-            [ 0.5000,  0.5000,  0.5000,  0.5000],
-            [ 0.5000, -0.5000,  0.5000, -0.5000]])
+            [ 0.5000, -0.5000, -0.5000,  0.5000]])
     """
     _check_norm(norm)
     check_float_tensor(tensor, "zero_embedding_")
@@ -219,24 +222,32 @@ def zero_embedding_(tensor: torch.Tensor, *, norm: str = "orthonormal") -> torch
     if vocab == dim:
         tensor.zero_().diagonal().fill_(1)
         return tensor
-    period = 1 << ceil_log2(dim)
-    rows = min(vocab, period)
-    fill_sylvester_(tensor[:rows], hadamard_scale(dim, norm))
-    for start in range(rows, vocab, rows):  # rows repeat with period 2^k
-        stop = min(start + rows, vocab)
-        tensor[start:stop].copy_(tensor[: stop - start])
+    first = 0 if constant_token or dim == 1 else 1
+    period = (1 << ceil_log2(dim)) - first
+    scale = hadamard_scale(dim, norm)
+    columns = torch.arange(dim, device=tensor.device)
+    for start in range(0, vocab, _ROWS_PER_CHUNK):  # H[i, j] = (-1)^popcount(i & j), a chunk of rows at a time
+        rows = first + torch.arange(start, min(start + _ROWS_PER_CHUNK, vocab), device=tensor.device) % period
+        bits = rows[:, None] & columns[None, :]
+        for shift in (32, 16, 8, 4, 2, 1):  # fold to the parity of the popcount
+            bits ^= bits >> shift
+        tensor[start : start + len(rows)] = (1 - 2 * (bits & 1)).to(tensor.dtype) * scale
     return tensor
 
 
-def embedding_collisions(num_embeddings: int, embedding_dim: int) -> int:
+_ROWS_PER_CHUNK = 256  # bounds the int64 scratch of zero_embedding_ to 256 x d
+
+
+def embedding_collisions(num_embeddings: int, embedding_dim: int, constant_token: bool = False) -> int:
     """How many tokens share their :func:`zero_embedding_` vector with a lower-numbered token.
 
     >>> embedding_collisions(96, 128), embedding_collisions(256, 128), embedding_collisions(50257, 768)
-    (0, 128, 49233)
+    (0, 129, 49234)
     """
     if num_embeddings == embedding_dim:
         return 0
-    return max(0, num_embeddings - (1 << ceil_log2(embedding_dim)))
+    rows = (1 << ceil_log2(embedding_dim)) - (0 if constant_token or embedding_dim == 1 else 1)
+    return max(0, num_embeddings - rows)
 
 
 def zero_singular_values(out_features: int, in_features: int, norm: str = "orthonormal") -> torch.Tensor:
