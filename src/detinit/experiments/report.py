@@ -241,10 +241,10 @@ def _plot_curves(
     from ..diagnostics.plots import pyplot, save_figure
 
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(10, 4.5) if len(groups) > 6 else (7, 4))
     drawn = False
     value_of = metric if callable(metric) else (lambda row: row.get(metric))
-    for g in groups:
+    for index, g in enumerate(groups):
         series = []
         for r in g.runs:
             rows = r.history if source == "history" else r.diagnostics
@@ -259,7 +259,8 @@ def _plot_curves(
         if log:
             values = values.clamp(min=1e-16)
         mean = values.mean(0)
-        (line,) = ax.plot(epochs, mean.tolist(), marker="o", ms=3, label=f"{_label(study, g)} (n={len(series)})")
+        style = ("-", "--", ":", "-.")[(index // 10) % 4]  # the colour cycle has 10 colours
+        (line,) = ax.plot(epochs, mean.tolist(), style, marker="o", ms=3, label=f"{_label(study, g)} (n={len(series)})")
         if len(series) > 1:
             std = values.std(0)
             ax.fill_between(epochs, (mean - std).tolist(), (mean + std).tolist(), color=line.get_color(), alpha=0.15)
@@ -274,7 +275,10 @@ def _plot_curves(
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if len(groups) > 6:  # many groups: the legend goes beside the axes, not over the curves
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=7)
     ax.set_title(title)
     return save_figure(fig, path)
 
