@@ -17,6 +17,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -166,34 +167,11 @@ class _EpochView(torch.utils.data.Dataset):
 
 
 class FolderBatches(BatchPlan):
-    """Batches of a :class:`FolderDataset`, decoded in DataLoader workers; same interface as
-    :class:`detinit.data.Batches`."""
+    """Batches of a :class:`FolderDataset`, decoded in ``workers`` DataLoader workers; the other
+    options are :class:`BatchPlan`'s, the interface that of :class:`detinit.data.Batches`."""
 
-    def __init__(
-        self,
-        dataset: FolderDataset,
-        batch_size: int,
-        *,
-        shuffle: bool = False,
-        drop_last: bool = False,
-        augment: bool = False,
-        seed: int = 0,
-        device: torch.device | str = "cpu",
-        rank: int = 0,
-        world_size: int = 1,
-        workers: int = 2,
-    ) -> None:
-        super().__init__(
-            dataset,
-            batch_size,
-            shuffle=shuffle,
-            drop_last=drop_last,
-            augment=augment,
-            seed=seed,
-            device=device,
-            rank=rank,
-            world_size=world_size,
-        )
+    def __init__(self, dataset: FolderDataset, batch_size: int, *, workers: int = 2, **options: Any) -> None:
+        super().__init__(dataset, batch_size, **options)
         self.workers = workers
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

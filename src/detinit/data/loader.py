@@ -32,6 +32,15 @@ class BatchPlan:
     Epoch ``e``'s order is a permutation seeded by ``(seed, e)`` (or the identity without
     ``shuffle``); each global batch is split into ``world_size`` consecutive shards of
     ``ceil(len / world_size)`` examples, and rank ``r`` gets shard ``r``.
+
+    Args:
+        dataset: the data.
+        batch_size: global batch size (split across ``world_size`` ranks).
+        shuffle: a new permutation each epoch; ``drop_last`` drops a final partial batch.
+        augment: random augmentation (images only; what it is, the subclass says).
+        seed: seed of the order and the augmentation of every epoch.
+        device: where batches go.
+        rank, world_size: this process's shard of every global batch (DDP).
     """
 
     def __init__(
@@ -39,13 +48,13 @@ class BatchPlan:
         dataset: Any,
         batch_size: int,
         *,
-        shuffle: bool,
-        drop_last: bool,
-        augment: bool,
-        seed: int,
-        device: torch.device | str,
-        rank: int,
-        world_size: int,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        augment: bool = False,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -76,44 +85,16 @@ class BatchPlan:
 class Batches(BatchPlan):
     """Iterate over an in-memory ``dataset`` in batches of ``batch_size`` for epoch ``epoch``.
 
-    Args:
-        dataset: the data.
-        batch_size: global batch size (split across ``world_size`` ranks).
-        shuffle: a new permutation each epoch; ``drop_last`` drops a final partial batch.
-        augment: random crop (reflect-pad ``pad``) and horizontal flip (images only).
-        device: where batches go.
-        rank, world_size: this process's shard of every global batch (DDP).
+    ``augment`` is a random crop (reflect-pad ``pad``) and a horizontal flip;
+    the other options are :class:`BatchPlan`'s.
     """
 
-    def __init__(
-        self,
-        dataset: ArrayDataset,
-        batch_size: int,
-        *,
-        shuffle: bool = False,
-        drop_last: bool = False,
-        augment: bool = False,
-        pad: int = 4,
-        seed: int = 0,
-        device: torch.device | str = "cpu",
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
-        if augment and dataset.images.dim() != 4:
+    def __init__(self, dataset: ArrayDataset, batch_size: int, *, pad: int = 4, **options: Any) -> None:
+        if options.get("augment") and dataset.images.dim() != 4:
             raise ValueError(
                 f"augment=True needs image data (N, C, H, W); {dataset.name} has {tuple(dataset.images.shape)}"
             )
-        super().__init__(
-            dataset,
-            batch_size,
-            shuffle=shuffle,
-            drop_last=drop_last,
-            augment=augment,
-            seed=seed,
-            device=device,
-            rank=rank,
-            world_size=world_size,
-        )
+        super().__init__(dataset, batch_size, **options)
         self.pad = pad
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -131,16 +112,14 @@ class Batches(BatchPlan):
 class TokenBatches(BatchPlan):
     """Batches of ``(inputs, targets)`` token windows (int64) from a :class:`~detinit.data.text.TokenDataset`.
 
-    Same options, order, sharding and resume guarantees as :class:`Batches`
-    (defaults: no shuffling, one process); there is no augmentation.
+    Same options (:class:`BatchPlan`), order, sharding and resume guarantees as
+    :class:`Batches`; there is no augmentation.
     """
 
-    DEFAULTS = {"shuffle": False, "drop_last": False, "seed": 0, "device": "cpu", "rank": 0, "world_size": 1}
-
-    def __init__(self, dataset: Any, batch_size: int, *, augment: bool = False, **options: Any) -> None:
-        if augment:
+    def __init__(self, dataset: Any, batch_size: int, **options: Any) -> None:
+        if options.get("augment"):
             raise ValueError("augment=True is for images; token windows have no augmentation (set augment: false)")
-        super().__init__(dataset, batch_size, augment=False, **(self.DEFAULTS | options))
+        super().__init__(dataset, batch_size, **options)
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of epoch ``epoch`` (this rank's shard of each)."""
