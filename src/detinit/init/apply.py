@@ -121,9 +121,9 @@ def _attention_rules(
 
 def _standard_rules(module: nn.Module, layer: LayerInfo, scheme: Scheme) -> dict[str, tuple[str, str, Action]]:
     """``{param_name: (rule, reason, action)}`` for the direct parameters of one module."""
-    params = dict(module.named_parameters(recurse=False))
     if isinstance(module, nn.MultiheadAttention):
         return _attention_rules(module, layer, scheme)
+    params = dict(module.named_parameters(recurse=False))
     if isinstance(module, NORM_TYPES):
         rules: dict[str, tuple[str, str, Action]] = {}
         if "weight" in params:

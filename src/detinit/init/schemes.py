@@ -46,7 +46,7 @@ from torch import nn
 
 from . import random as rnd
 from .constnet import const_avg_
-from .zero import NORMS, embedding_collisions, hadamard_scale, partial_identity_, zero_, zero_embedding_
+from .zero import NORMS, embedding_collisions, embedding_rows, hadamard_scale, partial_identity_, zero_, zero_embedding_
 
 ROLES = (
     "default",
@@ -288,8 +288,7 @@ class ZerOScheme(Scheme):
 
         if vocab == dim:
             return WeightRule("identity", f"{vocab} tokens, width {dim}: token i -> e_i", fill)
-        first = 0 if constant or dim == 1 else 1
-        period = (1 << (dim - 1).bit_length()) - first
+        first, period = embedding_rows(dim, constant)
         shared = embedding_collisions(vocab, dim, constant)
         why = f"{vocab} tokens, width {dim}: token i -> Hadamard row {'i' if first == 0 else 'i + 1'}"
         if shared:
@@ -535,22 +534,20 @@ class TFixupScheme(Scheme):
         return 0.67 * n**-0.25, f"0.67 N^(-1/4) = 0.67*{n}^(-1/4)"
 
     def weight_rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
-        if isinstance(module, MATRIX_LAYER_TYPES + (nn.Embedding,)):
-            self._scale(layer)  # refuses models without attention layers, whatever the layer
+        if not isinstance(module, MATRIX_LAYER_TYPES + (nn.Embedding,)):
+            return None
+        scale, how = self._scale(layer)  # refuses models without attention layers, whatever the layer
         if isinstance(module, nn.Embedding):
-            scale, how = self._scale(layer)
             std = module.embedding_dim**-0.5 * scale
             return WeightRule(
                 "tfixup_scaled",
                 f"N(0, d^(-1/2)) x {how} = std {std:.4g}",
                 lambda w, g: rnd.normal_(w, generator=g, std=std),
             )
-        if not isinstance(module, MATRIX_LAYER_TYPES):
-            return None
         groups, transposed = layer_geometry(module)
-        scale, why = 1.0, "Xavier uniform"
-        if layer.role in self.SCALED_ROLES:
-            scale, how = self._scale(layer)
+        if layer.role not in self.SCALED_ROLES:
+            scale, why = 1.0, "Xavier uniform"
+        else:
             why = f"Xavier uniform x {how} = {scale:.4g}"
         return WeightRule(
             "tfixup_scaled" if scale != 1.0 else "xavier_uniform",

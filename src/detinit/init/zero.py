@@ -222,8 +222,7 @@ def zero_embedding_(tensor: torch.Tensor, *, norm: str = "orthonormal", constant
     if vocab == dim:
         tensor.zero_().diagonal().fill_(1)
         return tensor
-    first = 0 if constant_token or dim == 1 else 1
-    period = (1 << ceil_log2(dim)) - first
+    first, period = embedding_rows(dim, constant_token)
     scale = hadamard_scale(dim, norm)
     columns = torch.arange(dim, device=tensor.device)
     for start in range(0, vocab, _ROWS_PER_CHUNK):  # H[i, j] = (-1)^popcount(i & j), a chunk of rows at a time
@@ -238,6 +237,16 @@ def zero_embedding_(tensor: torch.Tensor, *, norm: str = "orthonormal", constant
 _ROWS_PER_CHUNK = 256  # bounds the int64 scratch of zero_embedding_ to 256 x d
 
 
+def embedding_rows(embedding_dim: int, constant_token: bool = False) -> tuple[int, int]:
+    """``(first, period)``: token ``i`` of :func:`zero_embedding_` gets Hadamard row ``first + i % period``.
+
+    >>> embedding_rows(128), embedding_rows(128, constant_token=True), embedding_rows(96)
+    ((1, 127), (0, 128), (1, 127))
+    """
+    first = 0 if constant_token or embedding_dim == 1 else 1
+    return first, (1 << ceil_log2(embedding_dim)) - first
+
+
 def embedding_collisions(num_embeddings: int, embedding_dim: int, constant_token: bool = False) -> int:
     """How many tokens share their :func:`zero_embedding_` vector with a lower-numbered token.
 
@@ -246,8 +255,7 @@ def embedding_collisions(num_embeddings: int, embedding_dim: int, constant_token
     """
     if num_embeddings == embedding_dim:
         return 0
-    rows = (1 << ceil_log2(embedding_dim)) - (0 if constant_token or embedding_dim == 1 else 1)
-    return max(0, num_embeddings - rows)
+    return max(0, num_embeddings - embedding_rows(embedding_dim, constant_token)[1])
 
 
 def zero_singular_values(out_features: int, in_features: int, norm: str = "orthonormal") -> torch.Tensor:
@@ -268,6 +276,7 @@ __all__ = [
     "identity_",
     "partial_identity_",
     "embedding_collisions",
+    "embedding_rows",
     "zero_",
     "zero_embedding_",
     "zero_rule",
