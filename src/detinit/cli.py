@@ -248,7 +248,6 @@ def run_study_command(args: argparse.Namespace) -> int:
 
     from .data import DataError
     from .experiments import load_study, run_study, text_table, write_report
-    from .experiments.report import collect, is_language_model
     from .train import ConfigError
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -269,9 +268,7 @@ def run_study_command(args: argparse.Namespace) -> int:
     command = "detinit study --config " + str(args.config) + (f" --workers {args.workers}" if args.workers else "")
     wall = None if args.report_only else time.perf_counter() - start
     report = write_report(study, command=command, wall_seconds=wall)
-    what = "validation loss" if is_language_model(collect(study)) else "accuracy on the test split"
-    print(f"\n{study.name}: {what}, mean ± std over seeds\n")
-    print(text_table(study))
+    print("\n" + text_table(study))
     print(f"\nreport: {report}")
     return 1 if failed else 0
 

@@ -37,12 +37,13 @@ class GroupSummary:
     key: tuple[Any, ...]
     runs: list[RunRecord] = field(default_factory=list)
 
-    def values(self, metric: str, best: bool = False) -> list[float]:
+    def values(self, metric: str, best: bool = False, lower_is_better: bool = False) -> list[float]:
+        """The final (or best: largest, smallest with ``lower_is_better``) value of each complete run."""
         out = []
         for r in self.runs:
             if r.status == "complete" and r.history:
                 series = [h[metric] for h in r.history]
-                out.append(max(series) if best else series[-1])
+                out.append((min(series) if lower_is_better else max(series)) if best else series[-1])
         return out
 
 
@@ -102,7 +103,7 @@ def lm_summary_rows(study: Study, groups: list[GroupSummary]) -> tuple[list[str]
     rows = []
     for g in groups:
         final = g.values("test_loss")
-        best = [min(h["test_loss"] for h in r.history) for r in g.runs if r.status == "complete" and r.history]
+        best = g.values("test_loss", best=True, lower_is_better=True)
         seconds = [h["seconds"] for r in g.runs for h in r.history]
         rows.append(
             [
@@ -429,6 +430,8 @@ def write_report(study: Study, command: str = "", wall_seconds: float | None = N
 
 
 def text_table(study: Study) -> str:
-    """The summary table for a terminal."""
-    headers, rows = summary_rows(study, group(study, collect(study)))
-    return format_table(headers, rows)
+    """The summary table for a terminal, under a line saying what it measures."""
+    records = collect(study)
+    what = "validation loss" if is_language_model(records) else "accuracy on the test split"
+    headers, rows = summary_rows(study, group(study, records))
+    return f"{study.name}: {what}, mean ± std over seeds\n\n{format_table(headers, rows)}"
