@@ -17,7 +17,6 @@ run directory (resuming it if it exists); the common flags override the file.
 from __future__ import annotations
 
 import argparse
-import inspect
 import logging
 import math
 import sys
@@ -41,13 +40,8 @@ from .models import create_model, list_models, model_entry
 from .nn import cross_entropy
 
 
-def _takes_tokens(name: str) -> bool:
-    """Whether a registered model is a language model (built from a vocabulary size, fed token ids)."""
-    return "vocab_size" in inspect.signature(model_entry(name).builder).parameters
-
-
 def _build(args: argparse.Namespace) -> torch.nn.Module:
-    if _takes_tokens(args.model):
+    if model_entry(args.model).takes_tokens:
         return create_model(
             args.model, init=args.init, vocab_size=args.vocab_size, context=args.context, seed=args.seed
         )
@@ -87,7 +81,7 @@ def run_demo(args: argparse.Namespace) -> int:
     """Initialise a model and print the report and the step-0 diagnostics."""
     torch.set_num_threads(args.threads)
     model = _build(args)
-    tokens = _takes_tokens(args.model)
+    tokens = model_entry(args.model).takes_tokens
     report = model.init_report
     n_params = sum(p.numel() for p in model.parameters())
     print(f"detinit {__version__} (torch {torch.__version__}) -- {args.model}: {model_entry(args.model).description}")
@@ -143,7 +137,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     from .diagnostics.plots import plot_feature_diversity, plot_rank, plot_signal_propagation
 
     torch.set_num_threads(args.threads)
-    tokens = _takes_tokens(args.model)
+    tokens = model_entry(args.model).takes_tokens
     if tokens:
         x, y, source = _token_batch(args)
     else:

@@ -3,7 +3,7 @@
 import pytest
 
 from detinit.data import load_dataset, unigram_loss
-from detinit.train import TrainConfig, read_jsonl, train
+from detinit.train import ConfigError, TrainConfig, read_jsonl, train
 
 QUIET = {"progress": False, "tensorboard": False, "threads": 1}
 
@@ -50,3 +50,11 @@ def test_norm_free_variants_train(tmp_path, init, model_args):
     args = {"depth": 2, "width": 64, "heads": 4} | model_args
     result = train(_config(init=init, model_args=args, epochs=2, diagnostics_every=0), tmp_path)
     assert result.final["test_loss"] < 3.03 - 0.1  # below the unigram baseline after 120 steps (2.48-2.87 here)
+
+
+def test_model_and_data_of_different_kinds_are_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ConfigError, match="model='gpt' is a language model.*data='synthetic' gives images"):
+        train(_config(data="synthetic", data_args={}), tmp_path / "a")
+    with pytest.raises(ConfigError, match="model='resnet20' is an image model.*gives token windows.*'gpt'"):
+        train(_config(model="resnet20", model_args={}), tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,6 +26,11 @@ class ModelEntry:
     builder: Callable[..., nn.Module]
     default_init: str
     description: str
+
+    @property
+    def takes_tokens(self) -> bool:
+        """A language model: built from a vocabulary size, fed token ids (not images)."""
+        return "vocab_size" in inspect.signature(self.builder).parameters
 
 
 _REGISTRY: dict[str, ModelEntry] = {}

@@ -87,11 +87,20 @@ def resolve_device(name: str) -> torch.device:
 def build_model(config: TrainConfig, dataset: ArrayDataset | TokenDataset) -> nn.Module:
     """Create and initialise the configured model for ``dataset``: its channels, size and classes for images,
     its vocabulary and context for token windows."""
-    if isinstance(dataset, TokenDataset):
+    entry = model_entry(config.model)
+    tokens = isinstance(dataset, TokenDataset)
+    if entry.takes_tokens != tokens:
+        kind = "a language model (token ids in)" if entry.takes_tokens else "an image model"
+        data_kind = "token windows" if tokens else "images"
+        raise ConfigError(
+            f"model={config.model!r} is {kind} but data={config.data!r} gives {data_kind}; "
+            + ("use data 'kjv' or 'text_file'" if entry.takes_tokens else "use a model such as 'gpt'")
+        )
+    if tokens:
         kwargs = {**dataset.model_kwargs(), **config.model_args}
     else:
         kwargs = {"num_classes": dataset.num_classes, "in_chans": dataset.in_chans, **config.model_args}
-        if "image_size" in inspect.signature(model_entry(config.model).builder).parameters:
+        if "image_size" in inspect.signature(entry.builder).parameters:
             kwargs.setdefault("image_size", dataset.image_size)
     return create_model(config.model, init=config.init, seed=config.seed, init_options=config.init_options, **kwargs)
 
