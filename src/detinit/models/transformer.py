@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nn import ScalarGate
+from ._layers import check_choice
 from .registry import register_model
 
 NORMS = ("layernorm", "rmsnorm", "none")
@@ -43,14 +44,9 @@ LAYOUTS = ("fused", "separate", "torch")
 POSITIONS = ("learned", "sinusoidal", "none")
 
 
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not supported; choose one of {allowed}")
-
-
 def make_norm(norm: str, width: int, bias: bool = True) -> nn.Module:
     """``nn.LayerNorm``, ``nn.RMSNorm`` or ``nn.Identity`` for ``norm="none"``."""
-    _choice("norm", norm, NORMS)
+    check_choice("norm", norm, NORMS)
     if norm == "layernorm":
         return nn.LayerNorm(width, bias=bias)
     return nn.RMSNorm(width) if norm == "rmsnorm" else nn.Identity()
@@ -78,7 +74,7 @@ class SelfAttention(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        _choice("layout", layout, LAYOUTS)
+        check_choice("layout", layout, LAYOUTS)
         if width % heads:
             raise ValueError(f"width={width} must be divisible by heads={heads}")
         self.width, self.heads, self.causal, self.layout, self.dropout = width, heads, causal, layout, dropout
@@ -204,7 +200,7 @@ class _Stack(nn.Module):
         **block: object,
     ) -> None:
         """Positions for ``tokens`` places, ``depth`` blocks and the final norm."""
-        _choice("position", position, POSITIONS)
+        check_choice("position", position, POSITIONS)
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
         self.position = position
