@@ -284,14 +284,14 @@ def _plot_curves(
     return save_figure(fig, path)
 
 
-def _rank_total(diag: dict[str, Any]) -> float | None:
-    ranks = diag.get("rank_w_minus_i")
-    return float(sum(ranks.values())) if ranks is not None else None
+def _rank_sum(key: str) -> Callable[[dict[str, Any]], float | None]:
+    """A diagnostics row's per-layer ranks under ``key`` (``rank_w_minus_i``, ``rank_update``), summed."""
 
+    def total(diag: dict[str, Any]) -> float | None:
+        ranks = diag.get(key)
+        return float(sum(ranks.values())) if ranks is not None else None
 
-def _update_rank_total(diag: dict[str, Any]) -> float | None:
-    ranks = diag.get("rank_update")
-    return float(sum(ranks.values())) if ranks is not None else None
+    return total
 
 
 def _signal_at_init(study: Study, groups: list[GroupSummary], path: Path) -> Path | None:
@@ -343,7 +343,7 @@ def write_report(study: Study, command: str = "", wall_seconds: float | None = N
                 _plot_curves(
                     study,
                     groups,
-                    _update_rank_total,
+                    _rank_sum("rank_update"),
                     "sum over layers of rank(W - W0)",
                     out / "rank_update.png",
                     source="diagnostics",
@@ -375,7 +375,12 @@ def write_report(study: Study, command: str = "", wall_seconds: float | None = N
             (
                 "Rank of W - I, summed over square layers",
                 _plot_curves(
-                    study, groups, _rank_total, "sum over layers of rank(W - I)", out / "rank.png", source="diagnostics"
+                    study,
+                    groups,
+                    _rank_sum("rank_w_minus_i"),
+                    "sum over layers of rank(W - I)",
+                    out / "rank.png",
+                    source="diagnostics",
                 ),
             ),
             ("Signal propagation at initialisation", _signal_at_init(study, groups, out / "signal_init.png")),
