@@ -1,28 +1,47 @@
 r"""ConstNet and LeakyNet (Blumenfeld, Gilboa & Soudry 2020).
 
-**ConstNet**: a pre-activation Wide-ResNet with one 3x3 conv per block
-(official ``BeyondSigProp/model.py``). ``n = (depth - 4) / 3`` blocks per
-stage, widths ``[16, 16k, 32k, 64k]``, strides 1/2/2::
+Both compute the functions of the official networks (``BeyondSigProp`` at
+commit 1523e8a: ``model.py`` and ``remodel.py``); ``tests/models/
+test_official_function.py`` pins them against a reference written from that code.
 
-    x_out = BN(x); out = conv3x3(relu(x_out)); out = dropout(out, p)
-    out = x + out                        if the shape is unchanged
-    out = conv1x1_stride(x_out) + out    otherwise
+**ConstNet**: a pre-activation Wide-ResNet with one 3x3 conv per block.
+``n = (depth - 4) / 3`` blocks per stage, widths ``[16, 16k, 32k, 64k]``,
+strides 1/2/2::
 
-Head: relu -> global average pool -> Linear. Under the ``constnet`` scheme the
-stem and the 1x1 shortcuts average channels, the residual convs and the
-classifier are 0: every channel at every depth is the same function of the
-input. ``norm="none"`` is the official no-BN mode: ``x_out = x + b0``,
-``out = gate * (conv(relu(x_out)) + b1)``. The per-block scalars the official
-BN mode registers but never uses are left out: WRN-16-10 has 17,115,354
-parameters here, 36 fewer than the official 17,115,390.
+    a = relu(BN(x)); out = conv3x3(a); out = dropout(out, p)
+    out = x + out                 if the shape is unchanged
+    out = conv1x1_stride(a) + out otherwise
 
-**LeakyNet** (official ``remodel.py``): the same widths without skip
-connections; each layer is ``BN(leaky_relu(conv(x + b), alpha))``. An init
-string such as ``"1_iiii_iiii_iiii"`` gives one letter per conv (stem first):
-``1`` averaging, ``i`` identity, ``k`` noisy identity (c = 0.99), ``h`` random
-(c = 0), any other letter noisy averaging (c = 0.99). Odd layers have phase
--1 and their averaging / identity part is divided by ``alpha``, so a pair of
-identity layers computes exactly ``-x``: ``lrelu(-lrelu(x)/alpha) = -x``.
+The shortcut reads ``a = relu(BN(x))``: the official block applies an in-place
+ReLU to ``BN(x)`` before its 1x1 shortcut reads it (as in every pre-activation
+WRN). Head: relu -> average pool over the whole map -> Linear. Under the
+``constnet`` scheme the stem and the 1x1 shortcuts average channels, the
+residual convs and the classifier are 0: every channel at every depth is the
+same function of the input. ``norm="none"`` is the official no-BN mode:
+``a = relu(x + b0)``, ``out = gate * dropout(conv(a) + b1)``. The per-block
+scalars the official BN mode registers but never uses are left out: WRN-16-10
+has 17,115,354 parameters here, 36 fewer than the official 17,115,390.
+
+Differences from the official code, on purpose: each stage runs once (the
+official ``NetworkBlock.forward`` runs its layers twice and returns the
+second result: the same output, but BatchNorm's running statistics are
+updated twice per step and dropout draws two masks); ``in_chans`` may differ
+from 3; the head pools over the whole final map, which is the official
+``avg_pool2d(8)`` on 32 x 32 inputs and also works on other sizes.
+
+**LeakyNet** (official ``remodel.py``, ``LRNet``): the same widths without skip
+connections; layer ``k`` (from 0) computes ``leaky_relu(conv(x + b), alpha)``
+and, when BatchNorm is on, normalises only after the odd layers (phase -1),
+so that a pair of layers is one unit: ``BN(lrelu(conv_odd(lrelu(conv_even(x)))))``.
+An init string such as ``"1_iiii_iiii_iiii"`` gives one letter per conv
+(stem first): ``1`` averaging, ``i`` identity, ``k`` noisy identity
+(c = 0.99), ``h`` random (c = 0), any other letter noisy averaging
+(c = 0.99). Odd layers have phase -1 and their averaging / identity part is
+divided by ``alpha``, so a pair of identity layers computes exactly ``-x``:
+``lrelu(-lrelu(x)/alpha) = -x``. The stem has no activation after it. The
+official model registers a BatchNorm and two scalar biases in every layer but
+uses the BatchNorm of odd layers and the first bias only; the unused ones are
+left out here.
 """
 
 from __future__ import annotations
@@ -48,13 +67,19 @@ def _wrn_widths(depth: int, widen: int) -> tuple[int, list[int]]:
 
 
 class ConstNetBlock(nn.Module):
-    """One-conv pre-activation residual block of ConstNet."""
+    """One-conv pre-activation residual block of ConstNet (official ``BasicBlock``).
+
+    ``a = relu(pre(x))``; the branch is ``conv(a)`` (BatchNorm mode) or
+    ``gate * dropout(conv(a) + b1)`` (``norm="none"``, ``pre`` adds ``b0``);
+    the skip is ``x``, or the 1x1 ``shortcut(a)`` when the shape changes.
+    """
 
     def __init__(self, in_ch: int, out_ch: int, stride: int, norm: str, dropout: float) -> None:
         super().__init__()
         self.pre = nn.BatchNorm2d(in_ch) if norm == "bn" else ScalarBias()
         self.conv = conv3x3(in_ch, out_ch, stride)
-        self.post = nn.Identity() if norm == "bn" else nn.Sequential(ScalarBias(), ScalarGate())
+        # no-BN mode only: the branch's scalar bias b1 and gate (Fixup's scalars)
+        self.bias, self.gate = (None, None) if norm == "bn" else (ScalarBias(), ScalarGate())
         self.dropout = dropout
         self.shortcut = conv1x1(in_ch, out_ch, stride) if in_ch != out_ch or stride != 1 else None
 
@@ -62,11 +87,24 @@ class ConstNetBlock(nn.Module):
         return {"conv": "branch_last"}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x_out = self.pre(x)
-        out = self.post(self.conv(F.relu(x_out)))
-        if self.dropout > 0:
-            out = F.dropout(out, p=self.dropout, training=self.training)
-        return out + (self.shortcut(x_out) if self.shortcut is not None else x)
+        a = F.relu(self.pre(x))
+        out = self.conv(a)
+        if self.bias is not None:
+            out = self.bias(out)
+        out = _dropout(out, self.dropout, self.training)
+        if self.gate is not None:
+            out = self.gate(out)
+        return out + (self.shortcut(a) if self.shortcut is not None else x)
+
+
+def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    return F.dropout(x, p=p, training=training) if p > 0 else x
+
+
+def _global_avg_pool(x: torch.Tensor) -> torch.Tensor:
+    """Mean over the whole map, computed as the official ``F.avg_pool2d(out, 8)`` computes it
+    on 32 x 32 inputs (bitwise), for any map size."""
+    return F.avg_pool2d(x, x.shape[-2:]).flatten(1)
 
 
 class ConstNet(nn.Module):
@@ -104,7 +142,7 @@ class ConstNet(nn.Module):
         return self.fc
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.stages(self.conv1(x))).mean((2, 3))
+        return _global_avg_pool(F.relu(self.stages(self.conv1(x))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.forward_features(x))
@@ -163,19 +201,18 @@ class LeakyConv(nn.Conv2d):
 
 
 class LeakyLayer(nn.Module):
-    """``BN(leaky_relu(conv(x + b)))`` (BN optional)."""
+    """``leaky_relu(conv(x + b))``, dropout, then BatchNorm where the layer has one
+    (the odd layers, phase -1, in BatchNorm mode)."""
 
-    def __init__(self, conv: LeakyConv, norm: str, dropout: float) -> None:
+    def __init__(self, conv: LeakyConv, with_bn: bool, dropout: float) -> None:
         super().__init__()
         self.bias, self.conv = ScalarBias(), conv
-        self.bn = nn.BatchNorm2d(conv.out_channels) if norm == "bn" else nn.Identity()
+        self.bn = nn.BatchNorm2d(conv.out_channels) if with_bn else nn.Identity()
         self.dropout = dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.leaky_relu(self.conv(self.bias(x)), self.conv.alpha)
-        if self.dropout > 0:
-            out = F.dropout(out, p=self.dropout, training=self.training)
-        return self.bn(out)
+        return self.bn(_dropout(out, self.dropout, self.training))
 
 
 class LeakyNet(nn.Module):
@@ -207,8 +244,9 @@ class LeakyNet(nn.Module):
         for i, out_ch in enumerate(widths[1:]):
             for j in range(n):
                 stride = 2 if i > 0 and j == 0 else 1
-                conv = LeakyConv(in_ch, out_ch, stride, letters[k + 1], -1 if k % 2 else 1, alpha)
-                layers.append(LeakyLayer(conv, norm, dropout))
+                phase = -1 if k % 2 else 1
+                conv = LeakyConv(in_ch, out_ch, stride, letters[k + 1], phase, alpha)
+                layers.append(LeakyLayer(conv, norm == "bn" and phase == -1, dropout))
                 in_ch, k = out_ch, k + 1
         self.layers = nn.Sequential(*layers)
         self.fc = nn.Linear(in_ch, num_classes)
@@ -218,7 +256,7 @@ class LeakyNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.leaky_relu(self.layers(self.conv1(x)), self.alpha)
-        return self.fc(out.mean((2, 3)))
+        return self.fc(_global_avg_pool(out))
 
 
 @register_model("leakynet", "constnet", "LeakyNet (no skips, leaky ReLU) with an init string")
