@@ -17,6 +17,7 @@ run directory (resuming it if it exists); the common flags override the file.
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import math
 import sys
@@ -27,6 +28,7 @@ import torch
 from . import __version__
 from ._table import format_table
 from .diagnostics import (
+    dead_channels,
     diversity_score,
     feature_diversity,
     gradient_at_init,
@@ -176,6 +178,18 @@ def run_inspect(args: argparse.Namespace) -> int:
                 ],
             )
         )
+    dead = dead_channels(copy.deepcopy(model).train(), x)  # a copy: BatchNorm updates its running statistics
+    print(
+        f"\nDead channels (train mode, as the first steps see them): {sum(r.zero for r in dead)} zero and "
+        f"{sum(r.copies for r in dead)} copies of an earlier channel, of {sum(r.channels for r in dead)} "
+        "(rms within 1e-4 of the point's)"
+    )
+    print(
+        format_table(
+            ["point", "C", "zero", "copies", "distinct"],
+            [(r.name, r.channels, r.zero, r.copies, r.distinct) for r in dead],
+        )
+    )
     symmetry = weight_symmetry(model, max_rows=args.max_rows)
     print(f"\nWeight symmetry (mean row correlation; 1 = symmetric). Diversity = {diversity_score(symmetry):.4g}")
     print(

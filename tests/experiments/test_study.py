@@ -71,6 +71,15 @@ def test_run_skip_complete_and_report(tmp_path):
         assert (tmp_path / png).stat().st_size > 5000 and f"]({png})" in text
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["runs"] == statuses
+    acc = summary["metrics"]["zero"]["test_acc"]  # numbers beside the rendered table, accuracy in %
+    finals = [
+        100 * json.loads(line)["test_acc"]
+        for run in ("init=zero,seed=0", "init=zero,seed=1")
+        for line in (tmp_path / "runs" / run / "metrics.jsonl").read_text().splitlines()[-1:]
+    ]
+    assert acc["values"] == finals and acc["mean"] == pytest.approx(sum(finals) / 2)
+    assert acc["std"] == pytest.approx(abs(finals[0] - finals[1]) / 2**0.5)
+    assert set(summary["metrics"]["kaiming"]) >= {"test_acc", "best_test_acc", "train_loss", "test_loss"}
 
 
 def test_a_run_directory_of_another_config_fails_alone_and_workers_run_in_parallel(tmp_path):

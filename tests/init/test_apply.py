@@ -43,12 +43,13 @@ class Net(nn.Module):
         return self.fc(self.norm(self.block(self.stem(x))).mean((2, 3)))
 
 
-def test_zero_scheme_rules_and_report():
+@pytest.mark.parametrize("variant,stem", [("paper", "hadamard"), ("detinit", "unfolded_identity")])
+def test_zero_scheme_rules_and_report(variant, stem):
     net = Net()
-    report = initialize(net, "zero")
+    report = initialize(net, "zero", variant=variant)
     rules = {r.name: r.rule for r in report.records}
     assert rules == {
-        "stem.weight": "hadamard",
+        "stem.weight": stem,
         "block.conv1.weight": "identity",
         "block.conv1.bias": "zeros",
         "block.bn.weight": "ones",
@@ -65,7 +66,8 @@ def test_zero_scheme_rules_and_report():
     assert torch.equal(net(torch.randn(2, 3, 8, 8)), torch.zeros(2, 10))  # ZerO: output 0 at init
     assert detinit.check_zero_one(net)
     text = str(report)
-    assert "scheme=zero (norm=orthonormal)" in text and "stem.weight" in text and "hadamard: 1" in text
+    assert f"scheme=zero (norm=orthonormal, variant={variant})" in text and "stem.weight" in text
+    assert f"{stem}: 1" in text
     json.dumps(report.to_dict())  # plain data
 
 

@@ -11,10 +11,12 @@ def test_passes_after_zero_fails_after_kaiming():
     net = nn.Sequential(
         nn.Conv2d(3, 64, 3), nn.BatchNorm2d(64), nn.Conv2d(64, 64, 3), nn.Conv2d(64, 32, 1), nn.Linear(32, 10)
     )
-    initialize(net, "zero")
+    initialize(net, "zero", variant="paper")
     assert check_zero_one(net).ok and "all 10 trainable tensors pass" in str(check_zero_one(net))
     official = check_zero_one(net, mode="official")
     assert [o.name for o in official.offenders] == ["0.weight"]  # {0, +c, -c}: three values
+    initialize(net, "zero")  # the stem's Hadamard block covers all 27 patch values: {+c, -c}
+    assert check_zero_one(net, mode="official").ok
     initialize(net, "kaiming")
     result = check_zero_one(net)
     assert not result and {o.name for o in result.offenders} == {"0.weight", "2.weight", "3.weight", "4.weight"}

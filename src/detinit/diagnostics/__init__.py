@@ -5,9 +5,11 @@
 * :func:`weight_symmetry`, :func:`diversity_score`, :func:`feature_diversity` -- ConstNet's
   correlation measures, participation ratio, channel variance, max channel difference;
 * :func:`rank_table` -- effective / stable / numerical rank and the rank of W - I;
+* :func:`dead_channels` -- channels that are zero, or copies of another, up to rounding;
 * :func:`gradient_at_init` -- which parameters get a gradient at steps 0, 1, 2.
 """
 
+from .dead_channels import DeadChannelRow, count_dead, dead_channels
 from .diversity import (
     FeatureRow,
     WeightSymmetryRow,
@@ -25,6 +27,7 @@ from .rank import RankRow, effective_rank, minus_identity, numerical_rank, rank_
 from .signal import SignalRow, channel_stats, signal_propagation
 
 __all__ = [
+    "DeadChannelRow",
     "FeatureRow",
     "RankRow",
     "SignalRow",
@@ -32,6 +35,8 @@ __all__ = [
     "WeightSymmetryRow",
     "channel_stats",
     "channel_variance",
+    "count_dead",
+    "dead_channels",
     "diversity_score",
     "effective_rank",
     "feature_diversity",

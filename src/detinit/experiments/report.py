@@ -159,6 +159,38 @@ def summary_rows(study: Study, groups: list[GroupSummary]) -> tuple[list[str], l
     return headers, rows
 
 
+def _stats(values: list[float], scale: float = 1.0) -> dict[str, Any]:
+    scaled = [v * scale for v in values]
+    return {
+        "mean": statistics.fmean(scaled) if scaled else None,
+        "std": statistics.stdev(scaled) if len(scaled) > 1 else None,
+        "values": scaled,
+    }
+
+
+def metric_summary(study: Study, groups: list[GroupSummary]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{group: {metric: {"mean", "std", "values"}}}`` over the complete runs of each group, for
+    ``summary.json``: accuracies in %, losses as logged, ``std`` the sample std (``None`` for one run).
+    The group is named by its labels joined with ", " (the variant name when grouping by variant)."""
+    metrics = {
+        "test_acc": ("test_acc", False, 100.0),
+        "best_test_acc": ("test_acc", True, 100.0),
+        "test_loss": ("test_loss", False, 1.0),
+        "train_loss": ("train_loss", False, 1.0),
+        "train_acc": ("train_acc", False, 100.0),
+    }
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for g in groups:
+        name = ", ".join(str(k) for k in g.key) or "all runs"
+        history_keys = {k for r in g.runs for h in r.history for k in h}
+        out[name] = {
+            metric: _stats(g.values(key, best=best), scale)
+            for metric, (key, best, scale) in metrics.items()
+            if key in history_keys
+        }
+    return out
+
+
 def rank_rows(study: Study, groups: list[GroupSummary]) -> tuple[list[str], list[list[str]]] | None:
     """rank(W - I) of every square layer at the first and the last diagnostics epoch, mean over seeds."""
     layers: list[str] = []
@@ -429,7 +461,13 @@ def write_report(study: Study, command: str = "", wall_seconds: float | None = N
     text = "\n".join(lines)
     write_text(out / "report.md", text)
     write_json(
-        out / "summary.json", {"headers": headers, "rows": rows, "runs": {r.spec.run_id: r.status for r in records}}
+        out / "summary.json",
+        {
+            "headers": headers,
+            "rows": rows,
+            "metrics": metric_summary(study, groups),
+            "runs": {r.spec.run_id: r.status for r in records},
+        },
     )
     return out / "report.md"
 

@@ -6,7 +6,9 @@ Rules, per module owning parameters directly:
    own direct parameters (scalar gates, layers with their own recipe) and
    returns ``{param_name: reason}``, or ``None`` to let the rules below apply;
 2. norm layers (BatchNorm, InstanceNorm, GroupNorm, LayerNorm, RMSNorm):
-   weight 1, bias 0;
+   weight 1, bias 0; a norm in the role ``"branch_last_norm"`` (after the last
+   layer of a residual branch) weight 0 under schemes that start branches at 0
+   (:meth:`~detinit.init.schemes.Scheme.zero_on_norm`);
 3. Linear / ConvNd / ConvTransposeNd / Embedding: the scheme's
    :class:`~detinit.init.schemes.WeightRule` for the module's role; bias 0.
    A Linear in a fused role (``"attn_qkv"``, ``"attn_kv"``) is split along
@@ -124,9 +126,20 @@ def _standard_rules(module: nn.Module, layer: LayerInfo, scheme: Scheme) -> dict
     if isinstance(module, nn.MultiheadAttention):
         return _attention_rules(module, layer, scheme)
     params = dict(module.named_parameters(recurse=False))
+    if layer.role == "branch_last_norm" and not isinstance(module, NORM_TYPES):
+        raise ValueError(
+            f"role 'branch_last_norm' is for the normalisation layer after a branch's last layer; "
+            f"{type(module).__name__} is not one (BatchNorm, InstanceNorm, GroupNorm, LayerNorm, RMSNorm)"
+        )
     if isinstance(module, NORM_TYPES):
         rules: dict[str, tuple[str, str, Action]] = {}
-        if "weight" in params:
+        if "weight" in params and scheme.zero_on_norm(layer):
+            why = (
+                f"norm after the last layer of a residual branch: scale starts at 0, so the branch outputs 0 "
+                f"({scheme.name}; the layer before it keeps its own rule)"
+            )
+            rules["weight"] = ("zeros", why, lambda g: params["weight"].zero_())
+        elif "weight" in params:
             rules["weight"] = ("ones", "norm scale starts at 1", lambda g: params["weight"].fill_(1.0))
         if "bias" in params:
             rules["bias"] = ("zeros", "norm shift starts at 0", lambda g: params["bias"].zero_())

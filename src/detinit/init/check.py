@@ -68,7 +68,7 @@ def check_zero_one(model: nn.Module, mode: str = "magnitude") -> ZeroOneCheck:
 
     >>> from detinit import initialize
     >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3), torch.nn.BatchNorm2d(16))
-    >>> _ = initialize(net, "zero")
+    >>> _ = initialize(net, "zero", variant="paper")  # a 16x3 Hadamard block on the centre tap: {0, +c, -c}
     >>> check_zero_one(net).ok, check_zero_one(net, mode="official").ok
     (True, False)
     """

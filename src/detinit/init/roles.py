@@ -101,12 +101,28 @@ def layer_infos(roles: Mapping[str, RoleSource]) -> dict[str, LayerInfo]:
     """
     default = default_layer_info(roles)
     depth: dict[str | None, int] = {}
-    for r in roles.values():
+    last: dict[str | None, list[str]] = {}
+    normed: set[str | None] = set()
+    for name, r in roles.items():
         if r.block is not None and r.role in ("branch", "branch_last"):
             depth[r.block] = depth.get(r.block, 0) + 1
+        if r.role == "branch_last":
+            last.setdefault(r.block, []).append(name)
+        if r.role == "branch_last_norm":
+            normed.add(r.block)
+    for block in normed:
+        if len(last.get(block, [])) != 1:
+            raise ValueError(
+                f"block {block!r} declares a 'branch_last_norm' but {len(last.get(block, []))} 'branch_last' layers "
+                f"({', '.join(last.get(block, [])) or 'none'}); the norm must follow exactly one branch's last layer"
+            )
     return {
         name: LayerInfo(
-            r.role, default.num_branches, depth.get(r.block, 0) if r.block is not None else 0, default.num_attention
+            r.role,
+            default.num_branches,
+            depth.get(r.block, 0) if r.block is not None else 0,
+            default.num_attention,
+            norm_follows=r.role == "branch_last" and r.block in normed,
         )
         for name, r in roles.items()
     }

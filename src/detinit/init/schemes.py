@@ -17,7 +17,15 @@ Roles are structural facts that blocks declare about their layers
 * ``"pre_hadamard"``: a projection whose output goes through a fixed Hadamard
   transform (ZerO's shortcuts): ZerO gives it the partial identity, since
   :math:`H I^*` already is the Hadamard block;
-* ``"classifier"``: the output layer -- zero under ZerO, ConstNet and Fixup.
+* ``"classifier"``: the output layer -- zero under ZerO, ConstNet and Fixup;
+* ``"branch_last_norm"``: a normalisation layer between a branch's last layer and
+  the add (``conv2 -> bn2 -> + skip``). Schemes that zero branch ends put the
+  zero on this norm's scale instead, and the layer before it gets the rule of an
+  ordinary branch layer (timm's ``zero_init_last``, torchvision's
+  ``zero_init_residual``). Zeroing the layer itself would be undone by the norm:
+  BatchNorm of an all-zero input outputs 0 but multiplies the gradient by
+  :math:`1/\\sqrt{\\epsilon}` and normalises the layer's first tiny update to a
+  unit-variance feature.
 
 Transformer roles (:mod:`detinit.models.transformer`, ``nn.MultiheadAttention`` and
 ``nn.TransformerEncoderLayer`` / ``DecoderLayer`` get them automatically):
@@ -38,15 +46,25 @@ builds one by name with its options.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from . import random as rnd
 from .constnet import const_avg_
-from .zero import NORMS, embedding_collisions, embedding_rows, hadamard_scale, partial_identity_, zero_, zero_embedding_
+from .zero import (
+    NORMS,
+    embedding_collisions,
+    embedding_rows,
+    hadamard_scale,
+    partial_identity_,
+    zero_,
+    zero_embedding_,
+    zero_unfolded_,
+)
 
 ROLES = (
     "default",
@@ -54,6 +72,7 @@ ROLES = (
     "branch_last",
     "pre_hadamard",
     "classifier",
+    "branch_last_norm",
     "attn_query",
     "attn_key",
     "attn_value",
@@ -142,6 +161,7 @@ class LayerInfo:
     num_branches: int = 0  # residual branches in the whole model (L)
     branch_depth: int = 0  # layers in this layer's residual branch (m)
     num_attention: int = 0  # attention layers (attn_out roles) in the whole model (T-Fixup's N)
+    norm_follows: bool = False  # a branch_last layer followed by a branch_last_norm in its block
 
 
 @dataclass(frozen=True)
@@ -178,10 +198,28 @@ class Scheme:
     uses_generator: bool = False  # draws random numbers (then a seed is recorded)
 
     requires_gates: bool = False  # only meaningful on models with ScalarGate branches
+    zeroes_branch_ends: bool = False  # starts every residual branch at 0 (ZerO, ConstNet, Fixup, zero_init_last)
+    norm_aware: bool = True  # puts that zero on the norm after the branch's last layer, where there is one
 
     def weight_rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
-        """The rule for ``module.weight``; ``None`` if the layer type is unknown."""
+        """The rule for ``module.weight``; ``None`` if the layer type is unknown.
+
+        A ``branch_last`` layer whose zero goes on the norm after it (:meth:`zero_on_norm`) gets the
+        rule of an ordinary ``branch`` layer, and the report says why.
+        """
+        note = ""
+        if layer.role == "branch_last" and self.zero_on_norm(layer):
+            layer, note = replace(layer, role="branch"), " (a norm follows: its scale starts at 0 instead)"
+        rule = self._rule(module, layer)
+        return replace(rule, reason=rule.reason + note) if rule is not None and note else rule
+
+    def _rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
+        """The scheme's own rule for a layer in ``layer.role``."""
         raise NotImplementedError
+
+    def zero_on_norm(self, layer: LayerInfo) -> bool:
+        """Whether this branch end's zero goes on the norm after the layer (``branch_last_norm``)."""
+        return self.zeroes_branch_ends and self.norm_aware and (layer.norm_follows or layer.role == "branch_last_norm")
 
     def options(self) -> dict[str, object]:
         """The scheme's options, for reports and run records."""
@@ -216,6 +254,8 @@ class ZerOScheme(Scheme):
     """
 
     ATTENTION = ("identity", "kv_zero")
+    VARIANTS = ("detinit", "paper")
+    zeroes_branch_ends = True
 
     def __init__(
         self,
@@ -223,26 +263,33 @@ class ZerOScheme(Scheme):
         hadamard: bool = True,
         attention: str = "identity",
         constant_token: bool = False,
+        variant: str = "detinit",
     ) -> None:
         if norm not in NORMS:
             raise ValueError(f"scheme option norm={norm!r} is not supported; choose one of {NORMS}")
         if attention not in self.ATTENTION:
             raise ValueError(f"scheme option attention={attention!r} is not supported; choose one of {self.ATTENTION}")
+        if variant not in self.VARIANTS:
+            raise ValueError(f"scheme option variant={variant!r} is not supported; choose one of {self.VARIANTS}")
         self.norm = norm
         self.hadamard = hadamard
         self.attention = attention
         self.constant_token = constant_token
+        self.variant = variant
+        self.norm_aware = variant == "detinit"
+        self.columns = "spanning" if variant == "detinit" else "first"
         self.name = "zero" if hadamard else "partial_identity"
 
     def options(self) -> dict[str, object]:
         opts: dict[str, object] = {"norm": self.norm} if self.hadamard else {}
+        opts["variant"] = self.variant
         if self.attention != "identity":
             opts["attention"] = self.attention
         if self.constant_token:
             opts["constant_token"] = True
         return opts
 
-    def weight_rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
+    def _rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
         role = layer.role
         if isinstance(module, nn.Embedding):
             return self._embedding_rule(module, role)
@@ -270,11 +317,33 @@ class ZerOScheme(Scheme):
             return WeightRule(
                 kind, f"{where}: {why}", lambda w, g: partial_identity_(w, groups=groups, transposed=transposed)
             )
-        c = hadamard_scale(p, self.norm)
+        return self._expanding_rule(module, p, q, where, groups, transposed)
+
+    def _expanding_rule(
+        self, module: nn.Module, p: int, q: int, where: str, groups: int, transposed: bool
+    ) -> WeightRule:
+        """``P > Q``: the Hadamard block (Algorithm 1 / 2), or Algorithm 1 on the unfolded kernel of a conv
+        (variant ``detinit``), with the Hadamard columns the variant picks."""
+        norm, columns = self.norm, self.columns
+        taps = math.prod(module.kernel_size) if isinstance(module, CONV_TYPES) else 1
+        if self.variant == "detinit" and taps > 1:
+            patch = q * taps
+            what = (
+                f"shifted copies: output i = input channel i mod {q} at the (i div {q})-th nearest tap"
+                if p <= patch
+                else f"Hadamard block over the {patch} patch values ({columns} columns)"
+            )
+            return WeightRule(
+                "unfolded_identity" if p <= patch else "unfolded_hadamard",
+                f"{where} with {taps} taps: Algorithm 1 on the unfolded {p}x{patch} kernel, {what}",
+                lambda w, g: zero_unfolded_(w, norm=norm, groups=groups, columns=columns),
+            )
+        c = hadamard_scale(p, norm)
+        block = "top-left block" if columns == "first" else "spanning columns (distinct rows)"
         return WeightRule(
             "hadamard",
-            f"{where}: expanding, top-left block of Hadamard H_{(p - 1).bit_length()} x {c:.4g} ({self.norm})",
-            lambda w, g: zero_(w, norm=self.norm, groups=groups, transposed=transposed),
+            f"{where}: expanding, {block} of Hadamard H_{(p - 1).bit_length()} x {c:.4g} ({norm})",
+            lambda w, g: zero_(w, norm=norm, groups=groups, transposed=transposed, columns=columns),
         )
 
     def _embedding_rule(self, module: nn.Embedding, role: str) -> WeightRule:
@@ -314,11 +383,12 @@ class ConstNetScheme(Scheme):
             raise ValueError(f"scheme option s={s!r} is not supported; s must be >= 0")
         self.c, self.gain, self.s = c, gain, s
         self.uses_generator = c < 1.0 or s > 0
+        self.zeroes_branch_ends = s == 0
 
     def options(self) -> dict[str, object]:
         return {"c": self.c, "gain": self.gain, "s": self.s}
 
-    def weight_rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
+    def _rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
         if not isinstance(module, MATRIX_LAYER_TYPES):
             return None
         if layer.role == "classifier":
@@ -370,6 +440,7 @@ class RandomScheme(Scheme):
             raise ValueError(f"scheme option distribution={distribution!r}; choose 'normal' or 'uniform'")
         self.name = self.kind = kind
         self.mode, self.distribution, self.zero_init_last = mode, distribution, zero_init_last
+        self.zeroes_branch_ends = zero_init_last
 
     def options(self) -> dict[str, object]:
         opts: dict[str, object] = {"zero_init_last": self.zero_init_last}
@@ -379,7 +450,7 @@ class RandomScheme(Scheme):
             opts["mode"] = self.mode
         return opts
 
-    def weight_rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
+    def _rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
         role = layer.role
         if isinstance(module, nn.Embedding):
             return WeightRule(
@@ -437,8 +508,9 @@ class FixupScheme(Scheme):
 
     name = "fixup"
     uses_generator = True
+    zeroes_branch_ends = True
 
-    def weight_rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
+    def _rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
         if isinstance(module, nn.Embedding):
             return WeightRule(
                 "normal", "embedding: N(0, 1) as torch's default", lambda w, g: rnd.normal_(w, generator=g)
@@ -488,7 +560,7 @@ class GPT2Scheme(Scheme):
     def options(self) -> dict[str, object]:
         return {"std": self.std}
 
-    def weight_rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
+    def _rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
         if not isinstance(module, MATRIX_LAYER_TYPES + (nn.Embedding,)):
             return None
         std, why = self.std, f"N(0, {self.std:g}^2)"
@@ -533,7 +605,7 @@ class TFixupScheme(Scheme):
             return (9 * n) ** -0.25, f"(9N)^(-1/4) = (9*{n})^(-1/4)"
         return 0.67 * n**-0.25, f"0.67 N^(-1/4) = 0.67*{n}^(-1/4)"
 
-    def weight_rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
+    def _rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
         if not isinstance(module, MATRIX_LAYER_TYPES + (nn.Embedding,)):
             return None
         scale, how = self._scale(layer)  # refuses models without attention layers, whatever the layer

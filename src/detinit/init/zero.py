@@ -37,12 +37,44 @@ for any shape so a user can see what a layer gets.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from ._layout import check_float_tensor, matrix_views
+from ._layout import centre_index, check_float_tensor, matrix_views
 from .hadamard import ceil_log2, fill_sylvester_
 
 NORMS = ("orthonormal", "paper")
+COLUMNS = ("first", "spanning")
+
+
+def hadamard_columns(out_features: int, in_features: int, columns: str = "first") -> torch.Tensor:
+    r"""Which columns of :math:`H_m` an expanding ``(P, Q)`` layer's Hadamard block uses.
+
+    * ``"first"`` (Algorithm 1): columns :math:`0, \dots, Q-1`, the top-left block.
+      These columns only involve the low :math:`\lceil\log_2 Q\rceil` bits of the
+      row index, so rows :math:`i` and :math:`i + 2^{\lceil\log_2 Q\rceil}` are
+      equal: a 16 -> 32 layer outputs every feature twice, 784 -> 2048 every
+      feature twice, 128 -> 512 four times. The copies receive equal gradients
+      whenever the layers after them treat them alike (identity layers, a zero
+      classifier), so in exact arithmetic they never separate.
+    * ``"spanning"``: the columns :math:`1, 2, 4, \dots, 2^{m-1}` first, then the
+      others in increasing order. The powers of two span every bit of the row
+      index, so the ``P`` rows are distinct sign patterns whenever
+      :math:`Q \ge m`. Any set of columns of :math:`H_m` is orthogonal, so the
+      singular values of a ``P = 2^m`` layer are still exactly 1.
+
+    >>> hadamard_columns(32, 6).tolist(), hadamard_columns(32, 6, "spanning").tolist()
+    ([0, 1, 2, 3, 4, 5], [1, 2, 4, 8, 16, 0])
+    """
+    if columns not in COLUMNS:
+        raise ValueError(f"columns={columns!r} is not supported; choose one of {COLUMNS}")
+    if columns == "first":
+        return torch.arange(in_features)
+    size = 1 << ceil_log2(max(out_features, in_features))
+    every = torch.arange(size)
+    is_power = (every > 0) & (every & (every - 1) == 0)
+    return torch.cat([every[is_power], every[~is_power]])[:in_features]
 
 
 def zero_rule(out_features: int, in_features: int) -> str:
@@ -136,6 +168,7 @@ def zero_(
     norm: str = "orthonormal",
     groups: int = 1,
     transposed: bool = False,
+    columns: str = "first",
 ) -> torch.Tensor:
     r"""ZerO initialisation (Algorithms 1 and 2), in place.
 
@@ -153,6 +186,9 @@ def zero_(
             (:math:`c=2^{-(m-1)/2}`).
         groups: number of convolution groups.
         transposed: the tensor is a ConvTranspose weight.
+        columns: which columns of :math:`H_m` an expanding layer uses: ``"first"``
+            (the top-left block, Algorithm 1) or ``"spanning"`` (distinct rows; see
+            :func:`hadamard_columns`).
 
     Returns:
         ``tensor``.
@@ -172,9 +208,73 @@ def zero_(
     if out_features <= in_features:
         return partial_identity_(tensor, groups=groups, transposed=transposed)
     scale = hadamard_scale(out_features, norm)
+    cols = hadamard_columns(out_features, in_features, columns).to(tensor.device)
     tensor.zero_()
     for view in views:
-        fill_sylvester_(view, scale)
+        if columns == "first":
+            fill_sylvester_(view, scale)
+        else:
+            fill_sylvester_entries_(view, torch.arange(out_features, device=tensor.device), cols, scale)
+    return tensor
+
+
+def tap_order(kernel_size: tuple[int, ...]) -> torch.Tensor:
+    """Flat indices of a kernel's taps, the centre tap first, then by distance from it (ties in raster order).
+
+    >>> tap_order((3, 3)).tolist()
+    [4, 1, 3, 5, 7, 0, 2, 6, 8]
+    """
+    centre = torch.tensor(centre_index(kernel_size), dtype=torch.float64)
+    axes = torch.meshgrid(*[torch.arange(k) for k in kernel_size], indexing="ij")
+    grid = torch.stack(axes, -1).reshape(-1, len(kernel_size))
+    distance = (grid.double() - centre).pow(2).sum(1)
+    return torch.sort(distance, stable=True).indices
+
+
+@torch.no_grad()
+def zero_unfolded_(
+    tensor: torch.Tensor, *, norm: str = "orthonormal", groups: int = 1, columns: str = "spanning"
+) -> torch.Tensor:
+    r"""Algorithm 1 on a convolution's unfolded kernel, in place.
+
+    A conv with ``Q`` inputs per group and ``K`` taps applies, at each position,
+    the matrix :math:`M \in \mathbb{R}^{P \times QK}` to the patch of ``QK``
+    input values (im2col). This gives :math:`M` its Algorithm-1 matrix, with the
+    patch ordered centre tap first (then by distance, :func:`tap_order`;
+    within a tap by input channel):
+
+    * :math:`P \le Q`: :math:`M = [I, 0]`, the centre-tap partial identity --
+      exactly Algorithm 2;
+    * :math:`Q < P \le QK`: still :math:`[I, 0]`: output ``i`` is input channel
+      ``i mod Q`` at the ``(i div Q)``-th nearest tap, a shifted copy. A
+      1-channel stem with 16 outputs no longer makes 16 identical channels;
+    * :math:`P > QK`: the Hadamard block :math:`c\,[H_m]_{P \times QK}` over the
+      patch (``columns`` as in :func:`zero_`).
+
+    Args:
+        tensor: a conv kernel ``(out, in/groups, *k)``; Linear weights and 1x1
+            kernels are handled as by :func:`zero_`.
+        norm, groups, columns: as for :func:`zero_`.
+
+    >>> w = zero_unfolded_(torch.empty(3, 1, 3, 3))
+    >>> [tuple(map(int, torch.nonzero(w[i, 0]).flatten())) for i in range(3)]   # centre, up, left
+    [(1, 1), (0, 1), (1, 0)]
+    """
+    _check_norm(norm)
+    views = matrix_views(tensor, "zero_unfolded_", groups=groups)
+    out_features, in_features = views[0].shape
+    taps = math.prod(tensor.shape[2:])
+    if taps == 1 or out_features <= in_features:
+        return zero_(tensor, norm=norm, groups=groups, columns=columns)
+    patch = in_features * taps
+    order = tap_order(tuple(tensor.shape[2:])).to(tensor.device)
+    matrix = torch.zeros(out_features, patch, dtype=tensor.dtype, device=tensor.device)
+    zero_(matrix, norm=norm, columns=columns)  # (P, QK): partial identity or Hadamard block
+    # column t * Q + c of the matrix is input channel c at the t-th nearest tap
+    kernel = torch.zeros(out_features, in_features, taps, dtype=tensor.dtype, device=tensor.device)
+    kernel[:, :, order] = matrix.view(out_features, taps, in_features).transpose(1, 2)
+    for g in range(groups):
+        tensor[g * out_features : (g + 1) * out_features] = kernel.view(out_features, in_features, *tensor.shape[2:])
     return tensor
 
 
@@ -223,18 +323,31 @@ def zero_embedding_(tensor: torch.Tensor, *, norm: str = "orthonormal", constant
         tensor.zero_().diagonal().fill_(1)
         return tensor
     first, period = embedding_rows(dim, constant_token)
-    scale = hadamard_scale(dim, norm)
-    columns = torch.arange(dim, device=tensor.device)
-    for start in range(0, vocab, _ROWS_PER_CHUNK):  # H[i, j] = (-1)^popcount(i & j), a chunk of rows at a time
-        rows = first + torch.arange(start, min(start + _ROWS_PER_CHUNK, vocab), device=tensor.device) % period
-        bits = rows[:, None] & columns[None, :]
+    rows = first + torch.arange(vocab, device=tensor.device) % period
+    return fill_sylvester_entries_(tensor, rows, torch.arange(dim, device=tensor.device), hadamard_scale(dim, norm))
+
+
+_ROWS_PER_CHUNK = 256  # bounds the int64 scratch of fill_sylvester_entries_ to 256 x Q
+
+
+def fill_sylvester_entries_(
+    matrix: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor, scale: float = 1.0
+) -> torch.Tensor:
+    r"""``matrix[a, b] = scale * (H)_{rows[a], columns[b]}`` for a Sylvester Hadamard ``H``, in place.
+
+    Uses :math:`H_{ij} = (-1)^{\mathrm{popcount}(i \,\&\, j)}`, a chunk of rows at a time, so no
+    Hadamard matrix is built.
+
+    >>> fill_sylvester_entries_(torch.empty(2, 3), torch.tensor([1, 3]), torch.tensor([0, 1, 2]))
+    tensor([[ 1., -1.,  1.],
+            [ 1., -1., -1.]])
+    """
+    for start in range(0, len(rows), _ROWS_PER_CHUNK):
+        bits = rows[start : start + _ROWS_PER_CHUNK, None] & columns[None, :]
         for shift in (32, 16, 8, 4, 2, 1):  # fold to the parity of the popcount
             bits ^= bits >> shift
-        tensor[start : start + len(rows)] = (1 - 2 * (bits & 1)).to(tensor.dtype) * scale
-    return tensor
-
-
-_ROWS_PER_CHUNK = 256  # bounds the int64 scratch of zero_embedding_ to 256 x d
+        matrix[start : start + _ROWS_PER_CHUNK] = (1 - 2 * (bits & 1)).to(matrix.dtype) * scale
+    return matrix
 
 
 def embedding_rows(embedding_dim: int, constant_token: bool = False) -> tuple[int, int]:
@@ -271,7 +384,12 @@ def zero_singular_values(out_features: int, in_features: int, norm: str = "ortho
 
 
 __all__ = [
+    "COLUMNS",
     "NORMS",
+    "fill_sylvester_entries_",
+    "hadamard_columns",
+    "tap_order",
+    "zero_unfolded_",
     "hadamard_scale",
     "identity_",
     "partial_identity_",

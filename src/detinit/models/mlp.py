@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ..nn import make_relu
-from .registry import register_model
+from .registry import OFFICIAL_ZERO, register_model
 
 
 class MLP(nn.Module):
@@ -59,7 +59,7 @@ def _in_features(in_features: int | None, in_chans: int, image_size: int) -> int
     return in_features if in_features is not None else in_chans * image_size * image_size
 
 
-@register_model("mnist_mlp", "zero", "ZerO notebook MLP 784-784-n-n-10, bias-free (n = hidden=...)")
+@register_model("mnist_mlp", "zero", "ZerO notebook MLP 784-784-n-n-10, bias-free (n = hidden=...)", OFFICIAL_ZERO)
 def mnist_mlp(
     hidden: int = 1024, in_chans: int = 1, image_size: int = 28, in_features: int | None = None, **kwargs: object
 ) -> MLP:

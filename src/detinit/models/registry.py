@@ -10,8 +10,8 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import inspect
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from torch import nn
 
@@ -26,6 +26,16 @@ class ModelEntry:
     builder: Callable[..., nn.Module]
     default_init: str
     description: str
+    default_init_options: Mapping[str, object] = field(default_factory=dict)
+
+    def init_options(self, init: str | None, options: Mapping[str, object] | None) -> dict[str, object]:
+        """The scheme options to use: the entry's defaults (for its own scheme) under the caller's.
+
+        Models that reproduce an official network pin ``{"variant": "paper"}``, so they keep the
+        official initial weights unless the caller asks otherwise.
+        """
+        own = init is None or init == self.default_init
+        return {**(self.default_init_options if own else {}), **(options or {})}
 
     @property
     def takes_tokens(self) -> bool:
@@ -35,16 +45,22 @@ class ModelEntry:
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
+# scheme options of the networks that reproduce an official ZerO network: the literal Algorithms 1-2
+OFFICIAL_ZERO: Mapping[str, object] = {"variant": "paper"}
+
 
 def register_model(
-    name: str, default_init: str, description: str
+    name: str, default_init: str, description: str, default_init_options: Mapping[str, object] | None = None
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register ``builder`` under ``name``."""
+    """Decorator: register ``builder`` under ``name``.
+
+    ``default_init_options``: scheme options for the model's own scheme (see :meth:`ModelEntry.init_options`).
+    """
 
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelEntry(name, builder, default_init, description)
+        _REGISTRY[name] = ModelEntry(name, builder, default_init, description, dict(default_init_options or {}))
         return builder
 
     return wrap
@@ -75,7 +91,8 @@ def create_model(
             (``zero`` for ZerO ResNets, ``constnet`` for ConstNets, ``kaiming``
             otherwise).
         seed: seed of the initialisation's generator (random schemes).
-        init_options: scheme options, e.g. ``{"norm": "paper"}``.
+        init_options: scheme options, e.g. ``{"norm": "paper"}``, over the model's own defaults
+            for its own scheme (``{"variant": "paper"}`` for the official ZerO networks).
         **kwargs: the constructor's arguments (``num_classes``, ``in_chans``, ``norm``, ...).
 
     The report of the initialisation is kept as ``model.init_report``.
@@ -85,6 +102,6 @@ def create_model(
         model = entry.builder(**kwargs)
     except TypeError as err:
         raise ValueError(f"create_model({name!r}): {err}") from None
-    report = initialize(model, init or entry.default_init, seed=seed, **(init_options or {}))
+    report = initialize(model, init or entry.default_init, seed=seed, **entry.init_options(init, init_options))
     model.init_report = report
     return model

@@ -10,12 +10,15 @@
 branch (:class:`detinit.nn.ScalarGate`: 1 under Fixup, 0 under SkipInit and
 ReZero). ``gate=True`` adds the multiplier to BN networks too.
 
-Blocks declare their roles (``branch`` / ``branch_last``), the model its
+Blocks declare their roles (``branch`` / ``branch_last``, and with BatchNorm
+``branch_last_norm`` for the norm after the branch's last conv), the model its
 classifier (``get_classifier``), so :func:`detinit.initialize` gives the
 ZerO / Fixup / zero-init-last rules without guessing from names. Under
 ``zero`` this is ZerO applied to a standard ResNet (the TMLR reading):
-branch-last layers and the classifier at 0, identity / partial identity /
-Hadamard elsewhere.
+branch ends and the classifier at 0, identity / partial identity /
+Hadamard elsewhere. With BatchNorm the branch's zero is the last norm's scale
+(``bn2`` / ``bn3``) and the conv before it gets its Algorithm-1/2 matrix;
+``variant="paper"`` zeroes the conv itself, as the paper's rules read literally.
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ class BasicBlock(nn.Module):
         self.act2 = make_relu(relu)
 
     def detinit_roles(self) -> dict[str, str]:
-        return {"conv1": "branch", "conv2": "branch_last"}
+        roles = {"conv1": "branch", "conv2": "branch_last"}
+        return roles | ({"bn2": "branch_last_norm"} if isinstance(self.bn2, nn.BatchNorm2d) else {})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_in = self.bias1a(x)
@@ -86,7 +90,8 @@ class Bottleneck(nn.Module):
         self.act3 = make_relu(relu)
 
     def detinit_roles(self) -> dict[str, str]:
-        return {"conv1": "branch", "conv2": "branch", "conv3": "branch_last"}
+        roles = {"conv1": "branch", "conv2": "branch", "conv3": "branch_last"}
+        return roles | ({"bn3": "branch_last_norm"} if isinstance(self.bn3, nn.BatchNorm2d) else {})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_in = self.bias1a(x)

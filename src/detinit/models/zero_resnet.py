@@ -35,7 +35,7 @@ from torch import nn
 
 from ..nn import ChannelPad, HadamardTransform, ScalarGate, make_relu
 from ._layers import NORMS, bias_if_free, build_stages, check_choice, conv1x1, conv3x3, norm_or_bias
-from .registry import register_model
+from .registry import OFFICIAL_ZERO, register_model
 
 STEMS = ("cifar", "imagenet")
 
@@ -176,32 +176,39 @@ class ZerOResNet(nn.Module):
 _WIDTHS = [64, 128, 256, 512]
 
 
-@register_model("zero_resnet18", "zero", "ZerO AugSkip pre-act ResNet-18 (CIFAR stem)")
+@register_model("zero_resnet18", "zero", "ZerO AugSkip pre-act ResNet-18 (CIFAR stem)", OFFICIAL_ZERO)
 def zero_resnet18(**kwargs: object) -> ZerOResNet:
     return ZerOResNet(ZerOBasicBlock, [2, 2, 2, 2], _WIDTHS, **kwargs)  # type: ignore[arg-type]
 
 
-@register_model("zero_resnet34", "zero", "ZerO AugSkip pre-act ResNet-34 (CIFAR stem)")
+@register_model("zero_resnet34", "zero", "ZerO AugSkip pre-act ResNet-34 (CIFAR stem)", OFFICIAL_ZERO)
 def zero_resnet34(**kwargs: object) -> ZerOResNet:
     return ZerOResNet(ZerOBasicBlock, [3, 4, 6, 3], _WIDTHS, **kwargs)  # type: ignore[arg-type]
 
 
-@register_model("zero_resnet50", "zero", "ZerO AugSkip bottleneck ResNet-50 (CIFAR stem)")
+@register_model("zero_resnet50", "zero", "ZerO AugSkip bottleneck ResNet-50 (CIFAR stem)", OFFICIAL_ZERO)
 def zero_resnet50(**kwargs: object) -> ZerOResNet:
     return ZerOResNet(ZerOBottleneck, [3, 4, 6, 3], _WIDTHS, **kwargs)  # type: ignore[arg-type]
 
 
-@register_model("zero_resnet18_imagenet", "zero", "ZerO AugSkip ResNet-18, ImageNet stem")
+@register_model("zero_resnet18_imagenet", "zero", "ZerO AugSkip ResNet-18, ImageNet stem", OFFICIAL_ZERO)
 def zero_resnet18_imagenet(**kwargs: object) -> ZerOResNet:
     return ZerOResNet(ZerOBasicBlock, [2, 2, 2, 2], _WIDTHS, stem="imagenet", **kwargs)  # type: ignore[arg-type]
 
 
-@register_model("zero_resnet50_imagenet", "zero", "ZerO AugSkip ResNet-50, ImageNet stem (official ImageNet model)")
+@register_model(
+    "zero_resnet50_imagenet", "zero", "ZerO AugSkip ResNet-50, ImageNet stem (official ImageNet model)", OFFICIAL_ZERO
+)
 def zero_resnet50_imagenet(**kwargs: object) -> ZerOResNet:
     kwargs.setdefault("num_classes", 1000)
     return ZerOResNet(ZerOBottleneck, [3, 4, 6, 3], _WIDTHS, stem="imagenet", **kwargs)  # type: ignore[arg-type]
 
 
-@register_model("zero_resnet20", "zero", "ZerO AugSkip pre-act ResNet-20 (3 stages, 16/32/64): the CPU-sized ZerO net")
+@register_model(
+    "zero_resnet20",
+    "zero",
+    "ZerO AugSkip pre-act ResNet-20 (3 stages, 16/32/64): the CPU-sized ZerO net",
+    OFFICIAL_ZERO,
+)
 def zero_resnet20(**kwargs: object) -> ZerOResNet:
     return ZerOResNet(ZerOBasicBlock, [3, 3, 3], [16, 32, 64], **kwargs)  # type: ignore[arg-type]

@@ -61,7 +61,9 @@ class TrainConfig:
     symmetry_args: dict[str, float] = field(default_factory=dict)
     diagnostics_every: int = 0  # epochs; 0 = off
     # run
-    seed: int = 0
+    seed: int = 0  # dropout, symmetry-breaking noise, and the two below unless set
+    init_seed: int | None = None  # the initialisation's generator (random schemes); None = seed
+    data_seed: int | None = None  # training/test subsets, data order and augmentation; None = seed
     threads: int | None = None  # torch threads on CPU; None = torch's default, recorded
     device: str = "auto"
     amp: bool = False  # bfloat16 autocast, CUDA only
@@ -138,6 +140,10 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+        for name in ("init_seed", "data_seed"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ConfigError(f"{name} must be an integer >= 0 or null (null: use seed), got {value!r}")
         for name in ("train_subset", "test_subset", "max_steps_per_epoch", "threads"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
@@ -169,6 +175,16 @@ class TrainConfig:
             raise ConfigError("nesterov=true needs optimizer='sgd' with momentum > 0")
         if not isinstance(self.diagnostics_every, int) or self.diagnostics_every < 0:
             raise ConfigError(f"diagnostics_every must be an integer >= 0 (epochs), got {self.diagnostics_every!r}")
+
+    @property
+    def seed_of_init(self) -> int:
+        """The seed of the initialisation: ``init_seed``, or ``seed`` when it is not set."""
+        return self.seed if self.init_seed is None else self.init_seed
+
+    @property
+    def seed_of_data(self) -> int:
+        """The seed of the subsets, the data order and the augmentation: ``data_seed``, or ``seed``."""
+        return self.seed if self.data_seed is None else self.data_seed
 
     def replace(self, **changes: Any) -> TrainConfig:
         out = dataclasses.replace(self, **changes)

@@ -3,7 +3,7 @@
 A run directory holds everything needed to read, audit and resume the run::
 
     config.json        the resolved configuration
-    run.json           seed, threads, versions, device, world size, status (running / complete / diverged)
+    run.json           seeds (run, init, data), threads, versions, device, world size, status
     init_report.json   what the initialisation did to every parameter
     metrics.jsonl      one line per epoch: losses, accuracies, lr, time, throughput (fsync-ed)
     diagnostics.jsonl  symmetry and rank measures every ``diagnostics_every`` epochs
@@ -12,10 +12,12 @@ A run directory holds everything needed to read, audit and resume the run::
 
 Resume: ``train(config, out_dir)`` on a directory with a checkpoint continues
 from the last completed epoch (``threads``, ``progress`` and ``tensorboard``
-may differ; any other key must match). Everything random in epoch ``e`` (data order,
-augmentation, dropout, symmetry-breaking noise) is seeded from ``(seed, e)``,
-so on a CPU with the same thread count a resumed run ends bitwise identical
-to an uninterrupted one, however it was killed.
+may differ; any other key must match). Everything random in epoch ``e`` is
+seeded from ``(data_seed, e)`` (data order, augmentation) or ``(seed, e)``
+(dropout, symmetry-breaking noise), and the initialisation from ``init_seed``
+(both default to ``seed``), so a study can vary one source of randomness at a
+time, and on a CPU with the same thread count a resumed run ends bitwise
+identical to an uninterrupted one, however it was killed.
 """
 
 from __future__ import annotations
@@ -102,12 +104,16 @@ def build_model(config: TrainConfig, dataset: ArrayDataset | TokenDataset) -> nn
         kwargs = {"num_classes": dataset.num_classes, "in_chans": dataset.in_chans, **config.model_args}
         if "image_size" in inspect.signature(entry.builder).parameters:
             kwargs.setdefault("image_size", dataset.image_size)
-    return create_model(config.model, init=config.init, seed=config.seed, init_options=config.init_options, **kwargs)
+    return create_model(
+        config.model, init=config.init, seed=config.seed_of_init, init_options=config.init_options, **kwargs
+    )
 
 
 def _run_meta(config: TrainConfig, device: torch.device, dist_info: distributed.DistInfo) -> dict[str, Any]:
     return {
         "seed": config.seed,
+        "init_seed": config.seed_of_init,
+        "data_seed": config.seed_of_data,
         "threads": torch.get_num_threads(),
         "device": str(device),
         "world_size": dist_info.world_size,
@@ -258,10 +264,10 @@ def _train(
 
     root = config.data_root
     train_set = load_dataset(
-        config.data, "train", root=root, subset=config.train_subset, seed=config.seed, **config.data_args
+        config.data, "train", root=root, subset=config.train_subset, seed=config.seed_of_data, **config.data_args
     )
     test_set = load_dataset(
-        config.data, "test", root=root, subset=config.test_subset, seed=config.seed, **config.data_args
+        config.data, "test", root=root, subset=config.test_subset, seed=config.seed_of_data, **config.data_args
     )
     if len(train_set) < config.batch_size:
         raise ConfigError(f"batch_size={config.batch_size} is larger than the training set ({len(train_set)})")
@@ -274,7 +280,7 @@ def _train(
         shuffle=True,
         drop_last=True,
         augment=config.augment,
-        seed=config.seed,
+        seed=config.seed_of_data,
         device=device,
         rank=dist_info.rank,
         world_size=dist_info.world_size,
