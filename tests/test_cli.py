@@ -8,7 +8,7 @@ from detinit.cli import main
 def test_demo_prints_report_check_and_gradient_steps(capsys):
     assert main(["demo", "--batch-size", "4"]) == 0
     out = capsys.readouterr().out
-    assert "scheme=zero (norm=orthonormal)" in out
+    assert "scheme=zero (norm=orthonormal, variant=paper)" in out  # zero_resnet20 keeps the official rules
     assert "check_zero_one (magnitude): all 63 trainable tensors pass" in out
     assert "max |logit| at init      0" in out
     assert "step 0:   2 of 63 tensors get a non-zero gradient  [fc.weight, fc.bias]" in out
@@ -48,6 +48,21 @@ def test_demo_and_inspect_a_language_model(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "gpt under gpt2" in out and "blocks.3.mlp" in out and "not measured for token models" in out
     assert (tmp_path / "signal_propagation.png").is_file() and (tmp_path / "rank.png").is_file()
+
+
+def test_inspect_counts_dead_channels_and_takes_scheme_options(capsys, tmp_path):
+    args = ["inspect", "resnet20", "--init", "zero", "--image-size", "12", "--batch-size", "8", "--out", str(tmp_path)]
+    assert main([*args, "--lanczos-steps", "2"]) == 0
+    assert "Dead channels (train mode, as the first steps see them): 0 zero and 0 copies" in capsys.readouterr().out
+    assert main([*args, "--lanczos-steps", "2", "--init-option", "variant=paper"]) == 0
+    out = capsys.readouterr().out
+    assert "scheme=zero" in out or "under zero" in out
+    dead = out.split("Dead channels (train mode, as the first steps see them): ")[1].split(" zero")[0]
+    assert int(dead) > 0  # the paper's rules: 1-channel stem, 16 identical channels
+    with pytest.raises(SystemExit, match="scheme 'zero' does not accept options \\['variants'\\]"):
+        main([*args, "--init-option", "variants=paper"])
+    with pytest.raises(SystemExit, match="must look like key=value"):
+        main([*args, "--init-option", "variant"])
 
 
 def test_fetch_reports_the_cached_datasets(capsys):

@@ -42,13 +42,43 @@ from .models import create_model, list_models, model_entry
 from .nn import cross_entropy
 
 
+def _init_options(assignments: list[str]) -> dict[str, object]:
+    """``["variant=paper", "norm=paper"]`` -> scheme options (values parsed as YAML scalars)."""
+    import yaml
+
+    options: dict[str, object] = {}
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"detinit: --init-option {item!r} must look like key=value, e.g. variant=paper")
+        options[key.strip()] = yaml.safe_load(raw)
+    return options
+
+
 def _build(args: argparse.Namespace) -> torch.nn.Module:
+    try:
+        return _create(args, _init_options(args.init_option))
+    except ValueError as err:  # a scheme option the scheme does not take, a bad value
+        raise SystemExit(f"detinit {args.command}: {err}") from None
+
+
+def _create(args: argparse.Namespace, options: dict[str, object]) -> torch.nn.Module:
     if model_entry(args.model).takes_tokens:
         return create_model(
-            args.model, init=args.init, vocab_size=args.vocab_size, context=args.context, seed=args.seed
+            args.model,
+            init=args.init,
+            init_options=options,
+            vocab_size=args.vocab_size,
+            context=args.context,
+            seed=args.seed,
         )
     return create_model(
-        args.model, init=args.init, num_classes=args.num_classes, in_chans=args.in_chans, seed=args.seed
+        args.model,
+        init=args.init,
+        init_options=options,
+        num_classes=args.num_classes,
+        in_chans=args.in_chans,
+        seed=args.seed,
     )
 
 
@@ -361,6 +391,13 @@ def run_fetch(args: argparse.Namespace) -> int:
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", default=None, choices=list_schemes(), help="scheme (default: the model's own)")
+    parser.add_argument(
+        "--init-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a scheme option, e.g. variant=paper or zero_init_last=true (repeatable)",
+    )
     parser.add_argument("--num-classes", type=int, default=10)
     parser.add_argument("--vocab-size", type=int, default=256, help="language models: tokens")
     parser.add_argument("--context", type=int, default=64, help="language models: window length")

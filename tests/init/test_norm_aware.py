@@ -84,7 +84,8 @@ def test_ambiguous_or_misplaced_norm_role_is_refused():
     with pytest.raises(ValueError, match="declares a 'branch_last_norm' but 2 'branch_last' layers"):
         initialize(TwoBranchEnds(), "zero")
     with pytest.raises(ValueError, match="role 'branch_last_norm' is for the normalisation layer.*Linear is not one"):
-        initialize(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4)), "zero", roles={"0": "branch_last", "1": "branch_last_norm"})
+        roles = {"0": "branch_last", "1": "branch_last_norm"}
+        initialize(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4)), "zero", roles=roles)
 
 
 def paper_reference(model: nn.Module) -> dict[str, torch.Tensor]:

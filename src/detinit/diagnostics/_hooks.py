@@ -46,3 +46,18 @@ def record_outputs(points: list[tuple[str, nn.Module]], retain_grad: bool = Fals
     finally:
         for handle in handles:
             handle.remove()
+
+
+def channel_outputs(
+    model: nn.Module, inputs: torch.Tensor, at: str = "auto", channel_dim: int | None = None
+) -> list[tuple[str, torch.Tensor]]:
+    """Run ``model`` on ``inputs``; each probe point's output (2-D or more) with its channels moved to dim 1.
+
+    Channels are on ``channel_dim``, by default the model's ``detinit_channel_dim`` attribute
+    (Transformers: -1, outputs ``(N, T, C)``) or 1.
+    """
+    dim = channel_dim if channel_dim is not None else getattr(model, "detinit_channel_dim", 1)
+    points = probe_points(model, at)
+    with record_outputs(points) as outputs:
+        model(inputs)
+    return [(n, outputs[n].movedim(dim, 1)) for n, _ in points if n in outputs and outputs[n].dim() >= 2]

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._hooks import probe_points, record_outputs
+from ._hooks import channel_outputs
 
 MAX_POSITIONS = 2048  # samples x positions per channel used for the copy test (evenly strided)
 
@@ -101,14 +101,7 @@ def dead_channels(
     >>> rows[0].channels, rows[0].zero + rows[0].copies   # the 1-channel stem: 16 identical channels
     (16, 15)
     """
-    dim = channel_dim if channel_dim is not None else getattr(model, "detinit_channel_dim", 1)
-    points = probe_points(model, at)
-    with record_outputs(points) as outputs:
-        model(inputs)
-    rows = []
-    for name, _ in points:
-        y = outputs.get(name)
-        if y is not None and y.dim() >= 2:
-            zero, copies = count_dead(y, dim, rtol)
-            rows.append(DeadChannelRow(name, y.shape[dim], zero, copies))
-    return rows
+    return [
+        DeadChannelRow(name, y.shape[1], *count_dead(y, 1, rtol))
+        for name, y in channel_outputs(model, inputs, at, channel_dim)
+    ]

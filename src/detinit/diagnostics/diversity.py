@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from ..init.schemes import MATRIX_LAYER_TYPES
-from ._hooks import probe_points, record_outputs
+from ._hooks import channel_outputs
 
 ROW_CHOICES = ("all", "forward", "backward")
 
@@ -168,15 +168,7 @@ def feature_diversity(
     default the model's ``detinit_channel_dim`` attribute if it declares one
     (Transformers: -1, outputs ``(N, T, C)``).
     """
-    dim = channel_dim if channel_dim is not None else getattr(model, "detinit_channel_dim", 1)
-    points = probe_points(model, at)
-    with record_outputs(points) as outputs:
-        model(inputs)
-    rows = []
-    for n, _ in points:
-        if n in outputs and outputs[n].dim() >= 2:
-            y = outputs[n].movedim(dim, 1)
-            rows.append(
-                FeatureRow(n, y.shape[1], channel_variance(y), participation_ratio(y), max_channel_difference(y))
-            )
-    return rows
+    return [
+        FeatureRow(n, y.shape[1], channel_variance(y), participation_ratio(y), max_channel_difference(y))
+        for n, y in channel_outputs(model, inputs, at, channel_dim)
+    ]

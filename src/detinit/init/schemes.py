@@ -232,6 +232,29 @@ class ZerOScheme(Scheme):
     With ``hadamard=False`` it is the ``partial_identity`` ablation: expanding
     layers get :math:`[I; 0]` instead of a Hadamard block.
 
+    **Variants.** ``variant="paper"`` applies Algorithms 1-2 literally: the
+    top-left Hadamard block, the matrix on the centre tap, zeros on every
+    branch-last layer. ``variant="detinit"`` (default) departs in three places,
+    each measured in ``docs/results.md`` (section 7):
+
+    * *the zero goes on the norm*: a branch-last layer followed by a norm before
+      the add (role ``branch_last_norm``) gets its own matrix and the norm's
+      scale starts at 0 (with BatchNorm the literal rule turns the first update
+      of a zero conv into a unit-variance branch output);
+    * *distinct Hadamard rows*: expanding layers use the columns
+      ``1, 2, 4, ...`` of :math:`H_m` first (:func:`~detinit.init.zero.hadamard_columns`);
+      the top-left block repeats rows with period :math:`2^{\lceil\log_2 Q\rceil}`,
+      so a 16 -> 32 layer outputs each feature twice and consecutive expanding
+      layers cancel (:math:`H H = nI`) into exactly zero channels;
+    * *Algorithm 1 on the unfolded kernel* of expanding convolutions
+      (:func:`~detinit.init.zero.zero_unfolded_`): a 1- or 3-channel stem no
+      longer makes identical channels.
+
+    On a BatchNorm ResNet-20 these remove every zero and copied channel at
+    init (186 zero and 141 copies of 336 block-output channels on 1-channel
+    input with the paper's rules). The networks that reproduce an official
+    one (``zero_resnet*``, ``mnist_mlp``) default to ``variant="paper"``.
+
     **Transformers.** A pre-LN block :math:`x + \mathrm{Attn}(\mathrm{LN}(x))`,
     :math:`x + \mathrm{MLP}(\mathrm{LN}(x))` is the identity at init when each
     branch outputs 0. ``attention=`` picks how the attention branch gets there:

@@ -203,18 +203,22 @@ def zero_(
             [0., 1.]])
     """
     _check_norm(norm)
+    if columns not in COLUMNS:
+        raise ValueError(f"zero_: columns={columns!r} is not supported; choose one of {COLUMNS}")
     views = matrix_views(tensor, "zero_", groups=groups, transposed=transposed)
     out_features, in_features = views[0].shape
     if out_features <= in_features:
         return partial_identity_(tensor, groups=groups, transposed=transposed)
     scale = hadamard_scale(out_features, norm)
-    cols = hadamard_columns(out_features, in_features, columns).to(tensor.device)
     tensor.zero_()
-    for view in views:
-        if columns == "first":
+    if columns == "first":  # the top-left block, by doubling: no index arithmetic
+        for view in views:
             fill_sylvester_(view, scale)
-        else:
-            fill_sylvester_entries_(view, torch.arange(out_features, device=tensor.device), cols, scale)
+        return tensor
+    rows = torch.arange(out_features, device=tensor.device)
+    cols = hadamard_columns(out_features, in_features, columns).to(tensor.device)
+    for view in views:
+        fill_sylvester_entries_(view, rows, cols, scale)
     return tensor
 
 
