@@ -64,22 +64,10 @@ def _build(args: argparse.Namespace) -> torch.nn.Module:
 
 def _create(args: argparse.Namespace, options: dict[str, object]) -> torch.nn.Module:
     if model_entry(args.model).takes_tokens:
-        return create_model(
-            args.model,
-            init=args.init,
-            init_options=options,
-            vocab_size=args.vocab_size,
-            context=args.context,
-            seed=args.seed,
-        )
-    return create_model(
-        args.model,
-        init=args.init,
-        init_options=options,
-        num_classes=args.num_classes,
-        in_chans=args.in_chans,
-        seed=args.seed,
-    )
+        shape = {"vocab_size": args.vocab_size, "context": args.context}
+    else:
+        shape = {"num_classes": args.num_classes, "in_chans": args.in_chans}
+    return create_model(args.model, init=args.init, init_options=options, seed=args.seed, **shape)
 
 
 def _token_batch(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor, str]:
