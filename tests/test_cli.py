@@ -63,6 +63,11 @@ def test_inspect_counts_dead_channels_and_takes_scheme_options(capsys, tmp_path)
         main([*args, "--init-option", "variants=paper"])
     with pytest.raises(SystemExit, match="must look like key=value"):
         main([*args, "--init-option", "variant"])
+    gpt = ["inspect", "gpt", "--batch-size", "2", "--context", "8", "--vocab-size", "16", "--out", str(tmp_path)]
+    assert main(gpt) == 0  # the attention and MLP branches start at 0 under ZerO: said, not counted as dead
+    assert "points output 0 in every channel, e.g. blocks.0.attn: where a point is a residual branch" in (
+        capsys.readouterr().out
+    )
 
 
 def test_fetch_reports_the_cached_datasets(capsys):

@@ -208,6 +208,12 @@ def run_inspect(args: argparse.Namespace) -> int:
             [(r.name, r.channels, r.zero, r.copies, r.distinct) for r in dead],
         )
     )
+    silent = [r.name for r in dead if r.zero == r.channels]
+    if silent:
+        print(
+            f"({len(silent)} points output 0 in every channel, e.g. {silent[0]}: where a point is a residual "
+            "branch and the scheme starts branches at 0, that is by design, not a dead feature)"
+        )
     symmetry = weight_symmetry(model, max_rows=args.max_rows)
     print(f"\nWeight symmetry (mean row correlation; 1 = symmetric). Diversity = {diversity_score(symmetry):.4g}")
     print(
