@@ -93,3 +93,18 @@ def test_init_and_data_seeds_default_to_seed_and_vary_one_thing_each():
     assert torch.equal(weights(zero), weights(zero.replace(init_seed=4)))
     with pytest.raises(ConfigError, match="init_seed must be an integer >= 0 or null"):
         base.replace(init_seed=-1)
+
+
+def test_branch_norm_lr_factor_puts_the_branch_end_scales_in_their_own_group():
+    from detinit.data import load_dataset
+    from detinit.train.trainer import _make_optimizer, build_model
+
+    cfg = TrainConfig(model="resnet20", init="zero", data="synthetic", lr=0.1, branch_norm_lr_factor=10.0)
+    model = build_model(cfg, load_dataset("synthetic", "train", num_examples=64, image_size=8))
+    groups = _make_optimizer(cfg, model).param_groups
+    assert [g["lr"] for g in groups] == [0.1, pytest.approx(1.0)]
+    ends = {id(p) for p in groups[1]["params"]}
+    expected = {id(m.bn2.weight) for stage in model.stages for m in stage}  # the 9 blocks' bn2 scales
+    assert ends == expected and len(ends) == 9
+    with pytest.raises(ConfigError, match="branch_norm_lr_factor must be a number"):
+        cfg.replace(branch_norm_lr_factor=-1.0)

@@ -50,6 +50,7 @@ class TrainConfig:
     nesterov: bool = False
     weight_decay: float = 5e-4
     scalar_lr_factor: float = 1.0  # lr multiplier for 0-dim parameters (Fixup's scalar biases and gates use 0.1)
+    branch_norm_lr_factor: float = 1.0  # lr multiplier for the scales of branch_last_norm layers (start at 0)
     schedule: str = "cosine"
     milestones: list[int] = field(default_factory=list)  # epochs, for schedule="step"
     gamma: float = 0.1  # step factor; "constnet" uses 0.2 at E-140, E-80, E-40
@@ -151,6 +152,7 @@ class TrainConfig:
         for name, low, high in (
             ("lr", 0.0, None),
             ("scalar_lr_factor", 0.0, None),
+            ("branch_norm_lr_factor", 0.0, None),
             ("momentum", 0.0, 1.0),
             ("weight_decay", 0.0, None),
             ("gamma", 0.0, None),

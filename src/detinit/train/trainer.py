@@ -197,12 +197,18 @@ def measure_diagnostics(
 
 
 def _make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """SGD or AdamW; 0-dim parameters (scalar biases and gates) get ``lr * scalar_lr_factor``."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    scalars = [p for p in params if p.dim() == 0]
-    groups: list[dict[str, Any]] = [{"params": [p for p in params if p.dim() > 0]}]
+    """SGD or AdamW; 0-dim parameters (scalar biases and gates) get ``lr * scalar_lr_factor``, the scales
+    of ``branch_last_norm`` layers (0 at init under ZerO, Fixup, zero_init_last) ``lr * branch_norm_lr_factor``."""
+    records = model.init_report.records if hasattr(model, "init_report") else []
+    end_scales = {r.name for r in records if r.role == "branch_last_norm" and r.name.endswith(".weight")}
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    scalars = [p for _, p in params if p.dim() == 0]
+    ends = [p for n, p in params if p.dim() > 0 and n in end_scales]
+    groups: list[dict[str, Any]] = [{"params": [p for n, p in params if p.dim() > 0 and n not in end_scales]}]
     if scalars:
         groups.append({"params": scalars, "lr": config.lr * config.scalar_lr_factor})
+    if ends:
+        groups.append({"params": ends, "lr": config.lr * config.branch_norm_lr_factor})
     if config.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(
