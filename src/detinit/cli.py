@@ -44,14 +44,14 @@ from .nn import cross_entropy
 
 def _init_options(assignments: list[str]) -> dict[str, object]:
     """``["variant=paper", "norm=paper"]`` -> scheme options (values parsed as YAML scalars)."""
-    import yaml
+    from .train.config import parse_scalar
 
     options: dict[str, object] = {}
     for item in assignments:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise SystemExit(f"detinit: --init-option {item!r} must look like key=value, e.g. variant=paper")
-        options[key.strip()] = yaml.safe_load(raw)
+        options[key.strip()] = parse_scalar(raw)
     return options
 
 

@@ -108,7 +108,7 @@ class TrainConfig:
             if "=" not in item:
                 raise ConfigError(f"override {item!r} must look like key=value")
             key, raw = item.split("=", 1)
-            value = _parse_scalar(raw)
+            value = parse_scalar(raw)
             head, _, sub = key.strip().partition(".")
             if sub:
                 if not isinstance(data.get(head), dict):
@@ -201,7 +201,8 @@ def _choice(name: str, value: object, allowed: list[str] | tuple[str, ...]) -> N
         raise ConfigError(f"{name}={value!r} is not allowed{hint}; allowed values: {', '.join(map(str, allowed))}")
 
 
-def _parse_scalar(raw: str) -> Any:
+def parse_scalar(raw: str) -> Any:
+    """A ``key=value`` override's value as a YAML scalar (``true``, ``0.1``, ``paper``); unparsable text as is."""
     import yaml
 
     try:
