@@ -63,10 +63,13 @@ def _build(args: argparse.Namespace) -> torch.nn.Module:
 
 
 def _create(args: argparse.Namespace, options: dict[str, object]) -> torch.nn.Module:
-    if model_entry(args.model).takes_tokens:
-        shape = {"vocab_size": args.vocab_size, "context": args.context}
-    else:
-        shape = {"num_classes": args.num_classes, "in_chans": args.in_chans}
+    shape = model_entry(args.model).data_kwargs(
+        num_classes=args.num_classes,
+        in_chans=args.in_chans,
+        image_size=args.image_size,
+        vocab_size=args.vocab_size,
+        context=args.context,
+    )
     return create_model(args.model, init=args.init, init_options=options, seed=args.seed, **shape)
 
 

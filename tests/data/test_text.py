@@ -34,7 +34,7 @@ def test_windows_are_next_token_pairs_over_the_split():
     assert torch.equal(train.inputs.flatten(), flat[: len(train) * 8])
     assert torch.equal(train.targets.flatten(), flat[1 : len(train) * 8 + 1])
     assert test.decode(test.inputs[0]) == TEXT[cut : cut + 8]
-    assert train.model_kwargs() == {"vocab_size": len(vocab), "context": 8}
+    assert (train.num_classes, train.context) == (len(vocab), 8)
 
 
 def test_byte_tokenizer_handles_any_text():

@@ -130,7 +130,7 @@ def test_frozen_shared_and_hooked_parameters():
 
         def detinit_init_(self, scheme, generator):
             self.alpha.zero_()
-            return {"alpha": f"ReZero gate 0 under {scheme}"}
+            return {"alpha": f"ReZero gate 0 under {scheme.name}"}
 
     shared = nn.Linear(4, 4)
     frozen = nn.Linear(4, 4)

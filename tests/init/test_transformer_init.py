@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from detinit import initialize
-from detinit.init.schemes import check_role, fused_parts
+from detinit.init.roles import check_role, fused_parts
 from detinit.init.zero import embedding_collisions, hadamard_scale, zero_, zero_embedding_
 
 SCHEMES = ["zero", "partial_identity", "kaiming", "xavier", "orthogonal", "fixup", "gpt2", "tfixup"]

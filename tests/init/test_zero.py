@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from detinit.init import hadamard_scale, identity_, partial_identity_, zero_, zero_singular_values
-from detinit.init.zero import zero_rule
 
 from .reference import zero_kernel, zero_matrix
 
@@ -81,10 +80,6 @@ def test_scale_formulas():
         assert hadamard_scale(p) == 2.0 ** (-m / 2)
         assert hadamard_scale(p, "paper") == 2.0 ** (-(m - 1) / 2)
         assert math.isclose(hadamard_scale(p, "paper") / hadamard_scale(p), math.sqrt(2))
-
-
-def test_rules():
-    assert [zero_rule(*s) for s in [(4, 4), (3, 4), (5, 4)]] == ["identity", "partial_identity", "hadamard"]
 
 
 @pytest.mark.parametrize("p,q", [(128, 64), (1024, 3), (64, 64), (10, 512)])

@@ -20,7 +20,9 @@ def randomise_(model: torch.nn.Module, seed: int = 0) -> None:
     with torch.no_grad():
         for name, p in model.named_parameters():
             scale = 0.3 if p.dim() > 1 else 0.5
-            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * scale + (1.0 if name.endswith("gate.weight") else 0))
+            p.copy_(
+                torch.randn(p.shape, generator=g, dtype=p.dtype) * scale + (1.0 if name.endswith("gate.weight") else 0)
+            )
         for name, b in model.named_buffers():
             if name.endswith("running_var"):
                 b.copy_(torch.rand(b.shape, generator=g) + 0.5)

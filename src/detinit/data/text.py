@@ -27,7 +27,6 @@ headings among them).
 from __future__ import annotations
 
 import html
-import math
 import re
 import struct
 import zlib
@@ -93,10 +92,6 @@ class TokenDataset:
     @property
     def context(self) -> int:
         return int(self.inputs.shape[1])
-
-    def model_kwargs(self) -> dict[str, int]:
-        """What a language model needs to know about the data."""
-        return {"vocab_size": self.num_classes, "context": self.context}
 
     def subset(self, n: int | None, seed: int = 0) -> TokenDataset:
         """``n`` windows: random ones (seeded) for training, evenly spaced ones (seed-free) for ``"test"``.
@@ -267,8 +262,3 @@ def text_file(
     except UnicodeDecodeError as err:
         raise DataError(f"{root} is not UTF-8 ({err}); use tokenizer='byte' for arbitrary bytes") from None
     return text_dataset(text, split, name=root.name, context=context, tokenizer=tokenizer, val_fraction=val_fraction)
-
-
-def bits_per_token(nats: float) -> float:
-    """Convert a loss in nats to bits (per character for char-level data)."""
-    return nats / math.log(2)

@@ -6,7 +6,8 @@
   correlation measures, participation ratio, channel variance, max channel difference;
 * :func:`rank_table` -- effective / stable / numerical rank and the rank of W - I;
 * :func:`dead_channels` -- channels that are zero, or copies of another, up to rounding;
-* :func:`gradient_at_init` -- which parameters get a gradient at steps 0, 1, 2.
+* :func:`gradient_at_init` -- which parameters get a gradient at steps 0, 1, 2;
+* :func:`measure_diagnostics`, :func:`initial_weights` -- what a training run records as it goes.
 """
 
 from .dead_channels import DeadChannelRow, count_dead, dead_channels
@@ -25,6 +26,7 @@ from .gradient_flow import StepGradients, gradient_at_init
 from .isometry import jacobian_singular_values
 from .rank import RankRow, effective_rank, minus_identity, numerical_rank, rank_table, stable_rank
 from .signal import SignalRow, channel_stats, signal_propagation
+from .tracking import initial_weights, measure_diagnostics
 
 __all__ = [
     "DeadChannelRow",
@@ -41,9 +43,11 @@ __all__ = [
     "effective_rank",
     "feature_diversity",
     "gradient_at_init",
+    "initial_weights",
     "jacobian_singular_values",
     "max_channel_difference",
     "mean_row_correlation",
+    "measure_diagnostics",
     "minus_identity",
     "numerical_rank",
     "participation_ratio",

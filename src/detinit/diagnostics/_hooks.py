@@ -8,7 +8,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from ..init.schemes import MATRIX_LAYER_TYPES
+from .. import hooks
+from ..init.layers import MATRIX_LAYER_TYPES
 
 
 def probe_points(model: nn.Module, at: str = "auto") -> list[tuple[str, nn.Module]]:
@@ -16,7 +17,7 @@ def probe_points(model: nn.Module, at: str = "auto") -> list[tuple[str, nn.Modul
     ``"layers"`` (every Linear / conv), or ``"auto"`` (blocks if the model has any, else layers)."""
     if at not in ("auto", "blocks", "layers"):
         raise ValueError(f"at={at!r} is not supported; choose 'auto', 'blocks' or 'layers'")
-    blocks = [(n, m) for n, m in model.named_modules() if n and callable(getattr(m, "detinit_roles", None))]
+    blocks = [(n, m) for n, m in model.named_modules() if n and hooks.declared_roles(m) is not None]
     layers = [(n, m) for n, m in model.named_modules() if isinstance(m, MATRIX_LAYER_TYPES)]
     if at == "blocks" or (at == "auto" and blocks):
         if not blocks:
@@ -56,7 +57,7 @@ def channel_outputs(
     Channels are on ``channel_dim``, by default the model's ``detinit_channel_dim`` attribute
     (Transformers: -1, outputs ``(N, T, C)``) or 1.
     """
-    dim = channel_dim if channel_dim is not None else getattr(model, "detinit_channel_dim", 1)
+    dim = channel_dim if channel_dim is not None else hooks.channel_dim(model)
     points = probe_points(model, at)
     with record_outputs(points) as outputs:
         model(inputs)

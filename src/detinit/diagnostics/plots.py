@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..atomic import atomic_write
 from .diversity import FeatureRow
 from .rank import RankRow
 from .signal import SignalRow
@@ -35,19 +34,13 @@ def _log_series(ax: object, values: Sequence[float], **style: object) -> None:
 
 
 def save_figure(fig: object, path: str | Path) -> Path:
-    """Write a figure atomically (temporary file, then rename) and close it."""
+    """Write a figure atomically (:func:`detinit.atomic.atomic_write`; format from the suffix) and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    fmt = path.suffix.lstrip(".") or "png"
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")  # type: ignore[attr-defined]
-        os.replace(tmp, path)
+        return atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=120, bbox_inches="tight"))  # type: ignore[attr-defined]
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         pyplot().close(fig)
-    return path
 
 
 def plot_signal_propagation(rows: Sequence[SignalRow], path: str | Path, title: str = "") -> Path:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..init.schemes import MATRIX_LAYER_TYPES, layer_geometry
+from ..init.layers import MATRIX_LAYER_TYPES, layer_geometry
 from ..init.zero import identity_
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .. import hooks
 from ..nn import cross_entropy
 from ._hooks import probe_points, record_outputs
 
@@ -58,7 +59,7 @@ def signal_propagation(
     ``detinit_channel_dim`` attribute if it declares one (Transformers: -1).
     Language models take token ``inputs`` and ``targets`` of shape ``(B, T)``.
     """
-    channel_dim = channel_dim if channel_dim is not None else getattr(model, "detinit_channel_dim", 1)
+    channel_dim = channel_dim if channel_dim is not None else hooks.channel_dim(model)
     points = probe_points(model, at)
     model.zero_grad(set_to_none=True)
     with record_outputs(points, retain_grad=targets is not None) as outputs:

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from .._table import format_table
-from ..train.checkpoint import read_jsonl, write_json, write_text
-from .runner import run_dir, run_status
+from ..train.checkpoint import write_json, write_text
+from .runner import run_dir
 from .study import RunSpec, Study
 
 
@@ -65,12 +65,8 @@ def collect(study: Study) -> list[RunRecord]:
     """Every run's status, metrics and diagnostics, read from its directory."""
     records = []
     for spec in study.runs:
-        path = run_dir(study, spec)
-        records.append(
-            RunRecord(
-                spec, run_status(path), read_jsonl(path / "metrics.jsonl"), read_jsonl(path / "diagnostics.jsonl")
-            )
-        )
+        run = run_dir(study, spec)
+        records.append(RunRecord(spec, run.status(), run.metrics(), run.diagnostics()))
     return records
 
 

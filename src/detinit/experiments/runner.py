@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import multiprocessing as mp
 import time
-from pathlib import Path
 
-from ..train import TrainingDiverged, train
+from ..train import RunDir, TrainingDiverged, train
 from .study import RunSpec, Study
 
 log = logging.getLogger("detinit.study")
 
 
-def run_dir(study: Study, spec: RunSpec) -> Path:
-    return study.out / "runs" / spec.run_id
-
-
-def run_status(path: Path) -> str:
-    """``complete``, ``running`` (or killed), ``diverged``, ``failed`` or ``pending``."""
-    meta = path / "run.json"
-    return json.loads(meta.read_text()).get("status", "pending") if meta.exists() else "pending"
+def run_dir(study: Study, spec: RunSpec) -> RunDir:
+    """The run directory of one run of a study: ``<study out>/runs/<run id>``."""
+    return RunDir(study.out / "runs" / spec.run_id)
 
 
 def _execute(job: tuple[str, str, dict]) -> tuple[str, str, str, float]:
@@ -47,14 +40,14 @@ def run_study(study: Study) -> dict[str, str]:
     statuses: dict[str, str] = {}
     for spec in study.runs:
         path = run_dir(study, spec)
-        status = run_status(path)
+        status = path.status()
         if status in ("complete", "diverged"):
             statuses[spec.run_id] = status
             continue
         config = spec.config
         if study.workers > 1:
             config = dataclasses.replace(config, threads=1, progress=False)
-        jobs.append((spec.run_id, str(path), config.to_dict()))
+        jobs.append((spec.run_id, str(path.path), config.to_dict()))
     log.info(
         "study %s: %d runs, %d done, %d to run with %d worker(s)",
         study.name,

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..train.config import ConfigError, TrainConfig, read_config_file
+from ..train.config import ConfigError, TrainConfig, read_config_file, set_dotted_key
 
 STUDY_KEYS = ("name", "out", "workers", "base", "grid", "variants", "group_by", "description")
 
@@ -60,14 +60,6 @@ def _slug(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]+", "-", str(value)).strip("-") or "x"
 
 
-def _set(data: dict[str, Any], key: str, value: Any) -> None:
-    head, _, sub = key.partition(".")
-    if sub:
-        data[head] = {**(data.get(head) or {}), sub: value}
-    else:
-        data[head] = value
-
-
 def parse_study(data: dict[str, Any], *, out: str | Path | None = None, workers: int | None = None) -> Study:
     """Validate a study mapping and expand it into runs (every run's config is validated)."""
     unknown = [k for k in data if k not in STUDY_KEYS]
@@ -93,9 +85,9 @@ def parse_study(data: dict[str, Any], *, out: str | Path | None = None, workers:
                 labels["variant"] = variant["name"]
             for key, value in variant.items():
                 if key != "name":
-                    _set(config_data, key, value)
+                    set_dotted_key(config_data, key, value, where=f"study {name!r}, variant {variant.get('name')!r}")
             for key, value in zip(keys, point):
-                _set(config_data, key, value)
+                set_dotted_key(config_data, key, value, where=f"study {name!r}, grid.{key}")
                 labels[key] = value
             try:
                 config = TrainConfig.from_dict(config_data)

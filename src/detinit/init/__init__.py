@@ -20,7 +20,8 @@ from .random import (
     xavier_uniform_,
 )
 from .report import InitReport
-from .schemes import ROLES, get_scheme, list_schemes
+from .roles import ROLES
+from .schemes import get_scheme, list_schemes
 from .zero import hadamard_scale, identity_, partial_identity_, zero_, zero_singular_values
 
 __all__ = [

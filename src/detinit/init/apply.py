@@ -2,8 +2,8 @@
 
 Rules, per module owning parameters directly:
 
-1. a module with a ``detinit_init_(scheme, generator)`` method initialises its
-   own direct parameters (scalar gates, layers with their own recipe) and
+1. a module with a ``detinit_init_(scheme, generator)`` method (``scheme`` the
+   :class:`~detinit.init.schemes.Scheme` object) initialises its own direct parameters (scalar gates, layers with their own recipe) and
    returns ``{param_name: reason}``, or ``None`` to let the rules below apply;
 2. norm layers (BatchNorm, InstanceNorm, GroupNorm, LayerNorm, RMSNorm):
    weight 1, bias 0; a norm in the role ``"branch_last_norm"`` (after the last
@@ -33,16 +33,12 @@ import torch
 from torch import nn
 from torch.nn.parameter import UninitializedParameter
 
+from .. import hooks
+from .declared_roles import collect_roles
+from .layers import NORM_TYPES
 from .report import FROZEN, UNKNOWN, InitReport, ParamRecord
-from .roles import collect_roles, default_layer_info, layer_infos
-from .schemes import LayerInfo, Scheme, WeightRule, fused_parts, get_scheme
-
-NORM_TYPES = (
-    nn.modules.batchnorm._NormBase,  # BatchNorm*d, SyncBatchNorm, InstanceNorm*d
-    nn.GroupNorm,
-    nn.LayerNorm,
-    nn.RMSNorm,
-)
+from .roles import LayerInfo, default_layer_info, fused_parts, layer_infos
+from .schemes import Scheme, WeightRule, get_scheme
 
 Action = Callable[[torch.Generator], object]
 
@@ -192,7 +188,7 @@ def initialize(
     if not isinstance(model, nn.Module):
         raise TypeError(f"initialize: model must be an nn.Module, got {type(model).__name__}")
     scheme_obj = get_scheme(scheme, **options)
-    if scheme_obj.requires_gates and not any(getattr(m, "is_residual_gate", False) for m in model.modules()):
+    if scheme_obj.requires_gates and not any(hooks.is_residual_gate(m) for m in model.modules()):
         raise ValueError(
             f"scheme {scheme_obj.name!r} gates every residual branch with a scalar that starts at 0, but "
             f"{type(model).__name__} has no residual gates (detinit.nn.ScalarGate); build the model with "
@@ -213,7 +209,7 @@ def initialize(
         layer = infos.get(mname, default_info)
         source = role_sources.get(mname)
         suffix = f" [role {layer.role} from {source.source}]" if source else ""
-        plan = _ModulePlan(mname, module, callable(getattr(module, "detinit_init_", None)))
+        plan = _ModulePlan(mname, module, callable(getattr(module, hooks.INIT_HOOK, None)))
         rules = _standard_rules(module, layer, scheme_obj)
         for pname, param in direct.items():
             full = f"{mname}.{pname}" if mname else pname
@@ -261,7 +257,7 @@ def _execute(plan: _ModulePlan, scheme: Scheme, gen: torch.Generator, report: In
         for _, _, action in plan.rules.values():
             action(gen)
         return
-    reasons = plan.module.detinit_init_(scheme.name, gen)
+    reasons = getattr(plan.module, hooks.INIT_HOOK)(scheme, gen)
     for pname, index in plan.records.items():
         record = report.records[index]
         if record.rule == FROZEN:

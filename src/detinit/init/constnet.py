@@ -25,6 +25,24 @@ from .random import draw_
 
 
 @torch.no_grad()
+def const_avg_noise_(
+    tensor: torch.Tensor, c: float, fan_in: int, *, gain: float, generator: torch.Generator
+) -> torch.Tensor:
+    r"""The noise part of ConstAvg, in place: :math:`W \sim \mathcal N(0, \text{gain}\,(1-c)/\text{fan\_in})`.
+
+    Shared by :func:`const_avg_` and LeakyNet's layers (which add an identity or
+    an average to it). Drawn on the generator's device, then copied into ``tensor``.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> w = const_avg_noise_(torch.empty(256, 256), 0.5, 256, gain=2.0, generator=g)
+    >>> round(w.var().item() * 256, 1)
+    1.0
+    """
+    std = math.sqrt(gain * (1.0 - c) / fan_in)
+    return draw_(tensor, lambda t, g: t.normal_(0.0, std, generator=g), generator)
+
+
+@torch.no_grad()
 def const_avg_(
     tensor: torch.Tensor,
     c: float = 1.0,
@@ -65,9 +83,7 @@ def const_avg_(
                 f"const_avg_: c={c} < 1 mixes in Gaussian noise; pass generator=torch.Generator()"
                 ".manual_seed(seed) (the global RNG is never used)"
             )
-        fan_in = in_features * math.prod(tensor.shape[2:])
-        std = math.sqrt(gain * (1.0 - c) / fan_in)
-        draw_(tensor, lambda t, g: t.normal_(0.0, std, generator=g), generator)
+        const_avg_noise_(tensor, c, in_features * math.prod(tensor.shape[2:]), gain=gain, generator=generator)
     else:
         tensor.zero_()
     if c > 0.0:

@@ -1,31 +1,130 @@
-"""Structural roles of layers, declared by the blocks that own them.
+"""The role vocabulary: what a layer is for, which is all a scheme needs to know about it.
 
-A module can declare the roles of its sub-modules with a duck-typed hook
-(as timm's ``zero_init_last()``)::
+Roles are structural facts that blocks declare about their layers
+(:mod:`detinit.init.declared_roles` finds the declarations):
 
-    class Block(nn.Module):
-        def detinit_roles(self) -> dict[str, str]:
-            return {"conv1": "branch", "conv2": "branch_last"}   # names relative to the block
+* ``"default"``: an ordinary layer on the main path (stems, projection shortcuts);
+* ``"branch"``: a layer inside a residual branch that is not its last
+  (scaled by :math:`L^{-1/(2m-2)}` under Fixup);
+* ``"branch_last"``: the last layer of a residual branch (its output is added
+  to a skip path) -- zero under ZerO / ConstNet / Fixup, as timm's ``zero_init_last``;
+* ``"pre_hadamard"``: a projection whose output goes through a fixed Hadamard
+  transform (ZerO's shortcuts): ZerO gives it the partial identity, since
+  :math:`H I^*` already is the Hadamard block;
+* ``"classifier"``: the output layer -- zero under ZerO, ConstNet and Fixup;
+* ``"branch_last_norm"``: a normalisation layer between a branch's last layer and
+  the add (``conv2 -> bn2 -> + skip``). Schemes that zero branch ends put the
+  zero on this norm's scale instead, and the layer before it gets the rule of an
+  ordinary branch layer (timm's ``zero_init_last``, torchvision's
+  ``zero_init_residual``). Zeroing the layer itself would be undone by the norm:
+  BatchNorm of an all-zero input outputs 0 but multiplies the gradient by
+  :math:`1/\\sqrt{\\epsilon}` and normalises the layer's first tiny update to a
+  unit-variance feature.
 
-A model following timm's convention (``get_classifier()``) has its classifier
-found that way. torch's own Transformer layers have known structure and get
-their roles without a hook: ``nn.MultiheadAttention.out_proj`` is
-``"attn_out"`` (its fused ``in_proj_weight`` is split by
-:mod:`detinit.init.apply`), ``linear1`` / ``linear2`` of
-``nn.TransformerEncoderLayer`` and ``nn.TransformerDecoderLayer`` are
-``"branch"`` / ``"branch_last"``. A user can override or add roles with ``roles={"fc": "classifier"}``
-(names as in ``model.named_modules()``). Nothing is guessed from names.
+Transformer roles (:mod:`detinit.models.transformer`, ``nn.MultiheadAttention`` and
+``nn.TransformerEncoderLayer`` / ``DecoderLayer`` get them automatically):
+
+* ``"attn_query"``, ``"attn_key"``, ``"attn_value"``: the input projections of attention;
+* ``"attn_out"``: the output projection, the last layer of the attention branch;
+* ``"attn_qkv"``, ``"attn_kv"``: fused projections, split along the output
+  rows into 3 (or 2) equal blocks that get the rules of the separate roles;
+  ``"attn_qkv:512,128,128"`` gives the block sizes (grouped-query attention);
+* ``"position"``: a learned positional embedding (``nn.Embedding``).
+
+An ``nn.Embedding`` in any other role is a token embedding.
+
+This module defines the vocabulary (:data:`ROLES`, :func:`check_role`,
+:func:`fused_parts`) and :class:`LayerInfo`, what a scheme is told about a layer
+(its role, plus the counts Fixup and T-Fixup scale by), computed from the
+declared roles by :func:`layer_infos`.
+
+>>> check_role("attn_qkv:8,2,2", "example")
+'attn_qkv:8,2,2'
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from torch import nn
+ROLES = (
+    "default",
+    "branch",
+    "branch_last",
+    "pre_hadamard",
+    "classifier",
+    "branch_last_norm",
+    "attn_query",
+    "attn_key",
+    "attn_value",
+    "attn_out",
+    "attn_qkv",
+    "attn_kv",
+    "position",
+)
+FUSED_ROLES = {"attn_qkv": ("attn_query", "attn_key", "attn_value"), "attn_kv": ("attn_key", "attn_value")}
+RESIDUAL_LAST_ROLES = ("branch_last", "attn_out")  # layers whose output is added to a skip path
 
-from .schemes import RESIDUAL_LAST_ROLES, LayerInfo, check_role
+
+def check_role(role: object, where: str) -> str:
+    """``role`` if it is a role (or a fused role with block sizes), else a ``ValueError`` naming ``where``."""
+    if isinstance(role, str):
+        base, _, sizes = role.partition(":")
+        if role in ROLES or (base in FUSED_ROLES and sizes):
+            if sizes:
+                parts = sizes.split(",")
+                if len(parts) != len(FUSED_ROLES[base]) or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+                    raise ValueError(
+                        f"{where}: fused role {role!r} needs {len(FUSED_ROLES[base])} positive block sizes, "
+                        f"e.g. {base}:{','.join(['64'] * len(FUSED_ROLES[base]))}"
+                    )
+            return role
+    raise ValueError(
+        f"{where}: role {role!r} is not supported; roles are {', '.join(ROLES)} "
+        "(fused roles may give block sizes, e.g. 'attn_qkv:512,128,128')"
+    )
+
+
+def fused_parts(role: str, rows: int, in_features: int | None = None) -> list[tuple[str, int, int]] | None:
+    """``[(role, start, stop), ...]`` row blocks of a fused role, ``None`` for a plain role.
+
+    A self-attention ``"attn_qkv"`` without block sizes must map ``d`` inputs
+    to ``3 d`` rows (when ``in_features`` is given): any other shape is
+    grouped-query or multi-query attention, whose blocks are not equal, and an
+    equal split would initialise them silently wrong.
+
+    >>> fused_parts("attn_qkv", 12)
+    [('attn_query', 0, 4), ('attn_key', 4, 8), ('attn_value', 8, 12)]
+    >>> fused_parts("attn_qkv:8,2,2", 12)
+    [('attn_query', 0, 8), ('attn_key', 8, 10), ('attn_value', 10, 12)]
+    """
+    base, _, sizes = role.partition(":")
+    if base not in FUSED_ROLES:
+        return None
+    names = FUSED_ROLES[base]
+    if not sizes and base == "attn_qkv" and in_features is not None and rows != 3 * in_features:
+        raise ValueError(
+            f"fused role 'attn_qkv' on a layer mapping {in_features} inputs to {rows} rows: equal blocks need "
+            f"{3 * in_features} rows; give the query, key and value sizes, e.g. 'attn_qkv:{in_features},n,n' "
+            "for grouped-query attention"
+        )
+    if sizes:
+        counts = [int(p) for p in sizes.split(",")]
+    elif rows % len(names) == 0:
+        counts = [rows // len(names)] * len(names)
+    else:
+        counts = []
+    if sum(counts) != rows:
+        raise ValueError(
+            f"fused role {role!r}: a weight with {rows} output rows cannot be split into "
+            f"{'blocks of ' + sizes if sizes else f'{len(names)} equal blocks'}; give the block sizes, "
+            f"e.g. '{base}:{','.join(['n'] * len(names))}'"
+        )
+    parts, start = [], 0
+    for name, count in zip(names, counts):
+        parts.append((name, start, start + count))
+        start += count
+    return parts
 
 
 @dataclass(frozen=True)
@@ -37,49 +136,15 @@ class RoleSource:
     block: str | None = None
 
 
-def _torch_roles(module: nn.Module) -> dict[str, str]:
-    """Roles inside torch's Transformer layers, known from their documented structure."""
-    if isinstance(module, nn.MultiheadAttention):
-        return {"out_proj": "attn_out"}
-    if isinstance(module, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)):
-        return {"linear1": "branch", "linear2": "branch_last"}
-    return {}
+@dataclass(frozen=True)
+class LayerInfo:
+    """What a scheme knows about a layer: its role and, for Fixup, the branch counts."""
 
-
-def collect_roles(model: nn.Module, overrides: Mapping[str, str] | None = None) -> dict[str, RoleSource]:
-    """Map module names to :class:`RoleSource`; modules not listed are ``"default"``.
-
-    Sources, later ones winning: torch's Transformer layers, ``get_classifier()``,
-    ``detinit_roles()`` hooks (outer blocks first), then ``overrides``.
-    """
-    names = {id(m): name for name, m in model.named_modules()}
-    roles: dict[str, RoleSource] = {}
-    for block_name, block in model.named_modules():
-        for child, role in _torch_roles(block).items():
-            full = f"{block_name}.{child}" if block_name else child
-            roles[full] = RoleSource(role, f"{type(block).__name__} structure", block_name)
-    get_classifier = getattr(model, "get_classifier", None)
-    if callable(get_classifier):
-        classifier = get_classifier()
-        if isinstance(classifier, nn.Module) and id(classifier) in names:
-            roles[names[id(classifier)]] = RoleSource("classifier", "model.get_classifier()")
-    for block_name, block in model.named_modules():
-        hook = getattr(block, "detinit_roles", None)
-        if not callable(hook):
-            continue
-        for child, role in hook().items():
-            full = f"{block_name}.{child}" if block_name else child
-            where = f"{type(block).__name__}.detinit_roles() of {block_name or 'the model'}"
-            if full not in names.values():
-                raise ValueError(f"{where} names {child!r}, which is not a sub-module")
-            roles[full] = RoleSource(check_role(role, where), f"{type(block).__name__}.detinit_roles()", block_name)
-    for name, role in (overrides or {}).items():
-        if name not in names.values():
-            close = difflib.get_close_matches(name, [n for n in names.values() if n], n=3)
-            hint = f"; close matches: {', '.join(close)}" if close else ""
-            raise ValueError(f"roles: {name!r} is not a module of the model{hint}")
-        roles[name] = RoleSource(check_role(role, f"roles[{name!r}]"), "roles= argument")
-    return roles
+    role: str = "default"
+    num_branches: int = 0  # residual branches in the whole model (L)
+    branch_depth: int = 0  # layers in this layer's residual branch (m)
+    num_attention: int = 0  # attention layers (attn_out roles) in the whole model (T-Fixup's N)
+    norm_follows: bool = False  # a branch_last layer followed by a branch_last_norm in its block
 
 
 def default_layer_info(roles: Mapping[str, RoleSource]) -> LayerInfo:

@@ -6,38 +6,8 @@ this role, which function fills the weight and how to describe it. Norm
 layers and biases are handled the same way by every scheme (see
 :mod:`detinit.init.apply`).
 
-Roles are structural facts that blocks declare about their layers
-(:mod:`detinit.init.roles`):
-
-* ``"default"``: an ordinary layer on the main path (stems, projection shortcuts);
-* ``"branch"``: a layer inside a residual branch that is not its last
-  (scaled by :math:`L^{-1/(2m-2)}` under Fixup);
-* ``"branch_last"``: the last layer of a residual branch (its output is added
-  to a skip path) -- zero under ZerO / ConstNet / Fixup, as timm's ``zero_init_last``;
-* ``"pre_hadamard"``: a projection whose output goes through a fixed Hadamard
-  transform (ZerO's shortcuts): ZerO gives it the partial identity, since
-  :math:`H I^*` already is the Hadamard block;
-* ``"classifier"``: the output layer -- zero under ZerO, ConstNet and Fixup;
-* ``"branch_last_norm"``: a normalisation layer between a branch's last layer and
-  the add (``conv2 -> bn2 -> + skip``). Schemes that zero branch ends put the
-  zero on this norm's scale instead, and the layer before it gets the rule of an
-  ordinary branch layer (timm's ``zero_init_last``, torchvision's
-  ``zero_init_residual``). Zeroing the layer itself would be undone by the norm:
-  BatchNorm of an all-zero input outputs 0 but multiplies the gradient by
-  :math:`1/\\sqrt{\\epsilon}` and normalises the layer's first tiny update to a
-  unit-variance feature.
-
-Transformer roles (:mod:`detinit.models.transformer`, ``nn.MultiheadAttention`` and
-``nn.TransformerEncoderLayer`` / ``DecoderLayer`` get them automatically):
-
-* ``"attn_query"``, ``"attn_key"``, ``"attn_value"``: the input projections of attention;
-* ``"attn_out"``: the output projection, the last layer of the attention branch;
-* ``"attn_qkv"``, ``"attn_kv"``: fused projections, split along the output
-  rows into 3 (or 2) equal blocks that get the rules of the separate roles;
-  ``"attn_qkv:512,128,128"`` gives the block sizes (grouped-query attention);
-* ``"position"``: a learned positional embedding (``nn.Embedding``).
-
-An ``nn.Embedding`` in any other role is a token embedding.
+The roles and what each means are in :mod:`detinit.init.roles`; the shapes of
+layers in :mod:`detinit.init.layers`.
 
 Scheme names are stable strings for configs and the CLI; :func:`get_scheme`
 builds one by name with its options.
@@ -55,8 +25,10 @@ from torch import nn
 
 from . import random as rnd
 from .constnet import const_avg_
+from .layers import CONV_TYPES, MATRIX_LAYER_TYPES, layer_geometry, layer_shape
+from .roles import RESIDUAL_LAST_ROLES, LayerInfo
 from .zero import (
-    NORMS,
+    HADAMARD_NORMS,
     embedding_collisions,
     embedding_rows,
     hadamard_scale,
@@ -66,102 +38,7 @@ from .zero import (
     zero_unfolded_,
 )
 
-ROLES = (
-    "default",
-    "branch",
-    "branch_last",
-    "pre_hadamard",
-    "classifier",
-    "branch_last_norm",
-    "attn_query",
-    "attn_key",
-    "attn_value",
-    "attn_out",
-    "attn_qkv",
-    "attn_kv",
-    "position",
-)
-FUSED_ROLES = {"attn_qkv": ("attn_query", "attn_key", "attn_value"), "attn_kv": ("attn_key", "attn_value")}
-RESIDUAL_LAST_ROLES = ("branch_last", "attn_out")  # layers whose output is added to a skip path
-
-
-def check_role(role: object, where: str) -> str:
-    """``role`` if it is a role (or a fused role with block sizes), else a ``ValueError`` naming ``where``."""
-    if isinstance(role, str):
-        base, _, sizes = role.partition(":")
-        if role in ROLES or (base in FUSED_ROLES and sizes):
-            if sizes:
-                parts = sizes.split(",")
-                if len(parts) != len(FUSED_ROLES[base]) or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-                    raise ValueError(
-                        f"{where}: fused role {role!r} needs {len(FUSED_ROLES[base])} positive block sizes, "
-                        f"e.g. {base}:{','.join(['64'] * len(FUSED_ROLES[base]))}"
-                    )
-            return role
-    raise ValueError(
-        f"{where}: role {role!r} is not supported; roles are {', '.join(ROLES)} "
-        "(fused roles may give block sizes, e.g. 'attn_qkv:512,128,128')"
-    )
-
-
-def fused_parts(role: str, rows: int, in_features: int | None = None) -> list[tuple[str, int, int]] | None:
-    """``[(role, start, stop), ...]`` row blocks of a fused role, ``None`` for a plain role.
-
-    A self-attention ``"attn_qkv"`` without block sizes must map ``d`` inputs
-    to ``3 d`` rows (when ``in_features`` is given): any other shape is
-    grouped-query or multi-query attention, whose blocks are not equal, and an
-    equal split would initialise them silently wrong.
-
-    >>> fused_parts("attn_qkv", 12)
-    [('attn_query', 0, 4), ('attn_key', 4, 8), ('attn_value', 8, 12)]
-    >>> fused_parts("attn_qkv:8,2,2", 12)
-    [('attn_query', 0, 8), ('attn_key', 8, 10), ('attn_value', 10, 12)]
-    """
-    base, _, sizes = role.partition(":")
-    if base not in FUSED_ROLES:
-        return None
-    names = FUSED_ROLES[base]
-    if not sizes and base == "attn_qkv" and in_features is not None and rows != 3 * in_features:
-        raise ValueError(
-            f"fused role 'attn_qkv' on a layer mapping {in_features} inputs to {rows} rows: equal blocks need "
-            f"{3 * in_features} rows; give the query, key and value sizes, e.g. 'attn_qkv:{in_features},n,n' "
-            "for grouped-query attention"
-        )
-    if sizes:
-        counts = [int(p) for p in sizes.split(",")]
-    elif rows % len(names) == 0:
-        counts = [rows // len(names)] * len(names)
-    else:
-        counts = []
-    if sum(counts) != rows:
-        raise ValueError(
-            f"fused role {role!r}: a weight with {rows} output rows cannot be split into "
-            f"{'blocks of ' + sizes if sizes else f'{len(names)} equal blocks'}; give the block sizes, "
-            f"e.g. '{base}:{','.join(['n'] * len(names))}'"
-        )
-    parts, start = [], 0
-    for name, count in zip(names, counts):
-        parts.append((name, start, start + count))
-        start += count
-    return parts
-
-
-CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-CONV_TRANSPOSE_TYPES = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-MATRIX_LAYER_TYPES = (nn.Linear,) + CONV_TYPES + CONV_TRANSPOSE_TYPES
-
 Fill = Callable[[torch.Tensor, torch.Generator], object]
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    """What a scheme knows about a layer: its role and, for Fixup, the branch counts."""
-
-    role: str = "default"
-    num_branches: int = 0  # residual branches in the whole model (L)
-    branch_depth: int = 0  # layers in this layer's residual branch (m)
-    num_attention: int = 0  # attention layers (attn_out roles) in the whole model (T-Fixup's N)
-    norm_follows: bool = False  # a branch_last layer followed by a branch_last_norm in its block
 
 
 @dataclass(frozen=True)
@@ -171,20 +48,6 @@ class WeightRule:
     rule: str
     reason: str
     fill: Fill
-
-
-def layer_geometry(module: nn.Module) -> tuple[int, bool]:
-    """``(groups, transposed)`` of a Linear / conv layer."""
-    if isinstance(module, CONV_TYPES + CONV_TRANSPOSE_TYPES):
-        return module.groups, isinstance(module, CONV_TRANSPOSE_TYPES)
-    return 1, False
-
-
-def layer_shape(module: nn.Module) -> tuple[int, int]:
-    """``(P, Q)``: outputs and inputs per group of a Linear / conv layer."""
-    if isinstance(module, nn.Linear):
-        return module.out_features, module.in_features
-    return module.out_channels // module.groups, module.in_channels // module.groups
 
 
 def _zeros(reason: str) -> WeightRule:
@@ -198,6 +61,7 @@ class Scheme:
     uses_generator: bool = False  # draws random numbers (then a seed is recorded)
 
     requires_gates: bool = False  # only meaningful on models with ScalarGate branches
+    residual_gate_value: float = 1.0  # where a ScalarGate multiplier of a residual branch starts
     zeroes_branch_ends: bool = False  # starts every residual branch at 0 (ZerO, ConstNet, Fixup, zero_init_last)
     norm_aware: bool = True  # puts that zero on the norm after the branch's last layer, where there is one
 
@@ -288,8 +152,8 @@ class ZerOScheme(Scheme):
         constant_token: bool = False,
         variant: str = "detinit",
     ) -> None:
-        if norm not in NORMS:
-            raise ValueError(f"scheme option norm={norm!r} is not supported; choose one of {NORMS}")
+        if norm not in HADAMARD_NORMS:
+            raise ValueError(f"scheme option norm={norm!r} is not supported; choose one of {HADAMARD_NORMS}")
         if attention not in self.ATTENTION:
             raise ValueError(f"scheme option attention={attention!r} is not supported; choose one of {self.ATTENTION}")
         if variant not in self.VARIANTS:
@@ -513,6 +377,7 @@ class GatedScheme(RandomScheme):
     """
 
     requires_gates = True
+    residual_gate_value = 0.0
 
     def __init__(self, name: str, **options: object) -> None:
         super().__init__("kaiming" if name == "skipinit" else "xavier", **options)  # type: ignore[arg-type]

@@ -44,7 +44,7 @@ import torch
 from ._layout import centre_index, check_float_tensor, matrix_views
 from .hadamard import ceil_log2, fill_sylvester_
 
-NORMS = ("orthonormal", "paper")
+HADAMARD_NORMS = ("orthonormal", "paper")  # how zero_ scales its Hadamard blocks (its norm= option)
 COLUMNS = ("first", "spanning")
 
 
@@ -77,17 +77,6 @@ def hadamard_columns(out_features: int, in_features: int, columns: str = "first"
     return torch.cat([every[is_power], every[~is_power]])[:in_features]
 
 
-def zero_rule(out_features: int, in_features: int) -> str:
-    """Which case of Algorithm 1 a ``(P, Q)`` matrix falls in.
-
-    >>> zero_rule(64, 64), zero_rule(10, 512), zero_rule(128, 64)
-    ('identity', 'partial_identity', 'hadamard')
-    """
-    if out_features == in_features:
-        return "identity"
-    return "partial_identity" if out_features < in_features else "hadamard"
-
-
 def hadamard_scale(out_features: int, norm: str = "orthonormal") -> float:
     r"""The factor ``c`` of Algorithm 1 for ``P = out_features`` outputs.
 
@@ -103,8 +92,8 @@ def hadamard_scale(out_features: int, norm: str = "orthonormal") -> float:
 
 
 def _check_norm(norm: str) -> None:
-    if norm not in NORMS:
-        raise ValueError(f"norm={norm!r} is not supported; choose one of {NORMS}")
+    if norm not in HADAMARD_NORMS:
+        raise ValueError(f"norm={norm!r} is not supported; choose one of {HADAMARD_NORMS}")
 
 
 @torch.no_grad()
@@ -389,7 +378,7 @@ def zero_singular_values(out_features: int, in_features: int, norm: str = "ortho
 
 __all__ = [
     "COLUMNS",
-    "NORMS",
+    "HADAMARD_NORMS",
     "fill_sylvester_entries_",
     "hadamard_columns",
     "tap_order",
@@ -401,6 +390,5 @@ __all__ = [
     "embedding_rows",
     "zero_",
     "zero_embedding_",
-    "zero_rule",
     "zero_singular_values",
 ]

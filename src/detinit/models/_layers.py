@@ -8,7 +8,7 @@ from torch import nn
 
 from ..nn import ScalarBias
 
-NORMS = ("bn", "none")
+CNN_NORMS = ("bn", "none")  # the norm= choices of the CNNs: BatchNorm or none (Fixup-style scalars)
 
 
 def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:

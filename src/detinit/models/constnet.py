@@ -52,9 +52,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..init.random import draw_
+from ..init.constnet import const_avg_noise_
+from ..init.schemes import ConstNetScheme, Scheme
 from ..nn import ScalarBias, ScalarGate
-from ._layers import NORMS, check_choice, conv1x1, conv3x3
+from ._layers import CNN_NORMS, check_choice, conv1x1, conv3x3
 from .registry import register_model
 
 
@@ -120,7 +121,7 @@ class ConstNet(nn.Module):
         norm: str = "bn",
     ) -> None:
         super().__init__()
-        check_choice("norm", norm, NORMS)
+        check_choice("norm", norm, CNN_NORMS)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout={dropout!r} must lie in [0, 1)")
         n, widths = _wrn_widths(depth, widen)
@@ -172,9 +173,9 @@ class LeakyConv(nn.Conv2d):
         self.letter, self.phase, self.alpha = letter, phase, alpha
 
     @torch.no_grad()
-    def detinit_init_(self, scheme: str, generator: torch.Generator) -> dict[str, str] | None:
+    def detinit_init_(self, scheme: Scheme, generator: torch.Generator) -> dict[str, str] | None:
         """Under ``constnet`` apply the init letter; other schemes use the standard rules."""
-        if scheme != "constnet":
+        if not isinstance(scheme, ConstNetScheme):
             return None
         identity = self.letter in "ik"
         c = {"1": 1.0, "i": 1.0, "h": 0.0}.get(self.letter, 0.99)
@@ -183,8 +184,7 @@ class LeakyConv(nn.Conv2d):
         if self.phase == -1 and self.alpha > 0:
             factor /= self.alpha
         if c < 1.0:
-            std = math.sqrt(gain * (1.0 - c) / (self.in_channels * 9))
-            draw_(self.weight, lambda t, g: t.normal_(0.0, std, generator=g), generator)
+            const_avg_noise_(self.weight, c, self.in_channels * 9, gain=gain, generator=generator)
         else:
             self.weight.zero_()
         if identity:
@@ -230,7 +230,7 @@ class LeakyNet(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        check_choice("norm", norm, NORMS)
+        check_choice("norm", norm, CNN_NORMS)
         n, widths = _wrn_widths(depth, widen)
         letters = (init_string or "1" + "i" * 3 * n).replace("_", "")
         if len(letters) != 3 * n + 1:

@@ -37,6 +37,31 @@ class ModelEntry:
         own = init is None or init == self.default_init
         return {**(self.default_init_options if own else {}), **(options or {})}
 
+    def data_kwargs(
+        self,
+        *,
+        num_classes: int | None = None,
+        in_chans: int | None = None,
+        image_size: int | None = None,
+        vocab_size: int | None = None,
+        context: int | None = None,
+    ) -> dict[str, int]:
+        """The constructor arguments that come from the data (``None`` ones left out).
+
+        A language model takes the vocabulary and the context; an image model the classes and the
+        input channels, and the image size where its builder has an ``image_size`` parameter
+        (a ViT's patch grid; convolutional networks take any size).
+
+        >>> model_entry("vit").data_kwargs(num_classes=10, in_chans=3, image_size=32, vocab_size=256)
+        {'num_classes': 10, 'in_chans': 3, 'image_size': 32}
+        """
+        if self.takes_tokens:
+            given = {"vocab_size": vocab_size, "context": context}
+        else:
+            takes_size = "image_size" in inspect.signature(self.builder).parameters
+            given = {"num_classes": num_classes, "in_chans": in_chans, "image_size": image_size if takes_size else None}
+        return {key: value for key, value in given.items() if value is not None}
+
     @property
     def takes_tokens(self) -> bool:
         """A language model: built from a vocabulary size, fed token ids (not images)."""

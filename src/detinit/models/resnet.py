@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..nn import ChannelPad, ScalarGate, make_relu
-from ._layers import NORMS, bias_if_free, build_stages, check_choice, conv1x1, conv3x3
+from ._layers import CNN_NORMS, bias_if_free, build_stages, check_choice, conv1x1, conv3x3
 from .registry import register_model
 
 SHORTCUTS = ("conv", "pad")
@@ -131,7 +131,7 @@ class ResNet(nn.Module):
     ) -> None:
         super().__init__()
         check_choice("stem", stem, STEMS)
-        check_choice("norm", norm, NORMS)
+        check_choice("norm", norm, CNN_NORMS)
         check_choice("shortcut", shortcut, SHORTCUTS)
         if len(layers) != len(widths):
             raise ValueError(f"layers {layers} and widths {widths} must have the same length")

@@ -39,14 +39,14 @@ from ..nn import ScalarGate
 from ._layers import check_choice
 from .registry import register_model
 
-NORMS = ("layernorm", "rmsnorm", "none")
+TRANSFORMER_NORMS = ("layernorm", "rmsnorm", "none")
 LAYOUTS = ("fused", "separate", "torch")
 POSITIONS = ("learned", "sinusoidal", "none")
 
 
 def make_norm(norm: str, width: int, bias: bool = True) -> nn.Module:
     """``nn.LayerNorm``, ``nn.RMSNorm`` or ``nn.Identity`` for ``norm="none"``."""
-    check_choice("norm", norm, NORMS)
+    check_choice("norm", norm, TRANSFORMER_NORMS)
     if norm == "layernorm":
         return nn.LayerNorm(width, bias=bias)
     return nn.RMSNorm(width) if norm == "rmsnorm" else nn.Identity()

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nn import ChannelPad, HadamardTransform, ScalarGate, make_relu
-from ._layers import NORMS, bias_if_free, build_stages, check_choice, conv1x1, conv3x3, norm_or_bias
+from ._layers import CNN_NORMS, bias_if_free, build_stages, check_choice, conv1x1, conv3x3, norm_or_bias
 from .registry import OFFICIAL_ZERO, register_model
 
 STEMS = ("cifar", "imagenet")
@@ -133,7 +133,7 @@ class ZerOResNet(nn.Module):
     ) -> None:
         super().__init__()
         check_choice("stem", stem, STEMS)
-        check_choice("norm", norm, NORMS)
+        check_choice("norm", norm, CNN_NORMS)
         if len(layers) != len(widths):
             raise ValueError(f"layers {layers} and widths {widths} must have the same length")
         if in_chans > widths[0]:

@@ -3,9 +3,9 @@
 * :class:`ScalarBias`: a learnable scalar added to a tensor, starts at 0
   (Fixup's scalar biases).
 * :class:`ScalarGate`: a learnable scalar multiplying a residual branch.
-  It starts at 1 (Fixup's multiplier; ZerO's no-BN ResNets) under every scheme
-  except ``skipinit`` and ``rezero``, where it starts at 0 (De & Smith 2020;
-  Bachlechner et al. 2020).
+  It starts at the scheme's ``residual_gate_value``: 1 (Fixup's multiplier; ZerO's
+  no-BN ResNets) under every scheme except ``skipinit`` and ``rezero``, where it
+  starts at 0 (De & Smith 2020; Bachlechner et al. 2020).
 
 Both initialise themselves through the ``detinit_init_`` hook, so
 :func:`detinit.initialize` reports what they got.
@@ -13,10 +13,13 @@ Both initialise themselves through the ``detinit_init_`` hook, so
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-ZERO_GATE_SCHEMES = ("skipinit", "rezero")
+if TYPE_CHECKING:
+    from ..init.schemes import Scheme
 
 
 class ScalarBias(nn.Module):
@@ -30,7 +33,7 @@ class ScalarBias(nn.Module):
         return x + self.bias
 
     @torch.no_grad()
-    def detinit_init_(self, scheme: str, generator: torch.Generator) -> dict[str, str]:
+    def detinit_init_(self, scheme: Scheme, generator: torch.Generator) -> dict[str, str]:
         self.bias.zero_()
         return {"bias": "scalar bias starts at 0 (Fixup)"}
 
@@ -54,8 +57,8 @@ class ScalarGate(nn.Module):
         return x * self.weight
 
     @torch.no_grad()
-    def detinit_init_(self, scheme: str, generator: torch.Generator) -> dict[str, str]:
-        value = 0.0 if scheme in ZERO_GATE_SCHEMES else 1.0
+    def detinit_init_(self, scheme: Scheme, generator: torch.Generator) -> dict[str, str]:
+        value = scheme.residual_gate_value
         self.weight.fill_(value)
-        why = f"{scheme}: residual branch gated off" if value == 0 else "branch multiplier starts at 1"
+        why = f"{scheme.name}: residual branch gated off" if value == 0 else "branch multiplier starts at 1"
         return {"weight": f"scalar gate = {value:g} ({why})"}

@@ -52,8 +52,8 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from ..init.declared_roles import collect_roles
 from ..init.random import kaiming_normal_
-from ..init.roles import collect_roles
 
 MECHANISMS = ("none", "gpu", "rounding", "dropout", "weight_noise", "activation_noise", "gradient_noise")
 
@@ -120,6 +120,12 @@ class Mechanism:
     _handles: list[RemovableHandle] = field(default_factory=list, repr=False)
     _saved: _Determinism | None = field(default=None, repr=False)
     _generator: torch.Generator | None = field(default=None, repr=False)
+
+    @property
+    def perturbs_once(self) -> bool:
+        """The mechanism is a one-off change of the weights at :meth:`attach` (``weight_noise``), not a
+        process: a resumed run, whose checkpoint already holds the perturbed weights, must not attach it again."""
+        return self.name == "weight_noise"
 
     def describe(self) -> str:
         knobs = ", ".join(f"{k}={v:g}" for k, v in self.knobs.items())

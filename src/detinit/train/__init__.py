@@ -6,11 +6,14 @@
 
 from .checkpoint import append_jsonl, load_checkpoint, read_jsonl, save_checkpoint, write_json
 from .config import ConfigError, TrainConfig, read_config_file
+from .rundir import RunDir, RunDirInUse
 from .schedule import constnet_milestones, lr_factor_fn
-from .trainer import RunResult, TrainingDiverged, build_model, evaluate, measure_diagnostics, train
+from .trainer import RunResult, TrainingDiverged, build_model, evaluate, train
 
 __all__ = [
     "ConfigError",
+    "RunDir",
+    "RunDirInUse",
     "RunResult",
     "TrainConfig",
     "TrainingDiverged",
@@ -20,7 +23,6 @@ __all__ = [
     "evaluate",
     "load_checkpoint",
     "lr_factor_fn",
-    "measure_diagnostics",
     "read_config_file",
     "read_jsonl",
     "save_checkpoint",

@@ -1,40 +1,25 @@
-"""Atomic files: checkpoints, JSON records and JSONL metrics that survive a crash (even SIGKILL).
+"""Run files that survive a crash (even SIGKILL): checkpoints, JSON records, JSONL metrics.
 
-A file is written to a temporary name in the same folder, flushed and
-``fsync``-ed, then renamed over the target: a reader sees the old file or the
-new one, never half of one.
+Whole files are written with :func:`detinit.atomic.atomic_write` (a reader sees
+the old file or the new one, never half of one); metrics are appended a line at
+a time, and a torn last line is dropped when read.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-
-def _atomic_write(path: Path, write: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+from ..atomic import atomic_write
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """``torch.save`` ``state`` atomically."""
-    return _atomic_write(Path(path), lambda f: torch.save(state, f))
+    return atomic_write(Path(path), lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -44,18 +29,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def write_json(path: str | Path, data: Any) -> Path:
     """Write JSON atomically (indented, keys in insertion order)."""
-    return _atomic_write(Path(path), lambda f: f.write((json.dumps(data, indent=2, default=str) + "\n").encode()))
+    return atomic_write(Path(path), lambda f: f.write((json.dumps(data, indent=2, default=str) + "\n").encode()))
 
 
 def write_text(path: str | Path, text: str) -> Path:
     """Write a text file atomically."""
-    return _atomic_write(Path(path), lambda f: f.write(text.encode()))
+    return atomic_write(Path(path), lambda f: f.write(text.encode()))
 
 
 def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> Path:
     """Rewrite a JSONL file atomically."""
     text = "".join(json.dumps(r, default=str) + "\n" for r in rows)
-    return _atomic_write(Path(path), lambda f: f.write(text.encode()))
+    return atomic_write(Path(path), lambda f: f.write(text.encode()))
 
 
 def append_jsonl(path: str | Path, row: dict[str, Any]) -> None:

@@ -108,14 +108,7 @@ class TrainConfig:
             if "=" not in item:
                 raise ConfigError(f"override {item!r} must look like key=value")
             key, raw = item.split("=", 1)
-            value = parse_scalar(raw)
-            head, _, sub = key.strip().partition(".")
-            if sub:
-                if not isinstance(data.get(head), dict):
-                    raise ConfigError(f"override {item!r}: {head!r} is not a dict-valued key")
-                data[head] = {**data[head], sub: value}
-            else:
-                data[head] = value
+            set_dotted_key(data, key.strip(), parse_scalar(raw), where=f"override {item!r}")
         return TrainConfig.from_dict(data)
 
     # ---------------------------------------------------------------- validation
@@ -199,6 +192,25 @@ def _choice(name: str, value: object, allowed: list[str] | tuple[str, ...]) -> N
         close = difflib.get_close_matches(str(value), [str(a) for a in allowed], 2)
         hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
         raise ConfigError(f"{name}={value!r} is not allowed{hint}; allowed values: {', '.join(map(str, allowed))}")
+
+
+def set_dotted_key(data: dict[str, Any], key: str, value: Any, *, where: str) -> None:
+    """Set ``data[key] = value``; a dotted ``head.sub`` key sets one entry of the mapping ``data[head]``.
+
+    The mapping is copied, never changed in place (a study's runs share its base).
+
+    >>> d = {"model_args": {"depth": 20}}
+    >>> set_dotted_key(d, "model_args.norm", "none", where="example"); d
+    {'model_args': {'depth': 20, 'norm': 'none'}}
+    """
+    head, _, sub = key.partition(".")
+    if not sub:
+        data[head] = value
+        return
+    current = data.get(head)
+    if current is not None and not isinstance(current, dict):
+        raise ConfigError(f"{where}: {head!r} is not a dict-valued key (it holds {current!r})")
+    data[head] = {**(current or {}), sub: value}
 
 
 def parse_scalar(raw: str) -> Any:

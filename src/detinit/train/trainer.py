@@ -1,14 +1,7 @@
 """One training run: a model, a scheme, a dataset, an optimiser, a run directory.
 
-A run directory holds everything needed to read, audit and resume the run::
-
-    config.json        the resolved configuration
-    run.json           seeds (run, init, data), threads, versions, device, world size, status
-    init_report.json   what the initialisation did to every parameter
-    metrics.jsonl      one line per epoch: losses, accuracies, lr, time, throughput (fsync-ed)
-    diagnostics.jsonl  symmetry and rank measures every ``diagnostics_every`` epochs
-    checkpoint.pt      model, optimiser, schedule and history at the last completed epoch (atomic)
-    tb/                TensorBoard events, when the package is installed
+The run directory (its files: :mod:`detinit.train.rundir`) holds everything
+needed to read, audit and resume the run; one process at a time trains in it.
 
 Resume: ``train(config, out_dir)`` on a directory with a checkpoint continues
 from the last completed epoch (``threads``, ``progress`` and ``tensorboard``
@@ -23,8 +16,6 @@ identical to an uninterrupted one, however it was killed.
 from __future__ import annotations
 
 import contextlib
-import inspect
-import json
 import logging
 import platform
 import sys
@@ -48,14 +39,14 @@ from ..data import (
     probe_batch,
 )
 from ..data.batches import BatchIterator
-from ..diagnostics import feature_diversity, rank_table
-from ..init.schemes import MATRIX_LAYER_TYPES
+from ..diagnostics import initial_weights, measure_diagnostics
 from ..models import create_model, model_entry
 from ..nn import flatten_predictions
 from ..symmetry import Mechanism, make_mechanism
 from . import distributed
-from .checkpoint import append_jsonl, load_checkpoint, read_jsonl, save_checkpoint, write_json, write_jsonl
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
+from .rundir import RunDir
 from .schedule import lr_factor_fn
 
 log = logging.getLogger("detinit.train")
@@ -99,11 +90,12 @@ def build_model(config: TrainConfig, dataset: ArrayDataset | TokenDataset) -> nn
             + ("use data 'kjv' or 'text_file'" if entry.takes_tokens else "use a model such as 'gpt'")
         )
     if tokens:
-        kwargs = {**dataset.model_kwargs(), **config.model_args}
+        from_data = entry.data_kwargs(vocab_size=dataset.num_classes, context=dataset.context)
     else:
-        kwargs = {"num_classes": dataset.num_classes, "in_chans": dataset.in_chans, **config.model_args}
-        if "image_size" in inspect.signature(entry.builder).parameters:
-            kwargs.setdefault("image_size", dataset.image_size)
+        from_data = entry.data_kwargs(
+            num_classes=dataset.num_classes, in_chans=dataset.in_chans, image_size=dataset.image_size
+        )
+    kwargs = {**from_data, **config.model_args}
     return create_model(
         config.model, init=config.init, seed=config.seed_of_init, init_options=config.init_options, **kwargs
     )
@@ -126,14 +118,14 @@ def _run_meta(config: TrainConfig, device: torch.device, dist_info: distributed.
     }
 
 
-def _tensorboard(config: TrainConfig, out: Path) -> Any:
+def _tensorboard(config: TrainConfig, run_dir: RunDir) -> Any:
     if not config.tensorboard:
         return None
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # the tensorboard package is optional
         return None
-    return SummaryWriter(str(out / "tb"))
+    return SummaryWriter(str(run_dir.tensorboard_dir))
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
@@ -169,33 +161,6 @@ def _autocast(amp: bool, device: torch.device) -> contextlib.AbstractContextMana
     return torch.autocast(device_type="cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
 
 
-@torch.no_grad()
-def measure_diagnostics(
-    model: nn.Module, probe: torch.Tensor, epoch: int, initial: dict[str, torch.Tensor] | None = None
-) -> dict[str, Any]:
-    """Symmetry and rank measures on a fixed probe batch (model in eval mode, restored after).
-
-    Feature measures need float inputs (images); for token inputs only the
-    weight ranks are recorded. ``initial`` (weights at init, by module name)
-    adds ``rank_update``, the numerical rank of :math:`W - W_0` per layer.
-    """
-    was_training = model.training
-    model.eval()
-    features = feature_diversity(model, probe) if probe.is_floating_point() else []
-    ranks = rank_table(model, initial=initial)
-    model.train(was_training)
-    record: dict[str, Any] = {"epoch": epoch}
-    if features:
-        record["max_channel_difference"] = max(r.max_channel_difference for r in features)
-        record["min_participation_ratio"] = min(r.participation_ratio for r in features)
-    record["rank_w_minus_i"] = {r.name: r.rank_w_minus_i for r in ranks if r.rank_w_minus_i is not None}
-    record["stable_rank"] = {r.name: r.stable_rank for r in ranks}
-    record["numerical_rank"] = {r.name: r.numerical_rank for r in ranks}
-    if initial is not None:
-        record["rank_update"] = {r.name: r.rank_update for r in ranks}
-    return record
-
-
 def _make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     """SGD or AdamW; 0-dim parameters (scalar biases and gates) get ``lr * scalar_lr_factor``, the scales
     of ``branch_last_norm`` layers (0 at init under ZerO, Fixup, zero_init_last) ``lr * branch_norm_lr_factor``."""
@@ -216,30 +181,9 @@ def _make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimi
     )
 
 
-EXECUTION_KEYS = ("threads", "progress", "tensorboard")  # how a run executes, not what it computes
-
-
-def _check_run_dir(out: Path, config: TrainConfig) -> None:
-    """Refuse to resume a run directory that holds a different experiment."""
-    saved = out / "config.json"
-    if saved.exists():
-        defaults = json.loads(json.dumps(TrainConfig().to_dict(), default=str))
-        previous = defaults | json.loads(saved.read_text())  # keys added since the run started take their defaults
-        current = json.loads(json.dumps(config.to_dict(), default=str))
-        changed = sorted(
-            k for k in set(previous) | set(current) if k not in EXECUTION_KEYS and previous.get(k) != current.get(k)
-        )
-        if changed:
-            raise ConfigError(
-                f"run directory {out} holds a run with a different config (keys {changed}); "
-                "resume with the same config or choose another output directory"
-            )
-
-
 def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = True) -> RunResult:
-    """Train as configured, writing (or resuming) the run directory ``out_dir``."""
+    """Train as configured, writing (or resuming) the run directory ``out_dir`` (:class:`RunDir`)."""
     config.validate()
-    out = Path(out_dir)
     device = resolve_device(config.device)
     if (config.amp or config.compile) and device.type != "cuda":
         raise ConfigError("amp and compile are CUDA options; this run is on the CPU (set them to false)")
@@ -248,26 +192,107 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = True) -> R
     dist_info = distributed.setup(device.type)
     if dist_info.enabled and device.type == "cuda":
         device = torch.device("cuda", dist_info.local_rank)
+    run_dir = RunDir(out_dir)
     try:
-        return _train(config, out, device, dist_info, resume)
+        with run_dir.lock() if dist_info.is_main else contextlib.nullcontext():
+            return _train(config, run_dir, device, dist_info, resume)
     finally:
         distributed.teardown(dist_info)
 
 
-def _train(
-    config: TrainConfig, out: Path, device: torch.device, dist_info: distributed.DistInfo, resume: bool
-) -> RunResult:
-    main = dist_info.is_main
-    _check_run_dir(out, config)
-    ckpt_path = out / "checkpoint.pt"
-    if (
-        resume
-        and (out / "run.json").exists()
-        and json.loads((out / "run.json").read_text()).get("status") == "complete"
-    ):
-        log.info("run %s is already complete; nothing to do", out)
-        return RunResult(out, "complete", read_jsonl(out / "metrics.jsonl"))
+@dataclass
+class _Run:
+    """What the epochs of one run share, built once by :func:`_start`."""
 
+    config: TrainConfig
+    run_dir: RunDir
+    meta: dict[str, Any]  # the fields of run.json besides the status: seeds, threads, versions, device
+    model: nn.Module
+    net: nn.Module  # the module that is called: the model, or its DDP / compiled wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    batches: BatchIterator
+    test_batches: BatchIterator
+    steps_per_epoch: int
+    dist_info: distributed.DistInfo
+    device: torch.device
+    initial: dict[str, torch.Tensor] | None  # weights at init, for rank_update
+    mechanism: Mechanism | None = None
+    start_epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    diagnostics: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def main(self) -> bool:
+        """This process writes the run directory (rank 0)."""
+        return self.dist_info.is_main
+
+    def checkpoint(self, epoch: int) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": epoch,
+            "history": self.history,
+            "diagnostics": self.diagnostics,
+        }
+
+
+def _train(
+    config: TrainConfig, run_dir: RunDir, device: torch.device, dist_info: distributed.DistInfo, resume: bool
+) -> RunResult:
+    run_dir.check_config(config)
+    if resume and run_dir.is_complete():
+        log.info("run %s is already complete; nothing to do", run_dir.path)
+        return RunResult(run_dir.path, "complete", run_dir.metrics())
+    run, test_set = _start(config, run_dir, device, dist_info)
+    if resume and run_dir.checkpoint_file.exists():
+        _resume(run)
+    if run.main:
+        run_dir.write_start(config, run.meta, run.model.init_report.to_dict(), run.history, run.diagnostics)
+    if config.symmetry is not None:
+        mechanism = make_mechanism(config.symmetry, seed=config.seed, **config.symmetry_args)
+        run.mechanism = None if mechanism.perturbs_once and run.start_epoch > 0 else mechanism.attach(run.model)
+    if dist_info.enabled:
+        run.net = nn.parallel.DistributedDataParallel(
+            run.model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if config.compile:
+        run.net = torch.compile(run.net)
+    probe = probe_batch(test_set, 256).to(device)
+    if config.diagnostics_every and run.start_epoch == 0:
+        run.diagnostics.append(measure_diagnostics(run.model, probe, 0, run.initial))
+        if run.main:
+            run_dir.append_diagnostics(run.diagnostics[-1])
+    writer = _tensorboard(config, run_dir) if run.main else None
+    try:
+        for epoch in range(run.start_epoch, config.epochs):
+            row = _train_epoch(run, epoch)
+            row["test_loss"], row["test_acc"] = evaluate(run.model, run.test_batches, dist_info, config.amp)
+            run.history.append(row)
+            diagnostics = None
+            if config.diagnostics_every and (epoch + 1) % config.diagnostics_every == 0:
+                diagnostics = measure_diagnostics(run.model, probe, epoch + 1, run.initial)
+                run.diagnostics.append(diagnostics)
+            if run.main:
+                save_checkpoint(run_dir.checkpoint_file, run.checkpoint(epoch + 1))
+                run_dir.append_epoch(row, diagnostics)
+                _log_epoch(run, row, writer)
+            distributed.barrier(dist_info)
+    finally:
+        if run.mechanism is not None:
+            run.mechanism.detach()
+        if writer is not None:
+            writer.close()
+    if run.main:
+        run_dir.set_status(run.meta, "complete")
+    return RunResult(run_dir.path, "complete", run.history)
+
+
+def _start(
+    config: TrainConfig, run_dir: RunDir, device: torch.device, dist_info: distributed.DistInfo
+) -> tuple[_Run, ArrayDataset | TokenDataset]:
+    """Data, model, optimiser and schedule of a run from its first epoch (and the test set, for the probe)."""
     root = config.data_root
     train_set = load_dataset(
         config.data, "train", root=root, subset=config.train_subset, seed=config.seed_of_data, **config.data_args
@@ -303,136 +328,76 @@ def _train(
     )
     steps_per_epoch = min(len(batches), config.max_steps_per_epoch or len(batches))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor_fn(config, steps_per_epoch))
-
-    start_epoch, history, diag_history = 0, [], []
-    if resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, map_location=device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, history, diag_history = state["epoch"], state["history"], state["diagnostics"]
-        log.info("resuming %s from epoch %d", out, start_epoch)
-    if main:
-        write_json(out / "config.json", config.to_dict())
-        write_json(out / "init_report.json", model.init_report.to_dict())
-        write_jsonl(out / "metrics.jsonl", history)  # drops lines of an epoch the checkpoint does not hold
-        write_jsonl(out / "diagnostics.jsonl", diag_history)
-        write_json(out / "run.json", _run_meta(config, device, dist_info) | {"status": "running"})
-
-    mechanism: Mechanism | None = None
-    if config.symmetry is not None and not (config.symmetry == "weight_noise" and start_epoch > 0):
-        mechanism = make_mechanism(config.symmetry, seed=config.seed, **config.symmetry_args).attach(model)
-    net: nn.Module = model
-    if dist_info.enabled:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if config.compile:
-        net = torch.compile(net)
-
-    probe = probe_batch(test_set, 256).to(device)
-    if config.diagnostics_every and start_epoch == 0:
-        diag_history.append(measure_diagnostics(model, probe, 0, initial))
-        if main:
-            append_jsonl(out / "diagnostics.jsonl", diag_history[-1])
-    writer = _tensorboard(config, out) if main else None
-    try:
-        for epoch in range(start_epoch, config.epochs):
-            row = _train_epoch(
-                config,
-                epoch,
-                net,
-                model,
-                optimizer,
-                scheduler,
-                batches,
-                steps_per_epoch,
-                mechanism,
-                dist_info,
-                device,
-                out,
-                history,
-            )
-            row["test_loss"], row["test_acc"] = evaluate(model, test_batches, dist_info, config.amp)
-            history.append(row)
-            if config.diagnostics_every and (epoch + 1) % config.diagnostics_every == 0:
-                diag_history.append(measure_diagnostics(model, probe, epoch + 1, initial))
-            if main:
-                save_checkpoint(
-                    ckpt_path,
-                    {
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "epoch": epoch + 1,
-                        "history": history,
-                        "diagnostics": diag_history,
-                    },
-                )
-                append_jsonl(out / "metrics.jsonl", row)
-                if diag_history and diag_history[-1]["epoch"] == epoch + 1:
-                    append_jsonl(out / "diagnostics.jsonl", diag_history[-1])
-                if writer is not None:
-                    for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr"):
-                        writer.add_scalar(key, row[key], epoch + 1)
-                unit = batches_unit(batches)
-                log.info(
-                    "epoch %d/%d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  lr %.4g  %.0f " + unit + "/s",
-                    epoch + 1,
-                    config.epochs,
-                    row["train_loss"],
-                    row["train_acc"],
-                    row["test_loss"],
-                    row["test_acc"],
-                    row["lr"],
-                    row[f"{unit}_per_s"],
-                )
-            distributed.barrier(dist_info)
-    finally:
-        if mechanism is not None:
-            mechanism.detach()
-        if writer is not None:
-            writer.close()
-    if main:
-        write_json(out / "run.json", _run_meta(config, device, dist_info) | {"status": "complete"})
-    return RunResult(out, "complete", history)
+    run = _Run(
+        config,
+        run_dir,
+        _run_meta(config, device, dist_info),
+        model,
+        model,
+        optimizer,
+        scheduler,
+        batches,
+        test_batches,
+        steps_per_epoch,
+        dist_info,
+        device,
+        initial,
+    )
+    return run, test_set
 
 
-def _train_epoch(
-    config: TrainConfig,
-    epoch: int,
-    net: nn.Module,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    batches: BatchIterator,
-    steps: int,
-    mechanism: Mechanism | None,
-    dist_info: distributed.DistInfo,
-    device: torch.device,
-    out: Path,
-    history: list[dict[str, Any]],
-) -> dict[str, Any]:
+def _resume(run: _Run) -> None:
+    """Load the last completed epoch's checkpoint into ``run``."""
+    state = load_checkpoint(run.run_dir.checkpoint_file, map_location=run.device)
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.start_epoch, run.history, run.diagnostics = state["epoch"], state["history"], state["diagnostics"]
+    log.info("resuming %s from epoch %d", run.run_dir.path, run.start_epoch)
+
+
+def _log_epoch(run: _Run, row: dict[str, Any], writer: Any) -> None:
+    if writer is not None:
+        for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr"):
+            writer.add_scalar(key, row[key], row["epoch"])
+    unit = batches_unit(run.batches)
+    log.info(
+        "epoch %d/%d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  lr %.4g  %.0f " + unit + "/s",
+        row["epoch"],
+        run.config.epochs,
+        row["train_loss"],
+        row["train_acc"],
+        row["test_loss"],
+        row["test_acc"],
+        row["lr"],
+        row[f"{unit}_per_s"],
+    )
+
+
+def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
     """One epoch of updates; returns the epoch's training statistics."""
+    config, optimizer, steps = run.config, run.optimizer, run.steps_per_epoch
     torch.manual_seed(derived_seed(config.seed, epoch, 2))  # dropout and anything else on the global RNG
-    if mechanism is not None:
-        mechanism.reseed(derived_seed(config.seed, epoch, 3))
-    net.train()
+    if run.mechanism is not None:
+        run.mechanism.reseed(derived_seed(config.seed, epoch, 3))
+    run.net.train()
     sums = torch.zeros(3, dtype=torch.float64)
     start = time.perf_counter()
     lr = optimizer.param_groups[0]["lr"]
-    with _progress(steps, f"epoch {epoch + 1}/{config.epochs}", config.progress and dist_info.is_main) as bar:
-        for step, (x, y) in enumerate(batches.epoch(epoch)):
+    with _progress(steps, f"epoch {epoch + 1}/{config.epochs}", config.progress and run.main) as bar:
+        for step, (x, y) in enumerate(run.batches.epoch(epoch)):
             if step >= steps:
                 break
             lr = optimizer.param_groups[0]["lr"]
-            with _autocast(config.amp, device):
-                logits, y = flatten_predictions(net(x), y)
+            with _autocast(config.amp, run.device):
+                logits, y = flatten_predictions(run.net(x), y)
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
             if not torch.isfinite(loss):
-                _diverged(config, out, epoch, step, float(loss.detach()), history, dist_info, device)
+                _diverged(run, epoch, step, float(loss.detach()))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            scheduler.step()
+            run.scheduler.step()
             sums += torch.tensor(
                 [loss.item() * len(y), (logits.argmax(1) == y).sum().item(), len(y)], dtype=torch.float64
             )
@@ -443,10 +408,11 @@ def _train_epoch(
                     bar.set_postfix(
                         loss=f"{sums[0] / sums[2]:.3f}",
                         acc=f"{sums[1] / sums[2]:.3f}",
-                        per_s=f"{sums[2] * dist_info.world_size / max(elapsed, 1e-9):.0f}",
+                        per_s=f"{sums[2] * run.dist_info.world_size / max(elapsed, 1e-9):.0f}",
                     )
     elapsed = time.perf_counter() - start
-    sums = distributed.all_reduce_sum(sums.to(device if device.type == "cuda" else "cpu"), dist_info).cpu()
+    device = run.device if run.device.type == "cuda" else torch.device("cpu")
+    sums = distributed.all_reduce_sum(sums.to(device), run.dist_info).cpu()
     return {
         "epoch": epoch + 1,
         "step": (epoch + 1) * steps,
@@ -454,7 +420,7 @@ def _train_epoch(
         "train_loss": float(sums[0] / sums[2]),
         "train_acc": float(sums[1] / sums[2]),
         "seconds": elapsed,
-        f"{batches_unit(batches)}_per_s": float(sums[2]) / elapsed,
+        f"{batches_unit(run.batches)}_per_s": float(sums[2]) / elapsed,
     }
 
 
@@ -463,27 +429,13 @@ def batches_unit(batches: BatchIterator) -> str:
     return "tokens" if isinstance(batches.dataset, TokenDataset) else "images"
 
 
-def initial_weights(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Copies of every Linear / conv weight, by module name (the reference of ``rank_update``)."""
-    return {name: m.weight.detach().clone() for name, m in model.named_modules() if isinstance(m, MATRIX_LAYER_TYPES)}
-
-
-def _diverged(
-    config: TrainConfig,
-    out: Path,
-    epoch: int,
-    step: int,
-    loss: float,
-    history: list[dict[str, Any]],
-    dist_info: distributed.DistInfo,
-    device: torch.device,
-) -> None:
+def _diverged(run: _Run, epoch: int, step: int, loss: float) -> None:
     kept = (
-        f"the last good checkpoint (epoch {history[-1]['epoch']}) is kept in {out / 'checkpoint.pt'}"
-        if history
+        f"the last good checkpoint (epoch {run.history[-1]['epoch']}) is kept in {run.run_dir.checkpoint_file}"
+        if run.history
         else "no epoch had completed, so there is no checkpoint"
     )
     message = f"training diverged: loss became {loss} at epoch {epoch + 1}, step {step + 1}; {kept}"
-    if dist_info.is_main:
-        write_json(out / "run.json", _run_meta(config, device, dist_info) | {"status": "diverged", "error": message})
+    if run.main:
+        run.run_dir.set_status(run.meta, "diverged", error=message)
     raise TrainingDiverged(message)

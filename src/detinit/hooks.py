@@ -1,0 +1,133 @@
+"""The hook protocol: what detinit looks for on a model and its modules, in one place.
+
+detinit never guesses from parameter names. A model tells it about its
+structure through duck-typed hooks (timm's ``zero_init_last()`` and
+``get_classifier()`` are the model), all optional:
+
+================================  ==========================  ==============================================
+hook (on which module)            read by                     what it says
+================================  ==========================  ==============================================
+``detinit_roles() -> dict``       :func:`detinit.initialize`, the roles of its sub-modules, by name relative
+(any block)                       symmetry mechanisms,        to the block (:mod:`detinit.init.roles`); a block
+                                  diagnostics                 with roles is a residual block to the diagnostics
+``detinit_init_(scheme, gen)``    :func:`detinit.initialize`  initialises the module's own direct parameters;
+(any module)                                                  gets the :class:`~detinit.init.schemes.Scheme`
+                                                              and the generator; returns ``{param: reason}``,
+                                                              or ``None`` to let the standard rules apply
+``get_classifier() -> Module``    :func:`detinit.initialize`  the output layer (role ``"classifier"``)
+(the model)
+``forward_features(x)``           ``detinit inspect``         the input -> features map before the classifier
+(the model)                                                   (its Jacobian is measured there: a classifier at
+                                                              0 has a zero Jacobian)
+``detinit_channel_dim: int``      the diagnostics             where channels are in the model's activations
+(the model)                                                   (default 1; -1 for ``(batch, tokens, channels)``)
+``is_residual_gate: bool``        :func:`detinit.initialize`  the module is a residual branch's scalar gate
+(a gate module)                                               (``skipinit`` and ``rezero`` refuse models
+                                                              without one); it sets itself to the scheme's
+                                                              ``residual_gate_value`` in ``detinit_init_``
+================================  ==========================  ==============================================
+
+detinit writes one attribute back: :func:`detinit.create_model` keeps the
+:class:`~detinit.init.InitReport` as ``model.init_report``; the trainer reads it
+(the ``branch_last_norm`` scales get their own learning rate) and so do the CLI's
+``demo`` and ``inspect``.
+
+:class:`ExampleNet` implements every hook on a residual MLP; its source is the
+example to copy:
+
+>>> from detinit import initialize
+>>> net = ExampleNet()
+>>> report = initialize(net, "zero")
+>>> report["blocks.0.fc1.weight"].rule, report["blocks.0.fc2.weight"].rule, report["head.weight"].rule
+('hadamard', 'zeros', 'zeros')
+>>> report["blocks.0.gate.weight"].reason
+'scalar gate = 1 (branch multiplier starts at 1)'
+>>> bool(net(torch.randn(3, 4)).eq(0).all())   # ZerO: a zero classifier, every block the identity
+True
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from .init.schemes import Scheme
+
+ROLES_HOOK = "detinit_roles"
+INIT_HOOK = "detinit_init_"
+CLASSIFIER_HOOK = "get_classifier"
+FEATURES_HOOK = "forward_features"
+CHANNEL_DIM_ATTRIBUTE = "detinit_channel_dim"
+GATE_ATTRIBUTE = "is_residual_gate"
+
+
+def declared_roles(module: nn.Module) -> dict[str, str] | None:
+    """The roles ``module`` declares through ``detinit_roles()``, or ``None`` if it has no such hook."""
+    hook = getattr(module, ROLES_HOOK, None)
+    return dict(hook()) if callable(hook) else None
+
+
+def channel_dim(model: nn.Module) -> int:
+    """Where channels are in ``model``'s activations: its ``detinit_channel_dim``, else 1."""
+    return int(getattr(model, CHANNEL_DIM_ATTRIBUTE, 1))
+
+
+def is_residual_gate(module: nn.Module) -> bool:
+    return bool(getattr(module, GATE_ATTRIBUTE, False))
+
+
+class ExampleGate(nn.Module):
+    """``alpha * x``: a residual branch's scalar gate (``is_residual_gate`` and ``detinit_init_``)."""
+
+    is_residual_gate = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.weight * x
+
+    @torch.no_grad()
+    def detinit_init_(self, scheme: Scheme, generator: torch.Generator) -> dict[str, str]:
+        self.weight.fill_(scheme.residual_gate_value)
+        why = "branch multiplier starts at 1" if scheme.residual_gate_value else f"{scheme.name}: branch gated off"
+        return {"weight": f"scalar gate = {scheme.residual_gate_value:g} ({why})"}
+
+
+class ExampleBlock(nn.Module):
+    """``x + gate(fc2(relu(fc1(x))))``, declaring its roles (``detinit_roles``)."""
+
+    def __init__(self, width: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.gate = nn.Linear(width, hidden), nn.Linear(hidden, width), ExampleGate()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.gate(self.fc2(torch.relu(self.fc1(x))))
+
+    def detinit_roles(self) -> dict[str, str]:
+        return {"fc1": "branch", "fc2": "branch_last"}
+
+
+class ExampleNet(nn.Module):
+    """A residual MLP implementing every hook: roles, a self-initialising gate, classifier, features, channels."""
+
+    detinit_channel_dim = 1  # activations are (batch, channels); -1 for (batch, tokens, channels)
+
+    def __init__(self, in_features: int = 4, width: int = 8, hidden: int = 16, depth: int = 2, classes: int = 3):
+        super().__init__()
+        self.stem = nn.Linear(in_features, width)
+        self.blocks = nn.Sequential(*(ExampleBlock(width, hidden) for _ in range(depth)))
+        self.head = nn.Linear(width, classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.stem(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return self.head

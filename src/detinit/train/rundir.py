@@ -1,0 +1,170 @@
+"""A run directory: where one training run keeps everything needed to read, audit and resume it.
+
+Layout (every whole file written atomically, metrics appended a line at a time)::
+
+    config.json        the resolved configuration
+    run.json           seeds (run, init, data), threads, versions, device, world size, status
+    init_report.json   what the initialisation did to every parameter
+    metrics.jsonl      one line per epoch: losses, accuracies, lr, time, throughput (fsync-ed)
+    diagnostics.jsonl  symmetry and rank measures every ``diagnostics_every`` epochs
+    checkpoint.pt      model, optimiser, schedule and history at the last completed epoch
+    tb/                TensorBoard events, when the package is installed
+    .lock              held (``flock``) while a process trains in the directory
+
+The status in ``run.json`` is ``running`` (also after a kill), ``complete``,
+``diverged`` or ``failed``; a directory without ``run.json`` is ``pending``.
+The trainer, the study runner and the study report all read a run through
+:class:`RunDir`.
+
+>>> import tempfile
+>>> run = RunDir(tempfile.mkdtemp())
+>>> run.status()
+'pending'
+>>> _ = run.set_status({"seed": 0}, "complete"); run.status(), run.is_complete()
+('complete', True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import append_jsonl, read_jsonl, write_json, write_jsonl
+from .config import ConfigError, TrainConfig
+
+try:  # POSIX; where it is missing (Windows) the directory is not locked
+    import fcntl
+except ImportError:  # pragma: no cover - platform dependent
+    fcntl = None  # type: ignore[assignment]
+
+STATUSES = ("pending", "running", "complete", "diverged", "failed")
+EXECUTION_KEYS = ("threads", "progress", "tensorboard")  # how a run executes, not what it computes
+
+
+class RunDirInUse(ConfigError):
+    """Another process is training in this run directory."""
+
+
+class RunDir:
+    """The files of one run; paths as attributes, reading and writing as methods."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.config_file = self.path / "config.json"
+        self.run_file = self.path / "run.json"
+        self.init_report_file = self.path / "init_report.json"
+        self.metrics_file = self.path / "metrics.jsonl"
+        self.diagnostics_file = self.path / "diagnostics.jsonl"
+        self.checkpoint_file = self.path / "checkpoint.pt"
+        self.tensorboard_dir = self.path / "tb"
+        self.lock_file = self.path / ".lock"
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # ------------------------------------------------------------------ reading
+    def run_record(self) -> dict[str, Any]:
+        """``run.json`` as a dict (empty when the run has not started)."""
+        return json.loads(self.run_file.read_text()) if self.run_file.exists() else {}
+
+    def status(self) -> str:
+        """One of :data:`STATUSES`."""
+        return str(self.run_record().get("status", "pending"))
+
+    def is_complete(self) -> bool:
+        return self.status() == "complete"
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """The epochs recorded in ``metrics.jsonl`` (a torn last line is dropped)."""
+        return read_jsonl(self.metrics_file)
+
+    def diagnostics(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.diagnostics_file)
+
+    def check_config(self, config: TrainConfig) -> None:
+        """Refuse to resume a directory that holds a different experiment.
+
+        Keys added to :class:`TrainConfig` since the run started take their defaults; the keys in
+        :data:`EXECUTION_KEYS` (thread count, progress bar, TensorBoard) may differ.
+        """
+        if not self.config_file.exists():
+            return
+        defaults = json.loads(json.dumps(TrainConfig().to_dict(), default=str))
+        previous = defaults | json.loads(self.config_file.read_text())
+        current = json.loads(json.dumps(config.to_dict(), default=str))
+        changed = sorted(
+            k for k in set(previous) | set(current) if k not in EXECUTION_KEYS and previous.get(k) != current.get(k)
+        )
+        if changed:
+            raise ConfigError(
+                f"run directory {self.path} holds a run with a different config (keys {changed}); "
+                "resume with the same config or choose another output directory"
+            )
+
+    # ------------------------------------------------------------------ writing
+    def write_start(
+        self,
+        config: TrainConfig,
+        meta: dict[str, Any],
+        init_report: dict[str, Any],
+        history: list[dict[str, Any]],
+        diagnostics: list[dict[str, Any]],
+    ) -> None:
+        """The records of a run that starts (or resumes): config, init report, the epochs the checkpoint
+        holds (dropping lines of an epoch it does not), status ``running``."""
+        write_json(self.config_file, config.to_dict())
+        write_json(self.init_report_file, init_report)
+        write_jsonl(self.metrics_file, history)
+        write_jsonl(self.diagnostics_file, diagnostics)
+        self.set_status(meta, "running")
+
+    def append_epoch(self, row: dict[str, Any], diagnostics: dict[str, Any] | None = None) -> None:
+        append_jsonl(self.metrics_file, row)
+        if diagnostics is not None:
+            append_jsonl(self.diagnostics_file, diagnostics)
+
+    def append_diagnostics(self, record: dict[str, Any]) -> None:
+        append_jsonl(self.diagnostics_file, record)
+
+    def set_status(self, meta: dict[str, Any], status: str, **extra: Any) -> Path:
+        """Write ``run.json``: ``meta`` plus the status (and e.g. ``error=``)."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+        return write_json(self.run_file, meta | {"status": status} | extra)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the directory for one training process: a second one gets :class:`RunDirInUse`.
+
+        An advisory ``flock`` on ``.lock``; the kernel releases it when the process exits, however it
+        ends (a SIGKILL leaves nothing to clean up). A run refused before it wrote anything leaves no
+        directory behind.
+        """
+        created = not self.path.exists()
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.lock_file, "a+")  # noqa: SIM115 (held for the block)
+        try:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    handle.seek(0)
+                    owner = handle.read().strip() or "another process"
+                    raise RunDirInUse(
+                        f"run directory {self.path} is in use by {owner}; wait for it to finish (or stop it), "
+                        "or choose another output directory"
+                    ) from None
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"process {os.getpid()}\n")
+                handle.flush()
+            yield
+        finally:
+            handle.close()
+            if created and [p.name for p in self.path.iterdir()] == [self.lock_file.name]:
+                self.lock_file.unlink()
+                self.path.rmdir()

@@ -1,0 +1,63 @@
+"""The run directory: status, the config check before resume, and one training process at a time."""
+
+import json
+import os
+
+import pytest
+
+from detinit.train import ConfigError, RunDir, RunDirInUse, TrainConfig, train
+
+QUIET = {"progress": False, "tensorboard": False, "threads": 1}
+
+
+def _config(**changes):
+    base = dict(
+        model="mnist_mlp",
+        model_args={"hidden": 16},
+        data="synthetic",
+        data_args={"num_examples": 64, "image_size": 8},
+        epochs=1,
+        batch_size=32,
+        diagnostics_every=0,
+        **QUIET,
+    )
+    return TrainConfig(**(base | changes))
+
+
+def test_a_second_process_is_refused_while_a_run_holds_the_directory(tmp_path):
+    run = RunDir(tmp_path / "run")
+    with run.lock():
+        assert (run.lock_file.read_text().strip()) == f"process {os.getpid()}"
+        # flock locks belong to an open file, so a second open in this process is refused like another process
+        with pytest.raises(RunDirInUse, match=rf"run directory .*run is in use by process {os.getpid()}"):
+            train(_config(), run.path)
+        assert not run.metrics_file.exists() and run.status() == "pending"  # nothing written, nothing duplicated
+    result = train(_config(), run.path)  # released at the end of the block
+    assert result.status == "complete" and [r["epoch"] for r in run.metrics()] == [1]
+    assert run.status() == "complete" and run.is_complete()
+    with run.lock():  # released after training, too
+        pass
+
+
+def test_a_refused_lock_is_a_config_error_and_a_refused_run_leaves_no_directory(tmp_path):
+    assert issubclass(RunDirInUse, ConfigError)  # the CLI reports it as a clean error, exit code 2
+    missing = RunDir(tmp_path / "never")
+    with missing.lock():
+        assert missing.lock_file.exists()
+    assert not missing.path.exists()
+
+
+def test_status_records_and_the_config_check(tmp_path):
+    run = RunDir(tmp_path)
+    assert run.status() == "pending" and run.run_record() == {}
+    run.set_status({"seed": 3}, "diverged", error="loss became nan")
+    assert json.loads(run.run_file.read_text()) == {"seed": 3, "status": "diverged", "error": "loss became nan"}
+    with pytest.raises(ValueError, match="status must be one of"):
+        run.set_status({}, "finished")
+    config = _config()
+    run.check_config(config)  # no config.json yet: any config is welcome
+    run.write_start(config, {"seed": 0}, {"scheme": "zero"}, [{"epoch": 1}], [])
+    assert run.status() == "running" and run.metrics() == [{"epoch": 1}]
+    run.check_config(config.replace(threads=2, progress=True))  # how it executes may change
+    with pytest.raises(ConfigError, match=r"different config \(keys \['epochs', 'lr'\]\)"):
+        run.check_config(config.replace(epochs=2, lr=0.5))
