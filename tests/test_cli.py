@@ -137,3 +137,17 @@ def test_study_command_runs_reports_and_reuses(tmp_path, capsys):
     study.write_text("name: s\nbase: {model: mnist_mlp, epochs: 0}\n")
     assert main(["study", "--config", str(study)]) == 2
     assert "epochs must be an integer >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, header",
+    [
+        (["vit", "--image-size", "32", "--in-chans", "3"], "input 3x32x32, 10 classes"),  # ViT patch grid
+        (["deep_mlp", "--image-size", "16"], "input 1x16x16, 10 classes"),  # an MLP's input width
+        (["deep_mlp", "--data", "digits"], "input 1x8x8, 10 classes; the first 4 digits test images"),
+    ],
+)
+def test_inspect_builds_the_model_for_the_input_it_measures_on(argv, header, capsys, tmp_path):
+    assert main(["inspect", *argv, "--batch-size", "4", "--lanczos-steps", "4", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert header in out.splitlines()[0] and "Dead channels" in out

@@ -17,26 +17,17 @@ run directory (resuming it if it exists); the common flags override the file.
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
 import math
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
 from . import __version__
-from ._table import format_table
-from .diagnostics import (
-    dead_channels,
-    diversity_score,
-    feature_diversity,
-    gradient_at_init,
-    jacobian_singular_values,
-    rank_table,
-    signal_propagation,
-    weight_symmetry,
-)
+from .diagnostics import gradient_at_init
+from .diagnostics.inspect import format_gradient_steps, inspect_model
 from .init import check_zero_one, list_schemes
 from .models import create_model, list_models, model_entry
 from .nn import cross_entropy
@@ -55,211 +46,107 @@ def _init_options(assignments: list[str]) -> dict[str, object]:
     return options
 
 
-def _build(args: argparse.Namespace) -> torch.nn.Module:
-    try:
-        return _create(args, _init_options(args.init_option))
-    except ValueError as err:  # a scheme option the scheme does not take, a bad value
-        raise SystemExit(f"detinit {args.command}: {err}") from None
+@dataclass
+class _Batch:
+    """The batch a command measures on, with what it is and the model shape it implies."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    description: str
+    shape: dict[str, int]  # data_kwargs of the model: classes, channels, size; or vocabulary, context
+
+    def describe_shape(self) -> str:
+        if "vocab_size" in self.shape:
+            return f"{self.shape['vocab_size']} tokens, context {self.shape['context']}"
+        size = self.inputs.shape[-1]
+        return f"input {self.shape['in_chans']}x{size}x{size}, {self.shape['num_classes']} classes"
 
 
-def _create(args: argparse.Namespace, options: dict[str, object]) -> torch.nn.Module:
-    shape = model_entry(args.model).data_kwargs(
-        num_classes=args.num_classes,
-        in_chans=args.in_chans,
-        image_size=args.image_size,
-        vocab_size=args.vocab_size,
-        context=args.context,
-    )
-    return create_model(args.model, init=args.init, init_options=options, seed=args.seed, **shape)
+def _batch(args: argparse.Namespace) -> _Batch:
+    """Synthetic inputs of the flags' shape, or the first test examples of ``--data`` (which then decide
+    the shape: channels, size and classes, or the vocabulary)."""
+    data = getattr(args, "data", "synthetic")
+    n = args.batch_size
+    if model_entry(args.model).takes_tokens:
+        if data != "synthetic":
+            from .data import load_dataset
 
-
-def _token_batch(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """Random token windows (or the first ``--data`` windows) and their next-token targets."""
-    if getattr(args, "data", "synthetic") != "synthetic":
-        from .data import load_dataset
-
-        ds = load_dataset(args.data, "test", context=args.context)
-        args.vocab_size = ds.num_classes  # the data decides the vocabulary
-        n = args.batch_size
-        return ds.inputs[:n].long(), ds.targets[:n].long(), f"the first {n} {args.data} validation windows"
-    g = torch.Generator().manual_seed(args.seed)
-    tokens = torch.randint(0, args.vocab_size, (args.batch_size, args.context + 1), generator=g)
-    what = f"{args.batch_size} uniformly random token windows of length {args.context} (seed {args.seed})"
-    return tokens[:, :-1], tokens[:, 1:], what
-
-
-def _demo_batch(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch of synthetic N(0, 1) images, or the first test images of ``--data``."""
-    if getattr(args, "data", "synthetic") != "synthetic":
+            ds = load_dataset(data, "test", context=args.context)
+            inputs, targets = ds.inputs[:n].long(), ds.targets[:n].long()
+            what, vocab = f"the first {n} {data} validation windows", ds.num_classes
+        else:
+            g = torch.Generator().manual_seed(args.seed)
+            tokens = torch.randint(0, args.vocab_size, (n, args.context + 1), generator=g)
+            inputs, targets, vocab = tokens[:, :-1], tokens[:, 1:], args.vocab_size
+            what = f"{n} uniformly random token windows of length {args.context} (seed {args.seed})"
+        return _Batch(inputs, targets, what, {"vocab_size": vocab, "context": args.context})
+    if data != "synthetic":
         from .data import load_dataset, probe_batch
 
-        ds = load_dataset(args.data, "test")
-        return probe_batch(ds, args.batch_size), ds.labels[: args.batch_size]
-    g = torch.Generator().manual_seed(args.seed)
-    x = torch.randn(args.batch_size, args.in_chans, args.image_size, args.image_size, generator=g)
-    return x, torch.randint(0, args.num_classes, (args.batch_size,), generator=g)
+        ds = load_dataset(data, "test")
+        inputs, targets = probe_batch(ds, n), ds.labels[:n]
+        what = f"the first {len(targets)} {data} test images"
+        shape = {"num_classes": ds.num_classes, "in_chans": inputs.shape[1], "image_size": inputs.shape[-1]}
+    else:
+        g = torch.Generator().manual_seed(args.seed)
+        inputs = torch.randn(n, args.in_chans, args.image_size, args.image_size, generator=g)
+        targets = torch.randint(0, args.num_classes, (n,), generator=g)
+        what = f"{n} standard-normal images (seed {args.seed}), labels uniform"
+        shape = {"num_classes": args.num_classes, "in_chans": args.in_chans, "image_size": args.image_size}
+    return _Batch(inputs, targets, what, shape)
+
+
+def _build(args: argparse.Namespace, batch: _Batch) -> torch.nn.Module:
+    """The model of ``args`` for ``batch``'s shape, initialised with ``--init`` and ``--init-option``."""
+    entry = model_entry(args.model)
+    try:
+        options = _init_options(args.init_option)
+        shape = entry.data_kwargs(**batch.shape)
+        return create_model(args.model, init=args.init, init_options=options, seed=args.seed, **shape)
+    except ValueError as err:  # a scheme option the scheme does not take, a bad value
+        raise SystemExit(f"detinit {args.command}: {err}") from None
 
 
 def run_demo(args: argparse.Namespace) -> int:
     """Initialise a model and print the report and the step-0 diagnostics."""
     torch.set_num_threads(args.threads)
-    model = _build(args)
-    tokens = model_entry(args.model).takes_tokens
+    batch = _batch(args)
+    model = _build(args, batch)
     report = model.init_report
     n_params = sum(p.numel() for p in model.parameters())
     print(f"detinit {__version__} (torch {torch.__version__}) -- {args.model}: {model_entry(args.model).description}")
-    shape = (
-        f"{args.vocab_size} tokens, context {args.context}"
-        if tokens
-        else f"input {args.in_chans}x{args.image_size}x{args.image_size}, {args.num_classes} classes"
-    )
-    print(f"{n_params:,} parameters; {shape}\n")
+    print(f"{n_params:,} parameters; {batch.describe_shape()}\n")
     print(report if args.full_report else _short_report(report))
     print()
     print(check_zero_one(model))
     print(check_zero_one(model, mode="official"))
 
-    if tokens:
-        x, y, what = _token_batch(args)
-        print(f"\nOne batch of {what}:")
-    else:
-        x, y = _demo_batch(args)
-        print(f"\nOne batch of {args.batch_size} standard-normal images (seed {args.seed}), labels uniform:")
+    print(f"\nOne batch of {batch.description}:")
     with torch.no_grad():
-        logits = model.eval()(x)
+        logits = model.eval()(batch.inputs)
     model.train()
-    loss = cross_entropy(logits, y).item()
-    classes = args.vocab_size if tokens else args.num_classes
+    loss = cross_entropy(logits, batch.targets).item()
+    classes = batch.shape.get("vocab_size") or batch.shape["num_classes"]
     print(f"  max |logit| at init      {logits.abs().max().item():.3g}")
     print(f"  loss at init             {loss:.6f}   (ln {classes} = {math.log(classes):.6f})")
-    _print_gradient_steps(model, x, y, args.lr)
+    steps = gradient_at_init(model, batch.inputs, batch.targets, steps=3, lr=args.lr)
+    print(format_gradient_steps(steps, len(list(model.parameters()))))
     return 0
 
 
-def _print_gradient_steps(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float) -> None:
-    total = len(list(model.parameters()))
-    for step in gradient_at_init(model, x, y, steps=3, lr=lr):
-        moving = step.moving
-        names = ", ".join(moving[:4]) + (", ..." if len(moving) > 4 else "")
-        print(f"  step {step.step}: {len(moving):3d} of {total} tensors get a non-zero gradient  [{names}]")
-
-
-class _FeatureExtractor(torch.nn.Module):
-    """``model.forward_features`` as a module (the classifier starts at 0 under ZerO and ConstNet)."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_features(x)
-
-
 def run_inspect(args: argparse.Namespace) -> int:
-    """Every diagnostic at initialisation: tables on stdout, PNG plots in ``--out``."""
-    from .diagnostics.plots import plot_feature_diversity, plot_rank, plot_signal_propagation
-
+    """Every diagnostic at initialisation (:func:`detinit.diagnostics.inspect_model`): tables on stdout,
+    PNG plots in ``--out``."""
     torch.set_num_threads(args.threads)
-    tokens = model_entry(args.model).takes_tokens
-    if tokens:
-        x, y, source = _token_batch(args)
-    else:
-        x, y = _demo_batch(args)
-        if args.data != "synthetic":  # the data decides the input shape and the classes
-            args.in_chans, args.image_size, args.num_classes = x.shape[1], x.shape[-1], int(y.max()) + 1
-        source = (
-            f"the first {len(y)} {args.data} test images"
-            if args.data != "synthetic"
-            else f"{args.batch_size} synthetic N(0, 1) images (seed {args.seed})"
-        )
-    model = _build(args)
+    batch = _batch(args)
+    model = _build(args, batch)
     scheme = model.init_report.scheme
-    shape = "" if tokens else f"; input {args.in_chans}x{args.image_size}x{args.image_size}"
-    print(f"{args.model} under {scheme}{shape}, {source}\n")
-    signal = signal_propagation(model, x, y)
-    print("Signal propagation (per block or layer):")
-    print(
-        format_table(
-            ["point", "C", "mean^2", "variance", "grad RMS"],
-            [(r.name, r.channels, r.mean_sq, r.var, r.grad_rms) for r in signal],
-        )
+    print(f"{args.model} under {scheme}; {batch.describe_shape()}; {batch.description}\n")
+    result = inspect_model(
+        model, batch.inputs, batch.targets, max_rows=args.max_rows, lanczos_steps=args.lanczos_steps, lr=args.lr
     )
-    features = feature_diversity(model.eval(), x) if not tokens else []
-    model.train()
-    if tokens:
-        print("\nFeature diversity: not measured for token models (see the rank table)")
-    else:
-        print("\nFeature diversity (eval mode):")
-        print(
-            format_table(
-                ["point", "C", "channel var", "participation ratio", "max channel diff"],
-                [
-                    (r.name, r.channels, r.channel_variance, r.participation_ratio, r.max_channel_difference)
-                    for r in features
-                ],
-            )
-        )
-    dead = dead_channels(copy.deepcopy(model).train(), x)  # a copy: BatchNorm updates its running statistics
-    print(
-        f"\nDead channels (train mode, as the first steps see them): {sum(r.zero for r in dead)} zero and "
-        f"{sum(r.copies for r in dead)} copies of an earlier channel, of {sum(r.channels for r in dead)} "
-        "(rms within 1e-4 of the point's)"
-    )
-    print(
-        format_table(
-            ["point", "C", "zero", "copies", "distinct"],
-            [(r.name, r.channels, r.zero, r.copies, r.distinct) for r in dead],
-        )
-    )
-    silent = [r.name for r in dead if r.zero == r.channels]
-    if silent:
-        print(
-            f"({len(silent)} points output 0 in every channel, e.g. {silent[0]}: where a point is a residual "
-            "branch and the scheme starts branches at 0, that is by design, not a dead feature)"
-        )
-    symmetry = weight_symmetry(model, max_rows=args.max_rows)
-    print(f"\nWeight symmetry (mean row correlation; 1 = symmetric). Diversity = {diversity_score(symmetry):.4g}")
-    print(
-        format_table(
-            ["layer", "all", "forward", "backward"], [(r.name, r.all, r.forward, r.backward) for r in symmetry]
-        )
-    )
-    ranks = rank_table(model)
-    print("\nRank (numerical rank tolerance: sigma_max * max(P, Q) * eps of the weight dtype):")
-    print(
-        format_table(
-            ["layer", "shape", "effective", "stable", "numerical", "rank(W - I)"],
-            [
-                (
-                    r.name,
-                    "x".join(map(str, r.shape)),
-                    r.effective_rank,
-                    r.stable_rank,
-                    r.numerical_rank,
-                    r.rank_w_minus_i,
-                )
-                for r in ranks
-            ],
-        )
-    )
-    if not tokens:  # token ids are not a differentiable input
-        body = _FeatureExtractor(model) if hasattr(model, "forward_features") else model
-        sv = jacobian_singular_values(body, x[:1], num_steps=args.lanczos_steps)
-        what = "input -> features (before the classifier)" if body is not model else "input -> output"
-        print(
-            f"\nJacobian {what} at one input, {len(sv)} Lanczos Ritz values: "
-            f"sigma_max {sv.max().item():.4g}, sigma_min {sv.min().item():.4g}"
-        )
-    print("\nGradient at init (plain SGD on this batch, on a copy of the model):")
-    _print_gradient_steps(model, x, y, args.lr)
-    out = args.out
-    title = f"{args.model} / {scheme}"
-    paths = [
-        plot_signal_propagation(signal, f"{out}/signal_propagation.png", title),
-        plot_rank(ranks, f"{out}/rank.png", title),
-    ]
-    if features:
-        paths.append(plot_feature_diversity(features, f"{out}/feature_diversity.png", title))
+    print(result.format())
+    paths = result.plot(args.out, f"{args.model} / {scheme}")
     print("\nplots: " + ", ".join(str(p) for p in paths))
     return 0
 
