@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+import torch
 
 from detinit.train import ConfigError, RunDir, RunDirInUse, TrainConfig, train
 
@@ -61,3 +62,22 @@ def test_status_records_and_the_config_check(tmp_path):
     run.check_config(config.replace(threads=2, progress=True))  # how it executes may change
     with pytest.raises(ConfigError, match=r"different config \(keys \['epochs', 'lr'\]\)"):
         run.check_config(config.replace(epochs=2, lr=0.5))
+
+
+def test_a_run_records_its_task_and_the_signal_at_init_without_touching_the_model(tmp_path):
+    from detinit import create_model
+    from detinit.diagnostics import signal_at_init
+
+    run = RunDir(tmp_path)
+    config = _config(model="resnet20", model_args={}, data_args={"num_examples": 64, "image_size": 8})
+    train(config, run.path)
+    assert run.run_record()["task"] == "image_classification" == config.task
+    rows = run.signal_at_init()
+    assert [r["name"] for r in rows] == [f"stages.{s}.{b}" for s in range(3) for b in range(3)]
+    assert all(r["var"] > 0 and r["channels"] in (16, 32, 64) for r in rows)
+    model = create_model("resnet20", num_classes=10, in_chans=1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    signal_at_init(model, torch.randn(8, 1, 8, 8), torch.zeros(8, dtype=torch.long))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # BN statistics untouched
+    assert RunDir(tmp_path / "old").signal_at_init() is None  # runs that predate the record
+    assert TrainConfig(model="gpt", data="kjv").task == "language_modelling"

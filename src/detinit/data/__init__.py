@@ -11,7 +11,7 @@ modelling ``kjv`` (the King James Bible, fetched once from Debian's
 from . import cifar, folder, generated, mnist, text  # noqa: F401  (registers the datasets)
 from .augment import random_crop_flip, to_float
 from .base import ArrayDataset, DataError, cache_dir, channel_stats, list_datasets, load_dataset, register_dataset
-from .batches import make_batches, probe_batch
+from .batches import make_batches, probe_batch, probe_targets
 from .folder import FolderBatches, FolderDataset
 from .idx import read_idx, write_idx
 from .loader import Batches, derived_seed, epoch_generator
@@ -35,6 +35,7 @@ __all__ = [
     "load_dataset",
     "make_batches",
     "probe_batch",
+    "probe_targets",
     "random_crop_flip",
     "read_idx",
     "register_dataset",

@@ -43,3 +43,9 @@ def probe_batch(dataset: Dataset, n: int = 256) -> torch.Tensor:
     else:
         images = dataset.images[:n]
     return to_float(images, dataset.mean, dataset.std)
+
+
+def probe_targets(dataset: Dataset, n: int = 256) -> torch.Tensor:
+    """The targets of :func:`probe_batch`'s examples: labels, or next-token ids of token windows."""
+    n = min(n, len(dataset))
+    return dataset.targets[:n].long() if isinstance(dataset, TokenDataset) else dataset.labels[:n]

@@ -26,7 +26,7 @@ from .gradient_flow import StepGradients, gradient_at_init
 from .isometry import jacobian_singular_values
 from .rank import RankRow, effective_rank, minus_identity, numerical_rank, rank_table, stable_rank
 from .signal import SignalRow, channel_stats, signal_propagation
-from .tracking import initial_weights, measure_diagnostics
+from .tracking import initial_weights, measure_diagnostics, signal_at_init
 
 __all__ = [
     "DeadChannelRow",
@@ -52,6 +52,7 @@ __all__ = [
     "numerical_rank",
     "participation_ratio",
     "rank_table",
+    "signal_at_init",
     "signal_propagation",
     "stable_rank",
     "weight_symmetry",

@@ -144,7 +144,9 @@ def format_gradient_steps(steps: list[StepGradients], num_tensors: int) -> str:
     lines = []
     for step in steps:
         names = ", ".join(step.moving[:4]) + (", ..." if len(step.moving) > 4 else "")
-        lines.append(f"  step {step.step}: {len(step.moving):3d} of {num_tensors} tensors get a non-zero gradient  [{names}]")
+        lines.append(
+            f"  step {step.step}: {len(step.moving):3d} of {num_tensors} tensors get a non-zero gradient  [{names}]"
+        )
     return "\n".join(lines)
 
 

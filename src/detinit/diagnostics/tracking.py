@@ -3,7 +3,9 @@
 :func:`measure_diagnostics` takes the symmetry and rank measures of ConstNet's and ZerO's
 claims on a fixed probe batch (features identical? weights of rank 1 away from
 the identity?); :func:`initial_weights` keeps the weights at init, the
-reference of ``rank_update`` (the numerical rank of :math:`W - W_0`).
+reference of ``rank_update`` (the numerical rank of :math:`W - W_0`);
+:func:`signal_at_init` the signal propagation a study report plots, measured
+when the run starts so the report never rebuilds a model.
 
 >>> from torch import nn
 >>> model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
@@ -14,6 +16,8 @@ reference of ``rank_update`` (the numerical rank of :math:`W - W_0`).
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from typing import Any
 
 import torch
@@ -22,6 +26,7 @@ from torch import nn
 from ..init.layers import MATRIX_LAYER_TYPES
 from .diversity import feature_diversity
 from .rank import rank_table
+from .signal import signal_propagation
 
 
 def initial_weights(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -54,3 +59,10 @@ def measure_diagnostics(
     if initial is not None:
         record["rank_update"] = {r.name: r.rank_update for r in ranks}
     return record
+
+
+def signal_at_init(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> list[dict[str, Any]]:
+    """Signal propagation (:func:`~detinit.diagnostics.signal_propagation`) as JSON rows, on a copy of ``model``
+    (a forward pass in train mode would move BatchNorm's running statistics and the training run with them)."""
+    rows = signal_propagation(copy.deepcopy(model).train(), inputs, targets)
+    return [dataclasses.asdict(row) for row in rows]

@@ -1,8 +1,10 @@
 """Experiments: grids of runs from one config, resumable, with a report (markdown + PNG plots)."""
 
-from .report import collect, mean_std, text_table, write_report
+from .records import collect
+from .report import write_report
 from .runner import run_study
 from .study import RunSpec, Study, load_study, parse_study
+from .tables import mean_std, text_table
 
 __all__ = [
     "RunSpec",

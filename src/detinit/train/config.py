@@ -172,6 +172,13 @@ class TrainConfig:
             raise ConfigError(f"diagnostics_every must be an integer >= 0 (epochs), got {self.diagnostics_every!r}")
 
     @property
+    def task(self) -> str:
+        """``"language_modelling"`` for a model fed token ids, else ``"image_classification"``."""
+        from ..models import model_entry
+
+        return "language_modelling" if model_entry(self.model).takes_tokens else "image_classification"
+
+    @property
     def seed_of_init(self) -> int:
         """The seed of the initialisation: ``init_seed``, or ``seed`` when it is not set."""
         return self.seed if self.init_seed is None else self.init_seed

@@ -7,6 +7,7 @@ Layout (every whole file written atomically, metrics appended a line at a time):
     init_report.json   what the initialisation did to every parameter
     metrics.jsonl      one line per epoch: losses, accuracies, lr, time, throughput (fsync-ed)
     diagnostics.jsonl  symmetry and rank measures every ``diagnostics_every`` epochs
+    signal_init.json   signal propagation at initialisation on the first 64 test examples
     checkpoint.pt      model, optimiser, schedule and history at the last completed epoch
     tb/                TensorBoard events, when the package is installed
     .lock              held (``flock``) while a process trains in the directory
@@ -59,6 +60,7 @@ class RunDir:
         self.init_report_file = self.path / "init_report.json"
         self.metrics_file = self.path / "metrics.jsonl"
         self.diagnostics_file = self.path / "diagnostics.jsonl"
+        self.signal_file = self.path / "signal_init.json"
         self.checkpoint_file = self.path / "checkpoint.pt"
         self.tensorboard_dir = self.path / "tb"
         self.lock_file = self.path / ".lock"
@@ -84,6 +86,10 @@ class RunDir:
 
     def diagnostics(self) -> list[dict[str, Any]]:
         return read_jsonl(self.diagnostics_file)
+
+    def signal_at_init(self) -> list[dict[str, Any]] | None:
+        """The rows of ``signal_init.json``; ``None`` for runs that predate it."""
+        return json.loads(self.signal_file.read_text()) if self.signal_file.exists() else None
 
     def check_config(self, config: TrainConfig) -> None:
         """Refuse to resume a directory that holds a different experiment.
@@ -121,6 +127,9 @@ class RunDir:
         write_jsonl(self.metrics_file, history)
         write_jsonl(self.diagnostics_file, diagnostics)
         self.set_status(meta, "running")
+
+    def write_signal_at_init(self, rows: list[dict[str, Any]]) -> Path:
+        return write_json(self.signal_file, rows)
 
     def append_epoch(self, row: dict[str, Any], diagnostics: dict[str, Any] | None = None) -> None:
         append_jsonl(self.metrics_file, row)

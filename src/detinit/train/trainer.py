@@ -37,9 +37,10 @@ from ..data import (
     load_dataset,
     make_batches,
     probe_batch,
+    probe_targets,
 )
 from ..data.batches import BatchIterator
-from ..diagnostics import initial_weights, measure_diagnostics
+from ..diagnostics import initial_weights, measure_diagnostics, signal_at_init
 from ..models import create_model, model_entry
 from ..nn import flatten_predictions
 from ..symmetry import Mechanism, make_mechanism
@@ -103,6 +104,7 @@ def build_model(config: TrainConfig, dataset: ArrayDataset | TokenDataset) -> nn
 
 def _run_meta(config: TrainConfig, device: torch.device, dist_info: distributed.DistInfo) -> dict[str, Any]:
     return {
+        "task": config.task,
         "seed": config.seed,
         "init_seed": config.seed_of_init,
         "data_seed": config.seed_of_data,
@@ -250,6 +252,9 @@ def _train(
         _resume(run)
     if run.main:
         run_dir.write_start(config, run.meta, run.model.init_report.to_dict(), run.history, run.diagnostics)
+        if run.start_epoch == 0:
+            probe = probe_batch(test_set, 64).to(device), probe_targets(test_set, 64).to(device)
+            run_dir.write_signal_at_init(signal_at_init(run.model, *probe))
     if config.symmetry is not None:
         mechanism = make_mechanism(config.symmetry, seed=config.seed, **config.symmetry_args)
         run.mechanism = None if mechanism.perturbs_once and run.start_epoch > 0 else mechanism.attach(run.model)
