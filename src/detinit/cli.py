@@ -244,12 +244,14 @@ def run_list(args: argparse.Namespace) -> int:
     for name in list_models():
         entry = model_entry(name)
         print(f"  {name:24s} default init {entry.default_init:9s} {entry.description}")
-    print("schemes: " + ", ".join(list_schemes()))
-    from .data import list_datasets
-    from .symmetry import MECHANISMS
+    from .data.base import DATASETS
+    from .init.schemes import SCHEMES
+    from .symmetry.mechanisms import KNOBS
 
-    print("datasets: " + ", ".join(list_datasets()))
-    print("symmetry mechanisms: " + ", ".join(MECHANISMS))
+    for title, registry in (("schemes", SCHEMES), ("datasets", DATASETS), ("symmetry mechanisms", KNOBS)):
+        print(f"{title}:")
+        for name, description in registry.descriptions().items():
+            print(f"  {name:24s} {description}")
     return 0
 
 

@@ -60,7 +60,7 @@ def test_parameter_counts_of_paper_configurations():
 
 
 def test_registry_errors_and_defaults():
-    with pytest.raises(ValueError, match=r"unknown model 'resnet21'\. Close matches: .*resnet20"):
+    with pytest.raises(ValueError, match=r"unknown model 'resnet21'; available: .*Did you mean .*resnet20"):
         create_model("resnet21")
     with pytest.raises(ValueError, match=r"create_model\('resnet20'\).*widen"):
         create_model("resnet20", widen=3)

@@ -9,13 +9,14 @@ with Python per-sample code.
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+
+from ..registry import Registry
 
 
 class DataError(RuntimeError):
@@ -78,20 +79,17 @@ def cache_dir() -> Path:
 
 
 Loader = Callable[..., ArrayDataset]
-_DATASETS: dict[str, tuple[Loader, str]] = {}
+DATASETS: Registry[Loader] = Registry("dataset")
 
 
 def register_dataset(name: str, description: str) -> Callable[[Loader], Loader]:
-    def wrap(fn: Loader) -> Loader:
-        _DATASETS[name] = (fn, description)
-        return fn
-
-    return wrap
+    """Decorator: register a loader ``fn(split=, root=, **options) -> dataset`` under ``name``."""
+    return DATASETS.register(name, description)
 
 
 def list_datasets() -> dict[str, str]:
     """Names and one-line descriptions."""
-    return {name: desc for name, (_, desc) in sorted(_DATASETS.items())}
+    return dict(sorted(DATASETS.descriptions().items()))
 
 
 def load_dataset(
@@ -111,10 +109,6 @@ def load_dataset(
     """
     if split not in ("train", "test"):
         raise ValueError(f"split={split!r} is not supported; choose 'train' or 'test'")
-    if name not in _DATASETS:
-        close = difflib.get_close_matches(name, _DATASETS, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(sorted(_DATASETS))}.{hint}")
-    loader, _ = _DATASETS[name]
+    loader = DATASETS.get(name)
     dataset = loader(split=split, root=Path(root).expanduser() if root is not None else None, **options)
     return dataset.subset(subset, seed)

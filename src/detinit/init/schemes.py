@@ -15,7 +15,6 @@ builds one by name with its options.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -23,6 +22,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from ..registry import Registry
 from . import random as rnd
 from .constnet import const_avg_
 from .layers import CONV_TYPES, MATRIX_LAYER_TYPES, layer_geometry, layer_shape
@@ -516,24 +516,25 @@ class TFixupScheme(Scheme):
         )
 
 
-SCHEMES: dict[str, Callable[..., Scheme]] = {
-    "zero": lambda **kw: ZerOScheme(hadamard=True, **kw),
-    "partial_identity": lambda **kw: ZerOScheme(hadamard=False, **kw),
-    "constnet": ConstNetScheme,
-    "kaiming": lambda **kw: RandomScheme("kaiming", **kw),
-    "xavier": lambda **kw: RandomScheme("xavier", **kw),
-    "orthogonal": lambda **kw: RandomScheme("orthogonal", **kw),
-    "fixup": FixupScheme,
-    "skipinit": lambda **kw: GatedScheme("skipinit", **kw),
-    "rezero": lambda **kw: GatedScheme("rezero", **kw),
-    "gpt2": GPT2Scheme,
-    "tfixup": TFixupScheme,
-}
+SCHEMES: Registry[Callable[..., Scheme]] = Registry("scheme")
+SCHEMES.add("zero", lambda **kw: ZerOScheme(hadamard=True, **kw), "ZerO: identity, partial identity, Hadamard; zeros")
+SCHEMES.add(
+    "partial_identity", lambda **kw: ZerOScheme(hadamard=False, **kw), "ZerO without Hadamard: partial identity only"
+)
+SCHEMES.add("constnet", ConstNetScheme, "ConstNet: channel averaging (ConstAvg), zeros for branch ends")
+SCHEMES.add("kaiming", lambda **kw: RandomScheme("kaiming", **kw), "He et al. 2015")
+SCHEMES.add("xavier", lambda **kw: RandomScheme("xavier", **kw), "Glorot & Bengio 2010")
+SCHEMES.add("orthogonal", lambda **kw: RandomScheme("orthogonal", **kw), "Saxe et al. 2014")
+SCHEMES.add("fixup", FixupScheme, "Fixup (Zhang et al. 2019): scaled branches, zero branch ends")
+SCHEMES.add("skipinit", lambda **kw: GatedScheme("skipinit", **kw), "SkipInit: Kaiming, residual gates at 0")
+SCHEMES.add("rezero", lambda **kw: GatedScheme("rezero", **kw), "ReZero: Xavier, residual gates at 0")
+SCHEMES.add("gpt2", GPT2Scheme, "GPT-2: N(0, 0.02), branch ends / sqrt(number of branches)")
+SCHEMES.add("tfixup", TFixupScheme, "T-Fixup (Huang et al. 2020): Xavier, value / output / MLP scaled by depth")
 
 
 def list_schemes() -> list[str]:
     """Names accepted by :func:`get_scheme` and :func:`detinit.initialize`."""
-    return sorted(SCHEMES)
+    return sorted(SCHEMES.names())
 
 
 def get_scheme(name: str | Scheme, **options: object) -> Scheme:
@@ -546,11 +547,8 @@ def get_scheme(name: str | Scheme, **options: object) -> Scheme:
         if options:
             raise ValueError("options can only be given with a scheme name, not a Scheme instance")
         return name
-    if name not in SCHEMES:
-        close = difflib.get_close_matches(str(name), SCHEMES, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown scheme {name!r}; available: {', '.join(list_schemes())}.{hint}")
+    build = SCHEMES.get(name)
     try:
-        return SCHEMES[name](**options)
+        return build(**options)
     except TypeError as err:  # an option the scheme does not take
         raise ValueError(f"scheme {name!r} does not accept options {sorted(options)}: {err}") from None

@@ -7,7 +7,6 @@ True
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import inspect
 from collections.abc import Callable, Mapping
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from ..init import initialize
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class ModelEntry:
         return "vocab_size" in inspect.signature(self.builder).parameters
 
 
-_REGISTRY: dict[str, ModelEntry] = {}
+MODELS: Registry[ModelEntry] = Registry("model")
 
 # scheme options of the networks that reproduce an official ZerO network: the literal Algorithms 1-2
 OFFICIAL_ZERO: Mapping[str, object] = {"variant": "paper"}
@@ -83,9 +83,9 @@ def register_model(
     """
 
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelEntry(name, builder, default_init, description, dict(default_init_options or {}))
+        MODELS.add(
+            name, ModelEntry(name, builder, default_init, description, dict(default_init_options or {})), description
+        )
         return builder
 
     return wrap
@@ -93,16 +93,12 @@ def register_model(
 
 def list_models(pattern: str = "*") -> list[str]:
     """Registered names matching a glob ``pattern``."""
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+    return sorted(n for n in MODELS if fnmatch.fnmatch(n, pattern))
 
 
 def model_entry(name: str) -> ModelEntry:
     """The registry entry of ``name``; a ``ValueError`` with close matches if unknown."""
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, _REGISTRY, n=4, cutoff=0.5)
-        hint = f" Close matches: {', '.join(close)}." if close else ""
-        raise ValueError(f"unknown model {name!r}.{hint} Available: {', '.join(list_models())}")
-    return _REGISTRY[name]
+    return MODELS.get(name)
 
 
 def create_model(

@@ -54,8 +54,17 @@ from torch.utils.hooks import RemovableHandle
 
 from ..init.declared_roles import collect_roles
 from ..init.random import kaiming_normal_
+from ..registry import Registry
 
-MECHANISMS = ("none", "gpu", "rounding", "dropout", "weight_noise", "activation_noise", "gradient_noise")
+KNOBS: Registry[dict[str, float | None]] = Registry("symmetry mechanism")  # name -> knobs with their defaults
+KNOBS.add("none", {}, "fully deterministic training")
+KNOBS.add("gpu", {}, "non-deterministic cuDNN / atomics on CUDA")
+KNOBS.add("rounding", {"scale": None}, "gradients x (1 + scale N(0, 1)), scale default the dtype's eps")
+KNOBS.add("dropout", {"p": 0.01}, "dropout on residual-branch outputs")
+KNOBS.add("weight_noise", {"s": 0.01}, "s x He(fan_out) noise added once to residual-branch weights")
+KNOBS.add("activation_noise", {"sigma": 1e-3}, "Gaussian noise on residual-branch outputs")
+KNOBS.add("gradient_noise", {"sigma": 1e-3}, "Gaussian noise on the gradient through residual-branch outputs")
+MECHANISMS = tuple(KNOBS.names())
 
 
 @dataclass
@@ -217,30 +226,18 @@ class Mechanism:
         return output
 
 
-_KNOBS: dict[str, dict[str, float | None]] = {
-    "none": {},
-    "gpu": {},
-    "rounding": {"scale": None},
-    "dropout": {"p": 0.01},
-    "weight_noise": {"s": 0.01},
-    "activation_noise": {"sigma": 1e-3},
-    "gradient_noise": {"sigma": 1e-3},
-}
-
-
 def make_mechanism(name: str, *, seed: int = 0, layers: list[str] | None = None, **knobs: float) -> Mechanism:
     """Build a mechanism by name with its knobs (defaults in the module docstring).
 
     >>> make_mechanism("dropout", p=0.05).describe()
     'dropout(p=0.05)'
     """
-    if name not in _KNOBS:
-        raise ValueError(f"unknown symmetry mechanism {name!r}; choose one of {MECHANISMS}")
-    unknown = set(knobs) - set(_KNOBS[name])
+    defaults = KNOBS.get(name)
+    unknown = set(knobs) - set(defaults)
     if unknown:
-        allowed = ", ".join(_KNOBS[name]) or "none"
+        allowed = ", ".join(defaults) or "none"
         raise ValueError(f"mechanism {name!r} takes knobs ({allowed}), got {sorted(unknown)}")
-    values = {k: v for k, v in (_KNOBS[name] | knobs).items() if v is not None}
+    values = {k: v for k, v in (defaults | knobs).items() if v is not None}
     for key, value in values.items():
         if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise ValueError(f"mechanism {name!r}: {key}={value!r} must be a finite number >= 0")
