@@ -80,7 +80,8 @@ def test_fetch_reports_the_cached_datasets(capsys):
 def test_list_and_bad_arguments(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "zero_resnet18" in out and "schemes: constnet, fixup" in out
+    assert "zero_resnet18" in out and "\nschemes:\n  zero " in out and "\nsymmetry mechanisms:\n  none " in out
+    assert "  fashion_mnist            Fashion-MNIST 28x28 grey" in out
     with pytest.raises(SystemExit):
         main(["demo", "--model", "resnet21"])
     assert "invalid choice: 'resnet21'" in capsys.readouterr().err

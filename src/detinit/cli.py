@@ -217,10 +217,8 @@ def run_train(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         config = TrainConfig.load(args.config) if args.config else TrainConfig()
-        flags = [
-            f"{key}={getattr(args, dest)}" for dest, key in _TRAIN_FLAGS.items() if getattr(args, dest) is not None
-        ]
-        config = config.apply_overrides(flags + list(args.set or []))
+        flags = {key: getattr(args, dest) for dest, key in _TRAIN_FLAGS.items() if getattr(args, dest) is not None}
+        config = TrainConfig.from_dict(config.to_dict() | flags).apply_overrides(list(args.set or []))
         out = args.out or f"runs/{config.model}-{config.init or 'default'}-{config.data}-seed{config.seed}"
         print(f"run directory: {out}")
         result = train(config, out, resume=not args.no_resume)

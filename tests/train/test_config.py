@@ -108,3 +108,11 @@ def test_branch_norm_lr_factor_puts_the_branch_end_scales_in_their_own_group():
     assert ends == expected and len(ends) == 9
     with pytest.raises(ConfigError, match="branch_norm_lr_factor must be a number"):
         cfg.replace(branch_norm_lr_factor=-1.0)
+
+
+def test_small_learning_rates_and_other_decimals_are_numbers_in_overrides():
+    # YAML 1.1 reads 1e-5 (no dot) as a string; an override is a number whenever it is written as one
+    cfg = TrainConfig().apply_overrides(["lr=1e-5", "weight_decay=5E-4", "epochs=+3", "momentum=.5"])
+    assert (cfg.lr, cfg.weight_decay, cfg.epochs, cfg.momentum) == (1e-5, 5e-4, 3, 0.5)
+    with pytest.raises(ConfigError, match="lr must be a number"):
+        TrainConfig().apply_overrides(["lr=1e-5x"])

@@ -158,7 +158,7 @@ def test_cli_train_with_config_file_flags_and_errors(tmp_path, capsys):
                 "--config",
                 str(cfg),
                 "--lr",
-                "0.05",
+                "1e-5",  # a flag keeps its type (it once went back to the string '1e-05', which YAML 1.1 reads as text)
                 "--set",
                 "data_args.num_examples=128",
                 "--out",
@@ -168,7 +168,7 @@ def test_cli_train_with_config_file_flags_and_errors(tmp_path, capsys):
         == 0
     )
     assert "done: 1 epochs" in capsys.readouterr().out
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["lr"] == 0.05
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["lr"] == 1e-5
     assert main(["train", "--config", str(cfg), "--lr", "0.1", "--out", str(tmp_path / "run")]) == 2
     assert "holds a run with a different config (keys ['data_args', 'lr'])" in capsys.readouterr().err
     assert main(["train", "--config", str(cfg), "--set", "schedule=linear", "--out", str(tmp_path / "x")]) == 2

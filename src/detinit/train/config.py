@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import re
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -220,10 +221,22 @@ def set_dotted_key(data: dict[str, Any], key: str, value: Any, *, where: str) ->
     data[head] = {**(current or {}), sub: value}
 
 
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def parse_scalar(raw: str) -> Any:
-    """A ``key=value`` override's value as a YAML scalar (``true``, ``0.1``, ``paper``); unparsable text as is."""
+    """A ``key=value`` override's value as a YAML scalar (``true``, ``0.1``, ``paper``); unparsable text as is.
+
+    Decimal numbers are numbers whatever YAML 1.1 says (it reads ``1e-5``, without a dot, as a string).
+
+    >>> parse_scalar("1e-5"), parse_scalar("0.1"), parse_scalar("3"), parse_scalar("none"), parse_scalar("true")
+    (1e-05, 0.1, 3, 'none', True)
+    """
     import yaml
 
+    text = raw.strip()
+    if _DECIMAL.fullmatch(text):
+        return int(text) if text.lstrip("+-").isdigit() else float(text)
     try:
         return yaml.safe_load(raw)
     except yaml.YAMLError:
