@@ -109,3 +109,65 @@ def plot_signal_at_init(study: Study, groups: list[GroupSummary], path: Path) ->
     ax.legend(fontsize=7)
     ax.set_title(f"{study.name}: signal propagation at initialisation (64 test examples)")
     return save_figure(fig, path)
+
+
+def report_figures(
+    study: Study, groups: list[GroupSummary], out: Path, *, language_model: bool
+) -> list[tuple[str, Path | None]]:
+    """Draw the report's figures into ``out``: ``[(title, path or None when there was nothing to draw)]``."""
+    if language_model:
+        return [
+            (
+                "Validation loss",
+                plot_curves(study, groups, "test_loss", "validation loss (nats/token)", out / "val_loss.png"),
+            ),
+            (
+                "Training loss",
+                plot_curves(study, groups, "train_loss", "training loss (nats/token)", out / "train_loss.png"),
+            ),
+            (
+                "Rank of the learned update W - W0, summed over layers",
+                plot_curves(
+                    study,
+                    groups,
+                    rank_sum("rank_update"),
+                    "sum over layers of rank(W - W0)",
+                    out / "rank_update.png",
+                    source="diagnostics",
+                ),
+            ),
+        ]
+    return [
+        (
+            "Test accuracy",
+            plot_curves(study, groups, "test_acc", "test accuracy (%)", out / "test_acc.png", scale=100),
+        ),
+        (
+            "Training loss",
+            plot_curves(study, groups, "train_loss", "training loss", out / "train_loss.png", log=True),
+        ),
+        (
+            "Symmetry: max relative channel difference",
+            plot_curves(
+                study,
+                groups,
+                "max_channel_difference",
+                "max relative channel difference",
+                out / "symmetry.png",
+                source="diagnostics",
+                log=True,
+            ),
+        ),
+        (
+            "Rank of W - I, summed over square layers",
+            plot_curves(
+                study,
+                groups,
+                rank_sum("rank_w_minus_i"),
+                "sum over layers of rank(W - I)",
+                out / "rank.png",
+                source="diagnostics",
+            ),
+        ),
+        ("Signal propagation at initialisation", plot_signal_at_init(study, groups, out / "signal_init.png")),
+    ]

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..train.checkpoint import write_json, write_text
-from .figures import plot_curves, plot_signal_at_init, rank_sum
+from .figures import report_figures
 from .records import collect, group, is_language_model
 from .study import Study
 from .tables import markdown_table, metric_summary, rank_rows, summary_rows, update_rank_rows
@@ -23,63 +23,7 @@ def write_report(study: Study, command: str = "", wall_seconds: float | None = N
     headers, rows = summary_rows(study, groups)
     out = study.out
     lm = is_language_model(records)
-    if lm:
-        figures = [
-            (
-                "Validation loss",
-                plot_curves(study, groups, "test_loss", "validation loss (nats/token)", out / "val_loss.png"),
-            ),
-            (
-                "Training loss",
-                plot_curves(study, groups, "train_loss", "training loss (nats/token)", out / "train_loss.png"),
-            ),
-            (
-                "Rank of the learned update W - W0, summed over layers",
-                plot_curves(
-                    study,
-                    groups,
-                    rank_sum("rank_update"),
-                    "sum over layers of rank(W - W0)",
-                    out / "rank_update.png",
-                    source="diagnostics",
-                ),
-            ),
-        ]
-    else:
-        figures = [
-            (
-                "Test accuracy",
-                plot_curves(study, groups, "test_acc", "test accuracy (%)", out / "test_acc.png", scale=100),
-            ),
-            (
-                "Training loss",
-                plot_curves(study, groups, "train_loss", "training loss", out / "train_loss.png", log=True),
-            ),
-            (
-                "Symmetry: max relative channel difference",
-                plot_curves(
-                    study,
-                    groups,
-                    "max_channel_difference",
-                    "max relative channel difference",
-                    out / "symmetry.png",
-                    source="diagnostics",
-                    log=True,
-                ),
-            ),
-            (
-                "Rank of W - I, summed over square layers",
-                plot_curves(
-                    study,
-                    groups,
-                    rank_sum("rank_w_minus_i"),
-                    "sum over layers of rank(W - I)",
-                    out / "rank.png",
-                    source="diagnostics",
-                ),
-            ),
-            ("Signal propagation at initialisation", plot_signal_at_init(study, groups, out / "signal_init.png")),
-        ]
+    figures = report_figures(study, groups, out, language_model=lm)
     total = sum(h["seconds"] for r in records for h in r.history)
     lines = [f"# Study: {study.name}", ""]
     if study.description:
