@@ -57,11 +57,35 @@ def test_status_records_and_the_config_check(tmp_path):
         run.set_status({}, "finished")
     config = _config()
     run.check_config(config)  # no config.json yet: any config is welcome
-    run.write_start(config, {"seed": 0}, {"scheme": "zero"}, [{"epoch": 1}], [])
-    assert run.status() == "running" and run.metrics() == [{"epoch": 1}]
+    run.write_start(config, {"seed": 0, "threads": 1}, {"scheme": "zero"}, [], [])
+    assert (
+        run.status() == "running"
+        and run.metrics() == []
+        and run.run_record()
+        == {
+            "seed": 0,
+            "threads": 1,
+            "status": "running",
+        }
+    )
     run.check_config(config.replace(threads=2, progress=True))  # how it executes may change
     with pytest.raises(ConfigError, match=r"different config \(keys \['epochs', 'lr'\]\)"):
         run.check_config(config.replace(epochs=2, lr=0.5))
+    # a resume keeps the config and the record of the start, and says how it went on
+    meta = run.write_start(config.replace(threads=2), {"seed": 0, "threads": 2}, {}, [{"epoch": 1}], [])
+    assert json.loads(run.config_file.read_text())["threads"] == 1 and run.metrics() == [{"epoch": 1}]
+    assert meta == {"seed": 0, "threads": 1, "resumes": [{"from_epoch": 1, "threads": 2}]}
+    assert run.run_record() == meta | {"status": "running"}
+
+
+def test_temporary_files_of_a_killed_write_are_removed_by_the_next_process(tmp_path):
+    run = RunDir(tmp_path)
+    stale = [tmp_path / ".checkpoint.pt.k2j4x", tmp_path / ".metrics.jsonl.abc"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    (tmp_path / ".keep.me").write_text("not ours")
+    with run.lock():
+        assert not any(p.exists() for p in stale) and (tmp_path / ".keep.me").exists()
 
 
 def test_a_run_records_its_task_and_the_signal_at_init_without_touching_the_model(tmp_path):

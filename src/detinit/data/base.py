@@ -9,6 +9,7 @@ with Python per-sample code.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -110,5 +111,9 @@ def load_dataset(
     if split not in ("train", "test"):
         raise ValueError(f"split={split!r} is not supported; choose 'train' or 'test'")
     loader = DATASETS.get(name)
+    try:
+        inspect.signature(loader).bind(split=split, root=root, **options)
+    except TypeError as err:
+        raise DataError(f"dataset {name!r} does not take these options ({err}); see its loader's docstring") from None
     dataset = loader(split=split, root=Path(root).expanduser() if root is not None else None, **options)
     return dataset.subset(subset, seed)

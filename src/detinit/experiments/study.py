@@ -65,7 +65,16 @@ def parse_study(data: dict[str, Any], *, out: str | Path | None = None, workers:
     unknown = [k for k in data if k not in STUDY_KEYS]
     if unknown:
         raise ConfigError(f"unknown study key(s) {unknown}; allowed: {', '.join(STUDY_KEYS)}")
+    if not any(data.get(k) for k in ("base", "variants", "grid")):
+        raise ConfigError(
+            "a study needs at least one of base, variants or grid (an empty study would train the defaults)"
+        )
     name = str(data.get("name") or "study")
+    for key in ("base", "grid"):
+        if not isinstance(data.get(key) or {}, dict):
+            raise ConfigError(f"study {name!r}: {key} must be a mapping of config keys, got {data[key]!r}")
+    if not isinstance(data.get("variants") or [], list):
+        raise ConfigError(f"study {name!r}: variants must be a list of mappings, got {data['variants']!r}")
     base = dict(data.get("base") or {})
     grid = dict(data.get("grid") or {})
     for key, values in grid.items():
@@ -105,9 +114,9 @@ def parse_study(data: dict[str, Any], *, out: str | Path | None = None, workers:
     bad = [g for g in group_by if g not in label_keys]
     if bad:
         raise ConfigError(f"group_by {bad} are not grid keys or 'variant'; available: {sorted(label_keys)}")
-    n_workers = workers if workers is not None else int(data.get("workers", 1))
-    if n_workers < 1:
-        raise ConfigError(f"workers must be >= 1, got {n_workers}")
+    n_workers = workers if workers is not None else data.get("workers", 1)
+    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
+        raise ConfigError(f"workers must be an integer >= 1, got {n_workers!r}")
     return Study(
         name,
         Path(out or data.get("out") or f"runs/{name}"),

@@ -55,6 +55,12 @@ def check_float_tensor(tensor: object, fn: str) -> torch.Tensor:
             "only real floating-point tensors (float16, bfloat16, float32, float64) "
             "can be initialised"
         )
+    if any(stride == 0 and size > 1 for stride, size in zip(tensor.stride(), tensor.shape)):
+        raise ValueError(
+            f"{fn}: tensor of shape {tuple(tensor.shape)} has strides {tensor.stride()}: its elements share memory "
+            "(an expand()-ed view), so they cannot be set one by one; pass a tensor that owns its elements "
+            "(e.g. .contiguous())"
+        )
     return tensor
 
 
@@ -74,6 +80,8 @@ def matrix_views(tensor: torch.Tensor, fn: str, *, groups: int = 1, transposed: 
         raise ValueError(f"{fn}: got a {tensor.dim()}-D tensor of shape {shape}; expected {SUPPORTED_LAYOUTS}")
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
         raise ValueError(f"{fn}: groups must be a positive int, got {groups!r}")
+    if not isinstance(transposed, bool):
+        raise ValueError(f"{fn}: transposed must be True or False, got {transposed!r}")
     if tensor.dim() == 2 and (groups != 1 or transposed):
         raise ValueError(
             f"{fn}: a 2-D (Linear) weight of shape {shape} takes groups=1 and transposed=False; "

@@ -144,6 +144,15 @@ def _standard_rules(module: nn.Module, layer: LayerInfo, scheme: Scheme) -> dict
     if weight_rule is None:
         return {}
     rules = {"weight": (weight_rule.rule, weight_rule.reason, lambda g: weight_rule.fill(params["weight"], g))}
+    padding = getattr(module, "padding_idx", None) if isinstance(module, nn.Embedding) else None
+    if padding is not None:  # torch keeps the padding token's row at 0 (its gradient is always 0)
+
+        def fill_then_pad(g: torch.Generator) -> None:
+            weight_rule.fill(params["weight"], g)
+            params["weight"][padding].zero_()
+
+        why = f"{weight_rule.reason}; the padding row padding_idx={padding} stays 0"
+        rules["weight"] = (weight_rule.rule, why, fill_then_pad)
     if "bias" in params:
         rules["bias"] = ("zeros", "bias starts at 0", lambda g: params["bias"].zero_())
     return rules

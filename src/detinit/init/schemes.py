@@ -50,6 +50,22 @@ class WeightRule:
     fill: Fill
 
 
+def _check_bool(name: str, value: object) -> bool:
+    """A scheme option that must be ``True`` or ``False`` (a string "false" would read as true)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"scheme option {name}={value!r} is not supported; {name} must be true or false")
+    return value
+
+
+def _check_number(name: str, value: object, low: float, high: float = math.inf, *, open_low: bool = False) -> float:
+    """A finite number in ``[low, high]`` (``(low, high]`` with ``open_low``)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not (value > low if open_low else value >= low) or value > high:
+        interval = f"{'(' if open_low else '['}{low:g}, {high:g}{']' if math.isfinite(high) else ')'}"
+        raise ValueError(f"scheme option {name}={value!r} is not supported; {name} must be a number in {interval}")
+    return float(value)
+
+
 def _zeros(reason: str) -> WeightRule:
     return WeightRule("zeros", reason, lambda w, g: w.zero_())
 
@@ -159,9 +175,9 @@ class ZerOScheme(Scheme):
         if variant not in self.VARIANTS:
             raise ValueError(f"scheme option variant={variant!r} is not supported; choose one of {self.VARIANTS}")
         self.norm = norm
-        self.hadamard = hadamard
+        self.hadamard = _check_bool("hadamard", hadamard)
         self.attention = attention
-        self.constant_token = constant_token
+        self.constant_token = _check_bool("constant_token", constant_token)
         self.variant = variant
         self.norm_aware = variant == "detinit"
         self.columns = "spanning" if variant == "detinit" else "first"
@@ -264,10 +280,7 @@ class ConstNetScheme(Scheme):
     name = "constnet"
 
     def __init__(self, c: float = 1.0, gain: float = 1.0, s: float = 0.0) -> None:
-        if not 0.0 <= c <= 1.0:
-            raise ValueError(f"scheme option c={c!r} is not supported; c must lie in [0, 1]")
-        if s < 0:
-            raise ValueError(f"scheme option s={s!r} is not supported; s must be >= 0")
+        c, gain, s = _check_number("c", c, 0.0, 1.0), _check_number("gain", gain, 0.0), _check_number("s", s, 0.0)
         self.c, self.gain, self.s = c, gain, s
         self.uses_generator = c < 1.0 or s > 0
         self.zeroes_branch_ends = s == 0
@@ -326,7 +339,8 @@ class RandomScheme(Scheme):
         if distribution not in ("normal", "uniform"):
             raise ValueError(f"scheme option distribution={distribution!r}; choose 'normal' or 'uniform'")
         self.name = self.kind = kind
-        self.mode, self.distribution, self.zero_init_last = mode, distribution, zero_init_last
+        self.mode, self.distribution = mode, distribution
+        self.zero_init_last = _check_bool("zero_init_last", zero_init_last)
         self.zeroes_branch_ends = zero_init_last
 
     def options(self) -> dict[str, object]:
@@ -441,9 +455,7 @@ class GPT2Scheme(Scheme):
     uses_generator = True
 
     def __init__(self, std: float = 0.02) -> None:
-        if not std > 0:
-            raise ValueError(f"scheme option std={std!r} is not supported; std must be > 0")
-        self.std = std
+        self.std = _check_number("std", std, 0.0, open_low=True)
 
     def options(self) -> dict[str, object]:
         return {"std": self.std}

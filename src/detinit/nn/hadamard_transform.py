@@ -87,6 +87,8 @@ def fwht(x: torch.Tensor, dim: int = 1, normalized: bool = True, cache: FactorCa
     """
     if not x.dtype.is_floating_point:
         raise TypeError(f"fwht: input dtype {x.dtype} is not supported; use a floating dtype")
+    if isinstance(dim, bool) or not isinstance(dim, int) or not -x.dim() <= dim < x.dim():
+        raise ValueError(f"fwht: dim={dim!r} is out of range for a {x.dim()}-D tensor of shape {tuple(x.shape)}")
     dim = dim % x.dim()
     blocks = power_of_two_blocks(x.shape[dim])
     if len(blocks) == 1:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import re
 import sys
 from dataclasses import asdict, dataclass, field, fields
@@ -117,7 +118,7 @@ class TrainConfig:
         from ..data import list_datasets
         from ..init import list_schemes
         from ..models import list_models
-        from ..symmetry import MECHANISMS
+        from ..symmetry import MECHANISMS, make_mechanism
 
         _choice("model", self.model, list_models())
         _choice("data", self.data, list(list_datasets()))
@@ -125,12 +126,19 @@ class TrainConfig:
             _choice("init", self.init, list_schemes())
         if self.symmetry is not None:
             _choice("symmetry", self.symmetry, MECHANISMS)
+            try:  # the knobs, before a run directory is written
+                make_mechanism(self.symmetry, **self.symmetry_args)
+            except ValueError as err:
+                raise ConfigError(f"symmetry_args: {err}") from None
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("device", self.device, DEVICES)
         for name in ("model_args", "init_options", "data_args", "symmetry_args"):
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"{name} must be a mapping, got {getattr(self, name)!r}")
+        for name in ("augment", "nesterov", "amp", "compile", "progress", "tensorboard"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         for name, low in (("epochs", 1), ("batch_size", 1), ("seed", 0), ("data_workers", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -157,6 +165,7 @@ class TrainConfig:
             in_range = (
                 isinstance(value, (int, float))
                 and not isinstance(value, bool)
+                and math.isfinite(value)
                 and low <= value
                 and (high is None or value <= high)
             )

@@ -112,6 +112,17 @@ class RunDir:
             )
 
     # ------------------------------------------------------------------ writing
+    def _remove_stale_temporaries(self) -> list[Path]:
+        """Temporary files of atomic writes that a killed process left (``.checkpoint.pt.XXXX``); only
+        called while holding the lock, so no live writer owns them."""
+        files = (self.config_file, self.run_file, self.init_report_file, self.metrics_file)
+        files += (self.diagnostics_file, self.signal_file, self.checkpoint_file)
+        prefixes = tuple(f".{f.name}." for f in files)
+        stale = [p for p in self.path.iterdir() if p.is_file() and p.name.startswith(prefixes)]
+        for path in stale:
+            path.unlink()
+        return stale
+
     def write_start(
         self,
         config: TrainConfig,
@@ -119,14 +130,27 @@ class RunDir:
         init_report: dict[str, Any],
         history: list[dict[str, Any]],
         diagnostics: list[dict[str, Any]],
-    ) -> None:
-        """The records of a run that starts (or resumes): config, init report, the epochs the checkpoint
-        holds (dropping lines of an epoch it does not), status ``running``."""
-        write_json(self.config_file, config.to_dict())
-        write_json(self.init_report_file, init_report)
+    ) -> dict[str, Any]:
+        """The records of a run that starts or resumes; returns the ``run.json`` fields to keep writing.
+
+        A start writes the config, the init report and ``meta``. A resume (``history`` not empty) keeps
+        the config and the record of how the run was started, and appends to ``resumes`` how it goes on
+        (the epoch, the thread count, the command): a run resumed with another thread count is no longer
+        bitwise the uninterrupted run, and its record says so. Both rewrite the metrics to the epochs the
+        checkpoint holds (dropping lines of an epoch it does not) and set the status to ``running``.
+        """
+        previous = self.run_record()
+        if history and previous:
+            resume = {"from_epoch": len(history)} | {k: meta[k] for k in ("threads", "device", "command") if k in meta}
+            meta = {k: v for k, v in previous.items() if k not in ("status", "error")}
+            meta["resumes"] = [*previous.get("resumes", []), resume]
+        else:
+            write_json(self.config_file, config.to_dict())
+            write_json(self.init_report_file, init_report)
         write_jsonl(self.metrics_file, history)
         write_jsonl(self.diagnostics_file, diagnostics)
         self.set_status(meta, "running")
+        return meta
 
     def write_signal_at_init(self, rows: list[dict[str, Any]]) -> Path:
         return write_json(self.signal_file, rows)
@@ -171,6 +195,7 @@ class RunDir:
                 handle.truncate()
                 handle.write(f"process {os.getpid()}\n")
                 handle.flush()
+            self._remove_stale_temporaries()
             yield
         finally:
             handle.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import platform
 import sys
 import time
@@ -97,9 +98,12 @@ def build_model(config: TrainConfig, dataset: ArrayDataset | TokenDataset) -> nn
             num_classes=dataset.num_classes, in_chans=dataset.in_chans, image_size=dataset.image_size
         )
     kwargs = {**from_data, **config.model_args}
-    return create_model(
-        config.model, init=config.init, seed=config.seed_of_init, init_options=config.init_options, **kwargs
-    )
+    try:
+        return create_model(
+            config.model, init=config.init, seed=config.seed_of_init, init_options=config.init_options, **kwargs
+        )
+    except ValueError as err:  # model_args or init_options the model or the scheme does not take
+        raise ConfigError(f"model {config.model!r} (model_args, init, init_options): {err}") from None
 
 
 def _run_meta(config: TrainConfig, device: torch.device, dist_info: distributed.DistInfo) -> dict[str, Any]:
@@ -251,7 +255,7 @@ def _train(
     if resume and run_dir.checkpoint_file.exists():
         _resume(run)
     if run.main:
-        run_dir.write_start(config, run.meta, run.model.init_report.to_dict(), run.history, run.diagnostics)
+        run.meta = run_dir.write_start(config, run.meta, run.model.init_report.to_dict(), run.history, run.diagnostics)
         if run.start_epoch == 0:
             probe = probe_batch(test_set, 64).to(device), probe_targets(test_set, 64).to(device)
             run_dir.write_signal_at_init(signal_at_init(run.model, *probe))
@@ -274,6 +278,10 @@ def _train(
         for epoch in range(run.start_epoch, config.epochs):
             row = _train_epoch(run, epoch)
             row["test_loss"], row["test_acc"] = evaluate(run.model, run.test_batches, dist_info, config.amp)
+            if not math.isfinite(row["test_loss"]):
+                _diverged(run, f"the test loss became {row['test_loss']} after epoch {epoch + 1}")
+            if not all(torch.isfinite(p).all() for p in run.model.parameters()):
+                _diverged(run, f"weights became non-finite in epoch {epoch + 1}")
             run.history.append(row)
             diagnostics = None
             if config.diagnostics_every and (epoch + 1) % config.diagnostics_every == 0:
@@ -398,7 +406,7 @@ def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
                 logits, y = flatten_predictions(run.net(x), y)
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
             if not torch.isfinite(loss):
-                _diverged(run, epoch, step, float(loss.detach()))
+                _diverged(run, f"loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -434,13 +442,15 @@ def batches_unit(batches: BatchIterator) -> str:
     return "tokens" if isinstance(batches.dataset, TokenDataset) else "images"
 
 
-def _diverged(run: _Run, epoch: int, step: int, loss: float) -> None:
+def _diverged(run: _Run, what: str) -> None:
+    """Record the run as diverged (``what`` happened) and raise :class:`TrainingDiverged`; the checkpoint
+    on disk is the last epoch whose loss and weights were finite."""
     kept = (
         f"the last good checkpoint (epoch {run.history[-1]['epoch']}) is kept in {run.run_dir.checkpoint_file}"
         if run.history
         else "no epoch had completed, so there is no checkpoint"
     )
-    message = f"training diverged: loss became {loss} at epoch {epoch + 1}, step {step + 1}; {kept}"
+    message = f"training diverged: {what}; {kept}"
     if run.main:
         run.run_dir.set_status(run.meta, "diverged", error=message)
     raise TrainingDiverged(message)

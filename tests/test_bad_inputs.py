@@ -1,0 +1,112 @@
+"""Bad inputs from the hostile-user audit (issue #15): each is a clean error naming what is wrong, or a
+correct result; never a traceback deep inside, never a silently wrong initialisation."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from detinit import initialize
+from detinit.data import DataError, load_dataset
+from detinit.experiments import parse_study
+from detinit.init import partial_identity_, zero_
+from detinit.init.schemes import get_scheme
+from detinit.nn.hadamard_transform import fwht
+from detinit.train import ConfigError, RunDir, TrainConfig, TrainingDiverged, train
+
+QUIET = {"progress": False, "tensorboard": False, "threads": 1}
+
+
+def _config(**changes):
+    base = dict(
+        model="mnist_mlp",
+        model_args={"hidden": 16},
+        data="synthetic",
+        data_args={"num_examples": 64, "image_size": 8},
+        epochs=1,
+        batch_size=32,
+        **QUIET,
+    )
+    return TrainConfig(**(base | changes))
+
+
+def test_a_nan_at_evaluation_is_a_divergence_not_a_complete_run(tmp_path):
+    config = _config(lr=1.0e38, max_steps_per_epoch=1, epochs=2)
+    with pytest.raises(TrainingDiverged, match="training diverged: .*(test loss|weights) .*epoch 1"):
+        train(config, tmp_path)
+    assert RunDir(tmp_path).status() == "diverged" and not (tmp_path / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("key, value", [("lr", math.inf), ("lr", math.nan), ("weight_decay", math.inf)])
+def test_non_finite_numbers_are_refused(key, value):
+    with pytest.raises(ConfigError, match=f"{key} must be a number in"):
+        _config(**{key: value}).validate()
+
+
+@pytest.mark.parametrize("key", ["augment", "nesterov", "progress", "tensorboard", "amp", "compile"])
+def test_config_booleans_must_be_booleans(key):
+    with pytest.raises(ConfigError, match=f"{key} must be true or false, got 'false'"):
+        _config(**{key: "false"}).validate()
+
+
+@pytest.mark.parametrize(
+    "scheme, option, value",
+    [
+        ("zero", "constant_token", "no"),
+        ("kaiming", "zero_init_last", "yes"),
+        ("constnet", "c", "1"),
+        ("constnet", "s", math.nan),
+        ("gpt2", "std", 0),
+    ],
+)
+def test_scheme_options_are_checked(scheme, option, value):
+    with pytest.raises(ValueError, match=f"scheme option {option}=.* is not supported; {option} must be"):
+        get_scheme(scheme, **{option: value})
+
+
+def test_tensor_initialisers_refuse_shared_memory_and_non_boolean_flags():
+    with pytest.raises(ValueError, match=r"partial_identity_: tensor of shape \(4, 4\) has strides \(1, 0\)"):
+        partial_identity_(torch.zeros(4, 1).expand(4, 4))
+    with pytest.raises(ValueError, match="transposed must be True or False, got 'no'"):
+        zero_(torch.zeros(4, 4, 3, 3), transposed="no")
+    with pytest.raises(ValueError, match=r"fwht: dim=5 is out of range for a 2-D tensor of shape \(2, 4\)"):
+        fwht(torch.randn(2, 4), dim=5)
+
+
+@pytest.mark.parametrize("scheme", ["zero", "kaiming", "gpt2"])
+def test_an_embeddings_padding_row_stays_zero(scheme):
+    model = nn.Sequential(nn.Embedding(10, 8, padding_idx=3), nn.Linear(8, 2))
+    report = initialize(model, scheme, seed=0)
+    assert torch.equal(model[0].weight[3], torch.zeros(8)) and model[0].weight[4].abs().sum() > 0
+    assert "padding row padding_idx=3 stays 0" in report["0.weight"].reason
+
+
+def test_bad_options_are_refused_before_a_run_directory_is_written(tmp_path):
+    with pytest.raises(ConfigError, match="symmetry_args: mechanism 'dropout' takes knobs"):
+        _config(symmetry="dropout", symmetry_args={"prob": 0.1}).validate()
+    with pytest.raises(ConfigError, match=r"model 'mnist_mlp' \(model_args, init, init_options\): .*variant"):
+        train(_config(init="zero", init_options={"varaint": "paper"}), tmp_path / "a")
+    with pytest.raises(ConfigError, match="model 'mnist_mlp'"):
+        train(_config(model_args={"hiden": 16}), tmp_path / "b")
+    with pytest.raises(DataError, match="dataset 'synthetic' does not take these options"):
+        train(_config(data_args={"num_exmples": 64}), tmp_path / "c")
+    assert not any((tmp_path / d).exists() for d in "abc")  # so the corrected command is not refused
+    with pytest.raises(DataError, match="dataset 'digits' does not take these options"):
+        load_dataset("digits", "train", image_size=8)
+
+
+@pytest.mark.parametrize(
+    "study, message",
+    [
+        ({}, "a study needs at least one of base, variants or grid"),
+        ({"name": "x"}, "a study needs at least one of base, variants or grid"),
+        ({"base": {"epochs": 1}, "workers": 1.5}, "workers must be an integer >= 1, got 1.5"),
+        ({"base": {"epochs": 1}, "workers": "two"}, "workers must be an integer >= 1, got 'two'"),
+        ({"base": ["epochs"]}, "base must be a mapping of config keys"),
+        ({"base": {"epochs": 1}, "grid": "seed"}, "grid must be a mapping of config keys"),
+    ],
+)
+def test_bad_study_files(study, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_study(study)
