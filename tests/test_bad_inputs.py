@@ -110,3 +110,52 @@ def test_bad_options_are_refused_before_a_run_directory_is_written(tmp_path):
 def test_bad_study_files(study, message):
     with pytest.raises(ConfigError, match=message):
         parse_study(study)
+
+
+def _finished_run(path):
+    train(_config(epochs=1), path)
+    return RunDir(path)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "flip"])
+def test_a_damaged_checkpoint_is_named_and_never_loaded(tmp_path, damage):
+    from detinit.train import CheckpointError, load_checkpoint
+
+    run = _finished_run(tmp_path)
+    data = bytearray(run.checkpoint_file.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "empty":
+        data = bytearray()
+    else:
+        data[len(data) // 2] ^= 0x10  # one bit in the middle: torch.load alone would not notice
+    run.checkpoint_file.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=rf"checkpoint {run.checkpoint_file} (is damaged|could not be read)"):
+        load_checkpoint(run.checkpoint_file)
+
+
+def test_damaged_records_and_a_checkpoint_of_another_model_are_named(tmp_path):
+    from detinit.train import CheckpointError, RunDirDamaged
+
+    run = _finished_run(tmp_path / "a")
+    run.config_file.write_text("{not json")
+    with pytest.raises(RunDirDamaged, match=r"config.json is damaged"):
+        train(_config(epochs=2), run.path)
+    other = _finished_run(tmp_path / "b")
+    other.run_file.write_text('{"status": "running"}')  # as if killed
+    wider = _config(epochs=1, model_args={"hidden": 32})
+    other.config_file.write_text(__import__("json").dumps(wider.to_dict()))  # the config says so, the weights not
+    with pytest.raises(CheckpointError, match="does not fit this run's model and optimiser"):
+        train(wider, other.path)
+
+
+def test_the_checkpoint_digest_survives_a_kill_between_digest_and_rename(tmp_path):
+    from detinit.train import load_checkpoint, save_checkpoint
+    from detinit.train.checkpoint import file_sha256
+
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"epoch": 1})
+    old = file_sha256(path)
+    # a digest for a newer file was recorded, but the rename never happened: the old file is still good
+    (tmp_path / "checkpoint.pt.sha256").write_text(f'{{"sha256": ["{"0" * 64}", "{old}"]}}')
+    assert load_checkpoint(path) == {"epoch": 1}

@@ -21,10 +21,17 @@ from pathlib import Path
 from typing import BinaryIO
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
+def atomic_write(
+    path: str | Path,
+    write: Callable[[BinaryIO], object],
+    *,
+    before_replace: Callable[[Path], object] | None = None,
+) -> Path:
     """Call ``write`` on a binary file object, then put the file at ``path`` atomically; returns ``path``.
 
-    On any error (or interrupt) the temporary file is removed and ``path`` is left as it was.
+    ``before_replace(temporary_path)`` runs once the bytes are on disk, before the rename (e.g. to
+    record their checksum). On any error (or interrupt) the temporary file is removed and ``path`` is
+    left as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,6 +41,8 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if before_replace is not None:
+            before_replace(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

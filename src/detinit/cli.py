@@ -213,6 +213,7 @@ def run_train(args: argparse.Namespace) -> int:
     """Train one run from a config file plus overrides."""
     from .data import DataError
     from .train import ConfigError, TrainConfig, TrainingDiverged, train
+    from .train.checkpoint import CheckpointError
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -222,7 +223,7 @@ def run_train(args: argparse.Namespace) -> int:
         out = args.out or f"runs/{config.model}-{config.init or 'default'}-{config.data}-seed{config.seed}"
         print(f"run directory: {out}")
         result = train(config, out, resume=not args.no_resume)
-    except (ConfigError, DataError) as err:
+    except (ConfigError, DataError, CheckpointError) as err:
         print(f"detinit train: {err}", file=sys.stderr)
         return 2
     except TrainingDiverged as err:

@@ -126,3 +126,62 @@ def test_language_model_study_report(tmp_path):
     assert "blocks.*.attn.qkv" in rank_table and "| zero | 2 |" in rank_table
     for png in ("val_loss.png", "train_loss.png", "rank_update.png"):
         assert (tmp_path / png).stat().st_size > 5000 and f"]({png})" in text
+
+
+def _children(pid):
+    from pathlib import Path
+
+    kids = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            kids.append(int(status.parent.name))
+    return kids
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_workers_die_with_a_killed_study_so_a_rerun_trains_nothing_twice(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    base = {**BASE, "epochs": 100000, "diagnostics_every": 0}  # runs far longer than the test waits
+    (tmp_path / "s.json").write_text(json.dumps({"name": "k", "base": base, "grid": {"seed": [0, 1]}, "workers": 2}))
+    study = subprocess.Popen(
+        [sys.executable, "-m", "detinit", "study", "--config", str(tmp_path / "s.json"), "--out", str(tmp_path / "o")]
+    )
+    deadline = time.time() + 120
+    metrics = tmp_path / "o" / "runs" / "seed=0" / "metrics.jsonl"
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text()):
+        time.sleep(0.1)
+    workers = [p for p in _children(study.pid) if "spawn" in _cmdline(p)]
+    assert len(workers) >= 1, "the study should be training in worker processes"
+    os.kill(study.pid, signal.SIGKILL)
+    study.wait()
+    deadline = time.time() + 10
+    alive = workers
+    while time.time() < deadline and alive:
+        time.sleep(0.1)
+        alive = [p for p in workers if os.path.exists(f"/proc/{p}") and not _zombie(p)]
+    for pid in alive:  # leave nothing behind, whatever the outcome
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, "orphaned workers went on training after the study was killed"
+
+
+def _cmdline(pid):
+    try:
+        return open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _zombie(pid):
+    try:
+        return "\nState:\tZ" in open(f"/proc/{pid}/status").read()
+    except OSError:
+        return True

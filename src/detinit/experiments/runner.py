@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import logging
 import multiprocessing as mp
+import os
+import signal
+import sys
 import time
 
 from ..train import RunDir, TrainingDiverged, train
@@ -16,6 +20,20 @@ log = logging.getLogger("detinit.study")
 def run_dir(study: Study, spec: RunSpec) -> RunDir:
     """The run directory of one run of a study: ``<study out>/runs/<run id>``."""
     return RunDir(study.out / "runs" / spec.run_id)
+
+
+def _die_with_parent() -> None:
+    """Pool initializer: on Linux, the worker gets SIGKILL when the study process dies (even by SIGKILL),
+    so no orphan goes on training a run that a re-run of the study would then train twice."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+        return
+    if os.getppid() == 1:  # the parent died before the call: nothing would deliver the signal
+        os._exit(1)
 
 
 def _execute(job: tuple[str, str, dict]) -> tuple[str, str, str, float]:
@@ -59,7 +77,7 @@ def run_study(study: Study) -> dict[str, str]:
     if study.workers == 1:
         results = map(_execute, jobs)
     else:
-        pool = mp.get_context("spawn").Pool(study.workers, maxtasksperchild=1)
+        pool = mp.get_context("spawn").Pool(study.workers, initializer=_die_with_parent, maxtasksperchild=1)
         results = pool.imap_unordered(_execute, jobs)
     try:
         for i, (run_id, status, message, seconds) in enumerate(results, 1):

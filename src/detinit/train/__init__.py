@@ -4,15 +4,17 @@
 ...                   batch_size=64, progress=False, tensorboard=False)
 """
 
-from .checkpoint import append_jsonl, load_checkpoint, read_jsonl, save_checkpoint, write_json
+from .checkpoint import CheckpointError, append_jsonl, load_checkpoint, read_jsonl, save_checkpoint, write_json
 from .config import ConfigError, TrainConfig, read_config_file
-from .rundir import RunDir, RunDirInUse
+from .rundir import RunDir, RunDirDamaged, RunDirInUse
 from .schedule import constnet_milestones, lr_factor_fn
 from .trainer import RunResult, TrainingDiverged, build_model, evaluate, train
 
 __all__ = [
+    "CheckpointError",
     "ConfigError",
     "RunDir",
+    "RunDirDamaged",
     "RunDirInUse",
     "RunResult",
     "TrainConfig",

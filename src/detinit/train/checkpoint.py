@@ -7,8 +7,10 @@ a time, and a torn last line is dropped when read.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +19,74 @@ import torch
 from ..atomic import atomic_write
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint file is damaged (truncated, bit-flipped, not a checkpoint); the message names it."""
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _digest_file(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _known_digests(path: Path) -> list[str]:
+    try:
+        return list(json.loads(_digest_file(path).read_text())["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
-    """``torch.save`` ``state`` atomically."""
-    return atomic_write(Path(path), lambda f: torch.save(state, f))
+    """``torch.save`` ``state`` atomically, with its SHA-256 in ``<path>.sha256``.
+
+    The digest file lists the new file's digest and the one it replaces, and is written before the
+    checkpoint is renamed into place: a kill between the two leaves the old checkpoint, whose digest
+    is still listed, so a crash never makes a good checkpoint look damaged.
+    """
+    path = Path(path)
+
+    def record_digest(tmp: Path) -> None:
+        write_json(_digest_file(path), {"sha256": [file_sha256(tmp), *_known_digests(path)[:1]]})
+
+    try:
+        return atomic_write(path, lambda f: torch.save(state, f), before_replace=record_digest)
+    except (OSError, RuntimeError) as err:  # a full disk reads "inline_container.cc: unexpected pos" in torch
+        free = shutil.disk_usage(path.parent).free
+        raise CheckpointError(
+            f"could not write checkpoint {path} ({err}); {free / 2**20:.1f} MiB free on its disk. The previous "
+            "checkpoint is untouched: free some space and run the same command again to resume"
+        ) from None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` (it holds only tensors and plain data)."""
-    return torch.load(Path(path), map_location=map_location, weights_only=False)
+    """Load a checkpoint written by :func:`save_checkpoint` (it holds only tensors and plain data).
+
+    Checks the file against its recorded SHA-256 (checkpoints written before the digest existed are
+    loaded unchecked); a damaged file is a :class:`CheckpointError` naming it and what to do.
+    """
+    path = Path(path)
+    advice = "delete it (and its .sha256) to restart the run from epoch 0, or restore it from a copy"
+    known = _known_digests(path)
+    if known and path.exists() and file_sha256(path) not in known:
+        raise CheckpointError(
+            f"checkpoint {path} is damaged: its SHA-256 is not the one recorded when it was written; {advice}"
+        )
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # truncated, empty, not a torch file: torch's own message is about zip internals
+        raise CheckpointError(f"checkpoint {path} could not be read ({type(err).__name__}: {err}); {advice}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a detinit checkpoint; {advice}")
+    return state
 
 
 def write_json(path: str | Path, data: Any) -> Path:

@@ -50,6 +50,10 @@ class RunDirInUse(ConfigError):
     """Another process is training in this run directory."""
 
 
+class RunDirDamaged(ConfigError):
+    """A record of the run directory (config.json, run.json) is not valid JSON; the message names it."""
+
+
 class RunDir:
     """The files of one run; paths as attributes, reading and writing as methods."""
 
@@ -69,9 +73,20 @@ class RunDir:
         return f"RunDir({str(self.path)!r})"
 
     # ------------------------------------------------------------------ reading
+    def _read_json(self, path: Path) -> Any:
+        try:
+            return json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as err:
+            raise RunDirDamaged(
+                f"{path} is damaged ({err}); restore it, or delete the run directory {self.path} to start over"
+            ) from None
+
     def run_record(self) -> dict[str, Any]:
         """``run.json`` as a dict (empty when the run has not started)."""
-        return json.loads(self.run_file.read_text()) if self.run_file.exists() else {}
+        record = self._read_json(self.run_file) if self.run_file.exists() else {}
+        if not isinstance(record, dict):
+            raise RunDirDamaged(f"{self.run_file} is damaged (not a JSON object); restore it or delete {self.path}")
+        return record
 
     def status(self) -> str:
         """One of :data:`STATUSES`."""
@@ -89,7 +104,7 @@ class RunDir:
 
     def signal_at_init(self) -> list[dict[str, Any]] | None:
         """The rows of ``signal_init.json``; ``None`` for runs that predate it."""
-        return json.loads(self.signal_file.read_text()) if self.signal_file.exists() else None
+        return self._read_json(self.signal_file) if self.signal_file.exists() else None
 
     def check_config(self, config: TrainConfig) -> None:
         """Refuse to resume a directory that holds a different experiment.
@@ -100,7 +115,10 @@ class RunDir:
         if not self.config_file.exists():
             return
         defaults = json.loads(json.dumps(TrainConfig().to_dict(), default=str))
-        previous = defaults | json.loads(self.config_file.read_text())
+        saved = self._read_json(self.config_file)
+        if not isinstance(saved, dict):
+            raise RunDirDamaged(f"{self.config_file} is damaged (not a JSON object); restore it or delete {self.path}")
+        previous = defaults | saved
         current = json.loads(json.dumps(config.to_dict(), default=str))
         changed = sorted(
             k for k in set(previous) | set(current) if k not in EXECUTION_KEYS and previous.get(k) != current.get(k)

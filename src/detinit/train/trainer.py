@@ -46,7 +46,7 @@ from ..models import create_model, model_entry
 from ..nn import flatten_predictions
 from ..symmetry import Mechanism, make_mechanism
 from . import distributed
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
 from .rundir import RunDir
 from .schedule import lr_factor_fn
@@ -361,11 +361,18 @@ def _start(
 
 def _resume(run: _Run) -> None:
     """Load the last completed epoch's checkpoint into ``run``."""
-    state = load_checkpoint(run.run_dir.checkpoint_file, map_location=run.device)
-    run.model.load_state_dict(state["model"])
-    run.optimizer.load_state_dict(state["optimizer"])
-    run.scheduler.load_state_dict(state["scheduler"])
-    run.start_epoch, run.history, run.diagnostics = state["epoch"], state["history"], state["diagnostics"]
+    path = run.run_dir.checkpoint_file
+    state = load_checkpoint(path, map_location=run.device)
+    try:
+        run.model.load_state_dict(state["model"])
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.scheduler.load_state_dict(state["scheduler"])
+        run.start_epoch, run.history, run.diagnostics = state["epoch"], state["history"], state["diagnostics"]
+    except (KeyError, RuntimeError, ValueError) as err:
+        raise CheckpointError(
+            f"checkpoint {path} does not fit this run's model and optimiser ({type(err).__name__}: "
+            f"{str(err)[:300]}); it belongs to another run: choose another output directory"
+        ) from None
     log.info("resuming %s from epoch %d", run.run_dir.path, run.start_epoch)
 
 
