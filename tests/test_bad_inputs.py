@@ -159,3 +159,37 @@ def test_the_checkpoint_digest_survives_a_kill_between_digest_and_rename(tmp_pat
     # a digest for a newer file was recorded, but the rename never happened: the old file is still good
     (tmp_path / "checkpoint.pt.sha256").write_text(f'{{"sha256": ["{"0" * 64}", "{old}"]}}')
     assert load_checkpoint(path) == {"epoch": 1}
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["inspect", "resnet20", "--batch-size", "0"], "argument --batch-size: 0 must be >= 1"),
+        (["inspect", "resnet20", "--lr", "nan"], "argument --lr: nan must be a finite number > 0"),
+        (["inspect", "resnet20", "--lanczos-steps", "two"], "argument --lanczos-steps: 'two' is not an integer"),
+        (["inspect", "resnet20", "--data", "fashon"], "detinit inspect: unknown dataset 'fashon'"),
+        (["demo", "--init-option", "variant=x"], "detinit demo: scheme option variant='x' is not supported"),
+    ],
+)
+def test_bad_flags_of_inspect_and_demo_end_with_a_message(argv, message, capsys):
+    from detinit.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert message in str(exit_info.value.code) + capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("data_root=2024", "data_root must be a path (a string) or null, got 2024"),
+        ("data_args.num_examples=-5", "dataset 'synthetic': num_examples must be a positive integer, got -5"),
+        ("model_args.depth=0", "model 'resnet20' (model_args, init, init_options)"),
+    ],
+)
+def test_bad_train_options_end_with_a_message(override, message, capsys, tmp_path):
+    from detinit.cli import main
+
+    argv = ["train", "--model", "resnet20", "--data", "synthetic", "--epochs", "1", "--set", override]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "run").exists()

@@ -115,5 +115,10 @@ def load_dataset(
         inspect.signature(loader).bind(split=split, root=root, **options)
     except TypeError as err:
         raise DataError(f"dataset {name!r} does not take these options ({err}); see its loader's docstring") from None
-    dataset = loader(split=split, root=Path(root).expanduser() if root is not None else None, **options)
+    if root is not None and not isinstance(root, (str, Path)):
+        raise DataError(f"dataset {name!r}: root must be a path, got {root!r}")
+    try:
+        dataset = loader(split=split, root=Path(root).expanduser() if root is not None else None, **options)
+    except ValueError as err:  # an option's value the loader refuses (it says which and what it takes)
+        raise DataError(f"dataset {name!r}: {err}") from None
     return dataset.subset(subset, seed)

@@ -136,6 +136,8 @@ class TrainConfig:
         for name in ("model_args", "init_options", "data_args", "symmetry_args"):
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"{name} must be a mapping, got {getattr(self, name)!r}")
+        if self.data_root is not None and not isinstance(self.data_root, str):
+            raise ConfigError(f"data_root must be a path (a string) or null, got {self.data_root!r}")
         for name in ("augment", "nesterov", "amp", "compile", "progress", "tensorboard"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
