@@ -17,3 +17,26 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 def _seed_global_rng():
     """Tests that draw data from the global RNG see the same numbers on every run."""
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def tiny_config():
+    """A factory of one-epoch configs of a 16-unit MLP on 64 synthetic 8x8 images (about a second a run)."""
+    from detinit.train import TrainConfig
+
+    def make(**changes):
+        base = {
+            "model": "mnist_mlp",
+            "model_args": {"hidden": 16},
+            "data": "synthetic",
+            "data_args": {"num_examples": 64, "image_size": 8},
+            "epochs": 1,
+            "batch_size": 32,
+            "diagnostics_every": 0,
+            "progress": False,
+            "tensorboard": False,
+            "threads": 1,
+        }
+        return TrainConfig(**(base | changes))
+
+    return make

@@ -13,41 +13,26 @@ from detinit.experiments import parse_study
 from detinit.init import partial_identity_, zero_
 from detinit.init.schemes import get_scheme
 from detinit.nn.hadamard_transform import fwht
-from detinit.train import ConfigError, RunDir, TrainConfig, TrainingDiverged, train
-
-QUIET = {"progress": False, "tensorboard": False, "threads": 1}
+from detinit.train import ConfigError, RunDir, TrainingDiverged, train
 
 
-def _config(**changes):
-    base = dict(
-        model="mnist_mlp",
-        model_args={"hidden": 16},
-        data="synthetic",
-        data_args={"num_examples": 64, "image_size": 8},
-        epochs=1,
-        batch_size=32,
-        **QUIET,
-    )
-    return TrainConfig(**(base | changes))
-
-
-def test_a_nan_at_evaluation_is_a_divergence_not_a_complete_run(tmp_path):
-    config = _config(lr=1.0e38, max_steps_per_epoch=1, epochs=2)
+def test_a_nan_at_evaluation_is_a_divergence_not_a_complete_run(tiny_config, tmp_path):
+    config = tiny_config(lr=1.0e38, max_steps_per_epoch=1, epochs=2)
     with pytest.raises(TrainingDiverged, match="training diverged: .*(test loss|weights) .*epoch 1"):
         train(config, tmp_path)
     assert RunDir(tmp_path).status() == "diverged" and not (tmp_path / "checkpoint.pt").exists()
 
 
 @pytest.mark.parametrize("key, value", [("lr", math.inf), ("lr", math.nan), ("weight_decay", math.inf)])
-def test_non_finite_numbers_are_refused(key, value):
+def test_non_finite_numbers_are_refused(tiny_config, key, value):
     with pytest.raises(ConfigError, match=f"{key} must be a number in"):
-        _config(**{key: value}).validate()
+        tiny_config(**{key: value}).validate()
 
 
 @pytest.mark.parametrize("key", ["augment", "nesterov", "progress", "tensorboard", "amp", "compile"])
-def test_config_booleans_must_be_booleans(key):
+def test_config_booleans_must_be_booleans(tiny_config, key):
     with pytest.raises(ConfigError, match=f"{key} must be true or false, got 'false'"):
-        _config(**{key: "false"}).validate()
+        tiny_config(**{key: "false"}).validate()
 
 
 @pytest.mark.parametrize(
@@ -82,15 +67,15 @@ def test_an_embeddings_padding_row_stays_zero(scheme):
     assert "padding row padding_idx=3 stays 0" in report["0.weight"].reason
 
 
-def test_bad_options_are_refused_before_a_run_directory_is_written(tmp_path):
+def test_bad_options_are_refused_before_a_run_directory_is_written(tiny_config, tmp_path):
     with pytest.raises(ConfigError, match="symmetry_args: mechanism 'dropout' takes knobs"):
-        _config(symmetry="dropout", symmetry_args={"prob": 0.1}).validate()
+        tiny_config(symmetry="dropout", symmetry_args={"prob": 0.1}).validate()
     with pytest.raises(ConfigError, match=r"model 'mnist_mlp' \(model_args, init, init_options\): .*variant"):
-        train(_config(init="zero", init_options={"varaint": "paper"}), tmp_path / "a")
+        train(tiny_config(init="zero", init_options={"varaint": "paper"}), tmp_path / "a")
     with pytest.raises(ConfigError, match="model 'mnist_mlp'"):
-        train(_config(model_args={"hiden": 16}), tmp_path / "b")
+        train(tiny_config(model_args={"hiden": 16}), tmp_path / "b")
     with pytest.raises(DataError, match="dataset 'synthetic' does not take these options"):
-        train(_config(data_args={"num_exmples": 64}), tmp_path / "c")
+        train(tiny_config(data_args={"num_exmples": 64}), tmp_path / "c")
     assert not any((tmp_path / d).exists() for d in "abc")  # so the corrected command is not refused
     with pytest.raises(DataError, match="dataset 'digits' does not take these options"):
         load_dataset("digits", "train", image_size=8)
@@ -112,16 +97,16 @@ def test_bad_study_files(study, message):
         parse_study(study)
 
 
-def _finished_run(path):
-    train(_config(epochs=1), path)
+def _finished_run(tiny_config, path):
+    train(tiny_config(epochs=1), path)
     return RunDir(path)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "empty", "flip"])
-def test_a_damaged_checkpoint_is_named_and_never_loaded(tmp_path, damage):
+def test_a_damaged_checkpoint_is_named_and_never_loaded(tiny_config, tmp_path, damage):
     from detinit.train import CheckpointError, load_checkpoint
 
-    run = _finished_run(tmp_path)
+    run = _finished_run(tiny_config, tmp_path)
     data = bytearray(run.checkpoint_file.read_bytes())
     if damage == "truncate":
         data = data[: len(data) // 2]
@@ -134,16 +119,16 @@ def test_a_damaged_checkpoint_is_named_and_never_loaded(tmp_path, damage):
         load_checkpoint(run.checkpoint_file)
 
 
-def test_damaged_records_and_a_checkpoint_of_another_model_are_named(tmp_path):
+def test_damaged_records_and_a_checkpoint_of_another_model_are_named(tiny_config, tmp_path):
     from detinit.train import CheckpointError, RunDirDamaged
 
-    run = _finished_run(tmp_path / "a")
+    run = _finished_run(tiny_config, tmp_path / "a")
     run.config_file.write_text("{not json")
     with pytest.raises(RunDirDamaged, match=r"config.json is damaged"):
-        train(_config(epochs=2), run.path)
-    other = _finished_run(tmp_path / "b")
+        train(tiny_config(epochs=2), run.path)
+    other = _finished_run(tiny_config, tmp_path / "b")
     other.run_file.write_text('{"status": "running"}')  # as if killed
-    wider = _config(epochs=1, model_args={"hidden": 32})
+    wider = tiny_config(epochs=1, model_args={"hidden": 32})
     other.config_file.write_text(__import__("json").dumps(wider.to_dict()))  # the config says so, the weights not
     with pytest.raises(CheckpointError, match="does not fit this run's model and optimiser"):
         train(wider, other.path)

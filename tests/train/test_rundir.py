@@ -8,32 +8,16 @@ import torch
 
 from detinit.train import ConfigError, RunDir, RunDirInUse, TrainConfig, train
 
-QUIET = {"progress": False, "tensorboard": False, "threads": 1}
 
-
-def _config(**changes):
-    base = dict(
-        model="mnist_mlp",
-        model_args={"hidden": 16},
-        data="synthetic",
-        data_args={"num_examples": 64, "image_size": 8},
-        epochs=1,
-        batch_size=32,
-        diagnostics_every=0,
-        **QUIET,
-    )
-    return TrainConfig(**(base | changes))
-
-
-def test_a_second_process_is_refused_while_a_run_holds_the_directory(tmp_path):
+def test_a_second_process_is_refused_while_a_run_holds_the_directory(tiny_config, tmp_path):
     run = RunDir(tmp_path / "run")
     with run.lock():
         assert (run.lock_file.read_text().strip()) == f"process {os.getpid()}"
         # flock locks belong to an open file, so a second open in this process is refused like another process
         with pytest.raises(RunDirInUse, match=rf"run directory .*run is in use by process {os.getpid()}"):
-            train(_config(), run.path)
+            train(tiny_config(), run.path)
         assert not run.metrics_file.exists() and run.status() == "pending"  # nothing written, nothing duplicated
-    result = train(_config(), run.path)  # released at the end of the block
+    result = train(tiny_config(), run.path)  # released at the end of the block
     assert result.status == "complete" and [r["epoch"] for r in run.metrics()] == [1]
     assert run.status() == "complete" and run.is_complete()
     with run.lock():  # released after training, too
@@ -48,14 +32,14 @@ def test_a_refused_lock_is_a_config_error_and_a_refused_run_leaves_no_directory(
     assert not missing.path.exists()
 
 
-def test_status_records_and_the_config_check(tmp_path):
+def test_status_records_and_the_config_check(tiny_config, tmp_path):
     run = RunDir(tmp_path)
     assert run.status() == "pending" and run.run_record() == {}
     run.set_status({"seed": 3}, "diverged", error="loss became nan")
     assert json.loads(run.run_file.read_text()) == {"seed": 3, "status": "diverged", "error": "loss became nan"}
     with pytest.raises(ValueError, match="status must be one of"):
         run.set_status({}, "finished")
-    config = _config()
+    config = tiny_config()
     run.check_config(config)  # no config.json yet: any config is welcome
     run.write_start(config, {"seed": 0, "threads": 1}, {"scheme": "zero"}, [], [])
     assert (
@@ -88,12 +72,12 @@ def test_temporary_files_of_a_killed_write_are_removed_by_the_next_process(tmp_p
         assert not any(p.exists() for p in stale) and (tmp_path / ".keep.me").exists()
 
 
-def test_a_run_records_its_task_and_the_signal_at_init_without_touching_the_model(tmp_path):
+def test_a_run_records_its_task_and_the_signal_at_init_without_touching_the_model(tiny_config, tmp_path):
     from detinit import create_model
     from detinit.diagnostics import signal_at_init
 
     run = RunDir(tmp_path)
-    config = _config(model="resnet20", model_args={}, data_args={"num_examples": 64, "image_size": 8})
+    config = tiny_config(model="resnet20", model_args={}, data_args={"num_examples": 64, "image_size": 8})
     train(config, run.path)
     assert run.run_record()["task"] == "image_classification" == config.task
     rows = run.signal_at_init()
