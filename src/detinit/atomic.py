@@ -10,15 +10,26 @@ goes through :func:`atomic_write`.
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "note.txt"
 >>> atomic_write(path, lambda f: f.write(b"done")).read_text()
 'done'
+>>> oct(path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())   # not mkstemp's 0600
+True
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
+
+
+@functools.cache
+def _umask() -> int:
+    """The process's umask, read once (reading it means setting it, which is not thread-safe)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(
@@ -43,6 +54,7 @@ def atomic_write(
             os.fsync(f.fileno())
         if before_replace is not None:
             before_replace(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a written file gets the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
