@@ -142,7 +142,7 @@ def _children(pid):
     return kids
 
 
-@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="finds the workers in /proc")
 def test_workers_die_with_a_killed_study_so_a_rerun_trains_nothing_twice(tmp_path):
     import os
     import signal

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import logging
 import multiprocessing as mp
 import os
-import signal
-import sys
+import threading
 import time
 
 from ..train import RunDir, TrainingDiverged, train
@@ -22,18 +20,23 @@ def run_dir(study: Study, spec: RunSpec) -> RunDir:
     return RunDir(study.out / "runs" / spec.run_id)
 
 
-def _die_with_parent() -> None:
-    """Pool initializer: on Linux, the worker gets SIGKILL when the study process dies (even by SIGKILL),
-    so no orphan goes on training a run that a re-run of the study would then train twice."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
-        return
-    if os.getppid() == 1:  # the parent died before the call: nothing would deliver the signal
-        os._exit(1)
+def _die_with_parent(poll_seconds: float = 0.5) -> None:
+    """Pool initializer: the worker ends itself when the study process dies (even by SIGKILL), so no
+    orphan goes on training a run that a re-run of the study would then train twice.
+
+    A daemon thread watches the parent's PID: when the worker is re-parented, it exits at once. (Linux's
+    PR_SET_PDEATHSIG would fire when the pool *thread* that started the worker ends, which is at the
+    pool's normal close, and a worker killed then hangs ``Pool.join``.) A write in progress is atomic, so
+    nothing half-written is left."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_seconds)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="detinit-parent-watch", daemon=True).start()
 
 
 def _execute(job: tuple[str, str, dict]) -> tuple[str, str, str, float]:
