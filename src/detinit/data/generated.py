@@ -63,11 +63,10 @@ def synthetic(
     seed: int = 0,
 ) -> ArrayDataset:
     """Class ``k`` images are ``prototype_k + noise * N(0, 1)``: learnable, and reproducible from ``seed``."""
-    for name, value in (("num_examples", num_examples), ("num_classes", num_classes), ("in_chans", in_chans)):
+    sizes = {"num_examples": num_examples, "num_classes": num_classes, "in_chans": in_chans, "image_size": image_size}
+    for name, value in sizes.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-        raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not noise >= 0:
         raise ValueError(f"noise must be a number >= 0, got {noise!r}")
     g = torch.Generator().manual_seed(seed)

@@ -67,8 +67,7 @@ def hadamard_columns(out_features: int, in_features: int, columns: str = "first"
     >>> hadamard_columns(32, 6).tolist(), hadamard_columns(32, 6, "spanning").tolist()
     ([0, 1, 2, 3, 4, 5], [1, 2, 4, 8, 16, 0])
     """
-    if columns not in COLUMNS:
-        raise ValueError(f"columns={columns!r} is not supported; choose one of {COLUMNS}")
+    _check_columns(columns, "hadamard_columns")
     if columns == "first":
         return torch.arange(in_features)
     size = 1 << ceil_log2(max(out_features, in_features))
@@ -89,6 +88,11 @@ def hadamard_scale(out_features: int, norm: str = "orthonormal") -> float:
     _check_norm(norm)
     m = ceil_log2(out_features)
     return 2.0 ** (-m / 2) if norm == "orthonormal" else 2.0 ** (-(m - 1) / 2)
+
+
+def _check_columns(columns: str, fn: str) -> None:
+    if columns not in COLUMNS:
+        raise ValueError(f"{fn}: columns={columns!r} is not supported; choose one of {COLUMNS}")
 
 
 def _check_norm(norm: str) -> None:
@@ -192,8 +196,7 @@ def zero_(
             [0., 1.]])
     """
     _check_norm(norm)
-    if columns not in COLUMNS:
-        raise ValueError(f"zero_: columns={columns!r} is not supported; choose one of {COLUMNS}")
+    _check_columns(columns, "zero_")
     views = matrix_views(tensor, "zero_", groups=groups, transposed=transposed)
     out_features, in_features = views[0].shape
     if out_features <= in_features:

@@ -254,11 +254,11 @@ def _train(
     run, test_set = _start(config, run_dir, device, dist_info)
     if resume and run_dir.checkpoint_file.exists():
         _resume(run)
+    probe = probe_batch(test_set, 256).to(device)  # the fixed batch of every diagnostic of the run
     if run.main:
         run.meta = run_dir.write_start(config, run.meta, run.model.init_report.to_dict(), run.history, run.diagnostics)
         if run.start_epoch == 0:
-            probe = probe_batch(test_set, 64).to(device), probe_targets(test_set, 64).to(device)
-            run_dir.write_signal_at_init(signal_at_init(run.model, *probe))
+            run_dir.write_signal_at_init(signal_at_init(run.model, probe[:64], probe_targets(test_set, 64).to(device)))
     if config.symmetry is not None:
         mechanism = make_mechanism(config.symmetry, seed=config.seed, **config.symmetry_args)
         run.mechanism = None if mechanism.perturbs_once and run.start_epoch > 0 else mechanism.attach(run.model)
@@ -268,7 +268,6 @@ def _train(
         )
     if config.compile:
         run.net = torch.compile(run.net)
-    probe = probe_batch(test_set, 256).to(device)
     if config.diagnostics_every and run.start_epoch == 0:
         run.diagnostics.append(measure_diagnostics(run.model, probe, 0, run.initial))
         if run.main:
