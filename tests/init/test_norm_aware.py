@@ -21,7 +21,7 @@ def test_zero_goes_on_the_last_norm_and_the_conv_keeps_its_matrix():
     assert torch.equal(block.bn2.weight, torch.zeros(32))
     assert torch.equal(block.conv2.weight[:, :, 1, 1], torch.eye(32))  # Algorithm 2: the identity
     report = model.init_report
-    assert "a norm follows" in report["stages.1.1.conv2.weight"].reason
+    assert "a norm or layer scale follows" in report["stages.1.1.conv2.weight"].reason
     assert report["stages.1.1.bn2.weight"].rule == "zeros"
     assert report["stages.1.1.bn1.weight"].rule == "ones"
 
@@ -81,9 +81,9 @@ class TwoBranchEnds(nn.Module):
 
 
 def test_ambiguous_or_misplaced_norm_role_is_refused():
-    with pytest.raises(ValueError, match="declares a 'branch_last_norm' but 2 'branch_last' layers"):
+    with pytest.raises(ValueError, match="declares a 'branch_last_norm' or 'layer_scale' but 2 'branch_last' layers"):
         initialize(TwoBranchEnds(), "zero")
-    with pytest.raises(ValueError, match="role 'branch_last_norm' is for the normalisation layer.*Linear is not one"):
+    with pytest.raises(ValueError, match="role 'branch_last_norm' is for a normalisation layer; Linear is not one"):
         roles = {"0": "branch_last", "1": "branch_last_norm"}
         initialize(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4)), "zero", roles=roles)
 

@@ -125,6 +125,7 @@ def test_tied_head_shares_the_hadamard_embedding():
     model = _gpt(tie_weights=True)
     assert model.head.weight is model.tok.weight
     assert model.tok.weight.abs().min() > 0 and len(model.init_report.records) == len(list(model.parameters()))
+    assert model(_tokens()).abs().max() == 0  # the output's zero is on the final norm (classifier_norm)
 
 
 def test_sinusoidal_and_no_positions():

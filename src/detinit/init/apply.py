@@ -17,11 +17,21 @@ Rules, per module owning parameters directly:
    (or ``q_proj_weight`` / ``k_proj_weight`` / ``v_proj_weight`` when the key
    and value widths differ), biases and ``bias_k`` / ``bias_v`` 0; its
    ``out_proj`` is an ``"attn_out"`` Linear;
-5. anything else: reported as unknown and left unchanged (``strict=True``
+5. modules of other classes, from one traced forward pass
+   (:mod:`detinit.init.traced_roles`): a weight used as a matrix (Hugging
+   Face's ``Conv1D`` stores it ``(in, out)``) gets the rule of an
+   ``nn.Linear`` of that shape, filled through the matching view; a norm of
+   an unknown class the norm rule; position tables, cls tokens and layer
+   scales :meth:`~detinit.init.schemes.Scheme.parameter_rule`;
+6. anything else: reported as unknown and left unchanged (``strict=True``
    raises instead, before any parameter is written).
 
 Parameters with ``requires_grad=False`` are left unchanged and reported as
-``frozen``; a parameter shared by several modules is written once.
+``frozen``. A parameter shared by several modules (tied weights) is written
+once, and every module using it must agree on its role: the one accepted
+disagreement is an output layer tied to the token embedding, whose zero
+(under schemes that start the output at 0) goes on the norm before it
+(``"classifier_norm"``).
 """
 
 from __future__ import annotations
@@ -35,10 +45,12 @@ from torch.nn.parameter import UninitializedParameter
 
 from .. import hooks
 from .declared_roles import collect_roles
-from .layers import NORM_TYPES
+from .example_inputs import infer_example_inputs
+from .layers import MATRIX_LAYER_TYPES, NORM_TYPES
 from .report import FROZEN, UNKNOWN, InitReport, ParamRecord
-from .roles import LayerInfo, default_layer_info, fused_parts, layer_infos
+from .roles import NORM_ROLES, LayerInfo, RoleSource, default_layer_info, fused_parts, layer_infos
 from .schemes import Scheme, WeightRule, get_scheme
+from .traced_roles import TracedParam, TracedRoles, trace_roles
 
 Action = Callable[[torch.Generator], object]
 
@@ -84,6 +96,8 @@ def split_rule(
 
 
 def _weight_rule(module: nn.Module, layer: LayerInfo, scheme: Scheme) -> WeightRule | None:
+    if not isinstance(module, MATRIX_LAYER_TYPES + (nn.Embedding,)):
+        return None  # other classes get rules from how the traced forward pass used their parameters
     weight = getattr(module, "weight", None)
     is_matrix = isinstance(weight, torch.Tensor) and not isinstance(weight, UninitializedParameter) and weight.dim() > 1
     parts = fused_parts(layer.role, weight.shape[0], weight.shape[1]) if is_matrix else None
@@ -117,29 +131,62 @@ def _attention_rules(
     return rules
 
 
-def _standard_rules(module: nn.Module, layer: LayerInfo, scheme: Scheme) -> dict[str, tuple[str, str, Action]]:
-    """``{param_name: (rule, reason, action)}`` for the direct parameters of one module."""
+def _norm_rules(
+    params: Mapping[str, nn.Parameter], layer: LayerInfo, scheme: Scheme, kinds: Mapping[str, str]
+) -> dict[str, tuple[str, str, Action]]:
+    """A norm's scale 1 and shift 0; the scale 0 where the scheme puts a zero on this norm.
+
+    ``kinds`` says which parameter is which for norms of unknown classes
+    (``"scale"``, ``"shift"``, ``"offset_scale"`` for a ``(1 + w)`` scale);
+    otherwise torch's names: ``weight`` scales, ``bias`` shifts.
+    """
+    zero = scheme.zero_on_norm(layer)
+    if layer.role == "classifier_norm":
+        why_zero = f"norm before an output layer tied to the token embedding: scale starts at 0, so the output is 0 ({scheme.name})"
+    else:
+        why_zero = (
+            f"norm after the last layer of a residual branch: scale starts at 0, so the branch outputs 0 "
+            f"({scheme.name}; the layer before it keeps its own rule)"
+        )
+    rules: dict[str, tuple[str, str, Action]] = {}
+    for name, param in params.items():
+        kind = kinds.get(name) or {"weight": "scale", "bias": "shift"}.get(name)
+        if kind == "scale":
+            rules[name] = (
+                ("zeros", why_zero, lambda g, p=param: p.zero_())
+                if zero
+                else ("ones", "norm scale starts at 1", lambda g, p=param: p.fill_(1.0))
+            )
+        elif kind == "offset_scale":
+            rules[name] = (
+                ("minus_ones", why_zero + "; the scale is 1 + w", lambda g, p=param: p.fill_(-1.0))
+                if zero
+                else ("zeros", "norm scale 1 + w starts at 1", lambda g, p=param: p.zero_())
+            )
+        elif kind == "shift":
+            rules[name] = ("zeros", "norm shift starts at 0", lambda g, p=param: p.zero_())
+    return rules
+
+
+def _standard_rules(
+    module: nn.Module, layer: LayerInfo, scheme: Scheme, norm_kinds: Mapping[str, str] | None = None
+) -> dict[str, tuple[str, str, Action]]:
+    """``{param_name: (rule, reason, action)}`` for the direct parameters of one module.
+
+    ``norm_kinds`` is given for norms of classes torch does not define, found by tracing.
+    """
     if isinstance(module, nn.MultiheadAttention):
         return _attention_rules(module, layer, scheme)
     params = dict(module.named_parameters(recurse=False))
-    if layer.role == "branch_last_norm" and not isinstance(module, NORM_TYPES):
+    is_norm = isinstance(module, NORM_TYPES) or norm_kinds is not None
+    if layer.role in NORM_ROLES and not is_norm and layer.role != "norm":
         raise ValueError(
-            f"role 'branch_last_norm' is for the normalisation layer after a branch's last layer; "
-            f"{type(module).__name__} is not one (BatchNorm, InstanceNorm, GroupNorm, LayerNorm, RMSNorm)"
+            f"role {layer.role!r} is for a normalisation layer; {type(module).__name__} is not one (BatchNorm, "
+            "InstanceNorm, GroupNorm, LayerNorm, RMSNorm, or a module whose output does not change when its input "
+            "is scaled)"
         )
-    if isinstance(module, NORM_TYPES):
-        rules: dict[str, tuple[str, str, Action]] = {}
-        if "weight" in params and scheme.zero_on_norm(layer):
-            why = (
-                f"norm after the last layer of a residual branch: scale starts at 0, so the branch outputs 0 "
-                f"({scheme.name}; the layer before it keeps its own rule)"
-            )
-            rules["weight"] = ("zeros", why, lambda g: params["weight"].zero_())
-        elif "weight" in params:
-            rules["weight"] = ("ones", "norm scale starts at 1", lambda g: params["weight"].fill_(1.0))
-        if "bias" in params:
-            rules["bias"] = ("zeros", "norm shift starts at 0", lambda g: params["bias"].zero_())
-        return rules
+    if is_norm or layer.role in NORM_ROLES:
+        return _norm_rules(params, layer, scheme, norm_kinds or {})
     weight_rule = _weight_rule(module, layer, scheme) if "weight" in params else None
     if weight_rule is None:
         return {}
@@ -158,6 +205,90 @@ def _standard_rules(module: nn.Module, layer: LayerInfo, scheme: Scheme) -> dict
     return rules
 
 
+def _stored_fill(param: torch.Tensor, rule: WeightRule, stored: str) -> Action:
+    """Fill a weight as ``rule`` fills an ``nn.Linear``'s ``(out, in)`` weight; one stored ``(in, out)`` gets
+    the transpose of that, with the same random draws in the same order."""
+    if stored == "out_in":
+        return lambda g: rule.fill(param, g)
+
+    def fill(g: torch.Generator) -> None:
+        linear = torch.empty(param.shape[::-1], dtype=param.dtype, device=param.device)
+        rule.fill(linear, g)
+        param.copy_(linear.t())
+
+    return fill
+
+
+def _traced_rules(
+    params: Mapping[str, nn.Parameter], prefix: str, layer: LayerInfo, scheme: Scheme, traced: TracedRoles
+) -> dict[str, tuple[str, str, Action, str]]:
+    """Rules for parameters of a module of an unknown class, from how the traced forward pass used them.
+
+    Returns ``{param_name: (rule, reason, action, role)}``; the role is the module's for layer weights and
+    the parameter's own (``position``, ``token``, ``layer_scale``) otherwise.
+    """
+    rules: dict[str, tuple[str, str, Action, str]] = {}
+    for name, param in params.items():
+        use: TracedParam | None = traced.params.get(f"{prefix}.{name}" if prefix else name)
+        if use is None:
+            continue
+        why = f" [traced: {use.evidence}]"
+        if use.kind == "matrix":
+            stand_in = nn.Linear(use.in_features, use.out_features, bias=False, device="meta")
+            rule = _weight_rule(stand_in, layer, scheme)
+            if rule is None:
+                continue
+            rules[name] = (rule.rule, rule.reason + why, _stored_fill(param, rule, use.stored), layer.role)
+        elif use.kind == "table":
+            stand_in = nn.Embedding(*param.shape, device="meta")
+            rule = scheme.weight_rule(stand_in, layer)
+            if rule is not None:
+                rules[name] = (rule.rule, rule.reason + why, lambda g, p=param, r=rule: r.fill(p, g), layer.role)
+        elif use.kind == "bias":
+            rules[name] = ("zeros", "bias starts at 0" + why, lambda g, p=param: p.zero_(), layer.role)
+        elif use.kind in ("position", "token", "layer_scale"):
+            rule = scheme.parameter_rule(use.kind, param)
+            rules[name] = (rule.rule, rule.reason + why, lambda g, p=param, r=rule: r.fill(p, g), use.kind)
+    return rules
+
+
+def _should_trace(model: nn.Module, example_inputs: object | None, trace: bool | None) -> object | None:
+    """The example input to trace with, or ``None`` for no tracing (see :func:`initialize`'s ``trace``)."""
+    if trace is False:
+        return None
+    if example_inputs is not None:
+        return example_inputs
+    declares = any(hooks.declared_roles(m) is not None for m in model.modules())
+    if trace is None and declares:
+        return None
+    inferred = infer_example_inputs(model)
+    if inferred is None and trace:
+        raise ValueError(
+            f"initialize(trace=True): no example input for {type(model).__name__}; pass example_inputs= (a tensor, "
+            "a tuple of positional arguments or a dict of keyword arguments)"
+        )
+    return inferred
+
+
+def _check_scheme_applies(scheme: Scheme, model: nn.Module, roles: Mapping[str, RoleSource]) -> None:
+    """Refuse an option or scheme that would do nothing on this model (instead of silently doing nothing)."""
+    found = {r.role.partition(":")[0] for r in roles.values()}
+    attention = any(isinstance(m, nn.MultiheadAttention) for m in model.modules()) or found & {
+        "attn_query", "attn_key", "attn_value", "attn_qkv", "attn_kv"}  # fmt: skip
+    if getattr(scheme, "attention", "identity") == "kv_zero" and not attention:
+        raise ValueError(
+            f"scheme option attention='kv_zero' does nothing on {type(model).__name__}: no attention layer was "
+            "found (declared, traced or given in roles=); drop the option, or pass example_inputs= so that "
+            "attention can be traced"
+        )
+    if scheme.name == "fixup" and not found & {"branch_last", "attn_out"}:
+        raise ValueError(
+            f"scheme 'fixup' on {type(model).__name__}, which has no residual branch (declared, traced or given "
+            "in roles=), would equal 'kaiming' with a zero classifier; use 'kaiming', or pass example_inputs= so "
+            "that residual branches can be traced"
+        )
+
+
 @torch.no_grad()
 def initialize(
     model: nn.Module,
@@ -167,6 +298,8 @@ def initialize(
     strict: bool = False,
     generator: torch.Generator | None = None,
     seed: int = 0,
+    example_inputs: object | None = None,
+    trace: bool | None = None,
     **options: object,
 ) -> InitReport:
     """Initialise every parameter of ``model`` in place with ``scheme``.
@@ -184,6 +317,13 @@ def initialize(
             ``c < 1`` or ``s > 0``) come from it, in module order; default a CPU
             generator seeded with ``seed``. The global RNG is never used.
         seed: seed of the default generator.
+        example_inputs: an input to run the model on once to find the roles of its layers from the
+            computation (:mod:`detinit.init.traced_roles`): a tensor, a tuple of positional arguments or a
+            dict of keyword arguments. The run is in eval mode and changes nothing.
+        trace: ``None`` (default) traces when ``example_inputs`` is given, or when the model declares no
+            roles (no ``detinit_roles``) and its library describes its input (Hugging Face, timm:
+            :func:`~detinit.init.example_inputs.infer_example_inputs`); ``True`` always traces (an error
+            without an input); ``False`` never does. Declared roles and ``roles=`` win over traced ones.
         **options: scheme options, e.g. ``norm="paper"`` for ``"zero"``.
 
     Returns:
@@ -203,14 +343,17 @@ def initialize(
             f"{type(model).__name__} has no residual gates (detinit.nn.ScalarGate); build the model with "
             "gates (e.g. create_model(..., norm='none') or gate=True)"
         )
-    role_sources = collect_roles(model, roles)
+    example = _should_trace(model, example_inputs, trace)
+    traced = trace_roles(model, example) if example is not None else TracedRoles()
+    role_sources = collect_roles(model, roles, traced.modules)
+    _check_scheme_applies(scheme_obj, model, role_sources)
     infos = layer_infos(role_sources)
     default_info = default_layer_info(role_sources)
     seed_used = seed if generator is None and scheme_obj.uses_generator else None
     report = InitReport(scheme_obj.name, scheme_obj.options(), seed_used)
 
     plans: list[_ModulePlan] = []
-    seen: set[int] = set()
+    seen: dict[int, int] = {}  # id(param) -> its record
     for mname, module in model.named_modules():
         direct = dict(module.named_parameters(recurse=False))
         if not direct:
@@ -219,12 +362,24 @@ def initialize(
         source = role_sources.get(mname)
         suffix = f" [role {layer.role} from {source.source}]" if source else ""
         plan = _ModulePlan(mname, module, callable(getattr(module, hooks.INIT_HOOK, None)))
-        rules = _standard_rules(module, layer, scheme_obj)
+        norm_kinds = None
+        if mname in traced.norms:
+            norm_kinds = {p: traced.params[f"{mname}.{p}" if mname else p].kind for p in direct}
+        rules = _standard_rules(module, layer, scheme_obj, norm_kinds)
+        if norm_kinds is not None:  # say how the norm was found
+            evidence = traced.params[f"{mname}.{next(iter(direct))}" if mname else next(iter(direct))].evidence
+            rules = {p: (rule, f"{reason} [traced norm: {evidence}]", act) for p, (rule, reason, act) in rules.items()}
+        param_roles: dict[str, str] = {}
+        for pname, (rule, reason, action, role) in _traced_rules(direct, mname, layer, scheme_obj, traced).items():
+            if pname not in rules:
+                rules[pname] = (rule, reason, action)
+                param_roles[pname] = role
         for pname, param in direct.items():
             full = f"{mname}.{pname}" if mname else pname
-            if id(param) in seen:
-                continue  # shared parameter: initialised where first seen
-            seen.add(id(param))
+            if id(param) in seen:  # shared parameter: initialised where first seen, if the roles agree
+                _check_tied(report, seen[id(param)], full, type(module).__name__, layer.role, role_sources, scheme_obj)
+                continue
+            seen[id(param)] = len(report.records)
             if isinstance(param, UninitializedParameter):
                 raise ValueError(
                     f"initialize: {full} of {type(module).__name__} is a lazy, uninitialised "
@@ -242,8 +397,9 @@ def initialize(
             else:
                 rule, reason = UNKNOWN, f"no rule for {type(module).__name__}.{pname}: left unchanged"
             plan.records[pname] = len(report.records)
+            role = param_roles.get(pname, layer.role)
             report.records.append(
-                ParamRecord(full, type(module).__name__, tuple(param.shape), layer.role, rule, reason + suffix)
+                ParamRecord(full, type(module).__name__, tuple(param.shape), role, rule, reason + suffix)
             )
         plans.append(plan)
     if strict and report.unknown:
@@ -258,6 +414,44 @@ def initialize(
     for plan in plans:
         _execute(plan, scheme_obj, gen, report)
     return report
+
+
+def _check_tied(
+    report: InitReport,
+    first: int,
+    name: str,
+    module_type: str,
+    role: str,
+    roles: Mapping[str, RoleSource],
+    scheme: Scheme,
+) -> None:
+    """A tied weight is initialised once: refuse it when the modules sharing it want different rules."""
+    record = report.records[first]
+    if record.role == role:
+        return
+    table_and_output = {record.role, role} == {"default", "classifier"} and "Embedding" in (
+        record.module_type,
+        module_type,
+    )
+    if table_and_output:
+        norms = [n for n, r in roles.items() if r.role == "classifier_norm"]
+        if not scheme.zeroes_classifier or norms:
+            where = f"; the output's zero is on {norms[0]}'s scale" if norms and scheme.zeroes_classifier else ""
+            report.records[first] = replace(
+                record, reason=f"{record.reason}; also the output layer {name} (tied){where}"
+            )
+            return
+        raise ValueError(
+            f"{name} ({module_type}, role 'classifier') is tied to {record.name} ({record.module_type}, the token "
+            f"embedding); scheme {scheme.name!r} starts the output layer at 0, which would zero every token. No norm "
+            "was found before the output layer to carry that zero: untie the weights, give the norm before the "
+            "output layer the role 'classifier_norm', or pass example_inputs= so that it can be traced"
+        )
+    raise ValueError(
+        f"{name} is tied to {record.name}: the modules sharing it have different roles ({module_type} "
+        f"{role!r}, {record.module_type} {record.role!r}), and a tied weight gets one rule; give both the same "
+        "role in roles=, or untie the weights"
+    )
 
 
 def _execute(plan: _ModulePlan, scheme: Scheme, gen: torch.Generator, report: InitReport) -> None:

@@ -26,6 +26,7 @@ from torch import nn
 
 from .. import hooks
 from .roles import RoleSource, check_role
+from .traced_roles import TracedRole
 
 
 def _torch_roles(module: nn.Module) -> dict[str, str]:
@@ -37,14 +38,19 @@ def _torch_roles(module: nn.Module) -> dict[str, str]:
     return {}
 
 
-def collect_roles(model: nn.Module, overrides: Mapping[str, str] | None = None) -> dict[str, RoleSource]:
+def collect_roles(
+    model: nn.Module, overrides: Mapping[str, str] | None = None, traced: Mapping[str, TracedRole] | None = None
+) -> dict[str, RoleSource]:
     """Map module names to :class:`RoleSource`; modules not listed are ``"default"``.
 
-    Sources, later ones winning: torch's Transformer layers, ``get_classifier()``,
-    ``detinit_roles()`` hooks (outer blocks first), then ``overrides``.
+    Sources, later ones winning: roles traced from the computation
+    (:func:`detinit.init.traced_roles.trace_roles`), torch's Transformer layers,
+    ``get_classifier()``, ``detinit_roles()`` hooks (outer blocks first), then ``overrides``.
     """
     names = {id(m): name for name, m in model.named_modules()}
-    roles: dict[str, RoleSource] = {}
+    roles: dict[str, RoleSource] = {
+        name: RoleSource(r.role, f"traced: {r.evidence}", r.block) for name, r in (traced or {}).items()
+    }
     for block_name, block in model.named_modules():
         for child, role in _torch_roles(block).items():
             full = f"{block_name}.{child}" if block_name else child

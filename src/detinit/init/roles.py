@@ -33,6 +33,17 @@ Transformer roles (:mod:`detinit.models.transformer`, ``nn.MultiheadAttention`` 
 
 An ``nn.Embedding`` in any other role is a token embedding.
 
+Roles for models detinit does not know (found by :mod:`detinit.init.traced_roles`, or given):
+
+* ``"norm"``: a normalisation layer of a class detinit does not know
+  (``LlamaRMSNorm``, ``T5LayerNorm``): scale 1, shift 0;
+* ``"classifier_norm"``: the norm before an output layer whose weight is tied
+  to the token embedding: schemes that start the output at 0 zero this norm's
+  scale instead of the shared weight;
+* ``"layer_scale"``: a module holding a vector that scales a residual branch
+  elementwise (CaiT / ConvNeXt ``gamma``): schemes that start branches at 0
+  zero it, and the branch's last layer gets an ordinary branch layer's rule.
+
 This module defines the vocabulary (:data:`ROLES`, :func:`check_role`,
 :func:`fused_parts`) and :class:`LayerInfo`, what a scheme is told about a layer
 (its role, plus the counts Fixup and T-Fixup scale by), computed from the
@@ -61,7 +72,12 @@ ROLES = (
     "attn_qkv",
     "attn_kv",
     "position",
+    "norm",
+    "classifier_norm",
+    "layer_scale",
 )
+NORM_ROLES = ("norm", "branch_last_norm", "classifier_norm")
+BRANCH_END_SCALES = ("branch_last_norm", "layer_scale")  # carry a branch's zero instead of its last layer
 FUSED_ROLES = {"attn_qkv": ("attn_query", "attn_key", "attn_value"), "attn_kv": ("attn_key", "attn_value")}
 RESIDUAL_LAST_ROLES = ("branch_last", "attn_out")  # layers whose output is added to a skip path
 
@@ -144,7 +160,7 @@ class LayerInfo:
     num_branches: int = 0  # residual branches in the whole model (L)
     branch_depth: int = 0  # layers in this layer's residual branch (m)
     num_attention: int = 0  # attention layers (attn_out roles) in the whole model (T-Fixup's N)
-    norm_follows: bool = False  # a branch_last layer followed by a branch_last_norm in its block
+    norm_follows: bool = False  # a branch_last / attn_out layer followed by a branch_last_norm or layer_scale
 
 
 def default_layer_info(roles: Mapping[str, RoleSource]) -> LayerInfo:
@@ -171,14 +187,14 @@ def layer_infos(roles: Mapping[str, RoleSource]) -> dict[str, LayerInfo]:
     for name, r in roles.items():
         if r.block is not None and r.role in ("branch", "branch_last"):
             depth[r.block] = depth.get(r.block, 0) + 1
-        if r.role == "branch_last":
+        if r.role in RESIDUAL_LAST_ROLES:
             last.setdefault(r.block, []).append(name)
-        if r.role == "branch_last_norm":
+        if r.role in BRANCH_END_SCALES:
             normed.add(r.block)
     for block in normed:
         if len(last.get(block, [])) != 1:
             raise ValueError(
-                f"block {block!r} declares a 'branch_last_norm' but {len(last.get(block, []))} 'branch_last' layers "
+                f"block {block!r} declares a 'branch_last_norm' or 'layer_scale' but {len(last.get(block, []))} 'branch_last' layers "
                 f"({', '.join(last.get(block, [])) or 'none'}); the norm must follow exactly one branch's last layer"
             )
     return {
@@ -187,7 +203,7 @@ def layer_infos(roles: Mapping[str, RoleSource]) -> dict[str, LayerInfo]:
             default.num_branches,
             depth.get(r.block, 0) if r.block is not None else 0,
             default.num_attention,
-            norm_follows=r.role == "branch_last" and r.block in normed,
+            norm_follows=r.role in RESIDUAL_LAST_ROLES and r.block in normed,
         )
         for name, r in roles.items()
     }

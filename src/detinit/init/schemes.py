@@ -80,6 +80,7 @@ class Scheme:
     residual_gate_value: float = 1.0  # where a ScalarGate multiplier of a residual branch starts
     zeroes_branch_ends: bool = False  # starts every residual branch at 0 (ZerO, ConstNet, Fixup, zero_init_last)
     norm_aware: bool = True  # puts that zero on the norm after the branch's last layer, where there is one
+    zeroes_classifier: bool = False  # starts the output layer at 0 (ZerO, ConstNet, Fixup)
 
     def weight_rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
         """The rule for ``module.weight``; ``None`` if the layer type is unknown.
@@ -88,8 +89,9 @@ class Scheme:
         rule of an ordinary ``branch`` layer, and the report says why.
         """
         note = ""
-        if layer.role == "branch_last" and self.zero_on_norm(layer):
-            layer, note = replace(layer, role="branch"), " (a norm follows: its scale starts at 0 instead)"
+        if layer.role in RESIDUAL_LAST_ROLES and self.zero_on_norm(layer):
+            role = "branch" if layer.role == "branch_last" else "default"
+            layer, note = replace(layer, role=role), " (a norm or layer scale follows: it starts at 0 instead)"
         rule = self._rule(module, layer)
         return replace(rule, reason=rule.reason + note) if rule is not None and note else rule
 
@@ -98,8 +100,27 @@ class Scheme:
         raise NotImplementedError
 
     def zero_on_norm(self, layer: LayerInfo) -> bool:
-        """Whether this branch end's zero goes on the norm after the layer (``branch_last_norm``)."""
+        """Whether this branch end's zero goes on the norm after the layer (``branch_last_norm``), or the
+        output's zero on the norm before a classifier tied to the token embedding (``classifier_norm``)."""
+        if layer.role == "classifier_norm":
+            return self.zeroes_classifier
         return self.zeroes_branch_ends and self.norm_aware and (layer.norm_follows or layer.role == "branch_last_norm")
+
+    def parameter_rule(self, role: str, param: torch.Tensor) -> WeightRule:
+        """The rule for a parameter that is not a layer's weight: a learned ``"position"`` table added to
+        the input, a ``"token"`` (cls, register) concatenated to it, or a ``"layer_scale"`` vector.
+
+        Default (random schemes): tables and tokens N(0, 0.02^2) as ViT and timm;
+        a layer scale 0 where the scheme starts branches at 0, else the model's own value (a
+        hyper-parameter such as ConvNeXt's 1e-6, not a distribution).
+        """
+        if role == "layer_scale":
+            if self.zeroes_branch_ends:
+                return _zeros("layer scale of a residual branch starts at 0: the block is the identity")
+            return WeightRule("kept", "layer scale: the model's own value (a hyper-parameter)", lambda w, g: None)
+        return WeightRule(
+            "normal", f"{role}: N(0, 0.02^2) as ViT / timm", lambda w, g: rnd.normal_(w, generator=g, std=0.02)
+        )
 
     def options(self) -> dict[str, object]:
         """The scheme's options, for reports and run records."""
@@ -159,6 +180,7 @@ class ZerOScheme(Scheme):
     ATTENTION = ("identity", "kv_zero")
     VARIANTS = ("detinit", "paper")
     zeroes_branch_ends = True
+    zeroes_classifier = True
 
     def __init__(
         self,
@@ -249,6 +271,21 @@ class ZerOScheme(Scheme):
             lambda w, g: zero_(w, norm=norm, groups=groups, transposed=transposed, columns=columns),
         )
 
+    def parameter_rule(self, role: str, param: torch.Tensor) -> WeightRule:
+        """Position tables 0 (as learned positions); tokens (cls, register) distinct Hadamard rows, as token
+        embeddings: a zero cls token would stay 0 through every identity block and its LayerNorm, so a
+        classifier reading it would see 0 and get no gradient."""
+        if role == "position":
+            return _zeros("learned positions start at 0: tokens alone set the input; training adds positions")
+        if role == "token":
+            norm, width = self.norm, param.shape[-1]
+
+            def fill(w: torch.Tensor, g: torch.Generator) -> None:
+                zero_embedding_(w.view(-1, width), norm=norm)
+
+            return WeightRule("hadamard", "token concatenated to the input: distinct Hadamard rows, as tokens", fill)
+        return super().parameter_rule(role, param)
+
     def _embedding_rule(self, module: nn.Embedding, role: str) -> WeightRule:
         vocab, dim = module.num_embeddings, module.embedding_dim
         if role == "position":
@@ -278,6 +315,7 @@ class ConstNetScheme(Scheme):
     """
 
     name = "constnet"
+    zeroes_classifier = True
 
     def __init__(self, c: float = 1.0, gain: float = 1.0, s: float = 0.0) -> None:
         c, gain, s = _check_number("c", c, 0.0, 1.0), _check_number("gain", gain, 0.0), _check_number("s", s, 0.0)
@@ -287,6 +325,11 @@ class ConstNetScheme(Scheme):
 
     def options(self) -> dict[str, object]:
         return {"c": self.c, "gain": self.gain, "s": self.s}
+
+    def parameter_rule(self, role: str, param: torch.Tensor) -> WeightRule:
+        if role in ("position", "token"):
+            return _zeros(f"{role} starts at 0 (ConstNet: every feature starts identical)")
+        return super().parameter_rule(role, param)
 
     def _rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
         if not isinstance(module, MATRIX_LAYER_TYPES):
@@ -411,6 +454,7 @@ class FixupScheme(Scheme):
     name = "fixup"
     uses_generator = True
     zeroes_branch_ends = True
+    zeroes_classifier = True
 
     def _rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
         if isinstance(module, nn.Embedding):

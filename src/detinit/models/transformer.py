@@ -236,8 +236,9 @@ class GPT(_Stack):
         position: ``"learned"`` (role ``"position"``), ``"sinusoidal"`` (a fixed buffer) or ``"none"``.
         mlp_ratio, bias, dropout: MLP expansion, biases, dropout (attention, branches, embeddings).
         tie_weights: the head shares the token embedding (GPT-2). Under ZerO the
-            shared matrix gets the embedding's Hadamard rows (written once, where
-            first seen), so the output is not 0 at init.
+            shared matrix gets the embedding's Hadamard rows and the final norm's
+            scale starts at 0 (role ``"classifier_norm"``), so the output is 0 at
+            init; without a final norm (``norm="none"``) ZerO refuses the tie.
 
     >>> GPT(vocab_size=10, context=8, depth=1, width=16, heads=2)(torch.zeros(2, 8, dtype=torch.long)).shape
     torch.Size([2, 8, 10])
@@ -283,7 +284,10 @@ class GPT(_Stack):
             self.head.weight = self.tok.weight
 
     def detinit_roles(self) -> dict[str, str]:
-        return {"pos": "position"} if self.position == "learned" else {}
+        roles = {"pos": "position"} if self.position == "learned" else {}
+        if self.head.weight is self.tok.weight and any(True for _ in self.norm.parameters()):
+            roles["norm"] = "classifier_norm"  # a tied head's zero goes on the final norm's scale
+        return roles
 
     def get_classifier(self) -> nn.Module:
         return self.head

@@ -1,0 +1,260 @@
+"""Record one forward pass as a data-flow graph: :func:`record_forward`.
+
+Roles found from the computation (:mod:`detinit.init.traced_roles`) need to
+know, for one forward pass on an example input, which function produced each
+tensor from which tensors, which parameters each function read, and which
+module was running at the time. A :class:`torch.overrides.TorchFunctionMode`
+sees every call of a torch function or ``Tensor`` method made from Python
+(``F.linear``, ``torch.addmm``, ``x + y``, ``x.view(...)``,
+``F.scaled_dot_product_attention``) with its arguments, the parameters
+included, so any eager model can be recorded: Hugging Face and timm models
+need no symbolic tracing and no export. Forward hooks on every module give
+the module each call ran in, and the tensors each module call took and
+returned.
+
+Each tensor becomes a :class:`Value` (a new one for each in-place update);
+each call a :class:`Node`. A value is *tainted* when it depends on the
+example input's values: the residual stream is, positions built with
+``arange``, attention masks built from shapes and parameters are not.
+
+>>> import torch
+>>> from torch import nn
+>>> net = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+>>> graph = record_forward(net, (torch.ones(2, 4),))
+>>> [n.name for n in graph.nodes]
+['linear', 'relu']
+>>> graph.param_inputs(graph.nodes[0])
+{1: '0.weight', 2: '0.bias'}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
+
+# functions whose output depends on the input's shape, not its values
+SHAPE_ONLY = frozenset(
+    {"size", "ones_like", "zeros_like", "full_like", "empty_like", "new_ones", "new_zeros", "new_full", "new_empty"}
+)
+
+
+class TraceError(RuntimeError):
+    """The model could not be run on the example input."""
+
+
+@dataclass
+class Value:
+    """One tensor (one version of it, for tensors updated in place)."""
+
+    index: int
+    producer: int | None  # index of the node that produced it; None for inputs, parameters, constants
+    tainted: bool  # depends on the example input's values
+    param: str | None = None  # the parameter's name, for parameters
+    shape: tuple[int, ...] = ()
+
+
+@dataclass
+class Node:
+    """One call of a torch function: its name, argument values, output values and module."""
+
+    index: int
+    name: str
+    inputs: dict[int | str, int]  # argument position (or keyword) -> value index, tensors only
+    outputs: list[int]
+    module: str  # the innermost module running ("" for the model itself)
+    scalars: dict[int | str, object] = field(default_factory=dict)  # non-tensor arguments, by position
+
+
+@dataclass
+class ModuleCall:
+    """One call of a module: the values it took and returned."""
+
+    name: str
+    inputs: list[int]
+    outputs: list[int]
+    first_node: int
+    last_node: int
+
+
+@dataclass
+class Graph:
+    """The recorded forward pass."""
+
+    values: list[Value]
+    nodes: list[Node]
+    calls: list[ModuleCall]
+    tensors: list[torch.Tensor]  # tensors[value.index] is the tensor of that value
+    outputs: list[int]  # the values the model returned, flattened
+    output_keys: list[str]  # the key path of each output value ("logits", "0", ...)
+    consumers: dict[int, list[int]] = field(default_factory=dict)  # value -> nodes reading it
+
+    def __post_init__(self) -> None:
+        for node in self.nodes:
+            for value in node.inputs.values():
+                self.consumers.setdefault(value, []).append(node.index)
+
+    def param_inputs(self, node: Node) -> dict[int | str, str]:
+        """``{argument position: parameter name}`` of the parameters a node read."""
+        return {key: self.values[v].param for key, v in node.inputs.items() if self.values[v].param is not None}
+
+    def tainted_inputs(self, node: Node) -> list[int]:
+        """The input values of ``node`` that depend on the example input."""
+        return [v for v in node.inputs.values() if self.values[v].tainted]
+
+    def producer(self, value: int) -> Node | None:
+        index = self.values[value].producer
+        return None if index is None else self.nodes[index]
+
+    def ancestors(self, value: int) -> set[int]:
+        """Every value ``value`` was computed from (itself included)."""
+        seen, stack = {value}, [value]
+        while stack:
+            node = self.producer(stack.pop())
+            if node is None:
+                continue
+            for v in node.inputs.values():
+                if v not in seen:
+                    seen.add(v)
+                    stack.append(v)
+        return seen
+
+
+class _Recorder(TorchFunctionMode):
+    def __init__(self, params: Mapping[int, str]) -> None:
+        super().__init__()
+        self.values: list[Value] = []
+        self.nodes: list[Node] = []
+        self.calls: list[ModuleCall] = []
+        self.tensors: list[torch.Tensor] = []  # keeps every tensor alive, so ids are never reused
+        self.latest: dict[int, int] = {}  # id(tensor) -> its latest value
+        self.params = params
+        self.stack: list[str] = [""]
+        self.open_calls: list[ModuleCall] = []
+
+    def value_of(self, tensor: torch.Tensor, tainted: bool = False) -> int:
+        found = self.latest.get(id(tensor))
+        if found is not None:
+            return found
+        return self._new_value(tensor, None, tainted, self.params.get(id(tensor)))
+
+    def _new_value(self, tensor: torch.Tensor, producer: int | None, tainted: bool, param: str | None = None) -> int:
+        index = len(self.values)
+        shape = tuple(tensor.shape) if not tensor.is_nested else ()
+        self.values.append(Value(index, producer, tainted, param, shape))
+        self.tensors.append(tensor)
+        self.latest[id(tensor)] = index
+        return index
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        name = getattr(func, "__name__", str(func))
+        inputs: dict[int | str, int] = {}
+        scalars: dict[int | str, object] = {}
+        for key, arg in list(enumerate(args)) + list(kwargs.items()):
+            flat, _ = tree_flatten(arg)
+            tensors = [t for t in flat if isinstance(t, torch.Tensor)]
+            if isinstance(arg, torch.Tensor):
+                inputs[key] = self.value_of(arg)
+            elif tensors:  # a list of tensors (cat, stack): positions i.0, i.1, ...
+                for j, t in enumerate(tensors):
+                    inputs[f"{key}.{j}"] = self.value_of(t)
+            elif isinstance(arg, (int, float, bool)):
+                scalars[key] = arg
+        flat_out, _ = tree_flatten(out)
+        tensors_out = [t for t in flat_out if isinstance(t, torch.Tensor)]
+        if not tensors_out:
+            return out
+        tainted = name not in SHAPE_ONLY and any(self.values[v].tainted for v in inputs.values())
+        index = len(self.nodes)
+        outputs = [self._new_value(t, index, tainted) for t in tensors_out]
+        self.nodes.append(Node(index, name, inputs, outputs, self.stack[-1], scalars))
+        return out
+
+    def pre_hook(self, name: str):
+        def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
+            flat, _ = tree_flatten((args, kwargs))
+            inputs = [self.value_of(t) for t in flat if isinstance(t, torch.Tensor)]
+            self.stack.append(name)
+            self.open_calls.append(ModuleCall(name, inputs, [], len(self.nodes), -1))
+
+        return hook
+
+    def post_hook(self, name: str):
+        def hook(module: nn.Module, args: tuple, kwargs: dict, output: object) -> None:
+            flat, _ = tree_flatten(output)
+            call = self.open_calls.pop()
+            call.outputs = [self.value_of(t) for t in flat if isinstance(t, torch.Tensor)]
+            call.last_node = len(self.nodes)
+            self.calls.append(call)
+            self.stack.pop()
+
+        return hook
+
+
+def _flatten_output(output: object) -> Iterator[tuple[str, torch.Tensor]]:
+    """``(key path, tensor)`` for every tensor the model returned (mappings, dataclasses, tuples)."""
+    if isinstance(output, torch.Tensor):
+        yield "", output
+    elif isinstance(output, Mapping):
+        for key, item in output.items():
+            for sub, t in _flatten_output(item):
+                yield f"{key}.{sub}".rstrip("."), t
+    elif isinstance(output, (tuple, list)):
+        for i, item in enumerate(output):
+            for sub, t in _flatten_output(item):
+                yield f"{i}.{sub}".rstrip("."), t
+
+
+def run_model(model: nn.Module, example: object) -> object:
+    """Call ``model`` on an example input: a tensor, a tuple of positional arguments or a dict of keywords."""
+    if isinstance(example, Mapping):
+        return model(**example)
+    if isinstance(example, tuple):
+        return model(*example)
+    return model(example)
+
+
+def record_forward(model: nn.Module, example: object) -> Graph:
+    """Run ``model`` once on ``example`` in eval mode and return the recorded :class:`Graph`.
+
+    The model's training flags are restored afterwards; nothing else is
+    changed (eval mode leaves BatchNorm's running statistics alone). Gradients
+    are enabled so that :mod:`detinit.init.traced_roles` can ask autograd
+    which output rows of a fused projection feed the query, key and value.
+    """
+    params = {id(p): name for name, p in model.named_parameters(remove_duplicate=False)}
+    recorder = _Recorder(params)
+    for t in tree_flatten(example)[0]:
+        if isinstance(t, torch.Tensor):
+            recorder.value_of(t, tainted=True)
+    names = {id(m): name for name, m in model.named_modules(remove_duplicate=False)}
+    handles = []
+    for module in model.modules():
+        name = names[id(module)]
+        handles.append(module.register_forward_pre_hook(recorder.pre_hook(name), with_kwargs=True))
+        handles.append(module.register_forward_hook(recorder.post_hook(name), with_kwargs=True))
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        with torch.enable_grad(), recorder:
+            output = run_model(model, example)
+    except Exception as err:
+        raise TraceError(
+            f"could not run {type(model).__name__} on the example input to find its layers' roles "
+            f"({type(err).__name__}: {err}); pass example_inputs= that the model's forward accepts, or "
+            "trace=False and give roles= yourself"
+        ) from err
+    finally:
+        for h in handles:
+            h.remove()
+        for m, training in modes.items():
+            m.train(training)
+    keyed = list(_flatten_output(output))
+    outputs = [recorder.value_of(t) for _, t in keyed]
+    return Graph(recorder.values, recorder.nodes, recorder.calls, recorder.tensors, outputs, [k for k, _ in keyed])

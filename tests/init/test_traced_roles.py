@@ -1,0 +1,204 @@
+"""Roles found from the computation (detinit.init.traced_roles) on models that declare none."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from detinit import initialize
+from detinit.init.trace import TraceError
+from detinit.init.traced_roles import trace_roles
+
+from .timm_patterns import ConvNet, VisionTransformer
+
+RANDOM_AND_DETERMINISTIC = ("zero", "partial_identity", "kaiming", "xavier", "orthogonal")
+
+
+def _adamw_ratio(model: nn.Module, loss_fn, steps: int = 30, lr: float = 3e-3) -> float:
+    """Final / first loss of ``steps`` AdamW steps on one batch."""
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    first = last = None
+    for _ in range(steps):
+        loss = loss_fn(model)
+        first = loss.item() if first is None else first
+        last = loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return last / first
+
+
+def _block_changes(blocks: list[nn.Module], model: nn.Module, *inputs) -> list[float]:
+    """max |output - input| of each block on one forward pass."""
+    found: list[float] = []
+    hooks = [b.register_forward_hook(lambda m, i, o: found.append((o - i[0]).abs().max().item())) for b in blocks]
+    model.eval()
+    with torch.no_grad():
+        model(*inputs)
+    for h in hooks:
+        h.remove()
+    return found
+
+
+class Conv1D(nn.Module):
+    """Hugging Face's GPT-2 Conv1D: a Linear whose weight is stored (in, out)."""
+
+    def __init__(self, nf: int, nx: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(nx, nf))
+        self.bias = nn.Parameter(torch.randn(nf))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight).view(*x.shape[:-1], -1)
+
+
+@pytest.mark.parametrize("scheme", ["zero", "kaiming", "orthogonal"])
+def test_a_weight_stored_in_out_gets_the_transpose_of_the_linear_rule(scheme):
+    conv1d, linear = nn.Sequential(Conv1D(24, 8)), nn.Sequential(nn.Linear(8, 24))
+    x = torch.ones(2, 8)
+    initialize(conv1d, scheme, example_inputs=x, seed=3)
+    initialize(linear, scheme, example_inputs=x, seed=3)
+    assert torch.equal(conv1d[0].weight, linear[0].weight.t())
+    assert torch.equal(conv1d[0].bias, torch.zeros(24))
+
+
+def test_timm_vit_pattern_roles_and_promises():
+    model = VisionTransformer()
+    report = initialize(model, "zero", strict=True)  # input size from pretrained_cfg
+    assert report["blocks.0.attn.qkv.weight"].role == "attn_qkv:32,32,32"
+    assert report["blocks.0.attn.proj.weight"].role == "attn_out"
+    assert report["blocks.0.ls1.gamma"].rule == "zeros" and report["blocks.0.ls1.gamma"].role == "layer_scale"
+    # the zero is on the layer scale, so the layer before it is not a second zero (a saddle)
+    assert torch.equal(model.blocks[0].attn.proj.weight, torch.eye(32))
+    assert report["pos_embed"].rule == "zeros" and report["cls_token"].rule == "hadamard"
+    x = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert model(x).abs().max() == 0
+    assert _block_changes(list(model.blocks), model, x) == [0.0, 0.0]
+    y = torch.tensor([0, 1, 2, 3])
+    assert _adamw_ratio(model, lambda m: nn.functional.cross_entropy(m(x), y)) <= 0.8
+
+
+def test_timm_convnet_pattern_puts_the_zero_on_the_last_batchnorm():
+    model = ConvNet()
+    report = initialize(model, "zero", strict=True)
+    for name in ("layers.0.bn2", "layers.1.bn2", "layers.2.bn3", "layers.3.bn3"):
+        assert report[f"{name}.weight"].role == "branch_last_norm" and report[f"{name}.weight"].rule == "zeros"
+    assert report["layers.0.conv2.weight"].rule == "identity"  # the layer before keeps its own matrix
+    assert report["layers.1.downsample.0.weight"].role == "default"  # the shortcut, not the branch
+    assert report["layers.2.conv_dw.weight"].role == "branch"
+    x = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    changes = _block_changes([model.layers[0], model.layers[2], model.layers[3]], model, x)
+    assert changes[1:] == [0.0, 0.0]  # blocks without an activation after the add are the identity
+    assert model(x).abs().max() == 0
+
+
+@pytest.mark.parametrize("scheme", RANDOM_AND_DETERMINISTIC)
+@pytest.mark.parametrize("build", [VisionTransformer, ConvNet])
+def test_every_scheme_leaves_no_unknown_parameter(build, scheme):
+    report = initialize(build(), scheme, strict=True)
+    assert not report.unknown
+
+
+def test_fixup_counts_traced_branches():
+    report = initialize(ConvNet(), "fixup", strict=True)
+    assert report["layers.0.bn2.weight"].rule == "zeros"  # the branch's zero goes on its last norm
+    assert report["layers.0.conv1.weight"].rule == "fixup_scaled"
+    assert "= 4^(-1/" in report["layers.0.conv1.weight"].reason  # L = 4 traced residual branches
+
+
+class TiedLM(nn.Module):
+    def __init__(self, vocab: int = 16, dim: int = 8, final_norm: bool = True) -> None:
+        super().__init__()
+        self.embed, self.fc = nn.Embedding(vocab, dim), nn.Linear(dim, dim)
+        self.norm = nn.LayerNorm(dim) if final_norm else nn.Identity()
+        self.head = nn.Linear(dim, vocab, bias=False)
+        self.head.weight = self.embed.weight
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.embed(ids)
+        return self.head(self.norm(x + self.fc(x)))
+
+
+def test_a_tied_output_layer_puts_its_zero_on_the_norm_before_it():
+    model, ids = TiedLM(), torch.arange(8).view(2, 4)
+    report = initialize(model, "zero", example_inputs=ids, strict=True)
+    assert report["norm.weight"].role == "classifier_norm" and report["norm.weight"].rule == "zeros"
+    assert report["embed.weight"].rule == "hadamard" and "tied" in report["embed.weight"].reason
+    assert model(ids).abs().max() == 0 and model.embed.weight.abs().sum() > 0
+
+
+def test_a_tied_output_layer_without_a_norm_is_refused():
+    with pytest.raises(ValueError, match="head.weight .* is tied to embed.weight .* would zero every token"):
+        initialize(TiedLM(final_norm=False), "zero", example_inputs=torch.arange(8).view(2, 4))
+    report = initialize(TiedLM(final_norm=False), "kaiming", example_inputs=torch.arange(8).view(2, 4))
+    assert report["embed.weight"].rule == "normal"  # a random output layer needs no zero
+
+
+def test_tied_weights_with_different_roles_are_refused():
+    net = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4))
+    net[2].weight = net[0].weight
+    with pytest.raises(ValueError, match="2.weight is tied to 0.weight: .* different roles"):
+        initialize(net, "zero", roles={"2": "classifier"})
+
+
+def test_options_that_would_do_nothing_are_refused():
+    mlp = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    with pytest.raises(ValueError, match="attention='kv_zero' does nothing on Sequential: no attention layer"):
+        initialize(mlp, "zero", attention="kv_zero")
+    report = initialize(VisionTransformer(), "zero", attention="kv_zero", strict=True)
+    assert report["blocks.0.attn.qkv.weight"].rule == "identity+zeros"
+
+
+class RMSNorm(nn.Module):
+    """A norm of a class detinit does not know, with Gemma's (1 + w) scale as an option."""
+
+    def __init__(self, dim: int, offset: bool = False) -> None:
+        super().__init__()
+        self.offset = offset
+        self.weight = nn.Parameter(torch.randn(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+        return x * (1.0 + self.weight) if self.offset else self.weight * x
+
+
+@pytest.mark.parametrize("offset", [False, True])
+def test_norms_of_unknown_classes_get_unit_scale_and_carry_the_branch_zero(offset):
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.post = nn.Linear(8, 8), RMSNorm(8, offset)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.post(self.fc(x))
+
+    model = nn.Sequential(nn.Linear(4, 8), RMSNorm(8, offset), Block(), nn.Linear(8, 3))
+    report = initialize(model, "zero", example_inputs=torch.randn(2, 4), strict=True)
+    unit, zero = (0.0, -1.0) if offset else (1.0, 0.0)
+    assert torch.all(model[1].weight == unit) and report["1.weight"].role == "default"
+    assert report["2.post.weight"].role == "branch_last_norm" and torch.all(model[2].post.weight == zero)
+
+
+def test_declared_and_given_roles_win_over_traced_ones():
+    model = VisionTransformer()
+    report = initialize(model, "zero", roles={"blocks.0.mlp.fc1": "default"})
+    assert report["blocks.0.mlp.fc1.weight"].role == "default"
+    assert "roles= argument" in report["blocks.0.mlp.fc1.weight"].reason
+    assert report["head.weight"].role == "classifier" and "get_classifier" in report["head.weight"].reason
+
+
+def test_a_model_that_cannot_run_on_the_example_names_the_fix():
+    with pytest.raises(TraceError, match="could not run Linear on the example input.*pass example_inputs="):
+        initialize(nn.Linear(4, 4), "zero", example_inputs=torch.ones(2, 5))
+    with pytest.raises(ValueError, match=r"trace=True\): no example input for Linear"):
+        initialize(nn.Linear(4, 4), "zero", trace=True)
+
+
+def test_tracing_changes_nothing_in_the_model():
+    model = ConvNet()
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trace_roles(model, torch.randn(2, 3, 16, 16))
+    assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
