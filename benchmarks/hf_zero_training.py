@@ -14,23 +14,16 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from detinit import initialize
-from tests.init.test_hugging_face import MODELS, batch, build
+from detinit import initialize  # noqa: E402
+from tests.init.test_hugging_face import MODELS, adamw_losses, batch, build  # noqa: E402
 
 
 def ratio(name: str, scheme: str | None, lr: float) -> float:
+    torch.manual_seed(0)  # the models' own init and their dropout draw from the global generator
     model = build(name)
     if scheme is not None:
         initialize(model, scheme, strict=True)
-    inputs, model = batch(name), model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    losses = []
-    for _ in range(30):
-        loss = model(**inputs).loss
-        losses.append(loss.item())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    losses = adamw_losses(model, batch(name), lr)
     return losses[-1] / losses[0]
 
 
