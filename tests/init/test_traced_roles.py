@@ -108,6 +108,15 @@ def test_fixup_counts_traced_branches():
     assert "= 4^(-1/" in report["layers.0.conv1.weight"].reason  # L = 4 traced residual branches
 
 
+def test_fixup_with_given_roles_keeps_the_traced_blocks():
+    model = VisionTransformer()
+    report = initialize(model, "fixup", roles={"blocks.0.mlp.fc1": "branch"}, strict=True)
+    assert report["blocks.0.mlp.fc1.weight"].rule == "fixup_scaled"
+    net = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 2))
+    with pytest.raises(ValueError, match="got m=0, L=1. Roles given in roles= belong to no block"):
+        initialize(net, "fixup", roles={"0": "branch", "1": "branch_last"})
+
+
 class TiedLM(nn.Module):
     def __init__(self, vocab: int = 16, dim: int = 8, final_norm: bool = True) -> None:
         super().__init__()

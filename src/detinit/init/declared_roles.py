@@ -75,5 +75,6 @@ def collect_roles(
             close = difflib.get_close_matches(name, [n for n in names.values() if n], n=3)
             hint = f"; close matches: {', '.join(close)}" if close else ""
             raise ValueError(f"roles: {name!r} is not a module of the model{hint}")
-        roles[name] = RoleSource(check_role(role, f"roles[{name!r}]"), "roles= argument")
+        block = traced[name].block if traced and name in traced else None  # a traced block keeps Fixup's m
+        roles[name] = RoleSource(check_role(role, f"roles[{name!r}]"), "roles= argument", block)
     return roles

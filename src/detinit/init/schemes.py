@@ -474,7 +474,9 @@ class FixupScheme(Scheme):
             if m < 2 or big_l < 1:
                 raise ValueError(
                     f"fixup: a 'branch' layer needs a block with at least 2 branch layers and a model with "
-                    f"residual branches; got m={m}, L={big_l}"
+                    f"residual branches; got m={m}, L={big_l}. Roles given in roles= belong to no block unless "
+                    "tracing found one: pass example_inputs= so that the blocks are traced, or declare them "
+                    "with a block's detinit_roles()"
                 )
             scale = big_l ** (-1.0 / (2 * m - 2))
             why = f"He normal (fan_in) x L^(-1/(2m-2)) = {big_l}^(-1/{2 * m - 2}) = {scale:.4g}"
