@@ -367,7 +367,7 @@ def initialize(
             norm_kinds = {p: traced.params[f"{mname}.{p}" if mname else p].kind for p in direct}
         rules = _standard_rules(module, layer, scheme_obj, norm_kinds)
         if norm_kinds is not None:  # say how the norm was found
-            evidence = traced.params[f"{mname}.{next(iter(direct))}" if mname else next(iter(direct))].evidence
+            evidence = traced.norms[mname]
             rules = {p: (rule, f"{reason} [traced norm: {evidence}]", act) for p, (rule, reason, act) in rules.items()}
         param_roles: dict[str, str] = {}
         for pname, (rule, reason, action, role) in _traced_rules(direct, mname, layer, scheme_obj, traced).items():

@@ -120,7 +120,7 @@ class TracedRoles:
 
     modules: dict[str, TracedRole] = field(default_factory=dict)
     params: dict[str, TracedParam] = field(default_factory=dict)
-    norms: set[str] = field(default_factory=set)
+    norms: dict[str, str] = field(default_factory=dict)  # module -> how it was found
     used: set[str] = field(default_factory=set)  # parameters the forward pass read
     notes: list[str] = field(default_factory=list)
 
@@ -143,6 +143,11 @@ class _Analysis:
         self.norm_outputs: dict[int, int] = {}  # output value of a norm module call -> its input value
         self.norm_call_of: dict[int, str] = {}  # output value -> norm module name
         self.tables: set[str] = set()  # parameters read by F.embedding
+        self.values_of: dict[str, list[int]] = {}  # parameter -> the values that are it
+        for v in graph.values:
+            if v.param is not None:
+                self.values_of.setdefault(self.canonical.get(v.param, v.param), []).append(v.index)
+        self._matrix_uses: dict[int, tuple[str, str, str | None] | None] = {}  # node -> matrix_use, once
 
     # ----- helpers -------------------------------------------------------------------------------------
     def param_source(self, value: int) -> tuple[str, bool] | None:
@@ -165,6 +170,11 @@ class _Analysis:
 
     def matrix_use(self, node: Node) -> tuple[str, str, str | None] | None:
         """``(weight parameter, stored orientation, bias parameter)`` if ``node`` is a layer's matrix product."""
+        if node.index not in self._matrix_uses:
+            self._matrix_uses[node.index] = self._find_matrix_use(node)
+        return self._matrix_uses[node.index]
+
+    def _find_matrix_use(self, node: Node) -> tuple[str, str, str | None] | None:
         spec = MATRIX_FUNCS.get(node.name)
         if spec is None:
             return None
@@ -227,12 +237,11 @@ class _Analysis:
         peak = base.abs().max()
         if peak == 0 or not torch.allclose(base, doubled, rtol=1e-3, atol=1e-4 * float(peak)):
             return False
-        self.result.norms.add(name)
+        evidence = f"{type(module).__name__}: output unchanged when its input doubles"
+        self.result.norms[name] = evidence
         for pname, p in module.named_parameters(recurse=False):
             full = f"{name}.{pname}" if name else pname
-            self.result.params[full] = TracedParam(
-                self._norm_param_kind(full), f"{type(module).__name__}: output unchanged when its input doubles"
-            )
+            self.result.params[full] = TracedParam(self._norm_param_kind(full), evidence)
         return True
 
     def _norm_param_kind(self, param: str) -> str:
@@ -247,7 +256,7 @@ class _Analysis:
 
     def _first_uses(self, param: str) -> list[tuple[Node, int]]:
         """The first nodes that read ``param``, looking through reshapes of it."""
-        starts = [v.index for v in self.graph.values if v.param is not None and self.canonical.get(v.param) == param]
+        starts = self.values_of.get(param, [])
         found, stack, seen = [], list(starts), set(starts)
         while stack:
             value = stack.pop()
@@ -334,10 +343,13 @@ class _Analysis:
                 continue
             if node.name in MUL_FUNCS and len(tainted) == 2 and not params:
                 a, b = tainted  # x * gate(x), as squeeze-excitation: the branch goes on through x
-                if a in self.graph.ancestors(b) or b in self.graph.ancestors(a):
-                    value = a if a in self.graph.ancestors(b) else b
-                    continue
-                return met, None
+                if a in self.graph.ancestors(b):
+                    value = a
+                elif b in self.graph.ancestors(a):
+                    value = b
+                else:
+                    return met, None
+                continue
             if node.name in MUL_FUNCS and len(tainted) == 1:
                 other = [v for v in node.inputs.values() if v != tainted[0]]
                 source = self.param_source(other[0]) if other else None
@@ -536,11 +548,10 @@ class _Analysis:
             a, b = tainted
             if graph.values[a].shape != graph.values[b].shape:
                 continue
-            branch = self._branch_side(a, b)
-            if branch is None:
+            sides = self._branch_side(a, b)
+            if sides is None:
                 continue
-            skip = b if branch == a else a
-            inside = graph.ancestors(branch) - graph.ancestors(skip)
+            branch, inside = sides
             if not any(self._is_layer_output(v) for v in inside):
                 continue  # x + f(x) without a layer in f: an activation (GELU's x + 0.044715 x^3), not a residual
             count += 1
@@ -559,8 +570,9 @@ class _Analysis:
                                   block, over=True)  # fmt: skip
                 elif kind == "scale" and layer is not None:
                     self.result.params[name] = TracedParam("layer_scale", f"scales the branch of {block}")
-                    self.set_role(self.owner[name], "layer_scale", f"holds the layer scale of {block}", block,
-                                  over=not isinstance(self.modules[self.owner[name]], nn.Linear))  # fmt: skip
+                    self.set_role(
+                        self.owner[name], "layer_scale", f"holds the layer scale of {block}", block, over=True
+                    )
             for value in inside:
                 producer = graph.producer(value)
                 use = self.matrix_use(producer) if producer is not None else None
@@ -570,19 +582,20 @@ class _Analysis:
                 if module != last_module and module not in self.result.modules:
                     self.set_role(module, "branch", f"inside the branch of {block}", block)
 
-    def _branch_side(self, a: int, b: int) -> int | None:
-        """Which operand of ``a + b`` is the residual branch: the one computed from the other, else the one
-        with more layers since they parted."""
+    def _branch_side(self, a: int, b: int) -> tuple[int, set[int]] | None:
+        """Which operand of ``a + b`` is the residual branch, and the values computed on the branch alone:
+        the operand computed from the other, else the one with more layers since they parted."""
         anc_a, anc_b = self.graph.ancestors(a), self.graph.ancestors(b)
+        only_a, only_b = anc_a - anc_b, anc_b - anc_a
         if a in anc_b:
-            return b
+            return b, only_b
         if b in anc_a:
-            return a
-        layers_a = sum(1 for v in anc_a - anc_b if self._is_layer_output(v))
-        layers_b = sum(1 for v in anc_b - anc_a if self._is_layer_output(v))
+            return a, only_a
+        layers_a = sum(1 for v in only_a if self._is_layer_output(v))
+        layers_b = sum(1 for v in only_b if self._is_layer_output(v))
         if layers_a == layers_b or not anc_a & anc_b:
             return None
-        return a if layers_a > layers_b else b
+        return (a, only_a) if layers_a > layers_b else (b, only_b)
 
     def _is_layer_output(self, value: int) -> bool:
         producer = self.graph.producer(value)
