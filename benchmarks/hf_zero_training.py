@@ -30,7 +30,7 @@ def ratio(name: str, scheme: str | None, lr: float) -> float:
 def main() -> None:
     print("| model | ZerO, lr 1e-3 | ZerO, lr 3e-3 | own init, lr 1e-3 | own init, lr 3e-3 |")
     print("|---|---|---|---|---|")
-    for name in MODELS:
+    for name in [*MODELS, "gpt2_untied", "t5_untied"]:
         cells = [f"{ratio(name, scheme, lr):.2f}" for scheme in ("zero", None) for lr in (1e-3, 3e-3)]
         print(f"| {name} | " + " | ".join(cells) + " |")
 

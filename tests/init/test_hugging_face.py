@@ -21,7 +21,12 @@ SMALL = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4, "
 
 
 def build(name: str) -> torch.nn.Module:
+    """A tiny model by name; ``gpt2_untied`` / ``t5_untied`` without the output layer tied to the embedding."""
     t = transformers
+    if name.endswith("_untied"):
+        model = build(name.removesuffix("_untied"))
+        model.config.tie_word_embeddings = False
+        return type(model)(model.config)
     if name == "gpt2":
         return t.GPT2LMHeadModel(t.GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=VOCAB, n_positions=16,
                                               bos_token_id=0, eos_token_id=0))  # fmt: skip
@@ -40,6 +45,7 @@ def build(name: str) -> torch.nn.Module:
 
 
 def batch(name: str) -> dict[str, torch.Tensor]:
+    name = name.removesuffix("_untied")
     g = torch.Generator().manual_seed(1)
     if name == "vit":
         return {

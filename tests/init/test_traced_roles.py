@@ -203,6 +203,8 @@ def test_a_model_that_cannot_run_on_the_example_names_the_fix():
         initialize(nn.Linear(4, 4), "zero", example_inputs=torch.ones(2, 5))
     with pytest.raises(ValueError, match=r"trace=True\): no example input for Linear"):
         initialize(nn.Linear(4, 4), "zero", trace=True)
+    with pytest.raises(ValueError, match="trace='yes' is not supported; trace must be None"):
+        initialize(nn.Linear(4, 4), "zero", trace="yes")
 
 
 def test_tracing_changes_nothing_in_the_model():

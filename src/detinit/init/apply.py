@@ -254,6 +254,8 @@ def _traced_rules(
 
 def _should_trace(model: nn.Module, example_inputs: object | None, trace: bool | None) -> object | None:
     """The example input to trace with, or ``None`` for no tracing (see :func:`initialize`'s ``trace``)."""
+    if trace not in (None, True, False):
+        raise ValueError(f"initialize: trace={trace!r} is not supported; trace must be None (auto), True or False")
     if trace is False:
         return None
     if example_inputs is not None:
