@@ -21,6 +21,10 @@ hook (on which module)            read by                     what it says
                                                               0 has a zero Jacobian)
 ``detinit_channel_dim: int``      the diagnostics             where channels are in the model's activations
 (the model)                                                   (default 1; -1 for ``(batch, tokens, channels)``)
+``detinit_buffers_()``            :func:`detinit.initialize`  recomputes the module's constant buffers after
+(a module with buffers)           with ``device=``            a meta-device model is materialised (sinusoidal
+                                                              positions); norms' running statistics are reset
+                                                              without it
 ``is_residual_gate: bool``        :func:`detinit.initialize`  the module is a residual branch's scalar gate
 (a gate module)                                               (``skipinit`` and ``rezero`` refuse models
                                                               without one); it sets itself to the scheme's
@@ -58,6 +62,7 @@ if TYPE_CHECKING:
 
 ROLES_HOOK = "detinit_roles"
 INIT_HOOK = "detinit_init_"
+BUFFERS_HOOK = "detinit_buffers_"
 CLASSIFIER_HOOK = "get_classifier"
 FEATURES_HOOK = "forward_features"
 CHANNEL_DIM_ATTRIBUTE = "detinit_channel_dim"

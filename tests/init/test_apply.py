@@ -109,14 +109,14 @@ def test_zero_init_last_option():
 
 
 def test_unknown_modules_are_reported_and_strict_raises_before_writing():
-    net = nn.Sequential(nn.Linear(4, 4), nn.LSTM(4, 4), nn.PReLU())
+    net = nn.Sequential(nn.Linear(4, 4), nn.Bilinear(4, 4, 4), nn.PReLU())
     report = initialize(net, "zero")
     unknown = {r.name for r in report.unknown}
-    assert {"1.weight_ih_l0", "2.weight"} <= unknown and "0.weight" not in unknown
-    assert "left unchanged, no rule for" in str(report) and "LSTM" in str(report)
-    fresh = nn.Sequential(nn.Linear(4, 4), nn.LSTM(4, 4))
+    assert {"1.weight", "2.weight"} <= unknown and "0.weight" not in unknown
+    assert "left unchanged, no rule for" in str(report) and "Bilinear" in str(report)
+    fresh = nn.Sequential(nn.Linear(4, 4), nn.Bilinear(4, 4, 4))
     before = [p.clone() for p in fresh.parameters()]
-    with pytest.raises(ValueError, match=r"strict=True.*1.weight_ih_l0 \(LSTM\)"):
+    with pytest.raises(ValueError, match=r"strict=True.*1.weight \(Bilinear\)"):
         initialize(fresh, "zero", strict=True)
     assert all(torch.equal(p, q) for p, q in zip(before, fresh.parameters()))
 

@@ -17,13 +17,15 @@ Rules, per module owning parameters directly:
    (or ``q_proj_weight`` / ``k_proj_weight`` / ``v_proj_weight`` when the key
    and value widths differ), biases and ``bias_k`` / ``bias_v`` 0; its
    ``out_proj`` is an ``"attn_out"`` Linear;
-5. modules of other classes, from one traced forward pass
+5. RNN / LSTM / GRU layers and cells: a rule per gate block
+   (:mod:`detinit.init.recurrent`);
+6. modules of other classes, from one traced forward pass
    (:mod:`detinit.init.traced_roles`): a weight used as a matrix (Hugging
    Face's ``Conv1D`` stores it ``(in, out)``) gets the rule of an
    ``nn.Linear`` of that shape, filled through the matching view; a norm of
    an unknown class the norm rule; position tables, cls tokens and layer
    scales :meth:`~detinit.init.schemes.Scheme.parameter_rule`;
-6. anything else: reported as unknown and left unchanged (``strict=True``
+7. anything else: reported as unknown and left unchanged (``strict=True``
    raises instead, before any parameter is written).
 
 Parameters with ``requires_grad=False`` are left unchanged and reported as
@@ -47,12 +49,14 @@ from .. import hooks
 from .declared_roles import collect_roles
 from .example_inputs import infer_example_inputs
 from .layers import MATRIX_LAYER_TYPES, NORM_TYPES
+from .recurrent import RECURRENT_TYPES, recurrent_rules
 from .report import FROZEN, UNKNOWN, InitReport, ParamRecord
 from .roles import NORM_ROLES, LayerInfo, RoleSource, default_layer_info, fused_parts, layer_infos
 from .schemes import Scheme, WeightRule, get_scheme
+from .sharded import materialize_, write_
 from .traced_roles import TracedParam, TracedRoles, trace_roles
 
-Action = Callable[[torch.Generator], object]
+Action = Callable[[torch.Tensor, torch.Generator], object]  # fills the tensor it is given
 
 
 @dataclass
@@ -124,10 +128,10 @@ def _attention_rules(
             rule = split_rule(scheme, layer, param.shape[1], [(MHA_PROJECTIONS[name], 0, param.shape[0])])
         else:  # in_proj_bias, bias_k, bias_v
             why = "bias starts at 0" if name == "in_proj_bias" else "extra key/value token starts at 0"
-            rules[name] = ("zeros", why, lambda g, p=param: p.zero_())
+            rules[name] = ("zeros", why, lambda t, g: t.zero_())
             continue
         if rule is not None:
-            rules[name] = (rule.rule, rule.reason, lambda g, p=param, r=rule: r.fill(p, g))
+            rules[name] = (rule.rule, rule.reason, rule.fill)
     return rules
 
 
@@ -149,22 +153,22 @@ def _norm_rules(
             f"({scheme.name}; the layer before it keeps its own rule)"
         )
     rules: dict[str, tuple[str, str, Action]] = {}
-    for name, param in params.items():
+    for name in params:
         kind = kinds.get(name) or {"weight": "scale", "bias": "shift"}.get(name)
         if kind == "scale":
             rules[name] = (
-                ("zeros", why_zero, lambda g, p=param: p.zero_())
+                ("zeros", why_zero, lambda t, g: t.zero_())
                 if zero
-                else ("ones", "norm scale starts at 1", lambda g, p=param: p.fill_(1.0))
+                else ("ones", "norm scale starts at 1", lambda t, g: t.fill_(1.0))
             )
         elif kind == "offset_scale":
             rules[name] = (
-                ("minus_ones", why_zero + "; the scale is 1 + w", lambda g, p=param: p.fill_(-1.0))
+                ("minus_ones", why_zero + "; the scale is 1 + w", lambda t, g: t.fill_(-1.0))
                 if zero
-                else ("zeros", "norm scale 1 + w starts at 1", lambda g, p=param: p.zero_())
+                else ("zeros", "norm scale 1 + w starts at 1", lambda t, g: t.zero_())
             )
         elif kind == "shift":
-            rules[name] = ("zeros", "norm shift starts at 0", lambda g, p=param: p.zero_())
+            rules[name] = ("zeros", "norm shift starts at 0", lambda t, g: t.zero_())
     return rules
 
 
@@ -187,34 +191,36 @@ def _standard_rules(
         )
     if is_norm or layer.role in NORM_ROLES:
         return _norm_rules(params, layer, scheme, norm_kinds or {})
+    if isinstance(module, RECURRENT_TYPES):
+        return recurrent_rules(module, layer, scheme)
     weight_rule = _weight_rule(module, layer, scheme) if "weight" in params else None
     if weight_rule is None:
         return {}
-    rules = {"weight": (weight_rule.rule, weight_rule.reason, lambda g: weight_rule.fill(params["weight"], g))}
+    rules: dict[str, tuple[str, str, Action]] = {"weight": (weight_rule.rule, weight_rule.reason, weight_rule.fill)}
     padding = getattr(module, "padding_idx", None) if isinstance(module, nn.Embedding) else None
     if padding is not None:  # torch keeps the padding token's row at 0 (its gradient is always 0)
 
-        def fill_then_pad(g: torch.Generator) -> None:
-            weight_rule.fill(params["weight"], g)
-            params["weight"][padding].zero_()
+        def fill_then_pad(t: torch.Tensor, g: torch.Generator) -> None:
+            weight_rule.fill(t, g)
+            t[padding].zero_()
 
         why = f"{weight_rule.reason}; the padding row padding_idx={padding} stays 0"
         rules["weight"] = (weight_rule.rule, why, fill_then_pad)
     if "bias" in params:
-        rules["bias"] = ("zeros", "bias starts at 0", lambda g: params["bias"].zero_())
+        rules["bias"] = ("zeros", "bias starts at 0", lambda t, g: t.zero_())
     return rules
 
 
-def _stored_fill(param: torch.Tensor, rule: WeightRule, stored: str) -> Action:
+def _stored_fill(rule: WeightRule, stored: str) -> Action:
     """Fill a weight as ``rule`` fills an ``nn.Linear``'s ``(out, in)`` weight; one stored ``(in, out)`` gets
     the transpose of that, with the same random draws in the same order."""
     if stored == "out_in":
-        return lambda g: rule.fill(param, g)
+        return rule.fill
 
-    def fill(g: torch.Generator) -> None:
-        linear = torch.empty(param.shape[::-1], dtype=param.dtype, device=param.device)
+    def fill(t: torch.Tensor, g: torch.Generator) -> None:
+        linear = torch.empty(t.shape[::-1], dtype=t.dtype, device=t.device)
         rule.fill(linear, g)
-        param.copy_(linear.t())
+        t.copy_(linear.t())
 
     return fill
 
@@ -238,17 +244,17 @@ def _traced_rules(
             rule = _weight_rule(stand_in, layer, scheme)
             if rule is None:
                 continue
-            rules[name] = (rule.rule, rule.reason + why, _stored_fill(param, rule, use.stored), layer.role)
+            rules[name] = (rule.rule, rule.reason + why, _stored_fill(rule, use.stored), layer.role)
         elif use.kind == "table":
             stand_in = nn.Embedding(*param.shape, device="meta")
             rule = scheme.weight_rule(stand_in, layer)
             if rule is not None:
-                rules[name] = (rule.rule, rule.reason + why, lambda g, p=param, r=rule: r.fill(p, g), layer.role)
+                rules[name] = (rule.rule, rule.reason + why, rule.fill, layer.role)
         elif use.kind == "bias":
-            rules[name] = ("zeros", "bias starts at 0" + why, lambda g, p=param: p.zero_(), layer.role)
+            rules[name] = ("zeros", "bias starts at 0" + why, lambda t, g: t.zero_(), layer.role)
         elif use.kind in ("position", "token", "layer_scale"):
             rule = scheme.parameter_rule(use.kind, param)
-            rules[name] = (rule.rule, rule.reason + why, lambda g, p=param, r=rule: r.fill(p, g), use.kind)
+            rules[name] = (rule.rule, rule.reason + why, rule.fill, use.kind)
     return rules
 
 
@@ -302,6 +308,7 @@ def initialize(
     seed: int = 0,
     example_inputs: object | None = None,
     trace: bool | None = None,
+    device: torch.device | str | None = None,
     **options: object,
 ) -> InitReport:
     """Initialise every parameter of ``model`` in place with ``scheme``.
@@ -326,6 +333,11 @@ def initialize(
             roles (no ``detinit_roles``) and its library describes its input (Hugging Face, timm:
             :func:`~detinit.init.example_inputs.infer_example_inputs`); ``True`` always traces (an error
             without an input); ``False`` never does. Declared roles and ``roles=`` win over traced ones.
+        device: for a model built on the meta device (``with torch.device("meta"): model = ...``): the
+            device to materialise it on (:func:`~detinit.init.sharded.materialize_`). Every parameter is
+            then filled there, with no second copy, bitwise as if the model had been built there; norm
+            running statistics are reset and constant buffers recomputed. A meta parameter no rule
+            covers (or a frozen one) is refused, since it would be left as uninitialised memory.
         **options: scheme options, e.g. ``norm="paper"`` for ``"zero"``.
 
     Returns:
@@ -345,6 +357,9 @@ def initialize(
             f"{type(model).__name__} has no residual gates (detinit.nn.ScalarGate); build the model with "
             "gates (e.g. create_model(..., norm='none') or gate=True)"
         )
+    if device is not None:
+        _check_materialisable(model, example_inputs, trace)
+        trace = False  # a meta-device model cannot run
     example = _should_trace(model, example_inputs, trace)
     traced = trace_roles(model, example) if example is not None else TracedRoles()
     role_sources = collect_roles(model, roles, traced.modules)
@@ -409,13 +424,41 @@ def initialize(
             "initialize(strict=True): no rule for "
             + ", ".join(f"{r.name} ({r.module_type})" for r in report.unknown)
             + f"; scheme {scheme_obj.name!r} knows Linear, ConvNd, ConvTransposeNd, Embedding, "
-            + "MultiheadAttention and norm layers; give the module a detinit_init_ hook or initialise it yourself"
+            + "MultiheadAttention, RNN / LSTM / GRU, norm layers and what tracing finds (example_inputs=); give the module a detinit_init_ hook or initialise it yourself"
         )
 
+    if device is not None:
+        _refuse_unfilled_meta(model, report)
+        materialize_(model, device)
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)
     for plan in plans:
         _execute(plan, scheme_obj, gen, report)
     return report
+
+
+def _check_materialisable(model: nn.Module, example_inputs: object | None, trace: bool | None) -> None:
+    """``device=`` materialises a meta-device model: refuse one with no meta tensor, or one that would be traced."""
+    if not any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
+        raise ValueError(
+            f"initialize(device=...) materialises a model built on the meta device; {type(model).__name__} has no "
+            "meta tensor: move it with model.to(device) and call initialize without device="
+        )
+    if example_inputs is not None or trace:
+        raise ValueError(
+            "initialize(device=...): tracing runs the model, which a meta-device model cannot do; give the roles "
+            "(detinit_roles(), roles=) and trace=False, or build the model on a real device to trace it"
+        )
+
+
+def _refuse_unfilled_meta(model: nn.Module, report: InitReport) -> None:
+    """Every meta parameter must get a rule: anything else would be left as uninitialised memory."""
+    meta = {name for name, p in model.named_parameters() if p.is_meta}
+    unfilled = [f"{r.name} ({r.rule})" for r in report.records if r.name in meta and r.rule in (UNKNOWN, FROZEN)]
+    if unfilled:
+        raise ValueError(
+            "initialize(device=...): no rule fills " + ", ".join(unfilled) + "; on the meta device they hold no "
+            "values to keep. Give them roles (roles=), a detinit_init_ hook, or requires_grad=True"
+        )
 
 
 def _check_tied(
@@ -458,9 +501,10 @@ def _check_tied(
 
 def _execute(plan: _ModulePlan, scheme: Scheme, gen: torch.Generator, report: InitReport) -> None:
     """Run one module's hook (or its standard actions) and finish its report records."""
+    params = dict(plan.module.named_parameters(recurse=False))
     if not plan.hooked:
-        for _, _, action in plan.rules.values():
-            action(gen)
+        for pname, (_, _, action) in plan.rules.items():
+            write_(params[pname], action, gen)
         return
     reasons = getattr(plan.module, hooks.INIT_HOOK)(scheme, gen)
     for pname, index in plan.records.items():
@@ -469,7 +513,7 @@ def _execute(plan: _ModulePlan, scheme: Scheme, gen: torch.Generator, report: In
             continue
         if reasons is None and pname in plan.rules:  # the hook declined: standard rules
             rule, reason, action = plan.rules[pname]
-            action(gen)
+            write_(params[pname], action, gen)
             report.records[index] = replace(record, rule=rule, reason=reason)
         elif reasons is not None and pname in reasons:
             report.records[index] = replace(record, rule="hook", reason=str(reasons[pname]))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -37,6 +38,9 @@ from .zero import (
     zero_embedding_,
     zero_unfolded_,
 )
+
+if TYPE_CHECKING:
+    from .recurrent import GateBlock
 
 Fill = Callable[[torch.Tensor, torch.Generator], object]
 
@@ -81,6 +85,7 @@ class Scheme:
     zeroes_branch_ends: bool = False  # starts every residual branch at 0 (ZerO, ConstNet, Fixup, zero_init_last)
     norm_aware: bool = True  # puts that zero on the norm after the branch's last layer, where there is one
     zeroes_classifier: bool = False  # starts the output layer at 0 (ZerO, ConstNet, Fixup)
+    deterministic_recurrence: bool = False  # recurrent gates: ZerO's zeros-and-identity, not random blocks
 
     def weight_rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
         """The rule for ``module.weight``; ``None`` if the layer type is unknown.
@@ -121,6 +126,39 @@ class Scheme:
         return WeightRule(
             "normal", f"{role}: N(0, 0.02^2) as ViT / timm", lambda w, g: rnd.normal_(w, generator=g, std=0.02)
         )
+
+    def recurrent_rule(self, block: GateBlock, layer: LayerInfo) -> WeightRule | None:
+        """The rule for one gate block of a recurrent layer's weight (:mod:`detinit.init.recurrent`).
+
+        Random schemes: input blocks the rule of an ``nn.Linear(cols, rows)``, recurrent blocks
+        orthogonal. Deterministic schemes (``deterministic_recurrence``): the candidate's input block
+        that Linear rule, the plain RNN's recurrence that rule too (ZerO: the identity, IRNN), the
+        other blocks 0. A layer ending a residual branch or the output, where the scheme starts those
+        at 0, gets a zero candidate input block, so its output stays 0.
+        """
+        ends_at_zero = (layer.role in RESIDUAL_LAST_ROLES and self.zeroes_branch_ends) or (
+            layer.role == "classifier" and self.zeroes_classifier
+        )
+        if block.candidate and block.matrix == "input" and ends_at_zero:
+            return _zeros(f"candidate input 0: the state and output start at 0 (role {layer.role})")
+        stand_in = nn.Linear(block.cols, block.rows, bias=False, device="meta")
+        linear = layer if layer.role == "default" else replace(layer, role="default")
+        if block.matrix == "projection" or (
+            block.matrix == "input" and (block.candidate or not self.deterministic_recurrence)
+        ):
+            return self.weight_rule(stand_in, linear)
+        if not self.deterministic_recurrence:
+            return WeightRule(
+                "orthogonal",
+                "recurrent block orthogonal (Saxe et al. 2014; Keras' recurrent default)",
+                lambda w, g: rnd.orthogonal_(w, generator=g),
+            )
+        if block.cell == "rnn":
+            rule = self.weight_rule(stand_in, linear)
+            return rule and replace(rule, reason=f"recurrence (IRNN, Le et al. 2015): {rule.reason}")
+        if block.matrix == "input":
+            return _zeros("gate input weights 0: the gate starts constant at sigmoid(bias)")
+        return _zeros("recurrent weights of a gated cell 0: its memory's identity path is the cell state")
 
     def options(self) -> dict[str, object]:
         """The scheme's options, for reports and run records."""
@@ -181,6 +219,7 @@ class ZerOScheme(Scheme):
     VARIANTS = ("detinit", "paper")
     zeroes_branch_ends = True
     zeroes_classifier = True
+    deterministic_recurrence = True
 
     def __init__(
         self,
@@ -316,6 +355,7 @@ class ConstNetScheme(Scheme):
 
     name = "constnet"
     zeroes_classifier = True
+    deterministic_recurrence = True
 
     def __init__(self, c: float = 1.0, gain: float = 1.0, s: float = 0.0) -> None:
         c, gain, s = _check_number("c", c, 0.0, 1.0), _check_number("gain", gain, 0.0), _check_number("s", s, 0.0)

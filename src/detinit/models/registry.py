@@ -7,11 +7,13 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 
 from ..init import initialize
@@ -102,7 +104,13 @@ def model_entry(name: str) -> ModelEntry:
 
 
 def create_model(
-    name: str, *, init: str | None = None, seed: int = 0, init_options: dict | None = None, **kwargs: object
+    name: str,
+    *,
+    init: str | None = None,
+    seed: int = 0,
+    init_options: dict | None = None,
+    device: torch.device | str | None = None,
+    **kwargs: object,
 ) -> nn.Module:
     """Build a registered model and initialise it.
 
@@ -114,15 +122,19 @@ def create_model(
         seed: seed of the initialisation's generator (random schemes).
         init_options: scheme options, e.g. ``{"norm": "paper"}``, over the model's own defaults
             for its own scheme (``{"variant": "paper"}`` for the official ZerO networks).
+        device: build the model on the meta device and initialise it straight on ``device`` (no copy
+            on the CPU first); the weights are bitwise those of a model built on the CPU and moved there.
         **kwargs: the constructor's arguments (``num_classes``, ``in_chans``, ``norm``, ...).
 
     The report of the initialisation is kept as ``model.init_report``.
     """
     entry = model_entry(name)
     try:
-        model = entry.builder(**kwargs)
+        with torch.device("meta") if device is not None else contextlib.nullcontext():
+            model = entry.builder(**kwargs)
     except TypeError as err:
         raise ValueError(f"create_model({name!r}): {err}") from None
-    report = initialize(model, init or entry.default_init, seed=seed, **entry.init_options(init, init_options))
+    options = entry.init_options(init, init_options)
+    report = initialize(model, init or entry.default_init, seed=seed, device=device, **options)
     model.init_report = report
     return model

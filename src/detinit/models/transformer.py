@@ -214,6 +214,12 @@ class _Stack(nn.Module):
         )
         self.norm = make_norm(norm, width, bool(block.get("bias", True)))
 
+    def detinit_buffers_(self) -> None:
+        """Recompute the constant buffers (sinusoidal positions) after a meta-device model is materialised."""
+        if self.position == "sinusoidal":
+            tokens, width = self.pos_table.shape
+            self.pos_table.copy_(sinusoidal_positions(tokens, width))
+
     def _add_positions(self, x: torch.Tensor) -> torch.Tensor:
         t = x.shape[1]
         if self.position == "learned":

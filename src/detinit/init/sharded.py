@@ -1,0 +1,127 @@
+r"""Initialising models that live on the meta device or are sharded (DTensor, FSDP2 ``fully_shard``).
+
+Two jobs, both used by :func:`detinit.initialize`:
+
+* :func:`write_` fills one parameter with a rule's fill function. A plain tensor
+  is filled in place. A DTensor (``distribute_tensor``, FSDP2) is filled
+  shard by shard: each rank runs the fill on a tensor of the parameter's
+  global shape on its own device, and keeps the block of global indices its
+  local shard holds (:func:`local_block`). No rank sends or receives anything, so
+  every scheme gives, on every rank, exactly the values of the unsharded
+  initialisation: the deterministic ones because they are a function of the
+  index, the random ones because every rank draws the whole tensor from the
+  same generator state. The price is one parameter's full size in temporary
+  memory and its full fill time on each rank (per parameter, not per model).
+* :func:`materialize_` moves a model built on the meta device to a real device
+  without copying it (as ``nn.Module.to_empty``, keeping tied parameters tied and
+  tensors that are not on meta) and recomputes its buffers:
+  BatchNorm running statistics reset, ``num_batches_tracked`` 0, and constant
+  buffers through a module's ``detinit_buffers_()`` hook (sinusoidal positions).
+  A buffer nothing can recompute is an error, never left as garbage.
+
+>>> from torch import nn
+>>> with torch.device("meta"):
+...     net = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+>>> _ = materialize_(net, "cpu")
+>>> net[1].running_var.tolist(), net[0].weight.device.type
+([1.0, 1.0, 1.0, 1.0], 'cpu')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from ..hooks import BUFFERS_HOOK
+
+Fill = Callable[[torch.Tensor, torch.Generator], object]
+
+
+def is_dtensor(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor`` is a ``torch.distributed.tensor.DTensor`` (without importing it when unused)."""
+    return type(tensor).__name__ == "DTensor" and hasattr(tensor, "to_local")
+
+
+def local_block(tensor: torch.Tensor) -> tuple[slice, ...]:
+    """The global indices, one slice per dimension, of the values a DTensor's local shard holds.
+
+    ``Shard(d)`` placements split dimension ``d`` as ``torch.chunk`` does (FSDP2 shards dimension 0 this
+    way); ``Replicate`` keeps all of it. ``Partial`` placements hold no values of their own and are refused.
+    """
+    from torch.distributed.tensor import Partial
+    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+
+    if any(isinstance(p, Partial) for p in tensor.placements):
+        raise ValueError(
+            f"a DTensor of shape {tuple(tensor.shape)} with placements {tensor.placements} holds partial sums, not "
+            "values; initialise parameters placed with Shard or Replicate"
+        )
+    shape, offset = compute_local_shape_and_global_offset(tensor.shape, tensor.device_mesh, tensor.placements)
+    return tuple(slice(start, start + size) for start, size in zip(offset, shape))
+
+
+@torch.no_grad()
+def write_(param: torch.Tensor, fill: Fill, generator: torch.Generator) -> torch.Tensor:
+    """Fill ``param`` with ``fill(tensor, generator)``; a DTensor gets its local shard of the global fill.
+
+    >>> w = torch.empty(2, 3)
+    >>> write_(w, lambda t, g: t.fill_(1.0), torch.Generator()).sum().item()
+    6.0
+    """
+    if not is_dtensor(param):
+        fill(param, generator)
+        return param
+    local = param.to_local()
+    full = torch.empty(param.shape, dtype=param.dtype, device=local.device)
+    fill(full, generator)
+    local.copy_(full[local_block(param)])
+    return param
+
+
+@torch.no_grad()
+def materialize_(model: nn.Module, device: torch.device | str) -> nn.Module:
+    """Give every parameter and buffer of a meta-device ``model`` storage on ``device``, and recompute buffers.
+
+    Parameters get uninitialised storage (:func:`detinit.initialize` fills them next); buffers are set as
+    the model's constructor would have set them: norm running statistics by ``reset_running_stats()``,
+    others by the owning module's ``detinit_buffers_()`` hook. Returns ``model``.
+    """
+    device = torch.device(device)
+    if device.type == "meta":
+        raise ValueError(
+            "initialize(device='meta') has nothing to fill; give the device to materialise on ('cpu', 'cuda')"
+        )
+    meta_buffers = {
+        name: module
+        for module_name, module in model.named_modules()
+        for name in (
+            f"{module_name}.{b}" if module_name else b for b, buf in module.named_buffers(recurse=False) if buf.is_meta
+        )
+    }
+    unrecomputable = [
+        name
+        for name, module in meta_buffers.items()
+        if not isinstance(module, nn.modules.batchnorm._NormBase) and not callable(getattr(module, BUFFERS_HOOK, None))
+    ]
+    if unrecomputable:
+        raise ValueError(
+            f"initialize(device=...): the meta-device buffers {', '.join(unrecomputable)} hold values detinit cannot "
+            f"recompute; give their modules a {BUFFERS_HOOK}() method that sets them, or build the model on a real "
+            "device"
+        )
+    shared: dict[int, list[tuple[nn.Module, str]]] = {}  # tied parameters: to_empty would untie them
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            shared.setdefault(id(param), []).append((module, name))
+    model._apply(lambda t: torch.empty_like(t, device=device) if t.is_meta else t.to(device))
+    for (first, first_name), *others in (uses for uses in shared.values() if len(uses) > 1):
+        for module, name in others:
+            setattr(module, name, getattr(first, first_name))
+    for module in dict.fromkeys(meta_buffers.values()):
+        if isinstance(module, nn.modules.batchnorm._NormBase):
+            module.reset_running_stats()
+        else:
+            getattr(module, BUFFERS_HOOK)()
+    return model

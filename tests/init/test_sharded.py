@@ -1,0 +1,134 @@
+"""Meta-device and sharded (DTensor, FSDP2) initialisation: bitwise the plain initialisation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+
+from detinit import initialize
+from detinit.init.sharded import local_block, materialize_
+from detinit.models.registry import create_model, model_entry
+
+CASES = [
+    ("resnet20", "zero", {}),
+    ("resnet20", "kaiming", {}),
+    ("zero_resnet20", None, {}),
+    ("constnet_16_1", None, {}),
+    ("gpt", "zero", {"position": "sinusoidal"}),
+    ("gpt", "zero", {"tie_weights": True}),
+    ("vit", "orthogonal", {}),
+]
+
+
+def _differing(a: nn.Module, b: nn.Module) -> list[str]:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    full = {k: v.full_tensor() if hasattr(v, "full_tensor") else v for k, v in sa.items()}
+    return [k for k in sa if not torch.equal(full[k], sb[k])]
+
+
+@pytest.mark.parametrize(("name", "init", "kwargs"), CASES)
+def test_a_model_built_on_meta_is_bitwise_the_model_built_on_cpu(name, init, kwargs) -> None:
+    """Parameters, norm running statistics and constant buffers (sinusoidal positions) included."""
+    plain = create_model(name, init=init, **kwargs)
+    lazy = create_model(name, init=init, device="cpu", **kwargs)
+    assert not any(t.is_meta for t in [*lazy.parameters(), *lazy.buffers()])
+    assert _differing(lazy, plain) == []
+    assert [r.rule for r in lazy.init_report.records] == [r.rule for r in plain.init_report.records]
+
+
+def test_materialising_keeps_tied_weights_tied_and_real_tensors_real() -> None:
+    lazy = create_model("gpt", init="zero", device="cpu", tie_weights=True)
+    shared = [p for p in lazy.parameters() if p.dim() == 2 and p.shape[0] == lazy.head.weight.shape[0]]
+    assert lazy.head.weight.data_ptr() == lazy.tok.weight.data_ptr(), shared
+    with torch.device("meta"):
+        net = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))
+    net[1].weight = nn.Parameter(torch.full((3,), 7.0), requires_grad=False)  # a real, frozen tensor
+    materialize_(net, "cpu")
+    assert torch.equal(net[1].weight, torch.full((3,), 7.0)) and torch.equal(net[1].running_var, torch.ones(3))
+
+
+def test_meta_inputs_that_would_be_left_unfilled_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"device=.*no meta tensor: move it with model.to\(device\)"):
+        initialize(nn.Linear(2, 2), "zero", device="cpu")
+    with torch.device("meta"):
+        unknown = nn.Sequential(nn.Linear(2, 2), nn.Bilinear(2, 2, 2))
+    with pytest.raises(ValueError, match=r"no rule fills 1.weight \(unknown\)"):
+        initialize(unknown, "zero", device="cpu")
+    assert unknown[0].weight.is_meta  # refused before anything was materialised
+
+    class Table(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(2, 2)
+            self.register_buffer("table", torch.arange(4.0))
+
+    with torch.device("meta"):
+        table = Table()
+    with pytest.raises(ValueError, match=r"buffers table hold values detinit cannot recompute; .*detinit_buffers_"):
+        initialize(table, "zero", device="cpu")
+    with torch.device("meta"):
+        linear = nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="tracing runs the model, which a meta-device model cannot do"):
+        initialize(linear, "zero", device="cpu", example_inputs=torch.zeros(1, 2))
+    with pytest.raises(ValueError, match="device='meta'"):
+        initialize(linear, "zero", device="meta")
+
+
+def _fully_shard(model: nn.Module) -> nn.Module:
+    from torch.distributed.fsdp import fully_shard
+
+    for module in model.modules():
+        if type(module).__name__ in ("BasicBlock", "TransformerBlock"):
+            fully_shard(module)
+    return fully_shard(model)
+
+
+def _sharded_worker(rank: int, world: int, store: str, out: str) -> None:
+    from torch.distributed.tensor import Replicate, Shard, distribute_tensor, init_device_mesh
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    found = []
+    for name, init, on_meta in [("resnet20", "zero", False), ("resnet20", "kaiming", True), ("gpt", "zero", True),
+                                ("gpt", "kaiming", False)]:  # fmt: skip
+        entry = model_entry(name)
+        with torch.device("meta") if on_meta else torch.device("cpu"):
+            model = entry.builder()
+        _fully_shard(model)
+        initialize(model, init, device="cpu" if on_meta else None, **entry.init_options(init, None))
+        locals_ = [p.to_local().numel() for p in model.parameters()]
+        found.append((name, init, on_meta, _differing(model, create_model(name, init=init)), sum(locals_)))
+    mesh = init_device_mesh("cpu", (world,))
+    linear = nn.Linear(6, 40, bias=False)  # Shard(1): each rank holds 3 of the 6 input columns
+    linear.weight = nn.Parameter(distribute_tensor(torch.empty(40, 6), mesh, [Shard(1)]))
+    initialize(linear, "zero")
+    plain = nn.Linear(6, 40, bias=False)
+    initialize(plain, "zero")
+    block = local_block(linear.weight)
+    found.append(("linear", "zero", "Shard(1)", torch.equal(linear.weight.to_local(), plain.weight[block]), block))
+    replicated = nn.Parameter(distribute_tensor(torch.empty(5, 5), mesh, [Replicate()]))
+    found.append(("replicate", local_block(replicated)))
+    if rank == 0:
+        torch.save(found, out)
+    dist.destroy_process_group()
+
+
+def test_fsdp2_sharded_models_get_their_shard_of_the_plain_init(tmp_path) -> None:
+    """Two gloo processes on the CPU: ResNet-20 and the GPT sharded with FSDP2 ``fully_shard`` (built on the
+    CPU, or on meta and materialised by ``initialize(device=...)``), and a Linear weight sharded along its
+    columns: each rank's shard holds exactly the plain initialisation's values, with no communication."""
+    out = tmp_path / "found.pt"
+    mp.spawn(_sharded_worker, args=(2, str(tmp_path / "store"), str(out)), nprocs=2)
+    found = torch.load(out, weights_only=False)
+    models = found[:4]
+    for name, init, on_meta, differing, local_numel in models:
+        assert differing == [], (name, init, on_meta)
+        total = sum(p.numel() for p in create_model(name, init=init).parameters())
+        assert local_numel < 0.6 * total  # each rank holds about half
+    (_, _, _, equal, block), (_, replicated) = found[4], found[5]
+    assert equal and block == (slice(0, 40), slice(0, 3))
+    assert replicated == (slice(0, 5), slice(0, 5))
