@@ -70,6 +70,8 @@ def test_an_embeddings_padding_row_stays_zero(scheme):
 def test_bad_options_are_refused_before_a_run_directory_is_written(tiny_config, tmp_path):
     with pytest.raises(ConfigError, match="symmetry_args: mechanism 'dropout' takes knobs"):
         tiny_config(symmetry="dropout", symmetry_args={"prob": 0.1}).validate()
+    with pytest.raises(ConfigError, match=r"symmetry_args must be a mapping, got \[0.1\]"):
+        tiny_config(symmetry="dropout", symmetry_args=[0.1]).validate()
     with pytest.raises(ConfigError, match=r"model 'mnist_mlp' \(model_args, init, init_options\): .*variant"):
         train(tiny_config(init="zero", init_options={"varaint": "paper"}), tmp_path / "a")
     with pytest.raises(ConfigError, match="model 'mnist_mlp'"):

@@ -120,6 +120,9 @@ class TrainConfig:
         from ..models import list_models
         from ..symmetry import MECHANISMS, make_mechanism
 
+        for name in ("model_args", "init_options", "data_args", "symmetry_args"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(f"{name} must be a mapping, got {getattr(self, name)!r}")
         _choice("model", self.model, list_models())
         _choice("data", self.data, list(list_datasets()))
         if self.init is not None:
@@ -133,9 +136,6 @@ class TrainConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("device", self.device, DEVICES)
-        for name in ("model_args", "init_options", "data_args", "symmetry_args"):
-            if not isinstance(getattr(self, name), dict):
-                raise ConfigError(f"{name} must be a mapping, got {getattr(self, name)!r}")
         if self.data_root is not None and not isinstance(self.data_root, str):
             raise ConfigError(f"data_root must be a path (a string) or null, got {self.data_root!r}")
         for name in ("augment", "nesterov", "amp", "compile", "progress", "tensorboard"):
