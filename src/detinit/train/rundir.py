@@ -81,12 +81,16 @@ class RunDir:
                 f"{path} is damaged ({err}); restore it, or delete the run directory {self.path} to start over"
             ) from None
 
+    def _read_object(self, path: Path) -> dict[str, Any]:
+        """A record that must be a JSON object (``run.json``, ``config.json``)."""
+        record = self._read_json(path)
+        if not isinstance(record, dict):
+            raise RunDirDamaged(f"{path} is damaged (not a JSON object); restore it or delete {self.path}")
+        return record
+
     def run_record(self) -> dict[str, Any]:
         """``run.json`` as a dict (empty when the run has not started)."""
-        record = self._read_json(self.run_file) if self.run_file.exists() else {}
-        if not isinstance(record, dict):
-            raise RunDirDamaged(f"{self.run_file} is damaged (not a JSON object); restore it or delete {self.path}")
-        return record
+        return self._read_object(self.run_file) if self.run_file.exists() else {}
 
     def status(self) -> str:
         """One of :data:`STATUSES`."""
@@ -115,10 +119,7 @@ class RunDir:
         if not self.config_file.exists():
             return
         defaults = json.loads(json.dumps(TrainConfig().to_dict(), default=str))
-        saved = self._read_json(self.config_file)
-        if not isinstance(saved, dict):
-            raise RunDirDamaged(f"{self.config_file} is damaged (not a JSON object); restore it or delete {self.path}")
-        previous = defaults | saved
+        previous = defaults | self._read_object(self.config_file)
         current = json.loads(json.dumps(config.to_dict(), default=str))
         changed = sorted(
             k for k in set(previous) | set(current) if k not in EXECUTION_KEYS and previous.get(k) != current.get(k)
