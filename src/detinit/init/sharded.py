@@ -94,11 +94,7 @@ def materialize_(model: nn.Module, device: torch.device | str) -> nn.Module:
             "initialize(device='meta') has nothing to fill; give the device to materialise on ('cpu', 'cuda')"
         )
     meta_buffers = {
-        name: module
-        for module_name, module in model.named_modules()
-        for name in (
-            f"{module_name}.{b}" if module_name else b for b, buf in module.named_buffers(recurse=False) if buf.is_meta
-        )
+        name: model.get_submodule(name.rpartition(".")[0]) for name, buf in model.named_buffers() if buf.is_meta
     }
     unrecomputable = [
         name
