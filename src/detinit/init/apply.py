@@ -52,7 +52,7 @@ from .layers import MATRIX_LAYER_TYPES, NORM_TYPES
 from .recurrent import RECURRENT_TYPES, recurrent_rules
 from .report import FROZEN, UNKNOWN, InitReport, ParamRecord
 from .roles import NORM_ROLES, LayerInfo, RoleSource, default_layer_info, fused_parts, layer_infos
-from .schemes import Scheme, WeightRule, get_scheme
+from .schemes import Scheme, WeightRule, get_scheme, row_blocks_rule
 from .sharded import materialize_, write_
 from .traced_roles import TracedParam, TracedRoles, trace_roles
 
@@ -89,14 +89,8 @@ def split_rule(
         if rule is None:
             return None
         blocks.append((role, start, stop, rule))
-    names = list(dict.fromkeys(rule.rule for *_, rule in blocks))
     reason = "; ".join(f"rows {a}:{b} {role.removeprefix('attn_')}: {rule.reason}" for role, a, b, rule in blocks)
-
-    def fill(weight: torch.Tensor, generator: torch.Generator) -> None:
-        for _, start, stop, rule in blocks:
-            rule.fill(weight[start:stop], generator)
-
-    return WeightRule("+".join(names), reason, fill)
+    return row_blocks_rule([(start, stop, rule) for _, start, stop, rule in blocks], reason)
 
 
 def _weight_rule(module: nn.Module, layer: LayerInfo, scheme: Scheme) -> WeightRule | None:

@@ -51,6 +51,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from .schemes import row_blocks_rule
+
 if TYPE_CHECKING:
     from .roles import LayerInfo
     from .schemes import Scheme
@@ -157,7 +159,6 @@ def recurrent_rules(module: nn.Module, layer: LayerInfo, scheme: Scheme) -> dict
         blocks = [(block, scheme.recurrent_rule(block, layer)) for block in gate_blocks(module, name)]
         if any(rule is None for _, rule in blocks):
             continue
-        names = "+".join(dict.fromkeys(rule.rule for _, rule in blocks))
         gates_by_reason: dict[str, list[str]] = {}
         for block, rule in blocks:
             gates_by_reason.setdefault(rule.reason, []).append(block.gate)
@@ -165,10 +166,6 @@ def recurrent_rules(module: nn.Module, layer: LayerInfo, scheme: Scheme) -> dict
             reason = blocks[0][1].reason
         else:
             reason = "; ".join(f"{', '.join(gates)} gate: {why}" for why, gates in gates_by_reason.items())
-
-        def fill(t: torch.Tensor, g: torch.Generator, blocks: list = blocks) -> None:
-            for block, rule in blocks:
-                rule.fill(t[block.start : block.stop], g)
-
-        rules[name] = (names, reason, fill)
+        rule = row_blocks_rule([(block.start, block.stop, rule) for block, rule in blocks], reason)
+        rules[name] = (rule.rule, rule.reason, rule.fill)
     return rules

@@ -54,6 +54,24 @@ class WeightRule:
     fill: Fill
 
 
+def row_blocks_rule(blocks: list[tuple[int, int, WeightRule]], reason: str) -> WeightRule:
+    """One rule for a weight whose output rows ``start:stop`` are blocks with rules of their own (fused
+    projections, recurrent gates): each block is filled by its rule, in row order.
+
+    >>> ones = WeightRule("ones", "", lambda w, g: w.fill_(1.0))
+    >>> rule = row_blocks_rule([(0, 1, _zeros("")), (1, 3, ones)], "0 then 1")
+    >>> rule.rule, rule.fill(torch.empty(3, 2), torch.Generator())[:, 0].tolist()
+    ('zeros+ones', [0.0, 1.0, 1.0])
+    """
+
+    def fill(weight: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        for start, stop, rule in blocks:
+            rule.fill(weight[start:stop], generator)
+        return weight
+
+    return WeightRule("+".join(dict.fromkeys(rule.rule for *_, rule in blocks)), reason, fill)
+
+
 def _check_bool(name: str, value: object) -> bool:
     """A scheme option that must be ``True`` or ``False`` (a string "false" would read as true)."""
     if not isinstance(value, bool):
