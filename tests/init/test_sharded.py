@@ -76,6 +76,13 @@ def test_meta_inputs_that_would_be_left_unfilled_are_refused() -> None:
         initialize(linear, "zero", device="cpu", example_inputs=torch.zeros(1, 2))
     with pytest.raises(ValueError, match="device='meta'"):
         initialize(linear, "zero", device="meta")
+    for device, message in (("gpu", "device='gpu' is not a device"), (3.5, "device=3.5 is not a device")):
+        with pytest.raises(ValueError, match=message):
+            initialize(linear, "zero", device=device)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device='cuda', but CUDA is not available here"):
+            initialize(linear, "zero", device="cuda")
+    assert linear.weight.is_meta  # refused before anything was materialised
 
 
 def _fully_shard(model: nn.Module) -> nn.Module:

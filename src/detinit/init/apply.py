@@ -53,7 +53,7 @@ from .recurrent import RECURRENT_TYPES, recurrent_rules
 from .report import FROZEN, UNKNOWN, InitReport, ParamRecord
 from .roles import NORM_ROLES, LayerInfo, RoleSource, default_layer_info, fused_parts, layer_infos
 from .schemes import Scheme, WeightRule, get_scheme, row_blocks_rule
-from .sharded import materialize_, write_
+from .sharded import materialize_, parse_device, write_
 from .traced_roles import TracedParam, TracedRoles, trace_roles
 
 Action = Callable[[torch.Tensor, torch.Generator], object]  # fills the tensor it is given
@@ -352,7 +352,7 @@ def initialize(
             "gates (e.g. create_model(..., norm='none') or gate=True)"
         )
     if device is not None:
-        _check_materialisable(model, example_inputs, trace)
+        _check_materialisable(model, device, example_inputs, trace)
         trace = False  # a meta-device model cannot run
     example = _should_trace(model, example_inputs, trace)
     traced = trace_roles(model, example) if example is not None else TracedRoles()
@@ -430,8 +430,10 @@ def initialize(
     return report
 
 
-def _check_materialisable(model: nn.Module, example_inputs: object | None, trace: bool | None) -> None:
-    """``device=`` materialises a meta-device model: refuse one with no meta tensor, or one that would be traced."""
+def _check_materialisable(model: nn.Module, device: object, example_inputs: object | None, trace: bool | None) -> None:
+    """``device=`` materialises a meta-device model: refuse a device that is not one, a model with no meta
+    tensor, or one that would be traced."""
+    parse_device(device)
     if not any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
         raise ValueError(
             f"initialize(device=...) materialises a model built on the meta device; {type(model).__name__} has no "

@@ -80,6 +80,28 @@ def write_(param: torch.Tensor, fill: Fill, generator: torch.Generator) -> torch
     return param
 
 
+def parse_device(device: object) -> torch.device:
+    """``device`` as a ``torch.device`` to materialise on, or a ``ValueError`` naming what is supported.
+
+    >>> parse_device("cpu")
+    device(type='cpu')
+    """
+    try:
+        parsed = torch.device(device)  # type: ignore[arg-type]
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"initialize: device={device!r} is not a device; give a torch.device or a string such as 'cpu', 'cuda' "
+            "or 'cuda:1'"
+        ) from None
+    if parsed.type == "meta":
+        raise ValueError(
+            "initialize(device='meta') has nothing to fill; give the device to materialise on ('cpu', 'cuda')"
+        )
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"initialize: device={device!r}, but CUDA is not available here; use device='cpu'")
+    return parsed
+
+
 @torch.no_grad()
 def materialize_(model: nn.Module, device: torch.device | str) -> nn.Module:
     """Give every parameter and buffer of a meta-device ``model`` storage on ``device``, and recompute buffers.
@@ -88,11 +110,7 @@ def materialize_(model: nn.Module, device: torch.device | str) -> nn.Module:
     the model's constructor would have set them: norm running statistics by ``reset_running_stats()``,
     others by the owning module's ``detinit_buffers_()`` hook. Returns ``model``.
     """
-    device = torch.device(device)
-    if device.type == "meta":
-        raise ValueError(
-            "initialize(device='meta') has nothing to fill; give the device to materialise on ('cpu', 'cuda')"
-        )
+    device = parse_device(device)
     meta_buffers = {
         name: model.get_submodule(name.rpartition(".")[0]) for name, buf in model.named_buffers() if buf.is_meta
     }
