@@ -112,9 +112,38 @@ def test_fixup_with_given_roles_keeps_the_traced_blocks():
     model = VisionTransformer()
     report = initialize(model, "fixup", roles={"blocks.0.mlp.fc1": "branch"}, strict=True)
     assert report["blocks.0.mlp.fc1.weight"].rule == "fixup_scaled"
+
+
+
+class TwoBlocks(nn.Module):
+    """Two residual blocks and a head; its forward is opaque to detinit unless traced."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8)) for _ in range(2))
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = x + block(x)
+        return self.head(x)
+
+
+def test_fixup_with_roles_given_on_an_untraced_model_counts_blocks_by_parent_module():
+    given = {f"blocks.{i}.{j}": role for i in range(2) for j, role in ((0, "branch"), (2, "branch_last"))}
+    given["head"] = "classifier"
+    model = TwoBlocks()
+    report = initialize(model, "fixup", roles=given, trace=False, strict=True, seed=1)
+    assert report["blocks.0.0.weight"].rule == "fixup_scaled"
+    assert "= 2^(-1/2)" in report["blocks.1.0.weight"].reason  # L = 2 blocks of m = 2 branch layers
+    traced = TwoBlocks()
+    initialize(traced, "fixup", example_inputs=torch.randn(4, 8), strict=True, seed=1)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), traced.parameters()))  # same as traced
     net = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 2))
-    with pytest.raises(ValueError, match="got m=0, L=1. Roles given in roles= belong to no block"):
-        initialize(net, "fixup", roles={"0": "branch", "1": "branch_last"})
+    report = initialize(net, "fixup", roles={"0": "branch", "1": "branch_last"}, trace=False)  # block "": m = 2
+    assert report["0.weight"].rule == "fixup_scaled" and report["1.weight"].rule == "zeros"
+    with pytest.raises(ValueError, match="got m=1, L=.. A role given in roles= belongs to the block"):
+        initialize(TwoBlocks(), "fixup", roles={"blocks.0.0": "branch", "blocks.1.2": "branch_last"}, trace=False)
 
 
 class TiedLM(nn.Module):

@@ -110,6 +110,25 @@ def test_branch_norm_lr_factor_puts_the_branch_end_scales_in_their_own_group():
         cfg.replace(branch_norm_lr_factor=-1.0)
 
 
+def test_classifier_norm_lr_factor_puts_a_tied_outputs_final_norm_scale_in_its_own_group():
+    from detinit.models import create_model
+    from detinit.train import param_groups
+    from detinit.train.trainer import _make_optimizer
+
+    cfg = TrainConfig(model="gpt", init="zero", lr=0.01, optimizer="adamw", classifier_norm_lr_factor=10.0)
+    model = create_model("gpt", vocab_size=32, context=8, depth=2, width=16, heads=2, tie_weights=True)
+    groups = _make_optimizer(cfg, model).param_groups
+    assert [(g["name"], g["lr"]) for g in groups] == [("default", 0.01), ("classifier_norm", pytest.approx(0.1))]
+    assert [id(p) for p in groups[1]["params"]] == [id(model.norm.weight)]  # the scale only, not the bias
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    untied = create_model("gpt", vocab_size=32, context=8, depth=2, width=16, heads=2)
+    assert [g["name"] for g in param_groups(untied, 0.01, classifier_norm_lr_factor=10.0)] == ["default"]
+    with pytest.raises(ValueError, match=r"classifier_norm_lr_factor=-1 must be a number >= 0"):
+        param_groups(model, 0.01, classifier_norm_lr_factor=-1)
+    with pytest.raises(ConfigError, match="classifier_norm_lr_factor must be a number"):
+        cfg.replace(classifier_norm_lr_factor="fast")
+
+
 def test_small_learning_rates_and_other_decimals_are_numbers_in_overrides():
     # YAML 1.1 reads 1e-5 (no dot) as a string; an override is a number whenever it is written as one
     cfg = TrainConfig().apply_overrides(["lr=1e-5", "weight_decay=5E-4", "epochs=+3", "momentum=.5"])

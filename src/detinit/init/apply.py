@@ -49,6 +49,7 @@ from .. import hooks
 from .declared_roles import collect_roles
 from .example_inputs import infer_example_inputs
 from .layers import MATRIX_LAYER_TYPES, NORM_TYPES
+from .readout import escape_constant_readouts_
 from .recurrent import RECURRENT_TYPES, recurrent_rules
 from .report import FROZEN, UNKNOWN, InitReport, ParamRecord
 from .roles import NORM_ROLES, LayerInfo, RoleSource, default_layer_info, fused_parts, layer_infos
@@ -313,7 +314,9 @@ def initialize(
             ``"partial_identity"``, ``"constnet"``, ``"kaiming"``, ``"xavier"``,
             ``"orthogonal"``, ``"fixup"``, ``"skipinit"``, ``"rezero"``) or a
             :class:`~detinit.init.schemes.Scheme`.
-        roles: extra or overriding roles, ``{"fc": "classifier"}``.
+        roles: extra or overriding roles, ``{"fc": "classifier"}``. A residual role given here
+            (``"branch"``, ``"branch_last"``, ...) belongs to the block traced or declared for its
+            module, else to its parent module, which is how Fixup counts each block's layers.
         strict: raise ``ValueError`` if any parameter has no rule (nothing is
             written then).
         generator: random draws of random schemes (and ``constnet`` with
@@ -427,7 +430,22 @@ def initialize(
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)
     for plan in plans:
         _execute(plan, scheme_obj, gen, report)
+    if example is not None and scheme_obj.escapes_constant_readout:
+        _escape_constant_readouts(model, example, report)
     return report
+
+
+def _escape_constant_readouts(model: nn.Module, example: object, report: InitReport) -> None:
+    """Zero output layers whose input is the same for every example get Hadamard rows orthogonal to it
+    (:mod:`detinit.init.readout`); their report records say so."""
+    zero_outputs = {r.name.removesuffix(".weight"): i for i, r in enumerate(report.records)
+                    if r.role == "classifier" and r.rule == "zeros" and r.name.endswith(".weight")}  # fmt: skip
+    for name, reason in escape_constant_readouts_(model, example, zero_outputs).items():
+        record = report.records[zero_outputs[name.removesuffix(".weight")]]
+        source = record.reason[record.reason.find(" [role ") :] if " [role " in record.reason else ""
+        report.records[zero_outputs[name.removesuffix(".weight")]] = replace(
+            record, rule="orthogonal_pairs", reason=reason + source
+        )
 
 
 def _check_materialisable(model: nn.Module, device: object, example_inputs: object | None, trace: bool | None) -> None:

@@ -75,6 +75,14 @@ def collect_roles(
             close = difflib.get_close_matches(name, [n for n in names.values() if n], n=3)
             hint = f"; close matches: {', '.join(close)}" if close else ""
             raise ValueError(f"roles: {name!r} is not a module of the model{hint}")
-        block = traced[name].block if traced and name in traced else None  # a traced block keeps Fixup's m
-        roles[name] = RoleSource(check_role(role, f"roles[{name!r}]"), "roles= argument", block)
+        roles[name] = RoleSource(check_role(role, f"roles[{name!r}]"), "roles= argument", _given_block(name, roles))
     return roles
+
+
+def _given_block(name: str, roles: Mapping[str, RoleSource]) -> str:
+    """The block of a role given in ``roles=``: the one traced or declared for the module, else its parent
+    module (``"layer1.0"`` for ``"layer1.0.conv2"``), so that Fixup can count each block's branch layers."""
+    known = roles.get(name)
+    if known is not None and known.block is not None:
+        return known.block
+    return name.rpartition(".")[0]

@@ -5,15 +5,18 @@ model's layers (:mod:`detinit.init.traced_roles`). Users can pass
 ``example_inputs=``; for two families the model itself says what it takes:
 
 * **Hugging Face** (a ``config`` with ``model_type``): ``main_input_name``
-  ``"input_ids"`` gets 2 x 8 token ids below ``config.vocab_size``
+  ``"input_ids"`` gets 2 x 8 token ids below ``config.vocab_size``, the same
+  first token in both rows (as ``[CLS]`` or BOS in real batches)
   (encoder-decoder models also ``decoder_input_ids``); ``"pixel_values"`` a
   2 x ``num_channels`` x ``image_size`` x ``image_size`` image. The cache is
   off (``use_cache=False``), so no key/value concatenation shows up as
   structure.
 * **timm** (``pretrained_cfg["input_size"]``): a batch of 2 images of that size.
 
-The values are deterministic (token ``i`` at position ``i``; images from a
-seeded generator) and only their shapes and dependence matter.
+The values are deterministic (token ``i`` at position ``i`` after the shared
+first token; images from a seeded generator). Roles depend only on their
+shapes and on what depends on them; a zero output layer whose input is the
+same for both rows gets rows orthogonal to it (:mod:`detinit.init.readout`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,15 @@ def _image(channels: int, size: int | tuple[int, int], device: torch.device) -> 
     return torch.randn(2, channels, height, width, generator=generator).to(device)
 
 
+def _token_rows(length: int, vocab: int, device: torch.device) -> torch.Tensor:
+    """2 rows of ``length`` token ids that share their first token, as real batches do (BOS, ``[CLS]``, the
+    decoder's start token), and differ after it: row ``r``, position ``i`` holds ``(r * length + i) mod vocab``,
+    position 0 holds 0."""
+    ids = torch.arange(2 * length).view(2, length) % vocab
+    ids[:, 0] = 0
+    return ids.to(device)
+
+
 def _hugging_face(model: nn.Module) -> dict[str, object] | None:
     config = getattr(model, "config", None)
     if getattr(config, "model_type", None) is None:
@@ -50,9 +62,9 @@ def _hugging_face(model: nn.Module) -> dict[str, object] | None:
         vocab = int(getattr(config, "vocab_size", 0) or 0)
         if vocab < 1:
             return None
-        inputs["input_ids"] = (torch.arange(16) % vocab).view(2, 8).to(device)
+        inputs["input_ids"] = _token_rows(8, vocab, device)
         if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in accepted:
-            inputs["decoder_input_ids"] = (torch.arange(8) % vocab).view(2, 4).to(device)
+            inputs["decoder_input_ids"] = _token_rows(4, vocab, device)
     elif name == "pixel_values":
         size, channels = getattr(config, "image_size", None), getattr(config, "num_channels", 3)
         if size is None:

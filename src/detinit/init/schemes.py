@@ -103,6 +103,7 @@ class Scheme:
     zeroes_branch_ends: bool = False  # starts every residual branch at 0 (ZerO, ConstNet, Fixup, zero_init_last)
     norm_aware: bool = True  # puts that zero on the norm after the branch's last layer, where there is one
     zeroes_classifier: bool = False  # starts the output layer at 0 (ZerO, ConstNet, Fixup)
+    escapes_constant_readout: bool = False  # a zero output layer reading a constant feature: Hadamard rows ⟂ it
     deterministic_recurrence: bool = False  # recurrent gates: ZerO's zeros-and-identity, not random blocks
 
     def weight_rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
@@ -259,6 +260,7 @@ class ZerOScheme(Scheme):
         self.constant_token = _check_bool("constant_token", constant_token)
         self.variant = variant
         self.norm_aware = variant == "detinit"
+        self.escapes_constant_readout = variant == "detinit"  # detinit.init.readout
         self.columns = "spanning" if variant == "detinit" else "first"
         self.name = "zero" if hadamard else "partial_identity"
 
@@ -532,8 +534,9 @@ class FixupScheme(Scheme):
             if m < 2 or big_l < 1:
                 raise ValueError(
                     f"fixup: a 'branch' layer needs a block with at least 2 branch layers and a model with "
-                    f"residual branches; got m={m}, L={big_l}. Roles given in roles= belong to no block unless "
-                    "tracing found one: pass example_inputs= so that the blocks are traced, or declare them "
+                    f"residual branches; got m={m}, L={big_l}. A role given in roles= belongs to the block "
+                    "traced or declared for it, else to its parent module: give each block's 'branch' and "
+                    "'branch_last' layers, pass example_inputs= so that the blocks are traced, or declare them "
                     "with a block's detinit_roles()"
                 )
             scale = big_l ** (-1.0 / (2 * m - 2))

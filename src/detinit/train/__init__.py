@@ -6,6 +6,7 @@
 
 from .checkpoint import CheckpointError, append_jsonl, load_checkpoint, read_jsonl, save_checkpoint, write_json
 from .config import ConfigError, TrainConfig, read_config_file
+from .param_groups import param_groups
 from .rundir import RunDir, RunDirDamaged, RunDirInUse
 from .schedule import constnet_milestones, lr_factor_fn
 from .trainer import RunResult, TrainingDiverged, build_model, evaluate, train
@@ -25,6 +26,7 @@ __all__ = [
     "evaluate",
     "load_checkpoint",
     "lr_factor_fn",
+    "param_groups",
     "read_config_file",
     "read_jsonl",
     "save_checkpoint",

@@ -53,6 +53,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     scalar_lr_factor: float = 1.0  # lr multiplier for 0-dim parameters (Fixup's scalar biases and gates use 0.1)
     branch_norm_lr_factor: float = 1.0  # lr multiplier for the scales of branch_last_norm layers (start at 0)
+    classifier_norm_lr_factor: float = 1.0  # lr multiplier for the scale of a tied output's final norm (starts at 0)
     schedule: str = "cosine"
     milestones: list[int] = field(default_factory=list)  # epochs, for schedule="step"
     gamma: float = 0.1  # step factor; "constnet" uses 0.2 at E-140, E-80, E-40
@@ -157,6 +158,7 @@ class TrainConfig:
             ("lr", 0.0, None),
             ("scalar_lr_factor", 0.0, None),
             ("branch_norm_lr_factor", 0.0, None),
+            ("classifier_norm_lr_factor", 0.0, None),
             ("momentum", 0.0, 1.0),
             ("weight_decay", 0.0, None),
             ("gamma", 0.0, None),

@@ -48,6 +48,7 @@ from ..symmetry import Mechanism, make_mechanism
 from . import distributed
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
+from .param_groups import param_groups
 from .rundir import RunDir
 from .schedule import lr_factor_fn
 
@@ -168,18 +169,16 @@ def _autocast(amp: bool, device: torch.device) -> contextlib.AbstractContextMana
 
 
 def _make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """SGD or AdamW; 0-dim parameters (scalar biases and gates) get ``lr * scalar_lr_factor``, the scales
-    of ``branch_last_norm`` layers (0 at init under ZerO, Fixup, zero_init_last) ``lr * branch_norm_lr_factor``."""
-    records = model.init_report.records if hasattr(model, "init_report") else []
-    end_scales = {r.name for r in records if r.role == "branch_last_norm" and r.name.endswith(".weight")}
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    scalars = [p for _, p in params if p.dim() == 0]
-    ends = [p for n, p in params if p.dim() > 0 and n in end_scales]
-    groups: list[dict[str, Any]] = [{"params": [p for n, p in params if p.dim() > 0 and n not in end_scales]}]
-    if scalars:
-        groups.append({"params": scalars, "lr": config.lr * config.scalar_lr_factor})
-    if ends:
-        groups.append({"params": ends, "lr": config.lr * config.branch_norm_lr_factor})
+    """SGD or AdamW over :func:`param_groups`: 0-dim parameters (scalar biases and gates) get
+    ``lr * scalar_lr_factor``, the scales of ``branch_last_norm`` norms ``lr * branch_norm_lr_factor`` and
+    the scale of a ``classifier_norm`` ``lr * classifier_norm_lr_factor`` (both start at 0 under ZerO)."""
+    groups = param_groups(
+        model,
+        config.lr,
+        scalar_lr_factor=config.scalar_lr_factor,
+        branch_norm_lr_factor=config.branch_norm_lr_factor,
+        classifier_norm_lr_factor=config.classifier_norm_lr_factor,
+    )
     if config.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(

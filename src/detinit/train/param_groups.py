@@ -1,0 +1,90 @@
+"""Optimiser parameter groups by initialisation role: learning-rate factors for the scales that start at 0.
+
+A scale that starts at 0 and is shared by many outputs grows slowly under Adam: each step moves an
+entry by about ``lr``. Two such scales matter in practice:
+
+* the scale of a norm ending a residual branch (role ``"branch_last_norm"``: 0 under norm-aware ZerO,
+  Fixup's and timm's zero-init-last), which gates the whole branch;
+* the scale of the final norm before an output layer tied to the token embedding (role
+  ``"classifier_norm"``: ZerO puts the output's zero there, since the tied weight cannot be 0). The
+  logits are ``E (g * n)`` with ``g`` that scale, one vector for the whole vocabulary, so after ``k``
+  Adam steps they are at most about ``k * lr * |E_v| * |n|``; an untied zero output layer has one
+  entry per (token, feature) and grows ``sqrt(d)`` times faster (docs/results.md, section 8).
+
+0-dim parameters (Fixup's scalar biases and multipliers, SkipInit's gates) are a third group.
+
+>>> from torch import nn
+>>> from detinit import initialize
+>>> model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+>>> report = initialize(model, "zero")
+>>> [len(g["params"]) for g in param_groups(model, 1e-3, report=report)]
+[4]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from ..init.report import InitReport
+
+
+def param_groups(
+    model: nn.Module,
+    lr: float,
+    *,
+    report: InitReport | None = None,
+    scalar_lr_factor: float = 1.0,
+    branch_norm_lr_factor: float = 1.0,
+    classifier_norm_lr_factor: float = 1.0,
+) -> list[dict[str, Any]]:
+    """The trainable parameters of ``model`` as optimiser groups, with ``lr`` times a factor per group.
+
+    Args:
+        model: the initialised model.
+        lr: the base learning rate (the first group's, and the one each factor multiplies).
+        report: what :func:`detinit.initialize` returned; defaults to ``model.init_report`` (set by
+            :func:`detinit.create_model`). Without either, only the 0-dim group can be told apart.
+        scalar_lr_factor: for 0-dim parameters.
+        branch_norm_lr_factor: for the weights (scales) of ``branch_last_norm`` norms.
+        classifier_norm_lr_factor: for the weight (scale) of the ``classifier_norm`` norm.
+
+    Returns:
+        A list for ``torch.optim``: the other parameters first, then each non-empty group in the order
+        above, each with its ``"lr"`` and a ``"name"`` (``"scalar"``, ``"branch_norm"``,
+        ``"classifier_norm"``; the first is ``"default"``).
+    """
+    for key, value in (
+        ("lr", lr),
+        ("scalar_lr_factor", scalar_lr_factor),
+        ("branch_norm_lr_factor", branch_norm_lr_factor),
+        ("classifier_norm_lr_factor", classifier_norm_lr_factor),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ValueError(f"param_groups: {key}={value!r} must be a number >= 0")
+    if report is None:
+        report = getattr(model, "init_report", None)
+    roles = {r.name: r.role for r in report.records} if report is not None else {}
+
+    def scale_of(name: str, role: str) -> bool:
+        return roles.get(name) == role and name.endswith(".weight")
+
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    chosen = {
+        "scalar": ([p for _, p in named if p.dim() == 0], scalar_lr_factor),
+        "branch_norm": (
+            [p for n, p in named if p.dim() > 0 and scale_of(n, "branch_last_norm")],
+            branch_norm_lr_factor,
+        ),
+        "classifier_norm": (
+            [p for n, p in named if p.dim() > 0 and scale_of(n, "classifier_norm")],
+            classifier_norm_lr_factor,
+        ),
+    }
+    taken = {id(p) for params, _ in chosen.values() for p in params}
+    groups: list[dict[str, Any]] = [
+        {"name": "default", "params": [p for _, p in named if id(p) not in taken], "lr": lr}
+    ]
+    groups += [{"name": key, "params": params, "lr": lr * factor} for key, (params, factor) in chosen.items() if params]
+    return groups
