@@ -129,7 +129,15 @@ def materialize_(model: nn.Module, device: torch.device | str) -> nn.Module:
     for module in model.modules():
         for name, param in module.named_parameters(recurse=False):
             shared.setdefault(id(param), []).append((module, name))
-    model._apply(lambda t: torch.empty_like(t, device=device) if t.is_meta else t.to(device))
+    def allocate(t: torch.Tensor) -> torch.Tensor:
+        if not t.is_meta:
+            return t.to(device)
+        if is_dtensor(t):  # empty_like keeps the DTensor and its placements
+            return torch.empty_like(t, device=device)
+        # empty_like from meta runs torch's Python refs (importing sympy on first use: 0.4 s)
+        return torch.empty_strided(t.size(), t.stride(), dtype=t.dtype, device=device)
+
+    model._apply(allocate)
     for (first, first_name), *others in (uses for uses in shared.values() if len(uses) > 1):
         for module, name in others:
             setattr(module, name, getattr(first, first_name))

@@ -323,7 +323,23 @@ def zero_embedding_(tensor: torch.Tensor, *, norm: str = "orthonormal", constant
     return fill_sylvester_entries_(tensor, rows, torch.arange(dim, device=tensor.device), hadamard_scale(dim, norm))
 
 
-_ROWS_PER_CHUNK = 256  # bounds the int64 scratch of fill_sylvester_entries_ to 256 x Q
+_ROWS_PER_CHUNK = 4096  # bounds the gathered scratch of fill_sylvester_entries_ to 4096 x Q
+
+
+def _sylvester_rows_(out: torch.Tensor, columns: torch.Tensor, scale: float) -> torch.Tensor:
+    """``out[i, b] = scale * H[i, columns[b]]`` for rows ``i = 0 .. len(out) - 1``, by doubling the rows.
+
+    For ``i < 2**k``, ``popcount((i + 2**k) & c) = popcount(i & c) + bit_k(c)``, so rows ``2**k ..`` are rows
+    ``0 ..`` times the sign vector ``(-1)**bit_k(columns)``: one multiply per written value, exact.
+    """
+    out[:1] = scale
+    filled, bit = 1, 0
+    while filled < len(out):
+        sign = (1 - 2 * ((columns >> bit) & 1)).to(out.dtype)
+        count = min(filled, len(out) - filled)
+        torch.mul(out[:count], sign, out=out[filled : filled + count])
+        filled, bit = filled * 2, bit + 1
+    return out
 
 
 def fill_sylvester_entries_(
@@ -331,18 +347,23 @@ def fill_sylvester_entries_(
 ) -> torch.Tensor:
     r"""``matrix[a, b] = scale * (H)_{rows[a], columns[b]}`` for a Sylvester Hadamard ``H``, in place.
 
-    Uses :math:`H_{ij} = (-1)^{\mathrm{popcount}(i \,\&\, j)}`, a chunk of rows at a time, so no
+    :math:`H_{ij} = (-1)^{\mathrm{popcount}(i \,\&\, j)}`. The rows ``0 .. max(rows)`` of ``H`` at
+    ``columns`` are built by doubling (:func:`_sylvester_rows_`), in ``matrix`` itself when ``rows`` is
+    ``0, 1, 2, ...``, else in a scratch block whose rows are then gathered a chunk at a time; no full
     Hadamard matrix is built.
 
     >>> fill_sylvester_entries_(torch.empty(2, 3), torch.tensor([1, 3]), torch.tensor([0, 1, 2]))
     tensor([[ 1., -1.,  1.],
             [ 1., -1., -1.]])
     """
+    if len(rows) == 0:
+        return matrix
+    if torch.equal(rows, torch.arange(len(rows), device=rows.device)):
+        return _sylvester_rows_(matrix, columns, scale)
+    block = torch.empty(int(rows.max()) + 1, len(columns), dtype=matrix.dtype, device=matrix.device)
+    _sylvester_rows_(block, columns, scale)
     for start in range(0, len(rows), _ROWS_PER_CHUNK):
-        bits = rows[start : start + _ROWS_PER_CHUNK, None] & columns[None, :]
-        for shift in (32, 16, 8, 4, 2, 1):  # fold to the parity of the popcount
-            bits ^= bits >> shift
-        matrix[start : start + _ROWS_PER_CHUNK] = (1 - 2 * (bits & 1)).to(matrix.dtype) * scale
+        matrix[start : start + _ROWS_PER_CHUNK] = block[rows[start : start + _ROWS_PER_CHUNK]]
     return matrix
 
 

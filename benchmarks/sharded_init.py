@@ -1,0 +1,179 @@
+"""Initialisation speed and peak memory: whole models against a memset, from the meta device, and under FSDP2.
+
+    .venv/bin/python benchmarks/sharded_init.py            # about 3 minutes on 2 CPU cores
+    .venv/bin/python benchmarks/sharded_init.py --quick    # a smaller sharded model
+
+Tables (docs/benchmarks.md, "Sharded and meta-device initialisation"):
+
+1. ``initialize(model, "zero")`` on a model already on the CPU, against ``p.zero_()`` on every parameter (the
+   least any initialisation can cost: one write of each value). Median of 5 after 2 warm-ups, one thread.
+2. The same models built on the meta device and materialised by ``initialize(model, "zero", device="cpu")``:
+   time, and the growth of the process's peak RSS over the parameters' size (1.0 = no second copy). Each
+   row runs in a fresh process, so that its peak is its own.
+3. A GPT-2-XL-shaped model (48 blocks, width 1600, vocabulary 50,257: 1.56 B parameters) built on meta,
+   sharded with FSDP2 ``fully_shard`` over 1 and 2 gloo processes (one thread each) and initialised with
+   ``initialize(model, "zero", device="cpu")``: seconds and peak RSS growth per rank.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from detinit import create_model, initialize
+from detinit._table import format_table
+from detinit.models import model_entry
+
+MODELS = ("resnet50", "zero_resnet50_imagenet", "gpt2_small")
+XL = {"depth": 48, "width": 1600, "heads": 25, "tie_weights": True}  # GPT-2 XL's shape
+QUICK = {"depth": 8, "width": 1024, "heads": 16, "tie_weights": True}
+
+
+def reset_peak_rss() -> None:
+    """Start the peak RSS (VmHWM) afresh at the current RSS (Linux: ``clear_refs`` 5)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_rss_mib() -> float:
+    """The peak RSS since :func:`reset_peak_rss` (VmHWM, /proc/self/status)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # no VmHWM: the process's peak
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def param_mib(model: torch.nn.Module) -> float:
+    return sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+
+
+def median_ms(fn, repeats: int = 5, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def memset_row(name: str) -> list[str]:
+    model = create_model(name)
+    params = list(model.parameters())
+
+    def memset() -> None:
+        with torch.no_grad():
+            for p in params:
+                p.zero_()
+
+    t_memset = median_ms(memset)
+    t_zero = median_ms(lambda: initialize(model, "zero", **model_entry(name).init_options("zero", None)))
+    count = sum(p.numel() for p in params)
+    return [name, f"{count / 1e6:.1f} M", len(params), f"{t_memset:.1f}", f"{t_zero:.1f}", f"{t_zero / t_memset:.2f}"]
+
+
+def meta_row(name: str) -> dict[str, float]:
+    """In a fresh process: build ``name`` on meta, materialise and initialise it on the CPU."""
+    initialize(torch.nn.Linear(64, 256), "zero")  # first-call allocations are not the model's
+    reset_peak_rss()
+    before = rss_mib()
+    with torch.device("meta"):
+        model = model_entry(name).builder()
+    start = time.perf_counter()
+    initialize(model, "zero", device="cpu", **model_entry(name).init_options("zero", None))
+    seconds = time.perf_counter() - start
+    return {"ms": seconds * 1e3, "growth": (peak_rss_mib() - before) / param_mib(model), "mib": param_mib(model)}
+
+
+def _fully_shard(model: torch.nn.Module) -> None:
+    from torch.distributed.fsdp import fully_shard
+
+    for block in model.blocks:
+        fully_shard(block)
+    fully_shard(model)
+
+
+def _sharded_worker(rank: int, world: int, store: str, shape: dict, out: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    initialize(torch.nn.Linear(64, 256), "zero")  # first-call allocations are not the model's
+    reset_peak_rss()
+    before = rss_mib()
+    with torch.device("meta"):
+        model = model_entry("gpt").builder(vocab_size=50257, context=1024, **shape)
+    _fully_shard(model)
+    dist.barrier()
+    start = time.perf_counter()
+    initialize(model, "zero", device="cpu")
+    seconds = time.perf_counter() - start
+    local = sum(p.to_local().numel() * p.element_size() for p in model.parameters()) / 2**20
+    total = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+    row = {"rank": rank, "s": seconds, "peak": peak_rss_mib() - before, "local": local, "total": total}
+    Path(f"{out}.{rank}").write_text(json.dumps(row))
+    dist.destroy_process_group()
+
+
+def sharded_rows(shape: dict) -> list[list[str]]:
+    rows = []
+    for world in (1, 2):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = f"{tmp}/row"
+            mp.spawn(_sharded_worker, args=(world, f"{tmp}/store", shape, out), nprocs=world)
+            for rank in range(world):
+                r = json.loads(Path(f"{out}.{rank}").read_text())
+                rows.append([
+                    str(world), str(rank), f"{r['total'] / 1024:.2f}", f"{r['local'] / 1024:.2f}",
+                    f"{r['s']:.2f}", f"{r['peak'] / 1024:.2f}", f"{r['peak'] / r['total']:.2f}",
+                ])  # fmt: skip
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller sharded model")
+    parser.add_argument("--meta-row", help=argparse.SUPPRESS)  # internal: one meta-device row, as JSON
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.meta_row:
+        print(json.dumps(meta_row(args.meta_row)))
+        return 0
+    rows = [memset_row(name) for name in MODELS]
+    print("whole model, already on the CPU: initialize(zero) against a memset of every parameter (1 thread)")
+    headers = ["model", "parameters", "tensors", "memset ms", "initialize(zero) ms", "ratio"]
+    print(format_table(headers, rows))
+    meta = []
+    for name in MODELS:
+        done = subprocess.run(
+            [sys.executable, __file__, "--meta-row", name], capture_output=True, text=True, check=True
+        )
+        r = json.loads(done.stdout.strip().splitlines()[-1])
+        meta.append([name, f"{r['mib']:.0f}", f"{r['ms']:.1f}", f"{r['growth']:.2f}"])
+    print("\nbuilt on meta, initialize(zero, device='cpu') in a fresh process")
+    print(format_table(["model", "parameters MiB", "ms", "peak RSS growth / parameters"], meta))
+    shape = QUICK if args.quick else XL
+    print(f"\nGPT {shape} on meta, FSDP2 fully_shard over gloo ranks, initialize(zero, device='cpu')")
+    headers = ["ranks", "rank", "model GiB", "rank's shard GiB", "init s", "peak RSS growth GiB", "growth / model"]
+    print(format_table(headers, sharded_rows(shape)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
