@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from run_benchmarks import median_time  # benchmarks/ is on sys.path when a script there runs
+
 from detinit import create_model, initialize
 from detinit._table import format_table
 from detinit.models import model_entry
@@ -64,17 +65,6 @@ def param_mib(model: torch.nn.Module) -> float:
     return sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
 
 
-def median_ms(fn, repeats: int = 5, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
-
-
 def memset_row(name: str) -> list[str]:
     model = create_model(name)
     params = list(model.parameters())
@@ -84,8 +74,8 @@ def memset_row(name: str) -> list[str]:
             for p in params:
                 p.zero_()
 
-    t_memset = median_ms(memset)
-    t_zero = median_ms(lambda: initialize(model, "zero", **model_entry(name).init_options("zero", None)))
+    t_memset = median_time(memset, 5) * 1e3
+    t_zero = median_time(lambda: initialize(model, "zero", **model_entry(name).init_options("zero", None)), 5) * 1e3
     count = sum(p.numel() for p in params)
     return [name, f"{count / 1e6:.1f} M", len(params), f"{t_memset:.1f}", f"{t_zero:.1f}", f"{t_zero / t_memset:.2f}"]
 
@@ -128,6 +118,7 @@ def _sharded_worker(rank: int, world: int, store: str, shape: dict, out: str) ->
     total = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
     row = {"rank": rank, "s": seconds, "peak": peak_rss_mib() - before, "local": local, "total": total}
     Path(f"{out}.{rank}").write_text(json.dumps(row))
+    dist.barrier()
     dist.destroy_process_group()
 
 

@@ -121,6 +121,7 @@ def _sharded_worker(rank: int, world: int, store: str, out: str) -> None:
     found.append(("replicate", local_block(replicated)))
     if rank == 0:
         torch.save(found, out)
+    dist.barrier()  # no rank tears gloo down while another still talks to it (a std::terminate otherwise)
     dist.destroy_process_group()
 
 
