@@ -436,7 +436,7 @@ def initialize(
 
 
 def _escape_constant_readouts(model: nn.Module, example: object, report: InitReport) -> None:
-    """Zero output layers whose input is the same for every example get Hadamard rows orthogonal to it
+    """Zero output layers whose input is the same for every example get rows ``e_j +- e_j+1`` orthogonal to it
     (:mod:`detinit.init.readout`); their report records say so."""
     zero_outputs = {r.name.removesuffix(".weight"): i for i, r in enumerate(report.records)
                     if r.role == "classifier" and r.rule == "zeros" and r.name.endswith(".weight")}  # fmt: skip

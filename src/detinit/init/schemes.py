@@ -103,7 +103,7 @@ class Scheme:
     zeroes_branch_ends: bool = False  # starts every residual branch at 0 (ZerO, ConstNet, Fixup, zero_init_last)
     norm_aware: bool = True  # puts that zero on the norm after the branch's last layer, where there is one
     zeroes_classifier: bool = False  # starts the output layer at 0 (ZerO, ConstNet, Fixup)
-    escapes_constant_readout: bool = False  # a zero output layer reading a constant feature: Hadamard rows ⟂ it
+    escapes_constant_readout: bool = False  # a zero output layer reading a constant feature: rows orthogonal to it
     deterministic_recurrence: bool = False  # recurrent gates: ZerO's zeros-and-identity, not random blocks
 
     def weight_rule(self, module: nn.Module, layer: LayerInfo) -> WeightRule | None:
