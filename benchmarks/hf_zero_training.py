@@ -62,8 +62,11 @@ def losses(name: str, scheme: str | None, steps: int, own: list[str] = ()) -> li
 def main() -> None:
     columns = [(scheme, lr, 1.0) for scheme in ("zero", None) for lr in (1e-3, 3e-3, 1e-2)]
     columns.insert(3, ("zero", 1e-2, 10.0))
-    print("| model | " + " | ".join(f"{s or 'own init'}, lr {lr:g}" + (f", scale {k:g}x" if k != 1 else "")
-                                   for s, lr, k in columns) + " |")
+    print(
+        "| model | "
+        + " | ".join(f"{s or 'own init'}, lr {lr:g}" + (f", scale {k:g}x" if k != 1 else "") for s, lr, k in columns)
+        + " |"
+    )
     print("|---|" + "---|" * len(columns))
     for name in [*MODELS, "gpt2_untied", "t5_untied"]:
         print(f"| {name} | " + " | ".join(f"{ratio(name, *column):.2f}" for column in columns) + " |")
@@ -92,6 +95,7 @@ def main() -> None:
 
 def readout_losses(name: str, escape: bool, steps: int) -> list[float]:
     """ZerO's losses with the output layer as initialised (``escape``) or set back to 0."""
+    torch.manual_seed(0)  # dropout draws from the global generator, as in ratio() and losses()
     model = build(name)
     initialize(model, "zero", strict=True)
     if not escape:

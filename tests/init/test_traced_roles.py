@@ -114,7 +114,6 @@ def test_fixup_with_given_roles_keeps_the_traced_blocks():
     assert report["blocks.0.mlp.fc1.weight"].rule == "fixup_scaled"
 
 
-
 class TwoBlocks(nn.Module):
     """Two residual blocks and a head; its forward is opaque to detinit unless traced."""
 

@@ -441,11 +441,10 @@ def _escape_constant_readouts(model: nn.Module, example: object, report: InitRep
     zero_outputs = {r.name.removesuffix(".weight"): i for i, r in enumerate(report.records)
                     if r.role == "classifier" and r.rule == "zeros" and r.name.endswith(".weight")}  # fmt: skip
     for name, reason in escape_constant_readouts_(model, example, zero_outputs).items():
-        record = report.records[zero_outputs[name.removesuffix(".weight")]]
+        index = zero_outputs[name.removesuffix(".weight")]
+        record = report.records[index]
         source = record.reason[record.reason.find(" [role ") :] if " [role " in record.reason else ""
-        report.records[zero_outputs[name.removesuffix(".weight")]] = replace(
-            record, rule="orthogonal_pairs", reason=reason + source
-        )
+        report.records[index] = replace(record, rule="orthogonal_pairs", reason=reason + source)
 
 
 def _check_materialisable(model: nn.Module, device: object, example_inputs: object | None, trace: bool | None) -> None:

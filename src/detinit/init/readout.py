@@ -38,7 +38,7 @@ from torch import nn
 from torch.utils._pytree import tree_flatten
 
 from .sharded import write_
-from .trace import run_model
+from .trace import eval_mode, run_model
 
 
 @torch.no_grad()
@@ -50,15 +50,12 @@ def readout_inputs(model: nn.Module, example: object, names: Iterable[str]) -> d
         modules[name].register_forward_pre_hook(lambda _m, args, name=name: seen.setdefault(name, args[0].detach()))
         for name in names
     ]
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
     try:
-        run_model(model, example)
+        with eval_mode(model):
+            run_model(model, example)
     finally:
         for handle in handles:
             handle.remove()
-        for m, training in modes.items():
-            m.train(training)
     return seen
 
 
@@ -109,9 +106,9 @@ def escape_constant_readouts_(model: nn.Module, example: object, names: Iterable
         return changed  # identical examples would make every readout look constant
     for name, inputs in readout_inputs(model, example, linear).items():
         feature = constant_feature(inputs)
-        weight = modules[name].weight
-        if feature is None or feature.numel() != weight.shape[1]:
+        if feature is None:
             continue
+        weight = modules[name].weight
         rows = orthogonal_rows(feature.to(weight.dtype), weight.shape[0])
         if rows is None:
             continue

@@ -129,6 +129,7 @@ def materialize_(model: nn.Module, device: torch.device | str) -> nn.Module:
     for module in model.modules():
         for name, param in module.named_parameters(recurse=False):
             shared.setdefault(id(param), []).append((module, name))
+
     def allocate(t: torch.Tensor) -> torch.Tensor:
         if not t.is_meta:
             return t.to(device)

@@ -30,6 +30,7 @@ example input's values: the residual stream is, positions built with
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -220,6 +221,26 @@ def run_model(model: nn.Module, example: object) -> object:
     return model(example)
 
 
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Every module of ``model`` in eval mode while the block runs; each module's own flag restored after.
+
+    >>> net = nn.Sequential(nn.Dropout(), nn.Dropout().eval())
+    >>> with eval_mode(net):
+    ...     [m.training for m in net.modules()]
+    [False, False, False]
+    >>> [m.training for m in net.modules()]
+    [True, True, False]
+    """
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, training in modes.items():  # parents first: each child's own flag is set last
+            m.train(training)
+
+
 def record_forward(model: nn.Module, example: object) -> Graph:
     """Run ``model`` once on ``example`` in eval mode and return the recorded :class:`Graph`.
 
@@ -239,10 +260,8 @@ def record_forward(model: nn.Module, example: object) -> Graph:
         name = names[id(module)]
         handles.append(module.register_forward_pre_hook(recorder.pre_hook(name), with_kwargs=True))
         handles.append(module.register_forward_hook(recorder.post_hook(name), with_kwargs=True))
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
     try:
-        with torch.enable_grad(), recorder:
+        with eval_mode(model), torch.enable_grad(), recorder:
             output = run_model(model, example)
     except Exception as err:
         raise TraceError(
@@ -253,8 +272,6 @@ def record_forward(model: nn.Module, example: object) -> Graph:
     finally:
         for h in handles:
             h.remove()
-        for m, training in modes.items():
-            m.train(training)
     keyed = list(_flatten_output(output))
     outputs = [recorder.value_of(t) for _, t in keyed]
     return Graph(recorder.values, recorder.nodes, recorder.calls, recorder.tensors, outputs, [k for k, _ in keyed])
