@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from detinit.init import fill_sylvester_, hadamard
 from detinit.init.hadamard import ceil_log2, is_power_of_two
+from detinit.init.zero import fill_sylvester_entries_
 
 
 @pytest.mark.parametrize("n", [1, 2, 4, 8, 16, 64, 256, 1024])
@@ -81,3 +82,22 @@ def test_helpers():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_is_bitwise_identical():
     assert torch.equal(hadamard(256, device="cuda").cpu(), hadamard(256))
+
+
+@given(
+    st.lists(st.integers(0, 2000), min_size=1, max_size=40),
+    st.lists(st.integers(0, 4095), min_size=1, max_size=30),
+    st.sampled_from([torch.float32, torch.float64, torch.bfloat16]),
+)
+def test_sylvester_entries_are_the_popcount_formula(rows, columns, dtype):
+    """fill_sylvester_entries_ gives H[i, j] = (-1)^popcount(i & j) times the scale, exactly, for any rows and
+    columns (rows 0, 1, 2, ... are filled in place by doubling, others gathered from a scratch block)."""
+    for chosen in (rows, list(range(len(rows)))):
+        expected = torch.tensor([[(-1.0) ** (i & j).bit_count() for j in columns] for i in chosen]) * 0.375
+        filled = fill_sylvester_entries_(
+            torch.empty(len(chosen), len(columns), dtype=dtype), torch.tensor(chosen), torch.tensor(columns), 0.375
+        )
+        assert torch.equal(filled, expected.to(dtype))
+    kernel = torch.zeros(len(rows), len(columns), 3)  # a strided view, as a conv's centre tap
+    fill_sylvester_entries_(kernel[:, :, 1], torch.arange(len(rows)), torch.tensor(columns), 1.0)
+    assert torch.equal(kernel[:, :, 1].abs(), torch.ones(len(rows), len(columns))) and kernel[:, :, 0].eq(0).all()
