@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -231,7 +232,9 @@ def run_train(args: argparse.Namespace) -> int:
         flags = {key: getattr(args, dest) for dest, key in _TRAIN_FLAGS.items() if getattr(args, dest) is not None}
         config = TrainConfig.from_dict(config.to_dict() | flags).apply_overrides(list(args.set or []))
         out = args.out or f"runs/{config.model}-{config.init or 'default'}-{config.data}-seed{config.seed}"
-        print(f"run directory: {out}")
+        main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, one rank speaks for the run
+        if main_rank:
+            print(f"run directory: {out}")
         result = train(config, out, resume=not args.no_resume)
     except (ConfigError, DataError, CheckpointError) as err:
         print(f"detinit train: {err}", file=sys.stderr)
@@ -240,7 +243,7 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"detinit train: {err}", file=sys.stderr)
         return 3
     final = result.final
-    if final:
+    if final and main_rank:
         print(
             f"done: {len(result.history)} epochs; test accuracy {final['test_acc']:.4f}, test loss "
             f"{final['test_loss']:.4f}"

@@ -110,6 +110,7 @@ def create_model(
     seed: int = 0,
     init_options: dict | None = None,
     device: torch.device | str | None = None,
+    shard: Callable[[nn.Module], object] | None = None,
     **kwargs: object,
 ) -> nn.Module:
     """Build a registered model and initialise it.
@@ -124,6 +125,9 @@ def create_model(
             for its own scheme (``{"variant": "paper"}`` for the official ZerO networks).
         device: build the model on the meta device and initialise it straight on ``device`` (no copy
             on the CPU first); the weights are bitwise those of a model built on the CPU and moved there.
+        shard: with ``device``, a function applied to the model while it is still on the meta device,
+            before it is initialised: FSDP2 sharding (:func:`detinit.train.fsdp.shard_model`), after which
+            each rank fills only its shard.
         **kwargs: the constructor's arguments (``num_classes``, ``in_chans``, ``norm``, ...).
 
     The report of the initialisation is kept as ``model.init_report``.
@@ -134,6 +138,10 @@ def create_model(
             model = entry.builder(**kwargs)
     except TypeError as err:
         raise ValueError(f"create_model({name!r}): {err}") from None
+    if shard is not None:
+        if device is None:
+            raise ValueError(f"create_model({name!r}, shard=...): sharding happens on the meta device; give device=")
+        shard(model)
     options = entry.init_options(init, init_options)
     report = initialize(model, init or entry.default_init, seed=seed, device=device, **options)
     model.init_report = report

@@ -20,6 +20,8 @@ from typing import Any
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "constnet")
 DEVICES = ("auto", "cpu", "cuda")
+PARALLEL = ("ddp", "fsdp")  # under torchrun: replicated model (DDP) or sharded (FSDP2, detinit.train.fsdp)
+FSDP_REFUSED_MECHANISMS = ("rounding", "weight_noise")  # they act on whole parameters, FSDP holds shards
 
 
 class ConfigError(ValueError):
@@ -70,6 +72,7 @@ class TrainConfig:
     data_seed: int | None = None  # training/test subsets, data order and augmentation; None = seed
     threads: int | None = None  # torch threads on CPU; None = torch's default, recorded
     device: str = "auto"
+    parallel: str = "ddp"  # with torchrun: "ddp" (replicated) or "fsdp" (sharded, built on meta)
     amp: bool = False  # bfloat16 autocast, CUDA only
     compile: bool = False  # torch.compile, CUDA only
     progress: bool = True
@@ -137,6 +140,9 @@ class TrainConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("device", self.device, DEVICES)
+        _choice("parallel", self.parallel, PARALLEL)
+        if self.parallel == "fsdp":
+            self._validate_fsdp()
         if self.data_root is not None and not isinstance(self.data_root, str):
             raise ConfigError(f"data_root must be a path (a string) or null, got {self.data_root!r}")
         for name in ("augment", "nesterov", "amp", "compile", "progress", "tensorboard"):
@@ -184,6 +190,21 @@ class TrainConfig:
             raise ConfigError("nesterov=true needs optimizer='sgd' with momentum > 0")
         if not isinstance(self.diagnostics_every, int) or self.diagnostics_every < 0:
             raise ConfigError(f"diagnostics_every must be an integer >= 0 (epochs), got {self.diagnostics_every!r}")
+
+    def _validate_fsdp(self) -> None:
+        """What a sharded run cannot do (each rank holds a shard of every parameter, not the parameter)."""
+        if self.diagnostics_every:
+            raise ConfigError(
+                f"diagnostics_every={self.diagnostics_every} with parallel='fsdp': the diagnostics read whole "
+                "weight matrices, which no rank holds under FSDP; set diagnostics_every=0, or train with "
+                "parallel='ddp'"
+            )
+        if self.symmetry in FSDP_REFUSED_MECHANISMS:
+            raise ConfigError(
+                f"symmetry={self.symmetry!r} with parallel='fsdp': it draws noise for whole parameters, which no "
+                "rank holds under FSDP; use 'dropout', 'activation_noise' or 'gradient_noise' (they act on "
+                "activations), or train with parallel='ddp'"
+            )
 
     @property
     def task(self) -> str:

@@ -21,6 +21,7 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    joined: bool = False  # this process is in a process group (also with one rank, for FSDP)
 
     @property
     def is_main(self) -> bool:
@@ -31,12 +32,20 @@ class DistInfo:
         return self.world_size > 1
 
 
-def setup(device_type: str) -> DistInfo:
-    """Join the process group if launched by torchrun with more than one process."""
+def setup(device_type: str, *, sharded: bool = False) -> DistInfo:
+    """Join the process group if launched by torchrun with more than one process, or with any number
+    when ``sharded`` (FSDP needs a group even of one); ``sharded`` without torchrun is a ``ConfigError``."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
+    if sharded and "RANK" not in os.environ:
+        from .config import ConfigError
+
+        raise ConfigError(
+            "parallel='fsdp' shards the model across processes started by torchrun: run "
+            "'torchrun --nproc_per_node=N -m detinit train ...' (N >= 1), or set parallel='ddp' for one process"
+        )
+    if world_size <= 1 and not sharded:
         return DistInfo()
-    info = DistInfo(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
+    info = DistInfo(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")), joined=True)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
     if device_type == "cuda":
@@ -49,8 +58,13 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def teardown(info: DistInfo) -> None:
-    if info.enabled and dist.is_initialized():
+def teardown(info: DistInfo, *, finished: bool = True) -> None:
+    """Leave the process group. After a run that ``finished`` on this rank, first wait for every rank (gloo
+    aborts a rank whose peer tears down while it still talks); after an error, leave at once, so that
+    torchrun sees the failure and stops the other ranks instead of them waiting for this one."""
+    if info.joined and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -9,6 +9,8 @@ Layout (every whole file written atomically, metrics appended a line at a time):
     diagnostics.jsonl  symmetry and rank measures every ``diagnostics_every`` epochs
     signal_init.json   signal propagation at initialisation on the first 64 test examples
     checkpoint.pt      model, optimiser, schedule and history at the last completed epoch
+    checkpoint_sharded/  the same under ``parallel: fsdp``: ``epoch_NNNN/`` (each rank's shards, written with
+                       torch.distributed.checkpoint, and ``trainer.pt``) named by ``latest.json``
     tb/                TensorBoard events, when the package is installed
     .lock              held (``flock``) while a process trains in the directory
 
@@ -66,6 +68,7 @@ class RunDir:
         self.diagnostics_file = self.path / "diagnostics.jsonl"
         self.signal_file = self.path / "signal_init.json"
         self.checkpoint_file = self.path / "checkpoint.pt"
+        self.sharded_checkpoint_dir = self.path / "checkpoint_sharded"
         self.tensorboard_dir = self.path / "tb"
         self.lock_file = self.path / ".lock"
 
@@ -136,8 +139,9 @@ class RunDir:
         called while holding the lock, so no live writer owns them."""
         files = (self.config_file, self.run_file, self.init_report_file, self.metrics_file)
         files += (self.diagnostics_file, self.signal_file, self.checkpoint_file)
-        prefixes = tuple(f".{f.name}." for f in files)
-        stale = [p for p in self.path.iterdir() if p.is_file() and p.name.startswith(prefixes)]
+        prefixes = tuple(f".{f.name}." for f in files) + (".latest.json.",)  # the last: the sharded pointer's
+        folders = [self.path] + [self.sharded_checkpoint_dir] * self.sharded_checkpoint_dir.is_dir()
+        stale = [p for d in folders for p in d.iterdir() if p.is_file() and p.name.startswith(prefixes)]
         for path in stale:
             path.unlink()
         return stale

@@ -45,7 +45,7 @@ from ..diagnostics import initial_weights, measure_diagnostics, signal_at_init
 from ..models import create_model, model_entry
 from ..nn import flatten_predictions
 from ..symmetry import Mechanism, make_mechanism
-from . import distributed
+from . import distributed, fsdp
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
 from .param_groups import param_groups
@@ -80,9 +80,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_model(config: TrainConfig, dataset: ArrayDataset | TokenDataset) -> nn.Module:
+def build_model(
+    config: TrainConfig,
+    dataset: ArrayDataset | TokenDataset,
+    *,
+    device: torch.device | None = None,
+    shard: Any = None,
+) -> nn.Module:
     """Create and initialise the configured model for ``dataset``: its channels, size and classes for images,
-    its vocabulary and context for token windows."""
+    its vocabulary and context for token windows. With ``device`` it is built on the meta device and
+    initialised on ``device``; ``shard`` (e.g. :func:`detinit.train.fsdp.shard_model`) shards it first."""
     entry = model_entry(config.model)
     tokens = isinstance(dataset, TokenDataset)
     if entry.takes_tokens != tokens:
@@ -101,7 +108,13 @@ def build_model(config: TrainConfig, dataset: ArrayDataset | TokenDataset) -> nn
     kwargs = {**from_data, **config.model_args}
     try:
         return create_model(
-            config.model, init=config.init, seed=config.seed_of_init, init_options=config.init_options, **kwargs
+            config.model,
+            init=config.init,
+            seed=config.seed_of_init,
+            init_options=config.init_options,
+            device=device,
+            shard=shard,
+            **kwargs,
         )
     except ValueError as err:  # model_args or init_options the model or the scheme does not take
         raise ConfigError(f"model {config.model!r} (model_args, init, init_options): {err}") from None
@@ -116,6 +129,7 @@ def _run_meta(config: TrainConfig, device: torch.device, dist_info: distributed.
         "threads": torch.get_num_threads(),
         "device": str(device),
         "world_size": dist_info.world_size,
+        "parallel": config.parallel if dist_info.joined else None,
         "detinit": __version__,
         "torch": torch.__version__,
         "numpy": np.__version__,
@@ -194,15 +208,18 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = True) -> R
         raise ConfigError("amp and compile are CUDA options; this run is on the CPU (set them to false)")
     if config.threads is not None:
         torch.set_num_threads(config.threads)
-    dist_info = distributed.setup(device.type)
-    if dist_info.enabled and device.type == "cuda":
+    dist_info = distributed.setup(device.type, sharded=config.parallel == "fsdp")
+    if dist_info.joined and device.type == "cuda":
         device = torch.device("cuda", dist_info.local_rank)
     run_dir = RunDir(out_dir)
+    finished = False
     try:
         with run_dir.lock() if dist_info.is_main else contextlib.nullcontext():
-            return _train(config, run_dir, device, dist_info, resume)
+            result = _train(config, run_dir, device, dist_info, resume)
+        finished = True
+        return result
     finally:
-        distributed.teardown(dist_info)
+        distributed.teardown(dist_info, finished=finished)
 
 
 @dataclass
@@ -232,15 +249,43 @@ class _Run:
         """This process writes the run directory (rank 0)."""
         return self.dist_info.is_main
 
-    def checkpoint(self, epoch: int) -> dict[str, Any]:
+    @property
+    def sharded(self) -> bool:
+        """The model is sharded with FSDP2 (``parallel: fsdp``): every rank saves and loads its shards."""
+        return self.config.parallel == "fsdp"
+
+    def trainer_state(self, epoch: int) -> dict[str, Any]:
+        """What a checkpoint holds besides the model and the optimiser."""
         return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "epoch": epoch,
             "history": self.history,
             "diagnostics": self.diagnostics,
         }
+
+    def checkpoint_path(self) -> Path:
+        """Where the last epoch's checkpoint is: ``checkpoint.pt``, or the sharded checkpoint's folder."""
+        return self.run_dir.sharded_checkpoint_dir if self.sharded else self.run_dir.checkpoint_file
+
+    def has_checkpoint(self) -> bool:
+        if self.sharded:
+            return fsdp.latest_sharded_checkpoint(self.run_dir.sharded_checkpoint_dir) is not None
+        return self.run_dir.checkpoint_file.exists()
+
+    def save_checkpoint(self, epoch: int) -> None:
+        """Write the checkpoint of ``epoch`` (rank 0 alone without FSDP, every rank its shards with it)."""
+        if self.sharded:
+            fsdp.save_sharded_checkpoint(
+                self.run_dir.sharded_checkpoint_dir, epoch, self.model, self.optimizer, self.trainer_state(epoch)
+            )
+        elif self.main:
+            state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+            save_checkpoint(self.run_dir.checkpoint_file, state | self.trainer_state(epoch))
+
+    def weights_finite(self) -> bool:
+        if self.sharded:
+            return fsdp.all_finite(self.model)
+        return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
 
 
 def _train(
@@ -251,17 +296,17 @@ def _train(
         log.info("run %s is already complete; nothing to do", run_dir.path)
         return RunResult(run_dir.path, "complete", run_dir.metrics())
     run, test_set = _start(config, run_dir, device, dist_info)
-    if resume and run_dir.checkpoint_file.exists():
+    if resume and run.has_checkpoint():
         _resume(run)
     probe = probe_batch(test_set, 256).to(device)  # the fixed batch of every diagnostic of the run
     if run.main:
         run.meta = run_dir.write_start(config, run.meta, run.model.init_report.to_dict(), run.history, run.diagnostics)
-        if run.start_epoch == 0:
+        if run.start_epoch == 0 and not run.sharded:  # a sharded model's forward pass needs every rank
             run_dir.write_signal_at_init(signal_at_init(run.model, probe[:64], probe_targets(test_set, 64).to(device)))
     if config.symmetry is not None:
         mechanism = make_mechanism(config.symmetry, seed=config.seed, **config.symmetry_args)
         run.mechanism = None if mechanism.perturbs_once and run.start_epoch > 0 else mechanism.attach(run.model)
-    if dist_info.enabled:
+    if dist_info.enabled and not run.sharded:
         run.net = nn.parallel.DistributedDataParallel(
             run.model, device_ids=[device.index] if device.type == "cuda" else None
         )
@@ -275,18 +320,20 @@ def _train(
     try:
         for epoch in range(run.start_epoch, config.epochs):
             row = _train_epoch(run, epoch)
+            if run.sharded:
+                fsdp.broadcast_buffers_(run.model)  # one set of BatchNorm statistics for evaluation and checkpoint
             row["test_loss"], row["test_acc"] = evaluate(run.model, run.test_batches, dist_info, config.amp)
             if not math.isfinite(row["test_loss"]):
                 _diverged(run, f"the test loss became {row['test_loss']} after epoch {epoch + 1}")
-            if not all(torch.isfinite(p).all() for p in run.model.parameters()):
+            if not run.weights_finite():
                 _diverged(run, f"weights became non-finite in epoch {epoch + 1}")
             run.history.append(row)
             diagnostics = None
             if config.diagnostics_every and (epoch + 1) % config.diagnostics_every == 0:
                 diagnostics = measure_diagnostics(run.model, probe, epoch + 1, run.initial)
                 run.diagnostics.append(diagnostics)
+            run.save_checkpoint(epoch + 1)
             if run.main:
-                save_checkpoint(run_dir.checkpoint_file, run.checkpoint(epoch + 1))
                 run_dir.append_epoch(row, diagnostics)
                 _log_epoch(run, row, writer)
             distributed.barrier(dist_info)
@@ -313,7 +360,13 @@ def _start(
     )
     if len(train_set) < config.batch_size:
         raise ConfigError(f"batch_size={config.batch_size} is larger than the training set ({len(train_set)})")
-    model = build_model(config, train_set).to(device)
+    if config.parallel == "fsdp":  # built on meta, sharded, each rank initialising only its shards
+        from torch.distributed.device_mesh import init_device_mesh
+
+        mesh = init_device_mesh(device.type, (dist_info.world_size,))
+        model = build_model(config, train_set, device=device, shard=lambda m: fsdp.shard_model(m, mesh))
+    else:
+        model = build_model(config, train_set).to(device)
     initial = initial_weights(model) if config.diagnostics_every else None  # a fresh build is the init, also on resume
     optimizer = _make_optimizer(config, model)
     batches = make_batches(
@@ -359,11 +412,15 @@ def _start(
 
 def _resume(run: _Run) -> None:
     """Load the last completed epoch's checkpoint into ``run``."""
-    path = run.run_dir.checkpoint_file
-    state = load_checkpoint(path, map_location=run.device)
+    path = run.checkpoint_path()
+    if run.sharded:  # the shards load into the model and optimiser as they are read
+        state = fsdp.load_sharded_checkpoint(fsdp.latest_sharded_checkpoint(path), run.model, run.optimizer)
+    else:
+        state = load_checkpoint(path, map_location=run.device)
     try:
-        run.model.load_state_dict(state["model"])
-        run.optimizer.load_state_dict(state["optimizer"])
+        if not run.sharded:
+            run.model.load_state_dict(state["model"])
+            run.optimizer.load_state_dict(state["optimizer"])
         run.scheduler.load_state_dict(state["scheduler"])
         run.start_epoch, run.history, run.diagnostics = state["epoch"], state["history"], state["diagnostics"]
     except (KeyError, RuntimeError, ValueError) as err:
@@ -414,6 +471,8 @@ def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
                 _diverged(run, f"loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if run.sharded:
+                fsdp.average_replicated_gradients_(run.model)  # the 0-dim parameters FSDP leaves whole
             optimizer.step()
             run.scheduler.step()
             sums += torch.tensor(
@@ -451,7 +510,7 @@ def _diverged(run: _Run, what: str) -> None:
     """Record the run as diverged (``what`` happened) and raise :class:`TrainingDiverged`; the checkpoint
     on disk is the last epoch whose loss and weights were finite."""
     kept = (
-        f"the last good checkpoint (epoch {run.history[-1]['epoch']}) is kept in {run.run_dir.checkpoint_file}"
+        f"the last good checkpoint (epoch {run.history[-1]['epoch']}) is kept in {run.checkpoint_path()}"
         if run.history
         else "no epoch had completed, so there is no checkpoint"
     )
