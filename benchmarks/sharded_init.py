@@ -7,6 +7,9 @@ Tables (docs/benchmarks.md, "Sharded and meta-device initialisation"):
 
 1. ``initialize(model, "zero")`` on a model already on the CPU, against ``p.zero_()`` on every parameter (the
    least any initialisation can cost: one write of each value). Median of 5 after 2 warm-ups, one thread.
+   Then the fixed cost per tensor: 200 ``Linear(16, 16)`` layers (400 tensors of 256 and 16 values, where
+   the fixed costs are all there is), ``initialize`` against torch's own ``reset_parameters()`` and
+   ``nn.init.zeros_``, in microseconds per tensor.
 2. The same models built on the meta device and materialised by ``initialize(model, "zero", device="cpu")``:
    time, and the growth of the process's peak RSS over the parameters' size (1.0 = no second copy). Each
    row runs in a fresh process, so that its peak is its own.
@@ -80,6 +83,31 @@ def memset_row(name: str) -> list[str]:
     return [name, f"{count / 1e6:.1f} M", len(params), f"{t_memset:.1f}", f"{t_zero:.1f}", f"{t_zero / t_memset:.2f}"]
 
 
+TINY_LAYERS = 200
+
+
+def per_tensor_rows() -> list[list[str]]:
+    """Microseconds per tensor of whole-model initialisers on many tiny layers (fixed costs only)."""
+    model = torch.nn.Sequential(*[torch.nn.Linear(16, 16) for _ in range(TINY_LAYERS)])
+    params = list(model.parameters())
+
+    def torch_reset() -> None:
+        for layer in model:
+            layer.reset_parameters()
+
+    def torch_zeros() -> None:
+        for p in params:
+            torch.nn.init.zeros_(p)
+
+    cases = [
+        ("torch: reset_parameters() of each layer", torch_reset),
+        ("torch: nn.init.zeros_ on each tensor", torch_zeros),
+        ("detinit: initialize(model, 'zero')", lambda: initialize(model, "zero")),
+        ("detinit: initialize(model, 'kaiming')", lambda: initialize(model, "kaiming")),
+    ]
+    return [[name, f"{median_time(fn, 5) * 1e6 / len(params):.1f}"] for name, fn in cases]
+
+
 def meta_row(name: str) -> dict[str, float]:
     """In a fresh process: build ``name`` on meta, materialise and initialise it on the CPU."""
     initialize(torch.nn.Linear(64, 256), "zero")  # first-call allocations are not the model's
@@ -150,6 +178,8 @@ def main() -> int:
     print("whole model, already on the CPU: initialize(zero) against a memset of every parameter (1 thread)")
     headers = ["model", "parameters", "tensors", "memset ms", "initialize(zero) ms", "ratio"]
     print(format_table(headers, rows))
+    print(f"\nfixed cost per tensor: {TINY_LAYERS} Linear(16, 16) layers, {2 * TINY_LAYERS} tensors (1 thread)")
+    print(format_table(["initialiser", "us per tensor"], per_tensor_rows()))
     meta = []
     for name in MODELS:
         done = subprocess.run(

@@ -8,7 +8,14 @@ from hypothesis import strategies as st
 
 from detinit.init import fill_sylvester_, hadamard
 from detinit.init.hadamard import ceil_log2, is_power_of_two
-from detinit.init.zero import fill_sylvester_entries_
+from detinit.init.zero import (
+    embedding_rows,
+    fill_sylvester_entries_,
+    hadamard_columns,
+    hadamard_scale,
+    zero_,
+    zero_embedding_,
+)
 
 
 @pytest.mark.parametrize("n", [1, 2, 4, 8, 16, 64, 256, 1024])
@@ -101,3 +108,41 @@ def test_sylvester_entries_are_the_popcount_formula(rows, columns, dtype):
     kernel = torch.zeros(len(rows), len(columns), 3)  # a strided view, as a conv's centre tap
     fill_sylvester_entries_(kernel[:, :, 1], torch.arange(len(rows)), torch.tensor(columns), 1.0)
     assert torch.equal(kernel[:, :, 1].abs(), torch.ones(len(rows), len(columns))) and kernel[:, :, 0].eq(0).all()
+
+
+def _popcount_matrix(rows: list[int] | range, columns: list[int]) -> torch.Tensor:
+    return torch.tensor([[(-1.0) ** (i & j).bit_count() for j in columns] for i in rows], dtype=torch.float64)
+
+
+@given(
+    st.integers(2, 700),
+    st.integers(1, 64),
+    st.sampled_from(["first", "spanning"]),
+    st.sampled_from([1, 3]),
+    st.sampled_from([torch.float32, torch.bfloat16]),
+)
+def test_expanding_zero_blocks_are_the_popcount_formula(out_features, in_features, columns, kernel, dtype):
+    """zero_ writes c H[i, cols[b]] on the centre tap of an expanding layer, as the product of two small
+    cached factors (rows 64 h + l); every other tap is 0, including where the tensor held garbage."""
+    if out_features <= in_features:
+        out_features = in_features + 1
+    weight = torch.full((out_features, in_features, kernel, kernel), 7.0, dtype=dtype)
+    zero_(weight, columns=columns)
+    cols = hadamard_columns(out_features, in_features, columns).tolist()
+    expected = _popcount_matrix(range(out_features), cols) * hadamard_scale(out_features, "orthonormal")
+    centre = weight[:, :, kernel // 2, kernel // 2]
+    assert torch.equal(centre, expected.to(dtype))
+    centre.zero_()
+    assert weight.eq(0).all()
+
+
+@given(st.integers(1, 3000), st.integers(2, 200), st.booleans())
+def test_embedding_rows_repeat_with_their_period(vocab, dim, constant_token):
+    """Token i's row is c H[first + i % period, :d] (the rows repeat once the distinct ones are used up)."""
+    if vocab == dim:
+        vocab += 1
+    table = zero_embedding_(torch.empty(vocab, dim, dtype=torch.float64), constant_token=constant_token)
+    first, period = embedding_rows(dim, constant_token)
+    distinct = _popcount_matrix(range(first, first + min(vocab, period)), list(range(dim)))
+    expected = distinct[torch.arange(vocab) % period] * hadamard_scale(dim, "orthonormal")
+    assert torch.equal(table, expected)

@@ -47,11 +47,13 @@ def collect_roles(
     (:func:`detinit.init.traced_roles.trace_roles`), torch's Transformer layers,
     ``get_classifier()``, ``detinit_roles()`` hooks (outer blocks first), then ``overrides``.
     """
-    names = {id(m): name for name, m in model.named_modules()}
+    named = list(model.named_modules())  # walked once: three passes below
+    names = {id(m): name for name, m in named}
+    known = set(names.values())
     roles: dict[str, RoleSource] = {
         name: RoleSource(r.role, f"traced: {r.evidence}", r.block) for name, r in (traced or {}).items()
     }
-    for block_name, block in model.named_modules():
+    for block_name, block in named:
         for child, role in _torch_roles(block).items():
             full = f"{block_name}.{child}" if block_name else child
             roles[full] = RoleSource(role, f"{type(block).__name__} structure", block_name)
@@ -60,18 +62,18 @@ def collect_roles(
         classifier = get_classifier()
         if isinstance(classifier, nn.Module) and id(classifier) in names:
             roles[names[id(classifier)]] = RoleSource("classifier", "model.get_classifier()")
-    for block_name, block in model.named_modules():
+    for block_name, block in named:
         declared = hooks.declared_roles(block)
         if declared is None:
             continue
         for child, role in declared.items():
             full = f"{block_name}.{child}" if block_name else child
             where = f"{type(block).__name__}.detinit_roles() of {block_name or 'the model'}"
-            if full not in names.values():
+            if full not in known:
                 raise ValueError(f"{where} names {child!r}, which is not a sub-module")
             roles[full] = RoleSource(check_role(role, where), f"{type(block).__name__}.detinit_roles()", block_name)
     for name, role in (overrides or {}).items():
-        if name not in names.values():
+        if name not in known:
             close = difflib.get_close_matches(name, [n for n in names.values() if n], n=3)
             hint = f"; close matches: {', '.join(close)}" if close else ""
             raise ValueError(f"roles: {name!r} is not a module of the model{hint}")

@@ -37,12 +37,13 @@ for any shape so a user can see what a layer gets.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
 from ._layout import centre_index, check_float_tensor, matrix_views
-from .hadamard import ceil_log2, fill_sylvester_
+from .hadamard import ceil_log2
 
 HADAMARD_NORMS = ("orthonormal", "paper")  # how zero_ scales its Hadamard blocks (its norm= option)
 COLUMNS = ("first", "spanning")
@@ -202,15 +203,11 @@ def zero_(
     if out_features <= in_features:
         return partial_identity_(tensor, groups=groups, transposed=transposed)
     scale = hadamard_scale(out_features, norm)
-    tensor.zero_()
-    if columns == "first":  # the top-left block, by doubling: no index arithmetic
-        for view in views:
-            fill_sylvester_(view, scale)
-        return tensor
-    rows = torch.arange(out_features, device=tensor.device)
-    cols = hadamard_columns(out_features, in_features, columns).to(tensor.device)
+    if sum(view.numel() for view in views) < tensor.numel():  # other taps: a 1x1 kernel's blocks cover it all
+        tensor.zero_()
+    high, low = _hadamard_factors(out_features, in_features, columns, scale, tensor.dtype, tensor.device)
     for view in views:
-        fill_sylvester_entries_(view, rows, cols, scale)
+        _product_rows_(view, high, low)
     return tensor
 
 
@@ -319,26 +316,93 @@ def zero_embedding_(tensor: torch.Tensor, *, norm: str = "orthonormal", constant
         tensor.zero_().diagonal().fill_(1)
         return tensor
     first, period = embedding_rows(dim, constant_token)
-    rows = first + torch.arange(vocab, device=tensor.device) % period
-    return fill_sylvester_entries_(tensor, rows, torch.arange(dim, device=tensor.device), hadamard_scale(dim, norm))
+    head = min(vocab, period)  # the distinct rows; the others repeat them (token i has row first + i % period)
+    rows = first + torch.arange(head, device=tensor.device)
+    fill_sylvester_entries_(tensor[:head], rows, torch.arange(dim, device=tensor.device), hadamard_scale(dim, norm))
+    return _repeat_rows_(tensor, head)
+
+
+def _repeat_rows_(tensor: torch.Tensor, period: int) -> torch.Tensor:
+    """``tensor[i] = tensor[i % period]`` for every row, by copying the filled rows onto the next ones
+    (contiguous block copies, doubling: a gather would read an index per row and scatter its reads).
+
+    >>> _repeat_rows_(torch.tensor([[1.0], [2.0], [0.0], [0.0], [0.0]]), 2).flatten().tolist()
+    [1.0, 2.0, 1.0, 2.0, 1.0]
+    """
+    filled = period
+    while filled < len(tensor):
+        count = min(filled, len(tensor) - filled)  # filled is a whole number of periods: row i stays i % period
+        tensor[filled : filled + count] = tensor[:count]
+        filled += count
+    return tensor
 
 
 _ROWS_PER_CHUNK = 4096  # bounds the gathered scratch of fill_sylvester_entries_ to 4096 x Q
 
 
+_TILE = 64  # rows of the low factor in _sylvester_rows_ (a 64 x Q block stays in cache)
+
+
+def _sylvester_factors(
+    rows: int, columns: torch.Tensor, scale: float, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(A, B)`` with ``scale * H[64 h + l, columns] = A[h] * B[l]`` for the rows ``0 .. rows - 1``.
+
+    Split the row index as ``i = 64 h + l``: ``popcount(i & c) = popcount(h & (c >> 6)) + popcount(l & (c & 63))``,
+    so ``A = H[:ceil(rows / 64), columns >> 6]`` and ``B = scale H[:min(rows, 64), columns & 63]``, each built
+    by :func:`_doubled_rows_`; every product is exactly ``+-scale``.
+    """
+    count, device = len(columns), columns.device
+    low = _doubled_rows_(torch.empty(min(rows, _TILE), count, dtype=dtype, device=device), columns & 63, scale)
+    high = _doubled_rows_(torch.empty(-(-rows // _TILE), count, dtype=dtype, device=device), columns >> 6, 1.0)
+    return high, low
+
+
+@functools.lru_cache(maxsize=32)
+def _hadamard_factors(
+    out_features: int, in_features: int, columns: str, scale: float, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_sylvester_factors` of an expanding layer's block, cached: a network repeats its layer shapes,
+    and building the factors (a few dozen small operations) costs more than writing a small layer."""
+    cols = hadamard_columns(out_features, in_features, columns).to(device)
+    return _sylvester_factors(out_features, cols, scale, dtype)
+
+
+def _product_rows_(out: torch.Tensor, high: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
+    """``out[64 h + l] = high[h] * low[l]``, in one pass over ``out`` (any strided 2-D view): every value
+    written once, as a memset writes it."""
+    rows, whole = len(out), len(out) // _TILE
+    if whole:
+        torch.mul(high[:whole, None, :], low, out=out[: whole * _TILE].view(whole, _TILE, out.shape[1]))
+    if rows > whole * _TILE:
+        torch.mul(high[whole], low[: rows - whole * _TILE], out=out[whole * _TILE :])
+    return out
+
+
 def _sylvester_rows_(out: torch.Tensor, columns: torch.Tensor, scale: float) -> torch.Tensor:
+    """``out[i, b] = scale * H[i, columns[b]]`` for rows ``i = 0 .. len(out) - 1``, in one pass over ``out``
+    (:func:`_sylvester_factors`, :func:`_product_rows_`)."""
+    if len(out) <= _TILE:
+        return _doubled_rows_(out, columns, scale)
+    return _product_rows_(out, *_sylvester_factors(len(out), columns, scale, out.dtype))
+
+
+def _doubled_rows_(out: torch.Tensor, columns: torch.Tensor, scale: float) -> torch.Tensor:
     """``out[i, b] = scale * H[i, columns[b]]`` for rows ``i = 0 .. len(out) - 1``, by doubling the rows.
 
     For ``i < 2**k``, ``popcount((i + 2**k) & c) = popcount(i & c) + bit_k(c)``, so rows ``2**k ..`` are rows
     ``0 ..`` times the sign vector ``(-1)**bit_k(columns)``: one multiply per written value, exact.
     """
     out[:1] = scale
-    filled, bit = 1, 0
-    while filled < len(out):
-        sign = (1 - 2 * ((columns >> bit) & 1)).to(out.dtype)
+    if len(out) == 1:
+        return out
+    bits = torch.arange(ceil_log2(len(out)), device=columns.device)
+    signs = (1 - 2 * ((columns >> bits[:, None]) & 1)).to(out.dtype)  # row k: (-1)**bit_k(columns), one op set
+    filled = 1
+    for sign in signs:
         count = min(filled, len(out) - filled)
         torch.mul(out[:count], sign, out=out[filled : filled + count])
-        filled, bit = filled * 2, bit + 1
+        filled *= 2
     return out
 
 
