@@ -4,8 +4,6 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,22 +15,7 @@ from detinit.models import create_model
 from detinit.train import CheckpointError, ConfigError, TrainConfig, load_checkpoint, read_jsonl, train
 from detinit.train.fsdp import latest_sharded_checkpoint, replicated_parameters, shard_units
 
-QUIET = {"progress": False, "tensorboard": False, "threads": 1}
-
-
-def _torchrun(config: TrainConfig, out: Path, port: int, *, wait: bool = True) -> subprocess.Popen | None:
-    """``torchrun --nproc_per_node=2 -m detinit train`` on ``config`` (written beside ``out``)."""
-    config_file = out.with_name(out.name + ".json")
-    config_file.write_text(json.dumps(config.to_dict()))
-    torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--nproc_per_node=2", f"--master_port={port}", "-m", "detinit", "train"]
-    cmd += ["--config", str(config_file), "--out", str(out)]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    if not wait:
-        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return None
+from .torchrun_runs import QUIET, fixup_resnet20_config, torchrun_train
 
 
 def _kill_tree(pid: int) -> None:
@@ -74,19 +57,9 @@ def test_fsdp_with_two_cpu_processes_matches_single_process(tmp_path):
     sharded run's weights after 2 epochs are the single-process ones within rtol 1e-4 (measured: 5e-7 at
     most, relative to each tensor's largest value). They cannot be bitwise: each rank sums the gradient
     of its half of the batch and FSDP averages the halves, another order of float additions."""
-    cfg = TrainConfig(
-        model="resnet20",
-        model_args={"norm": "none"},
-        init="fixup",
-        data="synthetic",
-        data_args={"num_examples": 256, "image_size": 8},
-        epochs=2,
-        batch_size=32,
-        lr=0.05,
-        **QUIET,
-    )
+    cfg = fixup_resnet20_config()
     train(cfg, tmp_path / "single")
-    _torchrun(cfg.replace(parallel="fsdp"), tmp_path / "fsdp", 29521)
+    torchrun_train(cfg.replace(parallel="fsdp"), tmp_path / "fsdp", 29521)
     single = load_checkpoint(tmp_path / "single" / "checkpoint.pt")["model"]
     sharded = _consolidated(tmp_path / "fsdp")["model"]
     assert single.keys() == sharded.keys()
@@ -155,9 +128,9 @@ def test_fsdp_run_killed_with_sigkill_and_resumed_is_bitwise_the_uninterrupted_r
     checkpoint; the BatchNorm ResNet, whose ranks see different batches, checks that its statistics are
     made one set before they are saved."""
     cfg = make_config(tmp_path)
-    _torchrun(cfg, tmp_path / "reference", 29522)
+    torchrun_train(cfg, tmp_path / "reference", 29522)
     killed = tmp_path / "killed"
-    proc = _torchrun(cfg, killed, 29523, wait=False)
+    proc = torchrun_train(cfg, killed, 29523, wait=False)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None and not read_jsonl(killed / "metrics.jsonl"):
         time.sleep(0.02)
@@ -165,7 +138,7 @@ def test_fsdp_run_killed_with_sigkill_and_resumed_is_bitwise_the_uninterrupted_r
     proc.wait()
     done = len(read_jsonl(killed / "metrics.jsonl"))
     assert 1 <= done < cfg.epochs, "the run should have been killed mid-way"
-    _torchrun(cfg, killed, 29524)
+    torchrun_train(cfg, killed, 29524)
     run = json.loads((killed / "run.json").read_text())
     assert run["status"] == "complete" and run["resumes"][0]["from_epoch"] == done
     reference, resumed = _consolidated(tmp_path / "reference"), _consolidated(killed)

@@ -1,18 +1,18 @@
 """The trainer: a real Fashion-MNIST run that learns, crash and resume, divergence, DDP, the CLI."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
 from detinit.cli import main
 from detinit.train import ConfigError, TrainConfig, TrainingDiverged, load_checkpoint, read_jsonl, train
+
+from .torchrun_runs import fixup_resnet20_config, torchrun_train
 
 QUIET = {"progress": False, "tensorboard": False, "threads": 1}
 
@@ -104,36 +104,10 @@ def test_divergence_stops_with_a_clear_message_and_keeps_the_last_good_checkpoin
 
 
 def test_ddp_with_two_cpu_processes_matches_single_process(tmp_path):
-    cfg = TrainConfig(
-        model="resnet20",
-        model_args={"norm": "none"},
-        init="fixup",
-        data="synthetic",
-        data_args={"num_examples": 256, "image_size": 8},
-        epochs=2,
-        batch_size=32,
-        lr=0.05,
-        **QUIET,
-    )
+    cfg = fixup_resnet20_config()
     single = tmp_path / "single"
     train(cfg, single)
-    (tmp_path / "cfg.yaml").write_text(json.dumps(cfg.to_dict()))
-    torchrun = Path(sys.executable).with_name("torchrun")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [
-        str(torchrun),
-        "--nproc_per_node=2",
-        "--master_port=29517",
-        "-m",
-        "detinit",
-        "train",
-        "--config",
-        str(tmp_path / "cfg.yaml"),
-        "--out",
-        str(tmp_path / "ddp"),
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    torchrun_train(cfg, tmp_path / "ddp", 29517)
     a = load_checkpoint(single / "checkpoint.pt")["model"]
     b = load_checkpoint(tmp_path / "ddp" / "checkpoint.pt")["model"]
     for key in a:

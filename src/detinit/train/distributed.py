@@ -5,6 +5,7 @@
 takes an equal shard of every global batch, DDP averages the gradients, so
 the update equals the single-process one on the whole batch (up to float
 reduction order). BatchNorm statistics are per rank, as in plain DDP.
+With ``parallel: fsdp`` the model is sharded instead of replicated (:mod:`detinit.train.fsdp`).
 """
 
 from __future__ import annotations

@@ -17,13 +17,16 @@ Checkpoints (:func:`save_sharded_checkpoint`) are written with ``torch.distribut
 each rank writes its own shards, in parallel, to ``checkpoint_sharded/epoch_NNNN/``; the trainer
 state (schedule, epoch, history) goes beside them, and ``checkpoint_sharded/latest.json`` is
 switched to the new epoch atomically once every rank has finished. A kill at any moment leaves the
-previous epoch's checkpoint in force. The checkpoint can be loaded on another world size (DCP
-reshards on load).
+previous epoch's checkpoint in force.
 
 >>> from torch import nn
->>> net = nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.Linear(2, 2), nn.ReLU()), nn.ReLU())
->>> [type(m).__name__ for m in shard_units(net)]
-['Sequential']
+>>> class Block(nn.Module):
+...     def __init__(self) -> None:
+...         super().__init__()
+...         self.fc = nn.Linear(2, 2)
+>>> net = nn.Sequential(nn.Linear(2, 2), Block(), nn.Sequential(Block(), nn.ReLU()))
+>>> [type(m).__name__ for m in shard_units(net)]  # the blocks; the leaf Linear stays with the root
+['Block', 'Block']
 """
 
 from __future__ import annotations
