@@ -142,18 +142,6 @@ def latest_sharded_checkpoint(root: str | Path) -> Path | None:
     return folder
 
 
-def remove_stale_sharded_checkpoints(root: str | Path) -> list[Path]:
-    """Delete the epoch folders under ``root`` that ``latest.json`` does not name (a killed save's)."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    keep = latest_sharded_checkpoint(root)
-    stale = [p for p in root.iterdir() if p.is_dir() and p != keep]
-    for path in stale:
-        shutil.rmtree(path, ignore_errors=True)
-    return stale
-
-
 def save_sharded_checkpoint(
     root: str | Path, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer, trainer_state: dict[str, Any]
 ) -> Path:

@@ -140,7 +140,9 @@ class RunDir:
         files = (self.config_file, self.run_file, self.init_report_file, self.metrics_file)
         files += (self.diagnostics_file, self.signal_file, self.checkpoint_file)
         prefixes = tuple(f".{f.name}." for f in files) + (".latest.json.",)  # the last: the sharded pointer's
-        folders = [self.path] + [self.sharded_checkpoint_dir] * self.sharded_checkpoint_dir.is_dir()
+        folders = [self.path]
+        if self.sharded_checkpoint_dir.is_dir():
+            folders.append(self.sharded_checkpoint_dir)
         stale = [p for d in folders for p in d.iterdir() if p.is_file() and p.name.startswith(prefixes)]
         for path in stale:
             path.unlink()
