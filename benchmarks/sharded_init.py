@@ -15,7 +15,9 @@ Tables (docs/benchmarks.md, "Sharded and meta-device initialisation"):
    row runs in a fresh process, so that its peak is its own.
 3. A GPT-2-XL-shaped model (48 blocks, width 1600, vocabulary 50,257: 1.56 B parameters) built on meta,
    sharded with FSDP2 ``fully_shard`` over 1 and 2 gloo processes (one thread each) and initialised with
-   ``initialize(model, "zero", device="cpu")``: seconds and peak RSS growth per rank.
+   ``initialize(model, "zero", device="cpu")``: seconds and peak RSS growth per rank. The first call also
+   takes the kernel's fresh pages; ``initialize(model, "zero")`` again on the same pages (median of 3) is
+   the fill alone, set against a memset of the rank's shards.
 """
 
 from __future__ import annotations
@@ -142,9 +144,19 @@ def _sharded_worker(rank: int, world: int, store: str, shape: dict, out: str) ->
     start = time.perf_counter()
     initialize(model, "zero", device="cpu")
     seconds = time.perf_counter() - start
-    local = sum(p.to_local().numel() * p.element_size() for p in model.parameters()) / 2**20
-    total = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
-    row = {"rank": rank, "s": seconds, "peak": peak_rss_mib() - before, "local": local, "total": total}
+    peak = peak_rss_mib() - before
+    shards = [p.to_local() for p in model.parameters()]
+
+    def memset() -> None:
+        with torch.no_grad():
+            for shard in shards:
+                shard.zero_()
+
+    again = median_time(lambda: initialize(model, "zero"), 3, warmup=1)  # the same pages: the fill alone
+    row = {
+        "rank": rank, "s": seconds, "again": again, "memset": median_time(memset, 3, warmup=1), "peak": peak,
+        "local": sum(t.numel() * t.element_size() for t in shards) / 2**20, "total": param_mib(model),
+    }  # fmt: skip
     Path(f"{out}.{rank}").write_text(json.dumps(row))
     dist.barrier()
     dist.destroy_process_group()
@@ -160,7 +172,8 @@ def sharded_rows(shape: dict) -> list[list[str]]:
                 r = json.loads(Path(f"{out}.{rank}").read_text())
                 rows.append([
                     str(world), str(rank), f"{r['total'] / 1024:.2f}", f"{r['local'] / 1024:.2f}",
-                    f"{r['s']:.2f}", f"{r['peak'] / 1024:.2f}", f"{r['peak'] / r['total']:.2f}",
+                    f"{r['s']:.2f}", f"{r['again']:.2f}", f"{r['memset']:.2f}", f"{r['again'] / r['memset']:.2f}",
+                    f"{r['peak'] / 1024:.2f}", f"{r['peak'] / r['total']:.2f}",
                 ])  # fmt: skip
     return rows
 
@@ -191,7 +204,8 @@ def main() -> int:
     print(format_table(["model", "parameters MiB", "ms", "peak RSS growth / parameters"], meta))
     shape = QUICK if args.quick else XL
     print(f"\nGPT {shape} on meta, FSDP2 fully_shard over gloo ranks, initialize(zero, device='cpu')")
-    headers = ["ranks", "rank", "model GiB", "rank's shard GiB", "init s", "peak RSS growth GiB", "growth / model"]
+    headers = ["ranks", "rank", "model GiB", "rank's shard GiB", "init from meta s", "init again s",
+               "memset of shard s", "again / memset", "peak RSS growth GiB", "growth / model"]  # fmt: skip
     print(format_table(headers, sharded_rows(shape)))
     return 0
 

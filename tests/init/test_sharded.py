@@ -9,8 +9,10 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from detinit import initialize
+from detinit.init.row_fills import RowFill
 from detinit.init.sharded import local_block, materialize_
 from detinit.models.registry import create_model, model_entry
+from detinit.train.fsdp import shard_model
 
 CASES = [
     ("resnet20", "zero", {}),
@@ -85,13 +87,19 @@ def test_meta_inputs_that_would_be_left_unfilled_are_refused() -> None:
     assert linear.weight.is_meta  # refused before anything was materialised
 
 
-def _fully_shard(model: nn.Module) -> nn.Module:
-    from torch.distributed.fsdp import fully_shard
-
-    for module in model.modules():
-        if type(module).__name__ in ("BasicBlock", "TransformerBlock"):
-            fully_shard(module)
-    return fully_shard(model)
+def _hugging_face_gpt2(mesh, whole_fills: list) -> tuple[list[str], list] | None:
+    """A tiny Hugging Face GPT-2 (Conv1D weights stored (in, out)) sharded, then initialised with ZerO, its roles
+    traced through the sharded forward pass: ``(differing tensors, whole fills)``; ``None`` without transformers."""
+    try:
+        from tests.init.test_hugging_face import build
+    except ImportError:  # transformers is in the [test] extra
+        return None
+    plain, sharded = build("gpt2"), build("gpt2")
+    initialize(plain, "zero")
+    shard_model(sharded, mesh)
+    whole_fills.clear()
+    initialize(sharded, "zero")
+    return _differing(sharded, plain), list(whole_fills)
 
 
 def _sharded_worker(rank: int, world: int, store: str, out: str) -> None:
@@ -99,17 +107,31 @@ def _sharded_worker(rank: int, world: int, store: str, out: str) -> None:
 
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     torch.set_num_threads(1)
+    whole_fills = []  # the deterministic fills a rank ran on a whole tensor instead of its shard's rows
+    whole = RowFill.__call__
+    RowFill.__call__ = lambda fill, tensor, g: (whole_fills.append(tuple(tensor.shape)), whole(fill, tensor, g))[1]
+    mesh = init_device_mesh("cpu", (world,))
     found = []
     for name, init, on_meta in [("resnet20", "zero", False), ("resnet20", "kaiming", True), ("gpt", "zero", True),
-                                ("gpt", "kaiming", False)]:  # fmt: skip
+                                ("gpt", "kaiming", False), ("constnet_16_1", "constnet", True)]:  # fmt: skip
         entry = model_entry(name)
         with torch.device("meta") if on_meta else torch.device("cpu"):
             model = entry.builder()
-        _fully_shard(model)
+        shard_model(model, mesh)  # FSDP2 fully_shard on each block, then the model
+        whole_fills.clear()
         initialize(model, init, device="cpu" if on_meta else None, **entry.init_options(init, None))
+        ran_whole = list(whole_fills)
         locals_ = [p.to_local().numel() for p in model.parameters()]
-        found.append((name, init, on_meta, _differing(model, create_model(name, init=init)), sum(locals_)))
-    mesh = init_device_mesh("cpu", (world,))
+        differing = _differing(model, create_model(name, init=init))
+        found.append((name, init, on_meta, differing, sum(locals_), ran_whole))
+    found.append(_hugging_face_gpt2(mesh, whole_fills))
+    expanding = nn.Conv2d(6, 300, 3, groups=3, bias=False)  # Shard(0): rows 0:150 and 150:300, across groups
+    expanding.weight = nn.Parameter(distribute_tensor(torch.empty(300, 2, 3, 3), mesh, [Shard(0)]))
+    initialize(expanding, "zero", variant="paper")
+    plain = nn.Conv2d(6, 300, 3, groups=3, bias=False)
+    initialize(plain, "zero", variant="paper")
+    block = local_block(expanding.weight)
+    found.append(("conv", torch.equal(expanding.weight.to_local(), plain.weight[block]), block))
     linear = nn.Linear(6, 40, bias=False)  # Shard(1): each rank holds 3 of the 6 input columns
     linear.weight = nn.Parameter(distribute_tensor(torch.empty(40, 6), mesh, [Shard(1)]))
     initialize(linear, "zero")
@@ -126,17 +148,22 @@ def _sharded_worker(rank: int, world: int, store: str, out: str) -> None:
 
 
 def test_fsdp2_sharded_models_get_their_shard_of_the_plain_init(tmp_path) -> None:
-    """Two gloo processes on the CPU: ResNet-20 and the GPT sharded with FSDP2 ``fully_shard`` (built on the
-    CPU, or on meta and materialised by ``initialize(device=...)``), and a Linear weight sharded along its
-    columns: each rank's shard holds exactly the plain initialisation's values, with no communication."""
+    """Two gloo processes on the CPU: ResNet-20, the GPT, ConstNet and a Hugging Face GPT-2 sharded with FSDP2
+    ``fully_shard`` (built on the CPU, or on meta and materialised by ``initialize(device=...)``), a grouped expanding conv sharded
+    across its groups and a Linear weight sharded along its columns: each rank's shard holds exactly the plain
+    initialisation's values, with no communication, and no deterministic fill ran on a whole tensor."""
     out = tmp_path / "found.pt"
     mp.spawn(_sharded_worker, args=(2, str(tmp_path / "store"), str(out)), nprocs=2)
     found = torch.load(out, weights_only=False)
-    models = found[:4]
-    for name, init, on_meta, differing, local_numel in models:
+    models = found[:5]
+    for name, init, on_meta, differing, local_numel, whole_fills in models:
         assert differing == [], (name, init, on_meta)
         total = sum(p.numel() for p in create_model(name, init=init).parameters())
         assert local_numel < 0.6 * total  # each rank holds about half
-    (_, _, _, equal, block), (_, replicated) = found[4], found[5]
+        assert whole_fills == []  # deterministic fills wrote the shard's rows alone: no full-size temporary
+    if found[5] is not None:
+        assert found[5] == ([], [])  # Hugging Face GPT-2: its (in, out) weights sharded along their inputs too
+    (_, conv_equal, conv_block), (_, _, _, equal, block), (_, replicated) = found[6:]
+    assert conv_equal and conv_block == (slice(0, 150), slice(0, 2), slice(0, 3), slice(0, 3))
     assert equal and block == (slice(0, 40), slice(0, 3))
     assert replicated == (slice(0, 5), slice(0, 5))

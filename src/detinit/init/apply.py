@@ -53,6 +53,7 @@ from .readout import escape_constant_readouts_
 from .recurrent import RECURRENT_TYPES, recurrent_rules
 from .report import FROZEN, UNKNOWN, InitReport, ParamRecord
 from .roles import NORM_ROLES, LayerInfo, RoleSource, default_layer_info, fused_parts, layer_infos
+from .row_fills import MINUS_ONES, ONES, ZEROS, RowFill, transposed_rows_of, with_zero_row
 from .schemes import Scheme, WeightRule, get_scheme, row_blocks_rule
 from .sharded import materialize_, parse_device, write_
 from .traced_roles import TracedParam, TracedRoles, trace_roles
@@ -123,7 +124,7 @@ def _attention_rules(
             rule = split_rule(scheme, layer, param.shape[1], [(MHA_PROJECTIONS[name], 0, param.shape[0])])
         else:  # in_proj_bias, bias_k, bias_v
             why = "bias starts at 0" if name == "in_proj_bias" else "extra key/value token starts at 0"
-            rules[name] = ("zeros", why, lambda t, g: t.zero_())
+            rules[name] = ("zeros", why, ZEROS)
             continue
         if rule is not None:
             rules[name] = (rule.rule, rule.reason, rule.fill)
@@ -151,19 +152,15 @@ def _norm_rules(
     for name in params:
         kind = kinds.get(name) or {"weight": "scale", "bias": "shift"}.get(name)
         if kind == "scale":
-            rules[name] = (
-                ("zeros", why_zero, lambda t, g: t.zero_())
-                if zero
-                else ("ones", "norm scale starts at 1", lambda t, g: t.fill_(1.0))
-            )
+            rules[name] = ("zeros", why_zero, ZEROS) if zero else ("ones", "norm scale starts at 1", ONES)
         elif kind == "offset_scale":
             rules[name] = (
-                ("minus_ones", why_zero + "; the scale is 1 + w", lambda t, g: t.fill_(-1.0))
+                ("minus_ones", why_zero + "; the scale is 1 + w", MINUS_ONES)
                 if zero
-                else ("zeros", "norm scale 1 + w starts at 1", lambda t, g: t.zero_())
+                else ("zeros", "norm scale 1 + w starts at 1", ZEROS)
             )
         elif kind == "shift":
-            rules[name] = ("zeros", "norm shift starts at 0", lambda t, g: t.zero_())
+            rules[name] = ("zeros", "norm shift starts at 0", ZEROS)
     return rules
 
 
@@ -194,21 +191,17 @@ def _standard_rules(
     rules: dict[str, tuple[str, str, Action]] = {"weight": (weight_rule.rule, weight_rule.reason, weight_rule.fill)}
     padding = getattr(module, "padding_idx", None) if isinstance(module, nn.Embedding) else None
     if padding is not None:  # torch keeps the padding token's row at 0 (its gradient is always 0)
-
-        def fill_then_pad(t: torch.Tensor, g: torch.Generator) -> None:
-            weight_rule.fill(t, g)
-            t[padding].zero_()
-
         why = f"{weight_rule.reason}; the padding row padding_idx={padding} stays 0"
-        rules["weight"] = (weight_rule.rule, why, fill_then_pad)
+        rules["weight"] = (weight_rule.rule, why, with_zero_row(weight_rule.fill, padding))
     if "bias" in params:
-        rules["bias"] = ("zeros", "bias starts at 0", lambda t, g: t.zero_())
+        rules["bias"] = ("zeros", "bias starts at 0", ZEROS)
     return rules
 
 
 def _stored_fill(rule: WeightRule, stored: str) -> Action:
     """Fill a weight as ``rule`` fills an ``nn.Linear``'s ``(out, in)`` weight; one stored ``(in, out)`` gets
-    the transpose of that, with the same random draws in the same order."""
+    the transpose of that, with the same random draws in the same order; a shard of its rows is a block of
+    the Linear's columns (``transposed_rows``, :mod:`detinit.init.row_fills`)."""
     if stored == "out_in":
         return rule.fill
 
@@ -217,7 +210,8 @@ def _stored_fill(rule: WeightRule, stored: str) -> Action:
         rule.fill(linear, g)
         t.copy_(linear.t())
 
-    return fill
+    transposed = transposed_rows_of(rule.fill)
+    return fill if transposed is None else RowFill(fill, transposed)
 
 
 def _traced_rules(
@@ -246,7 +240,7 @@ def _traced_rules(
             if rule is not None:
                 rules[name] = (rule.rule, rule.reason + why, rule.fill, layer.role)
         elif use.kind == "bias":
-            rules[name] = ("zeros", "bias starts at 0" + why, lambda t, g: t.zero_(), layer.role)
+            rules[name] = ("zeros", "bias starts at 0" + why, ZEROS, layer.role)
         elif use.kind in ("position", "token", "layer_scale"):
             rule = scheme.parameter_rule(use.kind, param)
             rules[name] = (rule.rule, rule.reason + why, rule.fill, use.kind)

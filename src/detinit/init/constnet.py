@@ -20,8 +20,9 @@ import math
 
 import torch
 
-from ._layout import matrix_views
+from ._layout import centre_index, check_float_tensor, matrix_views
 from .random import draw_
+from .row_fills import check_window
 
 
 @torch.no_grad()
@@ -90,3 +91,20 @@ def const_avg_(
         for view in views:
             view.add_(c / in_features)
     return tensor
+
+
+@torch.no_grad()
+def const_avg_rows_(
+    out: torch.Tensor, start: int, total: int, *, groups: int = 1, transposed: bool = False
+) -> torch.Tensor:
+    """Rows ``start : start + len(out)`` of :func:`const_avg_` with ``c = 1`` on a ``total``-row weight (a shard
+    of it, :mod:`detinit.init.row_fills`): zeros, and ``1 / Q`` on the centre tap, the same in every row.
+
+    >>> torch.equal(const_avg_rows_(torch.empty(1, 2, 3), 2, 4, groups=2), const_avg_(torch.empty(4, 2, 3), groups=2)[2:3])
+    True
+    """
+    check_float_tensor(out, "const_avg_rows_")
+    check_window(out, start, total, "const_avg_rows_", groups)
+    in_features = total // groups if transposed else out.shape[1]
+    out.zero_()[(slice(None), slice(None)) + centre_index(out.shape[2:])].add_(1.0 / in_features)
+    return out

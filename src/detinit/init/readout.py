@@ -37,6 +37,7 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
+from .row_fills import RowFill
 from .sharded import write_
 from .trace import eval_mode, run_model
 
@@ -112,7 +113,11 @@ def escape_constant_readouts_(model: nn.Module, example: object, names: Iterable
         rows = orthogonal_rows(feature.to(weight.dtype), weight.shape[0])
         if rows is None:
             continue
-        write_(weight, lambda t, g, rows=rows: t.copy_(rows.to(t.device)), torch.Generator())
+        copy = RowFill(
+            lambda t, g, rows=rows: t.copy_(rows.to(t.device)),
+            lambda out, start, total, g, rows=rows: out.copy_(rows[start : start + len(out)].to(out.device)),
+        )
+        write_(weight, copy, torch.Generator())
         changed[f"{name}.weight"] = (
             "output layer reading the same feature for every input at init (a cls token through identity "
             "blocks): a zero weight would be a saddle; rows e_j +- e_j+1 orthogonal to that feature keep the "

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from .row_fills import ONES, ZEROS, row_blocks_fill
 from .schemes import row_blocks_rule
 
 if TYPE_CHECKING:
@@ -129,13 +130,9 @@ def _bias_rule(module: nn.Module, name: str) -> tuple[str, str, Action]:
     lstm = cell_kind(module) == "lstm"
     if not (lstm and name.startswith("bias_ih")):
         why = "bias starts at 0" + (" (the LSTM forget gate's 1 is on bias_ih)" if lstm else "")
-        return "zeros", why, lambda t, g: t.zero_()
+        return "zeros", why, ZEROS
     size = getattr(module, name).shape[0] // 4
-
-    def fill(t: torch.Tensor, g: torch.Generator) -> None:
-        t.zero_()
-        t[size : 2 * size].fill_(1.0)
-
+    fill = row_blocks_fill([(0, size, ZEROS), (size, 2 * size, ONES), (2 * size, 4 * size, ZEROS)])
     why = "0, forget gate 1 (Gers et al. 2000, Jozefowicz et al. 2015): the cell keeps sigmoid(1) = 0.73 of its memory"
     return "forget_gate_one", why, fill
 

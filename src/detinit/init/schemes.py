@@ -25,9 +25,10 @@ from torch import nn
 
 from ..registry import Registry
 from . import random as rnd
-from .constnet import const_avg_
+from .constnet import const_avg_, const_avg_rows_
 from .layers import CONV_TYPES, MATRIX_LAYER_TYPES, layer_geometry, layer_shape
 from .roles import RESIDUAL_LAST_ROLES, LayerInfo
+from .row_fills import KEEP, ZEROS, RowFill, row_blocks_fill
 from .zero import (
     HADAMARD_NORMS,
     embedding_collisions,
@@ -38,6 +39,7 @@ from .zero import (
     zero_embedding_,
     zero_unfolded_,
 )
+from .zero_rows import partial_identity_rows_, zero_embedding_rows_, zero_rows_, zero_unfolded_rows_
 
 if TYPE_CHECKING:
     from .recurrent import GateBlock
@@ -47,7 +49,8 @@ Fill = Callable[[torch.Tensor, torch.Generator], object]
 
 @dataclass(frozen=True)
 class WeightRule:
-    """How one weight is filled: a short rule name, the reason, and the function."""
+    """How one weight is filled: a short rule name, the reason, and the function (a
+    :class:`~detinit.init.row_fills.RowFill` where it can fill a shard's rows alone)."""
 
     rule: str
     reason: str
@@ -63,12 +66,7 @@ def row_blocks_rule(blocks: list[tuple[int, int, WeightRule]], reason: str) -> W
     >>> rule.rule, rule.fill(torch.empty(3, 2), torch.Generator())[:, 0].tolist()
     ('zeros+ones', [0.0, 1.0, 1.0])
     """
-
-    def fill(weight: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        for start, stop, rule in blocks:
-            rule.fill(weight[start:stop], generator)
-        return weight
-
+    fill = row_blocks_fill([(start, stop, rule.fill) for start, stop, rule in blocks])
     return WeightRule("+".join(dict.fromkeys(rule.rule for *_, rule in blocks)), reason, fill)
 
 
@@ -89,7 +87,21 @@ def _check_number(name: str, value: object, low: float, high: float = math.inf, 
 
 
 def _zeros(reason: str) -> WeightRule:
-    return WeightRule("zeros", reason, lambda w, g: w.zero_())
+    return WeightRule("zeros", reason, ZEROS)
+
+
+def _index_fill(whole: Fill, rows: Callable[..., object], module: nn.Module, **options: object) -> RowFill:
+    """``whole`` with its block form ``rows(out, start, total, **options)`` (a :class:`RowFill`); for an
+    ``nn.Linear`` also the blocks of its transpose, which are ``rows`` of the ConvTranspose-like layout
+    ``(in, out)`` (``transposed=True``)."""
+
+    def blocks(out: torch.Tensor, start: int, total: int, generator: torch.Generator) -> object:
+        return rows(out, start, total, **options)
+
+    def transposed_blocks(out: torch.Tensor, start: int, total: int, generator: torch.Generator) -> object:
+        return rows(out, start, total, **(options | {"transposed": True}))
+
+    return RowFill(whole, blocks, transposed_blocks if isinstance(module, nn.Linear) else None)
 
 
 class Scheme:
@@ -141,7 +153,7 @@ class Scheme:
         if role == "layer_scale":
             if self.zeroes_branch_ends:
                 return _zeros("layer scale of a residual branch starts at 0: the block is the identity")
-            return WeightRule("kept", "layer scale: the model's own value (a hyper-parameter)", lambda w, g: None)
+            return WeightRule("kept", "layer scale: the model's own value (a hyper-parameter)", KEEP)
         return WeightRule(
             "normal", f"{role}: N(0, 0.02^2) as ViT / timm", lambda w, g: rnd.normal_(w, generator=g, std=0.02)
         )
@@ -298,9 +310,14 @@ class ZerOScheme(Scheme):
                 why += " (a fixed Hadamard transform follows: together they give the Hadamard block)"
             if not isinstance(module, nn.Linear):
                 why += " on the centre tap"
-            return WeightRule(
-                kind, f"{where}: {why}", lambda w, g: partial_identity_(w, groups=groups, transposed=transposed)
+            fill = _index_fill(
+                lambda w, g: partial_identity_(w, groups=groups, transposed=transposed),
+                partial_identity_rows_,
+                module,
+                groups=groups,
+                transposed=transposed,
             )
+            return WeightRule(kind, f"{where}: {why}", fill)
         return self._expanding_rule(module, p, q, where, groups, transposed)
 
     def _expanding_rule(
@@ -320,14 +337,27 @@ class ZerOScheme(Scheme):
             return WeightRule(
                 "unfolded_identity" if p <= patch else "unfolded_hadamard",
                 f"{where} with {taps} taps: Algorithm 1 on the unfolded {p}x{patch} kernel, {what}",
-                lambda w, g: zero_unfolded_(w, norm=norm, groups=groups, columns=columns),
+                RowFill(
+                    lambda w, g: zero_unfolded_(w, norm=norm, groups=groups, columns=columns),
+                    lambda out, start, total, g: zero_unfolded_rows_(
+                        out, start, total, norm=norm, groups=groups, columns=columns
+                    ),
+                ),
             )
         c = hadamard_scale(p, norm)
         block = "top-left block" if columns == "first" else "spanning columns (distinct rows)"
         return WeightRule(
             "hadamard",
             f"{where}: expanding, {block} of Hadamard H_{(p - 1).bit_length()} x {c:.4g} ({norm})",
-            lambda w, g: zero_(w, norm=norm, groups=groups, transposed=transposed, columns=columns),
+            _index_fill(
+                lambda w, g: zero_(w, norm=norm, groups=groups, transposed=transposed, columns=columns),
+                zero_rows_,
+                module,
+                norm=norm,
+                groups=groups,
+                transposed=transposed,
+                columns=columns,
+            ),
         )
 
     def parameter_rule(self, role: str, param: torch.Tensor) -> WeightRule:
@@ -338,22 +368,27 @@ class ZerOScheme(Scheme):
             return _zeros("learned positions start at 0: tokens alone set the input; training adds positions")
         if role == "token":
             norm, width = self.norm, param.shape[-1]
+            per_row = math.prod(param.shape[1:-1])  # tokens in one slice param[i] (a cls token (1, 1, d): 1)
 
             def fill(w: torch.Tensor, g: torch.Generator) -> None:
                 zero_embedding_(w.view(-1, width), norm=norm)
 
-            return WeightRule("hadamard", "token concatenated to the input: distinct Hadamard rows, as tokens", fill)
+            def rows(out: torch.Tensor, start: int, total: int, g: torch.Generator) -> None:
+                zero_embedding_rows_(out.view(-1, width), start * per_row, total * per_row, norm=norm)
+
+            why = "token concatenated to the input: distinct Hadamard rows, as tokens"
+            return WeightRule("hadamard", why, RowFill(fill, rows) if param.dim() > 1 else fill)
         return super().parameter_rule(role, param)
 
     def _embedding_rule(self, module: nn.Embedding, role: str) -> WeightRule:
         vocab, dim = module.num_embeddings, module.embedding_dim
         if role == "position":
             return _zeros("learned positions start at 0: tokens alone set the input; training adds positions")
-        constant = self.constant_token
-
-        def fill(w: torch.Tensor, g: torch.Generator) -> None:
-            zero_embedding_(w, norm=self.norm, constant_token=constant)
-
+        norm, constant = self.norm, self.constant_token
+        fill = RowFill(
+            lambda w, g: zero_embedding_(w, norm=norm, constant_token=constant),
+            lambda out, start, total, g: zero_embedding_rows_(out, start, total, norm=norm, constant_token=constant),
+        )
         if vocab == dim:
             return WeightRule("identity", f"{vocab} tokens, width {dim}: token i -> e_i", fill)
         first, period = embedding_rows(dim, constant)
@@ -411,11 +446,14 @@ class ConstNetScheme(Scheme):
         groups, transposed = layer_geometry(module)
         c, gain = self.c, self.gain
         reason = "every output = mean of the inputs" + ("" if c == 1 else f" x {c} + noise (1-c)")
-        return WeightRule(
-            "const_avg",
-            reason,
-            lambda w, g: const_avg_(w, c, gain=gain, generator=g, groups=groups, transposed=transposed),
-        )
+
+        def averaging(w: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+            return const_avg_(w, c, gain=gain, generator=g, groups=groups, transposed=transposed)
+
+        fill: Fill = averaging
+        if c == 1:  # no noise: a function of the index
+            fill = _index_fill(averaging, const_avg_rows_, module, groups=groups, transposed=transposed)
+        return WeightRule("const_avg", reason, fill)
 
 
 class RandomScheme(Scheme):

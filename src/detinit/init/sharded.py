@@ -4,14 +4,20 @@ Two jobs, both used by :func:`detinit.initialize`:
 
 * :func:`write_` fills one parameter with a rule's fill function. A plain tensor
   is filled in place. A DTensor (``distribute_tensor``, FSDP2) is filled
-  shard by shard: each rank runs the fill on a tensor of the parameter's
-  global shape on its own device, and keeps the block of global indices its
-  local shard holds (:func:`local_block`). No rank sends or receives anything, so
-  every scheme gives, on every rank, exactly the values of the unsharded
-  initialisation: the deterministic ones because they are a function of the
-  index, the random ones because every rank draws the whole tensor from the
-  same generator state. The price is one parameter's full size in temporary
-  memory and its full fill time on each rank (per parameter, not per model).
+  shard by shard, with no communication (:func:`local_block` gives the global
+  indices a rank holds):
+
+  - a deterministic fill (a :class:`~detinit.init.row_fills.RowFill`: zeros, ones,
+    identity, partial identity, Hadamard, ZerO embeddings, ConstNet averaging) writes
+    just the rows of the local shard, from their global indices, straight into it.
+    The time and memory of a rank follow its shard;
+  - a random fill runs on a tensor of the parameter's global shape and the rank keeps
+    its block: every rank draws the whole tensor from the same generator state, so
+    the values are those of the unsharded initialisation for the same seed, whatever the
+    world size. The price is one parameter's full size in temporary memory and its full
+    draw on each rank (per parameter, not per model).
+
+  Either way every rank holds exactly the values of the unsharded initialisation.
 * :func:`materialize_` moves a model built on the meta device to a real device
   without copying it (as ``nn.Module.to_empty``, keeping tied parameters tied and
   tensors that are not on meta) and recomputes its buffers:
@@ -35,6 +41,7 @@ import torch
 from torch import nn
 
 from ..hooks import BUFFERS_HOOK
+from .row_fills import rows_of
 
 Fill = Callable[[torch.Tensor, torch.Generator], object]
 
@@ -73,10 +80,22 @@ def write_(param: torch.Tensor, fill: Fill, generator: torch.Generator) -> torch
     if not is_dtensor(param):
         fill(param, generator)
         return param
-    local = param.to_local()
-    full = torch.empty(param.shape, dtype=param.dtype, device=local.device)
-    fill(full, generator)
-    local.copy_(full[local_block(param)])
+    local, block = param.to_local(), local_block(param)
+    rows = rows_of(fill)
+    if rows is None or param.dim() == 0:
+        full = torch.empty(param.shape, dtype=param.dtype, device=local.device)
+        fill(full, generator)
+        local.copy_(full[block])
+        return param
+    if local.numel() == 0:
+        return param
+    start, total = block[0].start, param.shape[0]
+    if all(cut == slice(0, size) for cut, size in zip(block[1:], param.shape[1:])):
+        rows(local, start, total, generator)  # the shard is whole rows (FSDP2's Shard(0))
+    else:  # also cut along other dimensions: fill its rows, keep its columns
+        strip = torch.empty((len(local), *param.shape[1:]), dtype=param.dtype, device=local.device)
+        rows(strip, start, total, generator)
+        local.copy_(strip[(slice(None), *block[1:])])
     return param
 
 

@@ -29,6 +29,7 @@ example input's values: the residual stream is, positions built with
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -126,7 +127,7 @@ class Graph:
 
 
 class _Recorder(TorchFunctionMode):
-    def __init__(self, params: Mapping[int, str]) -> None:
+    def __init__(self, params: dict[int, str]) -> None:
         super().__init__()
         self.values: list[Value] = []
         self.nodes: list[Node] = []
@@ -179,6 +180,10 @@ class _Recorder(TorchFunctionMode):
 
     def pre_hook(self, name: str):
         def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
+            for pname, param in module._parameters.items():  # FSDP2 swaps in gathered copies for the forward
+                if param is not None and id(param) not in self.params:  # from here on the copy is the parameter
+                    self.params[id(param)] = f"{name}.{pname}" if name else pname
+                    self._new_value(param, None, False, self.params[id(param)])
             flat, _ = tree_flatten((args, kwargs))
             inputs = [self.value_of(t) for t in flat if isinstance(t, torch.Tensor)]
             self.stack.append(name)
@@ -213,12 +218,30 @@ def _flatten_output(output: object) -> Iterator[tuple[str, torch.Tensor]]:
 
 
 def run_model(model: nn.Module, example: object) -> object:
-    """Call ``model`` on an example input: a tensor, a tuple of positional arguments or a dict of keywords."""
-    if isinstance(example, Mapping):
-        return model(**example)
-    if isinstance(example, tuple):
-        return model(*example)
-    return model(example)
+    """Call ``model`` on an example input: a tensor, a tuple of positional arguments or a dict of keywords.
+
+    An FSDP2-sharded model is sharded again afterwards (:func:`reshard_`)."""
+    try:
+        if isinstance(example, Mapping):
+            return model(**example)
+        if isinstance(example, tuple):
+            return model(*example)
+        return model(example)
+    finally:
+        reshard_(model)
+
+
+def reshard_(model: nn.Module) -> None:
+    """Put back the shards of every FSDP2 unit of ``model`` as its parameters.
+
+    After a forward pass FSDP2 keeps the root unit's gathered parameters (a backward pass would need them
+    next): an initialisation would then write those copies, which the next reshard drops."""
+    fsdp = sys.modules.get("torch.distributed.fsdp")  # not imported: no module can be sharded
+    if fsdp is None:
+        return
+    for module in model.modules():
+        if isinstance(module, fsdp.FSDPModule):
+            module.reshard()
 
 
 @contextmanager

@@ -368,14 +368,22 @@ def _hadamard_factors(
     return _sylvester_factors(out_features, cols, scale, dtype)
 
 
-def _product_rows_(out: torch.Tensor, high: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
-    """``out[64 h + l] = high[h] * low[l]``, in one pass over ``out`` (any strided 2-D view): every value
-    written once, as a memset writes it."""
-    rows, whole = len(out), len(out) // _TILE
+def _product_rows_(out: torch.Tensor, high: torch.Tensor, low: torch.Tensor, first: int = 0) -> torch.Tensor:
+    """``out[j] = high[h] * low[l]`` for the rows ``i = first + j = 64 h + l``, in one pass over ``out`` (any
+    strided 2-D view): every value written once, as a memset writes it. ``first`` is the row of the whole
+    block that ``out`` starts at (a shard's rows, :mod:`detinit.init.zero_rows`)."""
+    rows, done = len(out), min(len(out), -first % _TILE)  # done: the rows before the next whole tile
+    if done:
+        h, l = divmod(first, _TILE)
+        torch.mul(high[h], low[l : l + done], out=out[:done])
+    whole, h = (rows - done) // _TILE, (first + done) // _TILE
     if whole:
-        torch.mul(high[:whole, None, :], low, out=out[: whole * _TILE].view(whole, _TILE, out.shape[1]))
-    if rows > whole * _TILE:
-        torch.mul(high[whole], low[: rows - whole * _TILE], out=out[whole * _TILE :])
+        torch.mul(
+            high[h : h + whole, None, :], low, out=out[done : done + whole * _TILE].view(whole, _TILE, out.shape[1])
+        )
+        done += whole * _TILE
+    if rows > done:
+        torch.mul(high[h + whole], low[: rows - done], out=out[done:])
     return out
 
 

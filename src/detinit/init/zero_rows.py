@@ -1,0 +1,176 @@
+r"""ZerO's fills for a block of rows alone: what one shard of a sharded weight holds.
+
+Each function writes into ``out`` the rows ``start : start + len(out)`` of what its whole-tensor
+counterpart in :mod:`detinit.init.zero` writes into a tensor of shape ``(total, *out.shape[1:])``, bitwise
+(:mod:`detinit.init.row_fills` states the contract). The work and the scratch memory follow ``len(out)``:
+
+* partial identity: row ``r`` of group ``g = r div R`` (``R = total / groups``) has its one at column
+  ``r - gR`` on the centre tap, if that column exists;
+* Hadamard block: row ``i`` of a group's matrix is :math:`c\,H[i, \text{cols}]`, the product of two small
+  cached factors (:func:`~detinit.init.zero._product_rows_`), started at any row;
+* unfolded kernel: the rows of the ``(P, QK)`` patch matrix, laid out per tap;
+* embedding: token ``i`` is Hadamard row ``first + i mod period``, periodic from any start.
+
+A ConvTranspose weight's rows are its inputs, the columns of each group's matrix: its block is the
+Hadamard rows ``0 .. P - 1`` at the block's columns.
+
+>>> from detinit.init.zero import zero_
+>>> torch.equal(zero_rows_(torch.empty(3, 4), 5, 12), zero_(torch.empty(12, 4))[5:8])
+True
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._layout import centre_index, check_float_tensor
+from .row_fills import check_window, group_spans
+from .zero import (
+    _check_columns,
+    _check_norm,
+    _hadamard_factors,
+    _product_rows_,
+    _repeat_rows_,
+    _sylvester_rows_,
+    embedding_rows,
+    fill_sylvester_entries_,
+    hadamard_columns,
+    hadamard_scale,
+    tap_order,
+)
+
+
+def _centre_plane(out: torch.Tensor) -> torch.Tensor:
+    """The ``(rows, dim 1)`` view of ``out`` at the centre tap."""
+    return out[(slice(None), slice(None)) + centre_index(out.shape[2:])]
+
+
+def _check_block(out: torch.Tensor, start: int, total: int, fn: str, groups: int) -> None:
+    check_float_tensor(out, fn)
+    if not 2 <= out.dim() <= 5:
+        raise ValueError(
+            f"{fn}: got a {out.dim()}-D block of shape {tuple(out.shape)}; expected the rows of a Linear weight "
+            "(out, in) or of a conv kernel (out, in/groups, *k)"
+        )
+    check_window(out, start, total, fn, groups)
+
+
+@torch.no_grad()
+def partial_identity_rows_(
+    out: torch.Tensor, start: int, total: int, *, groups: int = 1, transposed: bool = False
+) -> torch.Tensor:
+    """Rows ``start : start + len(out)`` of :func:`~detinit.init.zero.partial_identity_` on a ``total``-row weight.
+
+    >>> partial_identity_rows_(torch.empty(2, 3), 1, 4)
+    tensor([[0., 1., 0.],
+            [0., 0., 1.]])
+    """
+    _check_block(out, start, total, "partial_identity_rows_", groups)
+    out.zero_()
+    plane, per_group, columns = _centre_plane(out), total // groups, out.shape[1]
+    for g, lo, hi in group_spans(start, len(out), per_group):
+        first = lo - g * per_group  # the group's row, which is also its column on the diagonal
+        count = max(0, min(hi - lo, columns - first))
+        if count:
+            plane[lo - start : lo - start + count, first : first + count].diagonal().fill_(1)
+    return out
+
+
+@torch.no_grad()
+def zero_rows_(
+    out: torch.Tensor,
+    start: int,
+    total: int,
+    *,
+    norm: str = "orthonormal",
+    groups: int = 1,
+    transposed: bool = False,
+    columns: str = "first",
+) -> torch.Tensor:
+    """Rows ``start : start + len(out)`` of :func:`~detinit.init.zero.zero_` on a ``total``-row weight.
+
+    >>> zero_rows_(torch.empty(2, 2), 1, 4)
+    tensor([[ 0.5000, -0.5000],
+            [ 0.5000,  0.5000]])
+    """
+    _check_norm(norm)
+    _check_columns(columns, "zero_rows_")
+    _check_block(out, start, total, "zero_rows_", groups)
+    per_group = total // groups
+    p, q = (out.shape[1], per_group) if transposed else (per_group, out.shape[1])
+    if p <= q:
+        return partial_identity_rows_(out, start, total, groups=groups, transposed=transposed)
+    scale = hadamard_scale(p, norm)
+    if out.dim() > 2 and math.prod(out.shape[2:]) > 1:  # the other taps
+        out.zero_()
+    plane = _centre_plane(out)
+    if transposed:  # rows are the group's inputs: columns of its matrix
+        cols = hadamard_columns(p, q, columns).to(out.device)
+        for g, lo, hi in group_spans(start, len(out), per_group):
+            first = lo - g * per_group
+            _sylvester_rows_(plane[lo - start : hi - start].t(), cols[first : first + hi - lo], scale)
+        return out
+    high, low = _hadamard_factors(p, q, columns, scale, out.dtype, out.device)
+    for g, lo, hi in group_spans(start, len(out), per_group):
+        _product_rows_(plane[lo - start : hi - start], high, low, first=lo - g * per_group)
+    return out
+
+
+@torch.no_grad()
+def zero_unfolded_rows_(
+    out: torch.Tensor, start: int, total: int, *, norm: str = "orthonormal", groups: int = 1, columns: str = "spanning"
+) -> torch.Tensor:
+    """Rows ``start : start + len(out)`` of :func:`~detinit.init.zero.zero_unfolded_` on a ``total``-row kernel.
+
+    >>> from detinit.init.zero import zero_unfolded_
+    >>> torch.equal(zero_unfolded_rows_(torch.empty(2, 1, 3, 3), 1, 3), zero_unfolded_(torch.empty(3, 1, 3, 3))[1:])
+    True
+    """
+    _check_norm(norm)
+    _check_block(out, start, total, "zero_unfolded_rows_", groups)
+    per_group, in_features = total // groups, out.shape[1]
+    taps = math.prod(out.shape[2:])
+    if taps == 1 or per_group <= in_features:
+        return zero_rows_(out, start, total, norm=norm, groups=groups, columns=columns)
+    order = tap_order(tuple(out.shape[2:])).to(out.device)
+    for g, lo, hi in group_spans(start, len(out), per_group):
+        matrix = torch.empty(hi - lo, in_features * taps, dtype=out.dtype, device=out.device)
+        zero_rows_(matrix, lo - g * per_group, per_group, norm=norm, columns=columns)
+        kernel = torch.zeros(hi - lo, in_features, taps, dtype=out.dtype, device=out.device)
+        kernel[:, :, order] = matrix.view(hi - lo, taps, in_features).transpose(1, 2)
+        out[lo - start : hi - start] = kernel.view(hi - lo, *out.shape[1:])
+    return out
+
+
+@torch.no_grad()
+def zero_embedding_rows_(
+    out: torch.Tensor, start: int, total: int, *, norm: str = "orthonormal", constant_token: bool = False
+) -> torch.Tensor:
+    """Rows ``start : start + len(out)`` of :func:`~detinit.init.zero.zero_embedding_` on a ``total``-token table.
+
+    >>> from detinit.init.zero import zero_embedding_
+    >>> torch.equal(zero_embedding_rows_(torch.empty(4, 8), 6, 20), zero_embedding_(torch.empty(20, 8))[6:10])
+    True
+    """
+    _check_norm(norm)
+    check_float_tensor(out, "zero_embedding_rows_")
+    if out.dim() != 2:
+        raise ValueError(
+            f"zero_embedding_rows_: expected rows of an embedding table (tokens, embedding_dim), got shape "
+            f"{tuple(out.shape)}"
+        )
+    check_window(out, start, total, "zero_embedding_rows_")
+    dim = out.shape[1]
+    if total == dim:  # the identity
+        out.zero_()[:, start : start + len(out)].diagonal().fill_(1)
+        return out
+    first, period = embedding_rows(dim, constant_token)
+    head = min(len(out), period)  # token start + j has row first + (start + j) % period: periodic from any start
+    rows = first + (start + torch.arange(head, device=out.device)) % period
+    fill_sylvester_entries_(out[:head], rows, torch.arange(dim, device=out.device), hadamard_scale(dim, norm))
+    return _repeat_rows_(out, head)
+
+
+__all__ = ["partial_identity_rows_", "zero_embedding_rows_", "zero_rows_", "zero_unfolded_rows_"]
