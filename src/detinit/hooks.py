@@ -52,7 +52,7 @@ True
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -69,9 +69,22 @@ CHANNEL_DIM_ATTRIBUTE = "detinit_channel_dim"
 GATE_ATTRIBUTE = "is_residual_gate"
 
 
+def find_hook(module: nn.Module, name: str) -> Any:
+    """``getattr(module, name, None)`` for a hook or flag defined on the module's class or set on the instance,
+    without ``nn.Module.__getattr__``'s slow miss (it searches parameters, buffers and sub-modules, then
+    raises): most modules have no hook, and :func:`detinit.initialize` asks every module for several.
+
+    >>> find_hook(ExampleBlock(2, 2), ROLES_HOOK) is not None, find_hook(nn.Linear(2, 2), ROLES_HOOK)
+    (True, None)
+    """
+    if hasattr(type(module), name) or name in module.__dict__:
+        return getattr(module, name, None)
+    return None
+
+
 def declared_roles(module: nn.Module) -> dict[str, str] | None:
     """The roles ``module`` declares through ``detinit_roles()``, or ``None`` if it has no such hook."""
-    hook = getattr(module, ROLES_HOOK, None)
+    hook = find_hook(module, ROLES_HOOK)
     return dict(hook()) if callable(hook) else None
 
 
@@ -81,7 +94,7 @@ def channel_dim(model: nn.Module) -> int:
 
 
 def is_residual_gate(module: nn.Module) -> bool:
-    return bool(getattr(module, GATE_ATTRIBUTE, False))
+    return bool(find_hook(module, GATE_ATTRIBUTE))
 
 
 class ExampleGate(nn.Module):

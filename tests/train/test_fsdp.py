@@ -188,3 +188,37 @@ def test_what_fsdp_cannot_do_is_refused_naming_the_key(tmp_path):
     (tmp_path / "checkpoint_sharded" / "latest.json").write_text('{"epoch": 2, "dir": "epoch_0002"}')
     with pytest.raises(CheckpointError, match="names .*epoch_0002, which does not exist"):
         latest_sharded_checkpoint(tmp_path / "checkpoint_sharded")
+
+
+def _damaged_shard_worker(rank: int, root: str) -> None:
+    """One gloo rank: save a sharded checkpoint, truncate its shard file, load it back; writes the error."""
+    import torch.distributed as dist
+
+    from detinit.train.fsdp import load_sharded_checkpoint, save_sharded_checkpoint, shard_model
+
+    dist.init_process_group("gloo", init_method=f"file://{root}/store", rank=rank, world_size=1)
+    try:
+        model = shard_model(nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4)))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        folder = save_sharded_checkpoint(Path(root) / "checkpoint_sharded", 1, model, optimizer, {"epoch": 1})
+        (shard,) = folder.glob("*.distcp")
+        shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+        try:
+            load_sharded_checkpoint(folder, model, optimizer)
+            message = "loaded"
+        except CheckpointError as err:
+            message = str(err)
+        Path(root, "message.txt").write_text(message)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_damaged_shard_file_is_a_checkpoint_error_naming_the_folder(tmp_path):
+    """A shard file cut short (a disk full, a copy interrupted) is refused with the folder and what to do,
+    not DCP's storage-plan traceback."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_damaged_shard_worker, args=(str(tmp_path),), nprocs=1)
+    message = (tmp_path / "message.txt").read_text()
+    assert message.startswith(f"sharded checkpoint {tmp_path / 'checkpoint_sharded' / 'epoch_0001'} could not be")
+    assert message.endswith(f"delete {tmp_path / 'checkpoint_sharded'} to restart the run from epoch 0")

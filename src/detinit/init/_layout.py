@@ -89,6 +89,8 @@ def matrix_views(tensor: torch.Tensor, fn: str, *, groups: int = 1, transposed: 
         )
     if 0 in shape:
         raise ValueError(f"{fn}: tensor of shape {shape} has a zero-sized dimension")
+    if tensor.dim() == 2:  # a Linear weight is its own matrix
+        return [tensor]
     if shape[0] % groups != 0:
         what = "in_channels" if transposed else "out_channels"
         raise ValueError(f"{fn}: {what}={shape[0]} (dimension 0 of shape {shape}) is not divisible by groups={groups}")

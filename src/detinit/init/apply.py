@@ -72,6 +72,13 @@ class _ModulePlan:
     records: dict[str, int] = field(default_factory=dict)  # param name -> index in the report
 
 
+def _direct_parameters(module: nn.Module) -> dict[str, nn.Parameter]:
+    """The parameters ``module`` holds itself, by name, read straight from it: :func:`initialize` asks every
+    module, and ``named_parameters(recurse=False)``'s generator costs more than this. A parameter registered
+    under two names appears twice; :func:`initialize` records and writes it once (it tracks ids)."""
+    return {name: param for name, param in module._parameters.items() if param is not None}
+
+
 MHA_PROJECTIONS = {"q_proj_weight": "attn_query", "k_proj_weight": "attn_key", "v_proj_weight": "attn_value"}
 
 
@@ -115,7 +122,7 @@ def _attention_rules(
     module: nn.MultiheadAttention, layer: LayerInfo, scheme: Scheme
 ) -> dict[str, tuple[str, str, Action]]:
     """Rules for the direct parameters of ``nn.MultiheadAttention`` (its ``out_proj`` is a sub-module)."""
-    params = dict(module.named_parameters(recurse=False))
+    params = _direct_parameters(module)
     rules: dict[str, tuple[str, str, Action]] = {}
     for name, param in params.items():
         if name == "in_proj_weight":
@@ -173,7 +180,7 @@ def _standard_rules(
     """
     if isinstance(module, nn.MultiheadAttention):
         return _attention_rules(module, layer, scheme)
-    params = dict(module.named_parameters(recurse=False))
+    params = _direct_parameters(module)
     is_norm = isinstance(module, NORM_TYPES) or norm_kinds is not None
     if layer.role in NORM_ROLES and not is_norm and layer.role != "norm":
         raise ValueError(
@@ -247,15 +254,18 @@ def _traced_rules(
     return rules
 
 
-def _should_trace(model: nn.Module, example_inputs: object | None, trace: bool | None) -> object | None:
-    """The example input to trace with, or ``None`` for no tracing (see :func:`initialize`'s ``trace``)."""
+def _should_trace(
+    model: nn.Module, modules: list[nn.Module], example_inputs: object | None, trace: bool | None
+) -> object | None:
+    """The example input to trace with, or ``None`` for no tracing (see :func:`initialize`'s ``trace``);
+    ``modules`` are the model's."""
     if trace not in (None, True, False):
         raise ValueError(f"initialize: trace={trace!r} is not supported; trace must be None (auto), True or False")
     if trace is False:
         return None
     if example_inputs is not None:
         return example_inputs
-    declares = any(hooks.declared_roles(m) is not None for m in model.modules())
+    declares = any(callable(hooks.find_hook(m, hooks.ROLES_HOOK)) for m in modules)
     if trace is None and declares:
         return None
     inferred = infer_example_inputs(model)
@@ -270,9 +280,10 @@ def _should_trace(model: nn.Module, example_inputs: object | None, trace: bool |
 def _check_scheme_applies(scheme: Scheme, model: nn.Module, roles: Mapping[str, RoleSource]) -> None:
     """Refuse an option or scheme that would do nothing on this model (instead of silently doing nothing)."""
     found = {r.role.partition(":")[0] for r in roles.values()}
-    attention = any(isinstance(m, nn.MultiheadAttention) for m in model.modules()) or found & {
-        "attn_query", "attn_key", "attn_value", "attn_qkv", "attn_kv"}  # fmt: skip
-    if getattr(scheme, "attention", "identity") == "kv_zero" and not attention:
+    if getattr(scheme, "attention", "identity") == "kv_zero" and not (
+        found & {"attn_query", "attn_key", "attn_value", "attn_qkv", "attn_kv"}
+        or any(isinstance(m, nn.MultiheadAttention) for m in model.modules())
+    ):
         raise ValueError(
             f"scheme option attention='kv_zero' does nothing on {type(model).__name__}: no attention layer was "
             "found (declared, traced or given in roles=); drop the option, or pass example_inputs= so that "
@@ -342,7 +353,8 @@ def initialize(
     if not isinstance(model, nn.Module):
         raise TypeError(f"initialize: model must be an nn.Module, got {type(model).__name__}")
     scheme_obj = get_scheme(scheme, **options)
-    if scheme_obj.requires_gates and not any(hooks.is_residual_gate(m) for m in model.modules()):
+    named = list(model.named_modules())  # walked once (a walk costs about 1 us a module)
+    if scheme_obj.requires_gates and not any(hooks.is_residual_gate(m) for _, m in named):
         raise ValueError(
             f"scheme {scheme_obj.name!r} gates every residual branch with a scalar that starts at 0, but "
             f"{type(model).__name__} has no residual gates (detinit.nn.ScalarGate); build the model with "
@@ -351,9 +363,9 @@ def initialize(
     if device is not None:
         _check_materialisable(model, device, example_inputs, trace)
         trace = False  # a meta-device model cannot run
-    example = _should_trace(model, example_inputs, trace)
+    example = _should_trace(model, [m for _, m in named], example_inputs, trace)
     traced = trace_roles(model, example) if example is not None else TracedRoles()
-    role_sources = collect_roles(model, roles, traced.modules)
+    role_sources = collect_roles(model, roles, traced.modules, named=named)
     _check_scheme_applies(scheme_obj, model, role_sources)
     infos = layer_infos(role_sources)
     default_info = default_layer_info(role_sources)
@@ -362,14 +374,14 @@ def initialize(
 
     plans: list[_ModulePlan] = []
     seen: dict[int, int] = {}  # id(param) -> its record
-    for mname, module in model.named_modules():
-        direct = dict(module.named_parameters(recurse=False))
+    for mname, module in named:
+        direct = _direct_parameters(module)
         if not direct:
             continue
         layer = infos.get(mname, default_info)
         source = role_sources.get(mname)
         suffix = f" [role {layer.role} from {source.source}]" if source else ""
-        plan = _ModulePlan(mname, module, callable(getattr(module, hooks.INIT_HOOK, None)))
+        plan = _ModulePlan(mname, module, callable(hooks.find_hook(module, hooks.INIT_HOOK)))
         norm_kinds = None
         if mname in traced.norms:
             norm_kinds = {p: traced.params[f"{mname}.{p}" if mname else p].kind for p in direct}
@@ -508,7 +520,7 @@ def _check_tied(
 
 def _execute(plan: _ModulePlan, scheme: Scheme, gen: torch.Generator, report: InitReport) -> None:
     """Run one module's hook (or its standard actions) and finish its report records."""
-    params = dict(plan.module.named_parameters(recurse=False))
+    params = _direct_parameters(plan.module)
     if not plan.hooked:
         for pname, (_, _, action) in plan.rules.items():
             write_(params[pname], action, gen)

@@ -39,15 +39,20 @@ def _torch_roles(module: nn.Module) -> dict[str, str]:
 
 
 def collect_roles(
-    model: nn.Module, overrides: Mapping[str, str] | None = None, traced: Mapping[str, TracedRole] | None = None
+    model: nn.Module,
+    overrides: Mapping[str, str] | None = None,
+    traced: Mapping[str, TracedRole] | None = None,
+    *,
+    named: list[tuple[str, nn.Module]] | None = None,
 ) -> dict[str, RoleSource]:
     """Map module names to :class:`RoleSource`; modules not listed are ``"default"``.
 
     Sources, later ones winning: roles traced from the computation
     (:func:`detinit.init.traced_roles.trace_roles`), torch's Transformer layers,
-    ``get_classifier()``, ``detinit_roles()`` hooks (outer blocks first), then ``overrides``.
+    ``get_classifier()``, ``detinit_roles()`` hooks (outer blocks first), then ``overrides``. ``named`` is
+    ``list(model.named_modules())`` where the caller has it.
     """
-    named = list(model.named_modules())  # walked once: three passes below
+    named = list(model.named_modules()) if named is None else named  # walked once: three passes below
     names = {id(m): name for name, m in named}
     known = set(names.values())
     roles: dict[str, RoleSource] = {

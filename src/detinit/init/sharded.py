@@ -40,7 +40,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..hooks import BUFFERS_HOOK
+from ..hooks import BUFFERS_HOOK, find_hook
 from .row_fills import rows_of
 
 Fill = Callable[[torch.Tensor, torch.Generator], object]
@@ -69,9 +69,11 @@ def local_block(tensor: torch.Tensor) -> tuple[slice, ...]:
     return tuple(slice(start, start + size) for start, size in zip(offset, shape))
 
 
-@torch.no_grad()
 def write_(param: torch.Tensor, fill: Fill, generator: torch.Generator) -> torch.Tensor:
     """Fill ``param`` with ``fill(tensor, generator)``; a DTensor gets its local shard of the global fill.
+
+    Call it under ``torch.no_grad()`` (:func:`detinit.initialize` runs under it: a decorator here would cost
+    more than filling a small tensor).
 
     >>> w = torch.empty(2, 3)
     >>> write_(w, lambda t, g: t.fill_(1.0), torch.Generator()).sum().item()
@@ -136,7 +138,7 @@ def materialize_(model: nn.Module, device: torch.device | str) -> nn.Module:
     unrecomputable = [
         name
         for name, module in meta_buffers.items()
-        if not isinstance(module, nn.modules.batchnorm._NormBase) and not callable(getattr(module, BUFFERS_HOOK, None))
+        if not isinstance(module, nn.modules.batchnorm._NormBase) and not callable(find_hook(module, BUFFERS_HOOK))
     ]
     if unrecomputable:
         raise ValueError(

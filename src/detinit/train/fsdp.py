@@ -175,6 +175,7 @@ def load_sharded_checkpoint(folder: str | Path, model: nn.Module, optimizer: tor
     """Load a :func:`save_sharded_checkpoint` folder into the sharded ``model`` and ``optimizer`` (each
     rank reads its shards); returns the trainer state. Collective."""
     import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.api import CheckpointException
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
     folder = Path(folder)
@@ -183,7 +184,7 @@ def load_sharded_checkpoint(folder: str | Path, model: nn.Module, optimizer: tor
     try:
         dcp.load(state, checkpoint_id=str(folder))
         set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
-    except Exception as err:  # DCP's errors speak of storage plans; say which checkpoint and what to do
+    except (Exception, CheckpointException) as err:  # DCP's (a BaseException) speak of storage plans
         raise CheckpointError(
             f"sharded checkpoint {folder} could not be loaded into this run's model and optimiser "
             f"({type(err).__name__}: {str(err)[:300]}); delete {folder.parent} to restart the run from epoch 0"
