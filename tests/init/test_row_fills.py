@@ -93,7 +93,9 @@ def test_rows_outside_the_tensor_or_its_groups_are_refused() -> None:
         zero_rows_(torch.empty(3, 4), 8, 10)
     with pytest.raises(ValueError, match=r"total=10 rows are not divisible by groups=3"):
         partial_identity_rows_(torch.empty(2, 4, 3), 0, 10, groups=3)
-    with pytest.raises(ValueError, match=r"expected rows of an embedding table .* got shape \(2, 4, 1\)"):
+    with pytest.raises(
+        ValueError, match=r"zero_embedding_rows_: expected an embedding table or rows of one .* got shape \(2, 4, 1\)"
+    ):
         zero_embedding_rows_(torch.empty(2, 4, 1), 0, 10)
     with pytest.raises(TypeError, match="only real floating-point tensors"):
         zero_rows_(torch.empty(2, 4, dtype=torch.int64), 0, 4)

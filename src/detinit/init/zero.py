@@ -305,12 +305,7 @@ def zero_embedding_(tensor: torch.Tensor, *, norm: str = "orthonormal", constant
             [ 0.5000, -0.5000, -0.5000,  0.5000]])
     """
     _check_norm(norm)
-    check_float_tensor(tensor, "zero_embedding_")
-    if tensor.dim() != 2:
-        raise ValueError(
-            f"zero_embedding_: expected an embedding table (num_embeddings, embedding_dim), got shape "
-            f"{tuple(tensor.shape)}"
-        )
+    check_table(tensor, "zero_embedding_")
     vocab, dim = tensor.shape
     if vocab == dim:
         tensor.zero_().diagonal().fill_(1)
@@ -320,6 +315,15 @@ def zero_embedding_(tensor: torch.Tensor, *, norm: str = "orthonormal", constant
     rows = first + torch.arange(head, device=tensor.device)
     fill_sylvester_entries_(tensor[:head], rows, torch.arange(dim, device=tensor.device), hadamard_scale(dim, norm))
     return _repeat_rows_(tensor, head)
+
+
+def check_table(tensor: torch.Tensor, fn: str) -> None:
+    """Refuse anything but a floating-point embedding table (or rows of one), ``(tokens, embedding_dim)``."""
+    check_float_tensor(tensor, fn)
+    if tensor.dim() != 2:
+        raise ValueError(
+            f"{fn}: expected an embedding table or rows of one (tokens, embedding_dim), got shape {tuple(tensor.shape)}"
+        )
 
 
 def _repeat_rows_(tensor: torch.Tensor, period: int) -> torch.Tensor:

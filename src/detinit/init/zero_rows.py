@@ -34,6 +34,7 @@ from .zero import (
     _product_rows_,
     _repeat_rows_,
     _sylvester_rows_,
+    check_table,
     embedding_rows,
     fill_sylvester_entries_,
     hadamard_columns,
@@ -155,12 +156,7 @@ def zero_embedding_rows_(
     True
     """
     _check_norm(norm)
-    check_float_tensor(out, "zero_embedding_rows_")
-    if out.dim() != 2:
-        raise ValueError(
-            f"zero_embedding_rows_: expected rows of an embedding table (tokens, embedding_dim), got shape "
-            f"{tuple(out.shape)}"
-        )
+    check_table(out, "zero_embedding_rows_")
     check_window(out, start, total, "zero_embedding_rows_")
     dim = out.shape[1]
     if total == dim:  # the identity
