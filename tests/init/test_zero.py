@@ -205,6 +205,32 @@ def test_parameter_in_place_keeps_identity_dtype_and_grad_flag():
     assert weight.dtype == torch.float64 and weight.requires_grad and weight.grad_fn is None
 
 
+@pytest.mark.parametrize("shape", [(64, 16, 1, 1), (16, 16, 1, 1), (16, 64, 1), (64, 16, 3, 3), (64, 16)])
+@pytest.mark.parametrize("layout", ["channels_last", "transposed_storage", "strided"])
+def test_non_contiguous_weights_get_the_contiguous_fill(shape, layout):
+    """A 1x1 kernel is filled through a view, a bigger one through an index: any strides, the same values."""
+    expected = zero_(torch.empty(shape))
+    if layout == "channels_last" and len(shape) == 4:
+        weight = torch.full(shape, math.nan).to(memory_format=torch.channels_last)
+    elif layout == "transposed_storage":  # dims 0 and 1 swapped in memory
+        weight = torch.full((shape[1], shape[0], *shape[2:]), math.nan).transpose(0, 1)
+    else:  # every other element of a bigger buffer
+        weight = torch.full((shape[0], 2 * shape[1], *shape[2:]), math.nan)[:, ::2]
+    assert torch.equal(zero_(weight), expected)
+    assert torch.equal(partial_identity_(weight), partial_identity_(torch.empty(shape)))
+
+
+@pytest.mark.parametrize("mode", ["grad", "no_grad", "inference_mode"])
+def test_fills_run_without_grad_and_leave_the_grad_mode_as_it_was(mode):
+    weight = torch.nn.Parameter(torch.empty(8, 4))
+    context = {"grad": torch.enable_grad, "no_grad": torch.no_grad, "inference_mode": torch.inference_mode}[mode]
+    with context():
+        before = torch.is_grad_enabled()
+        assert zero_(weight) is weight and weight.grad_fn is None
+        assert torch.is_grad_enabled() == before
+    assert torch.equal(weight.detach(), zero_(torch.empty(8, 4)))
+
+
 @pytest.mark.parametrize("fn", [zero_, partial_identity_, identity_])
 def test_bad_input_errors_name_the_shape(fn):
     with pytest.raises(ValueError, match=r"0-D tensor of shape \(\)"):

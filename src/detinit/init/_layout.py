@@ -89,13 +89,29 @@ def matrix_views(tensor: torch.Tensor, fn: str, *, groups: int = 1, transposed: 
         )
     if 0 in shape:
         raise ValueError(f"{fn}: tensor of shape {shape} has a zero-sized dimension")
-    if tensor.dim() == 2:  # a Linear weight is its own matrix
-        return [tensor]
     if shape[0] % groups != 0:
         what = "in_channels" if transposed else "out_channels"
         raise ValueError(f"{fn}: {what}={shape[0]} (dimension 0 of shape {shape}) is not divisible by groups={groups}")
-    centre = centre_index(shape[2:])
-    plane = tensor[(slice(None), slice(None)) + centre]  # (dim0, dim1) view at the centre tap
-    rows = shape[0] // groups
+    return [centre_plane(tensor)] if groups == 1 and not transposed else _group_views(tensor, groups, transposed)
+
+
+def centre_plane(tensor: torch.Tensor) -> torch.Tensor:
+    """The ``(dim 0, dim 1)`` view of a 2-5-D ``tensor`` at the centre tap (no checks: :func:`matrix_views`
+    validates). A Linear weight is its own plane; a 1x1 kernel is viewed without its unit taps, whatever its
+    strides, not indexed (a view costs a third of an index: this runs once a layer).
+
+    >>> centre_plane(torch.arange(8.0).view(2, 1, 4))
+    tensor([[1.],
+            [5.]])
+    """
+    if tensor.dim() == 2:
+        return tensor
+    if tensor.numel() == tensor.shape[0] * tensor.shape[1]:  # every tap dimension is 1
+        return tensor.view(tensor.shape[0], tensor.shape[1])
+    return tensor[(slice(None), slice(None)) + centre_index(tensor.shape[2:])]
+
+
+def _group_views(tensor: torch.Tensor, groups: int, transposed: bool) -> list[torch.Tensor]:
+    plane, rows = centre_plane(tensor), tensor.shape[0] // groups
     views = [plane[g * rows : (g + 1) * rows] for g in range(groups)]
     return [v.t() for v in views] if transposed else views

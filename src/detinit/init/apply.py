@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
-from torch.nn.parameter import UninitializedParameter
+from torch.nn.parameter import is_lazy
 
 from .. import hooks
 from .declared_roles import collect_roles
@@ -102,11 +102,15 @@ def split_rule(
     return row_blocks_rule([(start, stop, rule) for _, start, stop, rule in blocks], reason)
 
 
-def _weight_rule(module: nn.Module, layer: LayerInfo, scheme: Scheme) -> WeightRule | None:
+def _weight_rule(
+    module: nn.Module, layer: LayerInfo, scheme: Scheme, weight: torch.Tensor | None = None
+) -> WeightRule | None:
+    """The scheme's rule for ``module.weight`` (``weight`` where the caller has it: a module attribute lookup
+    goes through ``nn.Module.__getattr__``), split into blocks where its role fuses projections."""
     if not isinstance(module, MATRIX_LAYER_TYPES + (nn.Embedding,)):
         return None  # other classes get rules from how the traced forward pass used their parameters
-    weight = getattr(module, "weight", None)
-    is_matrix = isinstance(weight, torch.Tensor) and not isinstance(weight, UninitializedParameter) and weight.dim() > 1
+    weight = getattr(module, "weight", None) if weight is None else weight
+    is_matrix = isinstance(weight, torch.Tensor) and not is_lazy(weight) and weight.dim() > 1
     parts = fused_parts(layer.role, weight.shape[0], weight.shape[1]) if is_matrix else None
     if parts is None:
         return scheme.weight_rule(module, layer)
@@ -192,7 +196,7 @@ def _standard_rules(
         return _norm_rules(params, layer, scheme, norm_kinds or {})
     if isinstance(module, RECURRENT_TYPES):
         return recurrent_rules(module, layer, scheme)
-    weight_rule = _weight_rule(module, layer, scheme) if "weight" in params else None
+    weight_rule = _weight_rule(module, layer, scheme, params["weight"]) if "weight" in params else None
     if weight_rule is None:
         return {}
     rules: dict[str, tuple[str, str, Action]] = {"weight": (weight_rule.rule, weight_rule.reason, weight_rule.fill)}
@@ -390,7 +394,8 @@ def initialize(
             evidence = traced.norms[mname]
             rules = {p: (rule, f"{reason} [traced norm: {evidence}]", act) for p, (rule, reason, act) in rules.items()}
         param_roles: dict[str, str] = {}
-        for pname, (rule, reason, action, role) in _traced_rules(direct, mname, layer, scheme_obj, traced).items():
+        traced_rules = _traced_rules(direct, mname, layer, scheme_obj, traced) if traced.params else {}
+        for pname, (rule, reason, action, role) in traced_rules.items():
             if pname not in rules:
                 rules[pname] = (rule, reason, action)
                 param_roles[pname] = role
@@ -400,7 +405,7 @@ def initialize(
                 _check_tied(report, seen[id(param)], full, type(module).__name__, layer.role, role_sources, scheme_obj)
                 continue
             seen[id(param)] = len(report.records)
-            if isinstance(param, UninitializedParameter):
+            if is_lazy(param):  # isinstance(param, UninitializedParameter), without Parameter's slow metaclass check
                 raise ValueError(
                     f"initialize: {full} of {type(module).__name__} is a lazy, uninitialised "
                     "parameter; run one forward pass before initialising"

@@ -21,11 +21,12 @@ import math
 import torch
 
 from ._layout import centre_index, check_float_tensor, matrix_views
+from ._no_grad import no_grad
 from .random import draw_
 from .row_fills import check_window
 
 
-@torch.no_grad()
+@no_grad
 def const_avg_noise_(
     tensor: torch.Tensor, c: float, fan_in: int, *, gain: float, generator: torch.Generator
 ) -> torch.Tensor:
@@ -43,7 +44,7 @@ def const_avg_noise_(
     return draw_(tensor, lambda t, g: t.normal_(0.0, std, generator=g), generator)
 
 
-@torch.no_grad()
+@no_grad
 def const_avg_(
     tensor: torch.Tensor,
     c: float = 1.0,
@@ -93,7 +94,7 @@ def const_avg_(
     return tensor
 
 
-@torch.no_grad()
+@no_grad
 def const_avg_rows_(
     out: torch.Tensor, start: int, total: int, *, groups: int = 1, transposed: bool = False
 ) -> torch.Tensor:

@@ -26,6 +26,7 @@ from collections.abc import Callable
 import torch
 
 from ._layout import check_float_tensor, matrix_views
+from ._no_grad import no_grad
 
 FAN_MODES = ("fan_in", "fan_out")
 
@@ -71,7 +72,7 @@ def _fan(tensor: torch.Tensor, mode: str, groups: int, transposed: bool) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
-@torch.no_grad()
+@no_grad
 def kaiming_normal_(
     tensor: torch.Tensor,
     *,
@@ -92,7 +93,7 @@ def kaiming_normal_(
     return draw_(tensor, lambda t, g: t.normal_(0.0, std, generator=g), generator)
 
 
-@torch.no_grad()
+@no_grad
 def kaiming_uniform_(
     tensor: torch.Tensor,
     *,
@@ -109,7 +110,7 @@ def kaiming_uniform_(
     return draw_(tensor, lambda t, g: t.uniform_(-bound, bound, generator=g), generator)
 
 
-@torch.no_grad()
+@no_grad
 def xavier_normal_(
     tensor: torch.Tensor,
     *,
@@ -124,7 +125,7 @@ def xavier_normal_(
     return draw_(tensor, lambda t, g: t.normal_(0.0, std, generator=g), generator)
 
 
-@torch.no_grad()
+@no_grad
 def xavier_uniform_(
     tensor: torch.Tensor,
     *,
@@ -139,7 +140,7 @@ def xavier_uniform_(
     return draw_(tensor, lambda t, g: t.uniform_(-bound, bound, generator=g), generator)
 
 
-@torch.no_grad()
+@no_grad
 def orthogonal_(tensor: torch.Tensor, *, generator: torch.Generator, gain: float = 1.0) -> torch.Tensor:
     r"""Saxe et al. (2014): the weight flattened to ``(dim0, rest)`` has orthonormal rows or columns, times ``gain``.
 
@@ -157,7 +158,7 @@ def orthogonal_(tensor: torch.Tensor, *, generator: torch.Generator, gain: float
     return draw_(tensor, lambda t, g: torch.nn.init.orthogonal_(t, gain, generator=g), generator)
 
 
-@torch.no_grad()
+@no_grad
 def normal_(tensor: torch.Tensor, *, generator: torch.Generator, std: float = 1.0) -> torch.Tensor:
     r""":math:`\mathcal N(0, \text{std}^2)`, e.g. for embeddings (torch's default for ``nn.Embedding``)."""
     check_float_tensor(tensor, "normal_")

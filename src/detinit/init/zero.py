@@ -38,11 +38,13 @@ for any shape so a user can see what a layer gets.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 
 import torch
 
 from ._layout import centre_index, check_float_tensor, matrix_views
+from ._no_grad import no_grad
 from .hadamard import ceil_log2
 
 HADAMARD_NORMS = ("orthonormal", "paper")  # how zero_ scales its Hadamard blocks (its norm= option)
@@ -101,7 +103,7 @@ def _check_norm(norm: str) -> None:
         raise ValueError(f"norm={norm!r} is not supported; choose one of {HADAMARD_NORMS}")
 
 
-@torch.no_grad()
+@no_grad
 def partial_identity_(tensor: torch.Tensor, *, groups: int = 1, transposed: bool = False) -> torch.Tensor:
     r"""Fill a weight with the partial identity :math:`I^*(P, Q)` on the centre tap.
 
@@ -123,14 +125,20 @@ def partial_identity_(tensor: torch.Tensor, *, groups: int = 1, transposed: bool
     tensor([[1., 0., 0.],
             [0., 1., 0.]])
     """
-    views = matrix_views(tensor, "partial_identity_", groups=groups, transposed=transposed)
+    return _partial_identity_views_(
+        tensor, matrix_views(tensor, "partial_identity_", groups=groups, transposed=transposed)
+    )
+
+
+def _partial_identity_views_(tensor: torch.Tensor, views: list[torch.Tensor]) -> torch.Tensor:
+    """:func:`partial_identity_` on ``tensor`` whose centre-tap matrices ``views`` are already validated."""
     tensor.zero_()
     for view in views:
         view.diagonal().fill_(1)
     return tensor
 
 
-@torch.no_grad()
+@no_grad
 def identity_(tensor: torch.Tensor, *, groups: int = 1, transposed: bool = False) -> torch.Tensor:
     r"""Fill a square layer with the identity (Dirac kernel for convolutions).
 
@@ -155,7 +163,7 @@ def identity_(tensor: torch.Tensor, *, groups: int = 1, transposed: bool = False
     return partial_identity_(tensor, groups=groups, transposed=transposed)
 
 
-@torch.no_grad()
+@no_grad
 def zero_(
     tensor: torch.Tensor,
     *,
@@ -201,7 +209,7 @@ def zero_(
     views = matrix_views(tensor, "zero_", groups=groups, transposed=transposed)
     out_features, in_features = views[0].shape
     if out_features <= in_features:
-        return partial_identity_(tensor, groups=groups, transposed=transposed)
+        return _partial_identity_views_(tensor, views)
     scale = hadamard_scale(out_features, norm)
     if sum(view.numel() for view in views) < tensor.numel():  # other taps: a 1x1 kernel's blocks cover it all
         tensor.zero_()
@@ -217,14 +225,44 @@ def tap_order(kernel_size: tuple[int, ...]) -> torch.Tensor:
     >>> tap_order((3, 3)).tolist()
     [4, 1, 3, 5, 7, 0, 2, 6, 8]
     """
-    centre = torch.tensor(centre_index(kernel_size), dtype=torch.float64)
-    axes = torch.meshgrid(*[torch.arange(k) for k in kernel_size], indexing="ij")
-    grid = torch.stack(axes, -1).reshape(-1, len(kernel_size))
-    distance = (grid.double() - centre).pow(2).sum(1)
-    return torch.sort(distance, stable=True).indices
+    return torch.tensor(_tap_order(tuple(kernel_size)))
 
 
-@torch.no_grad()
+@functools.lru_cache(maxsize=64)
+def _tap_order(kernel_size: tuple[int, ...]) -> tuple[int, ...]:
+    centre = centre_index(kernel_size)
+    taps = list(itertools.product(*map(range, kernel_size)))  # raster order
+    return tuple(sorted(range(len(taps)), key=lambda i: sum((a - c) ** 2 for a, c in zip(taps[i], centre))))
+
+
+@functools.lru_cache(maxsize=64)
+def tap_ranks(kernel_size: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """``ranks[s]``: where tap ``s`` (flat, raster order) comes in :func:`tap_order`, its inverse permutation;
+    cached per device (a kernel shape repeats, and sorting its taps costs more than filling a stem).
+
+    >>> tap_ranks((3, 3), torch.device("cpu")).tolist()
+    [5, 1, 6, 2, 0, 3, 7, 4, 8]
+    """
+    ranks = [0] * math.prod(kernel_size)
+    for rank, tap in enumerate(_tap_order(kernel_size)):
+        ranks[tap] = rank
+    return torch.tensor(ranks, device=device)
+
+
+def unfolded_kernel(matrix: torch.Tensor, kernel_size: tuple[int, ...]) -> torch.Tensor:
+    """The kernel ``(P, Q, *kernel_size)`` whose unfolded ``(P, Q K)`` matrix is ``matrix``, its columns ordered
+    tap by :func:`tap_order` then channel: ``kernel[p, c, s] = matrix[p, ranks[s] Q + c]`` (a view of a gather).
+
+    >>> unfolded_kernel(torch.eye(2, 6), (3,)).tolist()  # 2 channels, 3 taps: the centre tap first
+    [[[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]], [[0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]
+    """
+    taps = math.prod(kernel_size)
+    rows, in_features = len(matrix), matrix.shape[1] // taps
+    by_tap = matrix.view(rows, taps, in_features).index_select(1, tap_ranks(kernel_size, matrix.device))
+    return by_tap.transpose(1, 2).view(rows, in_features, *kernel_size)
+
+
+@no_grad
 def zero_unfolded_(
     tensor: torch.Tensor, *, norm: str = "orthonormal", groups: int = 1, columns: str = "spanning"
 ) -> torch.Tensor:
@@ -259,19 +297,15 @@ def zero_unfolded_(
     taps = math.prod(tensor.shape[2:])
     if taps == 1 or out_features <= in_features:
         return zero_(tensor, norm=norm, groups=groups, columns=columns)
-    patch = in_features * taps
-    order = tap_order(tuple(tensor.shape[2:])).to(tensor.device)
-    matrix = torch.zeros(out_features, patch, dtype=tensor.dtype, device=tensor.device)
+    matrix = torch.empty(out_features, in_features * taps, dtype=tensor.dtype, device=tensor.device)
     zero_(matrix, norm=norm, columns=columns)  # (P, QK): partial identity or Hadamard block
-    # column t * Q + c of the matrix is input channel c at the t-th nearest tap
-    kernel = torch.zeros(out_features, in_features, taps, dtype=tensor.dtype, device=tensor.device)
-    kernel[:, :, order] = matrix.view(out_features, taps, in_features).transpose(1, 2)
+    kernel = unfolded_kernel(matrix, tuple(tensor.shape[2:]))
     for g in range(groups):
-        tensor[g * out_features : (g + 1) * out_features] = kernel.view(out_features, in_features, *tensor.shape[2:])
+        tensor[g * out_features : (g + 1) * out_features] = kernel
     return tensor
 
 
-@torch.no_grad()
+@no_grad
 def zero_embedding_(tensor: torch.Tensor, *, norm: str = "orthonormal", constant_token: bool = False) -> torch.Tensor:
     r"""ZerO for an embedding table ``(V, d)``: distinct, balanced Hadamard rows, never a zero token.
 
@@ -382,9 +416,8 @@ def _product_rows_(out: torch.Tensor, high: torch.Tensor, low: torch.Tensor, fir
         torch.mul(high[h], low[l : l + done], out=out[:done])
     whole, h = (rows - done) // _TILE, (first + done) // _TILE
     if whole:
-        torch.mul(
-            high[h : h + whole, None, :], low, out=out[done : done + whole * _TILE].view(whole, _TILE, out.shape[1])
-        )
+        tiles = out if rows == whole * _TILE else out[done : done + whole * _TILE]  # a slice costs a microsecond
+        torch.mul(high[h : h + whole].unsqueeze(1), low, out=tiles.view(whole, _TILE, out.shape[1]))
         done += whole * _TILE
     if rows > done:
         torch.mul(high[h + whole], low[: rows - done], out=out[done:])
@@ -482,6 +515,8 @@ __all__ = [
     "fill_sylvester_entries_",
     "hadamard_columns",
     "tap_order",
+    "tap_ranks",
+    "unfolded_kernel",
     "zero_unfolded_",
     "hadamard_scale",
     "identity_",

@@ -25,7 +25,8 @@ import math
 
 import torch
 
-from ._layout import centre_index, check_float_tensor
+from ._layout import centre_plane, check_float_tensor
+from ._no_grad import no_grad
 from .row_fills import check_window, group_spans
 from .zero import (
     _check_columns,
@@ -39,13 +40,8 @@ from .zero import (
     fill_sylvester_entries_,
     hadamard_columns,
     hadamard_scale,
-    tap_order,
+    unfolded_kernel,
 )
-
-
-def _centre_plane(out: torch.Tensor) -> torch.Tensor:
-    """The ``(rows, dim 1)`` view of ``out`` at the centre tap."""
-    return out[(slice(None), slice(None)) + centre_index(out.shape[2:])]
 
 
 def _check_block(out: torch.Tensor, start: int, total: int, fn: str, groups: int) -> None:
@@ -58,7 +54,7 @@ def _check_block(out: torch.Tensor, start: int, total: int, fn: str, groups: int
     check_window(out, start, total, fn, groups)
 
 
-@torch.no_grad()
+@no_grad
 def partial_identity_rows_(
     out: torch.Tensor, start: int, total: int, *, groups: int = 1, transposed: bool = False
 ) -> torch.Tensor:
@@ -70,7 +66,7 @@ def partial_identity_rows_(
     """
     _check_block(out, start, total, "partial_identity_rows_", groups)
     out.zero_()
-    plane, per_group, columns = _centre_plane(out), total // groups, out.shape[1]
+    plane, per_group, columns = centre_plane(out), total // groups, out.shape[1]
     for g, lo, hi in group_spans(start, len(out), per_group):
         first = lo - g * per_group  # the group's row, which is also its column on the diagonal
         count = max(0, min(hi - lo, columns - first))
@@ -79,7 +75,7 @@ def partial_identity_rows_(
     return out
 
 
-@torch.no_grad()
+@no_grad
 def zero_rows_(
     out: torch.Tensor,
     start: int,
@@ -106,7 +102,7 @@ def zero_rows_(
     scale = hadamard_scale(p, norm)
     if out.dim() > 2 and math.prod(out.shape[2:]) > 1:  # the other taps
         out.zero_()
-    plane = _centre_plane(out)
+    plane = centre_plane(out)
     if transposed:  # rows are the group's inputs: columns of its matrix
         cols = hadamard_columns(p, q, columns).to(out.device)
         for g, lo, hi in group_spans(start, len(out), per_group):
@@ -119,7 +115,7 @@ def zero_rows_(
     return out
 
 
-@torch.no_grad()
+@no_grad
 def zero_unfolded_rows_(
     out: torch.Tensor, start: int, total: int, *, norm: str = "orthonormal", groups: int = 1, columns: str = "spanning"
 ) -> torch.Tensor:
@@ -135,17 +131,14 @@ def zero_unfolded_rows_(
     taps = math.prod(out.shape[2:])
     if taps == 1 or per_group <= in_features:
         return zero_rows_(out, start, total, norm=norm, groups=groups, columns=columns)
-    order = tap_order(tuple(out.shape[2:])).to(out.device)
     for g, lo, hi in group_spans(start, len(out), per_group):
         matrix = torch.empty(hi - lo, in_features * taps, dtype=out.dtype, device=out.device)
         zero_rows_(matrix, lo - g * per_group, per_group, norm=norm, columns=columns)
-        kernel = torch.zeros(hi - lo, in_features, taps, dtype=out.dtype, device=out.device)
-        kernel[:, :, order] = matrix.view(hi - lo, taps, in_features).transpose(1, 2)
-        out[lo - start : hi - start] = kernel.view(hi - lo, *out.shape[1:])
+        out[lo - start : hi - start] = unfolded_kernel(matrix, tuple(out.shape[2:]))
     return out
 
 
-@torch.no_grad()
+@no_grad
 def zero_embedding_rows_(
     out: torch.Tensor, start: int, total: int, *, norm: str = "orthonormal", constant_token: bool = False
 ) -> torch.Tensor:
