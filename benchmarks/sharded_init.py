@@ -6,10 +6,13 @@
 Tables (docs/benchmarks.md, "Sharded and meta-device initialisation"):
 
 1. ``initialize(model, "zero")`` on a model already on the CPU, against ``p.zero_()`` on every parameter (the
-   least any initialisation can cost: one write of each value). Median of 5 after 2 warm-ups, one thread.
+   least any initialisation can cost: one write of each value). One thread; the two are timed in turn, 11
+   pairs, each after a warm-up call: medians of the times, and the median of the pairs' ratios (this VM's
+   speed drifts by up to 2x over minutes, which a ratio of separate medians takes in).
    Then the fixed cost per tensor: 200 ``Linear(16, 16)`` layers (400 tensors of 256 and 16 values, where
    the fixed costs are all there is), ``initialize`` against torch's own ``reset_parameters()`` and
-   ``nn.init.zeros_``, in microseconds per tensor.
+   ``nn.init.zeros_``, in microseconds per tensor: the four timed in turn, 11 rounds, medians, and the
+   median ratio to ``reset_parameters()`` within a round.
 2. The same models built on the meta device and materialised by ``initialize(model, "zero", device="cpu")``:
    time, and the growth of the process's peak RSS over the parameters' size (1.0 = no second copy). Each
    row runs in a fresh process, so that its peak is its own.
@@ -26,6 +29,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -70,6 +74,9 @@ def param_mib(model: torch.nn.Module) -> float:
     return sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
 
 
+PAIRS = 11  # memset and initialize timed in turn, each after a warm-up call
+
+
 def memset_row(name: str) -> list[str]:
     model = create_model(name)
     params = list(model.parameters())
@@ -79,10 +86,15 @@ def memset_row(name: str) -> list[str]:
             for p in params:
                 p.zero_()
 
-    t_memset = median_time(memset, 5) * 1e3
-    t_zero = median_time(lambda: initialize(model, "zero", **model_entry(name).init_options("zero", None)), 5) * 1e3
+    options = model_entry(name).init_options("zero", None)
+    memsets, inits = [], []
+    for _ in range(PAIRS):  # interleaved, so that a slow spell of the machine slows both alike
+        memsets.append(median_time(memset, 1, warmup=1))
+        inits.append(median_time(lambda: initialize(model, "zero", **options), 1, warmup=1))
+    ratio = statistics.median(i / m for i, m in zip(inits, memsets))
     count = sum(p.numel() for p in params)
-    return [name, f"{count / 1e6:.1f} M", len(params), f"{t_memset:.1f}", f"{t_zero:.1f}", f"{t_zero / t_memset:.2f}"]
+    t_memset, t_zero = statistics.median(memsets) * 1e3, statistics.median(inits) * 1e3
+    return [name, f"{count / 1e6:.1f} M", len(params), f"{t_memset:.1f}", f"{t_zero:.1f}", f"{ratio:.2f}"]
 
 
 TINY_LAYERS = 200
@@ -107,7 +119,18 @@ def per_tensor_rows() -> list[list[str]]:
         ("detinit: initialize(model, 'zero')", lambda: initialize(model, "zero")),
         ("detinit: initialize(model, 'kaiming')", lambda: initialize(model, "kaiming")),
     ]
-    return [[name, f"{median_time(fn, 5) * 1e6 / len(params):.1f}"] for name, fn in cases]
+    for _, fn in cases:
+        fn()  # warm-up
+    times: list[list[float]] = [[] for _ in cases]
+    for _ in range(PAIRS):  # in turn, as in memset_row
+        for spent, (_, fn) in zip(times, cases):
+            spent.append(median_time(fn, 1, warmup=0))
+    reference = times[0]
+    return [
+        [name, f"{statistics.median(spent) * 1e6 / len(params):.1f}",
+         f"{statistics.median(t / r for t, r in zip(spent, reference)):.2f}"]
+        for (name, _), spent in zip(cases, times)
+    ]  # fmt: skip
 
 
 def meta_row(name: str) -> dict[str, float]:
@@ -192,7 +215,7 @@ def main() -> int:
     headers = ["model", "parameters", "tensors", "memset ms", "initialize(zero) ms", "ratio"]
     print(format_table(headers, rows))
     print(f"\nfixed cost per tensor: {TINY_LAYERS} Linear(16, 16) layers, {2 * TINY_LAYERS} tensors (1 thread)")
-    print(format_table(["initialiser", "us per tensor"], per_tensor_rows()))
+    print(format_table(["initialiser", "us per tensor", "/ reset_parameters()"], per_tensor_rows()))
     meta = []
     for name in MODELS:
         done = subprocess.run(
