@@ -236,11 +236,11 @@ def _tap_order(kernel_size: tuple[int, ...]) -> tuple[int, ...]:
 
 
 @functools.lru_cache(maxsize=64)
-def tap_ranks(kernel_size: tuple[int, ...], device: torch.device) -> torch.Tensor:
+def _tap_ranks(kernel_size: tuple[int, ...], device: torch.device) -> torch.Tensor:
     """``ranks[s]``: where tap ``s`` (flat, raster order) comes in :func:`tap_order`, its inverse permutation;
     cached per device (a kernel shape repeats, and sorting its taps costs more than filling a stem).
 
-    >>> tap_ranks((3, 3), torch.device("cpu")).tolist()
+    >>> _tap_ranks((3, 3), torch.device("cpu")).tolist()
     [5, 1, 6, 2, 0, 3, 7, 4, 8]
     """
     ranks = [0] * math.prod(kernel_size)
@@ -258,7 +258,7 @@ def unfolded_kernel(matrix: torch.Tensor, kernel_size: tuple[int, ...]) -> torch
     """
     taps = math.prod(kernel_size)
     rows, in_features = len(matrix), matrix.shape[1] // taps
-    by_tap = matrix.view(rows, taps, in_features).index_select(1, tap_ranks(kernel_size, matrix.device))
+    by_tap = matrix.view(rows, taps, in_features).index_select(1, _tap_ranks(kernel_size, matrix.device))
     return by_tap.transpose(1, 2).view(rows, in_features, *kernel_size)
 
 
@@ -515,7 +515,6 @@ __all__ = [
     "fill_sylvester_entries_",
     "hadamard_columns",
     "tap_order",
-    "tap_ranks",
     "unfolded_kernel",
     "zero_unfolded_",
     "hadamard_scale",
