@@ -99,6 +99,8 @@ def test_rows_outside_the_tensor_or_its_groups_are_refused() -> None:
         zero_embedding_rows_(torch.empty(2, 4, 1), 0, 10)
     with pytest.raises(TypeError, match="only real floating-point tensors"):
         zero_rows_(torch.empty(2, 4, dtype=torch.int64), 0, 4)
+    with pytest.raises(ValueError, match=r"const_avg_rows_: got a 1-D block of shape \(4,\); expected the rows of a"):
+        const_avg_rows_(torch.empty(4), 0, 4)
 
 
 def _recorded_fills(monkeypatch, build) -> list[tuple[str, torch.Tensor, object]]:

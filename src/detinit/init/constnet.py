@@ -20,10 +20,10 @@ import math
 
 import torch
 
-from ._layout import centre_index, check_float_tensor, matrix_views
+from ._layout import centre_plane, matrix_views
 from ._no_grad import no_grad
 from .random import draw_
-from .row_fills import check_window
+from .row_fills import check_block
 
 
 @no_grad
@@ -104,8 +104,7 @@ def const_avg_rows_(
     >>> torch.equal(const_avg_rows_(torch.empty(1, 2, 3), 2, 4, groups=2), const_avg_(torch.empty(4, 2, 3), groups=2)[2:3])
     True
     """
-    check_float_tensor(out, "const_avg_rows_")
-    check_window(out, start, total, "const_avg_rows_", groups)
+    check_block(out, start, total, "const_avg_rows_", groups)
     in_features = total // groups if transposed else out.shape[1]
-    out.zero_()[(slice(None), slice(None)) + centre_index(out.shape[2:])].add_(1.0 / in_features)
+    centre_plane(out.zero_()).add_(1.0 / in_features)
     return out

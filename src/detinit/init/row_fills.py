@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ._layout import check_float_tensor
+
 Fill = Callable[[torch.Tensor, torch.Generator], object]
 RowsFill = Callable[[torch.Tensor, int, int, torch.Generator], object]  # (out, start, total, generator)
 
@@ -90,6 +92,18 @@ def check_window(out: torch.Tensor, start: int, total: int, fn: str, groups: int
         )
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or total % groups:
         raise ValueError(f"{fn}: total={total} rows are not divisible by groups={groups!r} (a positive int)")
+
+
+def check_block(out: torch.Tensor, start: int, total: int, fn: str, groups: int = 1) -> None:
+    """Refuse anything but a floating-point block of a weight's rows (2-5-D: Linear or conv) that lies inside a
+    ``total``-row weight in ``groups`` equal groups (:func:`check_window`)."""
+    check_float_tensor(out, fn)
+    if not 2 <= out.dim() <= 5:
+        raise ValueError(
+            f"{fn}: got a {out.dim()}-D block of shape {tuple(out.shape)}; expected the rows of a Linear weight "
+            "(out, in) or of a conv kernel (out, in/groups, *k)"
+        )
+    check_window(out, start, total, fn, groups)
 
 
 def group_spans(start: int, count: int, per_group: int) -> Iterator[tuple[int, int, int]]:

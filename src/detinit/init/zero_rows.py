@@ -25,9 +25,9 @@ import math
 
 import torch
 
-from ._layout import centre_plane, check_float_tensor
+from ._layout import centre_plane
 from ._no_grad import no_grad
-from .row_fills import check_window, group_spans
+from .row_fills import check_block, check_window, group_spans
 from .zero import (
     _check_columns,
     _check_norm,
@@ -44,16 +44,6 @@ from .zero import (
 )
 
 
-def _check_block(out: torch.Tensor, start: int, total: int, fn: str, groups: int) -> None:
-    check_float_tensor(out, fn)
-    if not 2 <= out.dim() <= 5:
-        raise ValueError(
-            f"{fn}: got a {out.dim()}-D block of shape {tuple(out.shape)}; expected the rows of a Linear weight "
-            "(out, in) or of a conv kernel (out, in/groups, *k)"
-        )
-    check_window(out, start, total, fn, groups)
-
-
 @no_grad
 def partial_identity_rows_(
     out: torch.Tensor, start: int, total: int, *, groups: int = 1, transposed: bool = False
@@ -64,7 +54,7 @@ def partial_identity_rows_(
     tensor([[0., 1., 0.],
             [0., 0., 1.]])
     """
-    _check_block(out, start, total, "partial_identity_rows_", groups)
+    check_block(out, start, total, "partial_identity_rows_", groups)
     out.zero_()
     plane, per_group, columns = centre_plane(out), total // groups, out.shape[1]
     for g, lo, hi in group_spans(start, len(out), per_group):
@@ -94,7 +84,7 @@ def zero_rows_(
     """
     _check_norm(norm)
     _check_columns(columns, "zero_rows_")
-    _check_block(out, start, total, "zero_rows_", groups)
+    check_block(out, start, total, "zero_rows_", groups)
     per_group = total // groups
     p, q = (out.shape[1], per_group) if transposed else (per_group, out.shape[1])
     if p <= q:
@@ -126,7 +116,7 @@ def zero_unfolded_rows_(
     True
     """
     _check_norm(norm)
-    _check_block(out, start, total, "zero_unfolded_rows_", groups)
+    check_block(out, start, total, "zero_unfolded_rows_", groups)
     per_group, in_features = total // groups, out.shape[1]
     taps = math.prod(out.shape[2:])
     if taps == 1 or per_group <= in_features:
