@@ -12,7 +12,8 @@ Tables (docs/benchmarks.md, "Sharded and meta-device initialisation"):
    Then the fixed cost per tensor: 200 ``Linear(16, 16)`` layers (400 tensors of 256 and 16 values, where
    the fixed costs are all there is), ``initialize`` against torch's own ``reset_parameters()`` and
    ``nn.init.zeros_``, in microseconds per tensor: the four timed in turn, 11 rounds, medians, and the
-   median ratio to ``reset_parameters()`` within a round.
+   median ratio to ``reset_parameters()`` within a round. Once more with ``Linear(16 + i, 16)``: no two
+   layers alike, so ``initialize`` builds a rule for each (it builds one per layer geometry).
 2. The same models built on the meta device and materialised by ``initialize(model, "zero", device="cpu")``:
    time, and the growth of the process's peak RSS over the parameters' size (1.0 = no second copy). Each
    row runs in a fresh process, so that its peak is its own.
@@ -100,9 +101,15 @@ def memset_row(name: str) -> list[str]:
 TINY_LAYERS = 200
 
 
-def per_tensor_rows() -> list[list[str]]:
+def tiny_layers(repeated: bool) -> torch.nn.Sequential:
+    """``TINY_LAYERS`` small Linear layers: all ``Linear(16, 16)`` (one geometry: ``initialize`` builds one rule,
+    as for a deep model's repeated blocks), or ``Linear(16 + i, 16)``, each its own geometry and rule."""
+    return torch.nn.Sequential(*[torch.nn.Linear(16 + (0 if repeated else i), 16) for i in range(TINY_LAYERS)])
+
+
+def per_tensor_rows(repeated: bool = True) -> list[list[str]]:
     """Microseconds per tensor of whole-model initialisers on many tiny layers (fixed costs only)."""
-    model = torch.nn.Sequential(*[torch.nn.Linear(16, 16) for _ in range(TINY_LAYERS)])
+    model = tiny_layers(repeated)
     params = list(model.parameters())
 
     def torch_reset() -> None:
@@ -214,8 +221,9 @@ def main() -> int:
     print("whole model, already on the CPU: initialize(zero) against a memset of every parameter (1 thread)")
     headers = ["model", "parameters", "tensors", "memset ms", "initialize(zero) ms", "ratio"]
     print(format_table(headers, rows))
-    print(f"\nfixed cost per tensor: {TINY_LAYERS} Linear(16, 16) layers, {2 * TINY_LAYERS} tensors (1 thread)")
-    print(format_table(["initialiser", "us per tensor", "/ reset_parameters()"], per_tensor_rows()))
+    for repeated, layers in ((True, "Linear(16, 16)"), (False, "Linear(16 + i, 16), no geometry repeated")):
+        print(f"\nfixed cost per tensor: {TINY_LAYERS} {layers} layers, {2 * TINY_LAYERS} tensors (1 thread)")
+        print(format_table(["initialiser", "us per tensor", "/ reset_parameters()"], per_tensor_rows(repeated)))
     meta = []
     for name in MODELS:
         done = subprocess.run(

@@ -1,5 +1,6 @@
 """Model-level initialize(): rules, roles, report, unknown modules, strictness."""
 
+import copy
 import json
 
 import pytest
@@ -204,3 +205,63 @@ def test_every_scheme_on_conv_transpose_and_grouped_layers():
         "gpt2",
         "tfixup",
     }
+
+
+def _geometry_zoo() -> nn.Sequential:
+    """Layers that share a weight shape but not a rule (groups, transposed, role, padding row), and twins."""
+    return nn.Sequential(
+        nn.Conv2d(4, 8, 3, groups=2),  # weight (8, 2, 3, 3), two groups
+        nn.Conv2d(2, 8, 3),  # the same weight shape, one group
+        nn.Conv2d(2, 8, 3),  # a twin of the one before
+        nn.ConvTranspose2d(8, 2, 3),  # (8, 2, 3, 3) again, transposed
+        nn.Linear(16, 16),  # role branch
+        nn.Linear(16, 16),  # role branch_last
+        nn.Linear(16, 16),  # role attn_out
+        nn.Linear(16, 16),  # default
+        nn.Linear(16, 16),  # a twin of the one before
+        nn.Embedding(16, 16, padding_idx=0),
+        nn.Embedding(16, 16),
+        nn.LayerNorm(16),
+    )
+
+
+@pytest.mark.parametrize(
+    "scheme", ["zero", "partial_identity", "constnet", "kaiming", "orthogonal", "fixup", "gpt2", "tfixup"]
+)
+def test_rules_built_once_per_geometry_change_nothing(scheme, monkeypatch):
+    """initialize builds one weight rule per layer class, role and geometry (rule_key) and shares it between
+    layers alike; every layer gets the values and report it gets with a rule built for it alone."""
+    from detinit.init import apply
+
+    roles = {"4": "branch", "5": "branch_last", "6": "attn_out"}
+    cached_model = _geometry_zoo()
+    alone_model = copy.deepcopy(cached_model)  # the same values where no rule writes (ConstNet's embeddings)
+    built = []
+    weight_rule = apply._weight_rule
+    monkeypatch.setattr(apply, "_weight_rule", lambda *a: built.append(a[0]) or weight_rule(*a))
+    cached = initialize(cached_model, scheme, roles=roles)
+    # twins (2 after 1, 8 after 7) and the two embeddings but for padding_idx share one rule each
+    assert len(built) == len(_geometry_zoo()) - 1 - 3, scheme
+    monkeypatch.setattr(apply, "rule_key", lambda *a: None)  # every layer builds its own rule
+    alone = initialize(alone_model, scheme, roles=roles)
+    assert cached.records == alone.records
+    for (name, a), b in zip(cached_model.state_dict().items(), alone_model.state_dict().values()):
+        assert torch.equal(a, b), (scheme, name)
+
+
+def test_rules_of_a_scheme_subclass_are_built_per_layer():
+    """A subclass of a built-in scheme may read anything of the module, so its rules are never shared."""
+    from detinit.init.row_fills import ZEROS
+    from detinit.init.schemes import LayerInfo, WeightRule, ZerOScheme, rule_key
+
+    class ZeroWithoutBias(ZerOScheme):
+        def _rule(self, module, layer):
+            if getattr(module, "bias", None) is None:
+                return WeightRule("zeros", "no bias: 0", ZEROS)
+            return super()._rule(module, layer)
+
+    net = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 8, bias=False))
+    assert rule_key(ZeroWithoutBias(), net[0], LayerInfo(), net[0].weight.shape) is None
+    report = initialize(net, ZeroWithoutBias())
+    assert [r.rule for r in report.records] == ["identity", "zeros", "zeros"]
+    assert torch.equal(net[0].weight, torch.eye(8)) and not net[1].weight.any()

@@ -54,7 +54,7 @@ from .recurrent import RECURRENT_TYPES, recurrent_rules
 from .report import FROZEN, UNKNOWN, InitReport, ParamRecord
 from .roles import NORM_ROLES, LayerInfo, RoleSource, default_layer_info, fused_parts, layer_infos
 from .row_fills import MINUS_ONES, ONES, ZEROS, RowFill, transposed_rows_of, with_zero_row
-from .schemes import Scheme, WeightRule, get_scheme, row_blocks_rule
+from .schemes import Scheme, WeightRule, get_scheme, row_blocks_rule, rule_key
 from .sharded import materialize_, parse_device, write_
 from .traced_roles import TracedParam, TracedRoles, trace_roles
 
@@ -79,6 +79,7 @@ def _direct_parameters(module: nn.Module) -> dict[str, nn.Parameter]:
     return {name: param for name, param in module._parameters.items() if param is not None}
 
 
+_MISSING = object()  # a key not in a cache (a cached rule may be None)
 MHA_PROJECTIONS = {"q_proj_weight": "attn_query", "k_proj_weight": "attn_key", "v_proj_weight": "attn_value"}
 
 
@@ -120,6 +121,24 @@ def _weight_rule(
             f"{type(module).__name__} is not supported"
         )
     return split_rule(scheme, layer, module.in_features, parts)
+
+
+def _cached_weight_rule(
+    module: nn.Module,
+    layer: LayerInfo,
+    scheme: Scheme,
+    weight: torch.Tensor,
+    cache: dict[tuple, WeightRule | None] | None,
+) -> WeightRule | None:
+    """:func:`_weight_rule`, built once per :func:`~detinit.init.schemes.rule_key` in ``cache`` (one call of
+    :func:`initialize`; ``None``: no cache): the blocks of a deep model repeat a few layer geometries, and a
+    rule with its fill, row form and reason costs more to build than a small tensor costs to fill."""
+    if cache is None or is_lazy(weight) or (key := rule_key(scheme, module, layer, weight.shape)) is None:
+        return _weight_rule(module, layer, scheme, weight)
+    rule = cache.get(key, _MISSING)
+    if rule is _MISSING:
+        rule = cache[key] = _weight_rule(module, layer, scheme, weight)
+    return rule  # type: ignore[return-value]
 
 
 def _attention_rules(
@@ -176,15 +195,23 @@ def _norm_rules(
 
 
 def _standard_rules(
-    module: nn.Module, layer: LayerInfo, scheme: Scheme, norm_kinds: Mapping[str, str] | None = None
+    module: nn.Module,
+    layer: LayerInfo,
+    scheme: Scheme,
+    norm_kinds: Mapping[str, str] | None = None,
+    *,
+    params: Mapping[str, nn.Parameter] | None = None,
+    cache: dict[tuple, WeightRule | None] | None = None,
 ) -> dict[str, tuple[str, str, Action]]:
     """``{param_name: (rule, reason, action)}`` for the direct parameters of one module.
 
-    ``norm_kinds`` is given for norms of classes torch does not define, found by tracing.
+    ``norm_kinds`` is given for norms of classes torch does not define, found by tracing; ``params`` are the
+    module's direct parameters where the caller has them; ``cache`` keeps weight rules across the modules of
+    one model (:func:`_cached_weight_rule`).
     """
     if isinstance(module, nn.MultiheadAttention):
         return _attention_rules(module, layer, scheme)
-    params = _direct_parameters(module)
+    params = _direct_parameters(module) if params is None else params
     is_norm = isinstance(module, NORM_TYPES) or norm_kinds is not None
     if layer.role in NORM_ROLES and not is_norm and layer.role != "norm":
         raise ValueError(
@@ -196,7 +223,8 @@ def _standard_rules(
         return _norm_rules(params, layer, scheme, norm_kinds or {})
     if isinstance(module, RECURRENT_TYPES):
         return recurrent_rules(module, layer, scheme)
-    weight_rule = _weight_rule(module, layer, scheme, params["weight"]) if "weight" in params else None
+    weight = params.get("weight")
+    weight_rule = None if weight is None else _cached_weight_rule(module, layer, scheme, weight, cache)
     if weight_rule is None:
         return {}
     rules: dict[str, tuple[str, str, Action]] = {"weight": (weight_rule.rule, weight_rule.reason, weight_rule.fill)}
@@ -378,6 +406,7 @@ def initialize(
 
     plans: list[_ModulePlan] = []
     seen: dict[int, int] = {}  # id(param) -> its record
+    rule_cache: dict[tuple, WeightRule | None] = {}  # rule_key -> weight rule, built once per layer geometry
     for mname, module in named:
         direct = _direct_parameters(module)
         if not direct:
@@ -389,7 +418,7 @@ def initialize(
         norm_kinds = None
         if mname in traced.norms:
             norm_kinds = {p: traced.params[f"{mname}.{p}" if mname else p].kind for p in direct}
-        rules = _standard_rules(module, layer, scheme_obj, norm_kinds)
+        rules = _standard_rules(module, layer, scheme_obj, norm_kinds, params=direct, cache=rule_cache)
         if norm_kinds is not None:  # say how the norm was found
             evidence = traced.norms[mname]
             rules = {p: (rule, f"{reason} [traced norm: {evidence}]", act) for p, (rule, reason, act) in rules.items()}
@@ -525,7 +554,7 @@ def _check_tied(
 
 def _execute(plan: _ModulePlan, scheme: Scheme, gen: torch.Generator, report: InitReport) -> None:
     """Run one module's hook (or its standard actions) and finish its report records."""
-    params = _direct_parameters(plan.module)
+    params = _direct_parameters(plan.module)  # read now: materialize_ replaces a meta model's parameters
     if not plan.hooked:
         for pname, (_, _, action) in plan.rules.items():
             write_(params[pname], action, gen)

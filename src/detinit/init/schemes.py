@@ -673,6 +673,35 @@ class TFixupScheme(Scheme):
         )
 
 
+GEOMETRY_SCHEMES = (ZerOScheme, ConstNetScheme, RandomScheme, GatedScheme, FixupScheme, GPT2Scheme, TFixupScheme)
+
+
+def rule_key(scheme: Scheme, module: nn.Module, layer: LayerInfo, weight_shape: torch.Size) -> tuple | None:
+    """A key equal for two layers that ``scheme`` gives the same weight rule, or ``None`` where it cannot say.
+
+    The built-in schemes (exactly the classes in ``GEOMETRY_SCHEMES``, not subclasses, which may read anything)
+    decide from the layer's class, its :class:`LayerInfo` and its geometry: the weight's shape and the
+    attributes their rules read (features, channels, groups, kernel, vocabulary). So
+    :func:`detinit.initialize` builds one rule per distinct key: a model's repeated blocks share it.
+
+    >>> a, b = nn.Linear(4, 8), nn.Linear(4, 8)
+    >>> z = get_scheme("zero")
+    >>> rule_key(z, a, LayerInfo(), a.weight.shape) == rule_key(z, b, LayerInfo(), b.weight.shape)
+    True
+    """
+    if type(scheme) not in GEOMETRY_SCHEMES:
+        return None
+    if isinstance(module, nn.Linear):
+        attributes: tuple = (module.in_features, module.out_features)
+    elif isinstance(module, MATRIX_LAYER_TYPES):
+        attributes = (module.in_channels, module.out_channels, module.groups, module.kernel_size)
+    elif isinstance(module, nn.Embedding):
+        attributes = (module.num_embeddings, module.embedding_dim)
+    else:
+        return None
+    return type(module), layer, weight_shape, attributes
+
+
 SCHEMES: Registry[Callable[..., Scheme]] = Registry("scheme")
 SCHEMES.add("zero", lambda **kw: ZerOScheme(hadamard=True, **kw), "ZerO: identity, partial identity, Hadamard; zeros")
 SCHEMES.add(
