@@ -14,6 +14,8 @@ Tables (docs/benchmarks.md, "Sharded and meta-device initialisation"):
    ``nn.init.zeros_``, in microseconds per tensor: the four timed in turn, 11 rounds, medians, and the
    median ratio to ``reset_parameters()`` within a round. Once more with ``Linear(16 + i, 16)``: no two
    layers alike, so ``initialize`` builds a rule for each (it builds one per layer geometry).
+   With transformers installed, the same for Hugging Face's GPT-2, whose ``initialize`` also traces a forward
+   pass (timed alone too).
 2. The same models built on the meta device and materialised by ``initialize(model, "zero", device="cpu")``:
    time, and the growth of the process's peak RSS over the parameters' size (1.0 = no second copy). Each
    row runs in a fresh process, so that its peak is its own.
@@ -96,6 +98,40 @@ def memset_row(name: str) -> list[str]:
     count = sum(p.numel() for p in params)
     t_memset, t_zero = statistics.median(memsets) * 1e3, statistics.median(inits) * 1e3
     return [name, f"{count / 1e6:.1f} M", len(params), f"{t_memset:.1f}", f"{t_zero:.1f}", f"{ratio:.2f}"]
+
+
+def hugging_face_row() -> list[str] | None:
+    """Hugging Face's GPT-2 (``GPT2LMHeadModel`` from its default config, 124 M; ``None`` without transformers):
+    ``initialize`` traces one forward pass to find the roles, then fills; its ``Conv1D`` weights are stored
+    ``(in, out)``. Memset, ``initialize(model, "zero")`` and the trace alone (``trace_roles`` on the input
+    ``initialize`` infers), timed in turn."""
+    try:
+        from transformers import GPT2Config, GPT2LMHeadModel
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return None
+    from detinit.init.example_inputs import infer_example_inputs
+    from detinit.init.traced_roles import trace_roles
+
+    hf_logging.set_verbosity_error()
+    model = GPT2LMHeadModel(GPT2Config())
+    params, example = list(model.parameters()), infer_example_inputs(model)
+
+    def memset() -> None:
+        with torch.no_grad():
+            for p in params:
+                p.zero_()
+
+    times: list[list[float]] = [[], [], []]
+    for _ in range(PAIRS):
+        for spent, fn in zip(times, (memset, lambda: initialize(model, "zero"), lambda: trace_roles(model, example))):
+            spent.append(median_time(fn, 1, warmup=1))
+    t_memset, t_init, t_trace = (statistics.median(t) * 1e3 for t in times)
+    ratio = statistics.median(i / m for i, m in zip(times[1], times[0]))
+    untraced = statistics.median((i - t) / m for i, t, m in zip(*times[1:], times[0]))
+    count = sum(p.numel() for p in params)
+    return ["hugging face gpt2", f"{count / 1e6:.1f} M", len(params), f"{t_memset:.1f}", f"{t_init:.1f}",
+            f"{t_trace:.1f}", f"{ratio:.2f}", f"{untraced:.2f}"]  # fmt: skip
 
 
 TINY_LAYERS = 200
@@ -221,6 +257,12 @@ def main() -> int:
     print("whole model, already on the CPU: initialize(zero) against a memset of every parameter (1 thread)")
     headers = ["model", "parameters", "tensors", "memset ms", "initialize(zero) ms", "ratio"]
     print(format_table(headers, rows))
+    hugging_face = hugging_face_row()
+    if hugging_face is not None:
+        print("\na Hugging Face model: initialize traces a forward pass, then fills (1 thread)")
+        headers = ["model", "parameters", "tensors", "memset ms", "initialize(zero) ms", "of which trace ms", "ratio",
+                   "ratio without the trace"]  # fmt: skip
+        print(format_table(headers, [hugging_face]))
     for repeated, layers in ((True, "Linear(16, 16)"), (False, "Linear(16 + i, 16), no geometry repeated")):
         print(f"\nfixed cost per tensor: {TINY_LAYERS} {layers} layers, {2 * TINY_LAYERS} tensors (1 thread)")
         print(format_table(["initialiser", "us per tensor", "/ reset_parameters()"], per_tensor_rows(repeated)))

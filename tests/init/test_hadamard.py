@@ -120,18 +120,21 @@ def _popcount_matrix(rows: list[int] | range, columns: list[int]) -> torch.Tenso
     st.sampled_from(["first", "spanning"]),
     st.sampled_from([1, 3]),
     st.sampled_from([torch.float32, torch.bfloat16]),
+    st.booleans(),
 )
-def test_expanding_zero_blocks_are_the_popcount_formula(out_features, in_features, columns, kernel, dtype):
+def test_expanding_zero_blocks_are_the_popcount_formula(out_features, in_features, columns, kernel, dtype, transposed):
     """zero_ writes c H[i, cols[b]] on the centre tap of an expanding layer, as the product of two small
-    cached factors (rows 64 h + l); every other tap is 0, including where the tensor held garbage."""
+    cached factors (rows 64 h + l; a ConvTranspose kernel (in, out, k, k) holds the transpose, written along
+    its own rows); every other tap is 0, including where the tensor held garbage."""
     if out_features <= in_features:
         out_features = in_features + 1
-    weight = torch.full((out_features, in_features, kernel, kernel), 7.0, dtype=dtype)
-    zero_(weight, columns=columns)
+    shape = (in_features, out_features) if transposed else (out_features, in_features)
+    weight = torch.full((*shape, kernel, kernel), 7.0, dtype=dtype)
+    zero_(weight, columns=columns, transposed=transposed)
     cols = hadamard_columns(out_features, in_features, columns).tolist()
     expected = _popcount_matrix(range(out_features), cols) * hadamard_scale(out_features, "orthonormal")
     centre = weight[:, :, kernel // 2, kernel // 2]
-    assert torch.equal(centre, expected.to(dtype))
+    assert torch.equal(centre.t() if transposed else centre, expected.to(dtype))
     centre.zero_()
     assert weight.eq(0).all()
 

@@ -55,14 +55,22 @@ class Conv1D(nn.Module):
         return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight).view(*x.shape[:-1], -1)
 
 
-@pytest.mark.parametrize("scheme", ["zero", "kaiming", "orthogonal"])
-def test_a_weight_stored_in_out_gets_the_transpose_of_the_linear_rule(scheme):
-    conv1d, linear = nn.Sequential(Conv1D(24, 8)), nn.Sequential(nn.Linear(8, 24))
-    x = torch.ones(2, 8)
-    initialize(conv1d, scheme, example_inputs=x, seed=3)
+@pytest.mark.parametrize("scheme", ["zero", "partial_identity", "constnet", "kaiming", "orthogonal"])
+@pytest.mark.parametrize("out_features,in_features", [(24, 8), (8, 24), (200, 70), (130, 130)])
+def test_a_weight_stored_in_out_gets_the_transpose_of_the_linear_rule(scheme, out_features, in_features):
+    """Deterministic rules write the stored (in, out) layout straight (as rows of the transpose), random ones
+    through an (out, in) temporary: either way the transpose of the Linear's weight, with the same draws.
+    Expanding (Hadamard, 200 outputs: three whole tiles of 64 and a ragged one), contracting and square; a
+    classifier follows, so that the layer is not the output layer (which starts at 0)."""
+    conv1d = nn.Sequential(Conv1D(out_features, in_features), nn.Linear(out_features, 3))
+    linear = nn.Sequential(nn.Linear(in_features, out_features), nn.Linear(out_features, 3))
+    x = torch.ones(2, in_features)
+    report = initialize(conv1d, scheme, example_inputs=x, seed=3)
     initialize(linear, scheme, example_inputs=x, seed=3)
+    assert report["0.weight"].role == "default"
     assert torch.equal(conv1d[0].weight, linear[0].weight.t())
-    assert torch.equal(conv1d[0].bias, torch.zeros(24))
+    assert torch.equal(conv1d[0].bias, torch.zeros(out_features))
+    assert torch.equal(conv1d[1].weight, linear[1].weight)
 
 
 def test_timm_vit_pattern_roles_and_promises():

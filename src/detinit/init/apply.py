@@ -239,18 +239,24 @@ def _standard_rules(
 
 def _stored_fill(rule: WeightRule, stored: str) -> Action:
     """Fill a weight as ``rule`` fills an ``nn.Linear``'s ``(out, in)`` weight; one stored ``(in, out)`` gets
-    the transpose of that, with the same random draws in the same order; a shard of its rows is a block of
-    the Linear's columns (``transposed_rows``, :mod:`detinit.init.row_fills`)."""
+    the transpose of that, with the same random draws in the same order.
+
+    A deterministic rule writes the stored layout straight, as all the rows of the transpose
+    (``transposed_rows``, :mod:`detinit.init.row_fills`; a shard's rows are a block of them); a random one
+    fills an ``(out, in)`` temporary and copies its transpose (a strided copy: 4x a memset on GPT-2's weights).
+    """
     if stored == "out_in":
         return rule.fill
+    transposed = transposed_rows_of(rule.fill)
+    if transposed is not None:
+        return RowFill(lambda t, g: transposed(t, 0, len(t), g), transposed)
 
     def fill(t: torch.Tensor, g: torch.Generator) -> None:
         linear = torch.empty(t.shape[::-1], dtype=t.dtype, device=t.device)
         rule.fill(linear, g)
         t.copy_(linear.t())
 
-    transposed = transposed_rows_of(rule.fill)
-    return fill if transposed is None else RowFill(fill, transposed)
+    return fill
 
 
 def _traced_rules(

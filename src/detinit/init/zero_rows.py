@@ -32,13 +32,12 @@ from .zero import (
     _check_columns,
     _check_norm,
     _hadamard_factors,
+    _product_columns_,
     _product_rows_,
     _repeat_rows_,
-    _sylvester_rows_,
     check_table,
     embedding_rows,
     fill_sylvester_entries_,
-    hadamard_columns,
     hadamard_scale,
     unfolded_kernel,
 )
@@ -93,15 +92,10 @@ def zero_rows_(
     if out.dim() > 2 and math.prod(out.shape[2:]) > 1:  # the other taps
         out.zero_()
     plane = centre_plane(out)
-    if transposed:  # rows are the group's inputs: columns of its matrix
-        cols = hadamard_columns(p, q, columns).to(out.device)
-        for g, lo, hi in group_spans(start, len(out), per_group):
-            first = lo - g * per_group
-            _sylvester_rows_(plane[lo - start : hi - start].t(), cols[first : first + hi - lo], scale)
-        return out
     high, low = _hadamard_factors(p, q, columns, scale, out.dtype, out.device)
+    block = _product_columns_ if transposed else _product_rows_  # transposed: rows are the group's inputs
     for g, lo, hi in group_spans(start, len(out), per_group):
-        _product_rows_(plane[lo - start : hi - start], high, low, first=lo - g * per_group)
+        block(plane[lo - start : hi - start], high, low, first=lo - g * per_group)
     return out
 
 
