@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 
 from detinit import initialize
-from detinit.init.trace import TraceError
+from detinit.init.trace import Graph, Node, TraceError, Value
 from detinit.init.traced_roles import trace_roles
 from detinit.train import param_groups
 
@@ -270,3 +272,28 @@ def test_tracing_changes_nothing_in_the_model():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     trace_roles(model, torch.randn(2, 3, 16, 16))
     assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@st.composite
+def _graphs(draw):
+    """A random recorded computation: values numbered in the order computed, each either a leaf (input,
+    parameter) or the output of a node reading up to three earlier values."""
+    count = draw(st.integers(1, 40))
+    values, nodes = [], []
+    for index in range(count):
+        inputs = draw(st.lists(st.integers(0, index - 1), max_size=3, unique=True)) if index else []
+        if inputs:
+            nodes.append(Node(len(nodes), "op", dict(enumerate(inputs)), [index], ""))
+        values.append(Value(index, len(nodes) - 1 if inputs else None, True))
+    a, b = draw(st.integers(0, count - 1)), draw(st.integers(0, count - 1))
+    return Graph(values, nodes, [], [], [], []), a, b
+
+
+@given(_graphs())
+def test_exclusive_ancestors_are_the_differences_of_the_whole_walks(case):
+    """The walk that stops at the shared history gives the same sets as two whole ancestor walks."""
+    graph, a, b = case
+    anc_a, anc_b = graph.ancestors(a), graph.ancestors(b)
+    assert graph.exclusive_ancestors(a, b) == (anc_a - anc_b, anc_b - anc_a, bool(anc_a & anc_b))
+    assert graph.is_ancestor(a, of=b) == (a in anc_b)
+    assert graph.is_ancestor(b, of=a) == (b in anc_a)

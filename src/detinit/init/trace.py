@@ -29,6 +29,7 @@ example input's values: the residual stream is, positions built with
 
 from __future__ import annotations
 
+import heapq
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -124,6 +125,70 @@ class Graph:
                     seen.add(v)
                     stack.append(v)
         return seen
+
+    def is_ancestor(self, value: int, of: int) -> bool:
+        """Whether ``of`` was computed from ``value`` (``value in ancestors(of)``), walking back only through
+        values numbered above ``value``: a node's inputs are numbered before its outputs."""
+        seen, stack = {of}, [of]
+        while stack:
+            current = stack.pop()
+            if current == value:
+                return True
+            node = self.producer(current)
+            if node is None:
+                continue
+            for v in node.inputs.values():
+                if v >= value and v not in seen:
+                    seen.add(v)
+                    stack.append(v)
+        return False
+
+    def exclusive_ancestors(self, a: int, b: int) -> tuple[set[int], set[int], bool]:
+        """``(ancestors(a) - ancestors(b), ancestors(b) - ancestors(a), whether the two share a value)``, without
+        walking the history they share.
+
+        Values are numbered in the order they were computed (a node's inputs before its outputs), so a walk
+        back in decreasing number, marking each value with the sides it is reached from, sees all of a value's
+        consumers before the value: its mark is final when it is taken. Once every value left to take is
+        reached from both sides, all of their ancestors are shared too, and the walk stops. The two sides of a
+        residual add share everything before the block, so this costs the block, not the model (two whole
+        :meth:`ancestors` walks per add made tracing quadratic in depth: 3 of 4 s for 96 blocks).
+
+        >>> g = Graph([Value(0, None, True), Value(1, 0, True), Value(2, 1, True)],
+        ...           [Node(0, "relu", {0: 0}, [1], ""), Node(1, "neg", {0: 0}, [2], "")], [], [], [], [])
+        >>> g.exclusive_ancestors(1, 2)
+        ({1}, {2}, True)
+        """
+        side_a, side_b, both = 1, 2, 3
+        marks = {a: side_a}
+        marks[b] = marks.get(b, 0) | side_b
+        heap = [-v for v in marks]  # a max-heap of value numbers
+        heapq.heapify(heap)
+        undecided = sum(mark != both for mark in marks.values())  # values in the heap not yet known shared
+        only_a: set[int] = set()
+        only_b: set[int] = set()
+        shared = False
+        while heap and undecided:
+            value = -heapq.heappop(heap)
+            mark = marks[value]
+            if mark == both:
+                shared = True
+            else:
+                undecided -= 1
+                (only_a if mark == side_a else only_b).add(value)
+            node = self.producer(value)
+            if node is None:
+                continue
+            for v in node.inputs.values():
+                old = marks.get(v)
+                if old is None:
+                    marks[v] = mark
+                    heapq.heappush(heap, -v)
+                    undecided += mark != both
+                elif old | mark != old:  # v is still in the heap: it is numbered below the value taken
+                    marks[v] = old | mark
+                    undecided -= old | mark == both
+        return only_a, only_b, shared or bool(heap)
 
 
 class _Recorder(TorchFunctionMode):

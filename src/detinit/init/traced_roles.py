@@ -343,9 +343,9 @@ class _Analysis:
                 continue
             if node.name in MUL_FUNCS and len(tainted) == 2 and not params:
                 a, b = tainted  # x * gate(x), as squeeze-excitation: the branch goes on through x
-                if a in self.graph.ancestors(b):
+                if self.graph.is_ancestor(a, of=b):
                     value = a
-                elif b in self.graph.ancestors(a):
+                elif self.graph.is_ancestor(b, of=a):
                     value = b
                 else:
                     return met, None
@@ -573,7 +573,7 @@ class _Analysis:
                     self.set_role(
                         self.owner[name], "layer_scale", f"holds the layer scale of {block}", block, over=True
                     )
-            for value in inside:
+            for value in sorted(inside):  # in the order computed
                 producer = graph.producer(value)
                 use = self.matrix_use(producer) if producer is not None else None
                 if use is None:
@@ -585,15 +585,14 @@ class _Analysis:
     def _branch_side(self, a: int, b: int) -> tuple[int, set[int]] | None:
         """Which operand of ``a + b`` is the residual branch, and the values computed on the branch alone:
         the operand computed from the other, else the one with more layers since they parted."""
-        anc_a, anc_b = self.graph.ancestors(a), self.graph.ancestors(b)
-        only_a, only_b = anc_a - anc_b, anc_b - anc_a
-        if a in anc_b:
+        only_a, only_b, shared = self.graph.exclusive_ancestors(a, b)
+        if a not in only_a:  # a is an ancestor of b
             return b, only_b
-        if b in anc_a:
+        if b not in only_b:
             return a, only_a
         layers_a = sum(1 for v in only_a if self._is_layer_output(v))
         layers_b = sum(1 for v in only_b if self._is_layer_output(v))
-        if layers_a == layers_b or not anc_a & anc_b:
+        if layers_a == layers_b or not shared:
             return None
         return (a, only_a) if layers_a > layers_b else (b, only_b)
 
