@@ -152,7 +152,8 @@ class Graph:
         consumers before the value: its mark is final when it is taken. Once every value left to take is
         reached from both sides, all of their ancestors are shared too, and the walk stops. The two sides of a
         residual add share everything before the block, so this costs the block, not the model (two whole
-        :meth:`ancestors` walks per add made tracing quadratic in depth: 3 of 4 s for 96 blocks).
+        :meth:`ancestors` walks per add made tracing quadratic in depth: a 96-block GPT-2 traced in 0.86 s,
+        now 0.40 s).
 
         >>> g = Graph([Value(0, None, True), Value(1, 0, True), Value(2, 1, True)],
         ...           [Node(0, "relu", {0: 0}, [1], ""), Node(1, "neg", {0: 0}, [2], "")], [], [], [], [])
