@@ -128,12 +128,12 @@ def _cached_weight_rule(
     layer: LayerInfo,
     scheme: Scheme,
     weight: torch.Tensor,
-    cache: dict[tuple, WeightRule | None] | None,
+    cache: dict[tuple, WeightRule | None],
 ) -> WeightRule | None:
     """:func:`_weight_rule`, built once per :func:`~detinit.init.schemes.rule_key` in ``cache`` (one call of
-    :func:`initialize`; ``None``: no cache): the blocks of a deep model repeat a few layer geometries, and a
-    rule with its fill, row form and reason costs more to build than a small tensor costs to fill."""
-    if cache is None or is_lazy(weight) or (key := rule_key(scheme, module, layer, weight.shape)) is None:
+    :func:`initialize`): the blocks of a deep model repeat a few layer geometries, and a rule with its fill,
+    row form and reason costs more to build than a small tensor costs to fill."""
+    if is_lazy(weight) or (key := rule_key(scheme, module, layer, weight.shape)) is None:
         return _weight_rule(module, layer, scheme, weight)
     rule = cache.get(key, _MISSING)
     if rule is _MISSING:
@@ -142,10 +142,10 @@ def _cached_weight_rule(
 
 
 def _attention_rules(
-    module: nn.MultiheadAttention, layer: LayerInfo, scheme: Scheme
+    params: Mapping[str, nn.Parameter], layer: LayerInfo, scheme: Scheme
 ) -> dict[str, tuple[str, str, Action]]:
-    """Rules for the direct parameters of ``nn.MultiheadAttention`` (its ``out_proj`` is a sub-module)."""
-    params = _direct_parameters(module)
+    """Rules for the direct parameters ``params`` of ``nn.MultiheadAttention`` (its ``out_proj`` is a
+    sub-module)."""
     rules: dict[str, tuple[str, str, Action]] = {}
     for name, param in params.items():
         if name == "in_proj_weight":
@@ -198,20 +198,18 @@ def _standard_rules(
     module: nn.Module,
     layer: LayerInfo,
     scheme: Scheme,
-    norm_kinds: Mapping[str, str] | None = None,
+    norm_kinds: Mapping[str, str] | None,
     *,
-    params: Mapping[str, nn.Parameter] | None = None,
-    cache: dict[tuple, WeightRule | None] | None = None,
+    params: Mapping[str, nn.Parameter],
+    cache: dict[tuple, WeightRule | None],
 ) -> dict[str, tuple[str, str, Action]]:
-    """``{param_name: (rule, reason, action)}`` for the direct parameters of one module.
+    """``{param_name: (rule, reason, action)}`` for the direct parameters ``params`` of one module.
 
-    ``norm_kinds`` is given for norms of classes torch does not define, found by tracing; ``params`` are the
-    module's direct parameters where the caller has them; ``cache`` keeps weight rules across the modules of
-    one model (:func:`_cached_weight_rule`).
+    ``norm_kinds`` is given for norms of classes torch does not define, found by tracing; ``cache`` keeps
+    weight rules across the modules of one model (:func:`_cached_weight_rule`).
     """
     if isinstance(module, nn.MultiheadAttention):
-        return _attention_rules(module, layer, scheme)
-    params = _direct_parameters(module) if params is None else params
+        return _attention_rules(params, layer, scheme)
     is_norm = isinstance(module, NORM_TYPES) or norm_kinds is not None
     if layer.role in NORM_ROLES and not is_norm and layer.role != "norm":
         raise ValueError(

@@ -214,8 +214,11 @@ def zero_(
     if sum(view.numel() for view in views) < tensor.numel():  # other taps: a 1x1 kernel's blocks cover it all
         tensor.zero_()
     high, low = _hadamard_factors(out_features, in_features, columns, scale, tensor.dtype, tensor.device)
-    for view in views:  # a ConvTranspose group's view is the transpose of its stored rows
-        _product_columns_(view.t(), high, low) if transposed else _product_rows_(view, high, low)
+    for view in views:
+        if transposed:  # a ConvTranspose group's view is the transpose of its stored rows: write along those
+            _product_columns_(view.t(), high, low)
+        else:
+            _product_rows_(view, high, low)
     return tensor
 
 
