@@ -7,7 +7,7 @@ from one forward pass (no ``roles=``) and the model's own initialisation; column
 with the scale of a tied output's final norm learning at 10 x lr (``param_groups``). Then,
 for the slow starts: the loss over 200 steps (lr 3e-3), and untied T5 under ZerO with one group of
 parameters copied from T5's own initialisation; and the classifiers that read [CLS] / the cls token with
-their output layer at 0 (a saddle) or as ZerO now starts it (``detinit.init.readout``).
+their output layer at 0 (a saddle) or as ZerO now starts it (``detinit.init.apply.readout``).
 """
 
 from __future__ import annotations

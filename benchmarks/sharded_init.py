@@ -110,8 +110,8 @@ def hugging_face_row() -> list[str] | None:
         from transformers.utils import logging as hf_logging
     except ImportError:
         return None
-    from detinit.init.example_inputs import infer_example_inputs
-    from detinit.init.traced_roles import trace_roles
+    from detinit.init.roles.example_inputs import infer_example_inputs
+    from detinit.init.roles.traced import trace_roles
 
     hf_logging.set_verbosity_error()
     model = GPT2LMHeadModel(GPT2Config())

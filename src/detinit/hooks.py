@@ -8,7 +8,7 @@ structure through duck-typed hooks (timm's ``zero_init_last()`` and
 hook (on which module)            read by                     what it says
 ================================  ==========================  ==============================================
 ``detinit_roles() -> dict``       :func:`detinit.initialize`, the roles of its sub-modules, by name relative
-(any block)                       symmetry mechanisms,        to the block (:mod:`detinit.init.roles`); a block
+(any block)                       symmetry mechanisms,        to the block (:mod:`detinit.init.roles.vocabulary`); a block
                                   diagnostics                 with roles is a residual block to the diagnostics
 ``detinit_init_(scheme, gen)``    :func:`detinit.initialize`  initialises the module's own direct parameters;
 (any module)                                                  gets the :class:`~detinit.init.schemes.Scheme`

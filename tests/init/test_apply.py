@@ -229,20 +229,21 @@ def _geometry_zoo() -> nn.Sequential:
     "scheme", ["zero", "partial_identity", "constnet", "kaiming", "orthogonal", "fixup", "gpt2", "tfixup"]
 )
 def test_rules_built_once_per_geometry_change_nothing(scheme, monkeypatch):
-    """initialize builds one weight rule per layer class, role and geometry (rule_key) and shares it between
-    layers alike; every layer gets the values and report it gets with a rule built for it alone."""
-    from detinit.init import apply
+    """initialize builds one weight rule per layer class, role and geometry and shares it between layers alike;
+    every layer gets the values and report it gets with a rule built for it alone."""
+    from detinit.init.apply import resolve
+    from detinit.init.schemes import get_scheme
 
     roles = {"4": "branch", "5": "branch_last", "6": "attn_out"}
     cached_model = _geometry_zoo()
     alone_model = copy.deepcopy(cached_model)  # the same values where no rule writes (ConstNet's embeddings)
     built = []
-    weight_rule = apply._weight_rule
-    monkeypatch.setattr(apply, "_weight_rule", lambda *a: built.append(a[0]) or weight_rule(*a))
+    weight_rule = resolve._weight_rule
+    monkeypatch.setattr(resolve, "_weight_rule", lambda *a: built.append(a[0]) or weight_rule(*a))
     cached = initialize(cached_model, scheme, roles=roles)
     # twins (2 after 1, 8 after 7) and the two embeddings but for padding_idx share one rule each
     assert len(built) == len(_geometry_zoo()) - 1 - 3, scheme
-    monkeypatch.setattr(apply, "rule_key", lambda *a: None)  # every layer builds its own rule
+    monkeypatch.setattr(type(get_scheme(scheme)), "geometry_keyed", False)  # every layer builds its own rule
     alone = initialize(alone_model, scheme, roles=roles)
     assert cached.records == alone.records
     for (name, a), b in zip(cached_model.state_dict().items(), alone_model.state_dict().values()):
@@ -250,18 +251,24 @@ def test_rules_built_once_per_geometry_change_nothing(scheme, monkeypatch):
 
 
 def test_rules_of_a_scheme_subclass_are_built_per_layer():
-    """A subclass of a built-in scheme may read anything of the module, so its rules are never shared."""
-    from detinit.init.row_fills import ZEROS
-    from detinit.init.schemes import LayerInfo, WeightRule, ZerOScheme, rule_key
+    """A subclass of a built-in scheme may keep state or read anything, so its rules are never shared: it is
+    asked once per layer, even for two layers alike."""
+    from detinit.init.schemes import ParamRule, ZerOScheme
+    from detinit.init.tensor.row_fills import ZEROS
 
-    class ZeroWithoutBias(ZerOScheme):
-        def _rule(self, module, layer):
-            if getattr(module, "bias", None) is None:
-                return WeightRule("zeros", "no bias: 0", ZEROS)
-            return super()._rule(module, layer)
+    class FirstLayerZero(ZerOScheme):
+        def __init__(self) -> None:
+            super().__init__()
+            self.asked = 0
 
+        def matrix_rule(self, matrix, layer):
+            self.asked += 1
+            if self.asked == 2:
+                return ParamRule("zeros", "second layer: 0", ZEROS)
+            return super().matrix_rule(matrix, layer)
+
+    assert ZerOScheme.geometry_keyed and not FirstLayerZero.geometry_keyed
     net = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 8, bias=False))
-    assert rule_key(ZeroWithoutBias(), net[0], LayerInfo(), net[0].weight.shape) is None
-    report = initialize(net, ZeroWithoutBias())
+    report = initialize(net, FirstLayerZero())
     assert [r.rule for r in report.records] == ["identity", "zeros", "zeros"]
     assert torch.equal(net[0].weight, torch.eye(8)) and not net[1].weight.any()

@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from detinit.diagnostics import count_dead, dead_channels
-from detinit.init.hadamard import ceil_log2
-from detinit.init.zero import hadamard_columns, tap_order, zero_, zero_unfolded_
+from detinit.init.tensor.hadamard import ceil_log2
+from detinit.init.tensor.zero import hadamard_columns, tap_order, zero_, zero_unfolded_
 from detinit.models import create_model
 
 

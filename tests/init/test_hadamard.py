@@ -7,15 +7,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from detinit.init import fill_sylvester_, hadamard
-from detinit.init.hadamard import ceil_log2, is_power_of_two
-from detinit.init.zero import (
-    embedding_rows,
-    fill_sylvester_entries_,
-    hadamard_columns,
-    hadamard_scale,
-    zero_,
-    zero_embedding_,
-)
+from detinit.init.tensor.hadamard import ceil_log2, is_power_of_two
+from detinit.init.tensor.embedding import embedding_rows, zero_embedding_
+from detinit.init.tensor.hadamard import fill_sylvester_entries_
+from detinit.init.tensor.zero import hadamard_columns, hadamard_scale, zero_
 
 
 @pytest.mark.parametrize("n", [1, 2, 4, 8, 16, 64, 256, 1024])

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from detinit import initialize
-from detinit.init.report import InitReport
+from detinit.init.apply.report import InitReport
 from detinit.train import param_groups
 
 transformers = pytest.importorskip("transformers")  # in the [test] extra; absent only outside it

@@ -1,5 +1,5 @@
 """A zero output layer reading a feature that is the same for every input (a cls token through identity blocks)
-is a saddle; ZerO (variant detinit) gives it rows orthogonal to that feature instead (detinit.init.readout)."""
+is a saddle; ZerO (variant detinit) gives it rows orthogonal to that feature instead (detinit.init.apply.readout)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from detinit import initialize
-from detinit.init.readout import constant_feature, orthogonal_rows
+from detinit.init.apply.readout import constant_feature, orthogonal_rows
 
 from .timm_patterns import VisionTransformer
 

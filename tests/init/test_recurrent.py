@@ -1,4 +1,4 @@
-"""Recurrent layers (detinit.init.recurrent): a rule per gate block, ZerO's zeros-and-identity recurrences."""
+"""Recurrent layers (detinit.init.roles.recurrent): a rule per gate block, ZerO's zeros-and-identity recurrences."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from detinit import initialize
-from detinit.init.recurrent import gate_blocks
+from detinit.init.roles.recurrent import gate_blocks
 
 SCHEMES = ("zero", "partial_identity", "constnet", "kaiming", "xavier", "orthogonal", "gpt2")
 LAYERS = {

@@ -9,13 +9,15 @@ from hypothesis import strategies as st
 from torch import nn
 
 from detinit import initialize
-from detinit.init import apply, readout
-from detinit.init.constnet import const_avg_, const_avg_rows_
-from detinit.init.roles import LayerInfo
-from detinit.init.row_fills import RowFill, rows_of
+from detinit.init.apply import execute, readout
+from detinit.init.tensor.constnet import const_avg_, const_avg_rows_
+from detinit.init.roles.layers import Matrix
+from detinit.init.roles.vocabulary import LayerInfo
+from detinit.init.tensor.row_fills import RowFill, rows_of
 from detinit.init.schemes import get_scheme
-from detinit.init.zero import partial_identity_, zero_, zero_embedding_, zero_unfolded_
-from detinit.init.zero_rows import partial_identity_rows_, zero_embedding_rows_, zero_rows_, zero_unfolded_rows_
+from detinit.init.tensor.zero import partial_identity_, zero_, zero_unfolded_
+from detinit.init.tensor.embedding import zero_embedding_
+from detinit.init.tensor.zero_rows import partial_identity_rows_, zero_embedding_rows_, zero_rows_, zero_unfolded_rows_
 from detinit.models.registry import create_model
 
 DTYPES = (torch.float32, torch.float64, torch.bfloat16)
@@ -107,13 +109,13 @@ def _recorded_fills(monkeypatch, build) -> list[tuple[str, torch.Tensor, object]
     """``(name, parameter, fill)`` for every parameter :func:`detinit.initialize` writes while ``build()`` runs,
     with the last fill written to it."""
     seen: list[tuple[torch.Tensor, object]] = []
-    write = apply.write_
+    write = execute.write_
 
     def recording(param, fill, generator):
         seen.append((param, fill))
         return write(param, fill, generator)
 
-    monkeypatch.setattr(apply, "write_", recording)
+    monkeypatch.setattr(execute, "write_", recording)
     monkeypatch.setattr(readout, "write_", recording)
     model = build()
     names = {id(p): n for n, p in model.named_parameters()}
@@ -179,5 +181,5 @@ def test_every_deterministic_rule_fills_a_shard_alone(monkeypatch, build) -> Non
 
 def test_random_rules_keep_the_whole_draw() -> None:
     """Random fills have no row-block form: a shard of a random init is the block of the whole draw."""
-    rule = get_scheme("kaiming").weight_rule(nn.Linear(4, 4), LayerInfo(role="default"))
+    rule = get_scheme("kaiming").matrix_rule(Matrix.linear(4, 4), LayerInfo(role="default"))
     assert not isinstance(rule.fill, RowFill) and rows_of(rule.fill) is None

@@ -1,4 +1,4 @@
-"""Roles found from the computation (detinit.init.traced_roles) on models that declare none."""
+"""Roles found from the computation (detinit.init.roles.traced) on models that declare none."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from detinit import initialize
-from detinit.init.trace import Graph, Node, TraceError, Value
-from detinit.init.traced_roles import trace_roles
+from detinit.init.roles.trace import Graph, Node, TraceError, Value
+from detinit.init.roles.traced import trace_roles
 from detinit.train import param_groups
 
 from .timm_patterns import ConvNet, VisionTransformer

@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 from detinit import initialize
-from detinit.init.roles import check_role, fused_parts
-from detinit.init.zero import embedding_collisions, hadamard_scale, zero_, zero_embedding_
+from detinit.init.roles.vocabulary import check_role, fused_parts
+from detinit.init.tensor.embedding import embedding_collisions, zero_embedding_
+from detinit.init.tensor.zero import hadamard_scale, zero_
 
 SCHEMES = ["zero", "partial_identity", "kaiming", "xavier", "orthogonal", "fixup", "gpt2", "tfixup"]
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .. import hooks
-from ..init.layers import MATRIX_LAYER_TYPES
+from ..init.roles.layers import MATRIX_LAYER_TYPES
 
 
 def probe_points(model: nn.Module, at: str = "auto") -> list[tuple[str, nn.Module]]:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..init.layers import MATRIX_LAYER_TYPES
+from ..init.roles.layers import MATRIX_LAYER_TYPES
 from ._hooks import channel_outputs
 
 ROW_CHOICES = ("all", "forward", "backward")

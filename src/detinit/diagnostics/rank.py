@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..init.layers import MATRIX_LAYER_TYPES, layer_geometry
-from ..init.zero import identity_
+from ..init.roles.layers import MATRIX_LAYER_TYPES, layer_geometry
+from ..init.tensor.zero import identity_
 
 
 def _matrix(weight: torch.Tensor) -> torch.Tensor:

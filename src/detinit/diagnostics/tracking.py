@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..init.layers import MATRIX_LAYER_TYPES
+from ..init.roles.layers import MATRIX_LAYER_TYPES
 from .diversity import feature_diversity
 from .rank import rank_table
 from .signal import signal_propagation

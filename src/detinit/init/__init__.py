@@ -7,10 +7,10 @@ Model level: :func:`initialize` and :func:`check_zero_one`.
 """
 
 from .apply import initialize
-from .check import check_zero_one
-from .constnet import const_avg_
-from .hadamard import fill_sylvester_, hadamard
-from .random import (
+from .apply.check import check_zero_one
+from .tensor.constnet import const_avg_
+from .tensor.hadamard import fill_sylvester_, hadamard
+from .tensor.random import (
     fans,
     kaiming_normal_,
     kaiming_uniform_,
@@ -19,10 +19,10 @@ from .random import (
     xavier_normal_,
     xavier_uniform_,
 )
-from .report import InitReport
-from .roles import ROLES
+from .apply.report import InitReport
+from .roles.vocabulary import ROLES
 from .schemes import get_scheme, list_schemes
-from .zero import hadamard_scale, identity_, partial_identity_, zero_, zero_singular_values
+from .tensor.zero import hadamard_scale, identity_, partial_identity_, zero_, zero_singular_values
 
 __all__ = [
     "ROLES",

@@ -26,7 +26,7 @@ import math
 import torch
 from torch import nn
 
-from ..init.hadamard import hadamard
+from ..init.tensor.hadamard import hadamard
 
 RADIX = 64  # size of the dense Hadamard factor applied per pass
 

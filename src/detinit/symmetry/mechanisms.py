@@ -38,7 +38,7 @@ element, zero mean), without changing anything else. The noise is drawn from a
 seeded generator, so a "non-deterministic" run is still reproducible.
 
 Residual-branch outputs are the modules with role ``branch_last`` (see
-:mod:`detinit.init.roles`); pass ``layers=[...]`` to target others.
+:mod:`detinit.init.roles.vocabulary`); pass ``layers=[...]`` to target others.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from ..init.declared_roles import collect_roles
-from ..init.random import kaiming_normal_
+from ..init.roles.declared import collect_roles
+from ..init.tensor.random import kaiming_normal_
 from ..registry import Registry
 
 KNOBS: Registry[dict[str, float | None]] = Registry("symmetry mechanism")  # name -> knobs with their defaults

@@ -27,7 +27,7 @@ from typing import Any
 
 from torch import nn
 
-from ..init.report import InitReport
+from ..init.apply.report import InitReport
 
 
 def param_groups(

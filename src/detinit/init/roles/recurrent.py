@@ -1,11 +1,11 @@
-r"""Recurrent layers (``nn.RNN``, ``nn.LSTM``, ``nn.GRU`` and their cells): one rule per gate block.
+r"""Recurrent layers (``nn.RNN``, ``nn.LSTM``, ``nn.GRU`` and their cells): their weights as gate blocks.
 
 PyTorch stacks the gates along the rows of each matrix: ``weight_ih`` is
 ``(G H, in)``, ``weight_hh`` is ``(G H, H)`` (``(G H, P)`` with
 ``proj_size = P``), gates in the order LSTM :math:`(i, f, g, o)`, GRU
 :math:`(r, z, n)`, RNN one block; ``weight_hr`` (LSTM with ``proj_size``) is
 ``(P, H)``. Each gate block gets its own rule, as a fused attention projection
-does (:func:`detinit.init.apply.split_rule`): fans are per gate, and ZerO's
+does (:func:`detinit.init.apply.resolve.resolve`): fans are per gate, and ZerO's
 identity is per gate.
 
 **Deterministic schemes** (ZerO, partial identity, ConstNet), zeros and ones only:
@@ -44,21 +44,9 @@ state and the output then stay exactly 0.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-import torch
 from torch import nn
-
-from .row_fills import ONES, ZEROS, row_blocks_fill
-from .schemes import row_blocks_rule
-
-if TYPE_CHECKING:
-    from .roles import LayerInfo
-    from .schemes import Scheme
-
-Action = Callable[[torch.Tensor, torch.Generator], object]  # fills the tensor it is given
 
 RECURRENT_TYPES = (nn.RNNBase, nn.RNNCellBase)
 RECURRENT_ROLES = ("default", "branch", "branch_last", "classifier")
@@ -123,46 +111,3 @@ def gate_blocks(module: nn.Module, name: str) -> list[GateBlock]:
         )
     size = rows // len(gates)
     return [GateBlock(cell, gate, matrix, i * size, (i + 1) * size, cols) for i, gate in enumerate(gates)]
-
-
-def _bias_rule(module: nn.Module, name: str) -> tuple[str, str, Action]:
-    """A recurrent bias: 0, the LSTM forget gate's block of ``bias_ih`` 1."""
-    lstm = cell_kind(module) == "lstm"
-    if not (lstm and name.startswith("bias_ih")):
-        why = "bias starts at 0" + (" (the LSTM forget gate's 1 is on bias_ih)" if lstm else "")
-        return "zeros", why, ZEROS
-    size = getattr(module, name).shape[0] // 4
-    fill = row_blocks_fill([(0, size, ZEROS), (size, 2 * size, ONES), (2 * size, 4 * size, ZEROS)])
-    why = "0, forget gate 1 (Gers et al. 2000, Jozefowicz et al. 2015): the cell keeps sigmoid(1) = 0.73 of its memory"
-    return "forget_gate_one", why, fill
-
-
-def recurrent_rules(module: nn.Module, layer: LayerInfo, scheme: Scheme) -> dict[str, tuple[str, str, Action]]:
-    """``{param_name: (rule, reason, action)}`` for the direct parameters of a recurrent layer or cell.
-
-    Each weight's gate blocks get :meth:`~detinit.init.schemes.Scheme.recurrent_rule`, in row order (so
-    random draws come in a fixed order); a weight with a block the scheme has no rule for gets none.
-    """
-    if layer.role not in RECURRENT_ROLES:
-        raise ValueError(
-            f"role {layer.role!r} on {type(module).__name__} is not supported; a recurrent layer takes the roles "
-            f"{', '.join(RECURRENT_ROLES)}"
-        )
-    rules: dict[str, tuple[str, str, Action]] = {}
-    for name, _ in module.named_parameters(recurse=False):
-        if name.startswith("bias"):
-            rules[name] = _bias_rule(module, name)
-            continue
-        blocks = [(block, scheme.recurrent_rule(block, layer)) for block in gate_blocks(module, name)]
-        if any(rule is None for _, rule in blocks):
-            continue
-        gates_by_reason: dict[str, list[str]] = {}
-        for block, rule in blocks:
-            gates_by_reason.setdefault(rule.reason, []).append(block.gate)
-        if len(blocks) == 1:
-            reason = blocks[0][1].reason
-        else:
-            reason = "; ".join(f"{', '.join(gates)} gate: {why}" for why, gates in gates_by_reason.items())
-        rule = row_blocks_rule([(block.start, block.stop, rule) for block, rule in blocks], reason)
-        rules[name] = (rule.rule, rule.reason, rule.fill)
-    return rules

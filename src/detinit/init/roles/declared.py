@@ -24,9 +24,9 @@ from collections.abc import Mapping
 
 from torch import nn
 
-from .. import hooks
-from .roles import RoleSource, check_role
-from .traced_roles import TracedRole
+from ... import hooks
+from .vocabulary import RoleSource, check_role
+from .traced import TracedRole
 
 
 def _torch_roles(module: nn.Module) -> dict[str, str]:
@@ -48,7 +48,7 @@ def collect_roles(
     """Map module names to :class:`RoleSource`; modules not listed are ``"default"``.
 
     Sources, later ones winning: roles traced from the computation
-    (:func:`detinit.init.traced_roles.trace_roles`), torch's Transformer layers,
+    (:func:`detinit.init.roles.traced.trace_roles`), torch's Transformer layers,
     ``get_classifier()``, ``detinit_roles()`` hooks (outer blocks first), then ``overrides``. ``named`` is
     ``list(model.named_modules())`` where the caller has it.
     """

@@ -9,7 +9,7 @@ inputs, as torch stores it) is set to
   block of the Sylvester Hadamard matrix :math:`H_m`, :math:`m = \lceil \log_2 P \rceil`.
 
 Convolutions (Algorithm 2) put that matrix on the centre tap
-(:func:`detinit.init._layout.centre_index`) and zeros on every other tap.
+(:func:`detinit.init.tensor.layout.centre_index`) and zeros on every other tap.
 Grouped and depthwise convolutions get it per group, transposed convolutions
 on the transpose of their ``(in, out/groups)`` plane.
 
@@ -43,9 +43,9 @@ import math
 
 import torch
 
-from ._layout import centre_index, check_float_tensor, matrix_views
 from ._no_grad import no_grad
-from .hadamard import ceil_log2
+from .hadamard import _product_columns_, _product_rows_, _sylvester_factors, ceil_log2
+from .layout import centre_index, check_float_tensor, matrix_views
 
 HADAMARD_NORMS = ("orthonormal", "paper")  # how zero_ scales its Hadamard blocks (its norm= option)
 COLUMNS = ("first", "spanning")
@@ -308,97 +308,6 @@ def zero_unfolded_(
     return tensor
 
 
-@no_grad
-def zero_embedding_(tensor: torch.Tensor, *, norm: str = "orthonormal", constant_token: bool = False) -> torch.Tensor:
-    r"""ZerO for an embedding table ``(V, d)``: distinct, balanced Hadamard rows, never a zero token.
-
-    An embedding is the linear map :math:`E^\top \in \mathbb{R}^{d \times V}`
-    applied to one-hot tokens. Algorithm 1 on :math:`E^\top` gives the
-    identity when ``V == d`` (token ``i`` is :math:`e_i`; kept here) and
-    otherwise the first ``V`` rows of :math:`c\,H_k`, :math:`k=\lceil\log_2 d\rceil`
-    (first ``d`` columns) when ``V < d``, or a partial identity that gives every
-    token ``i >= d`` the zero vector when ``V > d``. detinit departs from it in
-    two places, both for Transformers:
-
-    * **Row 0 is skipped** (unless ``constant_token=True``, Algorithm 1
-      literally): it is the constant vector, which LayerNorm maps to 0 (and
-      whose gradient through LayerNorm is amplified by :math:`1/\sqrt{\epsilon}`).
-      Every other Sylvester row is balanced (mean 0 over a power-of-two
-      width), so LayerNorm maps it to a :math:`\pm 1` vector. Token ``i`` gets
-      row ``i + 1``.
-    * **More tokens than rows** (``V >= 2^k``): the rows repeat, token ``i``
-      gets row :math:`1 + (i \bmod (2^k - 1))`, so a token shares its vector with
-      a lower-numbered one until training separates them (each row is updated
-      only where its own token occurs). :func:`embedding_collisions` counts them.
-
-    ``c`` is :func:`hadamard_scale` ``(d, norm)``; every row has norm
-    :math:`\le 1` (exactly 1 for ``"orthonormal"`` and a power-of-two ``d``), and
-    for a power-of-two ``d`` the rows of distinct tokens are orthogonal while
-    ``V < d``.
-
-    >>> zero_embedding_(torch.empty(3, 4))
-    tensor([[ 0.5000, -0.5000,  0.5000, -0.5000],
-            [ 0.5000,  0.5000, -0.5000, -0.5000],
-            [ 0.5000, -0.5000, -0.5000,  0.5000]])
-    """
-    _check_norm(norm)
-    check_table(tensor, "zero_embedding_")
-    vocab, dim = tensor.shape
-    if vocab == dim:
-        tensor.zero_().diagonal().fill_(1)
-        return tensor
-    first, period = embedding_rows(dim, constant_token)
-    head = min(vocab, period)  # the distinct rows; the others repeat them (token i has row first + i % period)
-    rows = first + torch.arange(head, device=tensor.device)
-    fill_sylvester_entries_(tensor[:head], rows, torch.arange(dim, device=tensor.device), hadamard_scale(dim, norm))
-    return _repeat_rows_(tensor, head)
-
-
-def check_table(tensor: torch.Tensor, fn: str) -> None:
-    """Refuse anything but a floating-point embedding table (or rows of one), ``(tokens, embedding_dim)``."""
-    check_float_tensor(tensor, fn)
-    if tensor.dim() != 2:
-        raise ValueError(
-            f"{fn}: expected an embedding table or rows of one (tokens, embedding_dim), got shape {tuple(tensor.shape)}"
-        )
-
-
-def _repeat_rows_(tensor: torch.Tensor, period: int) -> torch.Tensor:
-    """``tensor[i] = tensor[i % period]`` for every row, by copying the filled rows onto the next ones
-    (contiguous block copies, doubling: a gather would read an index per row and scatter its reads).
-
-    >>> _repeat_rows_(torch.tensor([[1.0], [2.0], [0.0], [0.0], [0.0]]), 2).flatten().tolist()
-    [1.0, 2.0, 1.0, 2.0, 1.0]
-    """
-    filled = period
-    while filled < len(tensor):
-        count = min(filled, len(tensor) - filled)  # filled is a whole number of periods: row i stays i % period
-        tensor[filled : filled + count] = tensor[:count]
-        filled += count
-    return tensor
-
-
-_ROWS_PER_CHUNK = 4096  # bounds the gathered scratch of fill_sylvester_entries_ to 4096 x Q
-
-
-_TILE = 64  # rows of the low factor in _sylvester_rows_ (a 64 x Q block stays in cache)
-
-
-def _sylvester_factors(
-    rows: int, columns: torch.Tensor, scale: float, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(A, B)`` with ``scale * H[64 h + l, columns] = A[h] * B[l]`` for the rows ``0 .. rows - 1``.
-
-    Split the row index as ``i = 64 h + l``: ``popcount(i & c) = popcount(h & (c >> 6)) + popcount(l & (c & 63))``,
-    so ``A = H[:ceil(rows / 64), columns >> 6]`` and ``B = scale H[:min(rows, 64), columns & 63]``, each built
-    by :func:`_doubled_rows_`; every product is exactly ``+-scale``.
-    """
-    count, device = len(columns), columns.device
-    low = _doubled_rows_(torch.empty(min(rows, _TILE), count, dtype=dtype, device=device), columns & 63, scale)
-    high = _doubled_rows_(torch.empty(-(-rows // _TILE), count, dtype=dtype, device=device), columns >> 6, 1.0)
-    return high, low
-
-
 @functools.lru_cache(maxsize=32)
 def _hadamard_factors(
     out_features: int, in_features: int, columns: str, scale: float, dtype: torch.dtype, device: torch.device
@@ -407,113 +316,6 @@ def _hadamard_factors(
     and building the factors (a few dozen small operations) costs more than writing a small layer."""
     cols = hadamard_columns(out_features, in_features, columns).to(device)
     return _sylvester_factors(out_features, cols, scale, dtype)
-
-
-def _product_rows_(out: torch.Tensor, high: torch.Tensor, low: torch.Tensor, first: int = 0) -> torch.Tensor:
-    """``out[j] = high[h] * low[l]`` for the rows ``i = first + j = 64 h + l``, in one pass over ``out`` (any
-    strided 2-D view): every value written once, as a memset writes it. ``first`` is the row of the whole
-    block that ``out`` starts at (a shard's rows, :mod:`detinit.init.zero_rows`)."""
-    rows, done = len(out), min(len(out), -first % _TILE)  # done: the rows before the next whole tile
-    if done:
-        h, l = divmod(first, _TILE)
-        torch.mul(high[h], low[l : l + done], out=out[:done])
-    whole, h = (rows - done) // _TILE, (first + done) // _TILE
-    if whole:
-        tiles = out if rows == whole * _TILE else out[done : done + whole * _TILE]  # a slice costs a microsecond
-        torch.mul(high[h : h + whole].unsqueeze(1), low, out=tiles.view(whole, _TILE, out.shape[1]))
-        done += whole * _TILE
-    if rows > done:
-        torch.mul(high[h + whole], low[: rows - done], out=out[done:])
-    return out
-
-
-def _product_columns_(out: torch.Tensor, high: torch.Tensor, low: torch.Tensor, first: int = 0) -> torch.Tensor:
-    """``out[j, i] = high[h, first + j] * low[l, first + j]`` for the columns ``i = 64 h + l``: the transpose of
-    :func:`_product_rows_`'s block, for a weight stored ``(in, out)`` (a ConvTranspose kernel, Hugging Face's
-    ``Conv1D``), written along its rows in one pass (filling the transpose's rows strides through memory and
-    took 16x a memset on a 768 x 3072 weight). ``first`` is the column of the block that ``out[0]`` is."""
-    rows, cols = out.shape
-    high_t = high[:, first : first + rows].t().contiguous()  # (rows, tiles): small, read once per value written
-    low_t = low[:, first : first + rows].t().contiguous()  # (rows, 64)
-    whole = cols // _TILE
-    if whole:
-        torch.mul(high_t[:, :whole, None], low_t[:, None, :], out=out[:, : whole * _TILE].view(rows, whole, _TILE))
-    if cols > whole * _TILE:
-        torch.mul(high_t[:, whole, None], low_t[:, : cols - whole * _TILE], out=out[:, whole * _TILE :])
-    return out
-
-
-def _sylvester_rows_(out: torch.Tensor, columns: torch.Tensor, scale: float) -> torch.Tensor:
-    """``out[i, b] = scale * H[i, columns[b]]`` for rows ``i = 0 .. len(out) - 1``, in one pass over ``out``
-    (:func:`_sylvester_factors`, :func:`_product_rows_`)."""
-    if len(out) <= _TILE:
-        return _doubled_rows_(out, columns, scale)
-    return _product_rows_(out, *_sylvester_factors(len(out), columns, scale, out.dtype))
-
-
-def _doubled_rows_(out: torch.Tensor, columns: torch.Tensor, scale: float) -> torch.Tensor:
-    """``out[i, b] = scale * H[i, columns[b]]`` for rows ``i = 0 .. len(out) - 1``, by doubling the rows.
-
-    For ``i < 2**k``, ``popcount((i + 2**k) & c) = popcount(i & c) + bit_k(c)``, so rows ``2**k ..`` are rows
-    ``0 ..`` times the sign vector ``(-1)**bit_k(columns)``: one multiply per written value, exact.
-    """
-    out[:1] = scale
-    if len(out) == 1:
-        return out
-    bits = torch.arange(ceil_log2(len(out)), device=columns.device)
-    signs = (1 - 2 * ((columns >> bits[:, None]) & 1)).to(out.dtype)  # row k: (-1)**bit_k(columns), one op set
-    filled = 1
-    for sign in signs:
-        count = min(filled, len(out) - filled)
-        torch.mul(out[:count], sign, out=out[filled : filled + count])
-        filled *= 2
-    return out
-
-
-def fill_sylvester_entries_(
-    matrix: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor, scale: float = 1.0
-) -> torch.Tensor:
-    r"""``matrix[a, b] = scale * (H)_{rows[a], columns[b]}`` for a Sylvester Hadamard ``H``, in place.
-
-    :math:`H_{ij} = (-1)^{\mathrm{popcount}(i \,\&\, j)}`. The rows ``0 .. max(rows)`` of ``H`` at
-    ``columns`` are built by doubling (:func:`_sylvester_rows_`), in ``matrix`` itself when ``rows`` is
-    ``0, 1, 2, ...``, else in a scratch block whose rows are then gathered a chunk at a time; no full
-    Hadamard matrix is built.
-
-    >>> fill_sylvester_entries_(torch.empty(2, 3), torch.tensor([1, 3]), torch.tensor([0, 1, 2]))
-    tensor([[ 1., -1.,  1.],
-            [ 1., -1., -1.]])
-    """
-    if len(rows) == 0:
-        return matrix
-    if torch.equal(rows, torch.arange(len(rows), device=rows.device)):
-        return _sylvester_rows_(matrix, columns, scale)
-    block = torch.empty(int(rows.max()) + 1, len(columns), dtype=matrix.dtype, device=matrix.device)
-    _sylvester_rows_(block, columns, scale)
-    for start in range(0, len(rows), _ROWS_PER_CHUNK):
-        matrix[start : start + _ROWS_PER_CHUNK] = block[rows[start : start + _ROWS_PER_CHUNK]]
-    return matrix
-
-
-def embedding_rows(embedding_dim: int, constant_token: bool = False) -> tuple[int, int]:
-    """``(first, period)``: token ``i`` of :func:`zero_embedding_` gets Hadamard row ``first + i % period``.
-
-    >>> embedding_rows(128), embedding_rows(128, constant_token=True), embedding_rows(96)
-    ((1, 127), (0, 128), (1, 127))
-    """
-    first = 0 if constant_token or embedding_dim == 1 else 1
-    return first, (1 << ceil_log2(embedding_dim)) - first
-
-
-def embedding_collisions(num_embeddings: int, embedding_dim: int, constant_token: bool = False) -> int:
-    """How many tokens share their :func:`zero_embedding_` vector with a lower-numbered token.
-
-    >>> embedding_collisions(96, 128), embedding_collisions(256, 128), embedding_collisions(50257, 768)
-    (0, 129, 49234)
-    """
-    if num_embeddings == embedding_dim:
-        return 0
-    return max(0, num_embeddings - embedding_rows(embedding_dim, constant_token)[1])
 
 
 def zero_singular_values(out_features: int, in_features: int, norm: str = "orthonormal") -> torch.Tensor:
@@ -531,17 +333,13 @@ def zero_singular_values(out_features: int, in_features: int, norm: str = "ortho
 __all__ = [
     "COLUMNS",
     "HADAMARD_NORMS",
-    "fill_sylvester_entries_",
     "hadamard_columns",
-    "tap_order",
-    "unfolded_kernel",
-    "zero_unfolded_",
     "hadamard_scale",
     "identity_",
     "partial_identity_",
-    "embedding_collisions",
-    "embedding_rows",
+    "tap_order",
+    "unfolded_kernel",
     "zero_",
-    "zero_embedding_",
     "zero_singular_values",
+    "zero_unfolded_",
 ]

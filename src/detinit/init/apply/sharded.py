@@ -7,7 +7,7 @@ Two jobs, both used by :func:`detinit.initialize`:
   shard by shard, with no communication (:func:`local_block` gives the global
   indices a rank holds):
 
-  - a deterministic fill (a :class:`~detinit.init.row_fills.RowFill`: zeros, ones,
+  - a deterministic fill (a :class:`~detinit.init.tensor.row_fills.RowFill`: zeros, ones,
     identity, partial identity, Hadamard, ZerO embeddings, ConstNet averaging) writes
     just the rows of the local shard, from their global indices, straight into it.
     The time and memory of a rank follow its shard;
@@ -40,8 +40,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..hooks import BUFFERS_HOOK, find_hook
-from .row_fills import rows_of
+from ...hooks import BUFFERS_HOOK, find_hook
+from ..tensor.row_fills import rows_of
 
 Fill = Callable[[torch.Tensor, torch.Generator], object]
 

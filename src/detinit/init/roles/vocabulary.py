@@ -1,7 +1,7 @@
 """The role vocabulary: what a layer is for, which is all a scheme needs to know about it.
 
 Roles are structural facts that blocks declare about their layers
-(:mod:`detinit.init.declared_roles` finds the declarations):
+(:mod:`detinit.init.roles.declared` finds the declarations):
 
 * ``"default"``: an ordinary layer on the main path (stems, projection shortcuts);
 * ``"branch"``: a layer inside a residual branch that is not its last
@@ -33,7 +33,7 @@ Transformer roles (:mod:`detinit.models.transformer`, ``nn.MultiheadAttention`` 
 
 An ``nn.Embedding`` in any other role is a token embedding.
 
-Roles for models detinit does not know (found by :mod:`detinit.init.traced_roles`, or given):
+Roles for models detinit does not know (found by :mod:`detinit.init.roles.traced`, or given):
 
 * ``"norm"``: a normalisation layer of a class detinit does not know
   (``LlamaRMSNorm``, ``T5LayerNorm``): scale 1, shift 0;
@@ -80,6 +80,7 @@ NORM_ROLES = ("norm", "branch_last_norm", "classifier_norm")
 BRANCH_END_SCALES = ("branch_last_norm", "layer_scale")  # carry a branch's zero instead of its last layer
 FUSED_ROLES = {"attn_qkv": ("attn_query", "attn_key", "attn_value"), "attn_kv": ("attn_key", "attn_value")}
 RESIDUAL_LAST_ROLES = ("branch_last", "attn_out")  # layers whose output is added to a skip path
+ATTENTION_ROLES = frozenset({"attn_query", "attn_key", "attn_value", "attn_qkv", "attn_kv"})
 
 
 def check_role(role: object, where: str) -> str:

@@ -1,6 +1,6 @@
 """Record one forward pass as a data-flow graph: :func:`record_forward`.
 
-Roles found from the computation (:mod:`detinit.init.traced_roles`) need to
+Roles found from the computation (:mod:`detinit.init.roles.traced`) need to
 know, for one forward pass on an example input, which function produced each
 tensor from which tensors, which parameters each function read, and which
 module was running at the time. A :class:`torch.overrides.TorchFunctionMode`
@@ -321,7 +321,7 @@ def record_forward(model: nn.Module, example: object) -> Graph:
 
     The model's training flags are restored afterwards; nothing else is
     changed (eval mode leaves BatchNorm's running statistics alone). Gradients
-    are enabled so that :mod:`detinit.init.traced_roles` can ask autograd
+    are enabled so that :mod:`detinit.init.roles.traced` can ask autograd
     which output rows of a fused projection feed the query, key and value.
     """
     params = {id(p): name for name, p in model.named_parameters(remove_duplicate=False)}

@@ -37,9 +37,9 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
-from .row_fills import RowFill
+from ..tensor.row_fills import RowFill
 from .sharded import write_
-from .trace import eval_mode, run_model
+from ..roles.trace import eval_mode, run_model
 
 
 @torch.no_grad()
@@ -121,6 +121,6 @@ def escape_constant_readouts_(model: nn.Module, example: object, names: Iterable
         changed[f"{name}.weight"] = (
             "output layer reading the same feature for every input at init (a cls token through identity "
             "blocks): a zero weight would be a saddle; rows e_j +- e_j+1 orthogonal to that feature keep the "
-            "logits exactly 0 and let the gradient through (detinit.init.readout)"
+            "logits exactly 0 and let the gradient through (detinit.init.apply.readout)"
         )
     return changed

@@ -1,20 +1,20 @@
 r"""ZerO's fills for a block of rows alone: what one shard of a sharded weight holds.
 
 Each function writes into ``out`` the rows ``start : start + len(out)`` of what its whole-tensor
-counterpart in :mod:`detinit.init.zero` writes into a tensor of shape ``(total, *out.shape[1:])``, bitwise
-(:mod:`detinit.init.row_fills` states the contract). The work and the scratch memory follow ``len(out)``:
+counterpart in :mod:`detinit.init.tensor.zero` writes into a tensor of shape ``(total, *out.shape[1:])``, bitwise
+(:mod:`detinit.init.tensor.row_fills` states the contract). The work and the scratch memory follow ``len(out)``:
 
 * partial identity: row ``r`` of group ``g = r div R`` (``R = total / groups``) has its one at column
   ``r - gR`` on the centre tap, if that column exists;
 * Hadamard block: row ``i`` of a group's matrix is :math:`c\,H[i, \text{cols}]`, the product of two small
-  cached factors (:func:`~detinit.init.zero._product_rows_`), started at any row;
+  cached factors (:func:`~detinit.init.tensor.hadamard._product_rows_`), started at any row;
 * unfolded kernel: the rows of the ``(P, QK)`` patch matrix, laid out per tap;
 * embedding: token ``i`` is Hadamard row ``first + i mod period``, periodic from any start.
 
 A ConvTranspose weight's rows are its inputs, the columns of each group's matrix: its block is the
 Hadamard rows ``0 .. P - 1`` at the block's columns.
 
->>> from detinit.init.zero import zero_
+>>> from detinit.init.tensor.zero import zero_
 >>> torch.equal(zero_rows_(torch.empty(3, 4), 5, 12), zero_(torch.empty(12, 4))[5:8])
 True
 """
@@ -25,29 +25,19 @@ import math
 
 import torch
 
-from ._layout import centre_plane
 from ._no_grad import no_grad
+from .layout import centre_plane
 from .row_fills import check_block, check_window, group_spans
-from .zero import (
-    _check_columns,
-    _check_norm,
-    _hadamard_factors,
-    _product_columns_,
-    _product_rows_,
-    _repeat_rows_,
-    check_table,
-    embedding_rows,
-    fill_sylvester_entries_,
-    hadamard_scale,
-    unfolded_kernel,
-)
+from .embedding import _repeat_rows_, check_table, embedding_rows
+from .hadamard import _product_columns_, _product_rows_, fill_sylvester_entries_
+from .zero import _check_columns, _check_norm, _hadamard_factors, hadamard_scale, unfolded_kernel
 
 
 @no_grad
 def partial_identity_rows_(
     out: torch.Tensor, start: int, total: int, *, groups: int = 1, transposed: bool = False
 ) -> torch.Tensor:
-    """Rows ``start : start + len(out)`` of :func:`~detinit.init.zero.partial_identity_` on a ``total``-row weight.
+    """Rows ``start : start + len(out)`` of :func:`~detinit.init.tensor.zero.partial_identity_` on a ``total``-row weight.
 
     >>> partial_identity_rows_(torch.empty(2, 3), 1, 4)
     tensor([[0., 1., 0.],
@@ -75,7 +65,7 @@ def zero_rows_(
     transposed: bool = False,
     columns: str = "first",
 ) -> torch.Tensor:
-    """Rows ``start : start + len(out)`` of :func:`~detinit.init.zero.zero_` on a ``total``-row weight.
+    """Rows ``start : start + len(out)`` of :func:`~detinit.init.tensor.zero.zero_` on a ``total``-row weight.
 
     >>> zero_rows_(torch.empty(2, 2), 1, 4)
     tensor([[ 0.5000, -0.5000],
@@ -103,9 +93,9 @@ def zero_rows_(
 def zero_unfolded_rows_(
     out: torch.Tensor, start: int, total: int, *, norm: str = "orthonormal", groups: int = 1, columns: str = "spanning"
 ) -> torch.Tensor:
-    """Rows ``start : start + len(out)`` of :func:`~detinit.init.zero.zero_unfolded_` on a ``total``-row kernel.
+    """Rows ``start : start + len(out)`` of :func:`~detinit.init.tensor.zero.zero_unfolded_` on a ``total``-row kernel.
 
-    >>> from detinit.init.zero import zero_unfolded_
+    >>> from detinit.init.tensor.zero import zero_unfolded_
     >>> torch.equal(zero_unfolded_rows_(torch.empty(2, 1, 3, 3), 1, 3), zero_unfolded_(torch.empty(3, 1, 3, 3))[1:])
     True
     """
@@ -126,9 +116,9 @@ def zero_unfolded_rows_(
 def zero_embedding_rows_(
     out: torch.Tensor, start: int, total: int, *, norm: str = "orthonormal", constant_token: bool = False
 ) -> torch.Tensor:
-    """Rows ``start : start + len(out)`` of :func:`~detinit.init.zero.zero_embedding_` on a ``total``-token table.
+    """Rows ``start : start + len(out)`` of :func:`~detinit.init.tensor.embedding.zero_embedding_` on a ``total``-token table.
 
-    >>> from detinit.init.zero import zero_embedding_
+    >>> from detinit.init.tensor.embedding import zero_embedding_
     >>> torch.equal(zero_embedding_rows_(torch.empty(4, 8), 6, 20), zero_embedding_(torch.empty(20, 8))[6:10])
     True
     """

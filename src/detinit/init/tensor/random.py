@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import torch
 
-from ._layout import check_float_tensor, matrix_views
+from .layout import check_float_tensor, matrix_views
 from ._no_grad import no_grad
 
 FAN_MODES = ("fan_in", "fan_out")

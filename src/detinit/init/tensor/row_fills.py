@@ -3,7 +3,7 @@ r"""Fills that can write any block of a weight's rows alone: how a shard initial
 A deterministic initialisation is a function of the index, so the rows ``start : start + n`` of a weight
 with ``total`` rows can be written without the others. FSDP2 shards every parameter along dimension 0,
 so a rank that holds rows ``start : start + n`` of a parameter computes just those
-(:func:`detinit.init.sharded.write_`): its time and memory follow its shard, not the model.
+(:func:`detinit.init.apply.sharded.write_`): its time and memory follow its shard, not the model.
 
 A :class:`RowFill` is a fill function (``fill(tensor, generator)``, as every rule has) that also has
 ``rows(out, start, total, generator)``, which writes into ``out`` the rows ``start : start + len(out)`` of the
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._layout import check_float_tensor
+from .layout import check_float_tensor
 
 Fill = Callable[[torch.Tensor, torch.Generator], object]
 RowsFill = Callable[[torch.Tensor, int, int, torch.Generator], object]  # (out, start, total, generator)

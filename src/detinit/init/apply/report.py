@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-from .._table import format_table
+from ..._table import format_table
 
 UNKNOWN = "unknown"
 FROZEN = "frozen"

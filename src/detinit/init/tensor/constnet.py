@@ -20,7 +20,7 @@ import math
 
 import torch
 
-from ._layout import centre_plane, matrix_views
+from .layout import centre_plane, matrix_views
 from ._no_grad import no_grad
 from .random import draw_
 from .row_fills import check_block
@@ -99,7 +99,7 @@ def const_avg_rows_(
     out: torch.Tensor, start: int, total: int, *, groups: int = 1, transposed: bool = False
 ) -> torch.Tensor:
     """Rows ``start : start + len(out)`` of :func:`const_avg_` with ``c = 1`` on a ``total``-row weight (a shard
-    of it, :mod:`detinit.init.row_fills`): zeros, and ``1 / Q`` on the centre tap, the same in every row.
+    of it, :mod:`detinit.init.tensor.row_fills`): zeros, and ``1 / Q`` on the centre tap, the same in every row.
 
     >>> torch.equal(const_avg_rows_(torch.empty(1, 2, 3), 2, 4, groups=2), const_avg_(torch.empty(4, 2, 3), groups=2)[2:3])
     True

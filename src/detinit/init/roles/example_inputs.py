@@ -1,7 +1,7 @@
 """An example input for models whose library says what they take: :func:`infer_example_inputs`.
 
 :func:`detinit.initialize` traces one forward pass to find the roles of a
-model's layers (:mod:`detinit.init.traced_roles`). Users can pass
+model's layers (:mod:`detinit.init.roles.traced`). Users can pass
 ``example_inputs=``; for two families the model itself says what it takes:
 
 * **Hugging Face** (a ``config`` with ``model_type``): ``main_input_name``
@@ -16,7 +16,7 @@ model's layers (:mod:`detinit.init.traced_roles`). Users can pass
 The values are deterministic (token ``i`` at position ``i`` after the shared
 first token; images from a seeded generator). Roles depend only on their
 shapes and on what depends on them; a zero output layer whose input is the
-same for both rows gets rows orthogonal to it (:mod:`detinit.init.readout`).
+same for both rows gets rows orthogonal to it (:mod:`detinit.init.apply.readout`).
 """
 
 from __future__ import annotations

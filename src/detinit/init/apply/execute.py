@@ -1,0 +1,46 @@
+"""Writing the plan: each module's hook, or its rules, in module order (so random draws come in a fixed
+order); the report entries of hooked modules say what the hook did."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from ... import hooks
+from .plan import Entry, ModulePlan, direct_parameters
+from .report import FROZEN, UNKNOWN
+from .sharded import write_
+
+
+def execute(plans: list[ModulePlan], entries: list[Entry], scheme: object, generator: torch.Generator) -> None:
+    """Fill every planned parameter (:func:`~detinit.init.apply.sharded.write_`: a shard's rows alone where
+    the parameter is a DTensor) and finish the entries of hooked modules."""
+    for plan in plans:
+        params = direct_parameters(plan.module)  # read now: materialize_ replaces a meta model's parameters
+        if not plan.hooked:
+            for name, rule in plan.rules.items():
+                write_(params[name], rule.fill, generator)
+        else:
+            _run_hook(plan, params, entries, scheme, generator)
+
+
+def _run_hook(
+    plan: ModulePlan, params: dict, entries: list[Entry], scheme: object, generator: torch.Generator
+) -> None:
+    """The module's ``detinit_init_(scheme, generator)``: its ``{param: reason}``, or ``None`` to take the
+    rules the resolver found."""
+    reasons = getattr(plan.module, hooks.INIT_HOOK)(scheme, generator)
+    for name, index in plan.entries.items():
+        entry = entries[index]
+        if entry.rule == FROZEN:
+            continue
+        if reasons is None and name in plan.rules:  # the hook declined: the standard rules
+            rule = plan.rules[name]
+            write_(params[name], rule.fill, generator)
+            entries[index] = replace(entry, rule=rule.rule, why=rule.reason, evidence=rule.evidence, source="", note="")
+        elif reasons is not None and name in reasons:
+            entries[index] = replace(entry, rule="hook", why=str(reasons[name]), evidence="", source="", note="")
+        else:
+            why = f"{type(plan.module).__name__}.detinit_init_() did not initialise it"
+            entries[index] = replace(entry, rule=UNKNOWN, why=why, evidence="", source="", note="")

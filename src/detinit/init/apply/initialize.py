@@ -1,0 +1,214 @@
+"""Apply a scheme to any ``nn.Module``: :func:`initialize`, as plan -> resolve -> execute -> report.
+
+1. **plan**: the roles of the model's layers (declared by blocks, given in ``roles=``, traced from one
+   forward pass: :mod:`detinit.init.roles`) and a :class:`~detinit.init.apply.plan.Site` per parameter;
+2. **resolve**: each parameter's rule, decided in one place (:func:`detinit.init.apply.resolve.resolve`);
+   a module with a ``detinit_init_(scheme, generator)`` hook initialises its own parameters instead
+   (it returns ``{param: reason}``, or ``None`` to take the resolved rules);
+3. **execute**: every rule written, in module order, a shard's rows alone for a sharded parameter
+   (:mod:`detinit.init.apply.execute`, :mod:`detinit.init.apply.sharded`); a zero output layer reading a
+   feature constant over the batch then gets rows orthogonal to it (:mod:`detinit.init.apply.readout`);
+4. **report**: one :class:`~detinit.init.apply.report.ParamRecord` per parameter, built at the end.
+
+A parameter no rule covers is reported as unknown and left unchanged (``strict=True`` raises instead,
+before anything is written); one with ``requires_grad=False`` is left unchanged and reported as
+``frozen``. A parameter shared by several modules (tied weights) is written once, and the modules must
+agree on its role (:mod:`detinit.init.apply.tied`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+import torch
+from torch import nn
+from torch.nn.parameter import is_lazy
+
+from ... import hooks
+from ..roles.declared import collect_roles
+from ..roles.traced import TracedRoles, trace_roles
+from ..roles.vocabulary import LayerInfo, RoleSource, default_layer_info, layer_infos
+from ..schemes import ParamRule, Scheme, get_scheme
+from . import checks
+from .execute import execute
+from .plan import Entry, ModulePlan, Site, direct_parameters
+from .readout import escape_constant_readouts_
+from .report import FROZEN, UNKNOWN, InitReport
+from .resolve import RuleCache, resolve
+from .sharded import materialize_
+from .tied import check_tied
+
+
+@torch.no_grad()
+def initialize(
+    model: nn.Module,
+    scheme: str | Scheme = "zero",
+    *,
+    roles: Mapping[str, str] | None = None,
+    strict: bool = False,
+    generator: torch.Generator | None = None,
+    seed: int = 0,
+    example_inputs: object | None = None,
+    trace: bool | None = None,
+    device: torch.device | str | None = None,
+    **options: object,
+) -> InitReport:
+    """Initialise every parameter of ``model`` in place with ``scheme``.
+
+    Args:
+        model: any module.
+        scheme: a name from :func:`detinit.init.list_schemes` (``"zero"``,
+            ``"partial_identity"``, ``"constnet"``, ``"kaiming"``, ``"xavier"``,
+            ``"orthogonal"``, ``"fixup"``, ``"skipinit"``, ``"rezero"``) or a
+            :class:`~detinit.init.schemes.Scheme`.
+        roles: extra or overriding roles, ``{"fc": "classifier"}``. A residual role given here
+            (``"branch"``, ``"branch_last"``, ...) belongs to the block traced or declared for its
+            module, else to its parent module, which is how Fixup counts each block's layers.
+        strict: raise ``ValueError`` if any parameter has no rule (nothing is
+            written then).
+        generator: random draws of random schemes (and ``constnet`` with
+            ``c < 1`` or ``s > 0``) come from it, in module order; default a CPU
+            generator seeded with ``seed``. The global RNG is never used.
+        seed: seed of the default generator.
+        example_inputs: an input to run the model on once to find the roles of its layers from the
+            computation (:mod:`detinit.init.roles.traced`): a tensor, a tuple of positional arguments or a
+            dict of keyword arguments. The run is in eval mode and changes nothing.
+        trace: ``None`` (default) traces when ``example_inputs`` is given, or when the model declares no
+            roles (no ``detinit_roles``) and its library describes its input (Hugging Face, timm:
+            :func:`~detinit.init.roles.example_inputs.infer_example_inputs`); ``True`` always traces (an error
+            without an input); ``False`` never does. Declared roles and ``roles=`` win over traced ones.
+        device: for a model built on the meta device (``with torch.device("meta"): model = ...``): the
+            device to materialise it on (:func:`~detinit.init.apply.sharded.materialize_`). Every parameter is
+            then filled there, with no second copy, bitwise as if the model had been built there; norm
+            running statistics are reset and constant buffers recomputed. A meta parameter no rule
+            covers (or a frozen one) is refused, since it would be left as uninitialised memory.
+        **options: scheme options, e.g. ``norm="paper"`` for ``"zero"``.
+
+    Returns:
+        An :class:`~detinit.init.apply.report.InitReport`: print it for a table.
+
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    >>> report = initialize(model, "zero", roles={"2": "classifier"})
+    >>> [r.rule for r in report.records]
+    ['hadamard', 'zeros', 'zeros', 'zeros']
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"initialize: model must be an nn.Module, got {type(model).__name__}")
+    scheme_obj = get_scheme(scheme, **options)
+    named = list(model.named_modules())  # walked once (a walk costs about 1 us a module)
+    checks.check_gates(scheme_obj, model, [m for _, m in named])
+    if device is not None:
+        checks.check_materialisable(model, device, example_inputs, trace)
+        trace = False  # a meta-device model cannot run
+    example = checks.example_to_trace(model, [m for _, m in named], example_inputs, trace)
+    traced = trace_roles(model, example) if example is not None else TracedRoles()
+    role_sources = collect_roles(model, roles, traced.modules, named=named)
+    checks.check_scheme_applies(scheme_obj, model, role_sources)
+
+    plans, entries = _plan(named, scheme_obj, role_sources, traced)
+    if strict and any(e.rule == UNKNOWN for e in entries):
+        unknown = [e for e in entries if e.rule == UNKNOWN]
+        raise ValueError(
+            "initialize(strict=True): no rule for "
+            + ", ".join(f"{e.name} ({e.module_type})" for e in unknown)
+            + f"; scheme {scheme_obj.name!r} knows Linear, ConvNd, ConvTransposeNd, Embedding, "
+            + "MultiheadAttention, RNN / LSTM / GRU, norm layers and what tracing finds (example_inputs=); give the module a detinit_init_ hook or initialise it yourself"
+        )
+    if device is not None:
+        checks.refuse_unfilled_meta(model, entries)
+        materialize_(model, device)
+    execute(plans, entries, scheme_obj, generator if generator is not None else torch.Generator().manual_seed(seed))
+    if example is not None and scheme_obj.policy.escapes_constant_readout:
+        _escape_constant_readouts(model, example, entries)
+    seed_used = seed if generator is None and scheme_obj.policy.uses_generator else None
+    return InitReport(scheme_obj.name, scheme_obj.options(), seed_used, [e.record() for e in entries])
+
+
+def _plan(
+    named: list[tuple[str, nn.Module]], scheme: Scheme, role_sources: Mapping[str, RoleSource], traced: TracedRoles
+) -> tuple[list[ModulePlan], list[Entry]]:
+    """A :class:`ModulePlan` per module owning parameters and an :class:`Entry` per parameter (a tied one once),
+    each parameter's rule resolved."""
+    infos, default_info = layer_infos(role_sources), default_layer_info(role_sources)
+    plans: list[ModulePlan] = []
+    entries: list[Entry] = []
+    seen: dict[int, int] = {}  # id(param) -> its entry
+    cache: RuleCache = {}  # layer-weight rules, built once per geometry
+    for mname, module in named:
+        direct = direct_parameters(module)
+        if not direct:
+            continue
+        layer = infos.get(mname, default_info)
+        source = role_sources.get(mname)
+        plan = ModulePlan(mname, module, callable(hooks.find_hook(module, hooks.INIT_HOOK)))
+        sites = _sites(mname, module, direct, layer, traced)
+        rules = {pname: rule for pname, site in sites.items() if (rule := resolve(site, scheme, cache)) is not None}
+        for pname, param in direct.items():
+            full = f"{mname}.{pname}" if mname else pname
+            if id(param) in seen:  # shared parameter: initialised where first seen, if the roles agree
+                check_tied(entries, seen[id(param)], full, type(module).__name__, layer.role, role_sources, scheme)
+                continue
+            seen[id(param)] = len(entries)
+            if is_lazy(param):  # isinstance(param, UninitializedParameter), without Parameter's slow metaclass check
+                raise ValueError(
+                    f"initialize: {full} of {type(module).__name__} is a lazy, uninitialised "
+                    "parameter; run one forward pass before initialising"
+                )
+            entry = _entry(full, module, param, layer, rules.get(pname), plan.hooked, not param.requires_grad)
+            if source is not None:
+                entry = replace(entry, source=f"role {layer.role} from {source.source}")
+            if pname in rules and param.requires_grad:
+                plan.rules[pname] = rules[pname]
+            plan.entries[pname] = len(entries)
+            entries.append(entry)
+        plans.append(plan)
+    return plans, entries
+
+
+def _sites(
+    mname: str, module: nn.Module, direct: dict[str, nn.Parameter], layer: LayerInfo, traced: TracedRoles
+) -> dict[str, Site]:
+    """A :class:`Site` per direct parameter of one module, with what tracing found about it."""
+    norm_kinds, evidence = None, ""
+    prefix = f"{mname}." if mname else ""
+    if mname in traced.norms:
+        norm_kinds = {p: traced.params[prefix + p].kind for p in direct}
+        evidence = traced.norms[mname]
+    return {
+        pname: Site(module, pname, param, layer, direct, norm_kinds, evidence, traced.params.get(prefix + pname))
+        for pname, param in direct.items()
+    }
+
+
+def _entry(
+    name: str,
+    module: nn.Module,
+    param: nn.Parameter,
+    layer: LayerInfo,
+    rule: ParamRule | None,
+    hooked: bool,
+    frozen: bool,
+) -> Entry:
+    """The report entry of a parameter before anything is written."""
+    kind, shape = type(module).__name__, tuple(param.shape)
+    role = rule.role if rule is not None and rule.role else layer.role  # a traced position, token, layer scale
+    if frozen:
+        return Entry(name, kind, shape, role, FROZEN, "requires_grad=False: left unchanged")
+    if hooked:
+        return Entry(name, kind, shape, role, "hook", f"{kind}.detinit_init_()")
+    if rule is None:
+        why = f"no rule for {kind}.{name.rsplit('.', 1)[-1]}: left unchanged"
+        return Entry(name, kind, shape, role, UNKNOWN, why)
+    return Entry(name, kind, shape, role, rule.rule, rule.reason, rule.evidence)
+
+
+def _escape_constant_readouts(model: nn.Module, example: object, entries: list[Entry]) -> None:
+    """Zero output layers whose input is the same for every example get rows ``e_j +- e_j+1`` orthogonal to it
+    (:mod:`detinit.init.apply.readout`); their entries say so."""
+    zero_outputs = {e.name.removesuffix(".weight"): i for i, e in enumerate(entries)
+                    if e.role == "classifier" and e.rule == "zeros" and e.name.endswith(".weight")}  # fmt: skip
+    for name, reason in escape_constant_readouts_(model, example, zero_outputs).items():
+        index = zero_outputs[name.removesuffix(".weight")]
+        entry = entries[index]
+        entries[index] = replace(entry, rule="orthogonal_pairs", why=reason, evidence="", note=entry.note if entry.source else "")

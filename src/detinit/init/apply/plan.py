@@ -1,0 +1,77 @@
+"""What :func:`detinit.initialize` plans before it writes anything: a :class:`Site` per parameter (what is
+known about it), an :class:`Entry` per parameter (its report line, with the role's source and the
+evidence as fields) and a :class:`ModulePlan` per module (the rules its parameters will get)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from ..roles.traced.result import TracedParam
+from ..roles.vocabulary import LayerInfo
+from ..schemes.rule import ParamRule
+from .report import ParamRecord
+
+
+@dataclass(frozen=True)
+class Site:
+    """One parameter and everything the resolver may read about it.
+
+    ``params`` are its module's direct parameters; ``norm_kinds`` says which is a norm's scale or shift
+    for a norm of a class found by tracing (``None`` otherwise) and ``norm_evidence`` how it was found;
+    ``traced`` is how the traced forward pass used the parameter, if it was traced.
+    """
+
+    module: nn.Module
+    param_name: str
+    param: nn.Parameter
+    layer: LayerInfo
+    params: Mapping[str, nn.Parameter]
+    norm_kinds: Mapping[str, str] | None = None
+    norm_evidence: str = ""
+    traced: TracedParam | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A parameter's line of the report while it is built: the rule's reason, the evidence of a traced use,
+    the role's source and a note on a tied weight are kept apart and joined once, in :meth:`record`."""
+
+    name: str
+    module_type: str
+    shape: tuple[int, ...]
+    role: str
+    rule: str
+    why: str
+    evidence: str = ""
+    source: str = ""
+    note: str = ""
+
+    def record(self) -> ParamRecord:
+        reason = self.why
+        if self.evidence:
+            reason += f" [{self.evidence}]"
+        if self.source:
+            reason += f" [{self.source}]"
+        return ParamRecord(self.name, self.module_type, self.shape, self.role, self.rule, reason + self.note)
+
+
+@dataclass
+class ModulePlan:
+    """What will happen to one module's direct parameters: the rules found for them (``rules``) and the index
+    of each one's :class:`Entry`; ``hooked``: the module's ``detinit_init_`` hook goes first."""
+
+    name: str
+    module: nn.Module
+    hooked: bool
+    rules: dict[str, ParamRule] = field(default_factory=dict)
+    entries: dict[str, int] = field(default_factory=dict)
+
+
+def direct_parameters(module: nn.Module) -> dict[str, nn.Parameter]:
+    """The parameters ``module`` holds itself, by name, read straight from it (``named_parameters``'
+    generator costs more, once per module). A parameter registered under two names appears twice;
+    :func:`detinit.initialize` records and writes it once (it tracks ids)."""
+    return {name: param for name, param in module._parameters.items() if param is not None}

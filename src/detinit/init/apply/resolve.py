@@ -1,0 +1,279 @@
+"""The one place where a parameter's rule is decided: :func:`resolve`.
+
+Every parameter is classified once (:func:`classify`) by its module and, for classes detinit does not
+know, by how the traced forward pass used it; the resolver then asks the scheme only what is the
+scheme's to say (a matrix, a table, a named kind, a gate block: :mod:`detinit.init.schemes.base`) and
+decides everything every scheme shares here:
+
+* a bias starts at 0 (a layer's, attention's, a recurrent layer's; the LSTM forget gate's block 1);
+* a norm's scale starts at 1 and its shift at 0; the scale starts at 0 where the scheme puts a branch's
+  zero (or the output's, before a tied output layer) on the norm (:func:`zero_on_norm`), and the layer
+  before it then gets an ordinary branch layer's rule;
+* a fused projection (``attn_qkv``, ``attn_kv``, ``nn.MultiheadAttention.in_proj_weight``) is split
+  into row blocks that each get the rule of their own role, and a recurrent weight into gate blocks;
+* an embedding's padding row stays 0; a weight stored ``(in, out)`` gets the transpose of the rule
+  of its ``(out, in)`` Linear.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+from torch import nn
+from torch.nn.parameter import is_lazy
+
+from ..roles.layers import MATRIX_LAYER_TYPES, NORM_TYPES, Matrix, Table
+from ..roles.recurrent import RECURRENT_ROLES, RECURRENT_TYPES, cell_kind, gate_blocks
+from ..roles.vocabulary import NORM_ROLES, RESIDUAL_LAST_ROLES, LayerInfo, fused_parts
+from ..schemes.base import Policy, Scheme
+from ..schemes.rule import Fill, ParamRule, row_blocks_rule, zeros
+from ..tensor.row_fills import MINUS_ONES, ONES, ZEROS, RowFill, row_blocks_fill, transposed_rows_of, with_zero_row
+from .plan import Site
+
+BIAS = "bias starts at 0"
+MHA_PROJECTIONS = {"q_proj_weight": "attn_query", "k_proj_weight": "attn_key", "v_proj_weight": "attn_value"}
+RuleCache = dict[tuple, "ParamRule | None"]
+_MISSING = object()  # a key not in the cache (a cached rule may be None)
+
+
+def resolve(site: Site, scheme: Scheme, cache: RuleCache) -> ParamRule | None:
+    """The rule for one parameter, or ``None``: no rule (reported as unknown, left unchanged).
+
+    A module of a class detinit knows gets its standard rule; a parameter that has none falls back on its
+    traced use. ``cache`` keeps layer-weight rules across one :func:`detinit.initialize` call.
+    """
+    rule = _standard_rule(site, scheme, cache)
+    if rule is None and site.traced is not None:
+        rule = _traced_rule(site, scheme)
+    return rule
+
+
+def zero_on_norm(policy: Policy, layer: LayerInfo) -> bool:
+    """Whether a branch end's zero goes on the norm after its last layer (``branch_last_norm``, or a layer
+    ``norm_follows``), or the output's zero on the norm before a classifier tied to the token embedding
+    (``classifier_norm``)."""
+    if layer.role == "classifier_norm":
+        return policy.zeroes_classifier
+    return policy.zeroes_branch_ends and policy.norm_aware and (layer.norm_follows or layer.role == "branch_last_norm")
+
+
+def _standard_rule(site: Site, scheme: Scheme, cache: RuleCache) -> ParamRule | None:
+    module, layer, name = site.module, site.layer, site.param_name
+    if isinstance(module, nn.MultiheadAttention):
+        return _attention_rule(site, scheme)
+    is_norm = isinstance(module, NORM_TYPES) or site.norm_kinds is not None
+    if layer.role in NORM_ROLES and not is_norm and layer.role != "norm":
+        raise ValueError(
+            f"role {layer.role!r} is for a normalisation layer; {type(module).__name__} is not one (BatchNorm, "
+            "InstanceNorm, GroupNorm, LayerNorm, RMSNorm, or a module whose output does not change when its input "
+            "is scaled)"
+        )
+    if is_norm or layer.role in NORM_ROLES:
+        return _norm_rule(site, scheme)
+    if isinstance(module, RECURRENT_TYPES):
+        return _recurrent_rule(site, scheme)
+    weight = site.params.get("weight")
+    weight_rule = None if weight is None else _layer_weight_rule(module, layer, scheme, weight, cache)
+    if weight_rule is None:
+        return None
+    if name == "weight":
+        padding = getattr(module, "padding_idx", None) if isinstance(module, nn.Embedding) else None
+        if padding is not None:  # torch keeps the padding token's row at 0 (its gradient is always 0)
+            why = f"{weight_rule.reason}; the padding row padding_idx={padding} stays 0"
+            return replace(weight_rule, reason=why, fill=with_zero_row(weight_rule.fill, padding))
+        return weight_rule
+    return zeros(BIAS) if name == "bias" else None
+
+
+def _layer_weight_rule(
+    module: nn.Module, layer: LayerInfo, scheme: Scheme, weight: torch.Tensor, cache: RuleCache
+) -> ParamRule | None:
+    """The rule of a Linear / conv / Embedding weight, built once per geometry in ``cache`` where the scheme
+    allows it (``geometry_keyed``: a deep model repeats a few layer geometries, and a rule costs more to
+    build than a small tensor costs to fill), else once per layer."""
+    if not isinstance(module, MATRIX_LAYER_TYPES + (nn.Embedding,)):
+        return None  # other classes get rules from how the traced forward pass used their parameters
+    if is_lazy(weight):
+        return _weight_rule(module, layer, scheme, weight)
+    if scheme.geometry_keyed:
+        key: tuple = (type(module), layer, weight.shape, _geometry(module))
+    else:  # asked once per layer (its weight and its bias share the answer)
+        key = (id(module),)
+    rule = cache.get(key, _MISSING)
+    if rule is _MISSING:
+        rule = cache[key] = _weight_rule(module, layer, scheme, weight)
+    return rule  # type: ignore[return-value]
+
+
+def _geometry(module: nn.Module) -> Matrix | Table:
+    if isinstance(module, nn.Embedding):
+        return Table(module.num_embeddings, module.embedding_dim)
+    return Matrix.of(module)
+
+
+def _weight_rule(module: nn.Module, layer: LayerInfo, scheme: Scheme, weight: torch.Tensor) -> ParamRule | None:
+    """The scheme's rule for a known layer's weight, split into row blocks where its role fuses projections."""
+    is_matrix = not is_lazy(weight) and weight.dim() > 1
+    parts = fused_parts(layer.role, weight.shape[0], weight.shape[1]) if is_matrix else None
+    if parts is None:
+        return _scheme_rule(scheme, _geometry(module), layer)
+    if not isinstance(module, nn.Linear):
+        raise ValueError(
+            f"role {layer.role!r} splits an nn.Linear's output rows into projections; "
+            f"{type(module).__name__} is not supported"
+        )
+    return split_rule(scheme, layer, module.in_features, parts)
+
+
+def _scheme_rule(scheme: Scheme, geometry: Matrix | Table, layer: LayerInfo) -> ParamRule | None:
+    """Ask the scheme for a matrix's or a table's rule. A branch's last layer whose zero goes on the norm
+    after it is asked for as an ordinary branch layer, and the reason says why."""
+    note = ""
+    if layer.role in RESIDUAL_LAST_ROLES and zero_on_norm(scheme.policy, layer):
+        role = "branch" if layer.role == "branch_last" else "default"
+        layer, note = replace(layer, role=role), " (a norm or layer scale follows: it starts at 0 instead)"
+    if isinstance(geometry, Table):
+        rule = scheme.table_rule(geometry, layer)
+    else:
+        rule = scheme.matrix_rule(geometry, layer)
+    return replace(rule, reason=rule.reason + note) if rule is not None and note else rule
+
+
+def split_rule(
+    scheme: Scheme, layer: LayerInfo, in_features: int, parts: list[tuple[str, int, int]]
+) -> ParamRule | None:
+    """One rule for a weight whose output rows are blocks ``(role, start, stop)`` of separate projections:
+    each block gets the scheme's rule for a Linear ``(in_features -> stop - start)`` in its own role (per-block
+    fans, ZerO's identity per block); ``None`` if the scheme has no rule for one of them."""
+    blocks = []
+    for role, start, stop in parts:
+        rule = _scheme_rule(scheme, Matrix.linear(in_features, stop - start), replace(layer, role=role))
+        if rule is None:
+            return None
+        blocks.append((role, start, stop, rule))
+    reason = "; ".join(f"rows {a}:{b} {role.removeprefix('attn_')}: {rule.reason}" for role, a, b, rule in blocks)
+    return row_blocks_rule([(start, stop, rule) for _, start, stop, rule in blocks], reason)
+
+
+def _attention_rule(site: Site, scheme: Scheme) -> ParamRule | None:
+    """``nn.MultiheadAttention``'s direct parameters (its ``out_proj`` is a Linear of its own)."""
+    name, shape = site.param_name, site.param.shape
+    if name == "in_proj_weight":
+        return split_rule(scheme, site.layer, shape[1], fused_parts("attn_qkv", shape[0]) or [])
+    if name in MHA_PROJECTIONS:
+        return split_rule(scheme, site.layer, shape[1], [(MHA_PROJECTIONS[name], 0, shape[0])])
+    if name == "in_proj_bias":
+        return zeros(BIAS)
+    if name in ("bias_k", "bias_v"):
+        return zeros("extra key/value token starts at 0")
+    return None
+
+
+def _norm_rule(site: Site, scheme: Scheme) -> ParamRule | None:
+    """A norm's scale 1 and shift 0; the scale 0 where the scheme puts a zero on this norm. Which parameter is
+    which: the traced kinds for norms of other classes (``offset_scale`` multiplies as ``1 + w``), else torch's
+    names (``weight`` scales, ``bias`` shifts)."""
+    name, layer = site.param_name, site.layer
+    kind = (site.norm_kinds or {}).get(name) or {"weight": "scale", "bias": "shift"}.get(name)
+    zero = zero_on_norm(scheme.policy, layer)
+    if layer.role == "classifier_norm":
+        why_zero = (
+            f"norm before an output layer tied to the token embedding: scale starts at 0, so the output is 0 "
+            f"({scheme.name})"
+        )
+    else:
+        why_zero = (
+            f"norm after the last layer of a residual branch: scale starts at 0, so the branch outputs 0 "
+            f"({scheme.name}; the layer before it keeps its own rule)"
+        )
+    if kind == "scale":
+        rule = zeros(why_zero) if zero else ParamRule("ones", "norm scale starts at 1", ONES)
+    elif kind == "offset_scale":
+        one = zeros("norm scale 1 + w starts at 1")
+        rule = ParamRule("minus_ones", why_zero + "; the scale is 1 + w", MINUS_ONES) if zero else one
+    elif kind == "shift":
+        rule = zeros("norm shift starts at 0")
+    else:
+        return None
+    return replace(rule, evidence=f"traced norm: {site.norm_evidence}") if site.norm_kinds is not None else rule
+
+
+def _recurrent_rule(site: Site, scheme: Scheme) -> ParamRule | None:
+    """A recurrent weight: the scheme's rule per gate block, in row order (so random draws come in a fixed
+    order), none if one block has none; a bias 0, the LSTM forget gate's block of ``bias_ih`` 1."""
+    module, layer, name = site.module, site.layer, site.param_name
+    if layer.role not in RECURRENT_ROLES:
+        raise ValueError(
+            f"role {layer.role!r} on {type(module).__name__} is not supported; a recurrent layer takes the roles "
+            f"{', '.join(RECURRENT_ROLES)}"
+        )
+    if name.startswith("bias"):
+        return _recurrent_bias_rule(module, name, site.param.shape[0])
+    blocks = [(block, scheme.recurrent_rule(block, layer)) for block in gate_blocks(module, name)]
+    if any(rule is None for _, rule in blocks):
+        return None
+    gates_by_reason: dict[str, list[str]] = {}
+    for block, rule in blocks:
+        gates_by_reason.setdefault(rule.reason, []).append(block.gate)
+    if len(blocks) == 1:
+        reason = blocks[0][1].reason
+    else:
+        reason = "; ".join(f"{', '.join(gates)} gate: {why}" for why, gates in gates_by_reason.items())
+    return row_blocks_rule([(block.start, block.stop, rule) for block, rule in blocks], reason)
+
+
+def _recurrent_bias_rule(module: nn.Module, name: str, rows: int) -> ParamRule:
+    lstm = cell_kind(module) == "lstm"
+    if not (lstm and name.startswith("bias_ih")):
+        return zeros(BIAS + (" (the LSTM forget gate's 1 is on bias_ih)" if lstm else ""))
+    size = rows // 4
+    fill = row_blocks_fill([(0, size, ZEROS), (size, 2 * size, ONES), (2 * size, 4 * size, ZEROS)])
+    why = "0, forget gate 1 (Gers et al. 2000, Jozefowicz et al. 2015): the cell keeps sigmoid(1) = 0.73 of its memory"
+    return ParamRule("forget_gate_one", why, fill)
+
+
+def _traced_rule(site: Site, scheme: Scheme) -> ParamRule | None:
+    """A parameter of a module of another class, from how the traced forward pass used it: a matrix gets the
+    rule of a Linear of its shape (split where its role fuses projections), a table an embedding's, a bias 0,
+    a position table, token or layer scale the scheme's rule for that kind (their role is their own)."""
+    use, layer = site.traced, site.layer
+    assert use is not None
+    evidence = f"traced: {use.evidence}"
+    if use.kind == "matrix":
+        parts = fused_parts(layer.role, use.out_features, use.in_features)
+        if parts is None:
+            rule = _scheme_rule(scheme, Matrix.linear(use.in_features, use.out_features), layer)
+        else:
+            rule = split_rule(scheme, layer, use.in_features, parts)
+        return None if rule is None else replace(rule, fill=_stored_fill(rule, use.stored), evidence=evidence)
+    if use.kind == "table":
+        rule = _scheme_rule(scheme, Table(*site.param.shape), layer)
+        return None if rule is None else replace(rule, evidence=evidence)
+    if use.kind == "bias":
+        return replace(zeros(BIAS), evidence=evidence)
+    if use.kind in ("position", "token", "layer_scale"):
+        return replace(scheme.parameter_rule(use.kind, site.param), role=use.kind, evidence=evidence)
+    return None
+
+
+def _stored_fill(rule: ParamRule, stored: str) -> Fill:
+    """Fill a weight as ``rule`` fills a Linear's ``(out, in)`` weight; one stored ``(in, out)`` gets the
+    transpose of that, with the same random draws in the same order.
+
+    A deterministic rule writes the stored layout straight, as all the rows of the transpose
+    (``transposed_rows``, :mod:`detinit.init.tensor.row_fills`; a shard's rows are a block of them); a random
+    one fills an ``(out, in)`` temporary and copies its transpose.
+    """
+    if stored == "out_in":
+        return rule.fill
+    transposed = transposed_rows_of(rule.fill)
+    if transposed is not None:
+        return RowFill(lambda t, g: transposed(t, 0, len(t), g), transposed)
+
+    def fill(t: torch.Tensor, g: torch.Generator) -> None:
+        linear = torch.empty(t.shape[::-1], dtype=t.dtype, device=t.device)
+        rule.fill(linear, g)
+        t.copy_(linear.t())
+
+    return fill

@@ -1,0 +1,123 @@
+"""Pass 3: attention, ``F.scaled_dot_product_attention`` or ``matmul -> softmax -> matmul``. The layers the
+query, key and value come from get ``attn_query`` / ``attn_key`` / ``attn_value`` (a fused one
+``attn_qkv:q,k,v`` with its row blocks found by autograd), the first layer after it ``attn_out``."""
+
+from __future__ import annotations
+
+import torch
+
+from ..trace import Node
+from .index import SOFTMAX_FUNCS, GraphIndex
+from .walks import layers_fed, layers_feeding
+
+
+def find_attention(ix: GraphIndex) -> None:
+    for node in ix.graph.nodes:
+        qkv_out = _attention_at(ix, node)
+        if qkv_out is None:
+            continue
+        (q, k, v), out = qkv_out
+        sources = {name: layers_feeding(ix, val) for name, val in (("query", q), ("key", k), ("value", v))}
+        if any(len(s) != 1 for s in sources.values()):
+            ix.result.notes.append(
+                f"attention in {node.module or 'the model'}: query/key/value do not each come from one layer; "
+                "their layers keep the default role"
+            )
+            continue
+        layers = {name: s[0] for name, s in sources.items()}
+        _attention_roles(ix, node, layers, {"query": q, "key": k, "value": v})
+        for out_node, weight in layers_fed(ix, out):
+            module = ix.layer_module(weight, out_node)
+            ix.result.set_role(module, "attn_out", f"first layer after the attention in {node.module}", over=True)
+
+
+
+def _attention_at(ix: GraphIndex, node: Node) -> tuple[tuple[int, int, int], int] | None:
+    """``((query, key, value), output)`` values if ``node`` computes attention."""
+    if node.name == "scaled_dot_product_attention":
+        args = [node.inputs.get(i, node.inputs.get(k)) for i, k in ((0, "query"), (1, "key"), (2, "value"))]
+        if any(a is None for a in args):
+            return None
+        return (args[0], args[1], args[2]), node.outputs[0]
+    if node.name not in SOFTMAX_FUNCS:
+        return None
+    scores = ix.stream_input(node)
+    while scores >= 0:
+        producer = ix.graph.producer(scores)
+        if producer is None or ix.graph.param_inputs(producer):
+            return None
+        tainted = ix.graph.tainted_inputs(producer)
+        if producer.name in ("matmul", "__matmul__", "bmm") and len(tainted) == 2:
+            q, k = tainted
+            break
+        if len(tainted) != 1:
+            return None
+        scores = tainted[0]
+    else:
+        return None
+    probs = node.outputs[0]
+    for _ in range(20):
+        consumers = [ix.graph.nodes[i] for i in ix.graph.consumers.get(probs, [])]
+        if len(consumers) != 1:
+            return None
+        consumer = consumers[0]
+        tainted = ix.graph.tainted_inputs(consumer)
+        if consumer.name in ("matmul", "__matmul__", "bmm") and len(tainted) == 2 and tainted[0] == probs:
+            return (q, k, tainted[1]), consumer.outputs[0]
+        if len(tainted) != 1 or ix.graph.param_inputs(consumer):
+            return None
+        probs = consumer.outputs[0]
+    return None
+
+
+
+def _attention_roles(ix: GraphIndex, node: Node, layers: dict[str, tuple[Node, str]], values: dict[str, int]) -> None:
+    where = f"attention in {node.module or 'the model'}"
+    by_layer: dict[int, list[str]] = {}
+    for name, (layer_node, _) in layers.items():
+        by_layer.setdefault(layer_node.index, []).append(name)
+    for names in by_layer.values():
+        layer_node, weight = layers[names[0]]
+        module = ix.layer_module(weight, layer_node)
+        if len(names) == 1:
+            ix.result.set_role(module, f"attn_{names[0]}", f"{names[0]} of the {where}", over=True)
+            continue
+        sizes = _fused_rows(ix, layer_node, [values[n] for n in names])
+        if sizes is None:
+            ix.result.notes.append(
+                f"{module}: fused {'/'.join(names)} projection whose blocks are not contiguous rows in that order; "
+                "it keeps the default role"
+            )
+            continue
+        role = "attn_qkv" if len(names) == 3 else "attn_kv" if names == ["key", "value"] else None
+        if role is None:
+            continue
+        ix.result.set_role(module, f"{role}:{','.join(map(str, sizes))}", f"fused {'/'.join(names)} of the {where}; "
+                      "rows found by autograd", over=True)  # fmt: skip
+
+
+
+def _fused_rows(ix: GraphIndex, layer: Node, values: list[int]) -> list[int] | None:
+    """Output rows of a fused projection feeding each value, as contiguous block sizes in order."""
+    out = ix.graph.tensors[layer.outputs[0]]
+    if not out.requires_grad:
+        return None
+    generator = torch.Generator(device=out.device).manual_seed(0)
+    starts, sizes, end = [], [], 0
+    for value in values:
+        target = ix.graph.tensors[value]
+        cotangent = torch.randn(target.shape, generator=generator, device=target.device, dtype=target.dtype)
+        (grad,) = torch.autograd.grad(target, out, cotangent, retain_graph=True, allow_unused=True)
+        if grad is None:
+            return None
+        rows = grad.abs().reshape(-1, grad.shape[-1]).sum(0).nonzero().flatten().tolist()
+        if not rows or rows != list(range(rows[0], rows[-1] + 1)):
+            return None
+        starts.append(rows[0])
+        sizes.append(len(rows))
+        end = max(end, rows[-1] + 1)
+    if starts != sorted(starts) or starts[0] != 0 or end != out.shape[-1]:
+        return None
+    if any(a + n != b for a, n, b in zip(starts, sizes, starts[1:])):
+        return None
+    return sizes

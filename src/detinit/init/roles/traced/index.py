@@ -1,0 +1,134 @@
+"""A recorded forward pass indexed for the passes of :func:`detinit.init.roles.traced.trace_roles`: which
+parameter each value is, which nodes are a layer's matrix product, which module owns a parameter.
+
+The passes read the graph only through this index; what they find goes in :attr:`GraphIndex.result`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..trace import Graph, Node
+from .result import TracedRoles
+
+# function -> (weight argument, bias argument, how the weight is stored: "out_in" as nn.Linear, "in_out" as x @ W)
+MATRIX_FUNCS: dict[str, tuple[tuple[int | str, ...], tuple[int | str, ...], str]] = {
+    "linear": ((1, "weight"), (2, "bias"), "out_in"),
+    "addmm": ((2, "mat2"), (0, "input"), "in_out"),
+    "matmul": ((1, "other"), (), "in_out"),
+    "__matmul__": ((1, "other"), (), "in_out"),
+    "mm": ((1, "mat2"), (), "in_out"),
+    **{f"conv{d}d": ((1, "weight"), (2, "bias"), "out_in") for d in (1, 2, 3)},
+    **{f"conv_transpose{d}d": ((1, "weight"), (2, "bias"), "in_out") for d in (1, 2, 3)},
+}
+NORM_FUNCS = frozenset({"layer_norm", "group_norm", "batch_norm", "instance_norm", "rms_norm"})
+ADD_FUNCS = frozenset({"add", "__add__", "__radd__", "add_", "__iadd__"})
+MUL_FUNCS = frozenset({"mul", "__mul__", "__rmul__", "mul_", "__imul__", "multiply"})
+# functions that move or reshape a tensor without mixing in anything else
+SHAPE_FUNCS = frozenset(
+    {
+        "view", "reshape", "expand", "expand_as", "unsqueeze", "squeeze", "flatten", "unflatten", "permute",
+        "transpose", "t", "contiguous", "to", "float", "half", "bfloat16", "double", "type_as", "type",
+        "__getitem__", "__get__", "repeat", "clone", "narrow", "movedim", "dropout",
+    }
+)  # fmt: skip
+SOFTMAX_FUNCS = frozenset({"softmax", "_softmax", "log_softmax"})
+
+
+class GraphIndex:
+    """One recorded graph and the model it ran, with the lookups every pass needs."""
+
+    def __init__(self, model: nn.Module, graph: Graph) -> None:
+        self.model, self.graph = model, graph
+        self.result = TracedRoles()  # what the passes find
+        self.modules = dict(model.named_modules())
+        self.owner = {}  # parameter name -> the module that owns it directly
+        for mname, module in self.modules.items():
+            for pname, _ in module.named_parameters(recurse=False, remove_duplicate=False):
+                self.owner[f"{mname}.{pname}" if mname else pname] = mname
+        self.names_of: dict[int, list[str]] = {}  # id(param) -> every name it has (tied weights)
+        for name, p in model.named_parameters(remove_duplicate=False):
+            self.names_of.setdefault(id(p), []).append(name)
+        self.canonical = {name: names[0] for names in self.names_of.values() for name in names}
+        self.norm_outputs: dict[int, int] = {}  # output value of a norm module call -> its input value (pass 1)
+        self.norm_call_of: dict[int, str] = {}  # output value -> norm module name (pass 1)
+        self.values_of: dict[str, list[int]] = {}  # parameter -> the values that are it
+        for v in graph.values:
+            if v.param is not None:
+                self.values_of.setdefault(self.canonical.get(v.param, v.param), []).append(v.index)
+        self._matrix_uses: dict[int, tuple[str, str, str | None] | None] = {}  # node -> matrix_use, once
+
+    def param_source(self, value: int) -> tuple[str, bool] | None:
+        """The parameter a value is (or a transposed/reshaped view of), and whether it was transposed."""
+        flipped = False
+        while True:
+            v = self.graph.values[value]
+            if v.param is not None:
+                return self.canonical.get(v.param, v.param), flipped
+            node = self.graph.producer(value)
+            if node is None or node.name not in SHAPE_FUNCS or len(node.inputs) != 1:
+                return None
+            (source,) = node.inputs.values()
+            before, after = self.graph.values[source].shape, v.shape
+            if len(before) == 2 and len(after) == 2 and before == after[::-1] and before[0] != before[1]:
+                flipped = not flipped
+            elif len(before) == 2 and before == after and node.name in ("t", "transpose", "__get__"):
+                flipped = not flipped  # square: t()/T flip it
+            value = source
+
+    def matrix_use(self, node: Node) -> tuple[str, str, str | None] | None:
+        """``(weight parameter, stored orientation, bias parameter)`` if ``node`` is a layer's matrix product."""
+        if node.index not in self._matrix_uses:
+            self._matrix_uses[node.index] = self._find_matrix_use(node)
+        return self._matrix_uses[node.index]
+
+    def _find_matrix_use(self, node: Node) -> tuple[str, str, str | None] | None:
+        spec = MATRIX_FUNCS.get(node.name)
+        if spec is None:
+            return None
+        weight_keys, bias_keys, stored = spec
+        weight = next((node.inputs[k] for k in weight_keys if k in node.inputs), None)
+        if weight is None or self.graph.values[weight].tainted:
+            return None
+        source = self.param_source(weight)
+        if source is None:
+            return None
+        name, flipped = source
+        if flipped:
+            stored = "in_out" if stored == "out_in" else "out_in"
+        bias_value = next((node.inputs[k] for k in bias_keys if k in node.inputs), None)
+        bias = self.param_source(bias_value) if bias_value is not None else None
+        return name, stored, bias[0] if bias else None
+
+    def layer_module(self, param: str, node: Node) -> str:
+        """The module a layer's weight belongs to (for a tied weight: the name used where ``node`` ran)."""
+        for name in self.names_of.get(id(self.model.get_parameter(param)), [param]):
+            if self.owner.get(name) == node.module:
+                return node.module
+        return self.owner[param]
+
+    def first_uses(self, param: str) -> list[tuple[Node, int]]:
+        """The first nodes that read ``param``, looking through reshapes of it."""
+        starts = self.values_of.get(param, [])
+        found, stack, seen = [], list(starts), set(starts)
+        while stack:
+            value = stack.pop()
+            for index in self.graph.consumers.get(value, []):
+                node = self.graph.nodes[index]
+                if node.name in SHAPE_FUNCS and len(node.inputs) == 1:
+                    for out in node.outputs:
+                        if out not in seen:
+                            seen.add(out)
+                            stack.append(out)
+                else:
+                    found.append((node, value))
+        return sorted(found, key=lambda item: item[0].index)
+
+    def stream_input(self, node: Node) -> int:
+        tainted = self.graph.tainted_inputs(node)
+        return tainted[0] if tainted else -1
+
+    def is_layer_output(self, value: int) -> bool:
+        producer = self.graph.producer(value)
+        return producer is not None and self.matrix_use(producer) is not None

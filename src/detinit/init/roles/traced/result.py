@@ -1,0 +1,49 @@
+"""What tracing found: :class:`TracedRoles`, the roles of modules and the uses of parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TracedRole:
+    """A role found from the computation, the evidence, and the residual block (one per add)."""
+
+    role: str
+    evidence: str
+    block: str | None = None
+
+
+@dataclass(frozen=True)
+class TracedParam:
+    """How a parameter outside the layer types detinit knows is used.
+
+    ``kind`` is ``"matrix"`` (``in_features``, ``out_features``, ``stored``:
+    ``"out_in"`` or ``"in_out"``), ``"bias"``, ``"table"`` (an ``F.embedding``
+    weight), ``"scale"`` / ``"offset_scale"`` / ``"shift"`` (a norm's
+    parameters; ``offset_scale`` multiplies as ``1 + w``), ``"position"``,
+    ``"token"`` or ``"layer_scale"``.
+    """
+
+    kind: str
+    evidence: str
+    in_features: int = 0
+    out_features: int = 0
+    stored: str = "out_in"
+
+
+@dataclass
+class TracedRoles:
+    """What :func:`trace_roles` found: module roles, parameter uses and the norms of unknown classes."""
+
+    modules: dict[str, TracedRole] = field(default_factory=dict)
+    params: dict[str, TracedParam] = field(default_factory=dict)
+    norms: dict[str, str] = field(default_factory=dict)  # module -> how it was found
+    used: set[str] = field(default_factory=set)  # parameters the forward pass read
+    notes: list[str] = field(default_factory=list)
+    tables: set[str] = field(default_factory=set)  # parameters read by F.embedding
+
+    def set_role(self, module: str, role: str, evidence: str, block: str | None = None, *, over: bool = False) -> None:
+        """Give ``module`` a role; one it has already is kept unless ``over``."""
+        if over or module not in self.modules:
+            self.modules[module] = TracedRole(role, evidence, block)

@@ -1,0 +1,55 @@
+"""The schemes by name: :data:`SCHEMES`, :func:`get_scheme`, :func:`list_schemes`.
+
+Scheme names are stable strings for configs and the CLI. Adding a scheme is one module with a
+:class:`~detinit.init.schemes.base.Scheme` subclass and one ``SCHEMES.add`` line here (or in the
+user's own code: the registry is public).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ...registry import Registry
+from .base import Scheme
+from .constnet import ConstNetScheme
+from .fixup import FixupScheme
+from .random import GatedScheme, RandomScheme
+from .transformer import GPT2Scheme, TFixupScheme
+from .zero import ZerOScheme
+
+SCHEMES: Registry[Callable[..., Scheme]] = Registry("scheme")
+SCHEMES.add("zero", lambda **kw: ZerOScheme(hadamard=True, **kw), "ZerO: identity, partial identity, Hadamard; zeros")
+SCHEMES.add(
+    "partial_identity", lambda **kw: ZerOScheme(hadamard=False, **kw), "ZerO without Hadamard: partial identity only"
+)
+SCHEMES.add("constnet", ConstNetScheme, "ConstNet: channel averaging (ConstAvg), zeros for branch ends")
+SCHEMES.add("kaiming", lambda **kw: RandomScheme("kaiming", **kw), "He et al. 2015")
+SCHEMES.add("xavier", lambda **kw: RandomScheme("xavier", **kw), "Glorot & Bengio 2010")
+SCHEMES.add("orthogonal", lambda **kw: RandomScheme("orthogonal", **kw), "Saxe et al. 2014")
+SCHEMES.add("fixup", FixupScheme, "Fixup (Zhang et al. 2019): scaled branches, zero branch ends")
+SCHEMES.add("skipinit", lambda **kw: GatedScheme("skipinit", **kw), "SkipInit: Kaiming, residual gates at 0")
+SCHEMES.add("rezero", lambda **kw: GatedScheme("rezero", **kw), "ReZero: Xavier, residual gates at 0")
+SCHEMES.add("gpt2", GPT2Scheme, "GPT-2: N(0, 0.02), branch ends / sqrt(number of branches)")
+SCHEMES.add("tfixup", TFixupScheme, "T-Fixup (Huang et al. 2020): Xavier, value / output / MLP scaled by depth")
+
+
+def list_schemes() -> list[str]:
+    """Names accepted by :func:`get_scheme` and :func:`detinit.initialize`."""
+    return sorted(SCHEMES.names())
+
+
+def get_scheme(name: str | Scheme, **options: object) -> Scheme:
+    """Build a scheme by name, e.g. ``get_scheme("zero", norm="paper")``.
+
+    >>> get_scheme("kaiming", mode="fan_out").options()
+    {'zero_init_last': False, 'distribution': 'normal', 'mode': 'fan_out'}
+    """
+    if isinstance(name, Scheme):
+        if options:
+            raise ValueError("options can only be given with a scheme name, not a Scheme instance")
+        return name
+    build = SCHEMES.get(name)
+    try:
+        return build(**options)
+    except TypeError as err:  # an option the scheme does not take
+        raise ValueError(f"scheme {name!r} does not accept options {sorted(options)}: {err}") from None

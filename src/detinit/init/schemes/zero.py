@@ -1,0 +1,227 @@
+"""ZerO (Zhao, Schaefer & Anandkumar 2022) and its ablation without Hadamard blocks: identity, partial identity
+and Hadamard matrices, zeros at every branch end and at the output. The fills are in
+:mod:`detinit.init.tensor.zero`; this module decides which one each layer gets.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..roles.layers import Matrix, Table
+from ..roles.vocabulary import ATTENTION_ROLES, LayerInfo
+from ..tensor.embedding import embedding_collisions, embedding_rows, zero_embedding_
+from ..tensor.row_fills import RowFill
+from ..tensor.zero import HADAMARD_NORMS, hadamard_scale, partial_identity_, zero_, zero_unfolded_
+from ..tensor.zero_rows import partial_identity_rows_, zero_embedding_rows_, zero_rows_, zero_unfolded_rows_
+from .base import Policy, Scheme
+from .rule import ParamRule, check_bool, check_choice, index_fill, zeros
+
+
+class ZerOScheme(Scheme):
+    r"""ZerO (Algorithms 1-2): identity / partial identity / Hadamard, zeros for branch-last and classifier.
+
+    With ``hadamard=False`` it is the ``partial_identity`` ablation: expanding
+    layers get :math:`[I; 0]` instead of a Hadamard block.
+
+    **Variants.** ``variant="paper"`` applies Algorithms 1-2 literally: the
+    top-left Hadamard block, the matrix on the centre tap, zeros on every
+    branch-last layer. ``variant="detinit"`` (default) departs in three places,
+    each measured in ``docs/results.md`` (section 7):
+
+    * *the zero goes on the norm*: a branch-last layer followed by a norm before
+      the add (role ``branch_last_norm``) gets its own matrix and the norm's
+      scale starts at 0 (with BatchNorm the literal rule turns the first update
+      of a zero conv into a unit-variance branch output);
+    * *distinct Hadamard rows*: expanding layers use the columns
+      ``1, 2, 4, ...`` of :math:`H_m` first (:func:`~detinit.init.tensor.zero.hadamard_columns`);
+      the top-left block repeats rows with period :math:`2^{\lceil\log_2 Q\rceil}`,
+      so a 16 -> 32 layer outputs each feature twice and consecutive expanding
+      layers cancel (:math:`H H = nI`) into exactly zero channels;
+    * *Algorithm 1 on the unfolded kernel* of expanding convolutions
+      (:func:`~detinit.init.tensor.zero.zero_unfolded_`): a 1- or 3-channel stem no
+      longer makes identical channels.
+
+    The networks that reproduce an official one (``zero_resnet*``,
+    ``mnist_mlp``) default to ``variant="paper"``.
+
+    **Transformers.** A pre-LN block :math:`x + \mathrm{Attn}(\mathrm{LN}(x))`,
+    :math:`x + \mathrm{MLP}(\mathrm{LN}(x))` is the identity at init when each
+    branch outputs 0. ``attention=`` picks how the attention branch gets there:
+
+    * ``"identity"`` (default; the TMLR paper's rule for any network, "branch-last
+      layers at 0, Algorithm 1 elsewhere"): :math:`W_Q = W_K = W_V = I`,
+      :math:`W_O = 0`. Attention logits start as :math:`\mathrm{LN}(x)_h\,
+      \mathrm{LN}(x)_h^\top/\sqrt{d_h}` per head: content-based, not uniform.
+    * ``"kv_zero"`` (one public re-implementation for GPT): :math:`W_Q = I`,
+      :math:`W_K = W_V = 0`, :math:`W_O = I`. Logits are 0, so attention starts
+      uniform over the causal window, and the branch is 0 because ``V`` is.
+
+    Zeroing *both* :math:`W_V` and :math:`W_O` would be a saddle the gradient
+    never leaves (each one's gradient is proportional to the other), which is
+    why neither variant does. The MLP's expanding layer gets the Hadamard
+    block and its last layer 0; token embeddings get
+    :func:`~detinit.init.tensor.embedding.zero_embedding_` (balanced Hadamard rows;
+    ``constant_token=True`` also uses the constant row 0, as Algorithm 1 on
+    :math:`E^\top` would), learned positions 0.
+    """
+
+    ATTENTION = ("identity", "kv_zero")
+    VARIANTS = ("detinit", "paper")
+    geometry_keyed = True
+
+    def __init__(
+        self,
+        norm: str = "orthonormal",
+        hadamard: bool = True,
+        attention: str = "identity",
+        constant_token: bool = False,
+        variant: str = "detinit",
+    ) -> None:
+        self.norm = check_choice("norm", norm, HADAMARD_NORMS)
+        self.hadamard = check_bool("hadamard", hadamard)
+        self.attention = check_choice("attention", attention, self.ATTENTION)
+        self.constant_token = check_bool("constant_token", constant_token)
+        self.variant = check_choice("variant", variant, self.VARIANTS)
+        ours = variant == "detinit"  # the zero on the norm, distinct Hadamard rows, the constant readout escaped
+        self.policy = Policy(
+            zeroes_branch_ends=True,
+            norm_aware=ours,
+            zeroes_classifier=True,
+            escapes_constant_readout=ours,
+            deterministic_recurrence=True,
+        )
+        self.columns = "spanning" if ours else "first"
+        self.name = "zero" if hadamard else "partial_identity"
+
+    def options(self) -> dict[str, object]:
+        opts: dict[str, object] = {"norm": self.norm} if self.hadamard else {}
+        opts["variant"] = self.variant
+        if self.attention != "identity":
+            opts["attention"] = self.attention
+        if self.constant_token:
+            opts["constant_token"] = True
+        return opts
+
+    def check_model(self, model_name: str, roles: frozenset[str], has_attention: bool) -> None:
+        if self.attention == "kv_zero" and not (roles & ATTENTION_ROLES or has_attention):
+            raise ValueError(
+                f"scheme option attention='kv_zero' does nothing on {model_name}: no attention layer was "
+                "found (declared, traced or given in roles=); drop the option, or pass example_inputs= so that "
+                "attention can be traced"
+            )
+
+    def matrix_rule(self, matrix: Matrix, layer: LayerInfo) -> ParamRule | None:
+        role = layer.role
+        if role == "classifier":
+            return zeros("classifier starts at 0 (ZerO): the output is 0 at init")
+        if role == "branch_last":
+            return zeros("last layer of a residual branch starts at 0: the block is the identity")
+        if self.attention == "identity" and role == "attn_out":
+            return zeros("attention output starts at 0: the attention branch outputs 0")
+        if self.attention == "kv_zero" and role in ("attn_key", "attn_value"):
+            why = "keys 0: attention starts uniform" if role == "attn_key" else "values 0: the branch outputs 0"
+            return zeros(f"{why} (attention='kv_zero')")
+        groups, transposed = matrix.groups, matrix.transposed
+        p, q = matrix.out_features, matrix.in_features
+        where = f"{p}x{q}" + (f" per group (groups={groups})" if groups > 1 else "")
+        if not self.hadamard or p <= q or role == "pre_hadamard":
+            kind = "identity" if p == q else "partial_identity"
+            why = "identity" if p == q else "partial identity I*"
+            if role == "pre_hadamard" and p > q:
+                why += " (a fixed Hadamard transform follows: together they give the Hadamard block)"
+            if matrix.kind != "linear":
+                why += " on the centre tap"
+            fill = index_fill(
+                lambda w, g: partial_identity_(w, groups=groups, transposed=transposed),
+                partial_identity_rows_,
+                matrix,
+                groups=groups,
+                transposed=transposed,
+            )
+            return ParamRule(kind, f"{where}: {why}", fill)
+        return expanding_rule(matrix, where, self.norm, self.columns, self.variant)
+
+    def parameter_rule(self, role: str, param: torch.Tensor) -> ParamRule:
+        """Position tables 0 (as learned positions); tokens (cls, register) distinct Hadamard rows, as token
+        embeddings: a zero cls token would stay 0 through every identity block and its LayerNorm, so a
+        classifier reading it would see 0 and get no gradient."""
+        if role == "position":
+            return zeros("learned positions start at 0: tokens alone set the input; training adds positions")
+        if role == "token":
+            norm, width = self.norm, param.shape[-1]
+            per_row = math.prod(param.shape[1:-1])  # tokens in one slice param[i] (a cls token (1, 1, d): 1)
+
+            def fill(w: torch.Tensor, g: torch.Generator) -> None:
+                zero_embedding_(w.view(-1, width), norm=norm)
+
+            def rows(out: torch.Tensor, start: int, total: int, g: torch.Generator) -> None:
+                zero_embedding_rows_(out.view(-1, width), start * per_row, total * per_row, norm=norm)
+
+            why = "token concatenated to the input: distinct Hadamard rows, as tokens"
+            return ParamRule("hadamard", why, RowFill(fill, rows) if param.dim() > 1 else fill)
+        return super().parameter_rule(role, param)
+
+    def table_rule(self, table: Table, layer: LayerInfo) -> ParamRule | None:
+        if layer.role == "position":
+            return zeros("learned positions start at 0: tokens alone set the input; training adds positions")
+        return embedding_rule(table, self.norm, self.constant_token)
+
+
+def expanding_rule(matrix: Matrix, where: str, norm: str, columns: str, variant: str) -> ParamRule:
+    """ZerO's rule for an expanding layer, ``P > Q``: the Hadamard block (Algorithm 1 / 2), or Algorithm 1 on the unfolded kernel of a conv
+    (variant ``detinit``), with the Hadamard columns the variant picks."""
+    p, q, taps = matrix.out_features, matrix.in_features, matrix.taps
+    groups, transposed = matrix.groups, matrix.transposed
+    if variant == "detinit" and taps > 1:
+        patch = q * taps
+        what = (
+            f"shifted copies: output i = input channel i mod {q} at the (i div {q})-th nearest tap"
+            if p <= patch
+            else f"Hadamard block over the {patch} patch values ({columns} columns)"
+        )
+        return ParamRule(
+            "unfolded_identity" if p <= patch else "unfolded_hadamard",
+            f"{where} with {taps} taps: Algorithm 1 on the unfolded {p}x{patch} kernel, {what}",
+            RowFill(
+                lambda w, g: zero_unfolded_(w, norm=norm, groups=groups, columns=columns),
+                lambda out, start, total, g: zero_unfolded_rows_(
+                    out, start, total, norm=norm, groups=groups, columns=columns
+                ),
+            ),
+        )
+    c = hadamard_scale(p, norm)
+    block = "top-left block" if columns == "first" else "spanning columns (distinct rows)"
+    return ParamRule(
+        "hadamard",
+        f"{where}: expanding, {block} of Hadamard H_{(p - 1).bit_length()} x {c:.4g} ({norm})",
+        index_fill(
+            lambda w, g: zero_(w, norm=norm, groups=groups, transposed=transposed, columns=columns),
+            zero_rows_,
+            matrix,
+            norm=norm,
+            groups=groups,
+            transposed=transposed,
+            columns=columns,
+        ),
+    )
+
+
+def embedding_rule(table: Table, norm: str, constant: bool) -> ParamRule:
+    """ZerO's token embedding: distinct, balanced Hadamard rows
+    (:func:`~detinit.init.tensor.embedding.zero_embedding_`)."""
+    vocab, dim = table.num_embeddings, table.embedding_dim
+    fill = RowFill(
+        lambda w, g: zero_embedding_(w, norm=norm, constant_token=constant),
+        lambda out, start, total, g: zero_embedding_rows_(out, start, total, norm=norm, constant_token=constant),
+    )
+    if vocab == dim:
+        return ParamRule("identity", f"{vocab} tokens, width {dim}: token i -> e_i", fill)
+    first, period = embedding_rows(dim, constant)
+    shared = embedding_collisions(vocab, dim, constant)
+    why = f"{vocab} tokens, width {dim}: token i -> Hadamard row {'i' if first == 0 else 'i + 1'}"
+    if shared:
+        why = why.replace("row i", f"row (i mod {period})").replace("row i + 1", f"row 1 + (i mod {period})")
+        why += f" ({shared} tokens share a row until their own gradients separate them)"
+    return ParamRule("hadamard", why, fill)
