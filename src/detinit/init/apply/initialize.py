@@ -96,7 +96,7 @@ def initialize(
     if not isinstance(model, nn.Module):
         raise TypeError(f"initialize: model must be an nn.Module, got {type(model).__name__}")
     scheme_obj = get_scheme(scheme, **options)
-    named = list(model.named_modules())  # walked once (a walk costs about 1 us a module)
+    named = list(model.named_modules())  # walked once: the plan and the checks share it
     checks.check_gates(scheme_obj, model, [m for _, m in named])
     if device is not None:
         checks.check_materialisable(model, device, example_inputs, trace)

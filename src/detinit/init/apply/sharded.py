@@ -156,7 +156,7 @@ def materialize_(model: nn.Module, device: torch.device | str) -> nn.Module:
             return t.to(device)
         if is_dtensor(t):  # empty_like keeps the DTensor and its placements
             return torch.empty_like(t, device=device)
-        # empty_like from meta runs torch's Python refs (importing sympy on first use: 0.4 s)
+        # empty_like from meta runs torch's Python refs (and imports sympy on first use)
         return torch.empty_strided(t.size(), t.stride(), dtype=t.dtype, device=device)
 
     model._apply(allocate)

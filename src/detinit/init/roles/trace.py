@@ -139,7 +139,7 @@ class Graph:
         consumers before the value: its mark is final when it is taken. Once every value left to take is
         reached from both sides, all of their ancestors are shared too, and the walk stops. The two sides of a
         residual add share everything before the block, so this costs the block, not the model (two whole
-        walks back per add made tracing quadratic in depth: a 96-block GPT-2 traced in 0.86 s, now 0.40 s).
+        walks back per add made tracing quadratic in depth; docs/benchmarks.md has the timings).
 
         >>> g = Graph([Value(0, None, True), Value(1, 0, True), Value(2, 1, True)],
         ...           [Node(0, "relu", {0: 0}, [1], ""), Node(1, "neg", {0: 0}, [2], "")], [], [], [], [])

@@ -1,6 +1,6 @@
 """``torch.no_grad`` for in-place initialisers, free when gradients are already off.
 
-``@torch.no_grad()`` builds and enters a context object on every call, about 5 us: more than filling a small
+``@torch.no_grad()`` builds and enters a context object on every call, which costs more than filling a small
 layer, and :func:`detinit.initialize` already runs under ``no_grad`` when it calls a fill per parameter. This
 decorator enters ``no_grad`` only where grad mode is on, which is the same grad mode for the body either way.
 """

@@ -168,7 +168,7 @@ def _product_columns_(out: torch.Tensor, high: torch.Tensor, low: torch.Tensor, 
     """``out[j, i] = high[h, first + j] * low[l, first + j]`` for the columns ``i = 64 h + l``: the transpose of
     :func:`_product_rows_`'s block, for a weight stored ``(in, out)`` (a ConvTranspose kernel, Hugging Face's
     ``Conv1D``), written along its rows in one pass (filling the transpose's rows strides through memory and
-    took 16x a memset on a 768 x 3072 weight). ``first`` is the column of the block that ``out[0]`` is."""
+    is many times slower; docs/benchmarks.md). ``first`` is the column of the block that ``out[0]`` is."""
     rows, cols = out.shape
     high_t = high[:, first : first + rows].t().contiguous()  # (rows, tiles): small, read once per value written
     low_t = low[:, first : first + rows].t().contiguous()  # (rows, 64)
