@@ -157,7 +157,7 @@ def _plan(
                 )
             entry = _entry(full, module, param, layer, rules.get(pname), plan.hooked, not param.requires_grad)
             if source is not None:
-                entry = replace(entry, source=f"role {layer.role} from {source.source}")
+                object.__setattr__(entry, "source", f"role {layer.role} from {source.source}")  # still being built
             if pname in rules and param.requires_grad:
                 plan.rules[pname] = rules[pname]
             plan.entries[pname] = len(entries)

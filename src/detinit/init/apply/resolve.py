@@ -96,6 +96,9 @@ def _layer_weight_rule(
         return None  # other classes get rules from how the traced forward pass used their parameters
     if is_lazy(weight):
         return _weight_rule(module, layer, scheme, weight)
+    mine = cache.get((id(module),), _MISSING)  # the weight's rule, asked again for the bias
+    if mine is not _MISSING:
+        return mine  # type: ignore[return-value]
     if scheme.geometry_keyed:
         key: tuple = (type(module), layer, weight.shape, _geometry(module))
     else:  # asked once per layer (its weight and its bias share the answer)
@@ -103,6 +106,7 @@ def _layer_weight_rule(
     rule = cache.get(key, _MISSING)
     if rule is _MISSING:
         rule = cache[key] = _weight_rule(module, layer, scheme, weight)
+    cache[(id(module),)] = rule
     return rule  # type: ignore[return-value]
 
 
