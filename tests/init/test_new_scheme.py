@@ -88,3 +88,12 @@ def test_a_scheme_defined_here_initialises_a_hugging_face_model(registered):
     assert c_attn.role == "attn_qkv:32,32,32" and "traced" in c_attn.reason
     stored = model.transformer.h[0].attn.c_attn.weight.detach()
     assert torch.equal(stored.t(), GAIN * torch.eye(32).repeat(3, 1))
+
+
+def test_a_scheme_written_for_the_old_interface_is_refused_when_defined():
+    """A subclass defining ``_rule`` (detinit 0.1) would be called by nothing and leave every weight unknown."""
+    with pytest.raises(TypeError, match=r"scheme class OldStyle defines _rule, .*matrix_rule\(matrix, layer\)"):
+
+        class OldStyle(Scheme):
+            def _rule(self, module, layer):
+                return None

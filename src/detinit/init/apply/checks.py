@@ -26,12 +26,14 @@ def check_gates(scheme: Scheme, model: nn.Module, modules: list[nn.Module]) -> N
         )
 
 
-def check_scheme_applies(scheme: Scheme, model: nn.Module, roles: Mapping[str, RoleSource]) -> None:
+def check_scheme_applies(
+    scheme: Scheme, model: nn.Module, modules: list[nn.Module], roles: Mapping[str, RoleSource]
+) -> None:
     """Refuse an option or scheme that would do nothing on this model (instead of silently doing nothing):
-    the scheme says what it needs (:meth:`~detinit.init.schemes.base.Scheme.check_model`)."""
+    the scheme says what it needs (:meth:`~detinit.init.schemes.base.Scheme.check_model`); ``modules`` are the
+    model's."""
     found = frozenset(r.role.partition(":")[0] for r in roles.values())
-    has_attention = any(isinstance(m, nn.MultiheadAttention) for m in model.modules())
-    scheme.check_model(type(model).__name__, found, has_attention)
+    scheme.check_model(type(model).__name__, found, modules)
 
 
 def example_to_trace(

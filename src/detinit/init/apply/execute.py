@@ -3,21 +3,23 @@ order); the report entries of hooked modules say what the hook did."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 
 from ... import hooks
+from ..schemes.base import Scheme
 from .plan import Entry, ModulePlan, direct_parameters
 from .report import FROZEN, UNKNOWN
 from .sharded import write_
 
 
-def execute(plans: list[ModulePlan], entries: list[Entry], scheme: object, generator: torch.Generator) -> None:
+def execute(
+    plans: list[ModulePlan], entries: list[Entry], scheme: Scheme, generator: torch.Generator, *, materialised: bool
+) -> None:
     """Fill every planned parameter (:func:`~detinit.init.apply.sharded.write_`: a shard's rows alone where
-    the parameter is a DTensor) and finish the entries of hooked modules."""
+    the parameter is a DTensor) and finish the entries of hooked modules. ``materialised``: the model was
+    moved off the meta device after the plan, which replaced its parameters, so they are read again."""
     for plan in plans:
-        params = direct_parameters(plan.module)  # read now: materialize_ replaces a meta model's parameters
+        params = direct_parameters(plan.module) if materialised else plan.params
         if not plan.hooked:
             for name, rule in plan.rules.items():
                 write_(params[name], rule.fill, generator)
@@ -26,7 +28,7 @@ def execute(plans: list[ModulePlan], entries: list[Entry], scheme: object, gener
 
 
 def _run_hook(
-    plan: ModulePlan, params: dict, entries: list[Entry], scheme: object, generator: torch.Generator
+    plan: ModulePlan, params: dict, entries: list[Entry], scheme: Scheme, generator: torch.Generator
 ) -> None:
     """The module's ``detinit_init_(scheme, generator)``: its ``{param: reason}``, or ``None`` to take the
     rules the resolver found."""
@@ -38,9 +40,9 @@ def _run_hook(
         if reasons is None and name in plan.rules:  # the hook declined: the standard rules
             rule = plan.rules[name]
             write_(params[name], rule.fill, generator)
-            entries[index] = replace(entry, rule=rule.rule, why=rule.reason, evidence=rule.evidence, source="", note="")
+            entries[index] = entry._replace(rule=rule.rule, why=rule.reason, evidence=rule.evidence, source="", note="")
         elif reasons is not None and name in reasons:
-            entries[index] = replace(entry, rule="hook", why=str(reasons[name]), evidence="", source="", note="")
+            entries[index] = entry._replace(rule="hook", why=str(reasons[name]), evidence="", source="", note="")
         else:
             why = f"{type(plan.module).__name__}.detinit_init_() did not initialise it"
-            entries[index] = replace(entry, rule=UNKNOWN, why=why, evidence="", source="", note="")
+            entries[index] = entry._replace(rule=UNKNOWN, why=why, evidence="", source="", note="")

@@ -19,8 +19,6 @@ agree on its role (:mod:`detinit.init.apply.tied`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
-
 import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
@@ -32,7 +30,7 @@ from ..roles.vocabulary import LayerInfo, RoleSource, default_layer_info, layer_
 from ..schemes import ParamRule, Scheme, get_scheme
 from . import checks
 from .execute import execute
-from .plan import Entry, ModulePlan, Site, direct_parameters
+from .plan import Entry, ModulePlan, Site, direct_parameters, module_kind
 from .readout import escape_constant_readouts_
 from .report import FROZEN, UNKNOWN, InitReport
 from .resolve import RuleCache, resolve
@@ -97,18 +95,19 @@ def initialize(
         raise TypeError(f"initialize: model must be an nn.Module, got {type(model).__name__}")
     scheme_obj = get_scheme(scheme, **options)
     named = list(model.named_modules())  # walked once: the plan and the checks share it
-    checks.check_gates(scheme_obj, model, [m for _, m in named])
+    modules = [m for _, m in named]
+    checks.check_gates(scheme_obj, model, modules)
     if device is not None:
         checks.check_materialisable(model, device, example_inputs, trace)
         trace = False  # a meta-device model cannot run
-    example = checks.example_to_trace(model, [m for _, m in named], example_inputs, trace)
+    example = checks.example_to_trace(model, modules, example_inputs, trace)
     traced = trace_roles(model, example) if example is not None else TracedRoles()
     role_sources = collect_roles(model, roles, traced.modules, named=named)
-    checks.check_scheme_applies(scheme_obj, model, role_sources)
+    checks.check_scheme_applies(scheme_obj, model, modules, role_sources)
 
     plans, entries = _plan(named, scheme_obj, role_sources, traced)
-    if strict and any(e.rule == UNKNOWN for e in entries):
-        unknown = [e for e in entries if e.rule == UNKNOWN]
+    unknown = [e for e in entries if e.rule == UNKNOWN]
+    if strict and unknown:
         raise ValueError(
             "initialize(strict=True): no rule for "
             + ", ".join(f"{e.name} ({e.module_type})" for e in unknown)
@@ -118,7 +117,8 @@ def initialize(
     if device is not None:
         checks.refuse_unfilled_meta(model, entries)
         materialize_(model, device)
-    execute(plans, entries, scheme_obj, generator if generator is not None else torch.Generator().manual_seed(seed))
+    gen = generator if generator is not None else torch.Generator().manual_seed(seed)
+    execute(plans, entries, scheme_obj, gen, materialised=device is not None)
     if example is not None and scheme_obj.policy.escapes_constant_readout:
         _escape_constant_readouts(model, example, entries)
     seed_used = seed if generator is None and scheme_obj.policy.uses_generator else None
@@ -141,9 +141,9 @@ def _plan(
             continue
         layer = infos.get(mname, default_info)
         source = role_sources.get(mname)
-        plan = ModulePlan(mname, module, callable(hooks.find_hook(module, hooks.INIT_HOOK)))
-        sites = _sites(mname, module, direct, layer, traced)
-        rules = {pname: rule for pname, site in sites.items() if (rule := resolve(site, scheme, cache)) is not None}
+        why_role = f"role {layer.role} from {source.source}" if source is not None else ""
+        plan = ModulePlan(mname, module, direct, callable(hooks.find_hook(module, hooks.INIT_HOOK)))
+        rules = _resolve_module(mname, module, direct, layer, traced, scheme, cache)
         for pname, param in direct.items():
             full = f"{mname}.{pname}" if mname else pname
             if id(param) in seen:  # shared parameter: initialised where first seen, if the roles agree
@@ -155,9 +155,7 @@ def _plan(
                     f"initialize: {full} of {type(module).__name__} is a lazy, uninitialised "
                     "parameter; run one forward pass before initialising"
                 )
-            entry = _entry(full, module, param, layer, rules.get(pname), plan.hooked, not param.requires_grad)
-            if source is not None:
-                object.__setattr__(entry, "source", f"role {layer.role} from {source.source}")  # still being built
+            entry = _entry(full, module, param, layer, rules.get(pname), plan.hooked, not param.requires_grad, why_role)
             if pname in rules and param.requires_grad:
                 plan.rules[pname] = rules[pname]
             plan.entries[pname] = len(entries)
@@ -166,19 +164,31 @@ def _plan(
     return plans, entries
 
 
-def _sites(
-    mname: str, module: nn.Module, direct: dict[str, nn.Parameter], layer: LayerInfo, traced: TracedRoles
-) -> dict[str, Site]:
-    """A :class:`Site` per direct parameter of one module, with what tracing found about it."""
+def _resolve_module(
+    mname: str,
+    module: nn.Module,
+    direct: dict[str, nn.Parameter],
+    layer: LayerInfo,
+    traced: TracedRoles,
+    scheme: Scheme,
+    cache: RuleCache,
+) -> dict[str, ParamRule]:
+    """The rules of one module's direct parameters: a :class:`Site` per parameter, with what tracing found
+    about it, each resolved; a parameter with no rule is left out."""
     norm_kinds, evidence = None, ""
     prefix = f"{mname}." if mname else ""
     if mname in traced.norms:
         norm_kinds = {p: traced.params[prefix + p].kind for p in direct}
         evidence = traced.norms[mname]
-    return {
-        pname: Site(module, pname, param, layer, direct, norm_kinds, evidence, traced.params.get(prefix + pname))
-        for pname, param in direct.items()
-    }
+    kind = module_kind(module, layer, norm_kinds is not None)
+    uses = traced.params
+    rules = {}
+    for pname, param in direct.items():
+        use = uses.get(prefix + pname) if uses else None
+        rule = resolve(Site(module, kind, pname, param, layer, direct, norm_kinds, evidence, use), scheme, cache)
+        if rule is not None:
+            rules[pname] = rule
+    return rules
 
 
 def _entry(
@@ -189,18 +199,20 @@ def _entry(
     rule: ParamRule | None,
     hooked: bool,
     frozen: bool,
+    source: str,
 ) -> Entry:
-    """The report entry of a parameter before anything is written."""
+    """The report entry of a parameter before anything is written; ``source`` says where its module's role
+    came from."""
     kind, shape = type(module).__name__, tuple(param.shape)
     role = rule.role if rule is not None and rule.role else layer.role  # a traced position, token, layer scale
     if frozen:
-        return Entry(name, kind, shape, role, FROZEN, "requires_grad=False: left unchanged")
+        return Entry(name, kind, shape, role, FROZEN, "requires_grad=False: left unchanged", "", source)
     if hooked:
-        return Entry(name, kind, shape, role, "hook", f"{kind}.detinit_init_()")
+        return Entry(name, kind, shape, role, "hook", f"{kind}.detinit_init_()", "", source)
     if rule is None:
         why = f"no rule for {kind}.{name.rsplit('.', 1)[-1]}: left unchanged"
-        return Entry(name, kind, shape, role, UNKNOWN, why)
-    return Entry(name, kind, shape, role, rule.rule, rule.reason, rule.evidence)
+        return Entry(name, kind, shape, role, UNKNOWN, why, "", source)
+    return Entry(name, kind, shape, role, rule.rule, rule.reason, rule.evidence, source)
 
 
 def _escape_constant_readouts(model: nn.Module, example: object, entries: list[Entry]) -> None:
@@ -211,4 +223,4 @@ def _escape_constant_readouts(model: nn.Module, example: object, entries: list[E
     for name, reason in escape_constant_readouts_(model, example, zero_outputs).items():
         index = zero_outputs[name.removesuffix(".weight")]
         entry = entries[index]
-        entries[index] = replace(entry, rule="orthogonal_pairs", why=reason, evidence="", note=entry.note if entry.source else "")
+        entries[index] = entry._replace(rule="orthogonal_pairs", why=reason, evidence="", note=entry.note if entry.source else "")

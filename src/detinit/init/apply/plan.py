@@ -6,25 +6,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from torch import nn
 
+from ..roles.layers import NORM_TYPES, WEIGHT_LAYER_TYPES
+from ..roles.recurrent import RECURRENT_TYPES
 from ..roles.traced.result import TracedParam
-from ..roles.vocabulary import LayerInfo
+from ..roles.vocabulary import NORM_ROLES, LayerInfo
 from ..schemes.rule import ParamRule
 from .report import ParamRecord
 
 
-@dataclass(frozen=True)
-class Site:
-    """One parameter and everything the resolver may read about it.
+class Site(NamedTuple):
+    """One parameter and everything the resolver may read about it (a tuple: one is built per parameter).
 
-    ``params`` are its module's direct parameters; ``norm_kinds`` says which is a norm's scale or shift
+    ``module_kind`` is how its module was classified (:func:`module_kind`); ``params`` are the module's
+    direct parameters; ``norm_kinds`` says which is a norm's scale or shift
     for a norm of a class found by tracing (``None`` otherwise) and ``norm_evidence`` how it was found;
     ``traced`` is how the traced forward pass used the parameter, if it was traced.
     """
 
     module: nn.Module
+    module_kind: str
     param_name: str
     param: nn.Parameter
     layer: LayerInfo
@@ -34,10 +38,10 @@ class Site:
     traced: TracedParam | None = None
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """A parameter's line of the report while it is built: the rule's reason, the evidence of a traced use,
-    the role's source and a note on a tied weight are kept apart and joined once, in :meth:`record`."""
+    the role's source and a note on a tied weight are kept apart and joined once, in :meth:`record`
+    (a tuple: one is built per parameter, changed with ``_replace``)."""
 
     name: str
     module_type: str
@@ -60,11 +64,13 @@ class Entry:
 
 @dataclass
 class ModulePlan:
-    """What will happen to one module's direct parameters: the rules found for them (``rules``) and the index
-    of each one's :class:`Entry`; ``hooked``: the module's ``detinit_init_`` hook goes first."""
+    """What will happen to one module's direct parameters (``params``, as planned): the rules found for them
+    (``rules``) and the index of each one's :class:`Entry`; ``hooked``: the module's ``detinit_init_`` hook
+    goes first."""
 
     name: str
     module: nn.Module
+    params: dict[str, nn.Parameter]
     hooked: bool
     rules: dict[str, ParamRule] = field(default_factory=dict)
     entries: dict[str, int] = field(default_factory=dict)
@@ -75,3 +81,24 @@ def direct_parameters(module: nn.Module) -> dict[str, nn.Parameter]:
     generator costs more, once per module). A parameter registered under two names appears twice;
     :func:`detinit.initialize` records and writes it once (it tracks ids)."""
     return {name: param for name, param in module._parameters.items() if param is not None}
+
+
+def module_kind(module: nn.Module, layer: LayerInfo, traced_norm: bool) -> str:
+    """How the resolver reads a module's parameters, decided once per module: ``"attention"``
+    (``nn.MultiheadAttention``), ``"norm"`` (torch's norms, one found by tracing, or a module given a norm
+    role), ``"recurrent"``, ``"layer"`` (Linear, conv, Embedding), or ``"traced"`` (any other class: only
+    what the trace found). A norm role on a module that is not one is refused."""
+    if isinstance(module, nn.MultiheadAttention):
+        return "attention"
+    is_norm = isinstance(module, NORM_TYPES) or traced_norm
+    if layer.role in NORM_ROLES and not is_norm and layer.role != "norm":
+        raise ValueError(
+            f"role {layer.role!r} is for a normalisation layer; {type(module).__name__} is not one (BatchNorm, "
+            "InstanceNorm, GroupNorm, LayerNorm, RMSNorm, or a module whose output does not change when its input "
+            "is scaled)"
+        )
+    if is_norm or layer.role in NORM_ROLES:
+        return "norm"
+    if isinstance(module, RECURRENT_TYPES):
+        return "recurrent"
+    return "layer" if isinstance(module, WEIGHT_LAYER_TYPES) else "traced"

@@ -23,17 +23,23 @@ import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from ..roles.layers import MATRIX_LAYER_TYPES, NORM_TYPES, Matrix, Table
-from ..roles.recurrent import RECURRENT_ROLES, RECURRENT_TYPES, cell_kind, gate_blocks
-from ..roles.vocabulary import NORM_ROLES, RESIDUAL_LAST_ROLES, LayerInfo, fused_parts
+from ..roles.layers import Matrix, Table
+from ..roles.recurrent import RECURRENT_ROLES, cell_kind, gate_blocks
+from ..roles.vocabulary import RESIDUAL_LAST_ROLES, LayerInfo, fused_parts
 from ..schemes.base import Policy, Scheme
 from ..schemes.rule import Fill, ParamRule, row_blocks_rule, zeros
 from ..tensor.row_fills import MINUS_ONES, ONES, ZEROS, RowFill, row_blocks_fill, transposed_rows_of, with_zero_row
 from .plan import Site
 
 BIAS = "bias starts at 0"
+# the rules that do not depend on the scheme or the layer, built once (ParamRule is frozen)
+BIAS_ZERO = zeros(BIAS)
+EXTRA_TOKEN_ZERO = zeros("extra key/value token starts at 0")
+NORM_SCALE_ONE = ParamRule("ones", "norm scale starts at 1", ONES)
+NORM_OFFSET_SCALE_ONE = zeros("norm scale 1 + w starts at 1")
+NORM_SHIFT_ZERO = zeros("norm shift starts at 0")
 MHA_PROJECTIONS = {"q_proj_weight": "attn_query", "k_proj_weight": "attn_key", "v_proj_weight": "attn_value"}
-RuleCache = dict[tuple, "ParamRule | None"]
+RuleCache = dict[object, "ParamRule | None"]  # by geometry (a tuple) and by layer (its id)
 _MISSING = object()  # a key not in the cache (a cached rule may be None)
 
 
@@ -59,20 +65,21 @@ def zero_on_norm(policy: Policy, layer: LayerInfo) -> bool:
 
 
 def _standard_rule(site: Site, scheme: Scheme, cache: RuleCache) -> ParamRule | None:
-    module, layer, name = site.module, site.layer, site.param_name
-    if isinstance(module, nn.MultiheadAttention):
-        return _attention_rule(site, scheme)
-    is_norm = isinstance(module, NORM_TYPES) or site.norm_kinds is not None
-    if layer.role in NORM_ROLES and not is_norm and layer.role != "norm":
-        raise ValueError(
-            f"role {layer.role!r} is for a normalisation layer; {type(module).__name__} is not one (BatchNorm, "
-            "InstanceNorm, GroupNorm, LayerNorm, RMSNorm, or a module whose output does not change when its input "
-            "is scaled)"
-        )
-    if is_norm or layer.role in NORM_ROLES:
+    kind = site.module_kind
+    if kind == "layer":
+        return _layer_rule(site, scheme, cache)
+    if kind == "norm":
         return _norm_rule(site, scheme)
-    if isinstance(module, RECURRENT_TYPES):
+    if kind == "attention":
+        return _attention_rule(site, scheme)
+    if kind == "recurrent":
         return _recurrent_rule(site, scheme)
+    return None  # a module of another class: what the trace found
+
+
+def _layer_rule(site: Site, scheme: Scheme, cache: RuleCache) -> ParamRule | None:
+    """A Linear / conv / Embedding: the scheme's rule for the weight (none: the layer has none), its bias 0."""
+    module, layer, name = site.module, site.layer, site.param_name
     weight = site.params.get("weight")
     weight_rule = None if weight is None else _layer_weight_rule(module, layer, scheme, weight, cache)
     if weight_rule is None:
@@ -83,31 +90,38 @@ def _standard_rule(site: Site, scheme: Scheme, cache: RuleCache) -> ParamRule | 
             why = f"{weight_rule.reason}; the padding row padding_idx={padding} stays 0"
             return replace(weight_rule, reason=why, fill=with_zero_row(weight_rule.fill, padding))
         return weight_rule
-    return zeros(BIAS) if name == "bias" else None
+    return BIAS_ZERO if name == "bias" else None
 
 
 def _layer_weight_rule(
     module: nn.Module, layer: LayerInfo, scheme: Scheme, weight: torch.Tensor, cache: RuleCache
 ) -> ParamRule | None:
-    """The rule of a Linear / conv / Embedding weight, built once per geometry in ``cache`` where the scheme
+    """The rule of a Linear / conv / Embedding ``module``'s weight, built once per geometry in ``cache`` where the scheme
     allows it (``geometry_keyed``: a deep model repeats a few layer geometries, and a rule costs more to
     build than a small tensor costs to fill), else once per layer."""
-    if not isinstance(module, MATRIX_LAYER_TYPES + (nn.Embedding,)):
-        return None  # other classes get rules from how the traced forward pass used their parameters
     if is_lazy(weight):
         return _weight_rule(module, layer, scheme, weight)
-    mine = cache.get((id(module),), _MISSING)  # the weight's rule, asked again for the bias
-    if mine is not _MISSING:
-        return mine  # type: ignore[return-value]
-    if scheme.geometry_keyed:
-        key: tuple = (type(module), layer, weight.shape, _geometry(module))
-    else:  # asked once per layer (its weight and its bias share the answer)
-        key = (id(module),)
-    rule = cache.get(key, _MISSING)
+    rule = cache.get(id(module), _MISSING)  # asked before for this layer's weight, now for its bias
     if rule is _MISSING:
-        rule = cache[key] = _weight_rule(module, layer, scheme, weight)
-    cache[(id(module),)] = rule
+        if scheme.geometry_keyed:
+            key = (type(module), layer, weight.shape, _geometry_key(module))
+            rule = cache.get(key, _MISSING)
+            if rule is _MISSING:
+                rule = cache[key] = _weight_rule(module, layer, scheme, weight)
+        else:
+            rule = _weight_rule(module, layer, scheme, weight)
+        cache[id(module)] = rule
     return rule  # type: ignore[return-value]
+
+
+def _geometry_key(module: nn.Module) -> tuple:
+    """The attributes :func:`_geometry` reads, as a plain tuple (cheaper to build and hash than the dataclass,
+    and built for every layer, while the geometry is built once per key)."""
+    if isinstance(module, nn.Embedding):
+        return module.num_embeddings, module.embedding_dim
+    if isinstance(module, nn.Linear):
+        return module.in_features, module.out_features
+    return module.in_channels, module.out_channels, module.groups, tuple(module.kernel_size)
 
 
 def _geometry(module: nn.Module) -> Matrix | Table:
@@ -168,9 +182,9 @@ def _attention_rule(site: Site, scheme: Scheme) -> ParamRule | None:
     if name in MHA_PROJECTIONS:
         return split_rule(scheme, site.layer, shape[1], [(MHA_PROJECTIONS[name], 0, shape[0])])
     if name == "in_proj_bias":
-        return zeros(BIAS)
+        return BIAS_ZERO
     if name in ("bias_k", "bias_v"):
-        return zeros("extra key/value token starts at 0")
+        return EXTRA_TOKEN_ZERO
     return None
 
 
@@ -192,12 +206,11 @@ def _norm_rule(site: Site, scheme: Scheme) -> ParamRule | None:
             f"({scheme.name}; the layer before it keeps its own rule)"
         )
     if kind == "scale":
-        rule = zeros(why_zero) if zero else ParamRule("ones", "norm scale starts at 1", ONES)
+        rule = zeros(why_zero) if zero else NORM_SCALE_ONE
     elif kind == "offset_scale":
-        one = zeros("norm scale 1 + w starts at 1")
-        rule = ParamRule("minus_ones", why_zero + "; the scale is 1 + w", MINUS_ONES) if zero else one
+        rule = ParamRule("minus_ones", why_zero + "; the scale is 1 + w", MINUS_ONES) if zero else NORM_OFFSET_SCALE_ONE
     elif kind == "shift":
-        rule = zeros("norm shift starts at 0")
+        rule = NORM_SHIFT_ZERO
     else:
         return None
     return replace(rule, evidence=f"traced norm: {site.norm_evidence}") if site.norm_kinds is not None else rule
@@ -255,7 +268,7 @@ def _traced_rule(site: Site, scheme: Scheme) -> ParamRule | None:
         rule = _scheme_rule(scheme, Table(*site.param.shape), layer)
         return None if rule is None else replace(rule, evidence=evidence)
     if use.kind == "bias":
-        return replace(zeros(BIAS), evidence=evidence)
+        return replace(BIAS_ZERO, evidence=evidence)
     if use.kind in ("position", "token", "layer_scale"):
         return replace(scheme.parameter_rule(use.kind, site.param), role=use.kind, evidence=evidence)
     return None

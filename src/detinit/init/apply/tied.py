@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
-
 from ..roles.vocabulary import RoleSource
 from ..schemes.base import Scheme
 from .plan import Entry
@@ -32,7 +30,7 @@ def check_tied(
         zeroes = scheme.policy.zeroes_classifier
         if not zeroes or norms:
             where = f"; the output's zero is on {norms[0]}'s scale" if norms and zeroes else ""
-            entries[first] = replace(record, note=f"{record.note}; also the output layer {name} (tied){where}")
+            entries[first] = record._replace(note=f"{record.note}; also the output layer {name} (tied){where}")
             return
         raise ValueError(
             f"{name} ({module_type}, role 'classifier') is tied to {record.name} ({record.module_type}, the token "

@@ -14,13 +14,14 @@ weight as ``(in, out / G, *kernel)``, the other way round.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from torch import nn
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 CONV_TRANSPOSE_TYPES = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 MATRIX_LAYER_TYPES = (nn.Linear,) + CONV_TYPES + CONV_TRANSPOSE_TYPES
+WEIGHT_LAYER_TYPES = MATRIX_LAYER_TYPES + (nn.Embedding,)  # a weight a scheme fills as a matrix or a table
 NORM_TYPES = (
     nn.modules.batchnorm._NormBase,  # BatchNorm*d, SyncBatchNorm, InstanceNorm*d
     nn.GroupNorm,
@@ -43,9 +44,9 @@ def layer_shape(module: nn.Module) -> tuple[int, int]:
     return module.out_channels // module.groups, module.in_channels // module.groups
 
 
-@dataclass(frozen=True)
-class Matrix:
-    """What a scheme sees of a layer's weight: the kind of layer and its ``P x Q`` matrix per group and tap.
+class Matrix(NamedTuple):
+    """What a scheme sees of a layer's weight: the kind of layer and its ``P x Q`` matrix per group and tap
+    (a tuple: one is built for each layer geometry, cheaply).
 
     ``kind`` is ``"linear"``, ``"conv"`` or ``"conv_transpose"``; ``out_features`` (``P``) and
     ``in_features`` (``Q``) count one group's outputs and inputs. A fused projection's block, a traced
@@ -89,8 +90,7 @@ class Matrix:
         return math.prod(self.kernel_size) if self.kind == "conv" else 1
 
 
-@dataclass(frozen=True)
-class Table:
+class Table(NamedTuple):
     """An embedding table ``(num_embeddings, embedding_dim)`` as a scheme sees it."""
 
     num_embeddings: int

@@ -22,9 +22,11 @@ Adding a scheme is one module with a :class:`Scheme` subclass and one line in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
+from torch import nn
 
 from ..roles.layers import Matrix, Table
 from ..roles.recurrent import GateBlock
@@ -78,10 +80,14 @@ class Scheme:
         super().__init_subclass__(**kwargs)
         if "geometry_keyed" not in cls.__dict__:
             cls.geometry_keyed = False
-
-    @property
-    def uses_generator(self) -> bool:
-        return self.policy.uses_generator
+        old = sorted({"_rule", "weight_rule", "zero_on_norm"} & set(cls.__dict__))
+        if old:  # detinit 0.1's interface: silently ignored, every weight would be left unknown
+            raise TypeError(
+                f"scheme class {cls.__name__} defines {', '.join(old)}, which detinit no longer calls; a scheme "
+                "now defines matrix_rule(matrix, layer) and table_rule(table, layer) (detinit.init.roles.layers."
+                "Matrix / Table describe the weight), and where a branch's zero goes is its policy's "
+                "(zeroes_branch_ends, norm_aware)"
+            )
 
     @property
     def residual_gate_value(self) -> float:
@@ -145,10 +151,10 @@ class Scheme:
             return zeros("gate input weights 0: the gate starts constant at sigmoid(bias)")
         return zeros("recurrent weights of a gated cell 0: its memory's identity path is the cell state")
 
-    def check_model(self, model_name: str, roles: frozenset[str], has_attention: bool) -> None:
+    def check_model(self, model_name: str, roles: frozenset[str], modules: Sequence[nn.Module]) -> None:
         """Refuse a model on which the scheme (or one of its options) would do nothing: ``roles`` are the
-        roles found on the model (declared, traced, given), ``has_attention`` whether it holds an
-        ``nn.MultiheadAttention``. Default: every model is accepted."""
+        roles found on the model (declared, traced, given), ``modules`` its modules. Default: every model
+        is accepted."""
 
     def options(self) -> dict[str, object]:
         """The scheme's options, for reports and run records."""

@@ -3,6 +3,10 @@ branch's layers with the depth and starting its last layer at 0."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from torch import nn
+
 from ..roles.layers import Matrix, Table
 from ..roles.vocabulary import RESIDUAL_LAST_ROLES, LayerInfo
 from ..tensor import random as rnd
@@ -25,7 +29,7 @@ class FixupScheme(Scheme):
     policy = Policy(zeroes_branch_ends=True, zeroes_classifier=True, uses_generator=True)
     geometry_keyed = True
 
-    def check_model(self, model_name: str, roles: frozenset[str], has_attention: bool) -> None:
+    def check_model(self, model_name: str, roles: frozenset[str], modules: Sequence[nn.Module]) -> None:
         if not roles & {"branch_last", "attn_out"}:
             raise ValueError(
                 f"scheme 'fixup' on {model_name}, which has no residual branch (declared, traced or given "

@@ -31,9 +31,13 @@ class GPT2Scheme(Scheme):
         return {"std": self.std}
 
     def table_rule(self, table: Table, layer: LayerInfo) -> ParamRule | None:
-        return self.matrix_rule(None, layer)
+        return self._normal(layer)
 
-    def matrix_rule(self, matrix: Matrix | None, layer: LayerInfo) -> ParamRule | None:
+    def matrix_rule(self, matrix: Matrix, layer: LayerInfo) -> ParamRule | None:
+        return self._normal(layer)
+
+    def _normal(self, layer: LayerInfo) -> ParamRule:
+        """N(0, std^2) for any weight, std / sqrt(L) on the last layer of a residual branch."""
         std, why = self.std, f"N(0, {self.std:g}^2)"
         if layer.role in RESIDUAL_LAST_ROLES and layer.num_branches > 0:
             std = self.std / layer.num_branches**0.5

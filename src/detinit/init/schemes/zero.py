@@ -6,8 +6,10 @@ and Hadamard matrices, zeros at every branch end and at the output. The fills ar
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
+from torch import nn
 
 from ..roles.layers import Matrix, Table
 from ..roles.vocabulary import ATTENTION_ROLES, LayerInfo
@@ -104,8 +106,10 @@ class ZerOScheme(Scheme):
             opts["constant_token"] = True
         return opts
 
-    def check_model(self, model_name: str, roles: frozenset[str], has_attention: bool) -> None:
-        if self.attention == "kv_zero" and not (roles & ATTENTION_ROLES or has_attention):
+    def check_model(self, model_name: str, roles: frozenset[str], modules: Sequence[nn.Module]) -> None:
+        if self.attention != "kv_zero" or roles & ATTENTION_ROLES:
+            return
+        if not any(isinstance(m, nn.MultiheadAttention) for m in modules):
             raise ValueError(
                 f"scheme option attention='kv_zero' does nothing on {model_name}: no attention layer was "
                 "found (declared, traced or given in roles=); drop the option, or pass example_inputs= so that "
