@@ -7,9 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from detinit.init import fill_sylvester_, hadamard
-from detinit.init.tensor.hadamard import ceil_log2, is_power_of_two
 from detinit.init.tensor.embedding import embedding_rows, zero_embedding_
-from detinit.init.tensor.hadamard import fill_sylvester_entries_
+from detinit.init.tensor.hadamard import ceil_log2, fill_sylvester_entries_, is_power_of_two
 from detinit.init.tensor.zero import hadamard_columns, hadamard_scale, zero_
 
 

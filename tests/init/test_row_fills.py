@@ -10,13 +10,13 @@ from torch import nn
 
 from detinit import initialize
 from detinit.init.apply import execute, readout
-from detinit.init.tensor.constnet import const_avg_, const_avg_rows_
 from detinit.init.roles.layers import Matrix
 from detinit.init.roles.vocabulary import LayerInfo
-from detinit.init.tensor.row_fills import RowFill, rows_of
 from detinit.init.schemes import get_scheme
-from detinit.init.tensor.zero import partial_identity_, zero_, zero_unfolded_
+from detinit.init.tensor.constnet import const_avg_, const_avg_rows_
 from detinit.init.tensor.embedding import zero_embedding_
+from detinit.init.tensor.row_fills import RowFill, rows_of
+from detinit.init.tensor.zero import partial_identity_, zero_, zero_unfolded_
 from detinit.init.tensor.zero_rows import partial_identity_rows_, zero_embedding_rows_, zero_rows_, zero_unfolded_rows_
 from detinit.models.registry import create_model
 

@@ -9,8 +9,8 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from detinit import initialize
-from detinit.init.tensor.row_fills import RowFill
 from detinit.init.apply.sharded import local_block, materialize_
+from detinit.init.tensor.row_fills import RowFill
 from detinit.models.registry import create_model, model_entry
 from detinit.train.fsdp import shard_model
 

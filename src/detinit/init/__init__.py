@@ -8,6 +8,9 @@ Model level: :func:`initialize` and :func:`check_zero_one`.
 
 from .apply import initialize
 from .apply.check import check_zero_one
+from .apply.report import InitReport
+from .roles.vocabulary import ROLES
+from .schemes import get_scheme, list_schemes
 from .tensor.constnet import const_avg_
 from .tensor.hadamard import fill_sylvester_, hadamard
 from .tensor.random import (
@@ -19,9 +22,6 @@ from .tensor.random import (
     xavier_normal_,
     xavier_uniform_,
 )
-from .apply.report import InitReport
-from .roles.vocabulary import ROLES
-from .schemes import get_scheme, list_schemes
 from .tensor.zero import hadamard_scale, identity_, partial_identity_, zero_, zero_singular_values
 
 __all__ = [

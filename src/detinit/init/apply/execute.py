@@ -27,9 +27,7 @@ def execute(
             _run_hook(plan, params, entries, scheme, generator)
 
 
-def _run_hook(
-    plan: ModulePlan, params: dict, entries: list[Entry], scheme: Scheme, generator: torch.Generator
-) -> None:
+def _run_hook(plan: ModulePlan, params: dict, entries: list[Entry], scheme: Scheme, generator: torch.Generator) -> None:
     """The module's ``detinit_init_(scheme, generator)``: its ``{param: reason}``, or ``None`` to take the
     rules the resolver found."""
     reasons = getattr(plan.module, hooks.INIT_HOOK)(scheme, generator)

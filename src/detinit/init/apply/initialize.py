@@ -19,6 +19,7 @@ agree on its role (:mod:`detinit.init.apply.tied`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+
 import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
@@ -112,7 +113,8 @@ def initialize(
             "initialize(strict=True): no rule for "
             + ", ".join(f"{e.name} ({e.module_type})" for e in unknown)
             + f"; scheme {scheme_obj.name!r} knows Linear, ConvNd, ConvTransposeNd, Embedding, "
-            + "MultiheadAttention, RNN / LSTM / GRU, norm layers and what tracing finds (example_inputs=); give the module a detinit_init_ hook or initialise it yourself"
+            + "MultiheadAttention, RNN / LSTM / GRU, norm layers and what tracing finds (example_inputs=); "
+            + "give the module a detinit_init_ hook or initialise it yourself"
         )
     if device is not None:
         checks.refuse_unfilled_meta(model, entries)
@@ -223,4 +225,6 @@ def _escape_constant_readouts(model: nn.Module, example: object, entries: list[E
     for name, reason in escape_constant_readouts_(model, example, zero_outputs).items():
         index = zero_outputs[name.removesuffix(".weight")]
         entry = entries[index]
-        entries[index] = entry._replace(rule="orthogonal_pairs", why=reason, evidence="", note=entry.note if entry.source else "")
+        entries[index] = entry._replace(
+            rule="orthogonal_pairs", why=reason, evidence="", note=entry.note if entry.source else ""
+        )

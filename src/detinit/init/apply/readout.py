@@ -37,9 +37,9 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
+from ..roles.trace import eval_mode, run_model
 from ..tensor.row_fills import RowFill
 from .sharded import write_
-from ..roles.trace import eval_mode, run_model
 
 
 @torch.no_grad()

@@ -96,9 +96,9 @@ def _layer_rule(site: Site, scheme: Scheme, cache: RuleCache) -> ParamRule | Non
 def _layer_weight_rule(
     module: nn.Module, layer: LayerInfo, scheme: Scheme, weight: torch.Tensor, cache: RuleCache
 ) -> ParamRule | None:
-    """The rule of a Linear / conv / Embedding ``module``'s weight, built once per geometry in ``cache`` where the scheme
-    allows it (``geometry_keyed``: a deep model repeats a few layer geometries, and a rule costs more to
-    build than a small tensor costs to fill), else once per layer."""
+    """The rule of a Linear / conv / Embedding ``module``'s weight, built once per geometry in ``cache``
+    where the scheme allows it (``geometry_keyed``: a deep model repeats a few layer geometries, and a rule
+    costs more to build than a small tensor costs to fill), else once per layer."""
     if is_lazy(weight):
         return _weight_rule(module, layer, scheme, weight)
     rule = cache.get(id(module), _MISSING)  # asked before for this layer's weight, now for its bias
@@ -131,17 +131,26 @@ def _geometry(module: nn.Module) -> Matrix | Table:
 
 
 def _weight_rule(module: nn.Module, layer: LayerInfo, scheme: Scheme, weight: torch.Tensor) -> ParamRule | None:
-    """The scheme's rule for a known layer's weight, split into row blocks where its role fuses projections."""
-    is_matrix = not is_lazy(weight) and weight.dim() > 1
-    parts = fused_parts(layer.role, weight.shape[0], weight.shape[1]) if is_matrix else None
-    if parts is None:
-        return _scheme_rule(scheme, _geometry(module), layer)
-    if not isinstance(module, nn.Linear):
+    """The scheme's rule for a known layer's weight; a Linear's is split into row blocks where its role fuses
+    projections, and a fused role on any other layer is refused."""
+    lazy = is_lazy(weight)
+    if isinstance(module, nn.Linear) and not lazy:
+        return _linear_rule(scheme, layer, weight.shape[1], weight.shape[0])
+    if not lazy and weight.dim() > 1 and fused_parts(layer.role, weight.shape[0], weight.shape[1]) is not None:
         raise ValueError(
             f"role {layer.role!r} splits an nn.Linear's output rows into projections; "
             f"{type(module).__name__} is not supported"
         )
-    return split_rule(scheme, layer, module.in_features, parts)
+    return _scheme_rule(scheme, _geometry(module), layer)
+
+
+def _linear_rule(scheme: Scheme, layer: LayerInfo, in_features: int, out_features: int) -> ParamRule | None:
+    """The rule of a Linear ``(in_features -> out_features)`` weight (or a traced matrix of that shape), split
+    into row blocks where its role fuses projections."""
+    parts = fused_parts(layer.role, out_features, in_features)
+    if parts is None:
+        return _scheme_rule(scheme, Matrix.linear(in_features, out_features), layer)
+    return split_rule(scheme, layer, in_features, parts)
 
 
 def _scheme_rule(scheme: Scheme, geometry: Matrix | Table, layer: LayerInfo) -> ParamRule | None:
@@ -258,11 +267,7 @@ def _traced_rule(site: Site, scheme: Scheme) -> ParamRule | None:
     assert use is not None
     evidence = f"traced: {use.evidence}"
     if use.kind == "matrix":
-        parts = fused_parts(layer.role, use.out_features, use.in_features)
-        if parts is None:
-            rule = _scheme_rule(scheme, Matrix.linear(use.in_features, use.out_features), layer)
-        else:
-            rule = split_rule(scheme, layer, use.in_features, parts)
+        rule = _linear_rule(scheme, layer, use.in_features, use.out_features)
         return None if rule is None else replace(rule, fill=_stored_fill(rule, use.stored), evidence=evidence)
     if use.kind == "table":
         rule = _scheme_rule(scheme, Table(*site.param.shape), layer)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+
 from ..roles.vocabulary import RoleSource
 from ..schemes.base import Scheme
 from .plan import Entry

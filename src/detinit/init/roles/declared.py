@@ -25,8 +25,8 @@ from collections.abc import Mapping
 from torch import nn
 
 from ... import hooks
-from .vocabulary import RoleSource, check_role
 from .traced import TracedRole
+from .vocabulary import RoleSource, check_role
 
 
 def _torch_roles(module: nn.Module) -> dict[str, str]:

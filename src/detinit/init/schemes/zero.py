@@ -174,8 +174,8 @@ class ZerOScheme(Scheme):
 
 
 def expanding_rule(matrix: Matrix, where: str, norm: str, columns: str, variant: str) -> ParamRule:
-    """ZerO's rule for an expanding layer, ``P > Q``: the Hadamard block (Algorithm 1 / 2), or Algorithm 1 on the unfolded kernel of a conv
-    (variant ``detinit``), with the Hadamard columns the variant picks."""
+    """ZerO's rule for an expanding layer, ``P > Q``: the Hadamard block (Algorithm 1 / 2), or Algorithm 1 on
+    the unfolded kernel of a conv (variant ``detinit``), with the Hadamard columns the variant picks."""
     p, q, taps = matrix.out_features, matrix.in_features, matrix.taps
     groups, transposed = matrix.groups, matrix.transposed
     if variant == "detinit" and taps > 1:

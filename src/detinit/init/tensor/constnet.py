@@ -20,8 +20,8 @@ import math
 
 import torch
 
-from .layout import centre_plane, matrix_views
 from ._no_grad import no_grad
+from .layout import centre_plane, matrix_views
 from .random import draw_
 from .row_fills import check_block
 

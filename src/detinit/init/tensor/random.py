@@ -25,8 +25,8 @@ from collections.abc import Callable
 
 import torch
 
-from .layout import check_float_tensor, matrix_views
 from ._no_grad import no_grad
+from .layout import check_float_tensor, matrix_views
 
 FAN_MODES = ("fan_in", "fan_out")
 

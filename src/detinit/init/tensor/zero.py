@@ -45,7 +45,7 @@ import torch
 
 from ._no_grad import no_grad
 from .hadamard import _product_columns_, _product_rows_, _sylvester_factors, ceil_log2
-from .layout import centre_index, check_float_tensor, matrix_views
+from .layout import centre_index, matrix_views
 
 HADAMARD_NORMS = ("orthonormal", "paper")  # how zero_ scales its Hadamard blocks (its norm= option)
 COLUMNS = ("first", "spanning")

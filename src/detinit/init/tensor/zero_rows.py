@@ -26,10 +26,10 @@ import math
 import torch
 
 from ._no_grad import no_grad
-from .layout import centre_plane
-from .row_fills import check_block, check_window, group_spans
 from .embedding import _repeat_rows_, check_table, embedding_rows
 from .hadamard import _product_columns_, _product_rows_, fill_sylvester_entries_
+from .layout import centre_plane
+from .row_fills import check_block, check_window, group_spans
 from .zero import _check_columns, _check_norm, _hadamard_factors, hadamard_scale, unfolded_kernel
 
 
@@ -37,7 +37,8 @@ from .zero import _check_columns, _check_norm, _hadamard_factors, hadamard_scale
 def partial_identity_rows_(
     out: torch.Tensor, start: int, total: int, *, groups: int = 1, transposed: bool = False
 ) -> torch.Tensor:
-    """Rows ``start : start + len(out)`` of :func:`~detinit.init.tensor.zero.partial_identity_` on a ``total``-row weight.
+    """Rows ``start : start + len(out)`` of :func:`~detinit.init.tensor.zero.partial_identity_` on a
+    ``total``-row weight.
 
     >>> partial_identity_rows_(torch.empty(2, 3), 1, 4)
     tensor([[0., 1., 0.],
@@ -116,7 +117,8 @@ def zero_unfolded_rows_(
 def zero_embedding_rows_(
     out: torch.Tensor, start: int, total: int, *, norm: str = "orthonormal", constant_token: bool = False
 ) -> torch.Tensor:
-    """Rows ``start : start + len(out)`` of :func:`~detinit.init.tensor.embedding.zero_embedding_` on a ``total``-token table.
+    """Rows ``start : start + len(out)`` of :func:`~detinit.init.tensor.embedding.zero_embedding_` on a
+    ``total``-token table.
 
     >>> from detinit.init.tensor.embedding import zero_embedding_
     >>> torch.equal(zero_embedding_rows_(torch.empty(4, 8), 6, 20), zero_embedding_(torch.empty(20, 8))[6:10])

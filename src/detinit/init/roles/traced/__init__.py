@@ -70,7 +70,13 @@ from .result import TracedParam, TracedRole, TracedRoles
 
 # in this order: each pass reads what the ones before it found (the walks need the norms; the residual pass
 # keeps attention's attn_out; the output pass needs the embedding tables)
-PASSES: tuple[Callable[[GraphIndex], None], ...] = (find_norms, find_layers, find_attention, find_residuals, find_classifier)
+PASSES: tuple[Callable[[GraphIndex], None], ...] = (
+    find_norms,
+    find_layers,
+    find_attention,
+    find_residuals,
+    find_classifier,
+)
 
 
 def trace_roles(model: nn.Module, example_inputs: object) -> TracedRoles:

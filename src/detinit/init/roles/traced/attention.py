@@ -31,7 +31,6 @@ def find_attention(ix: GraphIndex) -> None:
             ix.result.set_role(module, "attn_out", f"first layer after the attention in {node.module}", over=True)
 
 
-
 def _attention_at(ix: GraphIndex, node: Node) -> tuple[tuple[int, int, int], int] | None:
     """``((query, key, value), output)`` values if ``node`` computes attention."""
     if node.name == "scaled_dot_product_attention":
@@ -70,7 +69,6 @@ def _attention_at(ix: GraphIndex, node: Node) -> tuple[tuple[int, int, int], int
     return None
 
 
-
 def _attention_roles(ix: GraphIndex, node: Node, layers: dict[str, tuple[Node, str]], values: dict[str, int]) -> None:
     where = f"attention in {node.module or 'the model'}"
     by_layer: dict[int, list[str]] = {}
@@ -92,9 +90,8 @@ def _attention_roles(ix: GraphIndex, node: Node, layers: dict[str, tuple[Node, s
         role = "attn_qkv" if len(names) == 3 else "attn_kv" if names == ["key", "value"] else None
         if role is None:
             continue
-        ix.result.set_role(module, f"{role}:{','.join(map(str, sizes))}", f"fused {'/'.join(names)} of the {where}; "
-                      "rows found by autograd", over=True)  # fmt: skip
-
+        why = f"fused {'/'.join(names)} of the {where}; rows found by autograd"
+        ix.result.set_role(module, f"{role}:{','.join(map(str, sizes))}", why, over=True)
 
 
 def _fused_rows(ix: GraphIndex, layer: Node, values: list[int]) -> list[int] | None:

@@ -6,7 +6,6 @@ The passes read the graph only through this index; what they find goes in :attr:
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from ..trace import Graph, Node

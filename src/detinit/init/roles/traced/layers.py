@@ -44,11 +44,9 @@ def find_layers(ix: GraphIndex) -> None:
             ix.result.params[param] = kind
 
 
-
 def _in_known_layer(ix: GraphIndex, param: str) -> bool:
     module = ix.modules[ix.owner[param]]
     return isinstance(module, MATRIX_LAYER_TYPES + NORM_TYPES + (nn.Embedding, nn.MultiheadAttention))
-
 
 
 def _stream_use(ix: GraphIndex, param: str) -> TracedParam | None:

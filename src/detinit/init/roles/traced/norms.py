@@ -24,7 +24,6 @@ def find_norms(ix: GraphIndex) -> None:
             ix.norm_call_of[call.outputs[0]] = call.name
 
 
-
 def _scale_invariant(ix: GraphIndex, name: str, module: nn.Module, input_value: int) -> bool:
     if name in ix.result.norms:
         return True
@@ -54,7 +53,6 @@ def _scale_invariant(ix: GraphIndex, name: str, module: nn.Module, input_value: 
         full = f"{name}.{pname}" if name else pname
         ix.result.params[full] = TracedParam(_norm_param_kind(ix, full), evidence)
     return True
-
 
 
 def _norm_param_kind(ix: GraphIndex, param: str) -> str:

@@ -24,5 +24,5 @@ def find_classifier(ix: GraphIndex) -> None:
         before, _ = walk_back(ix, ix.stream_input(node))
         norms = [name for kind, name in before if kind == "norm"]
         if norms:
-            ix.result.set_role(norms[0], "classifier_norm", f"norm before the classifier {module}, whose weight is tied "
-                          "to the token embedding", over=True)  # fmt: skip
+            why = f"norm before the classifier {module}, whose weight is tied to the token embedding"
+            ix.result.set_role(norms[0], "classifier_norm", why, over=True)

@@ -39,13 +39,11 @@ def find_residuals(ix: GraphIndex) -> None:
             ix.result.set_role(last_module, kind, f"last layer of the branch of {block}", block, over=True)
         for kind, name in met:
             if kind == "norm" and layer is not None:
-                ix.result.set_role(name, "branch_last_norm", f"norm after the last layer of the branch of {block}",
-                              block, over=True)  # fmt: skip
+                why = f"norm after the last layer of the branch of {block}"
+                ix.result.set_role(name, "branch_last_norm", why, block, over=True)
             elif kind == "scale" and layer is not None:
                 ix.result.params[name] = TracedParam("layer_scale", f"scales the branch of {block}")
-                ix.result.set_role(
-                    ix.owner[name], "layer_scale", f"holds the layer scale of {block}", block, over=True
-                )
+                ix.result.set_role(ix.owner[name], "layer_scale", f"holds the layer scale of {block}", block, over=True)
         for value in sorted(inside):  # in the order computed
             producer = graph.producer(value)
             use = ix.matrix_use(producer) if producer is not None else None
@@ -54,7 +52,6 @@ def find_residuals(ix: GraphIndex) -> None:
             module = ix.layer_module(use[0], producer)
             if module != last_module and module not in ix.result.modules:
                 ix.result.set_role(module, "branch", f"inside the branch of {block}", block)
-
 
 
 def _branch_side(ix: GraphIndex, a: int, b: int) -> tuple[int, set[int]] | None:

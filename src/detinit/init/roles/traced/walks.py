@@ -7,7 +7,6 @@ from ..trace import Node
 from .index import ADD_FUNCS, MUL_FUNCS, NORM_FUNCS, GraphIndex
 
 
-
 def walk_back(ix: GraphIndex, value: int) -> tuple[list[tuple[str, str]], tuple[Node, str] | None]:
     """Walk back from ``value`` through functions without parameters.
 
@@ -55,7 +54,6 @@ def walk_back(ix: GraphIndex, value: int) -> tuple[list[tuple[str, str]], tuple[
     return met, None
 
 
-
 def layers_feeding(ix: GraphIndex, value: int) -> list[tuple[Node, str]]:
     """The layers a value is computed from through functions without parameters (rotary embeddings, head splits)."""
     found: dict[int, tuple[Node, str]] = {}
@@ -78,7 +76,6 @@ def layers_feeding(ix: GraphIndex, value: int) -> list[tuple[Node, str]]:
                 seen.add(u)
                 stack.append(u)
     return list(found.values())
-
 
 
 def layers_fed(ix: GraphIndex, value: int) -> list[tuple[Node, str]]:
