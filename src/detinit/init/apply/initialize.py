@@ -31,10 +31,10 @@ from ..roles.vocabulary import LayerInfo, RoleSource, default_layer_info, layer_
 from ..schemes import ParamRule, Scheme, get_scheme
 from . import checks
 from .execute import execute
-from .plan import Entry, ModulePlan, Site, direct_parameters, module_kind
+from .plan import Entry, ModulePlan, direct_parameters, module_kind
 from .readout import escape_constant_readouts_
 from .report import FROZEN, UNKNOWN, InitReport
-from .resolve import RuleCache, resolve
+from .resolve import RuleCache, resolve_module
 from .sharded import materialize_
 from .tied import check_tied
 
@@ -131,7 +131,8 @@ def _plan(
     named: list[tuple[str, nn.Module]], scheme: Scheme, role_sources: Mapping[str, RoleSource], traced: TracedRoles
 ) -> tuple[list[ModulePlan], list[Entry]]:
     """A :class:`ModulePlan` per module owning parameters and an :class:`Entry` per parameter (a tied one once),
-    each parameter's rule resolved."""
+    each parameter's rule resolved. One pass, a module at a time: a deep model has many small layers, and what
+    is done per parameter here costs as much as filling it."""
     infos, default_info = layer_infos(role_sources), default_layer_info(role_sources)
     plans: list[ModulePlan] = []
     entries: list[Entry] = []
@@ -144,24 +145,29 @@ def _plan(
         layer = infos.get(mname, default_info)
         source = role_sources.get(mname)
         why_role = f"role {layer.role} from {source.source}" if source is not None else ""
-        plan = ModulePlan(mname, module, direct, callable(hooks.find_hook(module, hooks.INIT_HOOK)))
-        rules = _resolve_module(mname, module, direct, layer, traced, scheme, cache)
         for pname, param in direct.items():
-            full = f"{mname}.{pname}" if mname else pname
-            if id(param) in seen:  # shared parameter: initialised where first seen, if the roles agree
-                check_tied(entries, seen[id(param)], full, type(module).__name__, layer.role, role_sources, scheme)
-                continue
-            seen[id(param)] = len(entries)
             if is_lazy(param):  # isinstance(param, UninitializedParameter), without Parameter's slow metaclass check
+                full = f"{mname}.{pname}" if mname else pname
                 raise ValueError(
                     f"initialize: {full} of {type(module).__name__} is a lazy, uninitialised "
                     "parameter; run one forward pass before initialising"
                 )
-            entry = _entry(full, module, param, layer, rules.get(pname), plan.hooked, not param.requires_grad, why_role)
-            if pname in rules and param.requires_grad:
-                plan.rules[pname] = rules[pname]
+        hooked = callable(hooks.find_hook(module, hooks.INIT_HOOK))
+        rules = _resolve_module(mname, module, direct, layer, traced, scheme, cache)
+        plan = ModulePlan(module, direct, hooked)
+        module_type = type(module).__name__
+        for pname, param in direct.items():
+            full = f"{mname}.{pname}" if mname else pname
+            if id(param) in seen:  # shared parameter: initialised where first seen, if the roles agree
+                check_tied(entries, seen[id(param)], full, module_type, layer.role, role_sources, scheme)
+                continue
+            seen[id(param)] = len(entries)
+            rule = rules.get(pname)
+            frozen = not param.requires_grad
+            if rule is not None and not frozen:
+                plan.rules[pname] = rule
             plan.entries[pname] = len(entries)
-            entries.append(entry)
+            entries.append(_entry(full, module_type, param, layer, rule, hooked, frozen, why_role))
         plans.append(plan)
     return plans, entries
 
@@ -175,27 +181,22 @@ def _resolve_module(
     scheme: Scheme,
     cache: RuleCache,
 ) -> dict[str, ParamRule]:
-    """The rules of one module's direct parameters: a :class:`Site` per parameter, with what tracing found
-    about it, each resolved; a parameter with no rule is left out."""
-    norm_kinds, evidence = None, ""
+    """The rules of one module's direct parameters (:func:`~detinit.init.apply.resolve.resolve_module`), with
+    what tracing found about them; a parameter with no rule is left out."""
     prefix = f"{mname}." if mname else ""
     if mname in traced.norms:
         norm_kinds = {p: traced.params[prefix + p].kind for p in direct}
-        evidence = traced.norms[mname]
-    kind = module_kind(module, layer, norm_kinds is not None)
-    uses = traced.params
-    rules = {}
-    for pname, param in direct.items():
-        use = uses.get(prefix + pname) if uses else None
-        rule = resolve(Site(module, kind, pname, param, layer, direct, norm_kinds, evidence, use), scheme, cache)
-        if rule is not None:
-            rules[pname] = rule
-    return rules
+        kind = module_kind(module, layer, True)
+        return resolve_module(
+            module, kind, direct, layer, scheme, cache, traced.params, prefix, norm_kinds, traced.norms[mname]
+        )
+    kind = module_kind(module, layer, False)
+    return resolve_module(module, kind, direct, layer, scheme, cache, traced.params, prefix)
 
 
 def _entry(
     name: str,
-    module: nn.Module,
+    module_type: str,
     param: nn.Parameter,
     layer: LayerInfo,
     rule: ParamRule | None,
@@ -205,16 +206,16 @@ def _entry(
 ) -> Entry:
     """The report entry of a parameter before anything is written; ``source`` says where its module's role
     came from."""
-    kind, shape = type(module).__name__, tuple(param.shape)
+    shape = tuple(param.shape)
     role = rule.role if rule is not None and rule.role else layer.role  # a traced position, token, layer scale
     if frozen:
-        return Entry(name, kind, shape, role, FROZEN, "requires_grad=False: left unchanged", "", source)
+        return Entry(name, module_type, shape, role, FROZEN, "requires_grad=False: left unchanged", "", source)
     if hooked:
-        return Entry(name, kind, shape, role, "hook", f"{kind}.detinit_init_()", "", source)
+        return Entry(name, module_type, shape, role, "hook", f"{module_type}.detinit_init_()", "", source)
     if rule is None:
-        why = f"no rule for {kind}.{name.rsplit('.', 1)[-1]}: left unchanged"
-        return Entry(name, kind, shape, role, UNKNOWN, why, "", source)
-    return Entry(name, kind, shape, role, rule.rule, rule.reason, rule.evidence, source)
+        why = f"no rule for {module_type}.{name.rsplit('.', 1)[-1]}: left unchanged"
+        return Entry(name, module_type, shape, role, UNKNOWN, why, "", source)
+    return Entry(name, module_type, shape, role, rule.rule, rule.reason, rule.evidence, source)
 
 
 def _escape_constant_readouts(model: nn.Module, example: object, entries: list[Entry]) -> None:

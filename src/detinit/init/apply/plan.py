@@ -5,7 +5,6 @@ evidence as fields) and a :class:`ModulePlan` per module (the rules its paramete
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from torch import nn
@@ -62,18 +61,19 @@ class Entry(NamedTuple):
         return ParamRecord(self.name, self.module_type, self.shape, self.role, self.rule, reason + self.note)
 
 
-@dataclass
 class ModulePlan:
     """What will happen to one module's direct parameters (``params``, as planned): the rules found for them
     (``rules``) and the index of each one's :class:`Entry`; ``hooked``: the module's ``detinit_init_`` hook
-    goes first."""
+    goes first. (A slotted class: one is built per module.)"""
 
-    name: str
-    module: nn.Module
-    params: dict[str, nn.Parameter]
-    hooked: bool
-    rules: dict[str, ParamRule] = field(default_factory=dict)
-    entries: dict[str, int] = field(default_factory=dict)
+    __slots__ = ("entries", "hooked", "module", "params", "rules")
+
+    def __init__(self, module: nn.Module, params: dict[str, nn.Parameter], hooked: bool) -> None:
+        self.module = module
+        self.params = params
+        self.hooked = hooked
+        self.rules: dict[str, ParamRule] = {}
+        self.entries: dict[str, int] = {}
 
 
 def direct_parameters(module: nn.Module) -> dict[str, nn.Parameter]:
@@ -88,17 +88,30 @@ def module_kind(module: nn.Module, layer: LayerInfo, traced_norm: bool) -> str:
     (``nn.MultiheadAttention``), ``"norm"`` (torch's norms, one found by tracing, or a module given a norm
     role), ``"recurrent"``, ``"layer"`` (Linear, conv, Embedding), or ``"traced"`` (any other class: only
     what the trace found). A norm role on a module that is not one is refused."""
-    if isinstance(module, nn.MultiheadAttention):
-        return "attention"
-    is_norm = isinstance(module, NORM_TYPES) or traced_norm
+    kind = _CLASS_KINDS.get(type(module))
+    if kind is None:
+        kind = _CLASS_KINDS[type(module)] = _class_kind(module)
+    if kind == "attention":
+        return kind
+    is_norm = kind == "norm" or traced_norm
     if layer.role in NORM_ROLES and not is_norm and layer.role != "norm":
         raise ValueError(
             f"role {layer.role!r} is for a normalisation layer; {type(module).__name__} is not one (BatchNorm, "
             "InstanceNorm, GroupNorm, LayerNorm, RMSNorm, or a module whose output does not change when its input "
             "is scaled)"
         )
-    if is_norm or layer.role in NORM_ROLES:
+    return "norm" if is_norm or layer.role in NORM_ROLES else kind
+
+
+def _class_kind(module: nn.Module) -> str:
+    """What a module's class alone says of it (:func:`module_kind`, before roles and tracing)."""
+    if isinstance(module, nn.MultiheadAttention):
+        return "attention"
+    if isinstance(module, NORM_TYPES):
         return "norm"
     if isinstance(module, RECURRENT_TYPES):
         return "recurrent"
     return "layer" if isinstance(module, WEIGHT_LAYER_TYPES) else "traced"
+
+
+_CLASS_KINDS: dict[type, str] = {}  # a class's kind, found once per process (isinstance on a tuple of types is slow)

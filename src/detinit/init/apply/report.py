@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..._table import format_table
 
@@ -11,9 +12,8 @@ UNKNOWN = "unknown"
 FROZEN = "frozen"
 
 
-@dataclass(frozen=True)
-class ParamRecord:
-    """One parameter: where it lives, the rule applied and why."""
+class ParamRecord(NamedTuple):
+    """One parameter: where it lives, the rule applied and why (a named tuple: one is built per parameter)."""
 
     name: str
     module_type: str
@@ -65,7 +65,7 @@ class InitReport:
             "options": dict(self.options),
             "seed": self.seed,
             "counts": self.counts(),
-            "parameters": [asdict(r) | {"shape": list(r.shape)} for r in self.records],
+            "parameters": [r._asdict() | {"shape": list(r.shape)} for r in self.records],
         }
 
     def table(self) -> str:

@@ -17,14 +17,15 @@ decides everything every scheme shares here:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 import torch
 from torch import nn
-from torch.nn.parameter import is_lazy
 
 from ..roles.layers import Matrix, Table
 from ..roles.recurrent import RECURRENT_ROLES, cell_kind, gate_blocks
+from ..roles.traced.result import TracedParam
 from ..roles.vocabulary import RESIDUAL_LAST_ROLES, LayerInfo, fused_parts
 from ..schemes.base import Policy, Scheme
 from ..schemes.rule import Fill, ParamRule, row_blocks_rule, zeros
@@ -38,6 +39,7 @@ EXTRA_TOKEN_ZERO = zeros("extra key/value token starts at 0")
 NORM_SCALE_ONE = ParamRule("ones", "norm scale starts at 1", ONES)
 NORM_OFFSET_SCALE_ONE = zeros("norm scale 1 + w starts at 1")
 NORM_SHIFT_ZERO = zeros("norm shift starts at 0")
+TORCH_NORM_KINDS = {"weight": "scale", "bias": "shift"}  # a torch norm's parameters
 MHA_PROJECTIONS = {"q_proj_weight": "attn_query", "k_proj_weight": "attn_key", "v_proj_weight": "attn_value"}
 RuleCache = dict[object, "ParamRule | None"]  # by geometry (a tuple) and by layer (its id)
 _MISSING = object()  # a key not in the cache (a cached rule may be None)
@@ -55,6 +57,45 @@ def resolve(site: Site, scheme: Scheme, cache: RuleCache) -> ParamRule | None:
     return rule
 
 
+def resolve_module(
+    module: nn.Module,
+    module_kind: str,
+    params: dict[str, nn.Parameter],
+    layer: LayerInfo,
+    scheme: Scheme,
+    cache: RuleCache,
+    uses: Mapping[str, TracedParam],
+    prefix: str,
+    norm_kinds: Mapping[str, str] | None = None,
+    norm_evidence: str = "",
+) -> dict[str, ParamRule]:
+    """The rules of one module's direct parameters ``params`` (:func:`resolve` for each; one without a rule is
+    left out). ``uses`` is what tracing found, by full parameter name (``prefix + name``).
+
+    A Linear / conv / Embedding holding only its ``weight`` and ``bias``, and a norm's scale and shift, are
+    most of a deep model's parameters and are answered without building a :class:`Site` for each: the same
+    rules, decided by the same functions.
+    """
+    if module_kind == "layer" and "weight" in params and len(params) <= 1 + ("bias" in params):
+        weight = _layer_weight_rule(module, layer, scheme, params["weight"], cache)
+        if weight is not None:
+            rules = {"weight": _with_padding_row(module, weight)}
+            if "bias" in params:
+                rules["bias"] = BIAS_ZERO
+            return rules
+    rules = {}
+    for name, param in params.items():
+        rule = _norm_rule(name, layer, scheme, norm_kinds, norm_evidence) if module_kind == "norm" else None
+        if rule is None:
+            use = uses.get(prefix + name) if uses else None
+            rule = resolve(
+                Site(module, module_kind, name, param, layer, params, norm_kinds, norm_evidence, use), scheme, cache
+            )
+        if rule is not None:
+            rules[name] = rule
+    return rules
+
+
 def zero_on_norm(policy: Policy, layer: LayerInfo) -> bool:
     """Whether a branch end's zero goes on the norm after its last layer (``branch_last_norm``, or a layer
     ``norm_follows``), or the output's zero on the norm before a classifier tied to the token embedding
@@ -69,7 +110,7 @@ def _standard_rule(site: Site, scheme: Scheme, cache: RuleCache) -> ParamRule | 
     if kind == "layer":
         return _layer_rule(site, scheme, cache)
     if kind == "norm":
-        return _norm_rule(site, scheme)
+        return _norm_rule(site.param_name, site.layer, scheme, site.norm_kinds, site.norm_evidence)
     if kind == "attention":
         return _attention_rule(site, scheme)
     if kind == "recurrent":
@@ -85,12 +126,17 @@ def _layer_rule(site: Site, scheme: Scheme, cache: RuleCache) -> ParamRule | Non
     if weight_rule is None:
         return None
     if name == "weight":
-        padding = getattr(module, "padding_idx", None) if isinstance(module, nn.Embedding) else None
-        if padding is not None:  # torch keeps the padding token's row at 0 (its gradient is always 0)
-            why = f"{weight_rule.reason}; the padding row padding_idx={padding} stays 0"
-            return replace(weight_rule, reason=why, fill=with_zero_row(weight_rule.fill, padding))
-        return weight_rule
+        return _with_padding_row(module, weight_rule)
     return BIAS_ZERO if name == "bias" else None
+
+
+def _with_padding_row(module: nn.Module, weight_rule: ParamRule) -> ParamRule:
+    """An Embedding's padding row stays 0, as torch keeps it (its gradient is always 0)."""
+    padding = getattr(module, "padding_idx", None) if isinstance(module, nn.Embedding) else None
+    if padding is None:
+        return weight_rule
+    why = f"{weight_rule.reason}; the padding row padding_idx={padding} stays 0"
+    return replace(weight_rule, reason=why, fill=with_zero_row(weight_rule.fill, padding))
 
 
 def _layer_weight_rule(
@@ -99,8 +145,6 @@ def _layer_weight_rule(
     """The rule of a Linear / conv / Embedding ``module``'s weight, built once per geometry in ``cache``
     where the scheme allows it (``geometry_keyed``: a deep model repeats a few layer geometries, and a rule
     costs more to build than a small tensor costs to fill), else once per layer."""
-    if is_lazy(weight):
-        return _weight_rule(module, layer, scheme, weight)
     rule = cache.get(id(module), _MISSING)  # asked before for this layer's weight, now for its bias
     if rule is _MISSING:
         if scheme.geometry_keyed:
@@ -133,10 +177,9 @@ def _geometry(module: nn.Module) -> Matrix | Table:
 def _weight_rule(module: nn.Module, layer: LayerInfo, scheme: Scheme, weight: torch.Tensor) -> ParamRule | None:
     """The scheme's rule for a known layer's weight; a Linear's is split into row blocks where its role fuses
     projections, and a fused role on any other layer is refused."""
-    lazy = is_lazy(weight)
-    if isinstance(module, nn.Linear) and not lazy:
+    if isinstance(module, nn.Linear):
         return _linear_rule(scheme, layer, weight.shape[1], weight.shape[0])
-    if not lazy and weight.dim() > 1 and fused_parts(layer.role, weight.shape[0], weight.shape[1]) is not None:
+    if weight.dim() > 1 and fused_parts(layer.role, weight.shape[0], weight.shape[1]) is not None:
         raise ValueError(
             f"role {layer.role!r} splits an nn.Linear's output rows into projections; "
             f"{type(module).__name__} is not supported"
@@ -197,32 +240,37 @@ def _attention_rule(site: Site, scheme: Scheme) -> ParamRule | None:
     return None
 
 
-def _norm_rule(site: Site, scheme: Scheme) -> ParamRule | None:
+def _norm_rule(
+    name: str, layer: LayerInfo, scheme: Scheme, norm_kinds: Mapping[str, str] | None, evidence: str
+) -> ParamRule | None:
     """A norm's scale 1 and shift 0; the scale 0 where the scheme puts a zero on this norm. Which parameter is
-    which: the traced kinds for norms of other classes (``offset_scale`` multiplies as ``1 + w``), else torch's
-    names (``weight`` scales, ``bias`` shifts)."""
-    name, layer = site.param_name, site.layer
-    kind = (site.norm_kinds or {}).get(name) or {"weight": "scale", "bias": "shift"}.get(name)
-    zero = zero_on_norm(scheme.policy, layer)
+    which: ``norm_kinds``, the traced kinds for norms of other classes (``offset_scale`` multiplies as ``1 + w``;
+    ``evidence`` says how the norm was found), else torch's names (``weight`` scales, ``bias`` shifts)."""
+    kind = (norm_kinds or TORCH_NORM_KINDS).get(name) or TORCH_NORM_KINDS.get(name)
+    if kind == "shift":
+        rule = NORM_SHIFT_ZERO
+    elif kind == "scale":
+        rule = zeros(_why_zero_on_norm(scheme, layer)) if zero_on_norm(scheme.policy, layer) else NORM_SCALE_ONE
+    elif kind == "offset_scale":
+        if zero_on_norm(scheme.policy, layer):
+            rule = ParamRule("minus_ones", _why_zero_on_norm(scheme, layer) + "; the scale is 1 + w", MINUS_ONES)
+        else:
+            rule = NORM_OFFSET_SCALE_ONE
+    else:
+        return None
+    return replace(rule, evidence=f"traced norm: {evidence}") if norm_kinds is not None else rule
+
+
+def _why_zero_on_norm(scheme: Scheme, layer: LayerInfo) -> str:
     if layer.role == "classifier_norm":
-        why_zero = (
+        return (
             f"norm before an output layer tied to the token embedding: scale starts at 0, so the output is 0 "
             f"({scheme.name})"
         )
-    else:
-        why_zero = (
-            f"norm after the last layer of a residual branch: scale starts at 0, so the branch outputs 0 "
-            f"({scheme.name}; the layer before it keeps its own rule)"
-        )
-    if kind == "scale":
-        rule = zeros(why_zero) if zero else NORM_SCALE_ONE
-    elif kind == "offset_scale":
-        rule = ParamRule("minus_ones", why_zero + "; the scale is 1 + w", MINUS_ONES) if zero else NORM_OFFSET_SCALE_ONE
-    elif kind == "shift":
-        rule = NORM_SHIFT_ZERO
-    else:
-        return None
-    return replace(rule, evidence=f"traced norm: {site.norm_evidence}") if site.norm_kinds is not None else rule
+    return (
+        f"norm after the last layer of a residual branch: scale starts at 0, so the branch outputs 0 "
+        f"({scheme.name}; the layer before it keeps its own rule)"
+    )
 
 
 def _recurrent_rule(site: Site, scheme: Scheme) -> ParamRule | None:
