@@ -22,7 +22,7 @@ import math
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -30,8 +30,11 @@ from . import __version__
 from .diagnostics import gradient_at_init
 from .diagnostics.inspect import format_gradient_steps, inspect_model
 from .init import check_zero_one, list_schemes
-from .models import create_model, list_models, model_entry
+from .models import create_model, data_kwargs_for, list_models, model_entry
 from .nn import cross_entropy
+
+if TYPE_CHECKING:  # the data package is imported when a command needs it
+    from .data.sample import SampleBatch
 
 
 def _init_options(assignments: list[str]) -> dict[str, object]:
@@ -47,72 +50,33 @@ def _init_options(assignments: list[str]) -> dict[str, object]:
     return options
 
 
-@dataclass
-class _Batch:
-    """The batch a command measures on, with what it is and the model shape it implies."""
-
-    inputs: torch.Tensor
-    targets: torch.Tensor
-    description: str
-    shape: dict[str, int]  # data_kwargs of the model: classes, channels, size; or vocabulary, context
-
-    def describe_shape(self) -> str:
-        if "vocab_size" in self.shape:
-            return f"{self.shape['vocab_size']} tokens, context {self.shape['context']}"
-        size = self.inputs.shape[-1]
-        return f"input {self.shape['in_chans']}x{size}x{size}, {self.shape['num_classes']} classes"
-
-
-def _batch(args: argparse.Namespace) -> _Batch:
+def _batch(args: argparse.Namespace) -> SampleBatch:
     """Synthetic inputs of the flags' shape, or the first test examples of ``--data`` (which then decide
     the shape: channels, size and classes, or the vocabulary). A dataset that cannot be loaded ends the
     command with its message."""
-    from .data import DataError
+    from .data import DataError, sample_batch
 
     try:
-        return _load_batch(args)
+        return sample_batch(
+            getattr(args, "data", "synthetic"),
+            args.batch_size,
+            tokens=model_entry(args.model).takes_tokens,
+            seed=args.seed,
+            num_classes=args.num_classes,
+            in_chans=args.in_chans,
+            image_size=args.image_size,
+            vocab_size=args.vocab_size,
+            context=args.context,
+        )
     except (ValueError, DataError) as err:
         raise SystemExit(f"detinit {args.command}: {err}") from None
 
 
-def _load_batch(args: argparse.Namespace) -> _Batch:
-    data = getattr(args, "data", "synthetic")
-    n = args.batch_size
-    if model_entry(args.model).takes_tokens:
-        if data != "synthetic":
-            from .data import load_dataset
-
-            ds = load_dataset(data, "test", context=args.context)
-            inputs, targets = ds.inputs[:n].long(), ds.targets[:n].long()
-            what, vocab = f"the first {n} {data} validation windows", ds.num_classes
-        else:
-            g = torch.Generator().manual_seed(args.seed)
-            tokens = torch.randint(0, args.vocab_size, (n, args.context + 1), generator=g)
-            inputs, targets, vocab = tokens[:, :-1], tokens[:, 1:], args.vocab_size
-            what = f"{n} uniformly random token windows of length {args.context} (seed {args.seed})"
-        return _Batch(inputs, targets, what, {"vocab_size": vocab, "context": args.context})
-    if data != "synthetic":
-        from .data import load_dataset, probe_batch
-
-        ds = load_dataset(data, "test")
-        inputs, targets = probe_batch(ds, n), ds.labels[:n]
-        what = f"the first {len(targets)} {data} test images"
-        shape = {"num_classes": ds.num_classes, "in_chans": inputs.shape[1], "image_size": inputs.shape[-1]}
-    else:
-        g = torch.Generator().manual_seed(args.seed)
-        inputs = torch.randn(n, args.in_chans, args.image_size, args.image_size, generator=g)
-        targets = torch.randint(0, args.num_classes, (n,), generator=g)
-        what = f"{n} standard-normal images (seed {args.seed}), labels uniform"
-        shape = {"num_classes": args.num_classes, "in_chans": args.in_chans, "image_size": args.image_size}
-    return _Batch(inputs, targets, what, shape)
-
-
-def _build(args: argparse.Namespace, batch: _Batch) -> torch.nn.Module:
+def _build(args: argparse.Namespace, batch: SampleBatch) -> torch.nn.Module:
     """The model of ``args`` for ``batch``'s shape, initialised with ``--init`` and ``--init-option``."""
-    entry = model_entry(args.model)
     try:
         options = _init_options(args.init_option)
-        shape = entry.data_kwargs(**batch.shape)
+        shape = data_kwargs_for(args.model, batch.shape)
         return create_model(args.model, init=args.init, init_options=options, seed=args.seed, **shape)
     except ValueError as err:  # a scheme option the scheme does not take, a bad value
         raise SystemExit(f"detinit {args.command}: {err}") from None

@@ -11,11 +11,12 @@ modelling ``kjv`` (the King James Bible, fetched once from Debian's
 from . import cifar, folder, generated, mnist, text  # noqa: F401  (registers the datasets)
 from .augment import random_crop_flip, to_float
 from .base import ArrayDataset, DataError, cache_dir, channel_stats, list_datasets, load_dataset, register_dataset
-from .batches import make_batches, probe_batch, probe_targets
+from .batches import make_batches, model_shape, probe_batch, probe_targets
 from .folder import FolderBatches, FolderDataset
 from .idx import read_idx, write_idx
 from .loader import Batches, derived_seed, epoch_generator
 from .mnist import fetch_fashion_mnist
+from .sample import SampleBatch, sample_batch
 from .text import TokenDataset, fetch_kjv, text_dataset, unigram_loss
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "DataError",
     "FolderBatches",
     "FolderDataset",
+    "SampleBatch",
     "TokenDataset",
     "cache_dir",
     "channel_stats",
@@ -34,11 +36,13 @@ __all__ = [
     "list_datasets",
     "load_dataset",
     "make_batches",
+    "model_shape",
     "probe_batch",
     "probe_targets",
     "random_crop_flip",
     "read_idx",
     "register_dataset",
+    "sample_batch",
     "text_dataset",
     "to_float",
     "unigram_loss",

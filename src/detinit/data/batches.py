@@ -49,3 +49,17 @@ def probe_targets(dataset: Dataset, n: int = 256) -> torch.Tensor:
     """The targets of :func:`probe_batch`'s examples: labels, or next-token ids of token windows."""
     n = min(n, len(dataset))
     return dataset.targets[:n].long() if isinstance(dataset, TokenDataset) else dataset.labels[:n]
+
+
+def model_shape(dataset: Dataset) -> dict[str, int]:
+    """What a model built for ``dataset`` takes from it: ``num_classes``, ``in_chans`` and ``image_size`` for
+    images; ``vocab_size`` and ``context`` for token windows (the keys of
+    :meth:`detinit.models.registry.ModelEntry.data_kwargs`).
+
+    >>> from detinit.data import load_dataset
+    >>> model_shape(load_dataset("synthetic", "train", num_examples=8, image_size=12))
+    {'num_classes': 10, 'in_chans': 1, 'image_size': 12}
+    """
+    if isinstance(dataset, TokenDataset):
+        return {"vocab_size": dataset.num_classes, "context": dataset.context}
+    return {"num_classes": dataset.num_classes, "in_chans": dataset.in_chans, "image_size": dataset.image_size}

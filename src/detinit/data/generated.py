@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..values import is_int, is_number
 from .base import ArrayDataset, DataError, channel_stats, register_dataset
 
 
@@ -65,9 +66,9 @@ def synthetic(
     """Class ``k`` images are ``prototype_k + noise * N(0, 1)``: learnable, and reproducible from ``seed``."""
     sizes = {"num_examples": num_examples, "num_classes": num_classes, "in_chans": in_chans, "image_size": image_size}
     for name, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not is_int(value, 1):
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not noise >= 0:
+    if not is_number(noise, 0):
         raise ValueError(f"noise must be a number >= 0, got {noise!r}")
     g = torch.Generator().manual_seed(seed)
     prototypes = torch.randn(num_classes, in_chans, image_size, image_size, generator=g)

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..values import is_int
 from .base import DataError, cache_dir, register_dataset
 from .debian import fetch_package_files, sha256
 
@@ -155,7 +156,7 @@ def text_dataset(
     """Tokenise ``text``, take split ``"train"`` (first part) or ``"test"`` (last ``val_fraction``), cut windows."""
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction!r}")
-    if isinstance(context, bool) or not isinstance(context, int) or context < 1:
+    if not is_int(context, 1):
         raise ValueError(f"context must be a positive integer, got {context!r}")
     ids, vocab = tokenize(text, tokenizer)
     cut = int(len(ids) * (1.0 - val_fraction))

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..train.config import ConfigError, TrainConfig, read_config_file, set_dotted_key
+from ..values import is_int
 
 STUDY_KEYS = ("name", "out", "workers", "base", "grid", "variants", "group_by", "description")
 
@@ -115,7 +116,7 @@ def parse_study(data: dict[str, Any], *, out: str | Path | None = None, workers:
     if bad:
         raise ConfigError(f"group_by {bad} are not grid keys or 'variant'; available: {sorted(label_keys)}")
     n_workers = workers if workers is not None else data.get("workers", 1)
-    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
+    if not is_int(n_workers, 1):
         raise ConfigError(f"workers must be an integer >= 1, got {n_workers!r}")
     return Study(
         name,

@@ -10,6 +10,7 @@ import torch  # noqa: F401  (used by the doctest above)
 
 from . import constnet, mlp, resnet, transformer, zero_resnet  # noqa: F401  (registers the models)
 from .constnet import ConstNet, LeakyNet
+from .for_data import data_kwargs_for
 from .mlp import MLP
 from .registry import create_model, list_models, model_entry, register_model
 from .resnet import ResNet
@@ -25,6 +26,7 @@ __all__ = [
     "ViT",
     "ZerOResNet",
     "create_model",
+    "data_kwargs_for",
     "list_models",
     "model_entry",
     "register_model",

@@ -52,8 +52,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..init.tensor.constnet import const_avg_noise_
 from ..init.schemes import ConstNetScheme, Scheme
+from ..init.tensor.constnet import const_avg_noise_
 from ..nn import ScalarBias, ScalarGate
 from ._layers import CNN_NORMS, check_choice, conv1x1, conv3x3
 from .registry import register_model

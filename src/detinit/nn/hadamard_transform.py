@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..init.tensor.hadamard import hadamard
+from ..values import is_int
 
 RADIX = 64  # size of the dense Hadamard factor applied per pass
 
@@ -87,7 +88,7 @@ def fwht(x: torch.Tensor, dim: int = 1, normalized: bool = True, cache: FactorCa
     """
     if not x.dtype.is_floating_point:
         raise TypeError(f"fwht: input dtype {x.dtype} is not supported; use a floating dtype")
-    if isinstance(dim, bool) or not isinstance(dim, int) or not -x.dim() <= dim < x.dim():
+    if not is_int(dim) or not -x.dim() <= dim < x.dim():
         raise ValueError(f"fwht: dim={dim!r} is out of range for a {x.dim()}-D tensor of shape {tuple(x.shape)}")
     dim = dim % x.dim()
     blocks = power_of_two_blocks(x.shape[dim])
@@ -111,7 +112,7 @@ class HadamardTransform(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+        if not is_int(channels, 1):
             raise ValueError(f"HadamardTransform: channels must be a positive int, got {channels!r}")
         self.channels = channels
         self._factors: FactorCache = {}  # small Hadamard factors per (size, dtype, device); not state

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..values import interval, is_int, is_number
+
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "constnet")
 DEVICES = ("auto", "cpu", "cuda")
@@ -150,45 +152,37 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         for name, low in (("epochs", 1), ("batch_size", 1), ("seed", 0), ("data_workers", 0)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            if not is_int(value, low):
                 raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
         for name in ("init_seed", "data_seed"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            if value is not None and not is_int(value, 0):
                 raise ConfigError(f"{name} must be an integer >= 0 or null (null: use seed), got {value!r}")
         for name in ("train_subset", "test_subset", "max_steps_per_epoch", "threads"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            if value is not None and not is_int(value, 1):
                 raise ConfigError(f"{name} must be a positive integer or null, got {value!r}")
-        for name, low, high in (
-            ("lr", 0.0, None),
-            ("scalar_lr_factor", 0.0, None),
-            ("branch_norm_lr_factor", 0.0, None),
-            ("classifier_norm_lr_factor", 0.0, None),
-            ("momentum", 0.0, 1.0),
-            ("weight_decay", 0.0, None),
-            ("gamma", 0.0, None),
-            ("warmup_epochs", 0.0, None),
-            ("label_smoothing", 0.0, 1.0),
+        for name, high in (
+            ("lr", math.inf),
+            ("scalar_lr_factor", math.inf),
+            ("branch_norm_lr_factor", math.inf),
+            ("classifier_norm_lr_factor", math.inf),
+            ("momentum", 1.0),
+            ("weight_decay", math.inf),
+            ("gamma", math.inf),
+            ("warmup_epochs", math.inf),
+            ("label_smoothing", 1.0),
         ):
             value = getattr(self, name)
-            in_range = (
-                isinstance(value, (int, float))
-                and not isinstance(value, bool)
-                and math.isfinite(value)
-                and low <= value
-                and (high is None or value <= high)
-            )
-            if not in_range:
-                upper = "inf)" if high is None else f"{high}]"
-                raise ConfigError(f"{name} must be a number in [{low}, {upper}, got {value!r}")
+            if not is_number(value, 0.0, high):
+                raise ConfigError(f"{name} must be a number in {interval(0.0, high)}, got {value!r}")
         if self.schedule == "step" and not self.milestones:
             raise ConfigError("schedule='step' needs milestones (a list of epochs), e.g. milestones: [30, 60]")
-        if not isinstance(self.milestones, list) or any(not isinstance(m, int) or m < 1 for m in self.milestones):
+        if not isinstance(self.milestones, list) or any(not is_int(m, 1) for m in self.milestones):
             raise ConfigError(f"milestones must be a list of positive epochs, got {self.milestones!r}")
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
             raise ConfigError("nesterov=true needs optimizer='sgd' with momentum > 0")
-        if not isinstance(self.diagnostics_every, int) or self.diagnostics_every < 0:
+        if not is_int(self.diagnostics_every, 0):
             raise ConfigError(f"diagnostics_every must be an integer >= 0 (epochs), got {self.diagnostics_every!r}")
 
     def _validate_fsdp(self) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 from torch import nn
 
 from ..init.apply.report import InitReport
+from ..values import is_number
 
 
 def param_groups(
@@ -61,7 +62,7 @@ def param_groups(
         ("branch_norm_lr_factor", branch_norm_lr_factor),
         ("classifier_norm_lr_factor", classifier_norm_lr_factor),
     ):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        if not is_number(value, 0):
             raise ValueError(f"param_groups: {key}={value!r} must be a number >= 0")
     if report is None:
         report = getattr(model, "init_report", None)

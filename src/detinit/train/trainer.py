@@ -37,12 +37,13 @@ from ..data import (
     derived_seed,
     load_dataset,
     make_batches,
+    model_shape,
     probe_batch,
     probe_targets,
 )
 from ..data.batches import BatchIterator
 from ..diagnostics import initial_weights, measure_diagnostics, signal_at_init
-from ..models import create_model, model_entry
+from ..models import create_model, data_kwargs_for
 from ..nn import flatten_predictions
 from ..symmetry import Mechanism, make_mechanism
 from . import distributed, fsdp
@@ -90,21 +91,10 @@ def build_model(
     """Create and initialise the configured model for ``dataset``: its channels, size and classes for images,
     its vocabulary and context for token windows. With ``device`` it is built on the meta device and
     initialised on ``device``; ``shard`` (e.g. :func:`detinit.train.fsdp.shard_model`) shards it first."""
-    entry = model_entry(config.model)
-    tokens = isinstance(dataset, TokenDataset)
-    if entry.takes_tokens != tokens:
-        kind = "a language model (token ids in)" if entry.takes_tokens else "an image model"
-        data_kind = "token windows" if tokens else "images"
-        raise ConfigError(
-            f"model={config.model!r} is {kind} but data={config.data!r} gives {data_kind}; "
-            + ("use data 'kjv' or 'text_file'" if entry.takes_tokens else "use a model such as 'gpt'")
-        )
-    if tokens:
-        from_data = entry.data_kwargs(vocab_size=dataset.num_classes, context=dataset.context)
-    else:
-        from_data = entry.data_kwargs(
-            num_classes=dataset.num_classes, in_chans=dataset.in_chans, image_size=dataset.image_size
-        )
+    try:
+        from_data = data_kwargs_for(config.model, model_shape(dataset), config.data)
+    except ValueError as err:  # a language model on images, an image model on token windows
+        raise ConfigError(str(err)) from None
     kwargs = {**from_data, **config.model_args}
     try:
         return create_model(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ...values import interval, is_number
 from ..roles.layers import Matrix
 from ..tensor.row_fills import ZEROS, RowFill, row_blocks_fill
 
@@ -79,11 +80,10 @@ def check_bool(name: str, value: object) -> bool:
 
 def check_number(name: str, value: object, low: float, high: float = math.inf, *, open_low: bool = False) -> float:
     """A finite number in ``[low, high]`` (``(low, high]`` with ``open_low``)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or not (value > low if open_low else value >= low) or value > high:
-        interval = f"{'(' if open_low else '['}{low:g}, {high:g}{']' if math.isfinite(high) else ')'}"
-        raise ValueError(f"scheme option {name}={value!r} is not supported; {name} must be a number in {interval}")
-    return float(value)
+    if not is_number(value, low, high, open_low=open_low):
+        why = f"{name} must be a number in {interval(low, high, open_low=open_low)}"
+        raise ValueError(f"scheme option {name}={value!r} is not supported; {why}")
+    return float(value)  # type: ignore[arg-type]
 
 
 def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:

@@ -20,6 +20,7 @@ import math
 
 import torch
 
+from ...values import is_number
 from ._no_grad import no_grad
 from .layout import centre_plane, matrix_views
 from .random import draw_
@@ -76,7 +77,7 @@ def const_avg_(
     tensor(True)
     """
     views = matrix_views(tensor, "const_avg_", groups=groups, transposed=transposed)
-    if not isinstance(c, (int, float)) or isinstance(c, bool) or not 0.0 <= c <= 1.0:
+    if not is_number(c, 0, 1):
         raise ValueError(f"const_avg_: c must be a number in [0, 1], got {c!r}")
     in_features = views[0].shape[1]
     if c < 1.0:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 
+from ...values import is_int
 from .layout import check_float_tensor
 
 
@@ -113,7 +114,7 @@ def hadamard(
     >>> torch.allclose(h @ h, torch.eye(8, dtype=torch.float64))
     True
     """
-    if isinstance(n, bool) or not isinstance(n, int) or not is_power_of_two(n):
+    if not is_int(n) or not is_power_of_two(n):
         raise ValueError(
             f"hadamard: n={n!r} is not supported; the Sylvester construction needs a power of two "
             "(1, 2, 4, 8, ...). For other sizes use fill_sylvester_ on a (P, Q) block."

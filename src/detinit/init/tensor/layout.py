@@ -24,6 +24,8 @@ from collections.abc import Sequence
 
 import torch
 
+from ...values import is_int
+
 SUPPORTED_LAYOUTS = (
     "a 2-D Linear weight (out, in), a 3/4/5-D Conv1d/2d/3d kernel (out, in/groups, *k) "
     "or a ConvTranspose kernel (in, out/groups, *k) with transposed=True"
@@ -78,7 +80,7 @@ def matrix_views(tensor: torch.Tensor, fn: str, *, groups: int = 1, transposed: 
     shape = tuple(tensor.shape)
     if tensor.dim() < 2 or tensor.dim() > 5:
         raise ValueError(f"{fn}: got a {tensor.dim()}-D tensor of shape {shape}; expected {SUPPORTED_LAYOUTS}")
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+    if not is_int(groups, 1):
         raise ValueError(f"{fn}: groups must be a positive int, got {groups!r}")
     if not isinstance(transposed, bool):
         raise ValueError(f"{fn}: transposed must be True or False, got {transposed!r}")

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ...values import is_int
 from .layout import check_float_tensor
 
 Fill = Callable[[torch.Tensor, torch.Generator], object]
@@ -90,7 +91,7 @@ def check_window(out: torch.Tensor, start: int, total: int, fn: str, groups: int
             f"{fn}: a block of shape {tuple(out.shape)} starting at row {start} is not inside a tensor of {total} "
             "rows; give rows start : start + len(out) with 0 <= start and start + len(out) <= total"
         )
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or total % groups:
+    if not is_int(groups, 1) or total % groups:
         raise ValueError(f"{fn}: total={total} rows are not divisible by groups={groups!r} (a positive int)")
 
 
