@@ -16,6 +16,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +34,7 @@ from detinit.data import Batches, load_dataset  # noqa: E402
 from detinit.init import hadamard, zero_  # noqa: E402
 from detinit.nn import HadamardTransform  # noqa: E402
 from detinit.train import TrainConfig, train  # noqa: E402
+from detinit.train.modes import MODE_NAMES, Modes  # noqa: E402
 
 
 def median_time(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
@@ -196,47 +198,56 @@ def bench_extra_transforms(repeats: int) -> tuple[list[str], list[list[str]]]:
 
 
 # ----------------------------------------------------------------------------- trainer overhead
-def bench_trainer(steps: int) -> tuple[list[str], list[list[str]]]:
+def bench_trainer(steps: int, mode_names: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Images per second of ``detinit train`` against a bare loop over the same batches, in each execution
+    mode: two epochs each (the first compiles and warms up), the second epoch's rate, best of two."""
     data = load_dataset("synthetic", "train", num_examples=128 * steps, image_size=28)
-    config = TrainConfig(
-        model="resnet20",
-        data="synthetic",
-        data_args={"num_examples": 128 * steps, "image_size": 28},
-        epochs=1,
-        batch_size=128,
-        lr=0.05,
-        progress=False,
-        tensorboard=False,
-        test_subset=128,
-        schedule="constant",
-    )
-    import tempfile
+    rows = []
+    for name in mode_names:
+        modes = MODE_NAMES[name]
+        config = TrainConfig(
+            model="resnet20",
+            data="synthetic",
+            data_args={"num_examples": 128 * steps, "image_size": 28},
+            epochs=2,
+            batch_size=128,
+            lr=0.05,
+            progress=False,
+            tensorboard=False,
+            test_subset=128,
+            schedule="constant",
+            amp=modes.amp,
+            channels_last=modes.channels_last,
+            compile=modes.compile,
+        )
+        rates: dict[str, float] = {}
+        for _ in range(2):  # alternate, keep the best of each (less noise from the other core)
+            with tempfile.TemporaryDirectory() as tmp:
+                result = train(config, tmp)
+            rates["detinit"] = max(rates.get("detinit", 0.0), result.final["images_per_s"])
+            rates["bare"] = max(rates.get("bare", 0.0), _bare_loop_rate(data, modes))
+        rows.append(
+            [name, f"{rates['bare']:.0f}", f"{rates['detinit']:.0f}", f"{rates['detinit'] / rates['bare']:.2f}"]
+        )
+    return ["mode", "bare loop images / s", "detinit train images / s", "relative to bare"], rows
 
-    rates = {}
-    for _ in range(2):  # alternate, keep the best of each (less noise from the other core)
-        with tempfile.TemporaryDirectory() as tmp:
-            result = train(config, tmp)
-        rates["detinit"] = max(rates.get("detinit", 0.0), result.final["images_per_s"])
-        model = create_model("resnet20", in_chans=1, num_classes=10)
-        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-        batches = Batches(data, 128, shuffle=True)
-        start = time.perf_counter()
-        n = 0
-        for x, y in batches.epoch(0):  # the bare loop
-            opt.zero_grad()
-            loss = F.cross_entropy(model(x), y)
+
+def _bare_loop_rate(data: object, modes: Modes) -> float:
+    """Images per second of the second of two epochs of a 20-line loop in ``modes``."""
+    model = create_model("resnet20", in_chans=1, num_classes=10)
+    net = modes.prepare(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    batches = Batches(data, 128, shuffle=True)
+    for epoch in range(2):
+        start, n = time.perf_counter(), 0
+        for x, y in batches.epoch(epoch):
+            with modes.autocast(x.device):
+                loss = F.cross_entropy(net(modes.inputs(x)).float(), y)
+            opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             n += len(y)
-        rates["bare"] = max(rates.get("bare", 0.0), n / (time.perf_counter() - start))
-    return ["loop", "images / s", "relative to bare"], [
-        ["bare 20-line PyTorch loop", f"{rates['bare']:.0f}", "1.00"],
-        [
-            "detinit train (metrics, schedule, checks)",
-            f"{rates['detinit']:.0f}",
-            f"{rates['detinit'] / rates['bare']:.2f}",
-        ],
-    ]
+    return n / (time.perf_counter() - start)
 
 
 KEEP_MARKER = "<!-- notes below this line are written by hand and kept by run_benchmarks.py -->"
@@ -261,8 +272,8 @@ def main() -> int:
             bench_extra_transforms(repeats),
         ),
         (
-            "Trainer overhead: one epoch of ResNet-20, batch 128, synthetic 1x28x28 data",
-            bench_trainer(8 if args.quick else 24),
+            "Trainer overhead: ResNet-20, batch 128, synthetic 1x28x28 data, in each execution mode",
+            bench_trainer(8 if args.quick else 24, ["fp32", "bf16+cl"] if args.quick else list(MODE_NAMES)),
         ),
     ]
     machine = (

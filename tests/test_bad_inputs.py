@@ -29,9 +29,9 @@ def test_non_finite_numbers_are_refused(tiny_config, key, value):
         tiny_config(**{key: value}).validate()
 
 
-@pytest.mark.parametrize("key", ["augment", "nesterov", "progress", "tensorboard", "amp", "compile"])
+@pytest.mark.parametrize("key", ["augment", "nesterov", "progress", "tensorboard", "amp", "channels_last", "compile"])
 def test_config_booleans_must_be_booleans(tiny_config, key):
-    with pytest.raises(ConfigError, match=f"{key} must be true or false, got 'false'"):
+    with pytest.raises(ConfigError, match=f"{key} must be true(, | or )false.*got 'false'"):
         tiny_config(**{key: "false"}).validate()
 
 

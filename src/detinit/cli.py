@@ -181,6 +181,9 @@ _TRAIN_FLAGS = {  # flag dest -> config key
     "seed": "seed",
     "symmetry": "symmetry",
     "threads": "threads",
+    "amp": "amp",
+    "channels_last": "channels_last",
+    "compile": "compile",
 }
 
 
@@ -333,6 +336,16 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int)
     tr.add_argument("--symmetry", help="symmetry-breaking mechanism (none, gpu, rounding, dropout, ...)")
     tr.add_argument("--threads", type=int)
+    for flag, what in (
+        ("amp", "bfloat16 autocast"),
+        ("channels-last", "the channels_last memory format"),
+        ("compile", "torch.compile"),
+    ):
+        tr.add_argument(
+            f"--{flag}",
+            action=argparse.BooleanOptionalAction,
+            help=f"{what} (default: chosen for the device and model)",
+        )
     tr.add_argument("--out", help="run directory (default runs/MODEL-INIT-DATA-seedS)")
     tr.add_argument("--no-resume", action="store_true", help="start from scratch even if a checkpoint exists")
     tr.set_defaults(func=run_train)

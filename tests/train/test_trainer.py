@@ -64,8 +64,17 @@ def _small_config(**changes):
     return TrainConfig(**base)
 
 
-def test_sigkill_and_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path):
-    cfg = _small_config()
+@pytest.mark.parametrize(
+    "modes",
+    [
+        {},  # chosen for the machine: bf16 autocast and channels_last on a CPU with AVX512-BF16
+        {"amp": False, "channels_last": False},
+        {"model": "mnist_mlp", "model_args": {"hidden": 32}, "symmetry": None, "amp": True, "compile": True},
+    ],
+    ids=["auto", "fp32", "bf16-compiled-mlp"],
+)
+def test_sigkill_and_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path, modes):
+    cfg = _small_config(**modes)
     reference = train(cfg, tmp_path / "reference")
     ref_state = load_checkpoint(tmp_path / "reference" / "checkpoint.pt")["model"]
 
@@ -149,6 +158,17 @@ def test_cli_train_with_config_file_flags_and_errors(tmp_path, capsys):
     assert "schedule='linear' is not allowed" in capsys.readouterr().err
     assert main(["train", "--data", "mnist", "--out", str(tmp_path / "y")]) == 2
     assert "MNIST cannot be downloaded here" in capsys.readouterr().err
+
+
+def test_the_first_non_finite_loss_of_an_epoch_is_the_one_reported():
+    """The host reads the losses' finiteness every few steps, not after each: the step it reports is still
+    the first whose loss was not finite, with that loss."""
+    from detinit.train.trainer import _FiniteWatch
+
+    watch = _FiniteWatch(torch.device("cpu"))
+    for step, loss in enumerate([1.0, 2.0, float("inf"), float("nan"), 3.0]):
+        watch.watch(torch.tensor(loss), step)
+    assert int(watch.first_bad) == 2 and float(watch.bad_loss) == float("inf")
 
 
 def test_scalar_parameters_get_their_own_learning_rate_and_old_run_dirs_resume(tmp_path):

@@ -75,8 +75,10 @@ class TrainConfig:
     threads: int | None = None  # torch threads on CPU; None = torch's default, recorded
     device: str = "auto"
     parallel: str = "ddp"  # with torchrun: "ddp" (replicated) or "fsdp" (sharded, built on meta)
-    amp: bool = False  # bfloat16 autocast, CUDA only
-    compile: bool = False  # torch.compile, CUDA only
+    # execution modes (detinit.train.modes): None = chosen for the device and the model
+    amp: bool | None = None  # bfloat16 autocast (CPU or CUDA)
+    channels_last: bool | None = None  # NHWC memory format for 4-D activations and kernels
+    compile: bool | None = None  # torch.compile
     progress: bool = True
     tensorboard: bool = True  # when the tensorboard package is installed
 
@@ -147,9 +149,15 @@ class TrainConfig:
             self._validate_fsdp()
         if self.data_root is not None and not isinstance(self.data_root, str):
             raise ConfigError(f"data_root must be a path (a string) or null, got {self.data_root!r}")
-        for name in ("augment", "nesterov", "amp", "compile", "progress", "tensorboard"):
+        for name in ("augment", "nesterov", "progress", "tensorboard"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        for name in ("amp", "channels_last", "compile"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
+                raise ConfigError(
+                    f"{name} must be true, false or null (null: chosen for the device and model), "
+                    f"got {getattr(self, name)!r}"
+                )
         for name, low in (("epochs", 1), ("batch_size", 1), ("seed", 0), ("data_workers", 0)):
             value = getattr(self, name)
             if not is_int(value, low):
@@ -187,6 +195,11 @@ class TrainConfig:
 
     def _validate_fsdp(self) -> None:
         """What a sharded run cannot do (each rank holds a shard of every parameter, not the parameter)."""
+        if self.channels_last:
+            raise ConfigError(
+                "channels_last=true with parallel='fsdp': a rank holds row blocks of each kernel, which have no "
+                "channels_last layout; set channels_last to false or null, or train with parallel='ddp'"
+            )
         if self.diagnostics_every:
             raise ConfigError(
                 f"diagnostics_every={self.diagnostics_every} with parallel='fsdp': the diagnostics read whole "

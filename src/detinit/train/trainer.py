@@ -16,6 +16,7 @@ identical to an uninterrupted one, however it was killed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import platform
@@ -49,6 +50,7 @@ from ..symmetry import Mechanism, make_mechanism
 from . import distributed, fsdp
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
+from .modes import FP32, Modes, resolve_modes
 from .param_groups import param_groups
 from .rundir import RunDir
 from .schedule import lr_factor_fn
@@ -148,28 +150,43 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: BatchIterator, dist_info: distributed.DistInfo, amp: bool) -> tuple[float, float]:
-    """Mean loss and accuracy per example (per token for sequences) over the whole split (summed over ranks)."""
+def evaluate(
+    model: nn.Module, data: BatchIterator, dist_info: distributed.DistInfo, modes: Modes = FP32
+) -> tuple[float, float]:
+    """Mean loss and accuracy per example (per token for sequences) over the whole split (summed over ranks),
+    in ``modes`` (autocast and memory format; the model is called as it is, not compiled)."""
     model.eval()
-    sums = torch.zeros(3, dtype=torch.float64)
+    sums = _Sums(data.device)
     for x, y in data.epoch(0):
-        with _autocast(amp, x.device):
-            logits, y = flatten_predictions(model(x), y)
-        sums += torch.tensor(
-            [F.cross_entropy(logits.float(), y, reduction="sum").item(), (logits.argmax(1) == y).sum().item(), len(y)],
-            dtype=torch.float64,
-        )
-    sums = distributed.all_reduce_sum(sums.to(_reduce_device(data)), dist_info).cpu()
+        with modes.autocast(x.device):
+            logits, y = flatten_predictions(model(modes.inputs(x)), y)
+        sums.add(F.cross_entropy(logits.float(), y, reduction="sum"), logits, y)
+    loss, acc, _ = sums.reduce(dist_info)
     model.train()
-    return float(sums[0] / sums[2]), float(sums[1] / sums[2])
+    return loss, acc
 
 
-def _reduce_device(data: BatchIterator) -> torch.device:
-    return data.device if data.device.type == "cuda" else torch.device("cpu")
+class _Sums:
+    """Loss, correct predictions and examples summed over batches on the batches' device, read once at the
+    end (no host sync per step: on a GPU a step's ``.item()`` would wait for the step)."""
 
+    def __init__(self, device: torch.device) -> None:
+        self.device = device if device.type == "cuda" else torch.device("cpu")
+        self.loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        self.correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        self.count = 0
 
-def _autocast(amp: bool, device: torch.device) -> contextlib.AbstractContextManager:
-    return torch.autocast(device_type="cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+    def add(self, loss_sum: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        """One batch: ``loss_sum`` its summed loss (a 0-dim tensor), ``logits`` and ``targets`` its predictions."""
+        self.loss += loss_sum.detach().double()
+        self.correct += (logits.argmax(1) == targets).sum()
+        self.count += len(targets)
+
+    def reduce(self, dist_info: distributed.DistInfo) -> tuple[float, float, int]:
+        """Mean loss, accuracy and examples over every rank (one host sync)."""
+        sums = torch.stack([self.loss, self.correct.double(), torch.tensor(self.count, dtype=torch.float64)])
+        sums = distributed.all_reduce_sum(sums.to(self.device), dist_info).cpu()
+        return float(sums[0] / sums[2]), float(sums[1] / sums[2]), int(sums[2])
 
 
 def _make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -194,8 +211,6 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = True) -> R
     """Train as configured, writing (or resuming) the run directory ``out_dir`` (:class:`RunDir`)."""
     config.validate()
     device = resolve_device(config.device)
-    if (config.amp or config.compile) and device.type != "cuda":
-        raise ConfigError("amp and compile are CUDA options; this run is on the CPU (set them to false)")
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     dist_info = distributed.setup(device.type, sharded=config.parallel == "fsdp")
@@ -229,6 +244,7 @@ class _Run:
     dist_info: distributed.DistInfo
     device: torch.device
     initial: dict[str, torch.Tensor] | None  # weights at init, for rank_update
+    modes: Modes = FP32  # bf16 autocast, channels_last, compile (resolved when the run starts or resumes)
     mechanism: Mechanism | None = None
     start_epoch: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -286,8 +302,19 @@ def _train(
         log.info("run %s is already complete; nothing to do", run_dir.path)
         return RunResult(run_dir.path, "complete", run_dir.metrics())
     run, test_set = _start(config, run_dir, device, dist_info)
+    started = None
     if resume and run.has_checkpoint():
         _resume(run)
+        started = run_dir.run_record().get("modes", {})  # the modes it started in (none recorded: it ran in fp32)
+    run.modes = resolve_modes(
+        {"amp": config.amp, "channels_last": config.channels_last, "compile": config.compile},
+        device,
+        run.model,
+        started,
+        sharded=run.sharded,
+    )
+    run.modes.to_memory_format_(run.model)
+    run.meta["modes"] = dataclasses.asdict(run.modes)
     probe = probe_batch(test_set, 256).to(device)  # the fixed batch of every diagnostic of the run
     if run.main:
         run.meta = run_dir.write_start(config, run.meta, run.model.init_report.to_dict(), run.history, run.diagnostics)
@@ -300,8 +327,7 @@ def _train(
         run.net = nn.parallel.DistributedDataParallel(
             run.model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    if config.compile:
-        run.net = torch.compile(run.net)
+    run.net = run.modes.compiled(run.net)
     if config.diagnostics_every and run.start_epoch == 0:
         run.diagnostics.append(measure_diagnostics(run.model, probe, 0, run.initial))
         if run.main:
@@ -312,7 +338,7 @@ def _train(
             row = _train_epoch(run, epoch)
             if run.sharded:
                 fsdp.broadcast_buffers_(run.model)  # one set of BatchNorm statistics for evaluation and checkpoint
-            row["test_loss"], row["test_acc"] = evaluate(run.model, run.test_batches, dist_info, config.amp)
+            row["test_loss"], row["test_acc"] = evaluate(run.model, run.test_batches, dist_info, run.modes)
             if not math.isfinite(row["test_loss"]):
                 _diverged(run, f"the test loss became {row['test_loss']} after epoch {epoch + 1}")
             if not run.weights_finite():
@@ -446,7 +472,8 @@ def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
     if run.mechanism is not None:
         run.mechanism.reseed(derived_seed(config.seed, epoch, 3))
     run.net.train()
-    sums = torch.zeros(3, dtype=torch.float64)
+    sums, finite = _Sums(run.device), _FiniteWatch(run.device)
+    modes = run.modes
     start = time.perf_counter()
     lr = optimizer.param_groups[0]["lr"]
     with _progress(steps, f"epoch {epoch + 1}/{config.epochs}", config.progress and run.main) as bar:
@@ -454,41 +481,65 @@ def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
             if step >= steps:
                 break
             lr = optimizer.param_groups[0]["lr"]
-            with _autocast(config.amp, run.device):
-                logits, y = flatten_predictions(run.net(x), y)
+            with modes.autocast(run.device):
+                logits, y = flatten_predictions(run.net(modes.inputs(x)), y)
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
-            if not torch.isfinite(loss):
-                _diverged(run, f"loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1}")
+            finite.watch(loss, step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if run.sharded:
                 fsdp.average_replicated_gradients_(run.model)  # the 0-dim parameters FSDP leaves whole
             optimizer.step()
             run.scheduler.step()
-            sums += torch.tensor(
-                [loss.item() * len(y), (logits.argmax(1) == y).sum().item(), len(y)], dtype=torch.float64
-            )
+            sums.add(loss.detach().double() * len(y), logits, y)
+            if (step + 1) % FINITE_CHECK_STEPS == 0:
+                finite.check(run, epoch)
             if bar is not None and hasattr(bar, "update"):
                 bar.update(1)
-                if step % 10 == 0:
+                if step % 10 == 0:  # the progress bar reads the sums: a host sync every 10 steps
                     elapsed = time.perf_counter() - start
+                    count = sums.count * run.dist_info.world_size
                     bar.set_postfix(
-                        loss=f"{sums[0] / sums[2]:.3f}",
-                        acc=f"{sums[1] / sums[2]:.3f}",
-                        per_s=f"{sums[2] * run.dist_info.world_size / max(elapsed, 1e-9):.0f}",
+                        loss=f"{float(sums.loss) / sums.count:.3f}",
+                        acc=f"{int(sums.correct) / sums.count:.3f}",
+                        per_s=f"{count / max(elapsed, 1e-9):.0f}",
                     )
+    finite.check(run, epoch)
+    train_loss, train_acc, count = sums.reduce(run.dist_info)
     elapsed = time.perf_counter() - start
-    device = run.device if run.device.type == "cuda" else torch.device("cpu")
-    sums = distributed.all_reduce_sum(sums.to(device), run.dist_info).cpu()
     return {
         "epoch": epoch + 1,
         "step": (epoch + 1) * steps,
         "lr": lr,
-        "train_loss": float(sums[0] / sums[2]),
-        "train_acc": float(sums[1] / sums[2]),
+        "train_loss": train_loss,
+        "train_acc": train_acc,
         "seconds": elapsed,
-        f"{batches_unit(run.batches)}_per_s": float(sums[2]) / elapsed,
+        f"{batches_unit(run.batches)}_per_s": count / elapsed,
     }
+
+
+FINITE_CHECK_STEPS = 25  # steps between the host's reads of whether a loss became non-finite
+
+
+class _FiniteWatch:
+    """The first step of an epoch whose loss is not finite, kept on the device and read by the host every
+    :data:`FINITE_CHECK_STEPS` steps and at the end of the epoch (not after every step, which would wait for
+    each step on a GPU). A run that diverges takes at most that many more steps before it stops; the
+    checkpoint on disk is still the last good epoch's."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.first_bad = torch.full((), -1, dtype=torch.int64, device=device)
+        self.bad_loss = torch.zeros((), dtype=torch.float32, device=device)
+
+    def watch(self, loss: torch.Tensor, step: int) -> None:
+        new = (self.first_bad < 0) & ~torch.isfinite(loss.detach())
+        self.first_bad = torch.where(new, step, self.first_bad)
+        self.bad_loss = torch.where(new, loss.detach().float(), self.bad_loss)
+
+    def check(self, run: _Run, epoch: int) -> None:
+        step = int(self.first_bad)
+        if step >= 0:
+            _diverged(run, f"loss became {float(self.bad_loss)} at epoch {epoch + 1}, step {step + 1}")
 
 
 def batches_unit(batches: BatchIterator) -> str:

@@ -1,0 +1,132 @@
+"""How a run executes its steps: bf16 autocast, the channels_last memory format, torch.compile; on any device.
+
+Each is a speed/exactness trade, so each is a config key (``amp``, ``channels_last``, ``compile``), ``None``
+meaning "chosen for this device and model" (:func:`resolve_modes`). What each keeps:
+
+* ``channels_last`` stores 4-D activations and kernels as NHWC. The arithmetic stays fp32 but convolutions
+  take other kernels, so the numbers differ from NCHW at rounding level; a run is still deterministic.
+* ``amp`` runs convolutions and matrix products in bfloat16 (8 significant bits) under ``torch.autocast``;
+  the loss is taken in fp32 and the parameters and optimiser state stay fp32. ZerO's exact promises at
+  step 0 that are made of zeros and ones hold exactly (an identity block passes a bf16-rounded copy of its
+  input; a zero branch and zero logits stay exactly 0); anything else only up to bf16 rounding.
+* ``compile`` (``torch.compile``, Inductor) fuses the model's forward and backward; the first steps
+  compile (tens of seconds on a CPU), the results differ from eager at rounding level, and a compiled run
+  is deterministic on the CPU.
+
+Chosen for a device and a model (:func:`auto_modes`; measured in docs/benchmarks.md): a network with 2-D
+convolutions gets channels_last everywhere, and bf16 where the hardware computes it natively (a CUDA GPU
+with bf16, a CPU with AVX512-BF16 or AMX); a Transformer gets bf16 on such a GPU only (on this CPU it gains
+at most 11 %); nothing is compiled unless asked (on a CPU compilation costs 15-80 s and gains at most 15 %).
+
+>>> modes = Modes(amp=True, channels_last=True)
+>>> net = modes.prepare(torch.nn.Conv2d(3, 8, 3))
+>>> x = modes.inputs(torch.randn(2, 3, 8, 8))
+>>> with modes.autocast(x.device):
+...     y = net(x)
+>>> y.dtype, y.is_contiguous(memory_format=torch.channels_last)
+(torch.bfloat16, True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Modes:
+    """The execution modes of a run (all off: fp32, NCHW, eager)."""
+
+    amp: bool = False
+    channels_last: bool = False
+    compile: bool = False
+
+    def to_memory_format_(self, model: nn.Module) -> nn.Module:
+        """Convert ``model``'s 4-D parameters and buffers to channels_last in place, if set (the parameters stay
+        the same objects: an optimiser built before keeps them); returns ``model``."""
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return model
+
+    def compiled(self, net: nn.Module) -> nn.Module:
+        """The module to call: ``torch.compile(net)`` if set (it shares ``net``'s parameters), else ``net``."""
+        return torch.compile(net) if self.compile else net
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """:meth:`to_memory_format_` then :meth:`compiled`: a model ready to train in these modes."""
+        return self.compiled(self.to_memory_format_(model))
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch as the model takes it: 4-D images in channels_last if set; anything else unchanged."""
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        """bfloat16 autocast on ``device``'s type if ``amp``, else nothing."""
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
+
+    @property
+    def name(self) -> str:
+        """``"fp32"``, ``"bf16+cl"``, ``"bf16+cl+compile"``...: the keys of :data:`MODE_NAMES`."""
+        return "+".join(["bf16" if self.amp else "fp32"] + ["cl"] * self.channels_last + ["compile"] * self.compile)
+
+
+FP32 = Modes()  # fp32, NCHW, eager: what every bitwise comparison runs in
+
+MODE_NAMES: dict[str, Modes] = {
+    modes.name: modes
+    for modes in (
+        FP32,
+        Modes(channels_last=True),
+        Modes(compile=True),
+        Modes(amp=True),
+        Modes(amp=True, channels_last=True),
+        Modes(amp=True, channels_last=True, compile=True),
+    )
+}
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 natively: a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX
+    tiles (elsewhere bf16 is emulated, and slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private: absent is "no"
+        return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+    return False
+
+
+def auto_modes(device: torch.device, model: nn.Module, *, sharded: bool = False) -> Modes:
+    """The modes chosen for ``model`` on ``device`` when the config leaves them unset (see the module's
+    docstring for why); a model sharded with FSDP2 keeps its memory format (its shards are row blocks)."""
+    convolutional = any(isinstance(m, nn.Conv2d) for m in model.modules())
+    bf16 = native_bf16(device) and (convolutional or device.type == "cuda")
+    return Modes(amp=bf16, channels_last=convolutional and not sharded)
+
+
+def resolve_modes(
+    asked: Mapping[str, bool | None],
+    device: torch.device,
+    model: nn.Module,
+    started: Mapping[str, bool] | None = None,
+    *,
+    sharded: bool = False,
+) -> Modes:
+    """The modes of a run: each key of ``asked`` (``amp``, ``channels_last``, ``compile``) as set, and an
+    unset one (``None``) as :func:`auto_modes` chooses, or, for a run that resumes, as it ran before
+    (``started``: the modes recorded when it started; a key missing there was off).
+
+    >>> resolve_modes({"amp": False, "channels_last": None, "compile": None}, torch.device("cpu"), nn.Linear(2, 2))
+    Modes(amp=False, channels_last=False, compile=False)
+    """
+    chosen = (
+        asdict(auto_modes(device, model, sharded=sharded))
+        if started is None
+        else {key: False for key in asdict(Modes())}
+    )
+    chosen |= dict(started or {})
+    return Modes(**{key: chosen[key] if asked.get(key) is None else bool(asked[key]) for key in chosen})

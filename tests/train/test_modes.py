@@ -1,0 +1,96 @@
+"""Execution modes: which are chosen where, what ZerO keeps exactly under bf16, graphs without breaks,
+and the modes a run records and resumes in."""
+
+import json
+
+import pytest
+import torch
+import torch._dynamo
+from torch import nn
+
+from detinit import initialize
+from detinit.models import create_model
+from detinit.nn import HadamardTransform
+from detinit.train import train
+from detinit.train.modes import FP32, MODE_NAMES, Modes, auto_modes, native_bf16, resolve_modes
+
+CPU = torch.device("cpu")
+UNSET = {"amp": None, "channels_last": None, "compile": None}
+
+
+def test_the_mode_names_are_the_benchmarks_and_fp32_is_all_off():
+    assert list(MODE_NAMES) == ["fp32", "fp32+cl", "fp32+compile", "bf16", "bf16+cl", "bf16+cl+compile"]
+    assert MODE_NAMES["fp32"] == FP32 == Modes() and MODE_NAMES["bf16+cl"] == Modes(amp=True, channels_last=True)
+
+
+def test_convolutional_nets_get_channels_last_and_bf16_where_native_transformers_stay_fp32_on_a_cpu():
+    conv, gpt = create_model("resnet20"), create_model("gpt", vocab_size=32, context=8)
+    assert auto_modes(CPU, conv) == Modes(amp=native_bf16(CPU), channels_last=True)
+    assert auto_modes(CPU, gpt) == FP32
+    assert auto_modes(CPU, conv, sharded=True) == Modes(amp=native_bf16(CPU))  # FSDP shards have no NHWC layout
+
+
+def test_set_keys_win_and_a_resumed_run_keeps_the_modes_it_started_with():
+    conv = create_model("resnet20")
+    assert resolve_modes({"amp": False, "channels_last": None, "compile": True}, CPU, conv) == Modes(
+        channels_last=True, compile=True
+    )
+    started = {"amp": True, "channels_last": False, "compile": False}
+    assert resolve_modes(UNSET, CPU, conv, started) == Modes(amp=True)
+    assert resolve_modes(UNSET, CPU, conv, {}) == FP32  # a run started before the modes existed ran in fp32
+    assert resolve_modes({**UNSET, "channels_last": True}, CPU, conv, {}) == Modes(channels_last=True)
+
+
+def test_zero_logits_and_identity_layers_stay_exact_under_bf16_autocast():
+    """ZerO's promises made of zeros and ones hold exactly in bf16: zero logits, a zero branch adds exactly 0,
+    an identity layer passes its input rounded once to bf16 (ones times a bf16 value, summed with zeros)."""
+    modes = Modes(amp=True, channels_last=True)
+    x = torch.randn(4, 1, 28, 28)
+    net = modes.prepare(create_model("zero_resnet20", num_classes=10, in_chans=1).eval())
+    with modes.autocast(x.device):
+        assert torch.count_nonzero(net(modes.inputs(x))) == 0
+    linear, conv = nn.Linear(32, 32), nn.Conv2d(8, 8, 3, padding=1)
+    initialize(linear, "zero")
+    initialize(conv, "zero")
+    v, image = torch.randn(5, 32), modes.inputs(torch.randn(2, 8, 6, 6))
+    with modes.autocast(x.device):
+        assert torch.equal(linear(v), v.bfloat16()) and torch.equal(modes.to_memory_format_(conv)(image), image.bfloat16())
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, shape",
+    [
+        ("zero_resnet20", {"num_classes": 10, "in_chans": 1}, (2, 1, 16, 16)),
+        ("zero_resnet18", {"num_classes": 10, "in_chans": 3}, (2, 3, 16, 16)),
+        ("constnet_16_1", {"num_classes": 10, "in_chans": 3}, (2, 3, 16, 16)),
+        ("leakynet", {"num_classes": 10, "in_chans": 3}, (2, 3, 16, 16)),
+        ("mnist_mlp", {"num_classes": 10, "in_chans": 1}, (2, 1, 28, 28)),
+        ("resnet20", {"num_classes": 10, "in_chans": 1, "norm": "none"}, (2, 1, 16, 16)),
+        ("gpt", {"vocab_size": 32, "context": 8}, (2, 8)),
+        ("vit", {"num_classes": 10, "in_chans": 1, "image_size": 16}, (2, 1, 16, 16)),
+    ],
+)
+def test_the_papers_models_compile_as_one_graph(name, kwargs, shape):
+    model = create_model(name, **kwargs)
+    x = torch.randint(0, 32, shape) if name == "gpt" else torch.randn(shape)
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(model)(x)
+    assert explained.graph_break_count == 0 and explained.graph_count == 1, explained.break_reasons
+
+
+def test_the_hadamard_transform_compiles_as_one_graph():
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(HadamardTransform(24))(torch.randn(2, 24, 4, 4))
+    assert explained.graph_break_count == 0 and explained.graph_count == 1, explained.break_reasons
+
+
+def test_a_run_records_the_modes_it_ran_in(tiny_config, tmp_path):
+    train(tiny_config(model="resnet20", model_args={}, amp=False, channels_last=False), tmp_path / "a")
+    assert json.loads((tmp_path / "a" / "run.json").read_text())["modes"] == {
+        "amp": False,
+        "channels_last": False,
+        "compile": False,
+    }
+    train(tiny_config(model="resnet20", model_args={}), tmp_path / "b")
+    recorded = json.loads((tmp_path / "b" / "run.json").read_text())["modes"]
+    assert recorded == {"amp": native_bf16(CPU), "channels_last": True, "compile": False}
