@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from detinit._table import format_table  # noqa: E402
 from detinit.models import create_model  # noqa: E402
 from detinit.nn import flatten_predictions  # noqa: E402
-from detinit.train.modes import MODE_NAMES, Modes  # noqa: E402
+from detinit.train.modes import MODE_NAMES, Modes, native_bf16  # noqa: E402
 
 # name: (registered model, constructor arguments, batch shape, "images" or "tokens")
 MODELS: dict[str, tuple[str, dict, tuple[int, ...], str]] = {
@@ -86,7 +86,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {torch.backends.cpu.get_cpu_capability()}")
+    cpu = torch.device("cpu")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {torch.backends.cpu.get_cpu_capability()}, "
+          f"native bf16: {native_bf16(cpu)}")  # fmt: skip
     for name in args.models:
         rows, base = [], None
         for mode in args.modes:

@@ -12,7 +12,7 @@ from detinit import initialize
 from detinit.models import create_model
 from detinit.nn import HadamardTransform
 from detinit.train import train
-from detinit.train.modes import FP32, MODE_NAMES, Modes, auto_modes, native_bf16, resolve_modes
+from detinit.train.modes import FP32, MODE_NAMES, Modes, auto_modes, resolve_modes, stem_layer
 
 CPU = torch.device("cpu")
 UNSET = {"amp": None, "channels_last": None, "compile": None}
@@ -23,11 +23,11 @@ def test_the_mode_names_are_the_benchmarks_and_fp32_is_all_off():
     assert MODE_NAMES["fp32"] == FP32 == Modes() and MODE_NAMES["bf16+cl"] == Modes(amp=True, channels_last=True)
 
 
-def test_convolutional_nets_get_channels_last_and_bf16_where_native_transformers_stay_fp32_on_a_cpu():
+def test_convolutional_nets_get_channels_last_and_nothing_gets_bf16_unless_asked():
     conv, gpt = create_model("resnet20"), create_model("gpt", vocab_size=32, context=8)
-    assert auto_modes(CPU, conv) == Modes(amp=native_bf16(CPU), channels_last=True)
+    assert auto_modes(CPU, conv) == Modes(channels_last=True)
     assert auto_modes(CPU, gpt) == FP32
-    assert auto_modes(CPU, conv, sharded=True) == Modes(amp=native_bf16(CPU))  # FSDP shards have no NHWC layout
+    assert auto_modes(CPU, conv, sharded=True) == FP32  # FSDP shards have no NHWC layout
 
 
 def test_set_keys_win_and_a_resumed_run_keeps_the_modes_it_started_with():
@@ -49,12 +49,32 @@ def test_zero_logits_and_identity_layers_stay_exact_under_bf16_autocast():
     net = modes.prepare(create_model("zero_resnet20", num_classes=10, in_chans=1).eval())
     with modes.autocast(x.device):
         assert torch.count_nonzero(net(modes.inputs(x))) == 0
-    linear, conv = nn.Linear(32, 32), nn.Conv2d(8, 8, 3, padding=1)
+    linear, conv = nn.Linear(32, 32), nn.Conv2d(8, 8, 3, padding=1).to(memory_format=torch.channels_last)
     initialize(linear, "zero")
     initialize(conv, "zero")
     v, image = torch.randn(5, 32), modes.inputs(torch.randn(2, 8, 6, 6))
     with modes.autocast(x.device):
-        assert torch.equal(linear(v), v.bfloat16()) and torch.equal(modes.to_memory_format_(conv)(image), image.bfloat16())
+        assert torch.equal(linear(v), v.bfloat16()) and torch.equal(conv(image), image.bfloat16())
+
+
+def test_under_amp_the_stem_alone_runs_in_fp32():
+    model = Modes(amp=True).apply_(create_model("resnet20", num_classes=10, in_chans=1))
+    stem = stem_layer(model)
+    dtypes = {}
+    for name in ("stem.0", "stages.0.0.conv1", "fc"):
+        module = dict(model.named_modules())[name]
+        module.register_forward_hook(lambda m, args, out, name=name: dtypes.update({name: out.dtype}))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(torch.randn(2, 1, 12, 12))
+    assert stem is model.stem[0] and dtypes == {
+        "stem.0": torch.float32,
+        "stages.0.0.conv1": torch.bfloat16,
+        "fc": torch.bfloat16,
+    }
+    assert list(model.state_dict()) == list(create_model("resnet20", num_classes=10, in_chans=1).state_dict())
+    assert stem_layer(create_model("gpt", vocab_size=32, context=8)) is None  # it reads token ids
+    torch._dynamo.reset()
+    assert torch._dynamo.explain(model)(torch.randn(2, 1, 12, 12)).graph_break_count == 0
 
 
 @pytest.mark.parametrize(
@@ -93,4 +113,4 @@ def test_a_run_records_the_modes_it_ran_in(tiny_config, tmp_path):
     }
     train(tiny_config(model="resnet20", model_args={}), tmp_path / "b")
     recorded = json.loads((tmp_path / "b" / "run.json").read_text())["modes"]
-    assert recorded == {"amp": native_bf16(CPU), "channels_last": True, "compile": False}
+    assert recorded == {"amp": False, "channels_last": True, "compile": False}

@@ -39,7 +39,7 @@ def test_status_records_and_the_config_check(tiny_config, tmp_path):
     assert json.loads(run.run_file.read_text()) == {"seed": 3, "status": "diverged", "error": "loss became nan"}
     with pytest.raises(ValueError, match="status must be one of"):
         run.set_status({}, "finished")
-    config = tiny_config()
+    config = tiny_config(amp=False)  # as a run started before the modes were chosen per device recorded it
     run.check_config(config)  # no config.json yet: any config is welcome
     run.write_start(config, {"seed": 0, "threads": 1}, {"scheme": "zero"}, [], [])
     assert (
@@ -53,6 +53,10 @@ def test_status_records_and_the_config_check(tiny_config, tmp_path):
         }
     )
     run.check_config(config.replace(threads=2, progress=True))  # how it executes may change
+    # a mode left unset resumes as the run started; one set must be what the run was started with
+    run.check_config(config.replace(amp=None))
+    with pytest.raises(ConfigError, match=r"different config \(keys \['amp'\]\)"):
+        run.check_config(config.replace(amp=True))
     with pytest.raises(ConfigError, match=r"different config \(keys \['epochs', 'lr'\]\)"):
         run.check_config(config.replace(epochs=2, lr=0.5))
     # a resume keeps the config and the record of the start, and says how it went on

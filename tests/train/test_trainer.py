@@ -67,11 +67,12 @@ def _small_config(**changes):
 @pytest.mark.parametrize(
     "modes",
     [
-        {},  # chosen for the machine: bf16 autocast and channels_last on a CPU with AVX512-BF16
+        {},  # chosen for the model: channels_last, fp32
         {"amp": False, "channels_last": False},
+        {"amp": True},
         {"model": "mnist_mlp", "model_args": {"hidden": 32}, "symmetry": None, "amp": True, "compile": True},
     ],
-    ids=["auto", "fp32", "bf16-compiled-mlp"],
+    ids=["auto", "fp32", "bf16", "bf16-compiled-mlp"],
 )
 def test_sigkill_and_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path, modes):
     cfg = _small_config(**modes)

@@ -5,26 +5,33 @@ meaning "chosen for this device and model" (:func:`resolve_modes`). What each ke
 
 * ``channels_last`` stores 4-D activations and kernels as NHWC. The arithmetic stays fp32 but convolutions
   take other kernels, so the numbers differ from NCHW at rounding level; a run is still deterministic.
-* ``amp`` runs convolutions and matrix products in bfloat16 (8 significant bits) under ``torch.autocast``;
-  the loss is taken in fp32 and the parameters and optimiser state stay fp32. ZerO's exact promises at
-  step 0 that are made of zeros and ones hold exactly (an identity block passes a bf16-rounded copy of its
-  input; a zero branch and zero logits stay exactly 0); anything else only up to bf16 rounding.
+* ``amp`` runs convolutions and matrix products in bfloat16 (8 significant bits) under ``torch.autocast``,
+  except the stem, the first layer, which reads the raw input (:func:`stem_layer`); the loss is taken in
+  fp32 and the parameters and optimiser state stay fp32. ZerO's exact promises at step 0 that are made of
+  zeros and ones hold exactly (an identity block passes a bf16-rounded copy of its input; a zero branch and
+  zero logits stay exactly 0); anything else only up to bf16 rounding. Why the stem stays fp32: where its
+  output channels start as copies of one input channel (ZerO's paper rules on a 1-channel image), what
+  breaks their symmetry is the small difference between their weight gradients, which bf16 rounds away;
+  with the stem in bf16 the paper's ResNet-20 ended 3.8 pp lower on Fashion-MNIST on every seed, with it
+  in fp32 1.4 pp lower on average, within the seeds' spread (docs/results.md section 10).
 * ``compile`` (``torch.compile``, Inductor) fuses the model's forward and backward; the first steps
   compile (tens of seconds on a CPU), the results differ from eager at rounding level, and a compiled run
   is deterministic on the CPU.
 
-Chosen for a device and a model (:func:`auto_modes`; measured in docs/benchmarks.md): a network with 2-D
-convolutions gets channels_last everywhere, and bf16 where the hardware computes it natively (a CUDA GPU
-with bf16, a CPU with AVX512-BF16 or AMX); a Transformer gets bf16 on such a GPU only (on this CPU it gains
-at most 11 %); nothing is compiled unless asked (on a CPU compilation costs 15-80 s and gains at most 15 %).
+Chosen for a device and a model (:func:`auto_modes`; measured in docs/benchmarks.md and docs/results.md
+section 10): a network with 2-D convolutions gets channels_last (fp32 arithmetic, 1.07-1.29x faster on a
+CPU); bf16 only when asked, since it changes what ZerO's networks learn (the official ZerO ResNet-20 on
+Fashion-MNIST: 72 % in fp32, 25 % in bf16 after 96 steps) though it halves a CPU step where the hardware
+computes it natively (:func:`native_bf16`); nothing is compiled unless asked (on a CPU compilation costs
+15-80 s and gains at most 15 %).
 
 >>> modes = Modes(amp=True, channels_last=True)
->>> net = modes.prepare(torch.nn.Conv2d(3, 8, 3))
+>>> net = modes.prepare(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(8, 8, 3)))
 >>> x = modes.inputs(torch.randn(2, 3, 8, 8))
 >>> with modes.autocast(x.device):
-...     y = net(x)
->>> y.dtype, y.is_contiguous(memory_format=torch.channels_last)
-(torch.bfloat16, True)
+...     stem, y = net[0](x), net(x)
+>>> stem.dtype, y.dtype, y.is_contiguous(memory_format=torch.channels_last)
+(torch.float32, torch.bfloat16, True)
 """
 
 from __future__ import annotations
@@ -45,11 +52,15 @@ class Modes:
     channels_last: bool = False
     compile: bool = False
 
-    def to_memory_format_(self, model: nn.Module) -> nn.Module:
-        """Convert ``model``'s 4-D parameters and buffers to channels_last in place, if set (the parameters stay
-        the same objects: an optimiser built before keeps them); returns ``model``."""
+    def apply_(self, model: nn.Module) -> nn.Module:
+        """Make ``model`` run in these modes, in place: its 4-D parameters and buffers converted to channels_last
+        (the parameters stay the same objects: an optimiser built before keeps them), and under ``amp`` its stem
+        (:func:`stem_layer`) kept in fp32. Returns ``model``."""
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
+        stem = stem_layer(model) if self.amp else None
+        if stem is not None:
+            keep_fp32_(stem)
         return model
 
     def compiled(self, net: nn.Module) -> nn.Module:
@@ -57,8 +68,8 @@ class Modes:
         return torch.compile(net) if self.compile else net
 
     def prepare(self, model: nn.Module) -> nn.Module:
-        """:meth:`to_memory_format_` then :meth:`compiled`: a model ready to train in these modes."""
-        return self.compiled(self.to_memory_format_(model))
+        """:meth:`apply_` then :meth:`compiled`: a model ready to train in these modes."""
+        return self.compiled(self.apply_(model))
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         """A batch as the model takes it: 4-D images in channels_last if set; anything else unchanged."""
@@ -72,6 +83,37 @@ class Modes:
     def name(self) -> str:
         """``"fp32"``, ``"bf16+cl"``, ``"bf16+cl+compile"``...: the keys of :data:`MODE_NAMES`."""
         return "+".join(["bf16" if self.amp else "fp32"] + ["cl"] * self.channels_last + ["compile"] * self.compile)
+
+
+def stem_layer(model: nn.Module) -> nn.Module | None:
+    """The layer that reads the model's raw input: the first convolution or Linear in module order (the stem
+    of every registered image model, a ViT's patch embedding), or ``None`` where an embedding comes first
+    (a language model reads token ids: its first matrix product reads embeddings, not the input)."""
+    for module in model.modules():
+        if isinstance(module, nn.Embedding):
+            return None
+        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            return module
+    return None
+
+
+def keep_fp32_(module: nn.Module) -> nn.Module:
+    """Run ``module`` in fp32 under autocast: its floating-point inputs cast to fp32 and autocast off inside
+    its forward (its parameters and its name in the state dict are unchanged). Idempotent."""
+    if getattr(module, "_detinit_fp32", False):
+        return module
+    forward = module.forward
+
+    def fp32_forward(*args: object, **kwargs: object) -> object:
+        device = next(a.device for a in args if isinstance(a, torch.Tensor))
+        with torch.autocast(device_type=device.type, enabled=False):
+            return forward(
+                *(a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args), **kwargs
+            )
+
+    module.forward = fp32_forward
+    module._detinit_fp32 = True
+    return module
 
 
 FP32 = Modes()  # fp32, NCHW, eager: what every bitwise comparison runs in
@@ -102,10 +144,10 @@ def native_bf16(device: torch.device) -> bool:
 
 def auto_modes(device: torch.device, model: nn.Module, *, sharded: bool = False) -> Modes:
     """The modes chosen for ``model`` on ``device`` when the config leaves them unset (see the module's
-    docstring for why); a model sharded with FSDP2 keeps its memory format (its shards are row blocks)."""
+    docstring for why): channels_last for a network with 2-D convolutions, unless it is sharded with FSDP2
+    (its shards are row blocks); fp32; eager. ``device`` is for choices that depend on it (none now)."""
     convolutional = any(isinstance(m, nn.Conv2d) for m in model.modules())
-    bf16 = native_bf16(device) and (convolutional or device.type == "cuda")
-    return Modes(amp=bf16, channels_last=convolutional and not sharded)
+    return Modes(channels_last=convolutional and not sharded)
 
 
 def resolve_modes(

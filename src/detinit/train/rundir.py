@@ -46,6 +46,7 @@ except ImportError:  # pragma: no cover - platform dependent
 
 STATUSES = ("pending", "running", "complete", "diverged", "failed")
 EXECUTION_KEYS = ("threads", "progress", "tensorboard")  # how a run executes, not what it computes
+MODE_KEYS = ("amp", "channels_last", "compile")  # null: chosen at the start, then kept (run.json's "modes")
 
 
 class RunDirInUse(ConfigError):
@@ -117,15 +118,19 @@ class RunDir:
         """Refuse to resume a directory that holds a different experiment.
 
         Keys added to :class:`TrainConfig` since the run started take their defaults; the keys in
-        :data:`EXECUTION_KEYS` (thread count, progress bar, TensorBoard) may differ.
+        :data:`EXECUTION_KEYS` (thread count, progress bar, TensorBoard) may differ, and so may the
+        :data:`MODE_KEYS` left unset (``null``), since a resumed run keeps the modes it started in.
         """
         if not self.config_file.exists():
             return
         defaults = json.loads(json.dumps(TrainConfig().to_dict(), default=str))
         previous = defaults | self._read_object(self.config_file)
         current = json.loads(json.dumps(config.to_dict(), default=str))
+        unset_modes = {k for k in MODE_KEYS if current.get(k) is None}  # a resumed run keeps the modes it ran in
         changed = sorted(
-            k for k in set(previous) | set(current) if k not in EXECUTION_KEYS and previous.get(k) != current.get(k)
+            k
+            for k in set(previous) | set(current)
+            if k not in EXECUTION_KEYS and k not in unset_modes and previous.get(k) != current.get(k)
         )
         if changed:
             raise ConfigError(

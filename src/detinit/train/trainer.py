@@ -313,7 +313,7 @@ def _train(
         started,
         sharded=run.sharded,
     )
-    run.modes.to_memory_format_(run.model)
+    run.modes.apply_(run.model)
     run.meta["modes"] = dataclasses.asdict(run.modes)
     probe = probe_batch(test_set, 256).to(device)  # the fixed batch of every diagnostic of the run
     if run.main:
