@@ -2,6 +2,7 @@
 and the modes a run records and resumes in."""
 
 import json
+from copy import deepcopy
 
 import pytest
 import torch
@@ -72,6 +73,13 @@ def test_under_amp_the_stem_alone_runs_in_fp32():
         "fc": torch.bfloat16,
     }
     assert list(model.state_dict()) == list(create_model("resnet20", num_classes=10, in_chans=1).state_dict())
+    assert isinstance(stem, nn.Conv2d) and type(stem).__name__ == "Conv2d"
+    copy = deepcopy(model)  # the diagnostics work on copies: a copy computes with its own weights
+    with torch.no_grad():
+        copy.stem[0].weight.zero_()
+    x = torch.randn(2, 1, 12, 12)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.count_nonzero(copy.stem[0](x)) == 0 and torch.count_nonzero(model.stem[0](x)) > 0
     assert stem_layer(create_model("gpt", vocab_size=32, context=8)) is None  # it reads token ids
     torch._dynamo.reset()
     assert torch._dynamo.explain(model)(torch.randn(2, 1, 12, 12)).graph_break_count == 0

@@ -99,21 +99,27 @@ def stem_layer(model: nn.Module) -> nn.Module | None:
 
 def keep_fp32_(module: nn.Module) -> nn.Module:
     """Run ``module`` in fp32 under autocast: its floating-point inputs cast to fp32 and autocast off inside
-    its forward (its parameters and its name in the state dict are unchanged). Idempotent."""
-    if getattr(module, "_detinit_fp32", False):
-        return module
-    forward = module.forward
-
-    def fp32_forward(*args: object, **kwargs: object) -> object:
-        device = next(a.device for a in args if isinstance(a, torch.Tensor))
-        with torch.autocast(device_type=device.type, enabled=False):
-            return forward(
-                *(a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args), **kwargs
-            )
-
-    module.forward = fp32_forward
-    module._detinit_fp32 = True
+    its forward. Its class becomes a subclass of the same name whose ``forward`` does that (so a
+    ``copy.deepcopy`` of the model computes with the copy's own weights); its parameters, its name in the
+    state dict and ``isinstance`` checks are unchanged. Idempotent."""
+    cls = type(module)
+    if not getattr(cls, "_detinit_fp32", False):
+        module.__class__ = _FP32_CLASSES.get(cls) or _FP32_CLASSES.setdefault(cls, _fp32_class(cls))
     return module
+
+
+def _fp32_class(cls: type[nn.Module]) -> type[nn.Module]:
+    def forward(self: nn.Module, *args: object, **kwargs: object) -> object:
+        device = next(a.device for a in args if isinstance(a, torch.Tensor))
+        inputs = (a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+        with torch.autocast(device_type=device.type, enabled=False):
+            return cls.forward(self, *inputs, **kwargs)
+
+    namespace = {"forward": forward, "_detinit_fp32": True, "__module__": cls.__module__, "__doc__": cls.__doc__}
+    return type(cls.__name__, (cls,), namespace)
+
+
+_FP32_CLASSES: dict[type, type] = {}  # a layer class -> its fp32 subclass, built once
 
 
 FP32 = Modes()  # fp32, NCHW, eager: what every bitwise comparison runs in
