@@ -344,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
         tr.add_argument(
             f"--{flag}",
             action=argparse.BooleanOptionalAction,
-            help=f"{what} (default: chosen for the device and model)",
+            help=f"{what} (default: chosen for the model)",
         )
     tr.add_argument("--out", help="run directory (default runs/MODEL-INIT-DATA-seedS)")
     tr.add_argument("--no-resume", action="store_true", help="start from scratch even if a checkpoint exists")

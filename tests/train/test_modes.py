@@ -15,7 +15,6 @@ from detinit.nn import HadamardTransform
 from detinit.train import train
 from detinit.train.modes import FP32, MODE_NAMES, Modes, auto_modes, resolve_modes, stem_layer
 
-CPU = torch.device("cpu")
 UNSET = {"amp": None, "channels_last": None, "compile": None}
 
 
@@ -26,20 +25,20 @@ def test_the_mode_names_are_the_benchmarks_and_fp32_is_all_off():
 
 def test_convolutional_nets_get_channels_last_and_nothing_gets_bf16_unless_asked():
     conv, gpt = create_model("resnet20"), create_model("gpt", vocab_size=32, context=8)
-    assert auto_modes(CPU, conv) == Modes(channels_last=True)
-    assert auto_modes(CPU, gpt) == FP32
-    assert auto_modes(CPU, conv, sharded=True) == FP32  # FSDP shards have no NHWC layout
+    assert auto_modes(conv) == Modes(channels_last=True)
+    assert auto_modes(gpt) == FP32
+    assert auto_modes(conv, sharded=True) == FP32  # FSDP shards have no NHWC layout
 
 
 def test_set_keys_win_and_a_resumed_run_keeps_the_modes_it_started_with():
     conv = create_model("resnet20")
-    assert resolve_modes({"amp": False, "channels_last": None, "compile": True}, CPU, conv) == Modes(
+    assert resolve_modes({"amp": False, "channels_last": None, "compile": True}, conv) == Modes(
         channels_last=True, compile=True
     )
     started = {"amp": True, "channels_last": False, "compile": False}
-    assert resolve_modes(UNSET, CPU, conv, started) == Modes(amp=True)
-    assert resolve_modes(UNSET, CPU, conv, {}) == FP32  # a run started before the modes existed ran in fp32
-    assert resolve_modes({**UNSET, "channels_last": True}, CPU, conv, {}) == Modes(channels_last=True)
+    assert resolve_modes(UNSET, conv, started) == Modes(amp=True)
+    assert resolve_modes(UNSET, conv, {}) == FP32  # a run started before the modes existed ran in fp32
+    assert resolve_modes({**UNSET, "channels_last": True}, conv, {}) == Modes(channels_last=True)
 
 
 def test_zero_logits_and_identity_layers_stay_exact_under_bf16_autocast():

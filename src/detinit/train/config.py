@@ -75,7 +75,7 @@ class TrainConfig:
     threads: int | None = None  # torch threads on CPU; None = torch's default, recorded
     device: str = "auto"
     parallel: str = "ddp"  # with torchrun: "ddp" (replicated) or "fsdp" (sharded, built on meta)
-    # execution modes (detinit.train.modes): None = chosen for the device and the model
+    # execution modes (detinit.train.modes): None = chosen for the model
     amp: bool | None = None  # bfloat16 autocast (CPU or CUDA)
     channels_last: bool | None = None  # NHWC memory format for 4-D activations and kernels
     compile: bool | None = None  # torch.compile
@@ -155,8 +155,7 @@ class TrainConfig:
         for name in ("amp", "channels_last", "compile"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
                 raise ConfigError(
-                    f"{name} must be true, false or null (null: chosen for the device and model), "
-                    f"got {getattr(self, name)!r}"
+                    f"{name} must be true, false or null (null: chosen for the model), got {getattr(self, name)!r}"
                 )
         for name, low in (("epochs", 1), ("batch_size", 1), ("seed", 0), ("data_workers", 0)):
             value = getattr(self, name)

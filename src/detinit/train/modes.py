@@ -1,7 +1,7 @@
 """How a run executes its steps: bf16 autocast, the channels_last memory format, torch.compile; on any device.
 
 Each is a speed/exactness trade, so each is a config key (``amp``, ``channels_last``, ``compile``), ``None``
-meaning "chosen for this device and model" (:func:`resolve_modes`). What each keeps:
+meaning "chosen for the model" (:func:`resolve_modes`). What each keeps:
 
 * ``channels_last`` stores 4-D activations and kernels as NHWC. The arithmetic stays fp32 but convolutions
   take other kernels, so the numbers differ from NCHW at rounding level; a run is still deterministic.
@@ -18,7 +18,7 @@ meaning "chosen for this device and model" (:func:`resolve_modes`). What each ke
   compile (tens of seconds on a CPU), the results differ from eager at rounding level, and a compiled run
   is deterministic on the CPU.
 
-Chosen for a device and a model (:func:`auto_modes`; measured in docs/benchmarks.md and docs/results.md
+Chosen for a model (:func:`auto_modes`; measured in docs/benchmarks.md and docs/results.md
 section 10): a network with 2-D convolutions gets channels_last (fp32 arithmetic, 1.07-1.29x faster on a
 CPU); bf16 only when asked, since it changes what ZerO's networks learn (the official ZerO ResNet-20 on
 Fashion-MNIST: 72 % in fp32, 25 % in bf16 after 96 steps) though it halves a CPU step where the hardware
@@ -148,17 +148,16 @@ def native_bf16(device: torch.device) -> bool:
     return False
 
 
-def auto_modes(device: torch.device, model: nn.Module, *, sharded: bool = False) -> Modes:
+def auto_modes(model: nn.Module, *, sharded: bool = False) -> Modes:
     """The modes chosen for ``model`` on ``device`` when the config leaves them unset (see the module's
     docstring for why): channels_last for a network with 2-D convolutions, unless it is sharded with FSDP2
-    (its shards are row blocks); fp32; eager. ``device`` is for choices that depend on it (none now)."""
+    (its shards are row blocks); fp32; eager, on every device."""
     convolutional = any(isinstance(m, nn.Conv2d) for m in model.modules())
     return Modes(channels_last=convolutional and not sharded)
 
 
 def resolve_modes(
     asked: Mapping[str, bool | None],
-    device: torch.device,
     model: nn.Module,
     started: Mapping[str, bool] | None = None,
     *,
@@ -168,13 +167,9 @@ def resolve_modes(
     unset one (``None``) as :func:`auto_modes` chooses, or, for a run that resumes, as it ran before
     (``started``: the modes recorded when it started; a key missing there was off).
 
-    >>> resolve_modes({"amp": False, "channels_last": None, "compile": None}, torch.device("cpu"), nn.Linear(2, 2))
+    >>> resolve_modes({"amp": False, "channels_last": None, "compile": None}, nn.Linear(2, 2))
     Modes(amp=False, channels_last=False, compile=False)
     """
-    chosen = (
-        asdict(auto_modes(device, model, sharded=sharded))
-        if started is None
-        else {key: False for key in asdict(Modes())}
-    )
+    chosen = asdict(auto_modes(model, sharded=sharded)) if started is None else {key: False for key in asdict(Modes())}
     chosen |= dict(started or {})
     return Modes(**{key: chosen[key] if asked.get(key) is None else bool(asked[key]) for key in chosen})

@@ -306,13 +306,8 @@ def _train(
     if resume and run.has_checkpoint():
         _resume(run)
         started = run_dir.run_record().get("modes", {})  # the modes it started in (none recorded: it ran in fp32)
-    run.modes = resolve_modes(
-        {"amp": config.amp, "channels_last": config.channels_last, "compile": config.compile},
-        device,
-        run.model,
-        started,
-        sharded=run.sharded,
-    )
+    asked = {"amp": config.amp, "channels_last": config.channels_last, "compile": config.compile}
+    run.modes = resolve_modes(asked, run.model, started, sharded=run.sharded)
     run.modes.apply_(run.model)
     run.meta["modes"] = dataclasses.asdict(run.modes)
     probe = probe_batch(test_set, 256).to(device)  # the fixed batch of every diagnostic of the run
