@@ -54,6 +54,16 @@ def walk_back(ix: GraphIndex, value: int) -> tuple[list[tuple[str, str]], tuple[
     return met, None
 
 
+def _stops_at(ix: GraphIndex, node: Node, found: dict[int, tuple[Node, str]]) -> bool:
+    """Where the walks of :func:`layers_feeding` and :func:`layers_fed` stop: at a layer (recorded in ``found``
+    with how it uses its weight), at another function with parameters, at a norm."""
+    use = ix.matrix_use(node)
+    if use is not None:
+        found[node.index] = (node, use[0])
+        return True
+    return bool(ix.graph.param_inputs(node)) or node.name in NORM_FUNCS
+
+
 def layers_feeding(ix: GraphIndex, value: int) -> list[tuple[Node, str]]:
     """The layers a value is computed from through functions without parameters (rotary embeddings, head splits)."""
     found: dict[int, tuple[Node, str]] = {}
@@ -65,11 +75,7 @@ def layers_feeding(ix: GraphIndex, value: int) -> list[tuple[Node, str]]:
         node = ix.graph.producer(v)
         if node is None:
             continue
-        use = ix.matrix_use(node)
-        if use is not None:
-            found[node.index] = (node, use[0])
-            continue
-        if ix.graph.param_inputs(node) or node.name in NORM_FUNCS:
+        if _stops_at(ix, node, found):
             continue
         for u in ix.graph.tainted_inputs(node):
             if u not in seen:
@@ -86,11 +92,7 @@ def layers_fed(ix: GraphIndex, value: int) -> list[tuple[Node, str]]:
         v = stack.pop()
         for index in ix.graph.consumers.get(v, []):
             node = ix.graph.nodes[index]
-            use = ix.matrix_use(node)
-            if use is not None:
-                found[node.index] = (node, use[0])
-                continue
-            if ix.graph.param_inputs(node) or node.name in NORM_FUNCS:
+            if _stops_at(ix, node, found):
                 continue
             if node.name in ADD_FUNCS and len(ix.graph.tainted_inputs(node)) > 1:
                 continue
