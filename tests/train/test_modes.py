@@ -80,6 +80,8 @@ def test_under_amp_the_stem_alone_runs_in_fp32():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.count_nonzero(copy.stem[0](x)) == 0 and torch.count_nonzero(model.stem[0](x)) > 0
     assert stem_layer(create_model("gpt", vocab_size=32, context=8)) is None  # it reads token ids
+    vit = create_model("vit", num_classes=10, in_chans=1, image_size=16)
+    assert stem_layer(vit) is vit.embed  # the patch embedding reads the pixels
     torch._dynamo.reset()
     assert torch._dynamo.explain(model)(torch.randn(2, 1, 12, 12)).graph_break_count == 0
 
