@@ -101,7 +101,8 @@ def keep_fp32_(module: nn.Module) -> nn.Module:
     """Run ``module`` in fp32 under autocast: its floating-point inputs cast to fp32 and autocast off inside
     its forward. Its class becomes a subclass of the same name whose ``forward`` does that (so a
     ``copy.deepcopy`` of the model computes with the copy's own weights); its parameters, its name in the
-    state dict and ``isinstance`` checks are unchanged. Idempotent."""
+    state dict and ``isinstance`` checks are unchanged; the model can no longer be pickled whole
+    (``torch.save(model)``: save its ``state_dict()``). Idempotent."""
     cls = type(module)
     if not getattr(cls, "_detinit_fp32", False):
         module.__class__ = _FP32_CLASSES.get(cls) or _FP32_CLASSES.setdefault(cls, _fp32_class(cls))
