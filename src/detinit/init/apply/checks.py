@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from torch import nn
 
 from ... import hooks
-from ..roles.example_inputs import infer_example_inputs
+from ..roles.example_inputs import Example, example_for
 from ..roles.vocabulary import RoleSource
 from ..schemes.base import Scheme
 from .plan import Entry
@@ -38,25 +38,38 @@ def check_scheme_applies(
 
 def example_to_trace(
     model: nn.Module, modules: list[nn.Module], example_inputs: object | None, trace: bool | None
-) -> object | None:
-    """The example input to trace with, or ``None`` for no tracing (see :func:`initialize`'s ``trace``);
-    ``modules`` are the model's."""
+) -> Example:
+    """The example input to trace with (``inputs=None`` for no tracing: see :func:`initialize`'s ``trace``) and
+    what it assumed, or why a model its library describes could not be given one; ``modules`` are the model's."""
     if trace not in (None, True, False):
         raise ValueError(f"initialize: trace={trace!r} is not supported; trace must be None (auto), True or False")
     if trace is False:
-        return None
+        return Example(None)
     if example_inputs is not None:
-        return example_inputs
+        return Example(example_inputs)
     declares = any(callable(hooks.find_hook(m, hooks.ROLES_HOOK)) for m in modules)
     if trace is None and declares:
-        return None
-    inferred = infer_example_inputs(model)
-    if inferred is None and trace:
+        return Example(None)
+    found = example_for(model)
+    if (found is None or found.inputs is None) and trace:
+        why = f" ({found.note})" if found is not None and found.note else ""
         raise ValueError(
-            f"initialize(trace=True): no example input for {type(model).__name__}; pass example_inputs= (a tensor, "
-            "a tuple of positional arguments or a dict of keyword arguments)"
+            f"initialize(trace=True): no example input for {type(model).__name__}{why}; pass example_inputs= (a "
+            "tensor, a tuple of positional arguments or a dict of keyword arguments)"
         )
-    return inferred
+    return found if found is not None else Example(None)
+
+
+def untraced_warning(model: nn.Module, example: Example) -> str | None:
+    """The warning for a model its library describes but that could not be traced: ZerO's promises need the
+    traced roles (which layer is the output, which ends a residual branch)."""
+    if example.inputs is not None or not example.note:
+        return None
+    return (
+        f"{type(model).__name__} was not traced ({example.note}): without the traced roles the output layer and "
+        "the ends of the residual branches are not known, so a zero output and identity blocks are not promised; "
+        "pass example_inputs= (a dict of the model's keyword arguments)"
+    )
 
 
 def check_materialisable(model: nn.Module, device: object, example_inputs: object | None, trace: bool | None) -> None:

@@ -10,7 +10,8 @@
    feature constant over the batch then gets rows orthogonal to it (:mod:`detinit.init.apply.readout`);
 4. **report**: one :class:`~detinit.init.apply.report.ParamRecord` per parameter, built at the end.
 
-A parameter no rule covers is reported as unknown and left unchanged (``strict=True`` raises instead,
+A parameter no rule covers keeps its library's own initialisation where that is deterministic (Mamba's
+``A_log``: :mod:`detinit.init.apply.library`); any other is reported as unknown and left unchanged (``strict=True`` raises instead,
 before anything is written); one with ``requires_grad=False`` is left unchanged and reported as
 ``frozen``. A parameter shared by several modules (tied weights) is written once, and the modules must
 agree on its role (:mod:`detinit.init.apply.tied`).
@@ -18,6 +19,7 @@ agree on its role (:mod:`detinit.init.apply.tied`).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import torch
@@ -31,12 +33,13 @@ from ..roles.vocabulary import LayerInfo, RoleSource, default_layer_info, layer_
 from ..schemes import ParamRule, Scheme, get_scheme
 from . import checks
 from .execute import execute
+from .library import adopt_library_init_
 from .plan import Entry, ModulePlan, direct_parameters, module_kind
 from .readout import escape_constant_readouts_
 from .report import FROZEN, UNKNOWN, InitReport
 from .resolve import RuleCache, resolve_module
 from .sharded import materialize_
-from .tied import check_tied
+from .tied import TAKE, check_tied
 
 
 @torch.no_grad()
@@ -64,8 +67,9 @@ def initialize(
         roles: extra or overriding roles, ``{"fc": "classifier"}``. A residual role given here
             (``"branch"``, ``"branch_last"``, ...) belongs to the block traced or declared for its
             module, else to its parent module, which is how Fixup counts each block's layers.
-        strict: raise ``ValueError`` if any parameter has no rule (nothing is
-            written then).
+        strict: raise ``ValueError`` if any parameter has no rule, or if a model its library describes
+            (Hugging Face, timm) could not be traced, so that ZerO's promises would not hold (nothing is
+            written then; without ``strict`` the report's ``notes`` and a warning say so).
         generator: random draws of random schemes (and ``constnet`` with
             ``c < 1`` or ``s > 0``) come from it, in module order; default a CPU
             generator seeded with ``seed``. The global RNG is never used.
@@ -101,12 +105,18 @@ def initialize(
     if device is not None:
         checks.check_materialisable(model, device, example_inputs, trace)
         trace = False  # a meta-device model cannot run
-    example = checks.example_to_trace(model, modules, example_inputs, trace)
+    found = checks.example_to_trace(model, modules, example_inputs, trace)
+    example = found.inputs
+    warning = checks.untraced_warning(model, found)
+    if warning is not None and strict:
+        raise ValueError(f"initialize(strict=True): {warning}")
     traced = trace_roles(model, example) if example is not None else TracedRoles()
     role_sources = collect_roles(model, roles, traced.modules, named=named)
     checks.check_scheme_applies(scheme_obj, model, modules, role_sources)
 
     plans, entries = _plan(named, scheme_obj, role_sources, traced)
+    if device is None:  # a meta-device model has no values to probe
+        adopt_library_init_(model, plans, entries)
     unknown = [e for e in entries if e.rule == UNKNOWN]
     if strict and unknown:
         raise ValueError(
@@ -124,7 +134,10 @@ def initialize(
     if example is not None and scheme_obj.policy.escapes_constant_readout:
         _escape_constant_readouts(model, example, entries)
     seed_used = seed if generator is None and scheme_obj.policy.uses_generator else None
-    return InitReport(scheme_obj.name, scheme_obj.options(), seed_used, [e.record() for e in entries])
+    notes = [warning] if warning is not None else ([found.note] if found.note else [])
+    if warning is not None:
+        warnings.warn(warning, stacklevel=2)
+    return InitReport(scheme_obj.name, scheme_obj.options(), seed_used, [e.record() for e in entries], notes)
 
 
 def _plan(
@@ -136,7 +149,7 @@ def _plan(
     infos, default_info = layer_infos(role_sources), default_layer_info(role_sources)
     plans: list[ModulePlan] = []
     entries: list[Entry] = []
-    seen: dict[int, int] = {}  # id(param) -> its entry
+    seen: dict[int, tuple[int, nn.Module]] = {}  # id(param) -> its entry and the module that holds it first
     cache: RuleCache = {}  # layer-weight rules, built once per geometry
     for mname, module in named:
         direct = direct_parameters(module)
@@ -158,10 +171,21 @@ def _plan(
         module_type = type(module).__name__
         for pname, param in direct.items():
             full = f"{mname}.{pname}" if mname else pname
-            if id(param) in seen:  # shared parameter: initialised where first seen, if the roles agree
-                check_tied(entries, seen[id(param)], full, module_type, layer.role, role_sources, scheme)
+            if id(param) in seen:  # shared parameter: written once, by the rule both modules agree on
+                first, first_module = seen[id(param)]
+                table = isinstance(module, nn.Embedding) or isinstance(first_module, nn.Embedding)
+                table = table or entries[first].name in traced.tables
+                rule = rules.get(pname) if param.requires_grad else None
+                verdict = check_tied(
+                    entries, first, full, module_type, layer.role, rule, role_sources, scheme, table=table
+                )
+                if verdict == TAKE:
+                    plan.rules[pname], plan.entries[pname] = rule, first  # the first module knew no rule for it
+                    name = entries[first].name
+                    entries[first] = _entry(name, module_type, param, layer, rule, hooked, False, why_role)
+                    entries[first] = entries[first]._replace(note=f"; the rule of {full}, tied to it")
                 continue
-            seen[id(param)] = len(entries)
+            seen[id(param)] = (len(entries), module)
             rule = rules.get(pname)
             frozen = not param.requires_grad
             if rule is not None and not frozen:

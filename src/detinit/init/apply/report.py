@@ -42,6 +42,7 @@ class InitReport:
     options: dict[str, object]
     seed: int | None
     records: list[ParamRecord] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what tracing assumed, or why a promise is not kept
 
     @property
     def unknown(self) -> list[ParamRecord]:
@@ -66,6 +67,7 @@ class InitReport:
             "seed": self.seed,
             "counts": self.counts(),
             "parameters": [r._asdict() | {"shape": list(r.shape)} for r in self.records],
+            "notes": list(self.notes),
         }
 
     def table(self) -> str:
@@ -86,4 +88,6 @@ class InitReport:
         if self.unknown:
             names = sorted({f"{r.name.rsplit('.', 1)[0]} ({r.module_type})" for r in self.unknown})
             text += "\nleft unchanged, no rule for: " + "; ".join(names)
+        for note in self.notes:
+            text += f"\nnote: {note}"
         return text

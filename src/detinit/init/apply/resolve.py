@@ -315,8 +315,14 @@ def _traced_rule(site: Site, scheme: Scheme) -> ParamRule | None:
     assert use is not None
     evidence = f"traced: {use.evidence}"
     if use.kind == "matrix":
+        layer = replace(layer, role=use.role) if use.role else layer
         rule = _linear_rule(scheme, layer, use.in_features, use.out_features)
-        return None if rule is None else replace(rule, fill=_stored_fill(rule, use.stored), evidence=evidence)
+        if rule is None:
+            return None
+        fill = _stored_fill(rule, use.stored)
+        if use.stacked:
+            fill, rule = _stacked_fill(fill), replace(rule, reason=f"each of {use.stacked} stacked: {rule.reason}")
+        return replace(rule, fill=fill, evidence=evidence, role=use.role or rule.role)
     if use.kind == "table":
         rule = _scheme_rule(scheme, Table(*site.param.shape), layer)
         return None if rule is None else replace(rule, evidence=evidence)
@@ -325,6 +331,16 @@ def _traced_rule(site: Site, scheme: Scheme) -> ParamRule | None:
     if use.kind in ("position", "token", "layer_scale"):
         return replace(scheme.parameter_rule(use.kind, site.param), role=use.kind, evidence=evidence)
     return None
+
+
+def _stacked_fill(fill: Fill) -> Fill:
+    """Fill each matrix ``w[e]`` of a stack (a mixture of experts' weights) as ``fill`` fills one, in order."""
+
+    def each(t: torch.Tensor, g: torch.Generator) -> None:
+        for matrix in t:
+            fill(matrix, g)
+
+    return each
 
 
 def _stored_fill(rule: ParamRule, stored: str) -> Fill:

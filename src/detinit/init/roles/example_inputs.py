@@ -1,30 +1,52 @@
-"""An example input for models whose library says what they take: :func:`infer_example_inputs`.
+"""An example input for models whose library says what they take: :func:`example_for`, :func:`infer_example_inputs`.
 
 :func:`detinit.initialize` traces one forward pass to find the roles of a
 model's layers (:mod:`detinit.init.roles.traced`). Users can pass
 ``example_inputs=``; for two families the model itself says what it takes:
 
-* **Hugging Face** (a ``config`` with ``model_type``): ``main_input_name``
-  ``"input_ids"`` gets 2 x 8 token ids below ``config.vocab_size``, the same
-  first token in both rows (as ``[CLS]`` or BOS in real batches)
-  (encoder-decoder models also ``decoder_input_ids``); ``"pixel_values"`` a
-  2 x ``num_channels`` x ``image_size`` x ``image_size`` image. The cache is
-  off (``use_cache=False``), so no key/value concatenation shows up as
-  structure.
+* **Hugging Face** (a ``config`` with ``model_type``), by ``main_input_name``:
+  ``"input_ids"``: 2 x 8 token ids below the (text) config's ``vocab_size``,
+  both rows starting with the config's own first token (:func:`first_token_id`:
+  ``cls_token_id``, else ``bos_token_id``, else 0, which the note says was
+  assumed), as real batches do; encoder-decoder models also get
+  ``decoder_input_ids`` from ``decoder_start_token_id``.
+  ``"pixel_values"``: 2 images of the (vision) config's ``num_channels`` and
+  ``image_size`` (64 x 64 assumed where the config has none).
+  ``"input_values"``: 2 waveforms of 8,000 samples (half a second at 16 kHz).
+  ``"input_features"``: 2 log-mel windows, ``(num_mel_bins, 2 x max_source_positions)``
+  where the encoder has fixed positions (Whisper), else 64 frames of
+  ``num_mel_bins`` / ``feature_size`` / ``input_feat_per_channel x input_channels``
+  features, channels last or first, whichever the model runs on.
+  The cache is off (``use_cache=False``), so no key/value concatenation shows
+  up as structure.
 * **timm** (``pretrained_cfg["input_size"]``): a batch of 2 images of that size.
 
 The values are deterministic (token ``i`` at position ``i`` after the shared
-first token; images from a seeded generator). Roles depend only on their
-shapes and on what depends on them; a zero output layer whose input is the
-same for both rows gets rows orthogonal to it (:mod:`detinit.init.apply.readout`).
+first token; images and waveforms from a seeded generator). Roles depend only on
+their shapes and on what depends on them; a zero output layer whose input is the
+same for both rows gets rows orthogonal to it (:mod:`detinit.init.apply.readout`),
+which keeps the output at 0 for inputs that start with the same first token.
 """
 
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+WAVEFORM_SAMPLES = 8000
+FEATURE_FRAMES = 64
+ASSUMED_IMAGE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class Example:
+    """An example input (``None`` where none could be made) and what it assumed, or why there is none."""
+
+    inputs: object | None
+    note: str = ""
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -32,58 +54,156 @@ def _device(model: nn.Module) -> torch.device:
     return first.device if first is not None else torch.device("cpu")
 
 
+def _generator() -> torch.Generator:
+    return torch.Generator().manual_seed(0)
+
+
 def _image(channels: int, size: int | tuple[int, int], device: torch.device) -> torch.Tensor:
     height, width = (size, size) if isinstance(size, int) else size
-    generator = torch.Generator().manual_seed(0)
-    return torch.randn(2, channels, height, width, generator=generator).to(device)
+    return torch.randn(2, channels, height, width, generator=_generator()).to(device)
 
 
-def _token_rows(length: int, vocab: int, device: torch.device) -> torch.Tensor:
+def _token_rows(length: int, vocab: int, first: int, device: torch.device) -> torch.Tensor:
     """2 rows of ``length`` token ids that share their first token, as real batches do (BOS, ``[CLS]``, the
     decoder's start token), and differ after it: row ``r``, position ``i`` holds ``(r * length + i) mod vocab``,
-    position 0 holds 0."""
+    position 0 holds ``first``."""
     ids = torch.arange(2 * length).view(2, length) % vocab
-    ids[:, 0] = 0
+    ids[:, 0] = first
     return ids.to(device)
 
 
-def _hugging_face(model: nn.Module) -> dict[str, object] | None:
+def _text_config(config: object) -> object:
+    """The config that has the vocabulary: a composite model's text config, else the config itself."""
+    if getattr(config, "vocab_size", None):
+        return config
+    get = getattr(config, "get_text_config", None)
+    try:
+        return get() if callable(get) else config
+    except (AttributeError, ValueError):  # composite configs without a text part
+        return config
+
+
+def first_token_id(config: object) -> tuple[int, str]:
+    """The first token of every sequence the model is given, as its config says (``cls_token_id``, else
+    ``bos_token_id``), and where it came from; ``(0, "assumed")`` where the config says neither.
+
+    >>> from types import SimpleNamespace
+    >>> first_token_id(SimpleNamespace(vocab_size=100, cls_token_id=None, bos_token_id=1))
+    (1, 'bos_token_id')
+    """
+    text = _text_config(config)
+    vocab = int(getattr(text, "vocab_size", 0) or 0)
+    for key in ("cls_token_id", "bos_token_id"):
+        value = getattr(text, key, None)
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < max(vocab, 1):
+            return value, key
+    return 0, "assumed"
+
+
+def _token_inputs(model: nn.Module, config: object, accepted: object, device: torch.device) -> Example:
+    text = _text_config(config)
+    vocab = int(getattr(text, "vocab_size", 0) or 0)
+    if vocab < 1:
+        return Example(None, f"main input 'input_ids' but no vocab_size in {type(config).__name__}")
+    first, source = first_token_id(config)
+    inputs: dict[str, object] = {"input_ids": _token_rows(8, vocab, first, device)}
+    note = (
+        f"input_ids: 2 x 8 tokens starting with token {first} ({source}); a zero output reading one position "
+        "stays 0 for inputs that start so: pass example_inputs= starting with your own [CLS]/BOS id to change it"
+    )
+    if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in accepted:
+        start = getattr(config, "decoder_start_token_id", None)
+        start = start if isinstance(start, int) and 0 <= start < vocab else first
+        inputs["decoder_input_ids"] = _token_rows(4, vocab, start, device)
+    return Example(inputs, note)
+
+
+def _pixel_inputs(config: object, device: torch.device) -> Example:
+    vision = getattr(config, "vision_config", None) or config
+    size = getattr(vision, "image_size", None) or getattr(config, "image_size", None)
+    channels = getattr(vision, "num_channels", None) or getattr(config, "num_channels", 3)
+    note = ""
+    if size is None:
+        size, note = ASSUMED_IMAGE_SIZE, f"pixel_values: {ASSUMED_IMAGE_SIZE} x {ASSUMED_IMAGE_SIZE} images assumed (the config has no image_size)"  # fmt: skip
+    if not isinstance(size, int):
+        size = tuple(size)[-2:]
+    return Example({"pixel_values": _image(int(channels), size, device)}, note)
+
+
+def _feature_candidates(config: object, device: torch.device) -> list[torch.Tensor]:
+    """Log-mel inputs of the shapes speech encoders take: a fixed window where the encoder has fixed positions
+    (Whisper), else 64 frames with the features last or first."""
+    g = _generator()
+    per_channel = getattr(config, "input_feat_per_channel", None)
+    features = per_channel * getattr(config, "input_channels", 1) if per_channel else None
+    features = features or getattr(config, "num_mel_bins", None) or getattr(config, "feature_size", None) or 80
+    sources = getattr(config, "max_source_positions", None)
+    shapes = [(2, features, 2 * sources)] if isinstance(sources, int) else []
+    shapes += [(2, FEATURE_FRAMES, features), (2, features, FEATURE_FRAMES)]
+    return [torch.randn(*shape, generator=g).to(device) for shape in shapes]
+
+
+def _runs(model: nn.Module, inputs: dict[str, object]) -> bool:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(**inputs)
+        return True
+    except Exception:  # noqa: BLE001 (any failure means this shape is not the model's)
+        return False
+    finally:
+        model.train(was_training)
+
+
+def _hugging_face(model: nn.Module) -> Example | None:
     config = getattr(model, "config", None)
     if getattr(config, "model_type", None) is None:
         return None
-    config = (
-        config.get_text_config() if hasattr(config, "get_text_config") and hasattr(config, "vision_config") else config
-    )
     device = _device(model)
     name = getattr(model, "main_input_name", "input_ids")
     accepted = inspect.signature(model.forward).parameters
-    inputs: dict[str, object] = {}
     if name == "input_ids":
-        vocab = int(getattr(config, "vocab_size", 0) or 0)
-        if vocab < 1:
-            return None
-        inputs["input_ids"] = _token_rows(8, vocab, device)
-        if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in accepted:
-            inputs["decoder_input_ids"] = _token_rows(4, vocab, device)
+        example = _token_inputs(model, config, accepted, device)
     elif name == "pixel_values":
-        size, channels = getattr(config, "image_size", None), getattr(config, "num_channels", 3)
-        if size is None:
-            return None
-        inputs["pixel_values"] = _image(channels, size, device)
+        example = _pixel_inputs(config, device)
+    elif name == "input_values":
+        waveform = torch.randn(2, WAVEFORM_SAMPLES, generator=_generator()).to(device)
+        example = Example({"input_values": waveform}, f"input_values: 2 waveforms of {WAVEFORM_SAMPLES} samples")
+    elif name == "input_features":
+        example = Example(None, "main input 'input_features': no shape of log-mel features the model runs on")
+        for features in _feature_candidates(config, device):
+            inputs = {"input_features": features}
+            if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in accepted:
+                inputs["decoder_input_ids"] = torch.zeros(2, 3, dtype=torch.long, device=device)
+            if _runs(model, {**inputs, **({"use_cache": False} if "use_cache" in accepted else {})}):
+                example = Example(inputs, f"input_features: {tuple(features.shape)} log-mel features")
+                break
     else:
-        return None
-    if "use_cache" in accepted:
-        inputs["use_cache"] = False
-    return inputs
+        return Example(None, f"main input {name!r}: no example input is known for it")
+    if isinstance(example.inputs, dict) and "use_cache" in accepted:
+        example.inputs["use_cache"] = False
+    return example
 
 
-def _timm(model: nn.Module) -> torch.Tensor | None:
+def _timm(model: nn.Module) -> Example | None:
     cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None)
     size = cfg.get("input_size") if isinstance(cfg, dict) else None
     if not size or len(size) != 3:
         return None
     channels, height, width = size
-    return _image(channels, (height, width), _device(model))
+    return Example(_image(channels, (height, width), _device(model)))
+
+
+def example_for(model: nn.Module) -> Example | None:
+    """An input ``model`` accepts, from its library's description of it, with what it assumed; ``None`` for a
+    model no library describes, an :class:`Example` with ``inputs=None`` and the reason where the library
+    describes the model but no input could be made."""
+    for infer in (_hugging_face, _timm):
+        found = infer(model)
+        if found is not None:
+            return found
+    return None
 
 
 def infer_example_inputs(model: nn.Module) -> object | None:
@@ -92,8 +212,5 @@ def infer_example_inputs(model: nn.Module) -> object | None:
     >>> infer_example_inputs(torch.nn.Linear(2, 2)) is None
     True
     """
-    for infer in (_hugging_face, _timm):
-        found = infer(model)
-        if found is not None:
-            return found
-    return None
+    found = example_for(model)
+    return None if found is None else found.inputs

@@ -18,6 +18,8 @@ MATRIX_FUNCS: dict[str, tuple[tuple[int | str, ...], tuple[int | str, ...], str]
     "matmul": ((1, "other"), (), "in_out"),
     "__matmul__": ((1, "other"), (), "in_out"),
     "mm": ((1, "mat2"), (), "in_out"),
+    "bmm": ((1, "mat2"), (), "in_out"),
+    "_grouped_mm": ((1, "mat_b"), (), "in_out"),  # experts: a stack of matrices, one per group of rows
     **{f"conv{d}d": ((1, "weight"), (2, "bias"), "out_in") for d in (1, 2, 3)},
     **{f"conv_transpose{d}d": ((1, "weight"), (2, "bias"), "in_out") for d in (1, 2, 3)},
 }
@@ -33,6 +35,15 @@ SHAPE_FUNCS = frozenset(
     }
 )  # fmt: skip
 SOFTMAX_FUNCS = frozenset({"softmax", "_softmax", "log_softmax"})
+
+
+def _swaps_last_two(node: Node, dims: int) -> bool:
+    if node.name in ("t", "__get__"):
+        return True
+    if node.name != "transpose":
+        return False
+    swapped = {d % dims for d in (node.scalars.get(1), node.scalars.get(2)) if isinstance(d, int)}
+    return swapped == {dims - 2, dims - 1}
 
 
 class GraphIndex:
@@ -66,14 +77,17 @@ class GraphIndex:
             if v.param is not None:
                 return self.canonical.get(v.param, v.param), flipped
             node = self.graph.producer(value)
-            if node is None or node.name not in SHAPE_FUNCS or len(node.inputs) != 1:
+            if node is None or node.name not in SHAPE_FUNCS:
                 return None
-            (source,) = node.inputs.values()
+            source = node.inputs.get(0)
+            if source is None or (len(node.inputs) != 1 and node.name != "__getitem__"):
+                return None  # W[expert] selects one matrix of a stack: the stack is the parameter
             before, after = self.graph.values[source].shape, v.shape
-            if len(before) == 2 and len(after) == 2 and before == after[::-1] and before[0] != before[1]:
-                flipped = not flipped
-            elif len(before) == 2 and before == after and node.name in ("t", "transpose", "__get__"):
-                flipped = not flipped  # square: t()/T flip it
+            if len(before) == len(after) >= 2 and before[:-2] == after[:-2]:
+                if before[-2:] == after[-2:][::-1] and before[-1] != before[-2]:
+                    flipped = not flipped
+                elif before == after and _swaps_last_two(node, len(before)):
+                    flipped = not flipped  # square: t(), .T, mT, transpose(-2, -1) flip it
             value = source
 
     def matrix_use(self, node: Node) -> tuple[str, str, str | None] | None:

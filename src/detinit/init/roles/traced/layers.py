@@ -7,7 +7,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..layers import MATRIX_LAYER_TYPES, NORM_TYPES
-from .index import ADD_FUNCS, GraphIndex
+from .index import ADD_FUNCS, SHAPE_FUNCS, GraphIndex
 from .result import TracedParam
 
 
@@ -20,10 +20,14 @@ def find_layers(ix: GraphIndex) -> None:
         if use is not None:
             weight, stored, bias = use
             w = ix.model.get_parameter(weight)
-            out_f, in_f = (w.shape[0], w.shape[1]) if stored == "out_in" else (w.shape[1], w.shape[0])
-            if w.dim() == 2 and weight not in ix.result.params:
+            out_f, in_f = (w.shape[-2], w.shape[-1]) if stored == "out_in" else (w.shape[-1], w.shape[-2])
+            stackable = w.dim() == 3 and not node.name.startswith("conv")  # a conv1d's weight is 3-D too
+            if (w.dim() == 2 or stackable) and weight not in ix.result.params:
                 how = f"{node.name}, weight stored ({'out, in' if stored == 'out_in' else 'in, out'})"
-                ix.result.params[weight] = TracedParam("matrix", how, in_f, out_f, stored)
+                stacked = w.shape[0] if w.dim() == 3 else 0
+                if stacked:
+                    how += f", a stack of {stacked}"
+                ix.result.params[weight] = TracedParam("matrix", how, in_f, out_f, stored, stacked)
                 if bias is not None:
                     ix.result.params.setdefault(bias, TracedParam("bias", f"bias of {node.name}"))
         if node.name == "embedding" and 1 in node.inputs:
@@ -51,9 +55,25 @@ def _in_known_layer(ix: GraphIndex, param: str) -> bool:
 
 def _stream_use(ix: GraphIndex, param: str) -> TracedParam | None:
     """A parameter added to the input stream (a position table) or concatenated to it (a token)."""
-    for node, _ in ix.first_uses(param):
+    for node, value in ix.first_uses(param):
+        if node.name == "__getitem__" and node.inputs.get(0) == value and _adds_to_a_layer(ix, node.outputs[0]):
+            return TracedParam("bias", "a row per token, selected by index, added to a layer's output (experts)")
         if node.name in ADD_FUNCS and ix.graph.tainted_inputs(node):
             return TracedParam("position", f"added to the input stream ({node.name} in {node.module or 'model'})")
         if node.name in ("cat", "concat", "concatenate") and ix.graph.tainted_inputs(node):
             return TracedParam("token", f"concatenated to the input stream (cat in {node.module or 'model'})")
     return None
+
+
+def _adds_to_a_layer(ix: GraphIndex, value: int) -> bool:
+    """Whether ``value`` (through reshapes) is added to a layer's output."""
+    while True:
+        consumers = [ix.graph.nodes[i] for i in ix.graph.consumers.get(value, [])]
+        if len(consumers) != 1:
+            return False
+        node = consumers[0]
+        if node.name in ADD_FUNCS:
+            return any(ix.is_layer_output(v) for v in node.inputs.values() if v != value)
+        if node.name not in SHAPE_FUNCS or len(node.inputs) != 1:
+            return False
+        value = node.outputs[0]

@@ -1,69 +1,158 @@
-"""Pass 4: residual adds ``x + f(x)``. The branch's last layer is ``branch_last`` (``attn_out`` where pass 3
-found one), a norm after it ``branch_last_norm``, a parameter scaling it a ``layer_scale``, its other layers
-``branch``: one block per add, which gives Fixup its ``L`` and ``m``. Reads the roles of pass 3."""
+"""Pass 4: residual sums ``x + f(x)``, or ``x + f(x) + g(x) + ...`` for blocks whose branches run side by side
+(a parallel attention and MLP, routed and shared experts). Each branch's last layer is ``branch_last``
+(``attn_out`` where pass 3 found one), a norm after it ``branch_last_norm``, a parameter scaling it a
+``layer_scale``, its other layers ``branch``: one block per sum, which gives Fixup its ``L`` and ``m``. Reads the
+roles of pass 3.
+
+:func:`residual_sums` finds the sums for other readers too (:mod:`detinit.diagnostics.promises`).
+"""
 
 from __future__ import annotations
 
-from .index import ADD_FUNCS, GraphIndex
+from dataclasses import dataclass
+from dataclasses import replace as replace_field
+
+from torch import nn
+
+from ...roles.layers import MATRIX_LAYER_TYPES
+from ..trace import Graph, Node
+from .index import ADD_FUNCS, SHAPE_FUNCS, GraphIndex
 from .result import TracedParam
-from .walks import walk_back
+from .walks import selected_parameter, walk_back
+
+
+@dataclass(frozen=True)
+class ResidualSum:
+    """One traced residual sum: its last add node, the value carried past the branches (``skip``) and each
+    branch as ``(value, the values computed on that branch alone)``."""
+
+    node: int
+    skip: int
+    branches: tuple[tuple[int, frozenset[int]], ...]
+    module: str
+
+
+def residual_sums(ix: GraphIndex) -> list[ResidualSum]:
+    """Every residual sum of the recorded pass, in the order computed.
+
+    An add of two same-shaped values that depend on the input, whose result feeds another such add and nothing
+    else, is part of that add's sum; a sum's terms are the operands of its adds (looking through reshapes). The
+    skip is the term every other term is computed from; with two terms and neither computed from the other (a
+    projection shortcut) it is the side with fewer layers since they parted. A branch with no layer on it
+    (GELU's ``x + 0.044715 x^3``) is not one.
+    """
+    graph, found = ix.graph, []
+    for node in graph.nodes:
+        if not _is_stream_add(graph, node) or _absorbed(graph, node):
+            continue
+        split = _split(ix, _terms(graph, node))
+        if split is None:
+            continue
+        skip, branches = split
+        branches = [(value, inside) for value, inside in branches if any(ix.is_layer_output(v) for v in inside)]
+        if branches:
+            found.append(ResidualSum(node.index, skip, tuple(branches), node.module))
+    return found
 
 
 def find_residuals(ix: GraphIndex) -> None:
+    for count, block_sum in enumerate(residual_sums(ix), 1):
+        block = f"traced residual add #{count} in {block_sum.module or 'the model'}"
+        lasts = {_mark_branch_end(ix, value, block) for value, _ in block_sum.branches}
+        for _, inside in block_sum.branches:
+            for value in sorted(inside):  # in the order computed
+                producer = ix.graph.producer(value)
+                use = ix.matrix_use(producer) if producer is not None else None
+                if use is None:
+                    continue
+                module = ix.layer_module(use[0], producer)
+                if module not in lasts and module not in ix.result.modules:
+                    ix.result.set_role(module, "branch", f"inside the branch of {block}", block)
+
+
+def _mark_branch_end(ix: GraphIndex, branch: int, block: str) -> str | None:
+    """Give the last layer of one branch its role (and a norm or scale after it theirs); the name of the module
+    given the role (``None`` where the role went to the matrix alone)."""
+    met, layer = walk_back(ix, branch)
+    if layer is None:
+        return None
+    layer_node, weight = layer
+    module = ix.layer_module(weight, layer_node)
+    role = ix.result.modules.get(module)
+    kind = "attn_out" if role is not None and role.role == "attn_out" else "branch_last"
+    why = f"last layer of the branch of {block}"
+    if _holds_several_matrices(ix, module):  # a stack of experts: the role is this matrix's, not the module's
+        ix.result.params[weight] = replace_field(ix.result.params[weight], role=kind)
+        ends = None  # the module's other matrices are the branch's
+    else:
+        ix.result.set_role(module, kind, why, block, over=True)
+        ends = module
+    for kind_met, name in met:
+        if kind_met == "norm":
+            ix.result.set_role(name, "branch_last_norm", f"norm after the last layer of the branch of {block}", block, over=True)  # fmt: skip
+        elif kind_met == "scale":
+            ix.result.params[name] = TracedParam("layer_scale", f"scales the branch of {block}")
+            ix.result.set_role(ix.owner[name], "layer_scale", f"holds the layer scale of {block}", block, over=True)
+    return ends
+
+
+def _holds_several_matrices(ix: GraphIndex, module: str) -> bool:
+    if isinstance(ix.modules[module], MATRIX_LAYER_TYPES + (nn.Embedding,)):
+        return False
+    prefix = f"{module}." if module else ""
+    mine = [n for n, use in ix.result.params.items() if use.kind == "matrix" and ix.owner.get(n) == module]
+    return len(mine) > 1 and all(n.startswith(prefix) for n in mine)
+
+
+def _is_stream_add(graph: Graph, node: Node) -> bool:
+    if node.name not in ADD_FUNCS or len(node.inputs) != 2:
+        return False
+    tainted = graph.tainted_inputs(node)
+    return len(tainted) == 2 and graph.values[tainted[0]].shape == graph.values[tainted[1]].shape
+
+
+def _absorbed(graph: Graph, node: Node) -> bool:
+    """Whether the add's result is a term of a later add and nothing else (through reshapes)."""
+    value = node.outputs[0]
+    while True:
+        consumers = graph.consumers.get(value, [])
+        if len(consumers) != 1:
+            return False
+        consumer = graph.nodes[consumers[0]]
+        if _is_stream_add(graph, consumer):
+            return True
+        if consumer.name not in SHAPE_FUNCS or len(consumer.inputs) != 1:
+            return False
+        value = consumer.outputs[0]
+
+
+def _terms(graph: Graph, node: Node) -> list[int]:
+    """The operands of a sum, flattened through the adds absorbed into it."""
+    terms = []
+    for value in graph.tainted_inputs(node):
+        source = value
+        while (producer := graph.producer(source)) is not None and producer.name in SHAPE_FUNCS and len(producer.inputs) == 1:  # fmt: skip
+            source = next(iter(producer.inputs.values()))
+        if producer is not None and _is_stream_add(graph, producer) and _absorbed(graph, producer):
+            terms.extend(_terms(graph, producer))
+        else:
+            terms.append(value)
+    return terms
+
+
+def _split(ix: GraphIndex, terms: list[int]) -> tuple[int, list[tuple[int, frozenset[int]]]] | None:
+    """The skip among a sum's terms and the branches, each with the values computed on it alone."""
     graph = ix.graph
-    count = 0
-    for node in graph.nodes:
-        if node.name not in ADD_FUNCS:
-            continue
-        tainted = graph.tainted_inputs(node)
-        if len(tainted) != 2 or len(node.inputs) != 2:
-            continue
-        a, b = tainted
-        if graph.values[a].shape != graph.values[b].shape:
-            continue
-        sides = _branch_side(ix, a, b)
-        if sides is None:
-            continue
-        branch, inside = sides
-        if not any(ix.is_layer_output(v) for v in inside):
-            continue  # x + f(x) without a layer in f: an activation (GELU's x + 0.044715 x^3), not a residual
-        count += 1
-        block = f"traced residual add #{count} in {node.module or 'the model'}"
-        met, layer = walk_back(ix, branch)
-        last_module = None
-        if layer is not None:
-            layer_node, weight = layer
-            last_module = ix.layer_module(weight, layer_node)
-            role = ix.result.modules.get(last_module)
-            kind = "attn_out" if role is not None and role.role == "attn_out" else "branch_last"
-            ix.result.set_role(last_module, kind, f"last layer of the branch of {block}", block, over=True)
-        for kind, name in met:
-            if kind == "norm" and layer is not None:
-                why = f"norm after the last layer of the branch of {block}"
-                ix.result.set_role(name, "branch_last_norm", why, block, over=True)
-            elif kind == "scale" and layer is not None:
-                ix.result.params[name] = TracedParam("layer_scale", f"scales the branch of {block}")
-                ix.result.set_role(ix.owner[name], "layer_scale", f"holds the layer scale of {block}", block, over=True)
-        for value in sorted(inside):  # in the order computed
-            producer = graph.producer(value)
-            use = ix.matrix_use(producer) if producer is not None else None
-            if use is None:
-                continue
-            module = ix.layer_module(use[0], producer)
-            if module != last_module and module not in ix.result.modules:
-                ix.result.set_role(module, "branch", f"inside the branch of {block}", block)
-
-
-def _branch_side(ix: GraphIndex, a: int, b: int) -> tuple[int, set[int]] | None:
-    """Which operand of ``a + b`` is the residual branch, and the values computed on the branch alone:
-    the operand computed from the other, else the one with more layers since they parted."""
-    only_a, only_b, shared = ix.graph.exclusive_ancestors(a, b)
-    if a not in only_a:  # a is an ancestor of b
-        return b, only_b
-    if b not in only_b:
-        return a, only_a
+    for skip in terms:
+        others = [t for t in terms if t != skip]
+        if others and all(graph.is_ancestor(skip, of=t) for t in others):
+            return skip, [(t, frozenset(graph.exclusive_ancestors(skip, t)[1])) for t in others]
+    if len(terms) != 2 or any(selected_parameter(ix, t) for t in terms):
+        return None  # a bias selected per token (experts) is not a skip
+    a, b = terms
+    only_a, only_b, shared = graph.exclusive_ancestors(a, b)
     layers_a = sum(1 for v in only_a if ix.is_layer_output(v))
     layers_b = sum(1 for v in only_b if ix.is_layer_output(v))
     if layers_a == layers_b or not shared:
         return None
-    return (a, only_a) if layers_a > layers_b else (b, only_b)
+    return (b, [(a, frozenset(only_a))]) if layers_a > layers_b else (a, [(b, frozenset(only_b))])

@@ -22,7 +22,8 @@ class TracedParam:
     ``"out_in"`` or ``"in_out"``), ``"bias"``, ``"table"`` (an ``F.embedding``
     weight), ``"scale"`` / ``"offset_scale"`` / ``"shift"`` (a norm's
     parameters; ``offset_scale`` multiplies as ``1 + w``), ``"position"``,
-    ``"token"`` or ``"layer_scale"``.
+    ``"token"`` or ``"layer_scale"``. A ``"matrix"`` may be a stack (``stacked``: a 3-D weight whose slices
+    ``w[e]`` are the matrices, as Hugging Face stores experts) and may carry a role of its own.
     """
 
     kind: str
@@ -30,6 +31,8 @@ class TracedParam:
     in_features: int = 0
     out_features: int = 0
     stored: str = "out_in"
+    stacked: int = 0  # a stack of this many matrices, one per leading index (a mixture of experts' weights)
+    role: str | None = None  # the matrix's own role, in a module holding several (experts' up and down)
 
 
 @dataclass

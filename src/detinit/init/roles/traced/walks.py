@@ -4,13 +4,16 @@ made it, and to the layers a value feeds or is fed by."""
 from __future__ import annotations
 
 from ..trace import Node
-from .index import ADD_FUNCS, MUL_FUNCS, NORM_FUNCS, GraphIndex
+from .index import ADD_FUNCS, MUL_FUNCS, NORM_FUNCS, SHAPE_FUNCS, GraphIndex
+
+INDEX_FUNCS = frozenset({"__getitem__", "index_select", "gather", "take_along_dim"})  # select by indices
 
 
 def walk_back(ix: GraphIndex, value: int) -> tuple[list[tuple[str, str]], tuple[Node, str] | None]:
     """Walk back from ``value`` through functions without parameters.
 
-    Returns the norms and scales met on the way (``("norm", module)`` /
+    Indexing by tensors (``logits[arange(B), last]``) goes on through the indexed tensor. Returns the norms
+    and scales met on the way (``("norm", module)`` /
     ``("scale", parameter)``) and the first layer ``(node, weight)``,
     or ``None`` where the walk met a function mixing several inputs.
     """
@@ -34,10 +37,13 @@ def walk_back(ix: GraphIndex, value: int) -> tuple[list[tuple[str, str]], tuple[
             continue
         if node.name in MUL_FUNCS and len(tainted) == 2 and not params:
             a, b = tainted  # x * gate(x), as squeeze-excitation: the branch goes on through x
+            full = [v for v in (a, b) if ix.graph.values[v].shape == ix.graph.values[node.outputs[0]].shape]
             if ix.graph.is_ancestor(a, of=b):
                 value = a
             elif ix.graph.is_ancestor(b, of=a):
                 value = b
+            elif len(full) == 1:  # a gate broadcast over the features (a router's weight of each token)
+                value = full[0]
             else:
                 return met, None
             continue
@@ -48,10 +54,30 @@ def walk_back(ix: GraphIndex, value: int) -> tuple[list[tuple[str, str]], tuple[
                 met.append(("scale", source[0]))
             value = tainted[0]
             continue
+        if node.name in ADD_FUNCS and len(tainted) == 2 and not params:
+            biases = [v for v in tainted if selected_parameter(ix, v)]
+            if len(biases) == 1:  # a bias selected per token (experts' biases): the layer is on the other side
+                value = next(v for v in tainted if v != biases[0])
+                continue
+        data = node.inputs.get(0)
+        if node.name in INDEX_FUNCS and not params and data is not None and ix.graph.values[data].tainted:
+            value = data  # a selection of rows (the last real token of each sequence): the indices mix in nothing
+            continue
         if params or len(tainted) != 1:
             return met, None
         value = tainted[0]
     return met, None
+
+
+def selected_parameter(ix: GraphIndex, value: int) -> bool:
+    """Whether ``value`` is rows of a parameter selected by index (``bias[expert_of_each_token]``)."""
+    while (node := ix.graph.producer(value)) is not None:
+        if node.name == "__getitem__" and 0 in node.inputs:
+            return ix.param_source(node.inputs[0]) is not None
+        if node.name not in SHAPE_FUNCS or len(node.inputs) != 1:
+            return False
+        value = next(iter(node.inputs.values()))
+    return False
 
 
 def _stops_at(ix: GraphIndex, node: Node, found: dict[int, tuple[Node, str]]) -> bool:

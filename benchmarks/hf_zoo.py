@@ -1,0 +1,424 @@
+"""ZerO's promises on the whole Hugging Face zoo: every model class transformers maps from a config, built tiny.
+
+    .venv/bin/python benchmarks/hf_zoo.py                        # every family (docs/hf_zoo.md has the table)
+    .venv/bin/python benchmarks/hf_zoo.py --families "causal LM" --limit 20 --workers 2
+
+Each class is built from its config class's defaults with the sizes shrunk by name (hidden 64, 2 layers,
+4 heads, feed-forward 128, vocabulary 1,000, 4 experts; hierarchical vision models keep their image size and
+get one block a stage), then checked, with no ``roles=`` and no ``example_inputs=``:
+
+1. ``initialize(model, "zero")`` leaves no parameter unknown and could trace the model (its report has no
+   "was not traced" note);
+2. logits are exactly 0 on inputs that are not the tracing example (random tokens; the first one the config's
+   own ``cls_token_id`` / ``bos_token_id`` where it has one, as a model reading one position sees);
+3. every residual branch adds 0 and every block around one is the identity (relative error <= 1e-4),
+   blocks found from the recorded computation (:mod:`detinit.diagnostics.promises`); a block holding the norm
+   that carries a tied output layer's zero (role ``classifier_norm``) is the exception ZerO makes by design;
+4. ``kaiming``, ``xavier`` and ``orthogonal`` leave nothing unknown.
+
+A class that cannot be built on a CPU from the shrunk config, or has no input this script can make, is listed
+with the reason and not counted. Results are appended to ``--out`` (JSON lines) as they come, so an interrupted
+sweep resumes where it stopped; the table is printed and written to ``--markdown``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import traceback
+import warnings
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from detinit import initialize  # noqa: E402
+from detinit._table import format_table  # noqa: E402
+from detinit.diagnostics.promises import zero_start_promises  # noqa: E402
+from detinit.init.roles.example_inputs import example_for  # noqa: E402
+
+# (family, the transformers auto mapping that lists it); a class is counted under its first family
+FAMILIES = [
+    ("causal LM", "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES"),
+    ("masked LM", "MODEL_FOR_MASKED_LM_MAPPING_NAMES"),
+    ("sequence classification", "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES"),
+    ("token classification", "MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES"),
+    ("seq2seq", "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES"),
+    ("image classification", "MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES"),
+    ("audio classification", "MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES"),
+    ("speech", "MODEL_FOR_CTC_MAPPING_NAMES"),
+    ("speech", "MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES"),
+    ("vision encoder", "MODEL_FOR_IMAGE_MAPPING_NAMES"),
+    ("base model", "MODEL_MAPPING_NAMES"),
+]
+RANDOM_SCHEMES = ("kaiming", "xavier", "orthogonal")
+TOLERANCE = 1e-4
+MAX_PARAMETERS = 40_000_000  # after shrinking; a class still bigger is listed, not built
+TIME_LIMIT_S = 120  # a class that takes longer is listed as such
+
+VOCAB = 1000
+SIZES = {  # key -> the shrunk value (only where the default is larger)
+    **dict.fromkeys(
+        ("hidden_size", "d_model", "n_embd", "embed_dim", "hidden_dim", "word_embed_proj_dim", "decoder_hidden_size",
+         "encoder_hidden_size", "text_hidden_size", "out_hidden_size", "projection_dim", "embedding_size"), 64),
+    **dict.fromkeys(
+        ("num_hidden_layers", "n_layer", "n_layers", "num_layers", "encoder_layers", "decoder_layers",
+         "num_decoder_layers", "num_encoder_layers", "depth"), 2),
+    **dict.fromkeys(
+        ("num_attention_heads", "n_head", "n_heads", "num_heads", "encoder_attention_heads",
+         "decoder_attention_heads"), 4),
+    **dict.fromkeys(
+        ("intermediate_size", "ffn_dim", "d_ff", "n_inner", "encoder_ffn_dim", "decoder_ffn_dim", "mlp_dim",
+         "decoder_intermediate_size"), 128),
+    **dict.fromkeys(("moe_intermediate_size", "shared_expert_intermediate_size"), 32),
+    **dict.fromkeys(("num_experts", "n_routed_experts", "num_local_experts"), 4),
+    "num_experts_per_tok": 2,
+    "num_key_value_heads": 2,
+    **dict.fromkeys(("head_dim", "v_head_dim", "qk_nope_head_dim", "index_head_dim", "d_kv"), 16),
+    "qk_rope_head_dim": 8,
+    "qk_head_dim": 24,
+    **dict.fromkeys(("kv_lora_rank", "q_lora_rank"), 32),
+    "vocab_size": VOCAB,
+    **dict.fromkeys(("max_position_embeddings", "n_positions"), 512),
+    "image_size": 32,
+    "patch_size": 8,
+}  # fmt: skip
+LAYER_KEYS = ("num_hidden_layers", "n_layer", "n_layers", "num_layers", "encoder_layers", "decoder_layers")
+HIERARCHICAL = ("depths",)  # a vision model with stages keeps its widths and image size; one block a stage
+
+
+def shrink(values: dict[str, Any]) -> dict[str, Any]:
+    """A config dict with its sizes shrunk (recursively into sub-configs); lists as long as the layer count
+    (``layer_types``) cut to the new count; special token ids moved into the shrunk vocabulary."""
+    out = dict(values)
+    hierarchical = any(isinstance(out.get(k), list) for k in HIERARCHICAL)
+    layers_before = next((out[k] for k in LAYER_KEYS if isinstance(out.get(k), int)), None)
+    for key, value in values.items():
+        if isinstance(value, dict) and key not in ("id2label", "label2id", "rope_parameters", "rope_scaling"):
+            out[key] = shrink(value)
+        elif hierarchical and key in ("depths",):
+            out[key] = [1] * len(value)
+        elif hierarchical:
+            continue
+        elif key in SIZES and isinstance(value, int) and not isinstance(value, bool) and value > SIZES[key]:
+            out[key] = SIZES[key]
+    if layers_before and layers_before > 2 and not hierarchical:
+        for key, value in values.items():
+            if isinstance(value, list) and len(value) == layers_before:
+                out[key] = value[:2]
+    if isinstance(out.get("vocab_size"), int) and out["vocab_size"] <= VOCAB:
+        vocab = out["vocab_size"]
+        taken = 0
+        for key in sorted(out):
+            if key.endswith(("token_id", "token_index")) and isinstance(out[key], int) and out[key] >= vocab:
+                taken += 1
+                out[key] = vocab - taken  # special ids at the top of the vocabulary, kept distinct
+    return out
+
+
+def classes() -> list[tuple[str, str, str]]:
+    """``(family, model_type, class name)`` of every class the families list, each once."""
+    from transformers.models.auto import modeling_auto
+
+    seen, found = set(), []
+    for family, mapping in FAMILIES:
+        for model_type, names in getattr(modeling_auto, mapping).items():
+            for name in (names,) if isinstance(names, str) else names:
+                if name not in seen:
+                    seen.add(name)
+                    found.append((family, model_type, name))
+    return found
+
+
+def build(model_type: str, class_name: str) -> torch.nn.Module:
+    import transformers
+    from transformers import CONFIG_MAPPING
+
+    config_class = CONFIG_MAPPING[model_type]
+    config = config_class.from_dict(shrink(config_class().to_dict()))
+    if getattr(config, "pad_token_id", 0) is None and hasattr(config, "vocab_size"):
+        config.pad_token_id = config.vocab_size - 1  # classifying a batch of sequences needs one
+    cls = getattr(transformers, class_name)
+    with torch.device("meta"):
+        count = sum(p.numel() for p in cls(config).parameters())
+    if count > MAX_PARAMETERS:
+        raise _NotBuilt(f"{count / 1e6:.0f}M parameters after shrinking (limit {MAX_PARAMETERS / 1e6:.0f}M)")
+    return cls(config)
+
+
+class _NotBuilt(RuntimeError):
+    pass
+
+
+def _text_config(config: Any) -> Any:
+    if hasattr(config, "get_text_config"):
+        try:
+            return config.get_text_config()
+        except Exception:  # noqa: BLE001 (some composite configs raise for a missing sub-config)
+            return config
+    return config
+
+
+def test_inputs(model: torch.nn.Module) -> dict[str, Any]:
+    """Inputs of the kind the model takes, not the tracing example: the example's structure with its values
+    drawn again (token ids at random but for the first, which is the config's own, or the one detinit assumed
+    and says so); where detinit has no example, inputs this script makes (:func:`own_inputs`)."""
+    example = example_for(model)
+    if example is None or example.inputs is None:
+        return own_inputs(model)
+    g = torch.Generator().manual_seed(12345)
+    special = _special_ids(model.config)
+    inputs: dict[str, Any] = {}
+    for key, value in example.inputs.items():
+        if not isinstance(value, torch.Tensor):
+            inputs[key] = value
+        elif value.is_floating_point():
+            inputs[key] = torch.randn(value.shape, generator=g, dtype=value.dtype)
+        else:
+            vocab = int(getattr(_text_config(model.config), "vocab_size", 0) or int(value.max()) + 1)
+            allowed = torch.tensor([t for t in range(vocab) if t not in special])
+            ids = allowed[torch.randint(0, len(allowed), (2, 10 if key == "input_ids" else 5), generator=g)]
+            ids[:, 0] = value[0, 0]
+            inputs[key] = ids
+    return inputs
+
+
+def _special_ids(config: Any) -> set[int]:
+    text = _text_config(config)
+    return {v for k, v in vars(text).items() if k.endswith(("token_id", "token_index")) and isinstance(v, int)}
+
+
+def own_inputs(model: torch.nn.Module) -> dict[str, Any]:
+    """Inputs of the kind the model takes, made here from its config (for models detinit makes none for)."""
+    config, name = model.config, getattr(model, "main_input_name", "input_ids")
+    accepted = inspect.signature(model.forward).parameters
+    g = torch.Generator().manual_seed(12345)
+    inputs: dict[str, Any] = {}
+    if name == "input_ids":
+        text = _text_config(config)
+        vocab = int(getattr(text, "vocab_size", 0) or 0)
+        if vocab < 4:
+            raise _NotBuilt("main input input_ids, but no vocab_size in the config")
+        special = _special_ids(config)
+        allowed = torch.tensor([t for t in range(vocab) if t not in special])
+        ids = allowed[torch.randint(0, len(allowed), (2, 10), generator=g)]
+        first = next((getattr(text, k) for k in ("cls_token_id", "bos_token_id") if isinstance(getattr(text, k, None), int)), None)  # fmt: skip
+        if first is not None and first < vocab:
+            ids[:, 0] = first
+        inputs["input_ids"] = ids
+        if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in accepted:
+            start = getattr(config, "decoder_start_token_id", None)
+            dec = allowed[torch.randint(0, len(allowed), (2, 5), generator=g)]
+            if isinstance(start, int) and start < vocab:
+                dec[:, 0] = start
+            inputs["decoder_input_ids"] = dec
+    elif name == "pixel_values":
+        vision = getattr(config, "vision_config", None) or config
+        size = getattr(vision, "image_size", None) or 64
+        height, width = (size, size) if isinstance(size, int) else tuple(size)[-2:]
+        channels = getattr(vision, "num_channels", 3)
+        inputs["pixel_values"] = torch.randn(2, channels, height, width, generator=g)
+    elif name == "input_values":
+        inputs["input_values"] = torch.randn(2, 8000, generator=g)
+    elif name == "input_features":
+        mels = getattr(config, "num_mel_bins", None) or getattr(config, "feature_size", None) or 80
+        sources = getattr(config, "max_source_positions", None)
+        if sources:  # Whisper-style: the full log-mel window the encoder's positions expect
+            inputs["input_features"] = torch.randn(2, mels, 2 * sources, generator=g)
+        else:
+            per_channel = getattr(config, "input_feat_per_channel", None)
+            features = per_channel * getattr(config, "input_channels", 1) if per_channel else mels
+            inputs["input_features"] = torch.randn(2, 64, features, generator=g)
+        if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in accepted:
+            start = getattr(config, "decoder_start_token_id", None) or 0
+            inputs["decoder_input_ids"] = torch.full((2, 3), start)
+    else:
+        raise _NotBuilt(f"main input {name!r}: no test input for it")
+    if "use_cache" in accepted:
+        inputs["use_cache"] = False
+    return inputs
+
+
+def check(entry: tuple[str, str, str], time_limit: int = TIME_LIMIT_S) -> dict[str, Any]:
+    """Build one class and check promises 1-4 on it; never raises. ``time_limit`` (seconds) needs the
+    SIGALRM handler of :func:`_worker_init`; 0 for none."""
+    family, model_type, class_name = entry
+    row: dict[str, Any] = {"family": family, "model_type": model_type, "class": class_name}
+    start = time.perf_counter()
+    signal.alarm(time_limit)
+    try:
+        try:
+            model = build(model_type, class_name)
+            inputs = test_inputs(model)
+            model.eval()
+            with torch.no_grad():
+                model(**inputs)
+        except Exception as err:  # noqa: BLE001 (a class that does not build or run is listed, not counted)
+            row.update(built=False, reason=_reason(err))
+            return row
+        row["built"] = True
+        report = initialize(model, "zero")
+        promises: dict[str, Any] = {}
+        unknown = [r.name for r in report.records if r.rule == "unknown"]
+        untraced = [n for n in report.notes if "was not traced" in n]
+        promises["nothing unknown"] = (not unknown and not untraced, _unknown_detail(unknown, untraced))
+        with torch.no_grad():
+            carriers = {r.name.rsplit(".", 1)[0] for r in report.records if r.role == "classifier_norm"}
+            for p in zero_start_promises(model, inputs, tolerance=TOLERANCE, carries_output_zero=carriers):
+                promises[p.promise] = (p.kept, str(p))
+        random_unknown = {}
+        for scheme in RANDOM_SCHEMES:
+            found = [r.name for r in initialize(build(model_type, class_name), scheme).records if r.rule == "unknown"]
+            if found:
+                random_unknown[scheme] = found[:3]
+        detail = "random schemes leave unknown: " + json.dumps(random_unknown) if random_unknown else ""
+        promises["random schemes"] = (not random_unknown, detail)
+        row["promises"] = promises
+        row["kept"] = all(kept is not False for kept, _ in promises.values())
+    except Exception as err:  # noqa: BLE001
+        row.update(kept=False, error=_reason(err))
+    finally:
+        signal.alarm(0)
+        row["seconds"] = round(time.perf_counter() - start, 2)
+    return row
+
+
+def _unknown_detail(unknown: list[str], untraced: list[str]) -> str:
+    parts = ["nothing unknown: BROKEN", *untraced]
+    if unknown:
+        parts.append(f"{len(unknown)} unknown: " + ", ".join(unknown[:4]))
+    return "; ".join(parts)
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, _Timeout):
+        return f"took over {TIME_LIMIT_S} s"
+    text = f"{type(err).__name__}: {err}".replace("\n", " ")
+    where = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
+    site = f" [{Path(where.filename).name}:{where.lineno}]" if where else ""
+    return text[:240] + site
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _on_alarm(signum: int, frame: object) -> None:
+    raise _Timeout
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    signal.signal(signal.SIGALRM, _on_alarm)
+
+
+def summarise(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]], str]:
+    """The table by family (built, kept all promises, pass rate) and the overall pass rate."""
+    by_family: dict[str, Counter] = defaultdict(Counter)
+    for row in rows:
+        c = by_family[row["family"]]
+        c["classes"] += 1
+        c["built"] += bool(row.get("built"))
+        c["kept"] += bool(row.get("built") and row.get("kept"))
+    table = []
+    for family in dict.fromkeys(f for f, _ in FAMILIES):
+        c = by_family.get(family)
+        if c:
+            rate = f"{100 * c['kept'] / c['built']:.0f} %" if c["built"] else "-"
+            table.append([family, str(c["classes"]), str(c["built"]), str(c["kept"]), rate])
+    built = sum(c["built"] for c in by_family.values())
+    kept = sum(c["kept"] for c in by_family.values())
+    total = f"{kept} of {built} classes that build keep promises 1-4 ({100 * kept / max(built, 1):.1f} %)"
+    return ["family", "classes", "built", "kept 1-4", "pass rate"], table, total
+
+
+def failures(rows: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for row in rows:
+        if not row.get("built") or row.get("kept"):
+            continue
+        if "error" in row:
+            lines.append(f"- {row['class']}: error {row['error']}")
+            continue
+        broken = [detail or name for name, (kept, detail) in row["promises"].items() if kept is False]
+        lines.append(f"- {row['class']}: " + " | ".join(broken))
+    return lines
+
+
+def not_built(rows: list[dict[str, Any]]) -> list[str]:
+    return [f"- {row['class']}: {row['reason']}" for row in rows if not row.get("built")]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--families", nargs="*", help="only these families (default all)")
+    parser.add_argument("--classes", nargs="*", help="only these class names")
+    parser.add_argument("--limit", type=int, default=0, help="at most this many classes (0: all)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", default="hf_zoo.jsonl", help="results, one JSON line a class (resumed)")
+    parser.add_argument("--markdown", default="", help="also write the tables here")
+    args = parser.parse_args()
+    _worker_init()
+    import transformers
+
+    todo = [e for e in classes() if (not args.families or e[0] in args.families)]
+    todo = [e for e in todo if not args.classes or e[2] in args.classes]
+    if args.limit:
+        todo = todo[: args.limit]
+    out = Path(args.out)
+    done = {}
+    if out.exists():
+        for line in out.read_text().splitlines():
+            row = json.loads(line)
+            done[row["class"]] = row
+    pending = [e for e in todo if e[2] not in done]
+    start = time.perf_counter()
+    with (
+        out.open("a") as sink,
+        multiprocessing.get_context("fork").Pool(args.workers, initializer=_worker_init, maxtasksperchild=20) as pool,
+    ):
+        for n, row in enumerate(pool.imap_unordered(check, pending), 1):
+            sink.write(json.dumps(row) + "\n")
+            sink.flush()
+            done[row["class"]] = row
+            verdict = "not built" if not row.get("built") else ("kept" if row.get("kept") else "BROKEN")
+            print(f"[{n}/{len(pending)}] {row['class']}: {verdict} ({row['seconds']} s)", flush=True)
+    rows = [done[e[2]] for e in todo if e[2] in done]
+    header, table, total = summarise(rows)
+    text = "\n".join(
+        [
+            f"transformers {transformers.__version__}, torch {torch.__version__}, "
+            f"{len(pending)} classes checked in {time.perf_counter() - start:.0f} s on {args.workers} workers",
+            "",
+            format_table(header, table),
+            "",
+            total,
+            "",
+            "Broken promises:",
+            *failures(rows),
+            "",
+            "Not built (not counted):",
+            *not_built(rows),
+        ]
+    )
+    print(text)
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+r"""Whether a model starts where ZerO promises, measured on one forward pass: :func:`zero_start_promises`.
+
+ZerO's start makes two promises that an input can check, whatever the architecture:
+
+* **zero logits**: every output named ``*logits*`` (or, for a plain tensor output, the output) is exactly 0;
+* **identity blocks**: every residual branch adds 0, and every block around one is the identity.
+
+The blocks are found from the computation, not from module names: the forward pass is recorded
+(:func:`detinit.init.roles.trace.record_forward`); a *residual add* is an add of two same-shaped tensors that
+depend on the input, one computed from the other through at least one layer (:math:`x + f(x)`, or several
+branches side by side: :func:`detinit.init.roles.traced.residuals.residual_sums`); its branch error is
+:math:`\|f(x)\| / \|x + f(x)\|`. A *block* is a module call that takes the add's skip :math:`x` (or a
+reshape of it) and returns a tensor of that shape :math:`y`, the smallest such call around the add; its error
+is :math:`\|y - x\| / \|x\|` (a post-norm block :math:`\mathrm{LN}(x + 0)` is the identity only when :math:`x`
+is already normalised). Both count as kept at a relative error ``<= tolerance``.
+
+>>> import torch
+>>> from torch import nn
+>>> class Block(nn.Module):
+...     def __init__(self):
+...         super().__init__()
+...         self.fc = nn.Linear(4, 4)
+...     def forward(self, x):
+...         return x + self.fc(x)
+>>> net = nn.Sequential(Block(), nn.Linear(4, 3))
+>>> _ = [nn.init.zeros_(p) for p in net.parameters()]
+>>> [(p.promise, p.kept) for p in zero_start_promises(net, torch.ones(2, 4))]
+[('zero logits', True), ('residual branches add 0', True), ('blocks are the identity', True)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..init.roles.trace import Graph, record_forward
+from ..init.roles.traced.index import SHAPE_FUNCS, GraphIndex
+from ..init.roles.traced.residuals import ResidualSum, residual_sums
+
+ZERO_LOGITS = "zero logits"
+BRANCHES_ZERO = "residual branches add 0"
+BLOCKS_IDENTITY = "blocks are the identity"
+
+
+@dataclass(frozen=True)
+class Promise:
+    """One promise's verdict on one input: ``kept`` is ``None`` where the model has nothing it applies to
+    (no logits, no residual add); ``error`` the worst relative error (0 for exact), ``where`` where it was."""
+
+    promise: str
+    kept: bool | None
+    error: float
+    where: str
+    checked: int  # how many outputs, adds or blocks were checked
+
+    def __str__(self) -> str:
+        verdict = {True: "kept", False: "BROKEN", None: "n/a"}[self.kept]
+        where = f" at {self.where}" if self.where else ""
+        return f"{self.promise}: {verdict} ({self.checked} checked, worst {self.error:.3g}{where})"
+
+
+def zero_start_promises(
+    model: nn.Module, inputs: object, *, tolerance: float = 1e-4, carries_output_zero: Collection[str] = ()
+) -> list[Promise]:
+    """Check ZerO's promises on ``model`` (already initialised) for ``inputs`` (a tensor, a tuple of positional
+    arguments or a dict of keyword arguments), in eval mode; changes nothing.
+
+    ``carries_output_zero``: modules that carry the output layer's zero by design (the norm before an output
+    layer tied to the token embedding, role ``classifier_norm`` in the report; with no final norm it is the last
+    block's own): a block around one of them is not counted."""
+    graph = record_forward(model, inputs)
+    sums = residual_sums(GraphIndex(model, graph))
+    blocks = _blocks_identity(graph, sums, tolerance, set(carries_output_zero))
+    return [_zero_logits(graph), _branches_zero(graph, sums, tolerance), blocks]
+
+
+def _norm(t: torch.Tensor) -> float:
+    return float(torch.linalg.vector_norm(t.detach().double()))
+
+
+def _relative(difference: float, scale: float) -> float:
+    if difference == 0:
+        return 0.0
+    return difference / scale if scale > 0 else float("inf")
+
+
+def _zero_logits(graph: Graph) -> Promise:
+    keys = [(k, v) for k, v in zip(graph.output_keys, graph.outputs) if "logits" in k.lower()]
+    if not keys and len(graph.outputs) == 1 and graph.output_keys[0] in ("", "0"):
+        keys = [(graph.output_keys[0] or "output", graph.outputs[0])]
+    if not keys:
+        return Promise(ZERO_LOGITS, None, 0.0, "", 0)
+    worst, where = 0.0, ""
+    for key, value in keys:
+        tensor = graph.tensors[value]
+        if not tensor.is_floating_point():
+            continue
+        peak = float(tensor.detach().abs().max()) if tensor.numel() else 0.0
+        if peak > worst or not where:
+            worst, where = max(worst, peak), key
+    return Promise(ZERO_LOGITS, worst == 0.0, worst, where, len(keys))
+
+
+def _branches_zero(graph: Graph, sums: list[ResidualSum], tolerance: float) -> Promise:
+    worst, where = 0.0, ""
+    for block in sums:
+        out = graph.tensors[graph.nodes[block.node].outputs[0]]
+        total = sum(graph.tensors[value].detach().double() for value, _ in block.branches)
+        error = _relative(_norm(total), _norm(out))
+        if error > worst or not where:
+            worst, where = max(worst, error), block.module or "the model"
+    kept = None if not sums else worst <= tolerance
+    return Promise(BRANCHES_ZERO, kept, worst, where, len(sums))
+
+
+def _skip_sources(graph: Graph, value: int) -> list[int]:
+    """``value`` and the values it is a reshape (or dropout, or cast) of."""
+    found = [value]
+    while True:
+        node = graph.producer(found[-1])
+        if node is None or node.name not in SHAPE_FUNCS or len(node.inputs) != 1:
+            return found
+        found.append(next(iter(node.inputs.values())))
+
+
+def _blocks_identity(graph: Graph, sums: list[ResidualSum], tolerance: float, excluded: set[str]) -> Promise:
+    """Each residual sum's block: the smallest module call around it that takes its skip and returns a tensor
+    of that shape (a model's encoder, which adds a final norm after its blocks, is not one)."""
+    errors: dict[int, float] = {}  # call number -> its error
+    carriers = [c for c in graph.calls if c.name in excluded]
+    for block in sums:
+        sources = _skip_sources(graph, block.skip)
+        best: tuple[int, int, int, int] | None = None  # (span, call number, entry, exit)
+        for number, call in enumerate(graph.calls):
+            if not call.name or not call.first_node <= block.node < call.last_node:
+                continue
+            entry = next((v for v in sources if v in call.inputs), None)
+            if entry is None:
+                continue
+            shape = graph.values[entry].shape
+            exit_ = next((v for v in call.outputs if graph.values[v].shape == shape), None)
+            if exit_ is None or not graph.tensors[exit_].is_floating_point():
+                continue
+            span = call.last_node - call.first_node
+            if best is None or span < best[0]:
+                best = (span, number, entry, exit_)
+        if best is None or best[1] in errors:
+            continue
+        _, number, entry, exit_ = best
+        call = graph.calls[number]
+        if any(call.first_node <= c.first_node and c.last_node <= call.last_node for c in carriers):
+            continue
+        x, y = graph.tensors[entry].detach().double(), graph.tensors[exit_].detach().double()
+        errors[number] = _relative(_norm(y - x), _norm(x))
+    if not errors:
+        return Promise(BLOCKS_IDENTITY, None, 0.0, "", 0)
+    number = max(errors, key=errors.__getitem__)
+    return Promise(BLOCKS_IDENTITY, errors[number] <= tolerance, errors[number], graph.calls[number].name, len(errors))

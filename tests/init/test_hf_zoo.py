@@ -1,0 +1,75 @@
+"""A fast sample of the Hugging Face zoo sweep (``benchmarks/hf_zoo.py``, docs/hf_zoo.md): one class for each
+structure the sweep taught tracing, built tiny from its config and checked for the sweep's promises 1-4 (nothing
+unknown and traced, zero logits on inputs that are not the example, identity blocks, random schemes complete)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from detinit import initialize
+
+transformers = pytest.importorskip("transformers")  # in the [test] extra
+logging.getLogger("transformers").setLevel(logging.ERROR)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import hf_zoo  # noqa: E402
+
+SAMPLE = [
+    ("causal LM", "mbart", "MBartForCausalLM"),  # token table of an Embedding subclass, tied to the output
+    ("causal LM", "bert", "BertLMHeadModel"),  # a bias shared by the LM head and its decoder layer
+    ("causal LM", "cohere", "CohereForCausalLM"),  # attention and MLP side by side in one residual sum
+    ("causal LM", "mixtral", "MixtralForCausalLM"),  # experts as stacked matrices, a router's gate
+    ("causal LM", "qwen2_moe", "Qwen2MoeForCausalLM"),  # routed and shared experts summed
+    ("causal LM", "gpt_oss", "GptOssForCausalLM"),  # experts' biases selected per token
+    ("sequence classification", "llama", "LlamaForSequenceClassification"),  # the last real token's score
+    ("sequence classification", "bert", "BertForSequenceClassification"),  # [CLS], first token assumed 0
+    ("audio classification", "whisper", "WhisperForAudioClassification"),  # input_features, encoder only
+    ("speech", "speech_to_text", "Speech2TextForConditionalGeneration"),  # input_features, channels last
+    ("speech", "whisper", "WhisperForConditionalGeneration"),  # input_features of a fixed window
+    ("image classification", "vit", "ViTForImageClassification"),
+]
+
+
+@pytest.mark.parametrize("entry", SAMPLE, ids=[e[2] for e in SAMPLE])
+def test_the_sample_keeps_zeros_promises(entry):
+    row = hf_zoo.check(entry, time_limit=0)
+    assert row["built"], row.get("reason")
+    assert row.get("kept"), row.get("error") or [d for ok, d in row["promises"].values() if ok is False]
+
+
+def test_a_model_that_cannot_be_traced_says_so_and_strict_refuses():
+    config = transformers.GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=32, n_positions=16)
+    model = transformers.GPT2LMHeadModel(config)
+    model.main_input_name = "inputs_embeds"  # a main input detinit makes no example of
+    with pytest.warns(UserWarning, match="GPT2LMHeadModel was not traced .*inputs_embeds"):
+        report = initialize(model, "zero")
+    assert any("example_inputs=" in note for note in report.notes) and "note: " in str(report)
+    before = [p.clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match=r"strict=True.*not traced.*example_inputs="):
+        initialize(model, "zero", strict=True)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # nothing written
+
+
+def test_the_report_says_which_first_token_it_assumed():
+    model = transformers.BertForSequenceClassification(
+        transformers.BertConfig(
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=64,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            num_labels=3,
+        )  # fmt: skip
+    )
+    report = initialize(model, "zero")
+    assert any("starting with token 0 (assumed)" in note for note in report.notes)
+    ids = torch.randint(1, 64, (4, 9))
+    ids[:, 0] = 0
+    model.eval()
+    assert model(input_ids=ids).logits.abs().max() == 0
+    ids[:, 0] = 5  # another first token: the zero output reading [CLS] is not promised
+    assert model(input_ids=ids).logits.abs().max() > 0

@@ -1,0 +1,153 @@
+"""Structures the Hugging Face zoo sweep (benchmarks/hf_zoo.py) found and tracing now reads, in plain torch:
+branches side by side in one residual sum, experts stored as stacks of matrices with a router's gate, expert
+biases selected per token, a token table of a subclass tied to the output, a bias tied between a head and its
+layer, and an output read at one position per sequence. Each test checks ZerO's promises on inputs that are not
+the tracing example (:func:`detinit.diagnostics.promises.zero_start_promises`)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from detinit import initialize
+from detinit.diagnostics.promises import zero_start_promises
+
+WIDTH = 8
+
+
+def kept(model: nn.Module, inputs: object) -> dict[str, bool | None]:
+    return {p.promise: p.kept for p in zero_start_promises(model, inputs)}
+
+
+class ParallelBlock(nn.Module):
+    """x + attn(LN x) + mlp(LN x), summed as (x + a) + m, as GPT-J and Cohere do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(WIDTH)
+        self.a1, self.a2 = nn.Linear(WIDTH, WIDTH), nn.Linear(WIDTH, WIDTH)
+        self.m1, self.m2 = nn.Linear(WIDTH, 2 * WIDTH), nn.Linear(2 * WIDTH, WIDTH)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x)
+        return x + self.a2(torch.tanh(self.a1(h))) + self.m2(torch.relu(self.m1(h)))
+
+
+def test_branches_side_by_side_each_end_at_zero():
+    net = nn.Sequential(nn.Linear(4, WIDTH), ParallelBlock(), ParallelBlock(), nn.Linear(WIDTH, 3))
+    report = initialize(net, "zero", example_inputs=torch.randn(2, 4), strict=True)
+    for block in ("1", "2"):
+        assert report[f"{block}.a2.weight"].role == "branch_last" and report[f"{block}.a2.weight"].rule == "zeros"
+        assert report[f"{block}.m2.weight"].role == "branch_last" and report[f"{block}.m2.weight"].rule == "zeros"
+        assert report[f"{block}.m1.weight"].role == "branch"
+    assert all(kept(net, torch.randn(5, 4)).values())
+
+
+class Experts(nn.Module):
+    """A mixture of experts with its weights stored as stacks ``(experts, out, in)``, as Hugging Face stores
+    them, and a bias per expert selected for each token by index."""
+
+    def __init__(self, experts: int = 4) -> None:
+        super().__init__()
+        self.router = nn.Linear(WIDTH, experts)
+        self.up = nn.Parameter(torch.randn(experts, 2 * WIDTH, WIDTH))
+        self.down = nn.Parameter(torch.randn(experts, WIDTH, 2 * WIDTH))
+        self.down_bias = nn.Parameter(torch.randn(experts, WIDTH))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = torch.softmax(self.router(x), dim=-1)
+        chosen = gate.argmax(dim=-1)
+        out = torch.zeros_like(x)
+        for e in range(self.up.shape[0]):
+            hidden = torch.relu(F.linear(x, self.up[e]))
+            out = out + gate[:, e : e + 1] * (F.linear(hidden, self.down[e]) + self.down_bias[chosen])
+        return out
+
+
+class MoEBlock(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm, self.experts = nn.LayerNorm(WIDTH), Experts()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.experts(self.norm(x))
+
+
+def test_stacked_experts_get_a_rule_per_matrix_and_the_last_one_starts_at_zero():
+    net = nn.Sequential(nn.Linear(4, WIDTH), MoEBlock(), nn.Linear(WIDTH, 3))
+    report = initialize(net, "zero", example_inputs=torch.randn(6, 4), strict=True)
+    up, down = report["1.experts.up"], report["1.experts.down"]
+    assert up.rule == "hadamard" and "each of 4 stacked" in up.reason  # 8 -> 16 in every expert
+    assert down.role == "branch_last" and down.rule == "zeros"
+    assert report["1.experts.down_bias"].rule == "zeros"
+    experts = net[1].experts
+    assert torch.equal(experts.up[0], experts.up[3]) and experts.up[0].abs().sum() > 0
+    assert all(kept(net, torch.randn(5, 4)).values())
+    for scheme in ("kaiming", "xavier", "orthogonal"):
+        assert not initialize(net, scheme, example_inputs=torch.randn(6, 4)).unknown
+
+
+class ScaledEmbedding(nn.Embedding):
+    """A token table of a subclass (BART's scaled word embedding)."""
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return super().forward(ids) * 2.0
+
+
+class TiedLM(nn.Module):
+    def __init__(self, vocab: int = 32) -> None:
+        super().__init__()
+        self.embed = ScaledEmbedding(vocab, WIDTH)
+        self.fc = nn.Linear(WIDTH, WIDTH)
+        self.norm = nn.LayerNorm(WIDTH)
+        self.head = nn.Linear(WIDTH, vocab)
+        self.head.weight = self.embed.weight
+        self.bias = self.head.bias  # a head holding its layer's bias too, as BERT's LM head does
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.embed(ids)
+        return self.head(self.norm(x + self.fc(x)))
+
+
+def test_a_table_of_a_subclass_and_a_shared_bias_are_tied_without_error():
+    model, ids = TiedLM(), torch.arange(16).view(2, 8)
+    report = initialize(model, "zero", example_inputs=ids, strict=True)
+    assert report["norm.weight"].role == "classifier_norm" and report["norm.weight"].rule == "zeros"
+    assert "tied" in report["embed.weight"].reason and report["embed.weight"].rule == "hadamard"
+    assert report["bias"].rule == "zeros"
+    assert model(torch.randint(0, 32, (3, 5))).abs().max() == 0
+
+
+class LastTokenClassifier(nn.Module):
+    """Scores every position, returns the score of each sequence's last real token (as Hugging Face's
+    ``*ForSequenceClassification`` of decoder models do)."""
+
+    def __init__(self, vocab: int = 32, pad: int = 31) -> None:
+        super().__init__()
+        self.pad = pad
+        self.embed = nn.Embedding(vocab, WIDTH)
+        self.fc = nn.Linear(WIDTH, WIDTH)
+        self.score = nn.Linear(WIDTH, 3, bias=False)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.embed(ids)
+        logits = self.score(x + self.fc(x))
+        last = (ids != self.pad).int().argmax(-1) * 0 + (ids != self.pad).sum(-1) - 1
+        return logits[torch.arange(len(ids)), last]
+
+
+def test_an_output_read_at_one_position_per_sequence_is_the_classifier():
+    model = LastTokenClassifier()
+    report = initialize(model, "zero", example_inputs=torch.arange(16).view(2, 8), strict=True)
+    assert report["score.weight"].role == "classifier" and report["score.weight"].rule == "zeros"
+    assert model(torch.randint(0, 31, (4, 6))).abs().max() == 0
+
+
+@pytest.mark.parametrize("block", [ParallelBlock, MoEBlock])
+def test_a_broken_block_is_reported_broken(block):
+    """The check is not vacuous: the same blocks with their default (random) weights break both promises."""
+    net = nn.Sequential(nn.Linear(4, WIDTH), block(), nn.Linear(WIDTH, 3))
+    promises = kept(net, torch.randn(5, 4))
+    assert promises == {"zero logits": False, "residual branches add 0": False, "blocks are the identity": False}
