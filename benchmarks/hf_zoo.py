@@ -29,6 +29,7 @@ import json
 import logging
 import multiprocessing
 import os
+import platform
 import signal
 import sys
 import time
@@ -362,6 +363,84 @@ def not_built(rows: list[dict[str, Any]]) -> list[str]:
     return [f"- {row['class']}: {row['reason']}" for row in rows if not row.get("built")]
 
 
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def broken_counts(rows: list[dict[str, Any]]) -> list[list[str]]:
+    """How many built classes break each promise (a class may break several)."""
+    counts: Counter = Counter()
+    for row in rows:
+        if not row.get("built") or row.get("kept"):
+            continue
+        if "error" in row:
+            counts["initialize raised an error"] += 1
+            continue
+        for name, (kept, _) in row["promises"].items():
+            if kept is False:
+                counts[name] += 1
+    return [[name, str(n)] for name, n in counts.most_common()]
+
+
+README_START, README_END = "<!-- hf_zoo table: start -->", "<!-- hf_zoo table: end -->"
+
+
+def write_reports(rows: list[dict[str, Any]], meta: str, markdown: str, readme: str) -> str:
+    """The sweep's tables as text (printed), and as markdown in ``markdown`` and between the markers of
+    ``readme`` (empty paths: not written)."""
+    header, table, total = summarise(rows)
+    text = "\n".join([meta, "", format_table(header, table), "", total, "", "Broken promises:", *failures(rows),
+                      "", "Not built (not counted):", *not_built(rows)])  # fmt: skip
+    if markdown:
+        doc = [
+            "# ZerO's promises on the Hugging Face zoo",
+            "",
+            "Every model class transformers maps from a config class, built tiny on the CPU from the config's "
+            "defaults with its sizes shrunk by name, initialised with no `roles=` and no `example_inputs=`, "
+            "and checked for four promises (`benchmarks/hf_zoo.py` says how): (1) nothing unknown and the "
+            "model traced, (2) logits exactly 0 on inputs that are not the tracing example, (3) every residual "
+            "branch adds 0 and every block around one is the identity (relative error <= 1e-4, blocks found "
+            "from the recorded computation), (4) `kaiming`, `xavier` and `orthogonal` leave nothing unknown. "
+            "A class that does not build or run from the shrunk config is listed with its error, not counted.",
+            "",
+            "```bash",
+            ".venv/bin/pip install -e '.[test]'   # transformers",
+            ".venv/bin/python benchmarks/hf_zoo.py --out hf_zoo.jsonl --markdown docs/hf_zoo.md --readme README.md",
+            "```",
+            "",
+            meta,
+            "",
+            markdown_table(header, table),
+            "",
+            f"**{total}.**",
+            "",
+            "## Promises broken, by promise",
+            "",
+            markdown_table(["promise", "classes"], broken_counts(rows)),
+            "",
+            "## Every class that breaks a promise",
+            "",
+            *failures(rows),
+            "",
+            "## Not built (not counted)",
+            "",
+            *not_built(rows),
+            "",
+        ]
+        Path(markdown).write_text("\n".join(doc))
+    if readme:
+        path = Path(readme)
+        old = path.read_text()
+        head, _, rest = old.partition(README_START)
+        _, _, tail = rest.partition(README_END)
+        if not rest:
+            raise SystemExit(f"{readme} has no {README_START} ... {README_END} block")
+        block = "\n".join(["", markdown_table(header, table), "", f"{total} (docs/hf_zoo.md).", ""])
+        path.write_text(head + README_START + block + README_END + tail)
+    return text
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--families", nargs="*", help="only these families (default all)")
@@ -369,7 +448,8 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=0, help="at most this many classes (0: all)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default="hf_zoo.jsonl", help="results, one JSON line a class (resumed)")
-    parser.add_argument("--markdown", default="", help="also write the tables here")
+    parser.add_argument("--markdown", default="", help="also write the tables here (docs/hf_zoo.md)")
+    parser.add_argument("--readme", default="", help="also put the family table in this README's hf_zoo block")
     args = parser.parse_args()
     _worker_init()
     import transformers
@@ -397,26 +477,17 @@ def main() -> int:
             verdict = "not built" if not row.get("built") else ("kept" if row.get("kept") else "BROKEN")
             print(f"[{n}/{len(pending)}] {row['class']}: {verdict} ({row['seconds']} s)", flush=True)
     rows = [done[e[2]] for e in todo if e[2] in done]
-    header, table, total = summarise(rows)
-    text = "\n".join(
-        [
-            f"transformers {transformers.__version__}, torch {torch.__version__}, "
-            f"{len(pending)} classes checked in {time.perf_counter() - start:.0f} s on {args.workers} workers",
-            "",
-            format_table(header, table),
-            "",
-            total,
-            "",
-            "Broken promises:",
-            *failures(rows),
-            "",
-            "Not built (not counted):",
-            *not_built(rows),
-        ]
-    )
-    print(text)
-    if args.markdown:
-        Path(args.markdown).write_text(text + "\n")
+    meta_file = out.with_suffix(".meta")  # how the results were made, kept for a report written later
+    if pending:
+        meta = (
+            f"transformers {transformers.__version__}, torch {torch.__version__}, {platform.machine()} "
+            f"{os.cpu_count()} CPU cores; {len(pending)} classes checked in {time.perf_counter() - start:.0f} s "
+            f"on {args.workers} workers, {time.strftime('%Y-%m-%d')}"
+        )
+        meta_file.write_text(meta)
+    else:
+        meta = meta_file.read_text() if meta_file.exists() else f"results read from {out}"
+    print(write_reports(rows, meta, args.markdown, args.readme))
     return 0
 
 

@@ -151,3 +151,63 @@ def test_a_broken_block_is_reported_broken(block):
     net = nn.Sequential(nn.Linear(4, WIDTH), block(), nn.Linear(WIDTH, 3))
     promises = kept(net, torch.randn(5, 4))
     assert promises == {"zero logits": False, "residual branches add 0": False, "blocks are the identity": False}
+
+
+class PostNormBlock(nn.Module):
+    def __init__(self, width: int, eps: float) -> None:
+        super().__init__()
+        self.fc, self.norm = nn.Linear(width, width), nn.LayerNorm(width, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x + self.fc(x))
+
+
+class PostNormEncoder(nn.Module):
+    """BART/BERT-style: token table -> LayerNorm (eps 1e-5) -> post-norm blocks LN(x + f(x))."""
+
+    def __init__(self, vocab: int = 40, width: int = 64, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, width, padding_idx=1)
+        self.embed_norm = nn.LayerNorm(width, eps=eps)
+        self.blocks = nn.Sequential(PostNormBlock(width, eps), PostNormBlock(width, eps))
+        self.head = nn.Linear(width, 3)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(self.embed_norm(self.embed(ids)))[:, 1:].mean(dim=1))
+
+
+def test_the_embedding_norm_puts_post_norm_blocks_at_their_fixed_point():
+    """With ZerO's +-1/8 table rows and eps 1e-5 a post-norm block moves its input by 3e-4 (relative); scaled
+    by sqrt((1 - eps)(m + eps) / m), the embedding norm's output is the fixed point +-sqrt(1 - eps)."""
+    model, ids = PostNormEncoder(), torch.arange(16).view(2, 8)
+    report = initialize(model, "zero", example_inputs=ids, strict=True)
+    settled = report["embed_norm.weight"]
+    assert settled.rule == "fixed_point" and "eps 1e-05" in settled.reason
+    assert torch.allclose(model.embed_norm.weight, torch.full((64,), (1 - 1e-5) ** 0.5 * (1 + 64e-5) ** 0.5))
+    assert all(report[f"blocks.{i}.norm.weight"].rule == "ones" for i in range(2))
+    assert all(kept(model, torch.randint(2, 40, (3, 7))).values())
+    paper = PostNormEncoder()  # ZerO as the paper writes it does not scale the norm: 3e-4 away
+    initialize(paper, "zero", variant="paper", example_inputs=ids)
+    error = next(p for p in zero_start_promises(paper, torch.randint(2, 40, (3, 7))) if "blocks" in p.promise).error
+    assert 2e-4 < error < 4e-4
+
+
+class PreNormLM(nn.Module):
+    def __init__(self, vocab: int = 40, width: int = 64) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, width)
+        self.norm1, self.fc, self.final_norm = nn.LayerNorm(width), nn.Linear(width, width), nn.LayerNorm(width)
+        self.head = nn.Linear(width, vocab)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.embed(ids)
+        x = x + self.fc(self.norm1(x))
+        return self.head(self.final_norm(x))
+
+
+def test_a_pre_norm_block_first_norm_is_not_an_embedding_norm():
+    """A pre-norm block's first norm reads the token table too, but feeds only the branch: it keeps 1."""
+    model = PreNormLM()
+    report = initialize(model, "zero", example_inputs=torch.arange(16).view(2, 8), strict=True)
+    assert report["norm1.weight"].rule == "ones" and not any(r.rule == "fixed_point" for r in report.records)
+    assert kept(model, torch.randint(0, 40, (3, 7)))["residual branches add 0"]

@@ -37,8 +37,8 @@ import torch
 from torch import nn
 
 from ..init.roles.trace import Graph, record_forward
-from ..init.roles.traced.index import SHAPE_FUNCS, GraphIndex
-from ..init.roles.traced.residuals import ResidualSum, residual_sums
+from ..init.roles.traced.index import GraphIndex
+from ..init.roles.traced.residuals import ResidualSum, reshaped_from, residual_sums
 
 ZERO_LOGITS = "zero logits"
 BRANCHES_ZERO = "residual branches add 0"
@@ -116,23 +116,13 @@ def _branches_zero(graph: Graph, sums: list[ResidualSum], tolerance: float) -> P
     return Promise(BRANCHES_ZERO, kept, worst, where, len(sums))
 
 
-def _skip_sources(graph: Graph, value: int) -> list[int]:
-    """``value`` and the values it is a reshape (or dropout, or cast) of."""
-    found = [value]
-    while True:
-        node = graph.producer(found[-1])
-        if node is None or node.name not in SHAPE_FUNCS or len(node.inputs) != 1:
-            return found
-        found.append(next(iter(node.inputs.values())))
-
-
 def _blocks_identity(graph: Graph, sums: list[ResidualSum], tolerance: float, excluded: set[str]) -> Promise:
     """Each residual sum's block: the smallest module call around it that takes its skip and returns a tensor
     of that shape (a model's encoder, which adds a final norm after its blocks, is not one)."""
     errors: dict[int, float] = {}  # call number -> its error
     carriers = [c for c in graph.calls if c.name in excluded]
     for block in sums:
-        sources = _skip_sources(graph, block.skip)
+        sources = reshaped_from(graph, block.skip)
         best: tuple[int, int, int, int] | None = None  # (span, call number, entry, exit)
         for number, call in enumerate(graph.calls):
             if not call.name or not call.first_node <= block.node < call.last_node:

@@ -32,6 +32,7 @@ from ..roles.traced import TracedRoles, trace_roles
 from ..roles.vocabulary import LayerInfo, RoleSource, default_layer_info, layer_infos
 from ..schemes import ParamRule, Scheme, get_scheme
 from . import checks
+from .embedding_norm import settle_embedding_norms_
 from .execute import execute
 from .library import adopt_library_init_
 from .plan import Entry, ModulePlan, direct_parameters, module_kind
@@ -133,6 +134,8 @@ def initialize(
     execute(plans, entries, scheme_obj, gen, materialised=device is not None)
     if example is not None and scheme_obj.policy.escapes_constant_readout:
         _escape_constant_readouts(model, example, entries)
+    if example is not None and scheme_obj.policy.settles_embedding_norm and traced.embedding_norms:
+        _settle_embedding_norms(model, example, traced.embedding_norms, entries)
     seed_used = seed if generator is None and scheme_obj.policy.uses_generator else None
     notes = [warning] if warning is not None else ([found.note] if found.note else [])
     if warning is not None:
@@ -253,3 +256,12 @@ def _escape_constant_readouts(model: nn.Module, example: object, entries: list[E
         entries[index] = entry._replace(
             rule="orthogonal_pairs", why=reason, evidence="", note=entry.note if entry.source else ""
         )
+
+
+def _settle_embedding_norms(model: nn.Module, example: object, norms: list[str], entries: list[Entry]) -> None:
+    """Scale norms reading the token embedding to the post-norm fixed point
+    (:mod:`detinit.init.apply.embedding_norm`); their entries say so."""
+    settled = settle_embedding_norms_(model, example, norms)
+    for index, entry in enumerate(entries):
+        if entry.name in settled:
+            entries[index] = entry._replace(rule="fixed_point", why=settled[entry.name], evidence="")

@@ -47,6 +47,8 @@ class Policy:
         zeroes_classifier: the output layer starts at 0 (tied to the token embedding: the norm before it).
         escapes_constant_readout: a zero output layer that reads a feature constant over the batch gets
             rows orthogonal to it (:mod:`detinit.init.apply.readout`).
+        settles_embedding_norm: a norm reading the token embedding is scaled so that its output is the
+            post-norm fixed point (:mod:`detinit.init.apply.embedding_norm`).
         deterministic_recurrence: recurrent gates get zeros and the identity, not random blocks.
         requires_gates: only meaningful on models with :class:`detinit.nn.ScalarGate` branches.
         residual_gate_value: where a ScalarGate multiplier of a residual branch starts.
@@ -57,6 +59,7 @@ class Policy:
     norm_aware: bool = True
     zeroes_classifier: bool = False
     escapes_constant_readout: bool = False
+    settles_embedding_norm: bool = False
     deterministic_recurrence: bool = False
     requires_gates: bool = False
     residual_gate_value: float = 1.0

@@ -92,6 +92,7 @@ class ZerOScheme(Scheme):
             norm_aware=ours,
             zeroes_classifier=True,
             escapes_constant_readout=ours,
+            settles_embedding_norm=ours,
             deterministic_recurrence=True,
         )
         self.columns = "spanning" if ours else "first"

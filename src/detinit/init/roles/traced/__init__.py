@@ -32,6 +32,9 @@ or whichever library wrote them:
   input (``arange`` positions, T5's relative buckets, BERT's token types) is
   ``"position"``; a parameter added to the input stream is a position table,
   one concatenated to it a ``"token"`` (cls, distillation, register tokens).
+* **Embedding norms**: a norm whose input is a token table's rows (plus
+  positions) is listed, so that ZerO can make its output a fixed point of the
+  post-norm blocks after it (:mod:`detinit.init.apply.embedding_norm`).
 * **Norms of unknown classes** (``LlamaRMSNorm``, ``T5LayerNorm``): a module
   whose direct parameters are vectors and whose output does not change when
   its input is scaled by 2 is a ``"norm"``.
@@ -61,6 +64,7 @@ from torch import nn
 
 from ..trace import record_forward
 from .attention import find_attention
+from .embedding_norms import find_embedding_norms
 from .index import GraphIndex
 from .layers import find_layers
 from .norms import find_norms
@@ -75,6 +79,7 @@ PASSES: tuple[Callable[[GraphIndex], None], ...] = (
     find_layers,
     find_attention,
     find_residuals,
+    find_embedding_norms,
     find_classifier,
 )
 

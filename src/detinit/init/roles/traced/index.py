@@ -68,6 +68,7 @@ class GraphIndex:
             if v.param is not None:
                 self.values_of.setdefault(self.canonical.get(v.param, v.param), []).append(v.index)
         self._matrix_uses: dict[int, tuple[str, str, str | None] | None] = {}  # node -> matrix_use, once
+        self.residual_sums: list | None = None  # pass 4's sums, found once (residuals.residual_sums)
 
     def param_source(self, value: int) -> tuple[str, bool] | None:
         """The parameter a value is (or a transposed/reshaped view of), and whether it was transposed."""

@@ -41,6 +41,8 @@ def residual_sums(ix: GraphIndex) -> list[ResidualSum]:
     projection shortcut) it is the side with fewer layers since they parted. A branch with no layer on it
     (GELU's ``x + 0.044715 x^3``) is not one.
     """
+    if ix.residual_sums is not None:
+        return ix.residual_sums
     graph, found = ix.graph, []
     for node in graph.nodes:
         if not _is_stream_add(graph, node) or _absorbed(graph, node):
@@ -52,6 +54,15 @@ def residual_sums(ix: GraphIndex) -> list[ResidualSum]:
         branches = [(value, inside) for value, inside in branches if any(ix.is_layer_output(v) for v in inside)]
         if branches:
             found.append(ResidualSum(node.index, skip, tuple(branches), node.module))
+    ix.residual_sums = found
+    return found
+
+
+def reshaped_from(graph: Graph, value: int) -> list[int]:
+    """``value`` and the values it is a reshape (or dropout, or cast) of."""
+    found = [value]
+    while (node := graph.producer(found[-1])) is not None and node.name in SHAPE_FUNCS and len(node.inputs) == 1:
+        found.append(next(iter(node.inputs.values())))
     return found
 
 

@@ -45,6 +45,7 @@ class TracedRoles:
     used: set[str] = field(default_factory=set)  # parameters the forward pass read
     notes: list[str] = field(default_factory=list)
     tables: set[str] = field(default_factory=set)  # parameters read by F.embedding
+    embedding_norms: list[str] = field(default_factory=list)  # norm modules reading a token table's rows
 
     def set_role(self, module: str, role: str, evidence: str, block: str | None = None, *, over: bool = False) -> None:
         """Give ``module`` a role; one it has already is kept unless ``over``."""

@@ -1,0 +1,106 @@
+r"""A norm that reads the token embedding, set so that every post-norm block after it is the identity:
+:func:`settle_embedding_norms_`.
+
+A post-norm block is :math:`\mathrm{LN}(x + f(x))`; ZerO makes :math:`f(x) = 0`, so the block is
+:math:`x / \sqrt{\overline{x^2} + \epsilon}` (for mean-zero :math:`x`), the identity only where
+:math:`\overline{x^2} = 1 - \epsilon`. The embedding norm's output has mean square
+:math:`m / (m + \epsilon)` for an input of mean square :math:`m` (ZerO's table rows are balanced Hadamard rows:
+mean 0, one magnitude); with :math:`m = 1/64` and :math:`\epsilon = 10^{-5}` that is :math:`1 - 6.4 \cdot 10^{-4}`,
+and the first block moves its input by :math:`3 \cdot 10^{-4}` (relative). Scaling the embedding norm by
+
+.. math:: g = \sqrt{(1 - \epsilon)(m + \epsilon) / m}
+
+puts its output at the fixed point :math:`\pm\sqrt{1 - \epsilon}`, which every later norm with the same
+:math:`\epsilon` returns unchanged: the blocks are the identity to rounding. :math:`g - 1` is
+:math:`\epsilon / 2m` to first order (:math:`3 \cdot 10^{-4}` above): the norm starts where it would, less the
+bias its :math:`\epsilon` adds. Nothing is changed where the input is not mean-zero with one mean square for
+every token (zero rows, a padding token's, aside), where the norm's scale is not all ones, or where
+:math:`g` rounds to 1 in the scale's dtype (BERT's :math:`\epsilon = 10^{-12}`).
+
+>>> round(fixed_point_scale(1 / 64, 1e-5), 6)
+1.000315
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..roles.trace import eval_mode, run_model
+
+EPS_ATTRIBUTES = ("eps", "variance_epsilon", "epsilon", "layer_norm_eps")
+
+
+def fixed_point_scale(mean_square: float, eps: float) -> float:
+    """:math:`g = \\sqrt{(1 - \\epsilon)(m + \\epsilon) / m}`: the scale that maps an input of mean square ``m`` to
+    the post-norm fixed point, mean square :math:`1 - \\epsilon`."""
+    return math.sqrt((1.0 - eps) * (mean_square + eps) / mean_square)
+
+
+def settle_embedding_norms_(model: nn.Module, example: object, names: list[str]) -> dict[str, str]:
+    """Scale each embedding norm in ``names`` (module names) to the post-norm fixed point for its input on
+    ``example``; returns ``{scale parameter: reason}`` for those changed."""
+    modules = {name: model.get_submodule(name) for name in names}
+    settled: dict[str, str] = {}
+    inputs = _norm_inputs(model, example, modules)
+    with torch.no_grad():
+        for name, module in modules.items():
+            eps = next(
+                (getattr(module, a) for a in EPS_ATTRIBUTES if isinstance(getattr(module, a, None), float)), None
+            )
+            weight = module._parameters.get("weight")
+            x = inputs.get(name)
+            if eps is None or not eps > 0 or weight is None or weight.dim() != 1 or x is None:
+                continue
+            if not torch.equal(weight, torch.ones_like(weight)):
+                continue
+            mean_square = _one_mean_square(x)
+            if mean_square is None:
+                continue
+            scale = fixed_point_scale(mean_square, eps)
+            if float(torch.tensor(scale, dtype=weight.dtype)) == 1.0:
+                continue  # a tiny epsilon (BERT's 1e-12): 1 is already the fixed point in this precision
+            weight.fill_(scale)
+            settled[f"{name}.weight"] = (
+                f"{scale:.7g} = sqrt((1 - eps)(m + eps) / m), eps {eps:g}, input mean square m {mean_square:.4g}: "
+                f"its output is the post-norm fixed point +-sqrt(1 - eps), so the post-norm blocks after it are "
+                "the identity"
+            )
+    return settled
+
+
+def _one_mean_square(x: torch.Tensor) -> float | None:
+    """The mean square over the features, if every token's is the same and its mean is 0; else ``None``.
+    Zero rows (a padding token's) are left out: the norm maps them to 0 whatever its scale."""
+    x = x.detach().double().reshape(-1, x.shape[-1])
+    x = x[x.abs().amax(dim=-1) > 0]
+    mean_square = x.pow(2).mean(dim=-1)
+    if x.numel() == 0:
+        return None
+    if float(x.mean(dim=-1).abs().max()) > 1e-7 * float(mean_square.max().sqrt()):
+        return None
+    if float(mean_square.max() - mean_square.min()) > 1e-9 * float(mean_square.max()):
+        return None
+    return float(mean_square[0])
+
+
+def _norm_inputs(model: nn.Module, example: object, modules: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
+    found: dict[str, torch.Tensor] = {}
+
+    def hook(name: str):
+        def capture(module: nn.Module, args: tuple) -> None:
+            if args and isinstance(args[0], torch.Tensor) and name not in found:
+                found[name] = args[0].detach().clone()
+
+        return capture
+
+    handles = [m.register_forward_pre_hook(hook(n)) for n, m in modules.items()]
+    try:
+        with eval_mode(model), torch.no_grad():
+            run_model(model, example)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return found

@@ -1,0 +1,46 @@
+"""Pass 5: norms that put the token embedding on the residual stream (BERT's and BART's embedding LayerNorm):
+their input is a token table's rows, plus position or token-type tables and a constant scale, and nothing
+else, and their output is carried past a residual branch (a pre-norm block's first norm, which feeds only the
+branch, is not one). Reads the norms of pass 1 and the sums of pass 4; :mod:`detinit.init.apply.embedding_norm`
+uses what it finds."""
+
+from __future__ import annotations
+
+from .index import ADD_FUNCS, MUL_FUNCS, SHAPE_FUNCS, GraphIndex
+from .residuals import residual_sums
+
+
+def find_embedding_norms(ix: GraphIndex) -> None:
+    skips = {source for block in residual_sums(ix) for source in _carried_from(ix, block.skip)}
+    for output, value in ix.norm_outputs.items():
+        name = ix.norm_call_of[output]
+        if output in skips and name not in ix.result.embedding_norms and _reads_token_table(ix, value):
+            ix.result.embedding_norms.append(name)
+
+
+def _reads_token_table(ix: GraphIndex, value: int) -> bool:
+    """Whether ``value`` is a token table's rows, through reshapes, constant scales and added values that do
+    not depend on the input (positions)."""
+    graph = ix.graph
+    while (node := graph.producer(value)) is not None:
+        tainted = graph.tainted_inputs(node)
+        if node.name == "embedding":
+            indices = node.inputs.get(0)
+            return indices is not None and graph.values[indices].tainted
+        if len(tainted) != 1 or graph.param_inputs(node):
+            return False
+        if node.name not in SHAPE_FUNCS | ADD_FUNCS | MUL_FUNCS:
+            return False
+        value = tainted[0]
+    return False
+
+
+def _carried_from(ix: GraphIndex, value: int) -> list[int]:
+    """``value`` and what it is carried from through reshapes, constant scales and added positions."""
+    found = [value]
+    while (node := ix.graph.producer(found[-1])) is not None:
+        tainted = ix.graph.tainted_inputs(node)
+        if len(tainted) != 1 or ix.graph.param_inputs(node) or node.name not in SHAPE_FUNCS | ADD_FUNCS | MUL_FUNCS:
+            return found
+        found.append(tainted[0])
+    return found
