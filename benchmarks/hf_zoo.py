@@ -213,7 +213,8 @@ def own_inputs(model: torch.nn.Module) -> dict[str, Any]:
         special = _special_ids(config)
         allowed = torch.tensor([t for t in range(vocab) if t not in special])
         ids = allowed[torch.randint(0, len(allowed), (2, 10), generator=g)]
-        first = next((getattr(text, k) for k in ("cls_token_id", "bos_token_id") if isinstance(getattr(text, k, None), int)), None)  # fmt: skip
+        firsts = [getattr(text, k, None) for k in ("cls_token_id", "bos_token_id")]
+        first = next((t for t in firsts if isinstance(t, int)), None)
         if first is not None and first < vocab:
             ids[:, 0] = first
         inputs["input_ids"] = ids

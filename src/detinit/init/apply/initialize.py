@@ -11,10 +11,10 @@
 4. **report**: one :class:`~detinit.init.apply.report.ParamRecord` per parameter, built at the end.
 
 A parameter no rule covers keeps its library's own initialisation where that is deterministic (Mamba's
-``A_log``: :mod:`detinit.init.apply.library`); any other is reported as unknown and left unchanged (``strict=True`` raises instead,
-before anything is written); one with ``requires_grad=False`` is left unchanged and reported as
-``frozen``. A parameter shared by several modules (tied weights) is written once, and the modules must
-agree on its role (:mod:`detinit.init.apply.tied`).
+``A_log``: :mod:`detinit.init.apply.library`); any other is reported as unknown and left unchanged
+(``strict=True`` raises instead, before anything is written); one with ``requires_grad=False`` is left
+unchanged and reported as ``frozen``. A parameter shared by several modules (tied weights) is written once,
+and the modules must agree on its rule (:mod:`detinit.init.apply.tied`).
 """
 
 from __future__ import annotations

@@ -124,7 +124,8 @@ def _pixel_inputs(config: object, device: torch.device) -> Example:
     channels = getattr(vision, "num_channels", None) or getattr(config, "num_channels", 3)
     note = ""
     if size is None:
-        size, note = ASSUMED_IMAGE_SIZE, f"pixel_values: {ASSUMED_IMAGE_SIZE} x {ASSUMED_IMAGE_SIZE} images assumed (the config has no image_size)"  # fmt: skip
+        size = ASSUMED_IMAGE_SIZE
+        note = f"pixel_values: {size} x {size} images assumed (the config has no image_size)"
     if not isinstance(size, int):
         size = tuple(size)[-2:]
     return Example({"pixel_values": _image(int(channels), size, device)}, note)

@@ -52,7 +52,7 @@ class GraphIndex:
     def __init__(self, model: nn.Module, graph: Graph) -> None:
         self.model, self.graph = model, graph
         self.result = TracedRoles()  # what the passes find
-        self.modules = dict(model.named_modules())
+        self.modules = dict(model.named_modules(remove_duplicate=False))  # a shared module under each name
         self.owner = {}  # parameter name -> the module that owns it directly
         for mname, module in self.modules.items():
             for pname, _ in module.named_parameters(recurse=False, remove_duplicate=False):

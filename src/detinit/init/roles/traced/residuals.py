@@ -94,17 +94,16 @@ def _mark_branch_end(ix: GraphIndex, branch: int, block: str) -> str | None:
     why = f"last layer of the branch of {block}"
     if _holds_several_matrices(ix, module):  # a stack of experts: the role is this matrix's, not the module's
         ix.result.params[weight] = replace_field(ix.result.params[weight], role=kind)
-        ends = None  # the module's other matrices are the branch's
-    else:
-        ix.result.set_role(module, kind, why, block, over=True)
-        ends = module
+        return None  # its zero stays on the matrix: a norm or scale after it keeps its own rule
+    ix.result.set_role(module, kind, why, block, over=True)
     for kind_met, name in met:
         if kind_met == "norm":
-            ix.result.set_role(name, "branch_last_norm", f"norm after the last layer of the branch of {block}", block, over=True)  # fmt: skip
+            why = f"norm after the last layer of the branch of {block}"
+            ix.result.set_role(name, "branch_last_norm", why, block, over=True)
         elif kind_met == "scale":
             ix.result.params[name] = TracedParam("layer_scale", f"scales the branch of {block}")
             ix.result.set_role(ix.owner[name], "layer_scale", f"holds the layer scale of {block}", block, over=True)
-    return ends
+    return module
 
 
 def _holds_several_matrices(ix: GraphIndex, module: str) -> bool:
@@ -141,9 +140,7 @@ def _terms(graph: Graph, node: Node) -> list[int]:
     """The operands of a sum, flattened through the adds absorbed into it."""
     terms = []
     for value in graph.tainted_inputs(node):
-        source = value
-        while (producer := graph.producer(source)) is not None and producer.name in SHAPE_FUNCS and len(producer.inputs) == 1:  # fmt: skip
-            source = next(iter(producer.inputs.values()))
+        producer = graph.producer(reshaped_from(graph, value)[-1])
         if producer is not None and _is_stream_add(graph, producer) and _absorbed(graph, producer):
             terms.extend(_terms(graph, producer))
         else:
