@@ -211,3 +211,45 @@ def test_a_pre_norm_block_first_norm_is_not_an_embedding_norm():
     report = initialize(model, "zero", example_inputs=torch.arange(16).view(2, 8), strict=True)
     assert report["norm1.weight"].rule == "ones" and not any(r.rule == "fixed_point" for r in report.records)
     assert kept(model, torch.randint(0, 40, (3, 7)))["residual branches add 0"]
+
+
+class WeightNormBlock(nn.Module):
+    """x + conv2(relu(conv1(x))), both convolutions under weight norm (wav2vec2's positional convolution)."""
+
+    def __init__(self, norm: bool = True) -> None:
+        super().__init__()
+        wrap = nn.utils.parametrizations.weight_norm if norm else (lambda m: m)
+        self.conv1, self.conv2 = (
+            wrap(nn.Conv1d(WIDTH, WIDTH, 3, padding=1)),
+            wrap(nn.Conv1d(WIDTH, WIDTH, 3, padding=1)),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(torch.relu(self.conv1(x)))
+
+
+def test_weight_norm_layers_get_the_rule_of_the_weight_they_compute():
+    normed, plain = (
+        nn.Sequential(nn.Conv1d(2, WIDTH, 1), WeightNormBlock()),
+        nn.Sequential(nn.Conv1d(2, WIDTH, 1), WeightNormBlock(False)),
+    )
+    x = torch.randn(3, 2, 10)
+    report = initialize(normed, "zero", example_inputs=x, strict=True)
+    initialize(plain, "zero", example_inputs=x, strict=True)
+    assert report["1.conv2.parametrizations.weight.original0"].rule == "via_zeros"
+    assert report["1.conv1.parametrizations.weight.original1"].rule.startswith("via_")
+    assert torch.allclose(normed[1].conv1.weight, plain[1].conv1.weight, atol=1e-6)  # W = g v / |v| = the rule's
+    g, v = normed[1].conv2.parametrizations.weight.original0, normed[1].conv2.parametrizations.weight.original1
+    assert g.abs().max() == 0 and torch.equal(v, torch.ones_like(v))  # the zero is on the magnitude
+    assert torch.equal(normed[1].conv2.weight, torch.zeros_like(normed[1].conv2.weight))
+    promises = kept(normed, torch.randn(2, 2, 7))  # no output layer here: the residual promises
+    assert promises["residual branches add 0"] and promises["blocks are the identity"]
+    for scheme in ("kaiming", "orthogonal"):
+        assert not initialize(normed, scheme, example_inputs=x).unknown
+        assert torch.isfinite(normed[1].conv2.weight).all() and normed[1].conv2.weight.abs().max() > 0
+
+
+def test_a_rule_a_parametrization_cannot_give_is_refused():
+    net = nn.Sequential(nn.Linear(4, 4), nn.utils.parametrizations.orthogonal(nn.Linear(4, 4)))  # never all zeros
+    with pytest.raises(ValueError, match=r"1.weight is computed by a parametrization .* cannot give rule 'zeros'"):
+        initialize(net, "zero", roles={"1": "classifier"})

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
+from torch.nn.utils.parametrize import ParametrizationList
 
 from ... import hooks
 from ..roles.declared import collect_roles
@@ -35,6 +36,7 @@ from . import checks
 from .embedding_norm import settle_embedding_norms_
 from .execute import execute
 from .library import adopt_library_init_
+from .parametrized import ParametrizedWrite, original_reason, parametrized_tensors, write_parametrized_
 from .plan import Entry, ModulePlan, direct_parameters, module_kind
 from .readout import escape_constant_readouts_
 from .report import FROZEN, UNKNOWN, InitReport
@@ -115,7 +117,7 @@ def initialize(
     role_sources = collect_roles(model, roles, traced.modules, named=named)
     checks.check_scheme_applies(scheme_obj, model, modules, role_sources)
 
-    plans, entries = _plan(named, scheme_obj, role_sources, traced)
+    plans, entries, parametrized = _plan(named, scheme_obj, role_sources, traced, device is None)
     if device is None:  # a meta-device model has no values to probe
         adopt_library_init_(model, plans, entries)
     unknown = [e for e in entries if e.rule == UNKNOWN]
@@ -132,6 +134,7 @@ def initialize(
         materialize_(model, device)
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)
     execute(plans, entries, scheme_obj, gen, materialised=device is not None)
+    write_parametrized_(parametrized, gen)
     if example is not None and scheme_obj.policy.escapes_constant_readout:
         _escape_constant_readouts(model, example, entries)
     if example is not None and scheme_obj.policy.settles_embedding_norm and traced.embedding_norms:
@@ -144,19 +147,27 @@ def initialize(
 
 
 def _plan(
-    named: list[tuple[str, nn.Module]], scheme: Scheme, role_sources: Mapping[str, RoleSource], traced: TracedRoles
-) -> tuple[list[ModulePlan], list[Entry]]:
+    named: list[tuple[str, nn.Module]],
+    scheme: Scheme,
+    role_sources: Mapping[str, RoleSource],
+    traced: TracedRoles,
+    parametrizations: bool = True,
+) -> tuple[list[ModulePlan], list[Entry], list[ParametrizedWrite]]:
     """A :class:`ModulePlan` per module owning parameters and an :class:`Entry` per parameter (a tied one once),
-    each parameter's rule resolved. One pass, a module at a time: a deep model has many small layers, and what
-    is done per parameter here costs as much as filling it."""
+    each parameter's rule resolved, and the tensors computed by parametrizations with theirs
+    (:mod:`detinit.init.apply.parametrized`; ``parametrizations=False`` leaves their originals unknown). One
+    pass, a module at a time: a deep model has many small layers, and what is done per parameter here costs as
+    much as filling it."""
     infos, default_info = layer_infos(role_sources), default_layer_info(role_sources)
     plans: list[ModulePlan] = []
     entries: list[Entry] = []
+    writes: dict[str, ParametrizedWrite] = {}  # "conv.weight" under weight norm -> its rule
     seen: dict[int, tuple[int, nn.Module]] = {}  # id(param) -> its entry and the module that holds it first
     cache: RuleCache = {}  # layer-weight rules, built once per geometry
     for mname, module in named:
         direct = direct_parameters(module)
-        if not direct:
+        computed = parametrized_tensors(module) if parametrizations else {}
+        if not direct and not computed:
             continue
         layer = infos.get(mname, default_info)
         source = role_sources.get(mname)
@@ -169,7 +180,12 @@ def _plan(
                     "parameter; run one forward pass before initialising"
                 )
         hooked = callable(hooks.find_hook(module, hooks.INIT_HOOK))
-        rules = _resolve_module(mname, module, direct, layer, traced, scheme, cache)
+        rules = _resolve_module(mname, module, {**direct, **computed}, layer, traced, scheme, cache)
+        for tensor in computed:
+            name = f"{mname}.{tensor}" if mname else tensor
+            if tensor in rules:
+                writes[name] = ParametrizedWrite(module, tensor, rules[tensor], name)
+        through = writes.get(_parametrized_owner(mname)) if isinstance(module, ParametrizationList) else None
         plan = ModulePlan(module, direct, hooked)
         module_type = type(module).__name__
         for pname, param in direct.items():
@@ -195,8 +211,16 @@ def _plan(
                 plan.rules[pname] = rule
             plan.entries[pname] = len(entries)
             entries.append(_entry(full, module_type, param, layer, rule, hooked, frozen, why_role))
+            if through is not None and rule is None and not frozen:
+                entries[-1] = entries[-1]._replace(rule=f"via_{through.rule.rule}", why=original_reason(through))
         plans.append(plan)
-    return plans, entries
+    return plans, entries, list(writes.values())
+
+
+def _parametrized_owner(name: str) -> str:
+    """``conv.weight`` for the parametrization module ``conv.parametrizations.weight``."""
+    owner, _, tensor = f".{name}".rpartition(".parametrizations.")
+    return f"{owner[1:]}.{tensor}" if owner else tensor
 
 
 def _resolve_module(

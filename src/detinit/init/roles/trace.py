@@ -46,6 +46,9 @@ SHAPE_ONLY = frozenset(
 )
 
 
+IN_PLACE_OPERATORS = frozenset({"__iadd__", "__isub__", "__imul__", "__itruediv__", "__ior__", "__iand__"})
+
+
 class TraceError(RuntimeError):
     """The model could not be run on the example input."""
 
@@ -206,8 +209,11 @@ class _Recorder(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
         name = getattr(func, "__name__", str(func))
+        before = self._keep_before_in_place(name, args)
+        out = func(*args, **kwargs)
+        if before is not None:  # the value the in-place call overwrote keeps what it held
+            self.tensors[before[0]] = before[1]
         inputs: dict[int | str, int] = {}
         scalars: dict[int | str, object] = {}
         for key, arg in list(enumerate(args)) + list(kwargs.items()):
@@ -229,6 +235,16 @@ class _Recorder(TorchFunctionMode):
         outputs = [self._new_value(t, index, tainted) for t in tensors_out]
         self.nodes.append(Node(index, name, inputs, outputs, self.stack[-1], scalars))
         return out
+
+    def _keep_before_in_place(self, name: str, args: tuple) -> tuple[int, torch.Tensor] | None:
+        """For a call that writes its first argument in place (``add_``, ``+=``, ``relu_``), the value it
+        overwrites and a copy of what that value holds, so that a residual ``out += shortcut`` can still be
+        read as its two sides."""
+        in_place = name in IN_PLACE_OPERATORS or (name.endswith("_") and not name.startswith("_"))
+        first = args[0] if args else None
+        if not in_place or not isinstance(first, torch.Tensor) or id(first) not in self.latest:
+            return None
+        return self.latest[id(first)], first.detach().clone()
 
     def pre_hook(self, name: str):
         def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:

@@ -6,7 +6,9 @@ The passes read the graph only through this index; what they find goes in :attr:
 
 from __future__ import annotations
 
+import torch
 from torch import nn
+from torch.nn.utils.parametrize import ParametrizationList, is_parametrized
 
 from ..trace import Graph, Node
 from .result import TracedRoles
@@ -68,6 +70,13 @@ class GraphIndex:
             if v.param is not None:
                 self.values_of.setdefault(self.canonical.get(v.param, v.param), []).append(v.index)
         self._matrix_uses: dict[int, tuple[str, str, str | None] | None] = {}  # node -> matrix_use, once
+        self.parametrized: dict[int, str] = {}  # value a parametrization computed -> its tensor ("conv.weight")
+        for call in graph.calls:
+            if isinstance(self.modules.get(call.name), ParametrizationList) and call.outputs:
+                owner, _, tensor = f".{call.name}".rpartition(".parametrizations.")
+                owner = owner[1:]
+                self.parametrized[call.outputs[0]] = f"{owner}.{tensor}" if owner else tensor
+                self.owner[self.parametrized[call.outputs[0]]] = owner
         self.residual_sums: list | None = None  # pass 4's sums, found once (residuals.residual_sums)
 
     def param_source(self, value: int) -> tuple[str, bool] | None:
@@ -77,6 +86,8 @@ class GraphIndex:
             v = self.graph.values[value]
             if v.param is not None:
                 return self.canonical.get(v.param, v.param), flipped
+            if value in self.parametrized:  # a weight computed by a parametrization (weight norm)
+                return self.parametrized[value], flipped
             node = self.graph.producer(value)
             if node is None or node.name not in SHAPE_FUNCS:
                 return None
@@ -117,10 +128,18 @@ class GraphIndex:
 
     def layer_module(self, param: str, node: Node) -> str:
         """The module a layer's weight belongs to (for a tied weight: the name used where ``node`` ran)."""
-        for name in self.names_of.get(id(self.model.get_parameter(param)), [param]):
+        for name in self.names_of.get(id(self.parameter(param)), [param]):
             if self.owner.get(name) == node.module:
                 return node.module
         return self.owner[param]
+
+    def parameter(self, name: str) -> torch.Tensor:
+        """A parameter by name, or the tensor a parametrization computes (``conv.weight`` under weight norm)."""
+        owner, _, attribute = name.rpartition(".")
+        module = self.model.get_submodule(owner)
+        if is_parametrized(module, attribute):
+            return getattr(module, attribute)
+        return self.model.get_parameter(name)
 
     def first_uses(self, param: str) -> list[tuple[Node, int]]:
         """The first nodes that read ``param``, looking through reshapes of it."""
