@@ -7,6 +7,8 @@
 * :func:`rank_table` -- effective / stable / numerical rank and the rank of W - I;
 * :func:`dead_channels` -- channels that are zero, or copies of another, up to rounding;
 * :func:`gradient_at_init` -- which parameters get a gradient at steps 0, 1, 2;
+* :func:`zero_start_promises` -- whether the logits are 0 and every residual block the identity, on an input,
+  blocks found from the recorded computation;
 * :func:`measure_diagnostics`, :func:`initial_weights` -- what a training run records as it goes.
 """
 
@@ -24,12 +26,14 @@ from .diversity import (
 )
 from .gradient_flow import StepGradients, gradient_at_init
 from .isometry import jacobian_singular_values
+from .promises import Promise, zero_start_promises
 from .rank import RankRow, effective_rank, minus_identity, numerical_rank, rank_table, stable_rank
 from .signal import SignalRow, channel_stats, signal_propagation
 from .tracking import initial_weights, measure_diagnostics, signal_at_init
 
 __all__ = [
     "DeadChannelRow",
+    "Promise",
     "FeatureRow",
     "RankRow",
     "SignalRow",
@@ -56,4 +60,5 @@ __all__ = [
     "signal_propagation",
     "stable_rank",
     "weight_symmetry",
+    "zero_start_promises",
 ]
