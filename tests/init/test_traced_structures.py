@@ -253,3 +253,76 @@ def test_a_rule_a_parametrization_cannot_give_is_refused():
     net = nn.Sequential(nn.Linear(4, 4), nn.utils.parametrizations.orthogonal(nn.Linear(4, 4)))  # never all zeros
     with pytest.raises(ValueError, match=r"1.weight is computed by a parametrization .* cannot give rule 'zeros'"):
         initialize(net, "zero", roles={"1": "classifier"})
+
+
+class RelativeBiasAttention(nn.Module):
+    """Attention whose scores get a bias read from a table by fixed indices (Swin's relative positions)."""
+
+    def __init__(self, tokens: int = 6) -> None:
+        super().__init__()
+        self.qkv, self.out = nn.Linear(WIDTH, 3 * WIDTH), nn.Linear(WIDTH, WIDTH)
+        self.table = nn.Parameter(torch.randn(2 * tokens - 1))
+        offsets = torch.arange(tokens)[:, None] - torch.arange(tokens)[None, :] + tokens - 1
+        self.register_buffer("index", offsets.flatten(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        n = x.shape[1]
+        scores = q @ k.transpose(-2, -1) / WIDTH**0.5 + self.table[self.index].view(n, n)
+        return x + self.out(torch.softmax(scores, dim=-1) @ v)
+
+
+def test_a_relative_position_table_read_by_indexing_is_a_position_table():
+    net = nn.Sequential(nn.Linear(4, WIDTH), RelativeBiasAttention(), nn.Linear(WIDTH, 3))
+    report = initialize(net, "zero", example_inputs=torch.randn(2, 6, 4), strict=True)
+    table = report["1.table"]
+    assert table.role == "position" and table.rule == "zeros" and "relative-position bias" in table.reason
+    assert not initialize(net, "kaiming", example_inputs=torch.randn(2, 6, 4)).unknown
+
+
+class PreparedTokens(nn.Module):
+    """A position table interpolated to the input's size before it is added, and a cls token that gets its own
+    position before it is concatenated (ViTMAE)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Linear(4, WIDTH)
+        self.positions = nn.Parameter(torch.randn(1, WIDTH, 3))
+        self.cls_token, self.cls_position = (
+            nn.Parameter(torch.randn(1, 1, WIDTH)),
+            nn.Parameter(torch.randn(1, 1, WIDTH)),
+        )
+        self.head = nn.Linear(WIDTH, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x)
+        h = h + F.interpolate(self.positions, size=h.shape[1], mode="linear").transpose(1, 2)
+        cls = (self.cls_token + self.cls_position).expand(len(h), -1, -1)
+        return self.head(torch.cat([cls, h], dim=1)[:, 0])
+
+
+def test_tables_and_tokens_prepared_before_they_meet_the_stream():
+    report = initialize(PreparedTokens(), "zero", example_inputs=torch.randn(2, 6, 4), strict=True)
+    assert report["positions"].role == "position" and report["positions"].rule == "zeros"
+    assert report["cls_token"].role == "token" and report["cls_position"].role == "token"
+
+
+class AttentionPooling(nn.Module):
+    """A learned query attending over the sequence (SigLIP's pooling head), with torch's MultiheadAttention."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Linear(4, WIDTH)
+        self.probe = nn.Parameter(torch.randn(1, 1, WIDTH))
+        self.attention = nn.MultiheadAttention(WIDTH, 2, batch_first=True)
+        self.head = nn.Linear(WIDTH, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x)
+        pooled, _ = self.attention(self.probe.expand(len(h), -1, -1), h, h, need_weights=False)
+        return self.head(pooled[:, 0])
+
+
+def test_a_learned_query_is_a_token():
+    report = initialize(AttentionPooling(), "zero", example_inputs=torch.randn(2, 6, 4), strict=True)
+    assert report["probe"].role == "token" and "learned query" in report["probe"].reason

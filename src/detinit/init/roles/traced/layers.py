@@ -7,7 +7,8 @@ from __future__ import annotations
 from torch import nn
 
 from ..layers import MATRIX_LAYER_TYPES, NORM_TYPES
-from .index import ADD_FUNCS, SHAPE_FUNCS, GraphIndex
+from ..trace import Node
+from .index import ADD_FUNCS, SHAPE_FUNCS, SOFTMAX_FUNCS, GraphIndex
 from .result import TracedParam
 
 
@@ -58,10 +59,54 @@ def _stream_use(ix: GraphIndex, param: str) -> TracedParam | None:
     for node, value in ix.first_uses(param):
         if node.name == "__getitem__" and node.inputs.get(0) == value and _adds_to_a_layer(ix, node.outputs[0]):
             return TracedParam("bias", "a row per token, selected by index, added to a layer's output (experts)")
+        if node.name == "__getitem__" and node.inputs.get(0) == value and _biases_attention(ix, node):
+            why = "a relative-position bias: rows selected by fixed indices, added to the attention scores"
+            return TracedParam("position", why)
         if node.name in ADD_FUNCS and ix.graph.tainted_inputs(node):
             return TracedParam("position", f"added to the input stream ({node.name} in {node.module or 'model'})")
         if node.name in ("cat", "concat", "concatenate") and ix.graph.tainted_inputs(node):
             return TracedParam("token", f"concatenated to the input stream (cat in {node.module or 'model'})")
+    return _prepared_stream_use(ix, param)
+
+
+QUERY_FUNCS = frozenset({"scaled_dot_product_attention", "multi_head_attention_forward"})
+
+
+def _is_data_input(ix: GraphIndex, node: Node, value: int) -> bool:
+    """Whether ``value`` is what a layer's matrix multiplies (its input), not the matrix or the bias."""
+    return node.inputs.get(0) == value or node.inputs.get("input") == value
+
+
+def _prepared_stream_use(ix: GraphIndex, param: str, depth: int = 8) -> TracedParam | None:
+    """A position table or token prepared before it meets the stream, by functions of it and other parameters
+    alone (a position table interpolated to the image size, ViTMAE's cls token plus its position), followed
+    through those functions to the first that takes the stream too; or a learned query, the input of a layer
+    or the query of an attention (SigLIP's pooling probe, Perceiver's latents): a token."""
+    graph = ix.graph
+    frontier = list(ix.values_of.get(param, []))
+    seen = set(frontier)
+    for _ in range(depth):
+        following = []
+        for value in frontier:
+            for index in graph.consumers.get(value, []):
+                node = graph.nodes[index]
+                use = ix.matrix_use(node)
+                query = node.name in QUERY_FUNCS and value in (node.inputs.get(0), node.inputs.get("query"))
+                if query or (use is not None and not graph.tainted_inputs(node) and _is_data_input(ix, node, value)):
+                    why = f"a learned query ({node.name} in {node.module or 'model'}: attention pooling, latents)"
+                    return TracedParam("token", why)
+                if use is not None:
+                    return None
+                if graph.tainted_inputs(node):
+                    where = f"{node.name} in {node.module or 'model'}, after {param} was prepared"
+                    if node.name in ADD_FUNCS:
+                        return TracedParam("position", f"added to the input stream ({where})")
+                    if node.name in ("cat", "concat", "concatenate"):
+                        return TracedParam("token", f"concatenated to the input stream ({where})")
+                    return None
+                following.extend(v for v in node.outputs if v not in seen)
+        seen.update(following)
+        frontier = following
     return None
 
 
@@ -77,3 +122,41 @@ def _adds_to_a_layer(ix: GraphIndex, value: int) -> bool:
         if node.name not in SHAPE_FUNCS or len(node.inputs) != 1:
             return False
         value = node.outputs[0]
+
+
+ATTENTION_FUNCS = frozenset({"scaled_dot_product_attention"})
+
+
+def _biases_attention(ix: GraphIndex, node: Node) -> bool:
+    """Whether an indexing ``node`` whose indices do not depend on the input feeds, through reshapes, the
+    attention scores: SDPA's mask, or an add to scores that depend on the input (Swin's, BEiT's tables)."""
+    if ix.graph.tainted_inputs(node):
+        return False
+    value = node.outputs[0]
+    while True:
+        consumers = [ix.graph.nodes[i] for i in ix.graph.consumers.get(value, [])]
+        if len(consumers) != 1:
+            return False
+        consumer = consumers[0]
+        if consumer.name in ATTENTION_FUNCS:
+            return value not in (consumer.inputs.get(k) for k in (0, 1, 2, "query", "key", "value"))
+        if consumer.name in ADD_FUNCS:
+            return bool(ix.graph.tainted_inputs(consumer)) and _feeds_softmax(ix, consumer.outputs[0])
+        if consumer.name not in SHAPE_FUNCS or len(consumer.inputs) != 1:
+            return False
+        value = consumer.outputs[0]
+
+
+def _feeds_softmax(ix: GraphIndex, value: int, depth: int = 4) -> bool:
+    """Whether ``value`` reaches a softmax within a few functions (scores + bias + mask, then softmax)."""
+    frontier = [value]
+    for _ in range(depth):
+        nxt = []
+        for v in frontier:
+            for i in ix.graph.consumers.get(v, []):
+                consumer = ix.graph.nodes[i]
+                if consumer.name in SOFTMAX_FUNCS:
+                    return True
+                nxt.extend(consumer.outputs)
+        frontier = nxt
+    return False
