@@ -31,6 +31,11 @@ SAMPLE = [
     ("speech", "speech_to_text", "Speech2TextForConditionalGeneration"),  # input_features, channels last
     ("speech", "whisper", "WhisperForConditionalGeneration"),  # input_features of a fixed window
     ("image classification", "vit", "ViTForImageClassification"),
+    ("image classification", "resnet", "ResNetForImageClassification"),  # out += shortcut, in place
+    ("image classification", "swin", "SwinForImageClassification"),  # relative-position tables by index
+    ("image classification", "pvt", "PvtForImageClassification"),  # positions interpolated before the add
+    ("vision encoder", "siglip_vision_model", "SiglipVisionModel"),  # attention pooling's learned probe
+    ("causal LM", "bart", "BartForCausalLM"),  # the embedding norm at the post-norm fixed point
 ]
 
 
