@@ -326,3 +326,18 @@ class AttentionPooling(nn.Module):
 def test_a_learned_query_is_a_token():
     report = initialize(AttentionPooling(), "zero", example_inputs=torch.randn(2, 6, 4), strict=True)
     assert report["probe"].role == "token" and "learned query" in report["probe"].reason
+
+
+def test_weight_norm_per_tap_writes_an_identity_kernel_exactly():
+    """Weight norm over the taps (dim=2, wav2vec2-conformer): an identity kernel is 0 off its centre tap, where
+    the magnitude stays 0 and the direction is set to 1, so the computed kernel is the rule's exactly."""
+
+    def block(norm: bool) -> nn.Module:
+        conv = nn.Conv1d(WIDTH, WIDTH, 5, padding=2, groups=2)
+        return nn.utils.parametrizations.weight_norm(conv, dim=2) if norm else conv
+
+    normed, plain = nn.Sequential(block(True), nn.ReLU()), nn.Sequential(block(False), nn.ReLU())
+    x = torch.randn(2, WIDTH, 9)
+    initialize(normed, "zero", example_inputs=x, strict=True)
+    initialize(plain, "zero", example_inputs=x, strict=True)
+    assert torch.isfinite(normed[0].weight).all() and torch.equal(normed[0].weight, plain[0].weight)

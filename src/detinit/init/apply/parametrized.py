@@ -10,8 +10,9 @@ originals through the parametrization's ``right_inverse`` (:math:`g = \|W\|`, :m
 A zero :math:`W` has no direction (:math:`v / \|v\|` would be :math:`0/0`). As norm-aware ZerO puts a branch's
 zero on the norm after its last layer, the zero goes on the magnitude: the direction is set from the all-ones
 tensor and the original whose zero makes :math:`W = 0` (:math:`g`) is set to 0, so the layer computes exactly 0
-and :math:`g` gets a gradient from the first step. A rule that cannot be written so is refused, naming the
-parameter.
+and :math:`g` gets a gradient from the first step. The same holds slice by slice where the magnitude is per
+slice (weight norm over the kernel's taps, an identity kernel being 0 off its centre tap). A rule that cannot
+be written so is refused, naming the parameter.
 
 >>> from torch import nn
 >>> conv = nn.utils.parametrizations.weight_norm(nn.Conv1d(4, 4, 3))
@@ -64,7 +65,9 @@ def write_parametrized_(writes: list[ParametrizedWrite], generator: torch.Genera
         if target.abs().max() == 0:
             _zero_on_the_magnitude(write, target)
         else:
-            setattr(write.module, write.tensor, target)
+            setattr(write.module, write.tensor, target.clone())  # right_inverse may keep the very tensor
+            if not torch.isfinite(getattr(write.module, write.tensor)).all():
+                _zero_slices_on_the_magnitude(write)
         now = getattr(write.module, write.tensor)
         if not torch.isfinite(now).all() or not torch.allclose(now, target, rtol=1e-5, atol=1e-6):
             raise ValueError(
@@ -85,3 +88,16 @@ def _zero_on_the_magnitude(write: ParametrizedWrite, target: torch.Tensor) -> No
         if torch.isfinite(now).all() and now.abs().max() == 0:
             return
         original.copy_(kept)
+
+
+def _zero_slices_on_the_magnitude(write: ParametrizedWrite) -> None:
+    """A target with some zero slices under a per-slice magnitude (weight norm over ``dim``: an identity
+    kernel's off-centre taps): those slices get direction 1 and keep magnitude 0."""
+    originals = list(write.module.parametrizations[write.tensor].parameters(recurse=False))
+    if len(originals) != 2:
+        return
+    magnitude, direction = sorted(originals, key=lambda t: t.numel())
+    if direction.shape != getattr(write.module, write.tensor).shape or magnitude.numel() == direction.numel():
+        return
+    zero = (magnitude == 0).expand_as(direction)
+    direction[zero] = 1.0
