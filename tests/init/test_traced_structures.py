@@ -341,3 +341,22 @@ def test_weight_norm_per_tap_writes_an_identity_kernel_exactly():
     initialize(normed, "zero", example_inputs=x, strict=True)
     initialize(plain, "zero", example_inputs=x, strict=True)
     assert torch.isfinite(normed[0].weight).all() and torch.equal(normed[0].weight, plain[0].weight)
+
+
+class TwoHeads(nn.Module):
+    """A cls head and a distillation head whose logits are averaged (DeiT with its teacher's token)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.head, self.head_dist = nn.Linear(4, WIDTH), nn.Linear(WIDTH, 3), nn.Linear(WIDTH, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.stem(x))
+        return (self.head(h) + self.head_dist(h)) / 2
+
+
+def test_heads_summed_into_the_output_are_each_an_output_layer():
+    model = TwoHeads()
+    report = initialize(model, "zero", example_inputs=torch.randn(2, 4), strict=True)
+    assert report["head.weight"].role == report["head_dist.weight"].role == "classifier"
+    assert model(torch.randn(5, 4)).abs().max() == 0

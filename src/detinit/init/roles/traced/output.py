@@ -1,10 +1,13 @@
-"""Pass 5: the output layer, walking back from the model's output (``logits`` where it has them); the norm
-before it where its weight is tied to the token embedding (pass 2's tables) becomes ``classifier_norm``."""
+"""Pass 6: the output layers, walking back from the model's outputs (each named ``logits``, or the first),
+through a sum of heads (DeiT's cls and distillation heads, averaged); the norm before one whose weight is
+tied to the token embedding (pass 2's tables) becomes ``classifier_norm``."""
 
 from __future__ import annotations
 
-from .index import GraphIndex
+from .index import ADD_FUNCS, MUL_FUNCS, SHAPE_FUNCS, GraphIndex
 from .walks import walk_back
+
+DIV_FUNCS = frozenset({"div", "__truediv__", "true_divide"})
 
 
 def find_classifier(ix: GraphIndex) -> None:
@@ -12,13 +15,34 @@ def find_classifier(ix: GraphIndex) -> None:
     if not graph.outputs:
         return
     keys = graph.output_keys
-    index = keys.index("logits") if "logits" in keys else 0
-    met, layer = walk_back(ix, graph.outputs[index])
+    logits = [i for i, key in enumerate(keys) if "logits" in key.split(".")[0]] or [0]
+    for index in logits:
+        for value in _heads(ix, graph.outputs[index]):
+            _mark_classifier(ix, value, keys[index])
+
+
+def _heads(ix: GraphIndex, value: int, depth: int = 4) -> list[int]:
+    """The values an output is the sum of (a cls head and a distillation head averaged, DeiT), else itself."""
+    node = ix.graph.producer(value)
+    for _ in range(depth):
+        if node is None:
+            break
+        tainted = ix.graph.tainted_inputs(node)
+        if node.name in ADD_FUNCS and len(tainted) == 2 and not ix.graph.param_inputs(node):
+            return [v for side in tainted for v in _heads(ix, side, depth - 1)]
+        if node.name not in SHAPE_FUNCS | MUL_FUNCS | DIV_FUNCS or len(tainted) != 1 or ix.graph.param_inputs(node):
+            break
+        node = ix.graph.producer(tainted[0])
+    return [value]
+
+
+def _mark_classifier(ix: GraphIndex, value: int, key: str) -> None:
+    met, layer = walk_back(ix, value)
     if layer is None or met:
         return
     node, weight = layer
     module = ix.layer_module(weight, node)
-    evidence = f"last layer before the output {keys[index] or 'tensor'!r}"
+    evidence = f"last layer before the output {key or 'tensor'!r}"
     ix.result.set_role(module, "classifier", evidence, over=True)
     if weight in ix.result.tables:
         before, _ = walk_back(ix, ix.stream_input(node))
