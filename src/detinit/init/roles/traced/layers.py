@@ -110,18 +110,26 @@ def _prepared_stream_use(ix: GraphIndex, param: str, depth: int = 8) -> TracedPa
     return None
 
 
-def _adds_to_a_layer(ix: GraphIndex, value: int) -> bool:
-    """Whether ``value`` (through reshapes) is added to a layer's output."""
+def _sole_use(ix: GraphIndex, value: int) -> tuple[Node, int] | None:
+    """The one function ``value`` feeds, through reshapes, and the value it gives it; ``None`` where it feeds
+    several, or none."""
     while True:
         consumers = [ix.graph.nodes[i] for i in ix.graph.consumers.get(value, [])]
         if len(consumers) != 1:
-            return False
+            return None
         node = consumers[0]
-        if node.name in ADD_FUNCS:
-            return any(ix.is_layer_output(v) for v in node.inputs.values() if v != value)
         if node.name not in SHAPE_FUNCS or len(node.inputs) != 1:
-            return False
+            return node, value
         value = node.outputs[0]
+
+
+def _adds_to_a_layer(ix: GraphIndex, value: int) -> bool:
+    """Whether ``value`` (through reshapes) is added to a layer's output."""
+    use = _sole_use(ix, value)
+    if use is None or use[0].name not in ADD_FUNCS:
+        return False
+    node, value = use
+    return any(ix.is_layer_output(v) for v in node.inputs.values() if v != value)
 
 
 ATTENTION_FUNCS = frozenset({"scaled_dot_product_attention"})
@@ -130,21 +138,15 @@ ATTENTION_FUNCS = frozenset({"scaled_dot_product_attention"})
 def _biases_attention(ix: GraphIndex, node: Node) -> bool:
     """Whether an indexing ``node`` whose indices do not depend on the input feeds, through reshapes, the
     attention scores: SDPA's mask, or an add to scores that depend on the input (Swin's, BEiT's tables)."""
-    if ix.graph.tainted_inputs(node):
+    use = None if ix.graph.tainted_inputs(node) else _sole_use(ix, node.outputs[0])
+    if use is None:
         return False
-    value = node.outputs[0]
-    while True:
-        consumers = [ix.graph.nodes[i] for i in ix.graph.consumers.get(value, [])]
-        if len(consumers) != 1:
-            return False
-        consumer = consumers[0]
-        if consumer.name in ATTENTION_FUNCS:
-            return value not in (consumer.inputs.get(k) for k in (0, 1, 2, "query", "key", "value"))
-        if consumer.name in ADD_FUNCS:
-            return bool(ix.graph.tainted_inputs(consumer)) and _feeds_softmax(ix, consumer.outputs[0])
-        if consumer.name not in SHAPE_FUNCS or len(consumer.inputs) != 1:
-            return False
-        value = consumer.outputs[0]
+    consumer, value = use
+    if consumer.name in ATTENTION_FUNCS:
+        return value not in (consumer.inputs.get(k) for k in (0, 1, 2, "query", "key", "value"))
+    if consumer.name in ADD_FUNCS:
+        return bool(ix.graph.tainted_inputs(consumer)) and _feeds_softmax(ix, consumer.outputs[0])
+    return False
 
 
 def _feeds_softmax(ix: GraphIndex, value: int, depth: int = 4) -> bool:
