@@ -36,6 +36,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .trace import eval_mode, run_model
+
 WAVEFORM_SAMPLES = 8000
 FEATURE_FRAMES = 64
 ASSUMED_IMAGE_SIZE = 64
@@ -145,16 +147,12 @@ def _feature_candidates(config: object, device: torch.device) -> list[torch.Tens
 
 
 def _runs(model: nn.Module, inputs: dict[str, object]) -> bool:
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
-            model(**inputs)
+        with eval_mode(model), torch.no_grad():
+            run_model(model, inputs)
         return True
     except Exception:  # noqa: BLE001 (any failure means this shape is not the model's)
         return False
-    finally:
-        model.train(was_training)
 
 
 def _hugging_face(model: nn.Module) -> Example | None:

@@ -21,18 +21,9 @@ def find_embedding_norms(ix: GraphIndex) -> None:
 def _reads_token_table(ix: GraphIndex, value: int) -> bool:
     """Whether ``value`` is a token table's rows, through reshapes, constant scales and added values that do
     not depend on the input (positions)."""
-    graph = ix.graph
-    while (node := graph.producer(value)) is not None:
-        tainted = graph.tainted_inputs(node)
-        if node.name == "embedding":
-            indices = node.inputs.get(0)
-            return indices is not None and graph.values[indices].tainted
-        if len(tainted) != 1 or graph.param_inputs(node):
-            return False
-        if node.name not in SHAPE_FUNCS | ADD_FUNCS | MUL_FUNCS:
-            return False
-        value = tainted[0]
-    return False
+    node = ix.graph.producer(_carried_from(ix, value)[-1])
+    indices = node.inputs.get(0) if node is not None and node.name == "embedding" else None
+    return indices is not None and ix.graph.values[indices].tainted
 
 
 def _carried_from(ix: GraphIndex, value: int) -> list[int]:
