@@ -36,6 +36,9 @@ SAMPLE = [
     ("image classification", "pvt", "PvtForImageClassification"),  # positions interpolated before the add
     ("vision encoder", "siglip_vision_model", "SiglipVisionModel"),  # attention pooling's learned probe
     ("causal LM", "bart", "BartForCausalLM"),  # the embedding norm at the post-norm fixed point
+    ("causal LM", "afmoe", "AfmoeForCausalLM"),  # a sandwich norm after routed + shared experts
+    ("base", "llava", "LlavaModel"),  # a vision tower the text example never reaches, traced on its own
+    ("causal LM", "gemma3", "Gemma3ForConditionalGeneration"),  # its SigLIP tower's pooling probe
 ]
 
 
@@ -78,3 +81,12 @@ def test_the_report_says_which_first_token_it_assumed():
     assert model(input_ids=ids).logits.abs().max() == 0
     ids[:, 0] = 5  # another first token: the zero output reading [CLS] is not promised
     assert model(input_ids=ids).logits.abs().max() > 0
+
+
+def test_a_speech_encoder_inside_a_head_has_its_mask_embedding_traced():
+    """Wav2Vec2ForCTC never reads its encoder's mask embedding (only the encoder's own ``mask_time_indices``
+    reaches it): the encoder is traced alone, on waveforms with every other frame masked."""
+    model = hf_zoo.build("wav2vec2", "Wav2Vec2ForCTC")
+    report = initialize(model, "zero", strict=True)
+    assert report["wav2vec2.masked_spec_embed"].role == "token"
+    assert model.wav2vec2.masked_spec_embed.abs().min() > 0

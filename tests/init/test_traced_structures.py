@@ -360,3 +360,76 @@ def test_heads_summed_into_the_output_are_each_an_output_layer():
     report = initialize(model, "zero", example_inputs=torch.randn(2, 4), strict=True)
     assert report["head.weight"].role == report["head_dist.weight"].role == "classifier"
     assert model(torch.randn(5, 4)).abs().max() == 0
+
+
+class MaskedFrames(nn.Module):
+    """Frames chosen by a mask are replaced by a learned mask embedding (wav2vec 2.0's pretraining)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj, self.head = nn.Linear(4, WIDTH), nn.Linear(WIDTH, 3)
+        self.mask_embed = nn.Parameter(torch.rand(WIDTH))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.proj(x)
+        if mask is not None:
+            h[mask] = self.mask_embed.to(h.dtype)
+        return self.head(torch.relu(h))
+
+
+def test_a_vector_written_into_the_stream_by_index_is_a_token():
+    model, x = MaskedFrames(), torch.randn(2, 6, 4)
+    mask = torch.zeros(2, 6, dtype=torch.bool)
+    mask[:, ::2] = True
+    report = initialize(model, "zero", example_inputs=(x, mask), strict=True)
+    assert report["mask_embed"].role == "token" and "mask embedding" in report["mask_embed"].reason
+    assert model.mask_embed.abs().min() > 0  # a Hadamard row: masked frames are not silent
+
+
+class SandwichMoE(nn.Module):
+    """x + LN(routed(LN x) + shared(LN x)): a norm after the sum of two expert paths (AFMoE's sandwich norm)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pre, self.post = nn.LayerNorm(WIDTH), nn.LayerNorm(WIDTH)
+        self.routed = nn.Sequential(nn.Linear(WIDTH, 2 * WIDTH), nn.ReLU(), nn.Linear(2 * WIDTH, WIDTH))
+        self.shared = nn.Sequential(nn.Linear(WIDTH, 2 * WIDTH), nn.ReLU(), nn.Linear(2 * WIDTH, WIDTH))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.pre(x)
+        return x + self.post(self.routed(h) + self.shared(h))
+
+
+def test_a_norm_after_a_sum_of_layers_carries_the_branch_zero():
+    net = nn.Sequential(nn.Linear(4, WIDTH), SandwichMoE(), SandwichMoE(), nn.Linear(WIDTH, 3))
+    report = initialize(net, "zero", example_inputs=torch.randn(2, 4), strict=True)
+    for block in ("1", "2"):
+        assert (
+            report[f"{block}.post.weight"].role == "branch_last_norm" and report[f"{block}.post.weight"].rule == "zeros"
+        )
+        assert report[f"{block}.routed.2.weight"].role == report[f"{block}.shared.2.weight"].role == "branch"
+    assert all(kept(net, torch.randn(5, 4)).values())
+
+
+class PositionsThenBlocks(nn.Module):
+    """An encoder that adds convolutional positions to its input, normalises, then runs its blocks (wav2vec
+    2.0's): a stack of blocks, whose own add is a branch, not a block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.positions = nn.Conv1d(WIDTH, WIDTH, 3, padding=1)
+        self.norm = nn.LayerNorm(WIDTH)
+        self.blocks = nn.Sequential(ParallelBlock(), ParallelBlock())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.positions(x.transpose(1, 2)).transpose(1, 2)
+        return self.blocks(self.norm(x))
+
+
+def test_an_encoder_holding_blocks_is_not_itself_a_block():
+    model = nn.Sequential(nn.Linear(4, WIDTH), PositionsThenBlocks(), nn.Linear(WIDTH, 3))
+    initialize(model, "zero", example_inputs=torch.randn(2, 5, 4), strict=True)
+    promises = {p.promise: p for p in zero_start_promises(model, torch.randn(3, 7, 4))}
+    assert promises["residual branches add 0"].kept and promises["residual branches add 0"].checked == 3
+    assert promises["blocks are the identity"].kept  # the encoder (LN of an unnormalised input) is not counted
+    assert promises["blocks are the identity"].checked == 2

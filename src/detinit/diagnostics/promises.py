@@ -12,7 +12,8 @@ branches side by side: :func:`detinit.init.roles.traced.residuals.residual_sums`
 :math:`\|f(x)\| / \|x + f(x)\|`. A *block* is a module call that takes the add's skip :math:`x` (or a
 reshape of it) and returns a tensor of that shape :math:`y`, the smallest such call around the add; its error
 is :math:`\|y - x\| / \|x\|` (a post-norm block :math:`\mathrm{LN}(x + 0)` is the identity only when :math:`x`
-is already normalised). Both count as kept at a relative error ``<= tolerance``.
+is already normalised); a call that holds another add's block is a stack of blocks, not one. Both count as
+kept at a relative error ``<= tolerance``.
 
 >>> import torch
 >>> from torch import nn
@@ -118,9 +119,10 @@ def _branches_zero(graph: Graph, sums: list[ResidualSum], tolerance: float) -> P
 
 def _blocks_identity(graph: Graph, sums: list[ResidualSum], tolerance: float, excluded: set[str]) -> Promise:
     """Each residual sum's block: the smallest module call around it that takes its skip and returns a tensor
-    of that shape (a model's encoder, which adds a final norm after its blocks, is not one)."""
-    errors: dict[int, float] = {}  # call number -> its error
-    carriers = [c for c in graph.calls if c.name in excluded]
+    of that shape (a model's encoder, which adds a final norm after its blocks, is not one), unless that call
+    holds another sum's block: then it is a stack of blocks (wav2vec 2.0's encoder adds its convolutional
+    positions, normalises, then runs its layers) and its own sum is checked by the branch promise alone."""
+    found: dict[int, tuple[int, int]] = {}  # call number -> (entry, exit)
     for block in sums:
         sources = reshaped_from(graph, block.skip)
         best: tuple[int, int, int, int] | None = None  # (span, call number, entry, exit)
@@ -137,12 +139,15 @@ def _blocks_identity(graph: Graph, sums: list[ResidualSum], tolerance: float, ex
             span = call.last_node - call.first_node
             if best is None or span < best[0]:
                 best = (span, number, entry, exit_)
-        if best is None or best[1] in errors:
-            continue
-        _, number, entry, exit_ = best
+        if best is not None:
+            found.setdefault(best[1], best[2:])
+    carriers = [c for c in graph.calls if c.name in excluded]
+    errors: dict[int, float] = {}  # call number -> its error
+    for number, (entry, exit_) in found.items():
         call = graph.calls[number]
-        if any(call.first_node <= c.first_node and c.last_node <= call.last_node for c in carriers):
-            continue
+        inside = [graph.calls[n] for n in found if n != number] + carriers
+        if any(call.first_node <= c.first_node and c.last_node <= call.last_node for c in inside):
+            continue  # a stack of blocks (an encoder adding its positions before them), or a carrier's block
         x, y = graph.tensors[entry].detach().double(), graph.tensors[exit_].detach().double()
         errors[number] = _relative(_norm(y - x), _norm(x))
     if not errors:

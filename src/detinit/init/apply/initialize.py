@@ -30,6 +30,7 @@ from torch.nn.utils.parametrize import ParametrizationList
 from ... import hooks
 from ..roles.declared import collect_roles
 from ..roles.traced import TracedRoles, trace_roles
+from ..roles.traced.submodels import trace_unreached_parts
 from ..roles.vocabulary import LayerInfo, RoleSource, default_layer_info, layer_infos
 from ..schemes import ParamRule, Scheme, get_scheme
 from . import checks
@@ -114,6 +115,8 @@ def initialize(
     if warning is not None and strict:
         raise ValueError(f"initialize(strict=True): {warning}")
     traced = trace_roles(model, example) if example is not None else TracedRoles()
+    if example is not None:
+        trace_unreached_parts(model, traced)
     role_sources = collect_roles(model, roles, traced.modules, named=named)
     checks.check_scheme_applies(scheme_obj, model, modules, role_sources)
 

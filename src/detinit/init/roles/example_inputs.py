@@ -12,7 +12,8 @@ model's layers (:mod:`detinit.init.roles.traced`). Users can pass
   ``decoder_input_ids`` from ``decoder_start_token_id``.
   ``"pixel_values"``: 2 images of the (vision) config's ``num_channels`` and
   ``image_size`` (64 x 64 assumed where the config has none).
-  ``"input_values"``: 2 waveforms of 8,000 samples (half a second at 16 kHz).
+  ``"input_values"``: 2 waveforms of 8,000 samples (half a second at 16 kHz), every other frame masked where
+  the model takes ``mask_time_indices`` (so its mask embedding is traced).
   ``"input_features"``: 2 log-mel windows, ``(num_mel_bins, 2 x max_source_positions)``
   where the encoder has fixed positions (Whisper), else 64 frames of
   ``num_mel_bins`` / ``feature_size`` / ``input_feat_per_channel x input_channels``
@@ -41,6 +42,7 @@ from .trace import eval_mode, run_model
 WAVEFORM_SAMPLES = 8000
 FEATURE_FRAMES = 64
 ASSUMED_IMAGE_SIZE = 64
+MAIN_INPUTS = ("input_ids", "pixel_values", "input_values", "input_features")
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,23 @@ def _pixel_inputs(config: object, device: torch.device) -> Example:
     return Example({"pixel_values": _image(int(channels), size, device)}, note)
 
 
+def _waveform_inputs(model: nn.Module, accepted: object, device: torch.device) -> Example:
+    """Two waveforms; where the model takes ``mask_time_indices`` (wav2vec 2.0's family: masked frames are
+    replaced by a learned mask embedding in pretraining), every other frame masked, so that the mask embedding
+    is traced too."""
+    waveform = torch.randn(2, WAVEFORM_SAMPLES, generator=_generator()).to(device)
+    inputs: dict[str, object] = {"input_values": waveform}
+    note = f"input_values: 2 waveforms of {WAVEFORM_SAMPLES} samples"
+    frames_of = getattr(model, "_get_feat_extract_output_lengths", None)
+    if "mask_time_indices" in accepted and callable(frames_of):
+        frames = int(frames_of(torch.tensor(WAVEFORM_SAMPLES)))
+        mask = torch.zeros(2, frames, dtype=torch.bool, device=device)
+        mask[:, ::2] = True
+        inputs["mask_time_indices"] = mask
+        note += ", every other frame masked (mask_time_indices)"
+    return Example(inputs, note)
+
+
 def _feature_candidates(config: object, device: torch.device) -> list[torch.Tensor]:
     """Log-mel inputs of the shapes speech encoders take: a fixed window where the encoder has fixed positions
     (Whisper), else 64 frames with the features last or first."""
@@ -160,15 +179,16 @@ def _hugging_face(model: nn.Module) -> Example | None:
     if getattr(config, "model_type", None) is None:
         return None
     device = _device(model)
-    name = getattr(model, "main_input_name", "input_ids")
     accepted = inspect.signature(model.forward).parameters
+    name = getattr(model, "main_input_name", "input_ids")
+    if name not in accepted:  # a tower that inherits the default name but takes another input (Llama 4's vision)
+        name = next((known for known in MAIN_INPUTS if known in accepted), name)
     if name == "input_ids":
         example = _token_inputs(model, config, accepted, device)
     elif name == "pixel_values":
         example = _pixel_inputs(config, device)
     elif name == "input_values":
-        waveform = torch.randn(2, WAVEFORM_SAMPLES, generator=_generator()).to(device)
-        example = Example({"input_values": waveform}, f"input_values: 2 waveforms of {WAVEFORM_SAMPLES} samples")
+        example = _waveform_inputs(model, accepted, device)
     elif name == "input_features":
         example = Example(None, "main input 'input_features': no shape of log-mel features the model runs on")
         for features in _feature_candidates(config, device):

@@ -46,7 +46,9 @@ SHAPE_ONLY = frozenset(
 )
 
 
-IN_PLACE_OPERATORS = frozenset({"__iadd__", "__isub__", "__imul__", "__itruediv__", "__ior__", "__iand__"})
+IN_PLACE_OPERATORS = frozenset(
+    {"__iadd__", "__isub__", "__imul__", "__itruediv__", "__ior__", "__iand__", "__setitem__"}
+)
 
 
 class TraceError(RuntimeError):
@@ -226,7 +228,7 @@ class _Recorder(TorchFunctionMode):
                     inputs[f"{key}.{j}"] = self.value_of(t)
             elif isinstance(arg, (int, float, bool)):
                 scalars[key] = arg
-        flat_out, _ = tree_flatten(out)
+        flat_out, _ = tree_flatten(out if name != "__setitem__" else args[0])  # x[i] = v returns None, writes x
         tensors_out = [t for t in flat_out if isinstance(t, torch.Tensor)]
         if not tensors_out:
             return out

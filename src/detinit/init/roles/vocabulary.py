@@ -193,10 +193,11 @@ def layer_infos(roles: Mapping[str, RoleSource]) -> dict[str, LayerInfo]:
         if r.role in BRANCH_END_SCALES:
             normed.add(r.block)
     for block in normed:
-        if len(last.get(block, [])) != 1:
+        if len(last.get(block, [])) > 1:
             raise ValueError(
                 f"block {block!r} declares a 'branch_last_norm' or 'layer_scale' but {len(last.get(block, []))} 'branch_last' layers "
-                f"({', '.join(last.get(block, [])) or 'none'}); the norm must follow exactly one branch's last layer"
+                f"({', '.join(last.get(block, []))}); the norm must follow one branch's last layer, or end a branch "
+                "whose layers are all 'branch' (a sum of experts before a norm)"
             )
     return {
         name: LayerInfo(

@@ -19,7 +19,8 @@ or whichever library wrote them:
   Walking back from the branch: a norm on the way is ``"branch_last_norm"``,
   a parameter multiplying the branch elementwise is a ``"layer_scale"``, and
   the first layer is ``"branch_last"`` (``"attn_out"`` in an attention
-  branch). The branch's other layers are ``"branch"``, one block per add,
+  branch); a norm after a sum of layers (routed plus shared experts, then a
+  sandwich norm) carries the branch's zero alone. The branch's other layers are ``"branch"``, one block per add,
   which gives Fixup its ``L`` and ``m``.
 * **Attention**: ``F.scaled_dot_product_attention``, or
   ``matmul -> softmax -> matmul``. The layers the query, key and value come
@@ -31,13 +32,17 @@ or whichever library wrote them:
 * **Positions and tokens**: an embedding whose indices do not depend on the
   input (``arange`` positions, T5's relative buckets, BERT's token types) is
   ``"position"``; a parameter added to the input stream is a position table,
-  one concatenated to it a ``"token"`` (cls, distillation, register tokens).
+  one concatenated to it a ``"token"`` (cls, distillation, register tokens), as is one written into it
+  at chosen positions (a mask embedding).
 * **Embedding norms**: a norm whose input is a token table's rows (plus
   positions) is listed, so that ZerO can make its output a fixed point of the
   post-norm blocks after it (:mod:`detinit.init.apply.embedding_norm`).
 * **Norms of unknown classes** (``LlamaRMSNorm``, ``T5LayerNorm``): a module
   whose direct parameters are vectors and whose output does not change when
   its input is scaled by 2 is a ``"norm"``.
+
+Parts of a model the example never reaches (a multimodal model's vision tower on a text example) are traced
+on their own example where their library describes them (:mod:`detinit.init.roles.traced.submodels`).
 
 Declared roles (``detinit_roles``, ``get_classifier``, torch's Transformer
 layers) and ``roles=`` win over traced ones (:func:`detinit.init.roles.declared.collect_roles`).
@@ -84,8 +89,9 @@ PASSES: tuple[Callable[[GraphIndex], None], ...] = (
 )
 
 
-def trace_roles(model: nn.Module, example_inputs: object) -> TracedRoles:
-    """Record one forward pass of ``model`` on ``example_inputs`` and find the roles of its layers.
+def trace_roles(model: nn.Module, example_inputs: object, *, output_layers: bool = True) -> TracedRoles:
+    """Record one forward pass of ``model`` on ``example_inputs`` and find the roles of its layers
+    (``output_layers=False``: all but the output layers, for a part of a model whose output is not the model's).
 
     ``example_inputs`` is a tensor, a tuple of positional arguments or a dict
     of keyword arguments. Raises :class:`~detinit.init.roles.trace.TraceError` if the
@@ -93,7 +99,8 @@ def trace_roles(model: nn.Module, example_inputs: object) -> TracedRoles:
     """
     index = GraphIndex(model, record_forward(model, example_inputs))
     for find in PASSES:
-        find(index)
+        if output_layers or find is not find_classifier:
+            find(index)
     return index.result
 
 

@@ -81,7 +81,8 @@ def _prepared_stream_use(ix: GraphIndex, param: str, depth: int = 8) -> TracedPa
     """A position table or token prepared before it meets the stream, by functions of it and other parameters
     alone (a position table interpolated to the image size, ViTMAE's cls token plus its position), followed
     through those functions to the first that takes the stream too; or a learned query, the input of a layer
-    or the query of an attention (SigLIP's pooling probe, Perceiver's latents): a token."""
+    or the query of an attention (SigLIP's pooling probe, Perceiver's latents), or a vector written into the
+    stream in place of some positions (wav2vec 2.0's mask embedding): a token."""
     graph = ix.graph
     frontier = list(ix.values_of.get(param, []))
     seen = set(frontier)
@@ -97,6 +98,10 @@ def _prepared_stream_use(ix: GraphIndex, param: str, depth: int = 8) -> TracedPa
                     return TracedParam("token", why)
                 if use is not None:
                     return None
+                if node.name == "__setitem__" and node.inputs.get(2) == value and graph.tainted_inputs(node):
+                    where = node.module or "model"
+                    why = f"written into the input stream at chosen positions ({where}: a mask embedding)"
+                    return TracedParam("token", why)
                 if graph.tainted_inputs(node):
                     where = f"{node.name} in {node.module or 'model'}, after {param} was prepared"
                     if node.name in ADD_FUNCS:

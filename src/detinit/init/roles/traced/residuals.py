@@ -86,6 +86,10 @@ def _mark_branch_end(ix: GraphIndex, branch: int, block: str) -> str | None:
     given the role (``None`` where the role went to the matrix alone)."""
     met, layer = walk_back(ix, branch)
     if layer is None:
+        norms = [name for kind, name in met if kind == "norm"]
+        if norms:  # a norm after a sum of layers (routed + shared experts, then a sandwich norm): it carries the zero
+            why = f"norm ending the branch of {block}, after a sum of layers"
+            ix.result.set_role(norms[0], "branch_last_norm", why, block, over=True)
         return None
     layer_node, weight = layer
     module = ix.layer_module(weight, layer_node)

@@ -51,3 +51,18 @@ class TracedRoles:
         """Give ``module`` a role; one it has already is kept unless ``over``."""
         if over or module not in self.modules:
             self.modules[module] = TracedRole(role, evidence, block)
+
+    def merge(self, part: TracedRoles, prefix: str) -> None:
+        """Add what was found on a submodule traced on its own, its names under ``prefix`` (``"vision."``);
+        roles already known are kept, and the part's embedding norms are not taken (settling them needs the
+        whole model's forward pass)."""
+        for name, role in part.modules.items():
+            block = None if role.block is None else f"{role.block} of {prefix.rstrip('.')}"
+            self.set_role(prefix + name, role.role, role.evidence, block)
+        for name, param in part.params.items():
+            self.params.setdefault(prefix + name, param)
+        for name, how in part.norms.items():
+            self.norms.setdefault(prefix + name, how)
+        self.used |= {prefix + p for p in part.used}
+        self.tables |= {prefix + p for p in part.tables}
+        self.notes.extend(f"{prefix.rstrip('.')}: {note}" for note in part.notes)
