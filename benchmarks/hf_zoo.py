@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from detinit import initialize  # noqa: E402
 from detinit._table import format_table  # noqa: E402
 from detinit.diagnostics.promises import zero_start_promises  # noqa: E402
-from detinit.init.roles.example_inputs import example_for  # noqa: E402
+from detinit.init.roles.example_inputs import example_for, text_config  # noqa: E402
 
 # (family, the transformers auto mapping that lists it); a class is counted under its first family
 FAMILIES = [
@@ -161,15 +161,6 @@ class _NotBuilt(RuntimeError):
     pass
 
 
-def _text_config(config: Any) -> Any:
-    if hasattr(config, "get_text_config"):
-        try:
-            return config.get_text_config()
-        except Exception:  # noqa: BLE001 (some composite configs raise for a missing sub-config)
-            return config
-    return config
-
-
 def test_inputs(model: torch.nn.Module) -> dict[str, Any]:
     """Inputs of the kind the model takes, not the tracing example: the example's structure with its values
     drawn again (token ids at random but for the first, which is the config's own, or the one detinit assumed
@@ -188,7 +179,7 @@ def test_inputs(model: torch.nn.Module) -> dict[str, Any]:
         elif value.is_floating_point():
             inputs[key] = torch.randn(value.shape, generator=g, dtype=value.dtype)
         else:
-            vocab = int(getattr(_text_config(model.config), "vocab_size", 0) or int(value.max()) + 1)
+            vocab = int(getattr(text_config(model.config), "vocab_size", 0) or int(value.max()) + 1)
             allowed = torch.tensor([t for t in range(vocab) if t not in special])
             ids = allowed[torch.randint(0, len(allowed), (2, 10 if key == "input_ids" else 5), generator=g)]
             ids[:, 0] = value[0, 0]
@@ -197,7 +188,7 @@ def test_inputs(model: torch.nn.Module) -> dict[str, Any]:
 
 
 def _special_ids(config: Any) -> set[int]:
-    text = _text_config(config)
+    text = text_config(config)
     return {v for k, v in vars(text).items() if k.endswith(("token_id", "token_index")) and isinstance(v, int)}
 
 
@@ -208,7 +199,7 @@ def own_inputs(model: torch.nn.Module) -> dict[str, Any]:
     g = torch.Generator().manual_seed(12345)
     inputs: dict[str, Any] = {}
     if name == "input_ids":
-        text = _text_config(config)
+        text = text_config(config)
         vocab = int(getattr(text, "vocab_size", 0) or 0)
         if vocab < 4:
             raise _NotBuilt("main input input_ids, but no vocab_size in the config")

@@ -203,9 +203,8 @@ def _plan(
                 )
                 if verdict == TAKE:
                     plan.rules[pname], plan.entries[pname] = rule, first  # the first module knew no rule for it
-                    name = entries[first].name
-                    entries[first] = _entry(name, module_type, param, layer, rule, hooked, False, why_role)
-                    entries[first] = entries[first]._replace(note=f"; the rule of {full}, tied to it")
+                    taken = _entry(entries[first].name, module_type, param, layer, rule, hooked, False, why_role)
+                    entries[first] = taken._replace(note=f"; the rule of {full}, tied to it")
                 continue
             seen[id(param)] = (len(entries), module)
             rule = rules.get(pname)

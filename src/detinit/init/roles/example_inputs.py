@@ -76,7 +76,7 @@ def _token_rows(length: int, vocab: int, first: int, device: torch.device) -> to
     return ids.to(device)
 
 
-def _text_config(config: object) -> object:
+def text_config(config: object) -> object:
     """The config that has the vocabulary: a composite model's text config, else the config itself."""
     if getattr(config, "vocab_size", None):
         return config
@@ -95,7 +95,7 @@ def first_token_id(config: object) -> tuple[int, str]:
     >>> first_token_id(SimpleNamespace(vocab_size=100, cls_token_id=None, bos_token_id=1))
     (1, 'bos_token_id')
     """
-    text = _text_config(config)
+    text = text_config(config)
     vocab = int(getattr(text, "vocab_size", 0) or 0)
     for key in ("cls_token_id", "bos_token_id"):
         value = getattr(text, key, None)
@@ -105,7 +105,7 @@ def first_token_id(config: object) -> tuple[int, str]:
 
 
 def _token_inputs(model: nn.Module, config: object, accepted: object, device: torch.device) -> Example:
-    text = _text_config(config)
+    text = text_config(config)
     vocab = int(getattr(text, "vocab_size", 0) or 0)
     if vocab < 1:
         return Example(None, f"main input 'input_ids' but no vocab_size in {type(config).__name__}")
