@@ -30,6 +30,7 @@ from torch.nn.utils.parametrize import ParametrizationList
 from ... import hooks
 from ..roles.declared import collect_roles
 from ..roles.traced import TracedRoles, trace_roles
+from ..roles.traced.index import parametrized_tensor
 from ..roles.traced.submodels import trace_unreached_parts
 from ..roles.vocabulary import LayerInfo, RoleSource, default_layer_info, layer_infos
 from ..schemes import ParamRule, Scheme, get_scheme
@@ -188,7 +189,7 @@ def _plan(
             name = f"{mname}.{tensor}" if mname else tensor
             if tensor in rules:
                 writes[name] = ParametrizedWrite(module, tensor, rules[tensor], name)
-        through = writes.get(_parametrized_owner(mname)) if isinstance(module, ParametrizationList) else None
+        through = writes.get(parametrized_tensor(mname)[1]) if isinstance(module, ParametrizationList) else None
         plan = ModulePlan(module, direct, hooked)
         module_type = type(module).__name__
         for pname, param in direct.items():
@@ -217,12 +218,6 @@ def _plan(
                 entries[-1] = entries[-1]._replace(rule=f"via_{through.rule.rule}", why=original_reason(through))
         plans.append(plan)
     return plans, entries, list(writes.values())
-
-
-def _parametrized_owner(name: str) -> str:
-    """``conv.weight`` for the parametrization module ``conv.parametrizations.weight``."""
-    owner, _, tensor = f".{name}".rpartition(".parametrizations.")
-    return f"{owner[1:]}.{tensor}" if owner else tensor
 
 
 def _resolve_module(

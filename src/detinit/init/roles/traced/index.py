@@ -39,6 +39,18 @@ SHAPE_FUNCS = frozenset(
 SOFTMAX_FUNCS = frozenset({"softmax", "_softmax", "log_softmax"})
 
 
+def parametrized_tensor(name: str) -> tuple[str, str]:
+    """The module that holds a parametrized tensor, and the tensor's name, for the parametrization module
+    ``name``: ``("conv", "conv.weight")`` for ``conv.parametrizations.weight``.
+
+    >>> parametrized_tensor("conv.parametrizations.weight"), parametrized_tensor("parametrizations.weight")
+    (('conv', 'conv.weight'), ('', 'weight'))
+    """
+    owner, _, tensor = f".{name}".rpartition(".parametrizations.")
+    owner = owner[1:]
+    return owner, f"{owner}.{tensor}" if owner else tensor
+
+
 def _swaps_last_two(node: Node, dims: int) -> bool:
     if node.name in ("t", "__get__"):
         return True
@@ -73,10 +85,8 @@ class GraphIndex:
         self.parametrized: dict[int, str] = {}  # value a parametrization computed -> its tensor ("conv.weight")
         for call in graph.calls:
             if isinstance(self.modules.get(call.name), ParametrizationList) and call.outputs:
-                owner, _, tensor = f".{call.name}".rpartition(".parametrizations.")
-                owner = owner[1:]
-                self.parametrized[call.outputs[0]] = f"{owner}.{tensor}" if owner else tensor
-                self.owner[self.parametrized[call.outputs[0]]] = owner
+                owner, tensor = parametrized_tensor(call.name)
+                self.parametrized[call.outputs[0]], self.owner[tensor] = tensor, owner
         self.residual_sums: list | None = None  # pass 4's sums, found once (residuals.residual_sums)
 
     def param_source(self, value: int) -> tuple[str, bool] | None:
