@@ -272,3 +272,26 @@ def test_rules_of_a_scheme_subclass_are_built_per_layer():
     report = initialize(net, FirstLayerZero())
     assert [r.rule for r in report.records] == ["identity", "zeros", "zeros"]
     assert torch.equal(net[0].weight, torch.eye(8)) and not net[1].weight.any()
+
+
+class WithAnEmptyLayer(nn.Module):
+    """A residual MLP with a layer of width 0 beside its stream (MobileBERT's extra output rows when its
+    embedding is as wide as the model)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.fc, self.extra, self.head = nn.Linear(4, 8), nn.Linear(8, 8), nn.Linear(8, 0), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.stem(x))
+        h = h + self.fc(h)
+        return self.head(torch.cat([h, self.extra(h)], dim=-1))
+
+
+@pytest.mark.parametrize("scheme", [s for s in list_schemes() if s not in ("skipinit", "rezero", "tfixup")])
+def test_a_parameter_with_no_elements_has_nothing_to_write(scheme):
+    """Every scheme that applies to the model initialises it around an empty layer (nothing to write there)."""
+    model, x = WithAnEmptyLayer(), torch.randn(5, 4)
+    report = initialize(model, scheme, example_inputs=x, strict=True)
+    assert report["extra.weight"].shape == (0, 8) and report["extra.bias"].shape == (0,)
+    assert model(x).shape == (5, 3) and torch.isfinite(model(x)).all()

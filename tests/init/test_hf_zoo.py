@@ -36,6 +36,8 @@ SAMPLE = [
     ("image classification", "pvt", "PvtForImageClassification"),  # positions interpolated before the add
     ("vision encoder", "siglip_vision_model", "SiglipVisionModel"),  # attention pooling's learned probe
     ("causal LM", "bart", "BartForCausalLM"),  # the embedding norm at the post-norm fixed point
+    ("sequence classification", "modernbert", "ModernBertForSequenceClassification"),  # escape after settling
+    ("base", "led", "LEDModel"),  # a token table looked up for padding too, concatenated before its norm
     ("causal LM", "afmoe", "AfmoeForCausalLM"),  # a sandwich norm after routed + shared experts
     ("base", "llava", "LlavaModel"),  # a vision tower the text example never reaches, traced on its own
     ("causal LM", "gemma3", "Gemma3ForConditionalGeneration"),  # its SigLIP tower's pooling probe

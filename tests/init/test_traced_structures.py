@@ -192,6 +192,24 @@ def test_the_embedding_norm_puts_post_norm_blocks_at_their_fixed_point():
     assert 2e-4 < error < 4e-4
 
 
+class PaddedEncoder(PostNormEncoder):
+    """LED-style: the token table looked up for the input and again for padding up to a window, the padding
+    rows concatenated to the input's before the embedding norm."""
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        padding = ids.new_full((ids.shape[0], 4), 1)
+        x = torch.cat([self.embed(ids), self.embed(padding)], dim=1)
+        return self.head(self.blocks(self.embed_norm(x))[:, 1:].mean(dim=1))
+
+
+def test_a_token_table_also_looked_up_for_padding_is_a_token_table_settled_by_its_norm():
+    model, ids = PaddedEncoder(), torch.arange(16).view(2, 8)
+    report = initialize(model, "zero", example_inputs=ids, strict=True)
+    assert report["embed.weight"].role == "default" and report["embed.weight"].rule == "hadamard"
+    assert report["embed_norm.weight"].rule == "fixed_point"
+    assert all(kept(model, torch.randint(2, 40, (3, 7))).values())
+
+
 class PreNormLM(nn.Module):
     def __init__(self, vocab: int = 40, width: int = 64) -> None:
         super().__init__()

@@ -6,8 +6,10 @@
    a module with a ``detinit_init_(scheme, generator)`` hook initialises its own parameters instead
    (it returns ``{param: reason}``, or ``None`` to take the resolved rules);
 3. **execute**: every rule written, in module order, a shard's rows alone for a sharded parameter
-   (:mod:`detinit.init.apply.execute`, :mod:`detinit.init.apply.sharded`); a zero output layer reading a
-   feature constant over the batch then gets rows orthogonal to it (:mod:`detinit.init.apply.readout`);
+   (:mod:`detinit.init.apply.execute`, :mod:`detinit.init.apply.sharded`); then a norm reading the token
+   embedding is scaled to the post-norm fixed point (:mod:`detinit.init.apply.embedding_norm`), and last a
+   zero output layer reading a feature constant over the batch gets rows orthogonal to that feature, as the
+   settled model computes it (:mod:`detinit.init.apply.readout`);
 4. **report**: one :class:`~detinit.init.apply.report.ParamRecord` per parameter, built at the end.
 
 A parameter no rule covers keeps its library's own initialisation where that is deterministic (Mamba's
@@ -139,10 +141,10 @@ def initialize(
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)
     execute(plans, entries, scheme_obj, gen, materialised=device is not None)
     write_parametrized_(parametrized, gen)
-    if example is not None and scheme_obj.policy.escapes_constant_readout:
-        _escape_constant_readouts(model, example, entries)
     if example is not None and scheme_obj.policy.settles_embedding_norm and traced.embedding_norms:
         _settle_embedding_norms(model, example, traced.embedding_norms, entries)
+    if example is not None and scheme_obj.policy.escapes_constant_readout:  # last: it reads the settled feature
+        _escape_constant_readouts(model, example, entries)
     seed_used = seed if generator is None and scheme_obj.policy.uses_generator else None
     notes = [warning] if warning is not None else ([found.note] if found.note else [])
     if warning is not None:

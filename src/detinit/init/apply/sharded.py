@@ -70,7 +70,9 @@ def local_block(tensor: torch.Tensor) -> tuple[slice, ...]:
 
 
 def write_(param: torch.Tensor, fill: Fill, generator: torch.Generator) -> torch.Tensor:
-    """Fill ``param`` with ``fill(tensor, generator)``; a DTensor gets its local shard of the global fill.
+    """Fill ``param`` with ``fill(tensor, generator)``; a DTensor gets its local shard of the global fill. A
+    parameter with no elements (a layer of width 0, as MobileBERT's extra output rows where the embedding is as
+    wide as the model) has nothing to write and is left as it is, as ``torch.nn.init`` leaves it.
 
     Call it under ``torch.no_grad()`` (:func:`detinit.initialize` runs under it: a decorator here would cost
     more than filling a small tensor).
@@ -79,6 +81,8 @@ def write_(param: torch.Tensor, fill: Fill, generator: torch.Generator) -> torch
     >>> write_(w, lambda t, g: t.fill_(1.0), torch.Generator()).sum().item()
     6.0
     """
+    if param.numel() == 0:
+        return param
     if not is_dtensor(param):
         fill(param, generator)
         return param

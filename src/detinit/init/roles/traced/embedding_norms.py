@@ -1,13 +1,16 @@
 """Pass 5: norms that put the token embedding on the residual stream (BERT's and BART's embedding LayerNorm):
-their input is a token table's rows, plus position or token-type tables and a constant scale, and nothing
-else, and their output is carried past a residual branch (a pre-norm block's first norm, which feeds only the
+their input is a token table's rows, plus position or token-type tables, a constant scale and padding rows,
+and nothing else, and their output is carried past a residual branch (a pre-norm block's first norm, which feeds only the
 branch, is not one). Reads the norms of pass 1 and the sums of pass 4; :mod:`detinit.init.apply.embedding_norm`
 uses what it finds."""
 
 from __future__ import annotations
 
-from .index import ADD_FUNCS, MUL_FUNCS, SHAPE_FUNCS, GraphIndex
+from .index import ADD_FUNCS, CAT_FUNCS, MUL_FUNCS, SHAPE_FUNCS, GraphIndex
 from .residuals import residual_sums
+
+# with one input that depends on the example: reshapes, constant scales, added positions, padding rows (LED)
+CARRYING_FUNCS = SHAPE_FUNCS | ADD_FUNCS | MUL_FUNCS | CAT_FUNCS
 
 
 def find_embedding_norms(ix: GraphIndex) -> None:
@@ -27,11 +30,12 @@ def _reads_token_table(ix: GraphIndex, value: int) -> bool:
 
 
 def _carried_from(ix: GraphIndex, value: int) -> list[int]:
-    """``value`` and what it is carried from through reshapes, constant scales and added positions."""
+    """``value`` and what it is carried from through reshapes, constant scales, added positions and rows
+    concatenated to it that do not depend on the input (padding)."""
     found = [value]
     while (node := ix.graph.producer(found[-1])) is not None:
         tainted = ix.graph.tainted_inputs(node)
-        if len(tainted) != 1 or ix.graph.param_inputs(node) or node.name not in SHAPE_FUNCS | ADD_FUNCS | MUL_FUNCS:
+        if len(tainted) != 1 or ix.graph.param_inputs(node) or node.name not in CARRYING_FUNCS:
             return found
         found.append(tainted[0])
     return found

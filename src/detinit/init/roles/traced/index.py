@@ -37,6 +37,7 @@ SHAPE_FUNCS = frozenset(
     }
 )  # fmt: skip
 SOFTMAX_FUNCS = frozenset({"softmax", "_softmax", "log_softmax"})
+CAT_FUNCS = frozenset({"cat", "concat", "concatenate"})
 
 
 def parametrized_tensor(name: str) -> tuple[str, str]:

@@ -1,5 +1,5 @@
 """Pass 2: every parameter the forward pass read, and how: layer weights (Hugging Face's ``Conv1D`` stored
-``(in, out)`` too) and their biases, embedding tables (``position`` where the indices do not depend on the
+``(in, out)`` too) and their biases, embedding tables (``position`` where no lookup's indices depend on the
 input), position tables added to the input stream and tokens concatenated to it."""
 
 from __future__ import annotations
@@ -8,12 +8,13 @@ from torch import nn
 
 from ..layers import MATRIX_LAYER_TYPES, NORM_TYPES
 from ..trace import Node
-from .index import ADD_FUNCS, SHAPE_FUNCS, SOFTMAX_FUNCS, GraphIndex
+from .index import ADD_FUNCS, CAT_FUNCS, SHAPE_FUNCS, SOFTMAX_FUNCS, GraphIndex
 from .result import TracedParam
 
 
 def find_layers(ix: GraphIndex) -> None:
     """Every parameter the pass read, and how: layer weights (Conv1D-style too), tables, positions, tokens."""
+    fixed_indices: dict[str, bool] = {}  # table module -> no lookup of it depended on the input
     for node in ix.graph.nodes:
         for param in ix.graph.param_inputs(node).values():
             ix.result.used.add(ix.canonical.get(param, param))
@@ -38,9 +39,13 @@ def find_layers(ix: GraphIndex) -> None:
             ix.result.tables.add(table[0])
             ix.result.params.setdefault(table[0], TracedParam("table", "F.embedding table"))
             indices = node.inputs.get(0)
-            if indices is not None and not ix.graph.values[indices].tainted:
+            if indices is not None:
                 module = ix.layer_module(table[0], node)
-                ix.result.set_role(module, "position", "embedding indices do not depend on the input (positions)")
+                fixed = not ix.graph.values[indices].tainted
+                fixed_indices[module] = fixed_indices.get(module, True) and fixed
+    for module, fixed in fixed_indices.items():  # a token table also looked up for padding (LED) is no position
+        if fixed:
+            ix.result.set_role(module, "position", "embedding indices do not depend on the input (positions)")
     for param in ix.result.used:
         if param in ix.result.params or _in_known_layer(ix, param):
             continue
@@ -64,7 +69,7 @@ def _stream_use(ix: GraphIndex, param: str) -> TracedParam | None:
             return TracedParam("position", why)
         if node.name in ADD_FUNCS and ix.graph.tainted_inputs(node):
             return TracedParam("position", f"added to the input stream ({node.name} in {node.module or 'model'})")
-        if node.name in ("cat", "concat", "concatenate") and ix.graph.tainted_inputs(node):
+        if node.name in CAT_FUNCS and ix.graph.tainted_inputs(node):
             return TracedParam("token", f"concatenated to the input stream (cat in {node.module or 'model'})")
     return _prepared_stream_use(ix, param)
 
@@ -106,7 +111,7 @@ def _prepared_stream_use(ix: GraphIndex, param: str, depth: int = 8) -> TracedPa
                     where = f"{node.name} in {node.module or 'model'}, after {param} was prepared"
                     if node.name in ADD_FUNCS:
                         return TracedParam("position", f"added to the input stream ({where})")
-                    if node.name in ("cat", "concat", "concatenate"):
+                    if node.name in CAT_FUNCS:
                         return TracedParam("token", f"concatenated to the input stream ({where})")
                     return None
                 following.extend(v for v in node.outputs if v not in seen)
