@@ -85,8 +85,8 @@ SIZES = {  # key -> the shrunk value (only where the default is larger)
     **dict.fromkeys(("num_experts", "n_routed_experts", "num_local_experts"), 4),
     "num_experts_per_tok": 2,
     "num_key_value_heads": 2,
-    **dict.fromkeys(("head_dim", "v_head_dim", "qk_nope_head_dim", "index_head_dim", "d_kv"), 16),
-    "qk_rope_head_dim": 8,
+    **dict.fromkeys(("head_dim", "v_head_dim", "qk_nope_head_dim", "index_head_dim", "d_kv", "d_head"), 16),
+    **dict.fromkeys(("qk_rope_head_dim", "rotary_dim"), 8),
     "qk_head_dim": 24,
     **dict.fromkeys(("kv_lora_rank", "q_lora_rank"), 32),
     "vocab_size": VOCAB,
@@ -94,13 +94,17 @@ SIZES = {  # key -> the shrunk value (only where the default is larger)
     "image_size": 32,
     "patch_size": 8,
 }  # fmt: skip
+# widths of one head's parts: two equal in the defaults stay equal (DeepSeek's rotary head_dim is its
+# qk_rope_head_dim), at the smaller shrunk value
+HEAD_KEYS = ("head_dim", "v_head_dim", "qk_nope_head_dim", "qk_rope_head_dim", "qk_head_dim", "rotary_dim", "d_kv")
 LAYER_KEYS = ("num_hidden_layers", "n_layer", "n_layers", "num_layers", "encoder_layers", "decoder_layers")
 HIERARCHICAL = ("depths",)  # a vision model with stages keeps its widths and image size; one block a stage
 
 
 def shrink(values: dict[str, Any]) -> dict[str, Any]:
-    """A config dict with its sizes shrunk (recursively into sub-configs); lists as long as the layer count
-    (``layer_types``) cut to the new count; special token ids moved into the shrunk vocabulary."""
+    """A config dict with its sizes shrunk (recursively into sub-configs), head widths equal in the defaults
+    kept equal, as key/value heads equal to the query heads (DeepSeek's latent attention needs both); lists as long as the layer count (``layer_types``) cut to the new count; special token ids moved
+    into the shrunk vocabulary."""
     out = dict(values)
     hierarchical = any(isinstance(out.get(k), list) for k in HIERARCHICAL)
     layers_before = next((out[k] for k in LAYER_KEYS if isinstance(out.get(k), int)), None)
@@ -113,6 +117,12 @@ def shrink(values: dict[str, Any]) -> dict[str, Any]:
             continue
         elif key in SIZES and isinstance(value, int) and not isinstance(value, bool) and value > SIZES[key]:
             out[key] = SIZES[key]
+    heads = [k for k in HEAD_KEYS if isinstance(values.get(k), int) and not isinstance(values[k], bool)]
+    for key in heads:
+        equal = [k for k in heads if values[k] == values[key]]
+        out[key] = min(out[k] for k in equal)
+    if values.get("num_key_value_heads") == values.get("num_attention_heads") is not None:
+        out["num_key_value_heads"] = out["num_attention_heads"]  # multi-head attention stays multi-head
     if layers_before and layers_before > 2 and not hierarchical:
         for key, value in values.items():
             if isinstance(value, list) and len(value) == layers_before:
