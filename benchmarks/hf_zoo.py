@@ -71,7 +71,8 @@ VOCAB = 1000
 SIZES = {  # key -> the shrunk value (only where the default is larger)
     **dict.fromkeys(
         ("hidden_size", "d_model", "n_embd", "embed_dim", "hidden_dim", "word_embed_proj_dim", "decoder_hidden_size",
-         "encoder_hidden_size", "text_hidden_size", "out_hidden_size", "projection_dim", "embedding_size"), 64),
+         "encoder_hidden_size", "text_hidden_size", "out_hidden_size", "projection_dim", "embedding_size", "emb_dim",
+         "d_latents", "pooler_hidden_size"), 64),
     **dict.fromkeys(
         ("num_hidden_layers", "n_layer", "n_layers", "num_layers", "encoder_layers", "decoder_layers",
          "num_decoder_layers", "num_encoder_layers", "depth"), 2),
@@ -89,7 +90,7 @@ SIZES = {  # key -> the shrunk value (only where the default is larger)
     **dict.fromkeys(("qk_rope_head_dim", "rotary_dim"), 8),
     "qk_head_dim": 24,
     **dict.fromkeys(("kv_lora_rank", "q_lora_rank"), 32),
-    "vocab_size": VOCAB,
+    **dict.fromkeys(("vocab_size", "entity_vocab_size", "encoder_hash_byte_group_vocab"), VOCAB),
     **dict.fromkeys(("max_position_embeddings", "n_positions"), 512),
     "image_size": 32,
     "patch_size": 8,
@@ -121,12 +122,21 @@ def shrink(values: dict[str, Any]) -> dict[str, Any]:
     for key in heads:
         equal = [k for k in heads if values[k] == values[key]]
         out[key] = min(out[k] for k in equal)
+    if (
+        "head_dim" in values
+        and values["head_dim"] is None
+        and out.get("hidden_size")
+        and out.get("num_attention_heads")
+    ):
+        out["head_dim"] = out["hidden_size"] // out["num_attention_heads"]  # a default the model does not derive
     if values.get("num_key_value_heads") == values.get("num_attention_heads") is not None:
         out["num_key_value_heads"] = out["num_attention_heads"]  # multi-head attention stays multi-head
     if layers_before and layers_before > 2 and not hierarchical:
         for key, value in values.items():
             if isinstance(value, list) and len(value) == layers_before:
                 out[key] = value[:2]
+        if out.get("out_features") is not None:  # a backbone's default stages name the old last layer
+            out["out_features"] = out["out_indices"] = None
     if isinstance(out.get("vocab_size"), int) and out["vocab_size"] <= VOCAB:
         vocab = out["vocab_size"]
         taken = 0
