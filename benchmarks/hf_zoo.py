@@ -184,7 +184,7 @@ class _NotBuilt(RuntimeError):
 def test_inputs(model: torch.nn.Module) -> dict[str, Any]:
     """Inputs of the kind the model takes, not the tracing example: the example's structure with its values
     drawn again (token ids at random but for the first, which is the config's own, or the one detinit assumed
-    and says so); where detinit has no example, inputs this script makes (:func:`own_inputs`)."""
+    and says so, and a special last token shared by every row, as </s>); where detinit has no example, inputs this script makes (:func:`own_inputs`)."""
     example = example_for(model)
     if example is None or example.inputs is None:
         return own_inputs(model)
@@ -201,8 +201,10 @@ def test_inputs(model: torch.nn.Module) -> dict[str, Any]:
         else:
             vocab = int(getattr(text_config(model.config), "vocab_size", 0) or int(value.max()) + 1)
             allowed = torch.tensor([t for t in range(vocab) if t not in special])
-            ids = allowed[torch.randint(0, len(allowed), (2, 10 if key == "input_ids" else 5), generator=g)]
+            ids = allowed[torch.randint(0, len(allowed), (2, 10), generator=g)]
             ids[:, 0] = value[0, 0]
+            if int(value[0, -1]) in special and bool((value[:, -1] == value[0, -1]).all()):
+                ids[:, -1] = value[0, -1]  # rows that end with </s> (sequence-to-sequence inputs) still do
             inputs[key] = ids
     return inputs
 

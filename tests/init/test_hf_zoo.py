@@ -37,6 +37,7 @@ SAMPLE = [
     ("vision encoder", "siglip_vision_model", "SiglipVisionModel"),  # attention pooling's learned probe
     ("causal LM", "bart", "BartForCausalLM"),  # the embedding norm at the post-norm fixed point
     ("sequence classification", "modernbert", "ModernBertForSequenceClassification"),  # escape after settling
+    ("sequence classification", "bart", "BartForSequenceClassification"),  # reads each row's last </s>
     ("base", "led", "LEDModel"),  # a token table looked up for padding too, concatenated before its norm
     ("causal LM", "afmoe", "AfmoeForCausalLM"),  # a sandwich norm after routed + shared experts
     ("base", "llava", "LlavaModel"),  # a vision tower the text example never reaches, traced on its own

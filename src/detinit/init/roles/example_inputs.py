@@ -8,8 +8,8 @@ model's layers (:mod:`detinit.init.roles.traced`). Users can pass
   ``"input_ids"``: 2 x 8 token ids below the (text) config's ``vocab_size``,
   both rows starting with the config's own first token (:func:`first_token_id`:
   ``cls_token_id``, else ``bos_token_id``, else 0, which the note says was
-  assumed), as real batches do; encoder-decoder models also get
-  ``decoder_input_ids`` from ``decoder_start_token_id``.
+  assumed), as real batches do; encoder-decoder models' rows end with the config's ``eos_token_id`` (and
+  hold it nowhere else), and they also get ``decoder_input_ids`` from ``decoder_start_token_id``.
   ``"pixel_values"``: 2 images of the (vision) config's ``num_channels`` and
   ``image_size`` (64 x 64 assumed where the config has none).
   ``"input_values"``: 2 waveforms of 8,000 samples (half a second at 16 kHz), every other frame masked where
@@ -76,6 +76,15 @@ def _token_rows(length: int, vocab: int, first: int, device: torch.device) -> to
     return ids.to(device)
 
 
+def _ending_with(ids: torch.Tensor, eos: int, vocab: int) -> torch.Tensor:
+    """``ids`` with ``eos`` at the end of each row and nowhere else (BART's classification head reads every
+    row's last ``</s>`` and refuses rows that hold different numbers of them)."""
+    ids = ids.clone()
+    ids[ids == eos] = (eos + 1) % vocab
+    ids[:, -1] = eos
+    return ids
+
+
 def text_config(config: object) -> object:
     """The config that has the vocabulary: a composite model's text config, else the config itself."""
     if getattr(config, "vocab_size", None):
@@ -115,10 +124,14 @@ def _token_inputs(model: nn.Module, config: object, accepted: object, device: to
         f"input_ids: 2 x 8 tokens starting with token {first} ({source}); a zero output reading one position "
         "stays 0 for inputs that start so: pass example_inputs= starting with your own [CLS]/BOS id to change it"
     )
+    eos = getattr(text, "eos_token_id", None)
+    if getattr(config, "is_encoder_decoder", False) and isinstance(eos, int) and 0 <= eos < vocab and eos != first:
+        inputs["input_ids"] = _ending_with(inputs["input_ids"], eos, vocab)  # BART's classifier reads the </s>
+        note += f"; each ends with eos token {eos}, as a sequence-to-sequence model's inputs do"
     if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in accepted:
         start = getattr(config, "decoder_start_token_id", None)
         start = start if isinstance(start, int) and 0 <= start < vocab else first
-        inputs["decoder_input_ids"] = _token_rows(4, vocab, start, device)
+        inputs["decoder_input_ids"] = _token_rows(8, vocab, start, device)  # as long: BART classifies on it
     return Example(inputs, note)
 
 
