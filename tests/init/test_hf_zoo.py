@@ -42,6 +42,15 @@ SAMPLE = [
     ("causal LM", "afmoe", "AfmoeForCausalLM"),  # a sandwich norm after routed + shared experts
     ("base", "llava", "LlavaModel"),  # a vision tower the text example never reaches, traced on its own
     ("causal LM", "gemma3", "Gemma3ForConditionalGeneration"),  # its SigLIP tower's pooling probe
+    ("causal LM", "qwen3_next", "Qwen3NextForCausalLM"),  # a state recurrence; A_log drawn: its quantiles
+    ("causal LM", "mamba", "MambaForCausalLM"),  # a selective scan, S = dA S + dB u, no residual
+    ("base", "cpmant", "CpmAntModel"),  # attention scores plus a position bias, no residual
+    ("base", "inkling_text", "InklingTextModel"),  # a branch ending in a short convolution with its own skip
+    ("vision encoder", "levit", "LevitModel"),  # Linear + BatchNorm reshaped back; zero bias tables kept
+    ("base", "prophetnet", "ProphetNetModel"),  # one projection's outputs for two streams concatenated
+    ("base", "jetmoe", "JetMoeModel"),  # experts added into their rows with index_add, then a bias
+    ("base", "apertus", "ApertusModel"),  # an activation's constants, set by the constructor
+    ("base", "minicpm_ocr", "MiniCPMOcrModel"),  # its language model's own initialiser
 ]
 
 

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from ..init.roles.trace import Graph, record_forward
-from ..init.roles.traced.index import GraphIndex
+from ..init.roles.traced.index import NORM_FUNCS, GraphIndex
 from ..init.roles.traced.residuals import ResidualSum, reshaped_from, residual_sums
 
 ZERO_LOGITS = "zero logits"
@@ -56,11 +56,13 @@ class Promise:
     error: float
     where: str
     checked: int  # how many outputs, adds or blocks were checked
+    why: str = ""  # the mechanism, where the check can tell it (a post-norm block on an unnormalised input)
 
     def __str__(self) -> str:
         verdict = {True: "kept", False: "BROKEN", None: "n/a"}[self.kept]
         where = f" at {self.where}" if self.where else ""
-        return f"{self.promise}: {verdict} ({self.checked} checked, worst {self.error:.3g}{where})"
+        why = f"; {self.why}" if self.why else ""
+        return f"{self.promise}: {verdict} ({self.checked} checked, worst {self.error:.3g}{where}{why})"
 
 
 def zero_start_promises(
@@ -73,8 +75,9 @@ def zero_start_promises(
     layer tied to the token embedding, role ``classifier_norm`` in the report; with no final norm it is the last
     block's own): a block around one of them is not counted."""
     graph = record_forward(model, inputs)
-    sums = residual_sums(GraphIndex(model, graph))
-    blocks = _blocks_identity(graph, sums, tolerance, set(carries_output_zero))
+    ix = GraphIndex(model, graph)
+    sums = residual_sums(ix)
+    blocks = _blocks_identity(ix, sums, tolerance, set(carries_output_zero))
     return [_zero_logits(graph), _branches_zero(graph, sums, tolerance), blocks]
 
 
@@ -117,11 +120,12 @@ def _branches_zero(graph: Graph, sums: list[ResidualSum], tolerance: float) -> P
     return Promise(BRANCHES_ZERO, kept, worst, where, len(sums))
 
 
-def _blocks_identity(graph: Graph, sums: list[ResidualSum], tolerance: float, excluded: set[str]) -> Promise:
+def _blocks_identity(ix: GraphIndex, sums: list[ResidualSum], tolerance: float, excluded: set[str]) -> Promise:
     """Each residual sum's block: the smallest module call around it that takes its skip and returns a tensor
     of that shape (a model's encoder, which adds a final norm after its blocks, is not one), unless that call
     holds another sum's block: then it is a stack of blocks (wav2vec 2.0's encoder adds its convolutional
     positions, normalises, then runs its layers) and its own sum is checked by the branch promise alone."""
+    graph = ix.graph
     found: dict[int, tuple[int, int]] = {}  # call number -> (entry, exit)
     for block in sums:
         sources = reshaped_from(graph, block.skip)
@@ -153,4 +157,27 @@ def _blocks_identity(graph: Graph, sums: list[ResidualSum], tolerance: float, ex
     if not errors:
         return Promise(BLOCKS_IDENTITY, None, 0.0, "", 0)
     number = max(errors, key=errors.__getitem__)
-    return Promise(BLOCKS_IDENTITY, errors[number] <= tolerance, errors[number], graph.calls[number].name, len(errors))
+    kept = errors[number] <= tolerance
+    why = "" if kept else _unnormalised_post_norm(ix, *found[number])
+    return Promise(BLOCKS_IDENTITY, kept, errors[number], graph.calls[number].name, len(errors), why)
+
+
+def _unnormalised_post_norm(ix: GraphIndex, entry: int, exit_: int) -> str:
+    """The mechanism where a block ends in a norm and its input is not at that norm's fixed point (per-token mean
+    square 1): ``LN(x + 0) = x`` then holds for no initialisation of the block."""
+    module = next((ix.norm_call_of[v] for v in reshaped_from(ix.graph, exit_) if v in ix.norm_call_of), None)
+    node = ix.graph.producer(exit_)
+    if module is None and (node is None or node.name not in NORM_FUNCS):
+        return ""
+    rms = "rms" in (node.name if module is None else type(ix.modules[module]).__name__).lower()
+    x = ix.graph.tensors[entry].detach().double()
+    x = x if rms else x - x.mean(-1, keepdim=True)  # a LayerNorm's fixed point has mean 0 and variance 1
+    mean_square = x.pow(2).mean(-1)
+    low, high = float(mean_square.min()), float(mean_square.max())
+    if max(abs(low - 1), abs(high - 1)) <= 1e-3:
+        return ""
+    what = "mean square" if rms else "variance"
+    return (
+        f"a post-norm block on an input that is not normalised (per-token {what} {low:.3g} to {high:.3g}): "
+        "no initialisation of the block makes it the identity"
+    )

@@ -12,8 +12,9 @@
    settled model computes it (:mod:`detinit.init.apply.readout`);
 4. **report**: one :class:`~detinit.init.apply.report.ParamRecord` per parameter, built at the end.
 
-A parameter no rule covers keeps its library's own initialisation where that is deterministic (Mamba's
-``A_log``: :mod:`detinit.init.apply.library`); any other is reported as unknown and left unchanged
+A parameter no rule covers gets its library's own initialisation where the model carries one (Mamba's
+``A_log``; where the library draws it, the quantiles of its distribution under a deterministic scheme:
+:mod:`detinit.init.apply.library`); any other is reported as unknown and left unchanged
 (``strict=True`` raises instead, before anything is written); one with ``requires_grad=False`` is left
 unchanged and reported as ``frozen``. A parameter shared by several modules (tied weights) is written once,
 and the modules must agree on its rule (:mod:`detinit.init.apply.tied`).
@@ -125,7 +126,7 @@ def initialize(
 
     plans, entries, parametrized = _plan(named, scheme_obj, role_sources, traced, device is None)
     if device is None:  # a meta-device model has no values to probe
-        adopt_library_init_(model, plans, entries)
+        adopt_library_init_(model, plans, entries, random=scheme_obj.policy.uses_generator)
     unknown = [e for e in entries if e.rule == UNKNOWN]
     if strict and unknown:
         raise ValueError(

@@ -24,6 +24,8 @@ MATRIX_FUNCS: dict[str, tuple[tuple[int | str, ...], tuple[int | str, ...], str]
     "_grouped_mm": ((1, "mat_b"), (), "in_out"),  # experts: a stack of matrices, one per group of rows
     **{f"conv{d}d": ((1, "weight"), (2, "bias"), "out_in") for d in (1, 2, 3)},
     **{f"conv_transpose{d}d": ((1, "weight"), (2, "bias"), "in_out") for d in (1, 2, 3)},
+    # attention in one call (WavLM, nn.MultiheadAttention): its last matrix, the output projection, makes the result
+    "multi_head_attention_forward": ((11, "out_proj_weight"), (12, "out_proj_bias"), "out_in"),
 }
 NORM_FUNCS = frozenset({"layer_norm", "group_norm", "batch_norm", "instance_norm", "rms_norm"})
 ADD_FUNCS = frozenset({"add", "__add__", "__radd__", "add_", "__iadd__"})
@@ -33,7 +35,7 @@ SHAPE_FUNCS = frozenset(
     {
         "view", "reshape", "expand", "expand_as", "unsqueeze", "squeeze", "flatten", "unflatten", "permute",
         "transpose", "t", "contiguous", "to", "float", "half", "bfloat16", "double", "type_as", "type",
-        "__getitem__", "__get__", "repeat", "clone", "narrow", "movedim", "dropout",
+        "__getitem__", "__get__", "repeat", "clone", "narrow", "movedim", "dropout", "reshape_as", "view_as",
     }
 )  # fmt: skip
 SOFTMAX_FUNCS = frozenset({"softmax", "_softmax", "log_softmax"})

@@ -16,9 +16,11 @@ from torch import nn
 
 from ...roles.layers import MATRIX_LAYER_TYPES
 from ..trace import Graph, Node
-from .index import ADD_FUNCS, SHAPE_FUNCS, GraphIndex
+from .index import ADD_FUNCS, MUL_FUNCS, NORM_FUNCS, SHAPE_FUNCS, SOFTMAX_FUNCS, GraphIndex
 from .result import TracedParam
 from .walks import selected_parameter, walk_back
+
+SCORE_PASSING_FUNCS = ADD_FUNCS | {"masked_fill", "masked_fill_", "where", "div", "__truediv__", "sub", "__sub__"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ def residual_sums(ix: GraphIndex) -> list[ResidualSum]:
     if ix.residual_sums is not None:
         return ix.residual_sums
     graph, found = ix.graph, []
+    stream = {v for call in graph.calls for v in (*call.inputs, *call.outputs)}
     for node in graph.nodes:
         if not _is_stream_add(graph, node) or _absorbed(graph, node):
             continue
@@ -52,10 +55,52 @@ def residual_sums(ix: GraphIndex) -> list[ResidualSum]:
             continue
         skip, branches = split
         branches = [(value, inside) for value, inside in branches if any(ix.is_layer_output(v) for v in inside)]
-        if branches:
+        if branches and _on_stream(ix, skip, stream) and not _scores_attention(graph, node.outputs[0]):
             found.append(ResidualSum(node.index, skip, tuple(branches), node.module))
+            stream.add(node.outputs[0])
     ix.residual_sums = found
     return found
+
+
+def _on_stream(ix: GraphIndex, value: int, stream: set[int]) -> bool:
+    """Whether ``value`` carries the features from block to block: a module call's input or output, an earlier
+    residual sum, or one of those reshaped, scaled (one computed factor), normalised or summed with another.
+
+    A recurrence inside a mixer (a state ``S_t = decay * S_(t-1) + k v^T``, an attention score plus a position
+    bias) adds two computed values too, but its skip is none of these, so it is not a residual sum."""
+    graph, todo, seen = ix.graph, [value], set()
+    while todo:
+        value = todo.pop()
+        if value in stream:
+            return True
+        if value in seen:
+            continue
+        seen.add(value)
+        node = graph.producer(value)
+        if node is None:
+            continue
+        tainted = graph.tainted_inputs(node)
+        if node.name in SHAPE_FUNCS or node.name in NORM_FUNCS or (node.name in MUL_FUNCS and len(tainted) == 1):
+            todo.extend(tainted[:1])
+        elif node.name in ADD_FUNCS and tainted and all(_on_stream(ix, v, stream) for v in tainted):
+            return True
+    return False
+
+
+def _scores_attention(graph: Graph, value: int) -> bool:
+    """Whether a sum's result goes on, through reshapes, masks and other adds, into a softmax: attention scores
+    plus a position bias (CPM-Ant), not features."""
+    todo, seen = [value], set()
+    while todo:
+        value = todo.pop()
+        for index in graph.consumers.get(value, []):
+            node = graph.nodes[index]
+            if node.name in SOFTMAX_FUNCS:
+                return True
+            if (node.name in SHAPE_FUNCS or node.name in SCORE_PASSING_FUNCS) and node.outputs[0] not in seen:
+                seen.add(node.outputs[0])
+                todo.append(node.outputs[0])
+    return False
 
 
 def reshaped_from(graph: Graph, value: int) -> list[int]:
@@ -67,9 +112,12 @@ def reshaped_from(graph: Graph, value: int) -> list[int]:
 
 
 def find_residuals(ix: GraphIndex) -> None:
-    for count, block_sum in enumerate(residual_sums(ix), 1):
+    sums = residual_sums(ix)
+    skip_of = {ix.graph.nodes[s.node].outputs[0]: s.skip for s in sums}
+    for count, block_sum in enumerate(sums, 1):
         block = f"traced residual add #{count} in {block_sum.module or 'the model'}"
-        lasts = {_mark_branch_end(ix, value, block) for value, _ in block_sum.branches}
+        ends = [_through_nested_sums(ix.graph, value, skip_of) for value, _ in block_sum.branches]
+        lasts = {_mark_branch_end(ix, value, block) for value in ends}
         for _, inside in block_sum.branches:
             for value in sorted(inside):  # in the order computed
                 producer = ix.graph.producer(value)
@@ -81,10 +129,21 @@ def find_residuals(ix: GraphIndex) -> None:
                     ix.result.set_role(module, "branch", f"inside the branch of {block}", block)
 
 
+def _through_nested_sums(graph: Graph, value: int, skip_of: dict[int, int]) -> int:
+    """A branch that ends in a residual sum of its own (``h + conv(h)``, zero at the start) ends where that sum's
+    skip ``h`` was computed: its last layer carries the outer branch's zero."""
+    while True:
+        inner = next((skip_of[v] for v in reshaped_from(graph, value) if v in skip_of), None)
+        if inner is None:
+            return value
+        value = inner
+
+
 def _mark_branch_end(ix: GraphIndex, branch: int, block: str) -> str | None:
     """Give the last layer of one branch its role (and a norm or scale after it theirs); the name of the module
     given the role (``None`` where the role went to the matrix alone)."""
     met, layer = walk_back(ix, branch)
+    met = [(kind, name) for kind, name in met if kind != "norm" or _has_scale(ix, name)]  # LN(0) = 0 without one
     if layer is None:
         norms = [name for kind, name in met if kind == "norm"]
         if norms:  # a norm after a sum of layers (routed + shared experts, then a sandwich norm): it carries the zero
@@ -110,6 +169,12 @@ def _mark_branch_end(ix: GraphIndex, branch: int, block: str) -> str | None:
     return module
 
 
+def _has_scale(ix: GraphIndex, norm: str) -> bool:
+    """Whether a norm has parameters to carry a branch's zero (``LayerNorm(elementwise_affine=False)`` has none,
+    so the zero stays on the layer before it)."""
+    return next(ix.modules[norm].parameters(recurse=False), None) is not None
+
+
 def _holds_several_matrices(ix: GraphIndex, module: str) -> bool:
     if isinstance(ix.modules[module], MATRIX_LAYER_TYPES + (nn.Embedding,)):
         return False
@@ -126,7 +191,9 @@ def _is_stream_add(graph: Graph, node: Node) -> bool:
 
 
 def _absorbed(graph: Graph, node: Node) -> bool:
-    """Whether the add's result is a term of a later add and nothing else (through reshapes)."""
+    """Whether the add's result is a term of a later add and nothing else (through reshapes), and not a residual
+    sum of its own nested in that add's branch: ``x + (h + conv(h))`` with ``h`` computed from ``x`` (Inkling's
+    short convolution after the attention) is two sums, ``(x + a(x)) + m(x)`` one."""
     value = node.outputs[0]
     while True:
         consumers = graph.consumers.get(value, [])
@@ -134,10 +201,18 @@ def _absorbed(graph: Graph, node: Node) -> bool:
             return False
         consumer = graph.nodes[consumers[0]]
         if _is_stream_add(graph, consumer):
-            return True
+            return not _nested_in_branch(graph, node, consumer, value)
         if consumer.name not in SHAPE_FUNCS or len(consumer.inputs) != 1:
             return False
         value = consumer.outputs[0]
+
+
+def _nested_in_branch(graph: Graph, inner: Node, outer: Node, result: int) -> bool:
+    a, b = graph.tainted_inputs(inner)
+    if not (graph.is_ancestor(a, of=b) or graph.is_ancestor(b, of=a)):
+        return False  # not x + f(x): side-by-side branches summed first
+    others = [v for v in graph.tainted_inputs(outer) if v != result]
+    return bool(others) and all(graph.is_ancestor(o, of=a) and graph.is_ancestor(o, of=b) for o in others)
 
 
 def _terms(graph: Graph, node: Node) -> list[int]:

@@ -4,7 +4,7 @@ made it, and to the layers a value feeds or is fed by."""
 from __future__ import annotations
 
 from ..trace import Node
-from .index import ADD_FUNCS, MUL_FUNCS, NORM_FUNCS, SHAPE_FUNCS, GraphIndex
+from .index import ADD_FUNCS, CAT_FUNCS, MUL_FUNCS, NORM_FUNCS, SHAPE_FUNCS, GraphIndex
 
 INDEX_FUNCS = frozenset({"__getitem__", "index_select", "gather", "take_along_dim"})  # select by indices
 
@@ -63,10 +63,27 @@ def walk_back(ix: GraphIndex, value: int) -> tuple[list[tuple[str, str]], tuple[
         if node.name in INDEX_FUNCS and not params and data is not None and ix.graph.values[data].tainted:
             value = data  # a selection of rows (the last real token of each sequence): the indices mix in nothing
             continue
+        if node.name in ADD_FUNCS and len(tainted) == 1 and params:
+            value = tainted[0]  # a bias added after the layer (JetMoE's experts): zero under every scheme
+            continue
+        if node.name in SCATTER_ADD_FUNCS and len(tainted) == 2 and tainted[-1] == node.inputs.get(3):
+            value = tainted[-1]  # experts' outputs added into their tokens' rows: linear in them
+            continue
+        if node.name in CAT_FUNCS and not params and len(tainted) > 1:
+            ends = [walk_back(ix, v) for v in tainted]  # parts made by one layer (ProphetNet's main and n-gram streams)
+            if all(end[1] is not None and end[1][1] == ends[0][1][1] for end in ends):  # type: ignore[index]
+                return met + ends[0][0], ends[0][1]
+            return met, None
+        if node.name in SHAPE_FUNCS and not params and data is not None and data in tainted:
+            value = data  # x.reshape_as(y): y gives only the shape
+            continue
         if params or len(tainted) != 1:
             return met, None
         value = tainted[0]
     return met, None
+
+
+SCATTER_ADD_FUNCS = frozenset({"index_add", "index_add_", "scatter_add", "scatter_add_"})
 
 
 def selected_parameter(ix: GraphIndex, value: int) -> bool:

@@ -1,0 +1,264 @@
+"""Sums that are not residual blocks, and residual blocks that end in uncommon ways, as the Hugging Face zoo sweep
+(benchmarks/hf_zoo.py) found them, in plain torch: a linear-attention state recurrence inside a mixer, attention
+scores plus a position bias, a short convolution with its own skip at the end of a branch, attention computed in one
+``F.multi_head_attention_forward`` call, a branch ending in ``reshape_as``, in a concatenation of one layer's
+outputs, or in experts added into their tokens' rows plus a bias. Each test checks ZerO's promises on inputs that
+are not the tracing example (:func:`detinit.diagnostics.promises.zero_start_promises`)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from detinit import initialize
+from detinit.diagnostics.promises import zero_start_promises
+from detinit.init.roles.trace import record_forward
+from detinit.init.roles.traced.index import GraphIndex
+from detinit.init.roles.traced.residuals import residual_sums
+
+WIDTH = 8
+
+
+def kept(model: nn.Module, inputs: object) -> dict[str, bool | None]:
+    return {p.promise: p.kept for p in zero_start_promises(model, inputs)}
+
+
+def sums_in(model: nn.Module, inputs: object) -> list[str]:
+    """The module of each residual sum the recorded pass holds."""
+    with torch.no_grad():
+        return [s.module for s in residual_sums(GraphIndex(model, record_forward(model, inputs)))]
+
+
+def lm(block: type[nn.Module], depth: int = 2) -> nn.Sequential:
+    return nn.Sequential(nn.Embedding(50, WIDTH), *[block() for _ in range(depth)], nn.Linear(WIDTH, 50))
+
+
+class LinearAttention(nn.Module):
+    """A pre-norm block around a gated linear-attention mixer: the state ``S_t = decay_t S_(t-1) + k_t^T v_t``
+    is a sum of two computed tensors too, but not a residual sum (Qwen3-Next's gated delta rule, Mamba's scan)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(WIDTH)
+        self.qkv = nn.Linear(WIDTH, 3 * WIDTH)
+        self.decay = nn.Linear(WIDTH, 1)
+        self.out = nn.Linear(WIDTH, WIDTH)
+
+    def mix(self, h: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(h).chunk(3, dim=-1)
+        decay = torch.sigmoid(self.decay(h))
+        state = torch.zeros(h.shape[0], WIDTH, WIDTH)
+        outputs = []
+        for t in range(h.shape[1]):
+            state = state * decay[:, t, :, None] + k[:, t, :, None] @ v[:, t, None, :]
+            outputs.append((q[:, t, None, :] @ state).squeeze(1))
+        return self.out(torch.stack(outputs, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mix(self.norm(x))
+
+
+def test_a_state_recurrence_is_not_a_residual_sum():
+    net = lm(LinearAttention)
+    tokens = torch.randint(0, 50, (2, 5))
+    assert sums_in(net, tokens) == ["1", "2"]  # one sum a block, none for the 5 state updates of each
+    report = initialize(net, "zero", example_inputs=tokens, strict=True)
+    assert report["1.out.weight"].role == "branch_last" and report["1.out.weight"].rule == "zeros"
+    assert all(kept(net, torch.randint(0, 50, (3, 6))).values())
+
+
+class BiasedScores(nn.Module):
+    """Attention whose scores get a bias computed from the input before the softmax (CPM-Ant's position bias,
+    a segment bias): the sum of two computed tensors with layers on both sides, not a residual sum."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(WIDTH)
+        self.q, self.k, self.v, self.o = (nn.Linear(WIDTH, WIDTH) for _ in range(4))
+        self.segment = nn.Linear(WIDTH, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x)
+        scores = self.q(h) @ self.k(h).transpose(1, 2) / WIDTH**0.5
+        bias = self.segment(h)
+        scores = scores + (bias + bias.transpose(1, 2))
+        return x + self.o(torch.softmax(scores, -1) @ self.v(h))
+
+
+def test_attention_scores_plus_a_position_bias_are_not_a_residual_sum():
+    net = lm(BiasedScores)
+    tokens = torch.randint(0, 50, (2, 6))
+    assert sums_in(net, tokens) == ["1", "2"]
+    report = initialize(net, "zero", example_inputs=tokens, strict=True)
+    assert report["1.o.weight"].rule == "zeros"
+    assert all(kept(net, torch.randint(0, 50, (3, 6))).values())
+
+
+class ShortConvolution(nn.Module):
+    """``h + conv(h)``, causal and depthwise, in float32: a residual of its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(WIDTH, WIDTH, 3, groups=WIDTH, padding=2)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        residual = h.float()
+        out = self.conv(residual.transpose(1, 2))[..., : h.shape[1]].transpose(1, 2)
+        return (out + residual).to(h.dtype)
+
+
+class ConvolvedBranch(nn.Module):
+    """``x + sconv(mlp(LN x))``: the branch ends in a short convolution with its own skip (Inkling)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(WIDTH)
+        self.up, self.down = nn.Linear(WIDTH, 2 * WIDTH), nn.Linear(2 * WIDTH, WIDTH)
+        self.sconv = ShortConvolution()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.sconv(self.down(F.gelu(self.up(self.norm(x)))))
+
+
+def test_a_branch_ending_in_its_own_residual_gives_its_zero_to_the_layer_before():
+    net = lm(ConvolvedBranch)
+    tokens = torch.randint(0, 50, (2, 5))
+    assert sums_in(net, tokens) == ["1.sconv", "1", "2.sconv", "2"]  # two sums, not one of three terms
+    report = initialize(net, "zero", example_inputs=tokens, strict=True)
+    for block in ("1", "2"):
+        assert report[f"{block}.sconv.conv.weight"].rule == "zeros"
+        assert report[f"{block}.down.weight"].role == "branch_last" and report[f"{block}.down.weight"].rule == "zeros"
+    assert all(kept(net, torch.randint(0, 50, (3, 7))).values())
+
+
+class FunctionalAttention(nn.Module):
+    """A post-norm block computing its attention in one ``F.multi_head_attention_forward`` call with separate
+    projection weights (WavLM)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q, self.k, self.v, self.o = (nn.Linear(WIDTH, WIDTH) for _ in range(4))
+        self.norm = nn.LayerNorm(WIDTH)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.transpose(0, 1)
+        bias = torch.cat((self.q.bias, self.k.bias, self.v.bias))
+        attended, _ = F.multi_head_attention_forward(
+            h, h, h, WIDTH, 2, torch.empty([0]), bias, None, None, False, 0.0, self.o.weight, self.o.bias,
+            training=False, need_weights=False, use_separate_proj_weight=True,
+            q_proj_weight=self.q.weight, k_proj_weight=self.k.weight, v_proj_weight=self.v.weight,
+        )  # fmt: skip
+        return self.norm(x + attended.transpose(0, 1))
+
+
+def test_attention_in_one_functional_call_ends_its_branch_with_the_output_projection():
+    net = nn.Sequential(nn.Embedding(50, WIDTH), nn.LayerNorm(WIDTH), FunctionalAttention(), nn.Linear(WIDTH, 50))
+    tokens = torch.randint(0, 50, (2, 5))
+    report = initialize(net, "zero", example_inputs=tokens, strict=True)
+    assert report["2.o.weight"].rule == "zeros" and report["2.o.bias"].rule == "zeros"
+    assert all(kept(net, torch.randint(0, 50, (3, 4))).values())
+
+
+class BatchNormedMLP(nn.Module):
+    """A branch ending in Linear then BatchNorm1d over the flattened tokens, reshaped back with ``reshape_as``
+    (LeViT)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.down = nn.Linear(WIDTH, 2 * WIDTH), nn.Linear(2 * WIDTH, WIDTH)
+        self.bn = nn.BatchNorm1d(WIDTH)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.down(F.hardswish(self.up(x)))
+        return x + self.bn(h.flatten(0, 1)).reshape_as(h)
+
+
+def test_a_branch_ending_in_reshape_as_carries_its_zero_on_the_norm():
+    net = lm(BatchNormedMLP).eval()
+    tokens = torch.randint(0, 50, (2, 5))
+    report = initialize(net, "zero", example_inputs=tokens, strict=True)
+    assert report["1.bn.weight"].role == "branch_last_norm" and report["1.bn.weight"].rule == "zeros"
+    assert all(kept(net, torch.randint(0, 50, (3, 4))).values())
+
+
+class TwoStreams(nn.Module):
+    """One output projection applied to two streams and the results concatenated (ProphetNet's main and
+    n-gram streams)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(WIDTH)
+        self.inner, self.out = nn.Linear(WIDTH, WIDTH), nn.Linear(WIDTH, WIDTH)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.inner(self.norm(x)))
+        half = x.shape[1] // 2
+        return x + torch.cat([self.out(h[:, :half]), self.out(h[:, half:])], 1)
+
+
+def test_a_branch_concatenating_one_layers_outputs_ends_with_that_layer():
+    net = lm(TwoStreams)
+    tokens = torch.randint(0, 50, (2, 6))
+    report = initialize(net, "zero", example_inputs=tokens, strict=True)
+    assert report["1.out.weight"].role == "branch_last" and report["1.out.weight"].rule == "zeros"
+    assert all(kept(net, torch.randint(0, 50, (3, 8))).values())
+
+
+class IndexAddExperts(nn.Module):
+    """Routed tokens, gathered in the router's order, through the experts (one here), scaled by their gates and
+    added back into their rows with one ``index_add``, then a shared bias (JetMoE)."""
+
+    def __init__(self, experts: int = 3) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(WIDTH)
+        self.router = nn.Linear(WIDTH, experts)
+        self.expert = nn.Linear(WIDTH, WIDTH)
+        self.bias = nn.Parameter(torch.zeros(WIDTH))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x).flatten(0, 1)
+        gate, choice = torch.softmax(self.router(h), -1).max(-1)
+        order = choice.argsort()
+        routed = self.expert(h[order]) * gate[order, None]
+        out = h.new_zeros(h.shape).index_add(0, order, routed)
+        return x + (out.view_as(x) + self.bias)
+
+
+def test_experts_added_into_rows_plus_a_bias_end_with_the_experts():
+    net = lm(IndexAddExperts)
+    tokens = torch.randint(0, 50, (4, 6))
+    report = initialize(net, "zero", example_inputs=tokens, strict=True)
+    for block in ("1", "2"):
+        expert = report[f"{block}.expert.weight"]
+        assert expert.role == "branch_last" and expert.rule == "zeros" and report[f"{block}.bias"].rule == "zeros"
+    assert all(kept(net, torch.randint(0, 50, (3, 8))).values())
+
+
+class UnscaledNormEnd(nn.Module):
+    """A branch ending in conv, a LayerNorm without parameters and GELU (data2vec-audio's positional
+    convolutions): the norm cannot carry the zero, the conv does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(WIDTH, WIDTH, 3, padding=1)
+        self.norm = nn.LayerNorm(WIDTH, elementwise_affine=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x.transpose(1, 2)).transpose(1, 2)
+        return x + F.gelu(self.norm(h))
+
+
+def test_a_norm_without_parameters_leaves_the_branch_zero_on_the_layer():
+    net = lm(UnscaledNormEnd)
+    tokens = torch.randint(0, 50, (2, 5))
+    report = initialize(net, "zero", example_inputs=tokens, strict=True)
+    assert report["1.conv.weight"].role == "branch_last" and report["1.conv.weight"].rule == "zeros"
+    assert all(kept(net, torch.randint(0, 50, (3, 4))).values())
+
+
+def test_a_post_norm_block_on_an_unnormalised_input_is_reported_with_its_mechanism():
+    net = nn.Sequential(nn.Linear(4, WIDTH), FunctionalAttention(), nn.Linear(WIDTH, 3))
+    initialize(net, "zero", example_inputs=torch.randn(2, 5, 4), strict=True)
+    blocks = zero_start_promises(net, 3 * torch.randn(2, 5, 4))[2]
+    assert blocks.kept is False and "post-norm block on an input that is not normalised" in str(blocks)
