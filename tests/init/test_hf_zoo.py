@@ -51,6 +51,9 @@ SAMPLE = [
     ("base", "jetmoe", "JetMoeModel"),  # experts added into their rows with index_add, then a bias
     ("base", "apertus", "ApertusModel"),  # an activation's constants, set by the constructor
     ("base", "minicpm_ocr", "MiniCPMOcrModel"),  # its language model's own initialiser
+    ("causal LM", "openai-gpt", "OpenAIGPTLMHeadModel"),  # tables straight into post-norm blocks, scaled
+    ("base", "zamba", "ZambaModel"),  # x_proj_weight[:, None] @ h: a stack of weights on the left
+    ("base", "recurrent_gemma", "RecurrentGemmaModel"),  # block-diagonal gates by baddbmm
 ]
 
 

@@ -262,3 +262,77 @@ def test_a_post_norm_block_on_an_unnormalised_input_is_reported_with_its_mechani
     initialize(net, "zero", example_inputs=torch.randn(2, 5, 4), strict=True)
     blocks = zero_start_promises(net, 3 * torch.randn(2, 5, 4))[2]
     assert blocks.kept is False and "post-norm block on an input that is not normalised" in str(blocks)
+
+
+class LeftMultiplied(nn.Module):
+    """Block-diagonal gates read by ``torch.baddbmm`` (RecurrentGemma), then an output weight applied on the left,
+    ``W @ h^T`` (Zamba's ``x_proj_weight``): both are layers."""
+
+    def __init__(self, heads: int = 2) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.LayerNorm(WIDTH)
+        self.gate = nn.Parameter(torch.randn(heads, WIDTH // heads, WIDTH // heads))
+        self.gate_bias = nn.Parameter(torch.randn(heads, WIDTH // heads))
+        self.out = nn.Parameter(torch.randn(WIDTH, WIDTH))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x)
+        batch, length, _ = h.shape
+        blocks = h.reshape(batch * length, self.heads, -1).permute(1, 0, 2)
+        gated = torch.sigmoid(torch.baddbmm(self.gate_bias[:, None, :], blocks, self.gate)) * blocks
+        gated = gated.permute(1, 0, 2).reshape(batch, length, WIDTH)
+        return x + (self.out @ gated.transpose(1, 2)).transpose(1, 2)
+
+
+def test_stacked_gates_by_baddbmm_and_a_weight_on_the_left_are_layers():
+    net = lm(LeftMultiplied)
+    tokens = torch.randint(0, 50, (2, 5))
+    report = initialize(net, "zero", example_inputs=tokens, strict=True)
+    assert report["1.out"].role == "branch_last" and report["1.out"].rule == "zeros"
+    assert report["1.gate"].rule != "unknown" and report["1.gate_bias"].rule == "zeros"
+    assert all(kept(net, torch.randint(0, 50, (3, 4))).values())
+
+
+class PostNormNoEmbeddingNorm(nn.Module):
+    """Token and position tables summed straight into post-norm blocks, with no embedding norm (GPT-1)."""
+
+    def __init__(self, depth: int = 2) -> None:
+        super().__init__()
+        self.tokens, self.positions = nn.Embedding(50, WIDTH), nn.Embedding(16, WIDTH)
+        self.blocks = nn.ModuleList(FunctionalAttention() for _ in range(depth))
+        self.head = nn.Linear(WIDTH, 50)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.tokens(ids) + self.positions(torch.arange(ids.shape[1]))
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)
+
+
+def test_a_token_table_entering_a_post_norm_stream_is_scaled_to_its_fixed_point():
+    net = PostNormNoEmbeddingNorm()
+    report = initialize(net, "zero", example_inputs=torch.randint(0, 50, (2, 6)), strict=True)
+    assert report["tokens.weight"].rule == "fixed_point" and report["positions.weight"].rule == "zeros"
+    rows = net.tokens.weight.detach().double().pow(2).mean(-1)
+    assert torch.allclose(rows, torch.full_like(rows, 1 - 1e-5), rtol=1e-6)  # LayerNorm's eps
+    assert all(kept(net, torch.randint(0, 50, (3, 9))).values())
+
+
+class VectorOnTheLeft(nn.Module):
+    """A learned vector on the left of a matmul, ``q @ h^T`` (Inkling 2's score probe): no layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.probe = nn.Parameter(torch.zeros(WIDTH))
+        self.fc = nn.Linear(WIDTH, WIDTH)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = torch.softmax(self.probe @ x.transpose(1, 2), -1)
+        return x + self.fc(weights[..., None] * x)
+
+
+def test_a_vector_on_the_left_of_a_matmul_is_not_taken_for_a_layer():
+    net = lm(VectorOnTheLeft)
+    report = initialize(net, "zero", example_inputs=torch.randint(0, 50, (2, 5)))
+    assert report["1.fc.weight"].rule == "zeros" and report["1.probe"].rule != "hadamard"

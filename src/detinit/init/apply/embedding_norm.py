@@ -1,5 +1,6 @@
 r"""A norm that reads the token embedding, set so that every post-norm block after it is the identity:
-:func:`settle_embedding_norms_`.
+:func:`settle_embedding_norms_`; where no norm does (GPT-1 sums its tables straight into post-norm blocks), the
+token table itself, scaled to rows of mean square :math:`1 - \epsilon`: :func:`settle_stream_tables_`.
 
 A post-norm block is :math:`\mathrm{LN}(x + f(x))`; ZerO makes :math:`f(x) = 0`, so the block is
 :math:`x / \sqrt{\overline{x^2} + \epsilon}` (for mean-zero :math:`x`), the identity only where
@@ -67,6 +68,38 @@ def settle_embedding_norms_(model: nn.Module, example: object, names: list[str])
                 f"{scale:.7g} = sqrt((1 - eps)(m + eps) / m), eps {eps:g}, input mean square m {mean_square:.4g}: "
                 f"its output is the post-norm fixed point +-sqrt(1 - eps), so the post-norm blocks after it are "
                 "the identity"
+            )
+    return settled
+
+
+def settle_stream_tables_(model: nn.Module, example: object, pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """Scale each token table that enters a post-norm stream with no norm of its own (``(table, norm)``: the
+    first post-norm block's norm reads its rows through zero branches alone, as in GPT-1) so that its rows have
+    mean square ``1 - eps``, the fixed point of that norm and of every later one: the blocks are then
+    the identity. Nothing is changed unless the table's rows are mean-zero with one mean square, the norm's input
+    on ``example`` is too (no position rows added to it), and the norm's scale is all ones. Returns
+    ``{table weight: reason}`` for those changed."""
+    norms = {norm: model.get_submodule(norm) for _, norm in pairs}
+    inputs = _norm_inputs(model, example, norms)
+    settled: dict[str, str] = {}
+    with torch.no_grad():
+        for table_name, norm_name in pairs:
+            norm, table = norms[norm_name], model.get_submodule(table_name)
+            eps = next((getattr(norm, a) for a in EPS_ATTRIBUTES if isinstance(getattr(norm, a, None), float)), None)
+            weight, scale = table._parameters.get("weight"), norm._parameters.get("weight")
+            x = inputs.get(norm_name)
+            if eps is None or not 0 < eps < 1 or weight is None or x is None:
+                continue
+            if scale is not None and not torch.equal(scale, torch.ones_like(scale)):
+                continue
+            rows, seen = _one_mean_square(weight), _one_mean_square(x)
+            if rows is None or seen is None or abs(rows - seen) > 1e-6 * rows:
+                continue
+            factor = math.sqrt((1.0 - eps) / rows)
+            weight.mul_(factor)
+            settled[f"{table_name}.weight"] = (
+                f"rows scaled by {factor:.7g} = sqrt((1 - eps) / m), eps {eps:g}, row mean square m {rows:.4g}: "
+                f"they enter a post-norm stream ({norm_name}) at its fixed point, so its blocks are the identity"
             )
     return settled
 

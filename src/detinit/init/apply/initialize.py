@@ -38,7 +38,7 @@ from ..roles.traced.submodels import trace_unreached_parts
 from ..roles.vocabulary import LayerInfo, RoleSource, default_layer_info, layer_infos
 from ..schemes import ParamRule, Scheme, get_scheme
 from . import checks
-from .embedding_norm import settle_embedding_norms_
+from .embedding_norm import settle_embedding_norms_, settle_stream_tables_
 from .execute import execute
 from .library import adopt_library_init_
 from .parametrized import ParametrizedWrite, original_reason, parametrized_tensors, write_parametrized_
@@ -144,6 +144,8 @@ def initialize(
     write_parametrized_(parametrized, gen)
     if example is not None and scheme_obj.policy.settles_embedding_norm and traced.embedding_norms:
         _settle_embedding_norms(model, example, traced.embedding_norms, entries)
+    if example is not None and scheme_obj.policy.settles_embedding_norm and traced.stream_tables:
+        _mark_settled(entries, settle_stream_tables_(model, example, traced.stream_tables))
     if example is not None and scheme_obj.policy.escapes_constant_readout:  # last: it reads the settled feature
         _escape_constant_readouts(model, example, entries)
     seed_used = seed if generator is None and scheme_obj.policy.uses_generator else None
@@ -285,7 +287,10 @@ def _escape_constant_readouts(model: nn.Module, example: object, entries: list[E
 def _settle_embedding_norms(model: nn.Module, example: object, norms: list[str], entries: list[Entry]) -> None:
     """Scale norms reading the token embedding to the post-norm fixed point
     (:mod:`detinit.init.apply.embedding_norm`); their entries say so."""
-    settled = settle_embedding_norms_(model, example, norms)
+    _mark_settled(entries, settle_embedding_norms_(model, example, norms))
+
+
+def _mark_settled(entries: list[Entry], settled: dict[str, str]) -> None:
     for index, entry in enumerate(entries):
         if entry.name in settled:
             entries[index] = entry._replace(rule="fixed_point", why=settled[entry.name], evidence="")

@@ -21,12 +21,14 @@ MATRIX_FUNCS: dict[str, tuple[tuple[int | str, ...], tuple[int | str, ...], str]
     "__matmul__": ((1, "other"), (), "in_out"),
     "mm": ((1, "mat2"), (), "in_out"),
     "bmm": ((1, "mat2"), (), "in_out"),
+    "baddbmm": ((2, "batch2"), (0, "input"), "in_out"),  # a stack of matrices plus a bias (RecurrentGemma's gates)
     "_grouped_mm": ((1, "mat_b"), (), "in_out"),  # experts: a stack of matrices, one per group of rows
     **{f"conv{d}d": ((1, "weight"), (2, "bias"), "out_in") for d in (1, 2, 3)},
     **{f"conv_transpose{d}d": ((1, "weight"), (2, "bias"), "in_out") for d in (1, 2, 3)},
     # attention in one call (WavLM, nn.MultiheadAttention): its last matrix, the output projection, makes the result
     "multi_head_attention_forward": ((11, "out_proj_weight"), (12, "out_proj_bias"), "out_in"),
 }
+LEFT_MATMUL_FUNCS = frozenset({"matmul", "__matmul__"})
 NORM_FUNCS = frozenset({"layer_norm", "group_norm", "batch_norm", "instance_norm", "rms_norm"})
 ADD_FUNCS = frozenset({"add", "__add__", "__radd__", "add_", "__iadd__"})
 MUL_FUNCS = frozenset({"mul", "__mul__", "__rmul__", "mul_", "__imul__", "multiply"})
@@ -127,6 +129,12 @@ class GraphIndex:
             return None
         weight_keys, bias_keys, stored = spec
         weight = next((node.inputs[k] for k in weight_keys if k in node.inputs), None)
+        if node.name in LEFT_MATMUL_FUNCS and (weight is None or self.graph.values[weight].tainted):
+            weight, stored = node.inputs.get(0), "out_in"  # W @ x: the weight on the left (Zamba's x_proj_weight)
+            if weight is None or 1 not in node.inputs or not self.graph.values[node.inputs[1]].tainted:
+                return None
+            if len(self.graph.values[weight].shape) < 2:
+                return None  # v @ x: a vector reads the input, as a learned query would
         if weight is None or self.graph.values[weight].tainted:
             return None
         source = self.param_source(weight)

@@ -46,6 +46,8 @@ class TracedRoles:
     notes: list[str] = field(default_factory=list)
     tables: set[str] = field(default_factory=set)  # parameters read by F.embedding
     embedding_norms: list[str] = field(default_factory=list)  # norm modules reading a token table's rows
+    # (token table module, the post-norm it feeds through zero branches alone): a stream with no embedding norm
+    stream_tables: list[tuple[str, str]] = field(default_factory=list)
 
     def set_role(self, module: str, role: str, evidence: str, block: str | None = None, *, over: bool = False) -> None:
         """Give ``module`` a role; one it has already is kept unless ``over``."""
@@ -54,7 +56,7 @@ class TracedRoles:
 
     def merge(self, part: TracedRoles, prefix: str) -> None:
         """Add what was found on a submodule traced on its own, its names under ``prefix`` (``"vision."``);
-        roles already known are kept, and the part's embedding norms are not taken (settling them needs the
+        roles already known are kept, and the part's embedding norms and stream tables are not taken (settling them needs the
         whole model's forward pass)."""
         for name, role in part.modules.items():
             block = None if role.block is None else f"{role.block} of {prefix.rstrip('.')}"
