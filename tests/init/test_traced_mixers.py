@@ -34,6 +34,16 @@ def lm(block: type[nn.Module], depth: int = 2) -> nn.Sequential:
     return nn.Sequential(nn.Embedding(50, WIDTH), *[block() for _ in range(depth)], nn.Linear(WIDTH, 50))
 
 
+def assert_branch_ends_at_zero(block: type[nn.Module], end: str, role: str = "branch_last", length: int = 5):
+    """ZerO on a two-block LM of ``block``: the first block's ``end`` parameter has ``role`` and is 0, and the
+    promises hold on inputs longer than the example."""
+    net = lm(block).eval()
+    report = initialize(net, "zero", example_inputs=torch.randint(0, 50, (2, length)), strict=True)
+    assert report[f"1.{end}"].role == role and report[f"1.{end}"].rule == "zeros"
+    assert all(kept(net, torch.randint(0, 50, (3, length + 2))).values())
+    return report
+
+
 class LinearAttention(nn.Module):
     """A pre-norm block around a gated linear-attention mixer: the state ``S_t = decay_t S_(t-1) + k_t^T v_t``
     is a sum of two computed tensors too, but not a residual sum (Qwen3-Next's gated delta rule, Mamba's scan)."""
@@ -175,11 +185,7 @@ class BatchNormedMLP(nn.Module):
 
 
 def test_a_branch_ending_in_reshape_as_carries_its_zero_on_the_norm():
-    net = lm(BatchNormedMLP).eval()
-    tokens = torch.randint(0, 50, (2, 5))
-    report = initialize(net, "zero", example_inputs=tokens, strict=True)
-    assert report["1.bn.weight"].role == "branch_last_norm" and report["1.bn.weight"].rule == "zeros"
-    assert all(kept(net, torch.randint(0, 50, (3, 4))).values())
+    assert_branch_ends_at_zero(BatchNormedMLP, "bn.weight", role="branch_last_norm")
 
 
 class TwoStreams(nn.Module):
@@ -198,11 +204,7 @@ class TwoStreams(nn.Module):
 
 
 def test_a_branch_concatenating_one_layers_outputs_ends_with_that_layer():
-    net = lm(TwoStreams)
-    tokens = torch.randint(0, 50, (2, 6))
-    report = initialize(net, "zero", example_inputs=tokens, strict=True)
-    assert report["1.out.weight"].role == "branch_last" and report["1.out.weight"].rule == "zeros"
-    assert all(kept(net, torch.randint(0, 50, (3, 8))).values())
+    assert_branch_ends_at_zero(TwoStreams, "out.weight", length=6)
 
 
 class IndexAddExperts(nn.Module):
@@ -250,11 +252,7 @@ class UnscaledNormEnd(nn.Module):
 
 
 def test_a_norm_without_parameters_leaves_the_branch_zero_on_the_layer():
-    net = lm(UnscaledNormEnd)
-    tokens = torch.randint(0, 50, (2, 5))
-    report = initialize(net, "zero", example_inputs=tokens, strict=True)
-    assert report["1.conv.weight"].role == "branch_last" and report["1.conv.weight"].rule == "zeros"
-    assert all(kept(net, torch.randint(0, 50, (3, 4))).values())
+    assert_branch_ends_at_zero(UnscaledNormEnd, "conv.weight")
 
 
 def test_a_post_norm_block_on_an_unnormalised_input_is_reported_with_its_mechanism():
@@ -286,12 +284,8 @@ class LeftMultiplied(nn.Module):
 
 
 def test_stacked_gates_by_baddbmm_and_a_weight_on_the_left_are_layers():
-    net = lm(LeftMultiplied)
-    tokens = torch.randint(0, 50, (2, 5))
-    report = initialize(net, "zero", example_inputs=tokens, strict=True)
-    assert report["1.out"].role == "branch_last" and report["1.out"].rule == "zeros"
+    report = assert_branch_ends_at_zero(LeftMultiplied, "out")
     assert report["1.gate"].rule != "unknown" and report["1.gate_bias"].rule == "zeros"
-    assert all(kept(net, torch.randint(0, 50, (3, 4))).values())
 
 
 class PostNormNoEmbeddingNorm(nn.Module):

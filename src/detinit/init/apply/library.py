@@ -110,7 +110,8 @@ def _keep_constructed_constant(plan: ModulePlan, entries: list[Entry], name: str
     tensor = plan.params[name]
     if tensor.numel() == 0 or not torch.isfinite(tensor).all() or not bool((tensor == tensor.flatten()[0]).all()):
         return
-    why = f"{owner}'s constructor sets it to one constant ({float(tensor.flatten()[0]):.4g}); its initialiser keeps it"
+    value = float(tensor.flatten()[0])
+    why = f"{owner}'s constructor sets it to one constant ({value:.4g}); its initialiser leaves it"
     index = plan.entries[name]
     plan.rules[name] = ParamRule(CONSTRUCTED, why, _copy(tensor.detach().clone()))
     entries[index] = entries[index]._replace(rule=CONSTRUCTED, why=why)
@@ -164,6 +165,7 @@ def _copy(values: torch.Tensor) -> Callable[[torch.Tensor, torch.Generator], obj
 def _library_draw(init: Init, module: nn.Module, name: str) -> Callable[[torch.Tensor, torch.Generator], object]:
     def fill(tensor: torch.Tensor, generator: torch.Generator) -> None:
         seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
-        tensor.copy_(_draws(init, module, [name], [seed])[0][name])
+        for draw in _draws(init, module, [name], [seed]):  # none only where the initialiser stopped running
+            tensor.copy_(draw[name])
 
     return fill

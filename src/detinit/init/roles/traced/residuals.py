@@ -66,8 +66,8 @@ def _on_stream(ix: GraphIndex, value: int, stream: set[int]) -> bool:
     """Whether ``value`` carries the features from block to block: a module call's input or output, an earlier
     residual sum, or one of those reshaped, scaled (one computed factor), normalised or summed with another.
 
-    A recurrence inside a mixer (a state ``S_t = decay * S_(t-1) + k v^T``, an attention score plus a position
-    bias) adds two computed values too, but its skip is none of these, so it is not a residual sum."""
+    A recurrence inside a mixer (a state ``S_t = decay * S_(t-1) + k v^T``) adds two computed values too, but its
+    skip is none of these, so it is not a residual sum."""
     graph, todo, seen = ix.graph, [value], set()
     while todo:
         value = todo.pop()

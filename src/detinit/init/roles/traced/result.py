@@ -56,8 +56,8 @@ class TracedRoles:
 
     def merge(self, part: TracedRoles, prefix: str) -> None:
         """Add what was found on a submodule traced on its own, its names under ``prefix`` (``"vision."``);
-        roles already known are kept, and the part's embedding norms and stream tables are not taken (settling them needs the
-        whole model's forward pass)."""
+        roles already known are kept, and the part's embedding norms and stream tables are not taken (settling
+        them needs the whole model's forward pass)."""
         for name, role in part.modules.items():
             block = None if role.block is None else f"{role.block} of {prefix.rstrip('.')}"
             self.set_role(prefix + name, role.role, role.evidence, block)

@@ -64,7 +64,7 @@ def walk_back(ix: GraphIndex, value: int) -> tuple[list[tuple[str, str]], tuple[
             value = data  # a selection of rows (the last real token of each sequence): the indices mix in nothing
             continue
         if node.name in ADD_FUNCS and len(tainted) == 1 and params:
-            value = tainted[0]  # a bias added after the layer (JetMoE's experts): zero under every scheme
+            value = tainted[0]  # a bias parameter added after the layer (JetMoE's experts): the layer is before it
             continue
         if node.name in SCATTER_ADD_FUNCS and len(tainted) == 2 and tainted[-1] == node.inputs.get(3):
             value = tainted[-1]  # experts' outputs added into their tokens' rows: linear in them
