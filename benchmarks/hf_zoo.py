@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from detinit import initialize  # noqa: E402
 from detinit._table import format_table  # noqa: E402
+from detinit.diagnostics.promises import UNNORMALISED_POST_NORM as POST_NORM  # noqa: E402
 from detinit.diagnostics.promises import zero_start_promises  # noqa: E402
 from detinit.init.roles.example_inputs import example_for, text_config  # noqa: E402
 
@@ -104,8 +105,9 @@ HIERARCHICAL = ("depths",)  # a vision model with stages keeps its widths and im
 
 def shrink(values: dict[str, Any]) -> dict[str, Any]:
     """A config dict with its sizes shrunk (recursively into sub-configs), head widths equal in the defaults
-    kept equal, as key/value heads equal to the query heads (DeepSeek's latent attention needs both); lists as long as the layer count (``layer_types``) cut to the new count; special token ids moved
-    into the shrunk vocabulary."""
+    kept equal, as key/value heads equal to the query heads (DeepSeek's latent attention needs both); lists as
+    long as the layer count (``layer_types``) cut to the new count; special token ids moved into the shrunk
+    vocabulary."""
     out = dict(values)
     hierarchical = any(isinstance(out.get(k), list) for k in HIERARCHICAL)
     layers_before = next((out[k] for k in LAYER_KEYS if isinstance(out.get(k), int)), None)
@@ -184,7 +186,8 @@ class _NotBuilt(RuntimeError):
 def test_inputs(model: torch.nn.Module) -> dict[str, Any]:
     """Inputs of the kind the model takes, not the tracing example: the example's structure with its values
     drawn again (token ids at random but for the first, which is the config's own, or the one detinit assumed
-    and says so, and a special last token shared by every row, as </s>); where detinit has no example, inputs this script makes (:func:`own_inputs`)."""
+    and says so, and a special last token shared by every row, as </s>); where detinit has no example, inputs
+    this script makes (:func:`own_inputs`)."""
     example = example_for(model)
     if example is None or example.inputs is None:
         return own_inputs(model)
@@ -367,9 +370,6 @@ def summarise(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]], s
             "if they are counted)"
         )
     return ["family", "classes", "built", "kept 1-4", "pass rate"], table, total
-
-
-POST_NORM = "a post-norm block on an input that is not normalised"
 
 
 def _breaks_only_post_norm(row: dict[str, Any]) -> bool:

@@ -44,6 +44,7 @@ from ..init.roles.traced.residuals import ResidualSum, reshaped_from, residual_s
 ZERO_LOGITS = "zero logits"
 BRANCHES_ZERO = "residual branches add 0"
 BLOCKS_IDENTITY = "blocks are the identity"
+UNNORMALISED_POST_NORM = "a post-norm block on an input that is not normalised"  # the mechanism a broken block names
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,6 @@ def _unnormalised_post_norm(ix: GraphIndex, entry: int, exit_: int) -> str:
         return ""
     what = "mean square" if rms else "variance"
     return (
-        f"a post-norm block on an input that is not normalised (per-token {what} {low:.3g} to {high:.3g}): "
+        f"{UNNORMALISED_POST_NORM} (per-token {what} {low:.3g} to {high:.3g}): "
         "no initialisation of the block makes it the identity"
     )

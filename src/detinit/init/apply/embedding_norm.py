@@ -48,9 +48,7 @@ def settle_embedding_norms_(model: nn.Module, example: object, names: list[str])
     inputs = _norm_inputs(model, example, modules)
     with torch.no_grad():
         for name, module in modules.items():
-            eps = next(
-                (getattr(module, a) for a in EPS_ATTRIBUTES if isinstance(getattr(module, a, None), float)), None
-            )
+            eps = _eps(module)
             weight = module._parameters.get("weight")
             x = inputs.get(name)
             if eps is None or not eps > 0 or weight is None or weight.dim() != 1 or x is None:
@@ -85,7 +83,7 @@ def settle_stream_tables_(model: nn.Module, example: object, pairs: list[tuple[s
     with torch.no_grad():
         for table_name, norm_name in pairs:
             norm, table = norms[norm_name], model.get_submodule(table_name)
-            eps = next((getattr(norm, a) for a in EPS_ATTRIBUTES if isinstance(getattr(norm, a, None), float)), None)
+            eps = _eps(norm)
             weight, scale = table._parameters.get("weight"), norm._parameters.get("weight")
             x = inputs.get(norm_name)
             if eps is None or not 0 < eps < 1 or weight is None or x is None:
@@ -102,6 +100,11 @@ def settle_stream_tables_(model: nn.Module, example: object, pairs: list[tuple[s
                 f"they enter a post-norm stream ({norm_name}) at its fixed point, so its blocks are the identity"
             )
     return settled
+
+
+def _eps(norm: nn.Module) -> float | None:
+    """A norm's epsilon, from whichever attribute its class keeps it in."""
+    return next((getattr(norm, a) for a in EPS_ATTRIBUTES if isinstance(getattr(norm, a, None), float)), None)
 
 
 def _one_mean_square(x: torch.Tensor) -> float | None:

@@ -143,7 +143,7 @@ def initialize(
     execute(plans, entries, scheme_obj, gen, materialised=device is not None)
     write_parametrized_(parametrized, gen)
     if example is not None and scheme_obj.policy.settles_embedding_norm and traced.embedding_norms:
-        _settle_embedding_norms(model, example, traced.embedding_norms, entries)
+        _mark_settled(entries, settle_embedding_norms_(model, example, traced.embedding_norms))
     if example is not None and scheme_obj.policy.settles_embedding_norm and traced.stream_tables:
         _mark_settled(entries, settle_stream_tables_(model, example, traced.stream_tables))
     if example is not None and scheme_obj.policy.escapes_constant_readout:  # last: it reads the settled feature
@@ -284,13 +284,9 @@ def _escape_constant_readouts(model: nn.Module, example: object, entries: list[E
         )
 
 
-def _settle_embedding_norms(model: nn.Module, example: object, norms: list[str], entries: list[Entry]) -> None:
-    """Scale norms reading the token embedding to the post-norm fixed point
-    (:mod:`detinit.init.apply.embedding_norm`); their entries say so."""
-    _mark_settled(entries, settle_embedding_norms_(model, example, norms))
-
-
 def _mark_settled(entries: list[Entry], settled: dict[str, str]) -> None:
+    """The entries of the parameters an embedding norm's or a stream table's settling scaled
+    (:mod:`detinit.init.apply.embedding_norm`) say so."""
     for index, entry in enumerate(entries):
         if entry.name in settled:
             entries[index] = entry._replace(rule="fixed_point", why=settled[entry.name], evidence="")

@@ -81,9 +81,7 @@ def adopt_library_init_(model: nn.Module, plans: list[ModulePlan], entries: list
             else:
                 why = f"{owner}'s own initialisation draws it: the quantiles of that distribution, in order"
                 rule, fill = LIBRARY_QUANTILES, _copy(_quantiles(values))
-            index = plan.entries[name]
-            plan.rules[name] = ParamRule(rule, why, fill)
-            entries[index] = entries[index]._replace(rule=rule, why=why)
+            _give(plan, entries, name, ParamRule(rule, why, fill))
 
 
 def _innermost_inits(model: nn.Module) -> dict[int, tuple[str, Init]]:
@@ -112,9 +110,14 @@ def _keep_constructed_constant(plan: ModulePlan, entries: list[Entry], name: str
         return
     value = float(tensor.flatten()[0])
     why = f"{owner}'s constructor sets it to one constant ({value:.4g}); its initialiser leaves it"
+    _give(plan, entries, name, ParamRule(CONSTRUCTED, why, _copy(tensor.detach().clone())))
+
+
+def _give(plan: ModulePlan, entries: list[Entry], name: str, rule: ParamRule) -> None:
+    """Plan ``rule`` for the parameter ``name`` of ``plan``'s module, and say so in its entry."""
+    plan.rules[name] = rule
     index = plan.entries[name]
-    plan.rules[name] = ParamRule(CONSTRUCTED, why, _copy(tensor.detach().clone()))
-    entries[index] = entries[index]._replace(rule=CONSTRUCTED, why=why)
+    entries[index] = entries[index]._replace(rule=rule.rule, why=rule.reason)
 
 
 def _draws(init: Init, module: nn.Module, names: list[str], seeds: Iterable[int]) -> list[dict[str, torch.Tensor]]:

@@ -1,7 +1,7 @@
 """Pass 5: norms that put the token embedding on the residual stream (BERT's and BART's embedding LayerNorm):
 their input is a token table's rows, plus position or token-type tables, a constant scale and padding rows,
-and nothing else, and their output is carried past a residual branch (a pre-norm block's first norm, which feeds only the
-branch, is not one); and token tables whose rows reach a post-norm block's norm through zero branches alone,
+and nothing else, and their output is carried past a residual branch (a pre-norm block's first norm, which
+feeds only the branch, is not one); and token tables whose rows reach a post-norm block's norm through zero branches alone,
 with no embedding norm (GPT-1). Reads the norms of pass 1 and the sums of pass 4;
 :mod:`detinit.init.apply.embedding_norm` uses what it finds."""
 
@@ -20,7 +20,6 @@ def find_embedding_norms(ix: GraphIndex) -> None:
     sums = residual_sums(ix)
     skips = {source for block in sums for source in _carried_from(ix, block.skip)}
     skip_of = {ix.graph.nodes[block.node].outputs[0]: block.skip for block in sums}
-    tables = {table for table, _ in ix.result.stream_tables}
     for output, value in ix.norm_outputs.items():
         name = ix.norm_call_of[output]
         if output not in skips or name in ix.result.embedding_norms:
@@ -29,9 +28,9 @@ def find_embedding_norms(ix: GraphIndex) -> None:
             ix.result.embedding_norms.append(name)
             continue
         carried = _carried_from(ix, value)[-1]
-        if carried in skip_of and (table := _token_table(ix, skip_of[carried])) is not None and table not in tables:
+        table = _token_table(ix, skip_of[carried]) if carried in skip_of else None
+        if table is not None and table not in dict(ix.result.stream_tables):  # the first post-norm it meets
             ix.result.stream_tables.append((table, name))
-            tables.add(table)
 
 
 def _reads_token_table(ix: GraphIndex, value: int) -> bool:

@@ -133,10 +133,8 @@ class GraphIndex:
             weight, stored = node.inputs.get(0), "out_in"  # W @ x: the weight on the left (Zamba's x_proj_weight)
             if weight is None or 1 not in node.inputs or not self.graph.values[node.inputs[1]].tainted:
                 return None
-            if len(self.graph.values[weight].shape) < 2:
-                return None  # v @ x: a vector reads the input, as a learned query would
-        if weight is None or self.graph.values[weight].tainted:
-            return None
+        if weight is None or self.graph.values[weight].tainted or len(self.graph.values[weight].shape) < 2:
+            return None  # a vector times the input (v @ x, a learned query's scores) is no layer
         source = self.param_source(weight)
         if source is None:
             return None

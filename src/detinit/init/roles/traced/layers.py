@@ -22,8 +22,6 @@ def find_layers(ix: GraphIndex) -> None:
         if use is not None:
             weight, stored, bias = use
             w = ix.parameter(weight)
-            if w.dim() < 2:
-                continue  # a vector multiplied on the left of a matmul is no layer
             out_f, in_f = (w.shape[-2], w.shape[-1]) if stored == "out_in" else (w.shape[-1], w.shape[-2])
             stackable = w.dim() == 3 and not node.name.startswith("conv")  # a conv1d's weight is 3-D too
             if (w.dim() == 2 or stackable) and weight not in ix.result.params:
