@@ -54,6 +54,9 @@ SAMPLE = [
     ("causal LM", "openai-gpt", "OpenAIGPTLMHeadModel"),  # tables straight into post-norm blocks, scaled
     ("base", "zamba", "ZambaModel"),  # x_proj_weight[:, None] @ h: a stack of weights on the left
     ("base", "recurrent_gemma", "RecurrentGemmaModel"),  # block-diagonal gates by baddbmm
+    ("base", "wav2vec2", "Wav2Vec2Model"),  # conv features no wider than the stream, as in the defaults
+    ("speech", "granite_speech", "GraniteSpeechForConditionalGeneration"),  # an encoder taking hidden_states,
+    # a Q-Former projector no input reaches, traced on features of its width
 ]
 
 

@@ -34,7 +34,7 @@ from ... import hooks
 from ..roles.declared import collect_roles
 from ..roles.traced import TracedRoles, trace_roles
 from ..roles.traced.index import parametrized_tensor
-from ..roles.traced.submodels import trace_unreached_parts
+from ..roles.traced.submodels import trace_unreached_parts, unreached_note
 from ..roles.vocabulary import LayerInfo, RoleSource, default_layer_info, layer_infos
 from ..schemes import ParamRule, Scheme, get_scheme
 from . import checks
@@ -120,7 +120,8 @@ def initialize(
         raise ValueError(f"initialize(strict=True): {warning}")
     traced = trace_roles(model, example) if example is not None else TracedRoles()
     if example is not None:
-        trace_unreached_parts(model, traced)
+        trace_unreached_parts(model, traced, example)
+        traced.notes.append(unreached_note(model, traced) or "")
     role_sources = collect_roles(model, roles, traced.modules, named=named)
     checks.check_scheme_applies(scheme_obj, model, modules, role_sources)
 
@@ -150,6 +151,7 @@ def initialize(
         _escape_constant_readouts(model, example, entries)
     seed_used = seed if generator is None and scheme_obj.policy.uses_generator else None
     notes = [warning] if warning is not None else ([found.note] if found.note else [])
+    notes += [note for note in traced.notes if note]
     if warning is not None:
         warnings.warn(warning, stacklevel=2)
     return InitReport(scheme_obj.name, scheme_obj.options(), seed_used, [e.record() for e in entries], notes)

@@ -18,6 +18,10 @@ model's layers (:mod:`detinit.init.roles.traced`). Users can pass
   where the encoder has fixed positions (Whisper), else 64 frames of
   ``num_mel_bins`` / ``feature_size`` / ``input_feat_per_channel x input_channels``
   features, channels last or first, whichever the model runs on.
+  A vision tower taking patches with their grid (``grid_thw``: Qwen-VL and its kin): one image of
+  ``2m x 2m`` patches (``m`` the spatial merge size), flattened or not, whichever it runs on.
+  ``"hidden_states"`` (a tower taking features its processor computed: Granite Speech's encoder): 2 x 8
+  feature vectors of the first width the config names that the model runs on (``input_dim``, ...).
   The cache is off (``use_cache=False``), so no key/value concatenation shows
   up as structure.
 * **timm** (``pretrained_cfg["input_size"]``): a batch of 2 images of that size.
@@ -43,6 +47,8 @@ WAVEFORM_SAMPLES = 8000
 FEATURE_FRAMES = 64
 ASSUMED_IMAGE_SIZE = 64
 MAIN_INPUTS = ("input_ids", "pixel_values", "input_values", "input_features")
+# config keys naming the width of features a tower takes already embedded, the likeliest first
+EMBEDDED_WIDTHS = ("input_dim", "feature_size", "num_mel_bins", "hidden_size", "d_model")
 
 
 @dataclass(frozen=True)
@@ -167,18 +173,79 @@ def _waveform_inputs(model: nn.Module, accepted: object, device: torch.device) -
 
 def _feature_candidates(config: object, device: torch.device) -> list[torch.Tensor]:
     """Log-mel inputs of the shapes speech encoders take: a fixed window where the encoder has fixed positions
-    (Whisper), else 64 frames with the features last or first."""
+    (Whisper), two attention windows where it attends in windows of ``n_window`` frames pairs (Qwen3-ASR),
+    else 64 frames with the features last or first."""
     g = _generator()
     per_channel = getattr(config, "input_feat_per_channel", None)
     features = per_channel * getattr(config, "input_channels", 1) if per_channel else None
     features = features or getattr(config, "num_mel_bins", None) or getattr(config, "feature_size", None) or 80
     sources = getattr(config, "max_source_positions", None)
     shapes = [(2, features, 2 * sources)] if isinstance(sources, int) else []
+    window = getattr(config, "n_window", None)
+    shapes += [(2, features, 2 * window)] if isinstance(window, int) and window > 0 else []
     shapes += [(2, FEATURE_FRAMES, features), (2, features, FEATURE_FRAMES)]
     return [torch.randn(*shape, generator=g).to(device) for shape in shapes]
 
 
-def _runs(model: nn.Module, inputs: dict[str, object]) -> bool:
+def _feature_inputs(
+    config: object, accepted: object, device: torch.device
+) -> list[tuple[torch.Tensor, dict[str, object]]]:
+    """Each log-mel candidate (:func:`_feature_candidates`) with what goes beside it: an encoder-decoder's
+    ``decoder_input_ids``, and, where the model requires one, an ``input_features_mask`` of every frame (its
+    frames along either axis, as the layout is not known)."""
+    found = []
+    for features in _feature_candidates(config, device):
+        inputs: dict[str, object] = {"input_features": features}
+        if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in accepted:
+            inputs["decoder_input_ids"] = torch.zeros(2, 3, dtype=torch.long, device=device)
+        if "input_features_mask" not in accepted:
+            found.append((features, inputs))
+            continue
+        for frames in dict.fromkeys((features.shape[-1], features.shape[1])):
+            mask = torch.ones(features.shape[0], frames, dtype=torch.long, device=device)
+            found.append((features, {**inputs, "input_features_mask": mask}))
+    return found
+
+
+def embedded_candidates(config: object, keys: tuple[str, ...], device: torch.device) -> list[torch.Tensor]:
+    """Sequences of 8 feature vectors, ``(2, 8, width)``, for each distinct width the config names under
+    ``keys`` (first found first): the inputs of a part that takes features already embedded."""
+    widths = [getattr(config, key, None) for key in keys]
+    widths = list(dict.fromkeys(w for w in widths if isinstance(w, int) and not isinstance(w, bool) and w > 0))
+    return [torch.randn(2, FEATURE_FRAMES // 8, w, generator=_generator()).to(device) for w in widths]
+
+
+def _embedded_inputs(model: nn.Module, config: object) -> Example:
+    """A tower whose forward takes ``hidden_states`` (Granite Speech's CTC encoder: features already computed
+    by the processor): features of the first width in the config it runs on."""
+    for features in embedded_candidates(config, EMBEDDED_WIDTHS, _device(model)):
+        if runs_on(model, {"hidden_states": features}):
+            return Example({"hidden_states": features}, f"hidden_states: {tuple(features.shape)} features")
+    return Example(None, "main input 'hidden_states': no feature width in the config the model runs on")
+
+
+def _patch_grid_inputs(model: nn.Module, config: object, first: str, device: torch.device) -> Example:
+    """A vision tower that takes its image as a list of patches with the grid they came from (Qwen-VL's and its
+    kin's ``(patches, grid_thw)``, the processor's output): one image of ``2 m x 2 m`` patches, ``m`` the
+    config's spatial merge size, each patch flattened (``channels x temporal x patch x patch``) or not,
+    whichever the tower runs on."""
+    patch = int(getattr(config, "patch_size", 14) or 14)
+    temporal = int(getattr(config, "temporal_patch_size", 1) or 1)
+    channels = int(getattr(config, "in_channels", None) or getattr(config, "num_channels", None) or 3)
+    merge = getattr(config, "spatial_merge_size", None) or getattr(config, "merge_kernel_size", None) or 2
+    side = 2 * (max(merge) if isinstance(merge, (list, tuple)) else int(merge))
+    grid = torch.tensor([[1, side, side]], device=device)
+    count = side * side
+    shapes = [(count, channels * temporal * patch * patch), (count, channels, patch, patch)]
+    for shape in shapes:
+        patches = torch.randn(*shape, generator=_generator()).to(device)
+        if runs_on(model, {first: patches, "grid_thw": grid}):
+            note = f"{first}: one image of {side} x {side} patches {tuple(shape)} with grid_thw {grid.tolist()}"
+            return Example({first: patches, "grid_thw": grid}, note)
+    return Example(None, f"inputs {first!r} and 'grid_thw': no patch layout the tower runs on")
+
+
+def runs_on(model: nn.Module, inputs: dict[str, object]) -> bool:
     try:
         with eval_mode(model), torch.no_grad():
             run_model(model, inputs)
@@ -195,8 +262,10 @@ def _hugging_face(model: nn.Module) -> Example | None:
     accepted = inspect.signature(model.forward).parameters
     name = getattr(model, "main_input_name", "input_ids")
     if name not in accepted:  # a tower that inherits the default name but takes another input (Llama 4's vision)
-        name = next((known for known in MAIN_INPUTS if known in accepted), name)
-    if name == "input_ids":
+        name = next((known for known in (*MAIN_INPUTS, "hidden_states") if known in accepted), name)
+    if "grid_thw" in accepted and "input_ids" not in accepted:
+        example = _patch_grid_inputs(model, config, next(iter(accepted)), device)
+    elif name == "input_ids":
         example = _token_inputs(model, config, accepted, device)
     elif name == "pixel_values":
         example = _pixel_inputs(config, device)
@@ -204,13 +273,12 @@ def _hugging_face(model: nn.Module) -> Example | None:
         example = _waveform_inputs(model, accepted, device)
     elif name == "input_features":
         example = Example(None, "main input 'input_features': no shape of log-mel features the model runs on")
-        for features in _feature_candidates(config, device):
-            inputs = {"input_features": features}
-            if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in accepted:
-                inputs["decoder_input_ids"] = torch.zeros(2, 3, dtype=torch.long, device=device)
-            if _runs(model, {**inputs, **({"use_cache": False} if "use_cache" in accepted else {})}):
+        for features, inputs in _feature_inputs(config, accepted, device):
+            if runs_on(model, {**inputs, **({"use_cache": False} if "use_cache" in accepted else {})}):
                 example = Example(inputs, f"input_features: {tuple(features.shape)} log-mel features")
                 break
+    elif name == "hidden_states":
+        example = _embedded_inputs(model, config)
     else:
         return Example(None, f"main input {name!r}: no example input is known for it")
     if isinstance(example.inputs, dict) and "use_cache" in accepted:

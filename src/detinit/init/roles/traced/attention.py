@@ -18,6 +18,9 @@ def find_attention(ix: GraphIndex) -> None:
             continue
         (q, k, v), out = qkv_out
         sources = {name: layers_feeding(ix, val) for name, val in (("query", q), ("key", k), ("value", v))}
+        for name, val in (("query", q), ("key", k), ("value", v)):
+            if not sources[name]:  # a query/key norm after the projection (Qwen3, OLMo 2)
+                sources[name] = layers_feeding(ix, val, through_norm=True)
         if any(len(s) != 1 for s in sources.values()):
             ix.result.notes.append(
                 f"attention in {node.module or 'the model'}: query/key/value do not each come from one layer; "

@@ -139,6 +139,8 @@ class GraphIndex:
         if source is None:
             return None
         name, flipped = source
+        if self.parameter(name).dim() < 2:
+            return None  # a vector viewed as a row (Inkling's learned query over block states) is no layer
         if flipped:
             stored = "in_out" if stored == "out_in" else "out_in"
         bias_value = next((node.inputs[k] for k in bias_keys if k in node.inputs), None)

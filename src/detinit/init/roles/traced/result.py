@@ -67,4 +67,4 @@ class TracedRoles:
             self.norms.setdefault(prefix + name, how)
         self.used |= {prefix + p for p in part.used}
         self.tables |= {prefix + p for p in part.tables}
-        self.notes.extend(f"{prefix.rstrip('.')}: {note}" for note in part.notes)
+        self.notes.extend(f"{prefix.rstrip('.')}: {note}" if prefix else note for note in part.notes)

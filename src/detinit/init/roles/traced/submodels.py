@@ -25,32 +25,56 @@ layer is not a ``"classifier"``; and the norm settling that needs the whole mode
 
 from __future__ import annotations
 
+import inspect
+
+import torch
 from torch import nn
 
-from ..example_inputs import example_for
+from ..example_inputs import Example, embedded_candidates, example_for, runs_on, text_config
 from ..trace import TraceError
 from . import trace_roles
 from .result import TracedRoles
 
 OUTPUT_ROLES = ("classifier", "classifier_norm")
+ENCODER_STATES = "encoder_hidden_states"
+UNREACHED = "parameters no trace reached"  # the report's note on them says so
+# config keys naming the width of the encoder states a decoder's cross-attention reads, the likeliest first
+CROSS_WIDTHS = ("cross_attention_hidden_size", "encoder_hidden_size", "d_model", "hidden_size")
 
 
-def trace_unreached_parts(model: nn.Module, traced: TracedRoles) -> list[str]:
-    """Trace each outermost submodule of ``model`` that its library describes and whose parameters the
-    forward pass behind ``traced`` never read, or whose own parameter it never read (a wav2vec 2.0 inside a
-    CTC head: its mask embedding is read only where its own input masks frames); merge what is found into
-    ``traced`` (in place, under the submodule's name; what the whole model's trace found wins) and return the
-    names of the parts traced."""
+def trace_unreached_parts(model: nn.Module, traced: TracedRoles, example: object = None) -> list[str]:
+    """Trace what the forward pass behind ``traced`` (on ``example``) never read, and merge what is found into
+    ``traced`` (in place; what the whole model's trace found wins); return the names of the parts traced
+    (``""`` for the whole model traced again):
+
+    * a decoder that takes ``encoder_hidden_states`` the example lacks (a BART decoder as a causal LM: its
+      cross-attention runs only beside an encoder) is traced again, whole, with encoder states added
+      (:data:`CROSS_WIDTHS`: the first width its config names that it runs on);
+    * each outermost submodule its library describes whose parameters were never read, or whose own parameter
+      was not (a wav2vec 2.0 inside a CTC head: its mask embedding is read only where its own input masks
+      frames), on its own example input, under its name;
+    * each plain container of layers that was never read, inside a module that was, and whose forward takes
+      one tensor (a multimodal model's projector, fed its tower's features): on vectors of a width its layers
+      take. A container inside an unread block is not traced alone: it would lose the role the block gives it
+      (an MLP is a residual branch), and is better left to the report's note."""
     parts: list[str] = []
+    if isinstance(example, dict) and _trace_with_encoder_states(model, traced, example):
+        parts.append("")
+    reached = _reached(model, traced)
+    hits = {""}  # modules with a parameter the traces read
     for name, module in model.named_modules():
-        if not name or any(name.startswith(done + ".") for done in parts):
+        if not name or any(name.startswith(done + ".") for done in parts if done):
             continue
-        own = [f"{name}.{p}" for p, _ in module.named_parameters()]
-        direct = [f"{name}.{p}" for p in module._parameters]
-        reached = any(p in traced.used for p in own)
-        if not own or (reached and all(p in traced.used for p in direct)):
+        own = list(module.parameters())
+        direct = [p for p in module._parameters.values() if p is not None]
+        hit = any(id(p) in reached for p in own)
+        if hit:
+            hits.add(name)
+        if not own or (hit and all(id(p) in reached for p in direct)):
             continue
         found = example_for(module)
+        if found is None and not hit and name.rpartition(".")[0] in hits and _is_container(module):
+            found = _one_tensor_example(module)  # outermost: a part of an untraced block would lose its role
         if found is None or found.inputs is None:
             continue
         try:
@@ -61,3 +85,91 @@ def trace_unreached_parts(model: nn.Module, traced: TracedRoles) -> list[str]:
         traced.merge(part, prefix=f"{name}.")
         parts.append(name)
     return parts
+
+
+def _reached(model: nn.Module, traced: TracedRoles) -> set[int]:
+    """The parameters (by id: a tied one under any of its names) a trace read."""
+    return {id(p) for name, p in model.named_parameters(remove_duplicate=False) if name in traced.used}
+
+
+def _trace_with_encoder_states(model: nn.Module, traced: TracedRoles, example: dict[str, object]) -> bool:
+    """Trace ``model`` again with ``encoder_hidden_states`` added to ``example`` where it takes them, the
+    example has none and some parameter was not read; merge what that finds. Whether it read any more."""
+    if ENCODER_STATES in example:
+        return False
+    try:
+        accepted = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+    reached = _reached(model, traced)
+    if ENCODER_STATES not in accepted or all(id(p) in reached for p in model.parameters()):
+        return False
+    first = next(model.parameters())
+    for states in embedded_candidates(text_config(getattr(model, "config", None)), CROSS_WIDTHS, first.device):
+        try:
+            whole = trace_roles(model, {**example, ENCODER_STATES: states.to(first.dtype)})
+        except TraceError:
+            continue
+        if whole.used - traced.used:
+            traced.merge(whole, prefix="")
+            return True
+    return False
+
+
+def _is_container(module: nn.Module) -> bool:
+    """Whether ``module`` holds more than one submodule with parameters (a projector, not a lone layer)."""
+    return sum(next(c.parameters(), None) is not None for c in module.children()) > 1
+
+
+def _one_tensor_example(module: nn.Module) -> Example | None:
+    """An input for a plain module whose forward takes one tensor (a multimodal model's projector, fed the
+    vision or audio tower's features): 2 x 8 vectors of the first width its layers take (a ``Linear``'s
+    ``in_features``, a norm's ``normalized_shape``) that it runs on; ``None`` where none does."""
+    try:
+        parameters = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    required = [
+        p for p in parameters if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    if len(required) != 1:
+        return None
+    widths: list[int] = []
+    for layer in module.modules():
+        width = getattr(layer, "in_features", None) or getattr(layer, "normalized_shape", (None,))[-1]
+        if isinstance(width, int) and width not in widths:
+            widths.append(width)
+    first = next(module.parameters())
+    for width in widths:
+        features = torch.randn(2, 8, width, generator=torch.Generator().manual_seed(0)).to(first.device, first.dtype)
+        if runs_on(module, {required[0].name: features}):
+            return Example({required[0].name: features}, f"{required[0].name}: {tuple(features.shape)} features")
+    return None
+
+
+def unreached_note(model: nn.Module, traced: TracedRoles) -> str | None:
+    """What the report says of parameters no trace read (a decoder's cross-attention traced without an
+    encoder, a tower no input reaches): how many, in which outermost modules, and what that means."""
+    ids = _reached(model, traced)
+    reached: set[str] = {""}
+    unreached: list[str] = []
+    for name, param in model.named_parameters():
+        if id(param) in ids:
+            parts = name.split(".")
+            reached.update(".".join(parts[:i]) for i in range(1, len(parts)))
+        else:
+            unreached.append(name)
+    if not unreached:
+        return None
+    tops: list[str] = []
+    for name in unreached:
+        parts = name.split(".")
+        top = next((".".join(parts[:i]) for i in range(1, len(parts)) if ".".join(parts[:i]) not in reached), name)
+        if top not in tops:
+            tops.append(top)
+    more = f" and {len(tops) - 4} more" if len(tops) > 4 else ""
+    return (
+        f"{len(unreached)} {UNREACHED} ({', '.join(tops[:4])}{more}): their roles come from their "
+        "module types alone, so no branch end or output layer is known there; pass example_inputs= that run "
+        "them (or roles=) for ZerO's promises to hold there"
+    )

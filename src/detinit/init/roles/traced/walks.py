@@ -107,13 +107,18 @@ def _stops_at(ix: GraphIndex, node: Node, found: dict[int, tuple[Node, str]]) ->
     return bool(ix.graph.param_inputs(node)) or node.name in NORM_FUNCS
 
 
-def layers_feeding(ix: GraphIndex, value: int) -> list[tuple[Node, str]]:
-    """The layers a value is computed from through functions without parameters (rotary embeddings, head splits)."""
+def layers_feeding(ix: GraphIndex, value: int, *, through_norm: bool = False) -> list[tuple[Node, str]]:
+    """The layers a value is computed from through functions without parameters (rotary embeddings, head splits).
+    A walk stops at a norm; ``through_norm``: at a norm applied straight to a layer's output (through reshapes
+    alone: a query/key norm, ``q_norm(q_proj(x).view(...))``), that layer is found too."""
     found: dict[int, tuple[Node, str]] = {}
     stack, seen = [value], {value}
     while stack:
         v = stack.pop()
         if v in ix.norm_call_of:
+            layer = _layer_right_before(ix, ix.norm_outputs[v]) if through_norm and v in ix.norm_outputs else None
+            if layer is not None:
+                found[layer[0].index] = layer
             continue
         node = ix.graph.producer(v)
         if node is None:
@@ -125,6 +130,21 @@ def layers_feeding(ix: GraphIndex, value: int) -> list[tuple[Node, str]]:
                 seen.add(u)
                 stack.append(u)
     return list(found.values())
+
+
+def _layer_right_before(ix: GraphIndex, value: int) -> tuple[Node, str] | None:
+    """The layer whose output ``value`` is, through reshapes alone; ``None`` where something else made it."""
+    while True:
+        node = ix.graph.producer(value)
+        if node is None:
+            return None
+        use = ix.matrix_use(node)
+        if use is not None:
+            return node, use[0]
+        inputs = ix.graph.tainted_inputs(node)
+        if node.name not in SHAPE_FUNCS or len(inputs) != 1:
+            return None
+        value = inputs[0]
 
 
 def layers_fed(ix: GraphIndex, value: int) -> list[tuple[Node, str]]:
