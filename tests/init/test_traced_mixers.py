@@ -330,3 +330,27 @@ def test_a_vector_on_the_left_of_a_matmul_is_not_taken_for_a_layer():
     net = lm(VectorOnTheLeft)
     report = initialize(net, "zero", example_inputs=torch.randint(0, 50, (2, 5)))
     assert report["1.fc.weight"].rule == "zeros" and report["1.probe"].rule != "hadamard"
+
+
+class ValueConvolution(nn.Module):
+    """Attention plus a depthwise convolution of its values (Nystromformer): ``softmax(q k^T) v + conv(v)``
+    sums two paths that part at the value projection's output, inside the branch, so it is no residual sum."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(WIDTH)
+        self.q, self.k, self.v, self.o = (nn.Linear(WIDTH, WIDTH) for _ in range(4))
+        self.conv = nn.Conv1d(WIDTH, WIDTH, 3, padding=1, groups=WIDTH)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x)
+        v = self.v(h)
+        mixed = torch.softmax(self.q(h) @ self.k(h).transpose(1, 2), -1) @ v
+        mixed = mixed + self.conv(v.transpose(1, 2)).transpose(1, 2)
+        return x + self.o(mixed)
+
+
+def test_two_paths_from_a_layer_output_inside_a_branch_are_no_residual_sum():
+    tokens = torch.randint(0, 50, (2, 5))
+    assert sums_in(lm(ValueConvolution), tokens) == ["1", "2"]  # the blocks alone
+    assert_branch_ends_at_zero(ValueConvolution, "o.weight")

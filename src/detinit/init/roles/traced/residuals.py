@@ -47,6 +47,8 @@ def residual_sums(ix: GraphIndex) -> list[ResidualSum]:
         return ix.residual_sums
     graph, found = ix.graph, []
     stream = {v for call in graph.calls for v in (*call.inputs, *call.outputs)}
+    # values between blocks: a leaf layer's output is not one (Nystromformer's conv of the values)
+    between = {v for c in graph.calls if not isinstance(ix.modules[c.name], MATRIX_LAYER_TYPES) for v in c.inputs}
     for node in graph.nodes:
         if not _is_stream_add(graph, node) or _absorbed(graph, node):
             continue
@@ -54,12 +56,28 @@ def residual_sums(ix: GraphIndex) -> list[ResidualSum]:
         if split is None:
             continue
         skip, branches = split
+        if len(branches) == 1 and not graph.is_ancestor(skip, of=branches[0][0]):
+            if not any(_on_stream(ix, v, between) for v in _parting(graph, skip, branches[0][0])):
+                continue  # a shortcut parts from the stream; two paths from one layer's output are no block
         branches = [(value, inside) for value, inside in branches if any(ix.is_layer_output(v) for v in inside)]
         if branches and _on_stream(ix, skip, stream) and not _scores_attention(graph, node.outputs[0]):
             found.append(ResidualSum(node.index, skip, tuple(branches), node.module))
             stream.add(node.outputs[0])
     ix.residual_sums = found
     return found
+
+
+def _parting(graph: Graph, a: int, b: int) -> set[int]:
+    """Where ``a``'s history parts from ``b``'s: the values both were computed from that feed a value only ``a``
+    was computed from (a projection shortcut's: the block's input)."""
+    only_a, only_b, _ = graph.exclusive_ancestors(a, b)
+    own = only_a | only_b
+    parting = set()
+    for value in only_a:
+        node = graph.producer(value)
+        if node is not None:
+            parting.update(v for v in graph.tainted_inputs(node) if v not in own)
+    return parting
 
 
 def _on_stream(ix: GraphIndex, value: int, stream: set[int]) -> bool:
