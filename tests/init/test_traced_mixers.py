@@ -354,3 +354,23 @@ def test_two_paths_from_a_layer_output_inside_a_branch_are_no_residual_sum():
     tokens = torch.randint(0, 50, (2, 5))
     assert sums_in(lm(ValueConvolution), tokens) == ["1", "2"]  # the blocks alone
     assert_branch_ends_at_zero(ValueConvolution, "o.weight")
+
+
+class GatedChannelMix(nn.Module):
+    """RWKV's channel mix, ``sigmoid(r(h)) * v(relu(k(h))^2)``, whose output weight the model rescales in place
+    for inference (``v.weight.div_(2 ** k)`` in the forward pass): the branch ends with ``v``, the gated factor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(WIDTH)
+        self.r, self.k, self.v = nn.Linear(WIDTH, WIDTH), nn.Linear(WIDTH, 2 * WIDTH), nn.Linear(2 * WIDTH, WIDTH)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            self.v.weight.div_(1.0)
+        h = self.norm(x)
+        return x + torch.sigmoid(self.r(h)) * self.v(torch.relu(self.k(h)) ** 2)
+
+
+def test_a_gated_output_gives_its_zero_to_the_gated_layer_even_rescaled_in_place():
+    assert_branch_ends_at_zero(GatedChannelMix, "v.weight")

@@ -41,6 +41,7 @@ SHAPE_FUNCS = frozenset(
     }
 )  # fmt: skip
 SOFTMAX_FUNCS = frozenset({"softmax", "_softmax", "log_softmax"})
+RESCALE_IN_PLACE = frozenset({"mul_", "div_", "__imul__", "__itruediv__"})
 CAT_FUNCS = frozenset({"cat", "concat", "concatenate"})
 
 
@@ -104,6 +105,9 @@ class GraphIndex:
             if value in self.parametrized:  # a weight computed by a parametrization (weight norm)
                 return self.parametrized[value], flipped
             node = self.graph.producer(value)
+            if node is not None and node.name in RESCALE_IN_PLACE and len(node.inputs) == 1:
+                value = node.inputs[0]  # a weight rescaled in place by a constant (RWKV's, for inference)
+                continue
             if node is None or node.name not in SHAPE_FUNCS:
                 return None
             source = node.inputs.get(0)

@@ -44,6 +44,8 @@ def walk_back(ix: GraphIndex, value: int) -> tuple[list[tuple[str, str]], tuple[
                 value = b
             elif len(full) == 1:  # a gate broadcast over the features (a router's weight of each token)
                 value = full[0]
+            elif sum(_is_gate(ix, v) for v in (a, b)) == 1:  # sigmoid(r) * v (RWKV's channel mix): through v
+                value = b if _is_gate(ix, a) else a
             else:
                 return met, None
             continue
@@ -130,6 +132,17 @@ def layers_feeding(ix: GraphIndex, value: int, *, through_norm: bool = False) ->
                 seen.add(u)
                 stack.append(u)
     return list(found.values())
+
+
+GATE_FUNCS = frozenset({"sigmoid", "sigmoid_"})
+
+
+def _is_gate(ix: GraphIndex, value: int) -> bool:
+    """Whether ``value`` is a sigmoid's output (through reshapes): a gate in (0, 1), never the branch's zero."""
+    node = ix.graph.producer(value)
+    while node is not None and node.name in SHAPE_FUNCS and len(ix.graph.tainted_inputs(node)) == 1:
+        node = ix.graph.producer(ix.graph.tainted_inputs(node)[0])
+    return node is not None and node.name in GATE_FUNCS
 
 
 def _layer_right_before(ix: GraphIndex, value: int) -> tuple[Node, str] | None:
