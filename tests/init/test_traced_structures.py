@@ -120,6 +120,31 @@ def test_a_table_of_a_subclass_and_a_shared_bias_are_tied_without_error():
     assert model(torch.randint(0, 32, (3, 5))).abs().max() == 0
 
 
+class HeadFirstTiedLM(nn.Module):
+    """A tied LM whose output layer is registered before its token table (Jina's ``lm_head`` before its
+    encoder): the parameter's first holder is the output layer."""
+
+    def __init__(self, vocab: int = 32) -> None:
+        super().__init__()
+        self.head = nn.Linear(WIDTH, vocab)
+        self.embed = nn.Embedding(vocab, WIDTH)
+        self.head.weight = self.embed.weight
+        self.fc, self.norm = nn.Linear(WIDTH, WIDTH), nn.LayerNorm(WIDTH)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.embed(ids)
+        return self.head(self.norm(x + self.fc(x)))
+
+
+def test_a_table_tied_to_an_output_layer_registered_first_keeps_the_table_rule():
+    model = HeadFirstTiedLM()
+    report = initialize(model, "zero", example_inputs=torch.arange(16).view(2, 8), strict=True)
+    assert report["head.weight"].rule == "hadamard" and "tied" in report["head.weight"].reason
+    assert model.embed.weight.abs().min() > 0  # every token keeps a row; the zero is on the norm's scale
+    assert report["norm.weight"].role == "classifier_norm" and report["norm.weight"].rule == "zeros"
+    assert model(torch.randint(0, 32, (3, 5))).abs().max() == 0
+
+
 class LastTokenClassifier(nn.Module):
     """Scores every position, returns the score of each sequence's last real token (as Hugging Face's
     ``*ForSequenceClassification`` of decoder models do)."""

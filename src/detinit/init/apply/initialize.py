@@ -209,8 +209,10 @@ def _plan(
                 verdict = check_tied(
                     entries, first, full, module_type, layer.role, rule, role_sources, scheme, table=table
                 )
-                if verdict == TAKE:
-                    plan.rules[pname], plan.entries[pname] = rule, first  # the first module knew no rule for it
+                if verdict == TAKE:  # the first module knew no rule for it, or it is the output layer of a table
+                    plan.rules[pname], plan.entries[pname] = rule, first
+                    holder = next(p for p in plans if p.module is seen[id(param)][1])
+                    holder.rules.pop(next(n for n, t in holder.params.items() if t is param), None)
                     taken = _entry(entries[first].name, module_type, param, layer, rule, hooked, False, why_role)
                     entries[first] = taken._replace(note=f"; the rule of {full}, tied to it")
                 continue

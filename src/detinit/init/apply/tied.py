@@ -26,8 +26,8 @@ def check_tied(
     table: bool,
 ) -> str:
     """Whether a tied parameter keeps the rule of the module that holds it first (:data:`KEEP`) or takes
-    ``rule``, the one module ``name`` would give it (:data:`TAKE`, when the first knows none); refuse it when
-    both modules know a rule and the rules differ.
+    ``rule``, the one module ``name`` would give it (:data:`TAKE`, when the first knows none, or is the output
+    layer and ``name`` the token table); refuse it when both modules know a rule and the rules differ.
 
     ``table``: the parameter is read as a token table (an ``nn.Embedding`` or a subclass, or traced as an
     ``F.embedding`` weight); a table tied to the output layer keeps the table's rule, and a scheme that starts
@@ -40,6 +40,8 @@ def check_tied(
         norms = [n for n, r in roles.items() if r.role == "classifier_norm"]
         zeroes = scheme.policy.zeroes_classifier
         if not zeroes or norms:
+            if record.role == "classifier" and rule is not None:
+                return TAKE  # the output layer holds it first (Jina's lm_head before its encoder): the table's rule
             where = f"; the output's zero is on {norms[0]}'s scale" if norms and zeroes else ""
             entries[first] = record._replace(note=f"{record.note}; also the output layer {name} (tied){where}")
             return KEEP
