@@ -374,3 +374,34 @@ class GatedChannelMix(nn.Module):
 
 def test_a_gated_output_gives_its_zero_to_the_gated_layer_even_rescaled_in_place():
     assert_branch_ends_at_zero(GatedChannelMix, "v.weight")
+
+
+class LoopedExperts(nn.Module):
+    """Experts stored as stacks, run in a loop over the experts the router hit: ``h[rows] @ W[e] + b[e]``, each
+    matrix picked by an index the routing computed, added into the rows by ``index_add_`` (GPT-OSS's eager path,
+    OpenAI's privacy filter)."""
+
+    def __init__(self, experts: int = 3) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(WIDTH)
+        self.router = nn.Linear(WIDTH, experts)
+        self.up, self.down = (
+            nn.Parameter(torch.empty(experts, WIDTH, 16)),
+            nn.Parameter(torch.empty(experts, 16, WIDTH)),
+        )
+        self.down_bias = nn.Parameter(torch.empty(experts, WIDTH))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x).flatten(0, 1)
+        gate, choice = torch.softmax(self.router(h), -1).max(-1)
+        out = torch.zeros_like(h)
+        for expert in choice.unique():
+            rows = torch.where(choice == expert)[0]
+            y = torch.relu(h[rows] @ self.up[expert]) @ self.down[expert] + self.down_bias[expert]
+            out.index_add_(0, rows, y * gate[rows, None])
+        return x + out.view_as(x)
+
+
+def test_experts_picked_by_a_routed_index_are_layers_and_end_their_branch():
+    report = assert_branch_ends_at_zero(LoopedExperts, "down", role="branch_last")
+    assert report["1.up"].rule != "unknown" and report["1.down_bias"].rule == "zeros"

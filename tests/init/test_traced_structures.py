@@ -476,3 +476,27 @@ def test_an_encoder_holding_blocks_is_not_itself_a_block():
     assert promises["residual branches add 0"].kept and promises["residual branches add 0"].checked == 3
     assert promises["blocks are the identity"].kept  # the encoder (LN of an unnormalised input) is not counted
     assert promises["blocks are the identity"].checked == 2
+
+
+class ResampledPositionGrid(nn.Module):
+    """A learned grid of positions resampled to the image's grid by weighted sums of its rows
+    (``F.embedding_bag``, Kimi-K2.5's bicubic resampling), added to the patches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = nn.Linear(12, WIDTH)
+        self.grid = nn.Parameter(torch.empty(4, 4, WIDTH))
+        self.fc, self.head = nn.Linear(WIDTH, WIDTH), nn.Linear(WIDTH, 3)
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        count = patches.shape[1]
+        indices = (torch.arange(count * 2) % 16).view(count, 2) + 0 * patches[0, :, :1].long()
+        weights = torch.full((count, 2), 0.5)
+        pos = F.embedding_bag(indices, self.grid.flatten(0, 1), per_sample_weights=weights, mode="sum")
+        x = self.patch(patches) + pos
+        return self.head(x + self.fc(x))
+
+
+def test_a_position_grid_resampled_by_embedding_bag_is_a_position_table():
+    report = initialize(ResampledPositionGrid(), "zero", example_inputs=torch.randn(2, 6, 12), strict=True)
+    assert report["grid"].role == "position"

@@ -133,11 +133,11 @@ class GraphIndex:
             return None
         weight_keys, bias_keys, stored = spec
         weight = next((node.inputs[k] for k in weight_keys if k in node.inputs), None)
-        if node.name in LEFT_MATMUL_FUNCS and (weight is None or self.graph.values[weight].tainted):
+        if node.name in LEFT_MATMUL_FUNCS and (weight is None or self._computed(weight)):
             weight, stored = node.inputs.get(0), "out_in"  # W @ x: the weight on the left (Zamba's x_proj_weight)
             if weight is None or 1 not in node.inputs or not self.graph.values[node.inputs[1]].tainted:
                 return None
-        if weight is None or self.graph.values[weight].tainted or len(self.graph.values[weight].shape) < 2:
+        if weight is None or self._computed(weight) or len(self.graph.values[weight].shape) < 2:
             return None  # a vector times the input (v @ x, a learned query's scores) is no layer
         source = self.param_source(weight)
         if source is None:
@@ -150,6 +150,22 @@ class GraphIndex:
         bias_value = next((node.inputs[k] for k in bias_keys if k in node.inputs), None)
         bias = self.param_source(bias_value) if bias_value is not None else None
         return name, stored, bias[0] if bias else None
+
+    def _computed(self, value: int) -> bool:
+        """Whether ``value`` depends on the input other than as one matrix of a parameter's stack picked by a
+        routed index (``W[expert]``, the expert chosen by the router: OpenAI's privacy filter)."""
+        if not self.graph.values[value].tainted:
+            return False
+        while (node := self.graph.producer(value)) is not None and node.name in SHAPE_FUNCS:
+            data = node.inputs.get(0)
+            if node.name == "__getitem__" and data is not None and self.graph.values[data].param is not None:
+                index = node.inputs.get(1)
+                picked = index is not None and self.graph.values[index].shape == ()
+                return not (picked and len(self.graph.values[data].shape) == 3)
+            if data is None or len(node.inputs) != 1:
+                return True
+            value = data
+        return True
 
     def layer_module(self, param: str, node: Node) -> str:
         """The module a layer's weight belongs to (for a tied weight: the name used where ``node`` ran)."""

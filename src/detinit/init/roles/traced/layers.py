@@ -75,6 +75,7 @@ def _stream_use(ix: GraphIndex, param: str) -> TracedParam | None:
 
 
 QUERY_FUNCS = frozenset({"scaled_dot_product_attention", "multi_head_attention_forward"})
+TABLE_READ_FUNCS = frozenset({"embedding_bag"})  # rows of a table (input 1) summed with weights
 
 
 def _is_data_input(ix: GraphIndex, node: Node, value: int) -> bool:
@@ -103,6 +104,9 @@ def _prepared_stream_use(ix: GraphIndex, param: str, depth: int = 8) -> TracedPa
                     return TracedParam("token", why)
                 if use is not None:
                     return None
+                if node.name in TABLE_READ_FUNCS and node.inputs.get(1) == value:
+                    following.extend(v for v in node.outputs if v not in seen)  # a table resampled by weights
+                    continue  # to each image's grid (Kimi's bicubic position grid): its rows go on
                 if node.name == "__setitem__" and node.inputs.get(2) == value and graph.tainted_inputs(node):
                     where = node.module or "model"
                     why = f"written into the input stream at chosen positions ({where}: a mask embedding)"

@@ -68,8 +68,8 @@ def walk_back(ix: GraphIndex, value: int) -> tuple[list[tuple[str, str]], tuple[
         if node.name in ADD_FUNCS and len(tainted) == 1 and params:
             value = tainted[0]  # a bias parameter added after the layer (JetMoE's experts): the layer is before it
             continue
-        if node.name in SCATTER_ADD_FUNCS and len(tainted) == 2 and tainted[-1] == node.inputs.get(3):
-            value = tainted[-1]  # experts' outputs added into their tokens' rows: linear in them
+        if node.name in SCATTER_ADD_FUNCS and node.inputs.get(3) in tainted:
+            value = node.inputs[3]  # experts' outputs added into their tokens' rows (routed or not): linear in them
             continue
         if node.name in CAT_FUNCS and not params and len(tainted) > 1:
             ends = [walk_back(ix, v) for v in tainted]  # parts made by one layer (ProphetNet's main and n-gram streams)
