@@ -405,3 +405,48 @@ class LoopedExperts(nn.Module):
 def test_experts_picked_by_a_routed_index_are_layers_and_end_their_branch():
     report = assert_branch_ends_at_zero(LoopedExperts, "down", role="branch_last")
     assert report["1.up"].rule != "unknown" and report["1.down_bias"].rule == "zeros"
+
+
+class EinsumAttention(nn.Module):
+    """XLNet's attention: projections held as ``(width, heads, head_dim)`` and read by ``einsum``, and a
+    segment table multiplied into the scores only where segment ids are given."""
+
+    def __init__(self, heads: int = 2) -> None:
+        super().__init__()
+        self.q, self.k, self.v, self.o = (nn.Parameter(torch.empty(WIDTH, heads, WIDTH // heads)) for _ in range(4))
+        self.segments = nn.Parameter(torch.empty(2, heads, WIDTH // heads))
+        self.norm = nn.LayerNorm(WIDTH)
+
+    def forward(self, x: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
+        q, k, v = (torch.einsum("bih,hnd->bind", x, w) for w in (self.q, self.k, self.v))
+        scores = torch.einsum("bind,bjnd->bnij", q, k)
+        if segments is not None:
+            different = (segments[:, :, None] != segments[:, None, :]).long()  # (b, i, j)
+            bias = torch.einsum("bind,snd->bnis", q, self.segments)  # (b, n, i, 2)
+            scores = scores + torch.gather(bias, 3, different[:, None].expand(-1, bias.shape[1], -1, -1))
+        mixed = torch.einsum("bnij,bjnd->bind", torch.softmax(scores, -1), v)
+        return self.norm(x + torch.einsum("bind,hnd->bih", mixed, self.o))
+
+
+class EinsumLM(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.blocks, self.head = (
+            nn.Embedding(50, WIDTH),
+            nn.ModuleList([EinsumAttention()]),
+            nn.Linear(WIDTH, 50),
+        )
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.embed(input_ids)
+        for block in self.blocks:
+            x = block(x, token_type_ids)
+        return self.head(x)
+
+
+def test_einsum_projections_are_layers_and_a_segment_table_is_traced_with_segment_ids():
+    net = EinsumLM()
+    report = initialize(net, "zero", example_inputs={"input_ids": torch.randint(0, 50, (2, 6))}, strict=True)
+    assert report["blocks.0.q"].rule == "identity" and report["blocks.0.o"].rule == "zeros"
+    assert torch.equal(net.blocks[0].q.view(WIDTH, WIDTH), torch.eye(WIDTH))
+    assert report["blocks.0.segments"].role == "position" and net.blocks[0].segments.abs().max() == 0

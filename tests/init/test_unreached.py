@@ -70,7 +70,8 @@ class _RowQuery(nn.Module):
 
 def test_a_vector_viewed_as_a_row_is_no_layer():
     report = initialize(_RowQuery(), "zero", example_inputs=torch.ones(2, 5, 8))  # it was read as a (1, 8) layer
-    assert report["query"].rule == "unknown"  # a vector no rule covers, said so; no matrix rule for it
+    assert report["query"].rule == "zeros"  # no matrix rule: a term of the attention scores, uniform at the start
+    assert "attention scores" in report["query"].reason
     assert report["out.weight"].role == "classifier"
 
 

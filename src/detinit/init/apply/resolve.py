@@ -322,6 +322,9 @@ def _traced_rule(site: Site, scheme: Scheme) -> ParamRule | None:
         fill = _stored_fill(rule, use.stored)
         if use.stacked:
             fill, rule = _stacked_fill(fill), replace(rule, reason=f"each of {use.stacked} stacked: {rule.reason}")
+        if use.folded:
+            rows, cols = (use.in_features, use.out_features)[:: 1 if use.stored == "in_out" else -1]
+            fill = _folded_fill(fill, rows, cols)
         return replace(rule, fill=fill, evidence=evidence, role=use.role or rule.role)
     if use.kind == "table":
         rule = _scheme_rule(scheme, Table(*site.param.shape), layer)
@@ -331,6 +334,16 @@ def _traced_rule(site: Site, scheme: Scheme) -> ParamRule | None:
     if use.kind in ("position", "token", "layer_scale"):
         return replace(scheme.parameter_rule(use.kind, site.param), role=use.kind, evidence=evidence)
     return None
+
+
+def _folded_fill(fill: Fill, rows: int, cols: int) -> Fill:
+    """Fill a weight held over several dims (an einsum's ``(d_model, heads, head_dim)``) as its ``rows x cols``
+    matrix view, which ``fill`` fills as a 2-D weight."""
+
+    def folded(t: torch.Tensor, g: torch.Generator) -> None:
+        fill(t.view(rows, cols), g)
+
+    return folded
 
 
 def _stacked_fill(fill: Fill) -> Fill:

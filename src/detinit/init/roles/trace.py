@@ -226,8 +226,8 @@ class _Recorder(TorchFunctionMode):
             elif tensors:  # a list of tensors (cat, stack): positions i.0, i.1, ...
                 for j, t in enumerate(tensors):
                     inputs[f"{key}.{j}"] = self.value_of(t)
-            elif isinstance(arg, (int, float, bool)):
-                scalars[key] = arg
+            elif isinstance(arg, (int, float, bool, str)):
+                scalars[key] = arg  # a string: an einsum's equation
         flat_out, _ = tree_flatten(out if name != "__setitem__" else args[0])  # x[i] = v returns None, writes x
         tensors_out = [t for t in flat_out if isinstance(t, torch.Tensor)]
         if not tensors_out:

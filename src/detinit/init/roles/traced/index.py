@@ -6,6 +6,8 @@ The passes read the graph only through this index; what they find goes in :attr:
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn.utils.parametrize import ParametrizationList, is_parametrized
@@ -88,6 +90,7 @@ class GraphIndex:
             if v.param is not None:
                 self.values_of.setdefault(self.canonical.get(v.param, v.param), []).append(v.index)
         self._matrix_uses: dict[int, tuple[str, str, str | None] | None] = {}  # node -> matrix_use, once
+        self.folded: dict[str, tuple[int, int]] = {}  # an einsum's weight -> (in, out) features of its matrix
         self.parametrized: dict[int, str] = {}  # value a parametrization computed -> its tensor ("conv.weight")
         for call in graph.calls:
             if isinstance(self.modules.get(call.name), ParametrizationList) and call.outputs:
@@ -128,6 +131,8 @@ class GraphIndex:
         return self._matrix_uses[node.index]
 
     def _find_matrix_use(self, node: Node) -> tuple[str, str, str | None] | None:
+        if node.name == "einsum":
+            return self._einsum_use(node)
         spec = MATRIX_FUNCS.get(node.name)
         if spec is None:
             return None
@@ -150,6 +155,42 @@ class GraphIndex:
         bias_value = next((node.inputs[k] for k in bias_keys if k in node.inputs), None)
         bias = self.param_source(bias_value) if bias_value is not None else None
         return name, stored, bias[0] if bias else None
+
+    def _einsum_use(self, node: Node) -> tuple[str, str, str | None] | None:
+        """An ``einsum`` of the input with a parameter that is a matrix over groups of dims: the parameter's
+        subscripts are the contracted ones then the output's (stored ``in, out``), or the reverse, each group in
+        the order the input and the output hold it (``"ibh,hnd->ibnd"``: ``h`` in, ``n d`` out)."""
+        equation = node.scalars.get(0)
+        operands = [node.inputs.get(1), node.inputs.get(2)]
+        if not isinstance(equation, str) or "..." in equation or None in operands or len(node.inputs) != 2:
+            return None
+        terms, _, out = equation.replace(" ", "").partition("->")
+        subscripts = terms.split(",")
+        if len(subscripts) != 2 or not out:
+            return None
+        sides = [(v, sub) for v, sub in zip(operands, subscripts) if self.param_source(v) is not None]
+        if len(sides) != 1:  # one parameter times a computed tensor (the input, or XLNet's position encoding)
+            return None
+        weight, w = sides[0]
+        x = next(sub for v, sub in zip(operands, subscripts) if v != weight)
+        contracted = [c for c in w if c in x and c not in out]
+        produced = [c for c in w if c in out and c not in x]
+        if len(contracted) + len(produced) != len(w) or not contracted or not produced:
+            return None  # a dim shared with the input and output (heads as a batch) or summed away: no matrix
+        in_order, out_order = [c for c in x if c in contracted], [c for c in out if c in produced]
+        if w == "".join(in_order + out_order):
+            stored = "in_out"
+        elif w == "".join(out_order + in_order):
+            stored = "out_in"
+        else:
+            return None
+        source = self.param_source(weight)
+        if source is None or source[1] or self.parameter(source[0]).dim() != len(w):
+            return None
+        shape = self.graph.values[weight].shape
+        size = {c: n for c, n in zip(w, shape)}
+        self.folded[source[0]] = (math.prod(size[c] for c in in_order), math.prod(size[c] for c in out_order))
+        return source[0], stored, None
 
     def _computed(self, value: int) -> bool:
         """Whether ``value`` depends on the input other than as one matrix of a parameter's stack picked by a

@@ -23,6 +23,11 @@ def find_layers(ix: GraphIndex) -> None:
             weight, stored, bias = use
             w = ix.parameter(weight)
             out_f, in_f = (w.shape[-2], w.shape[-1]) if stored == "out_in" else (w.shape[-1], w.shape[-2])
+            if weight in ix.folded and weight not in ix.result.params:
+                in_f, out_f = ix.folded[weight]
+                how = f"einsum, weight {tuple(w.shape)} a {in_f} -> {out_f} matrix stored ({stored.replace('_', ', ')})"
+                ix.result.params[weight] = TracedParam("matrix", how, in_f, out_f, stored, folded=True)
+                continue
             stackable = w.dim() == 3 and not node.name.startswith("conv")  # a conv1d's weight is 3-D too
             if (w.dim() == 2 or stackable) and weight not in ix.result.params:
                 how = f"{node.name}, weight stored ({'out, in' if stored == 'out_in' else 'in, out'})"
@@ -67,6 +72,9 @@ def _stream_use(ix: GraphIndex, param: str) -> TracedParam | None:
         if node.name == "__getitem__" and node.inputs.get(0) == value and _biases_attention(ix, node):
             why = "a relative-position bias: rows selected by fixed indices, added to the attention scores"
             return TracedParam("position", why)
+        if node.name in SCORE_TERM_FUNCS and ix.matrix_use(node) is None and _feeds_softmax(ix, node.outputs[0], 6):
+            why = f"a table multiplied into the attention scores ({node.name} in {node.module}: a segment bias)"
+            return TracedParam("position", why)
         if node.name in ADD_FUNCS and ix.graph.tainted_inputs(node):
             return TracedParam("position", f"added to the input stream ({node.name} in {node.module or 'model'})")
         if node.name in CAT_FUNCS and ix.graph.tainted_inputs(node):
@@ -75,6 +83,7 @@ def _stream_use(ix: GraphIndex, param: str) -> TracedParam | None:
 
 
 QUERY_FUNCS = frozenset({"scaled_dot_product_attention", "multi_head_attention_forward"})
+SCORE_TERM_FUNCS = frozenset({"einsum", "matmul", "__matmul__", "bmm"})
 TABLE_READ_FUNCS = frozenset({"embedding_bag"})  # rows of a table (input 1) summed with weights
 
 

@@ -23,7 +23,9 @@ class TracedParam:
     weight), ``"scale"`` / ``"offset_scale"`` / ``"shift"`` (a norm's
     parameters; ``offset_scale`` multiplies as ``1 + w``), ``"position"``,
     ``"token"`` or ``"layer_scale"``. A ``"matrix"`` may be a stack (``stacked``: a 3-D weight whose slices
-    ``w[e]`` are the matrices, as Hugging Face stores experts) and may carry a role of its own.
+    ``w[e]`` are the matrices, as Hugging Face stores experts) and may carry a role of its own; a ``folded``
+    one holds its input or output features over several dims (XLNet's ``(d_model, heads, head_dim)`` read by
+    ``einsum("ibh,hnd->ibnd", x, W)``), filled as its ``in x out`` (or ``out x in``) view.
     """
 
     kind: str
@@ -33,6 +35,7 @@ class TracedParam:
     stored: str = "out_in"
     stacked: int = 0  # a stack of this many matrices, one per leading index (a mixture of experts' weights)
     role: str | None = None  # the matrix's own role, in a module holding several (experts' up and down)
+    folded: bool = False  # a matrix held with its input or output features split over several dims (einsum)
 
 
 @dataclass

@@ -37,6 +37,7 @@ from .result import TracedRoles
 
 OUTPUT_ROLES = ("classifier", "classifier_norm")
 ENCODER_STATES = "encoder_hidden_states"
+SEGMENTS = "token_type_ids"
 UNREACHED = "parameters no trace reached"  # the report's note on them says so
 # config keys naming the width of the encoder states a decoder's cross-attention reads, the likeliest first
 CROSS_WIDTHS = ("cross_attention_hidden_size", "encoder_hidden_size", "d_model", "hidden_size")
@@ -49,7 +50,8 @@ def trace_unreached_parts(model: nn.Module, traced: TracedRoles, example: object
 
     * a decoder that takes ``encoder_hidden_states`` the example lacks (a BART decoder as a causal LM: its
       cross-attention runs only beside an encoder) is traced again, whole, with encoder states added
-      (:data:`CROSS_WIDTHS`: the first width its config names that it runs on);
+      (:data:`CROSS_WIDTHS`: the first width its config names that it runs on), and a model that takes
+      ``token_type_ids`` with segment ids (XLNet's segment embedding is read only then);
     * each outermost submodule its library describes whose parameters were never read, or whose own parameter
       was not (a wav2vec 2.0 inside a CTC head: its mask embedding is read only where its own input masks
       frames), on its own example input, under its name;
@@ -58,7 +60,7 @@ def trace_unreached_parts(model: nn.Module, traced: TracedRoles, example: object
       take. A container inside an unread block is not traced alone: it would lose the role the block gives it
       (an MLP is a residual branch), and is better left to the report's note."""
     parts: list[str] = []
-    if isinstance(example, dict) and _trace_with_encoder_states(model, traced, example):
+    if isinstance(example, dict) and _trace_with_optional_inputs(model, traced, example):
         parts.append("")
     reached = _reached(model, traced)
     hits = {""}  # modules with a parameter the traces read
@@ -92,28 +94,48 @@ def _reached(model: nn.Module, traced: TracedRoles) -> set[int]:
     return {id(p) for name, p in model.named_parameters(remove_duplicate=False) if name in traced.used}
 
 
-def _trace_with_encoder_states(model: nn.Module, traced: TracedRoles, example: dict[str, object]) -> bool:
-    """Trace ``model`` again with ``encoder_hidden_states`` added to ``example`` where it takes them, the
-    example has none and some parameter was not read; merge what that finds. Whether it read any more."""
-    if ENCODER_STATES in example:
-        return False
+def _trace_with_optional_inputs(model: nn.Module, traced: TracedRoles, example: dict[str, object]) -> bool:
+    """Where some parameter was not read, trace ``model`` again with an optional input its forward takes and
+    the example lacks, and merge what that finds: encoder states (``encoder_hidden_states``, of the first
+    width in :data:`CROSS_WIDTHS` it runs on) for a decoder's cross-attention, segment ids
+    (``token_type_ids``: the second half of each row in segment 1) for XLNet's segment embedding. Whether any
+    more was read."""
     try:
         accepted = inspect.signature(model.forward).parameters
     except (TypeError, ValueError):
         return False
-    reached = _reached(model, traced)
-    if ENCODER_STATES not in accepted or all(id(p) in reached for p in model.parameters()):
+    first = next(model.parameters(), None)
+    if first is None or all(id(p) in _reached(model, traced) for p in model.parameters()):
         return False
-    first = next(model.parameters())
-    for states in embedded_candidates(text_config(getattr(model, "config", None)), CROSS_WIDTHS, first.device):
-        try:
-            whole = trace_roles(model, {**example, ENCODER_STATES: states.to(first.dtype)})
-        except TraceError:
+    found = False
+    for key, candidates in ((ENCODER_STATES, _encoder_states), (SEGMENTS, _segments)):
+        if key not in accepted or key in example:
             continue
-        if whole.used - traced.used:
-            traced.merge(whole, prefix="")
-            return True
-    return False
+        for value in candidates(model, example, first):
+            try:
+                whole = trace_roles(model, {**example, key: value})
+            except TraceError:
+                continue
+            if whole.used - traced.used:
+                traced.merge(whole, prefix="")
+                found = True
+                break
+    return found
+
+
+def _encoder_states(model: nn.Module, example: dict[str, object], first: torch.Tensor) -> list[torch.Tensor]:
+    config = text_config(getattr(model, "config", None))
+    return [s.to(first.dtype) for s in embedded_candidates(config, CROSS_WIDTHS, first.device)]
+
+
+def _segments(model: nn.Module, example: dict[str, object], first: torch.Tensor) -> list[torch.Tensor]:
+    ids = example.get("input_ids")
+    if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
+        return []
+    types = getattr(getattr(model, "config", None), "type_vocab_size", 2)
+    segments = torch.zeros_like(ids)
+    segments[:, ids.shape[1] // 2 :] = 1 if not isinstance(types, int) or types > 1 else 0
+    return [segments]
 
 
 def _is_container(module: nn.Module) -> bool:
