@@ -1,8 +1,8 @@
 """Pass 5: norms that put the token embedding on the residual stream (BERT's and BART's embedding LayerNorm):
 their input is a token table's rows, plus position or token-type tables, a constant scale and padding rows,
 and nothing else, and their output is carried past a residual branch (a pre-norm block's first norm, which
-feeds only the branch, is not one); and token tables whose rows reach a post-norm block's norm through zero branches alone,
-with no embedding norm (GPT-1). Reads the norms of pass 1 and the sums of pass 4;
+feeds only the branch, is not one); and token tables whose rows reach a post-norm block's norm through zero
+branches alone, with no embedding norm (GPT-1). Reads the norms of pass 1 and the sums of pass 4;
 :mod:`detinit.init.apply.embedding_norm` uses what it finds."""
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ def _stream_use(ix: GraphIndex, param: str) -> TracedParam | None:
         if node.name == "__getitem__" and node.inputs.get(0) == value and _biases_attention(ix, node):
             why = "a relative-position bias: rows selected by fixed indices, added to the attention scores"
             return TracedParam("position", why)
-        if node.name in SCORE_TERM_FUNCS and ix.matrix_use(node) is None and _feeds_softmax(ix, node.outputs[0], 6):
+        if node.name in SCORE_TERM_FUNCS and ix.matrix_use(node) is None and _feeds_softmax(ix, node.outputs[0], 8):
             why = f"a table multiplied into the attention scores ({node.name} in {node.module}: a segment bias)"
             return TracedParam("position", why)
         if node.name in ADD_FUNCS and ix.graph.tainted_inputs(node):
