@@ -587,6 +587,8 @@ def main() -> int:
             f"{os.cpu_count()} CPU cores; {len(pending)} classes checked in {time.perf_counter() - start:.0f} s "
             f"on {args.workers} workers, {time.strftime('%Y-%m-%d')}"
         )
+        if len(rows) > len(pending):  # a resumed run: say what came from before
+            meta += f"; {len(rows) - len(pending)} more read from {out.name}, checked by an earlier run"
         meta_file.write_text(meta)
     else:
         meta = meta_file.read_text() if meta_file.exists() else f"results read from {out}"

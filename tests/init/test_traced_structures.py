@@ -500,3 +500,27 @@ class ResampledPositionGrid(nn.Module):
 def test_a_position_grid_resampled_by_embedding_bag_is_a_position_table():
     report = initialize(ResampledPositionGrid(), "zero", example_inputs=torch.randn(2, 6, 12), strict=True)
     assert report["grid"].role == "position"
+
+
+class HeadBiasAddedByHand(nn.Module):
+    """An output bias held by the head and tied to its Linear's bias, added by hand after a product with the
+    Linear's weight (MobileBERT's prediction head): it is the Linear's bias, not a table added to the stream."""
+
+    def __init__(self, vocab: int = 32) -> None:
+        super().__init__()
+        self.embed, self.fc = nn.Embedding(vocab, WIDTH), nn.Linear(WIDTH, WIDTH)
+        self.bias = nn.Parameter(torch.zeros(vocab))
+        self.decoder = nn.Linear(WIDTH, vocab)
+        self.decoder.bias = self.bias
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.embed(ids)
+        out = (x + self.fc(x)) @ self.decoder.weight.t()
+        out += self.decoder.bias
+        return out
+
+
+@pytest.mark.parametrize("scheme", ["zero", "kaiming", "xavier"])
+def test_a_bias_tied_to_a_layer_and_added_by_hand_takes_the_layer_rule(scheme):
+    report = initialize(HeadBiasAddedByHand(), scheme, example_inputs=torch.arange(16).view(2, 8))
+    assert report["bias"].role != "position" and report["bias"].rule in ("zeros", "library")

@@ -60,8 +60,11 @@ def find_layers(ix: GraphIndex) -> None:
 
 
 def _in_known_layer(ix: GraphIndex, param: str) -> bool:
-    module = ix.modules[ix.owner[param]]
-    return isinstance(module, MATRIX_LAYER_TYPES + NORM_TYPES + (nn.Embedding, nn.MultiheadAttention))
+    """Whether a module of a known layer type holds ``param`` under any of its names (MobileBERT's output bias
+    is its head's ``bias`` and its decoder Linear's ``bias`` too)."""
+    known = MATRIX_LAYER_TYPES + NORM_TYPES + (nn.Embedding, nn.MultiheadAttention)
+    names = ix.names_of.get(id(ix.parameter(param)), [param])
+    return any(isinstance(ix.modules[ix.owner[name]], known) for name in names if name in ix.owner)
 
 
 def _stream_use(ix: GraphIndex, param: str) -> TracedParam | None:
