@@ -211,8 +211,10 @@ def _plan(
                 )
                 if verdict == TAKE:  # the first module knew no rule for it, or it is the output layer of a table
                     plan.rules[pname], plan.entries[pname] = rule, first
-                    holder = next(p for p in plans if p.module is seen[id(param)][1])
-                    holder.rules.pop(next(n for n, t in holder.params.items() if t is param), None)
+                    holder = next((p for p in plans if p.module is seen[id(param)][1]), plan)
+                    first_name = next(n for n, t in holder.params.items() if t is param)
+                    if first_name != pname or holder is not plan:
+                        holder.rules.pop(first_name, None)
                     taken = _entry(entries[first].name, module_type, param, layer, rule, hooked, False, why_role)
                     entries[first] = taken._replace(note=f"; the rule of {full}, tied to it")
                 continue
