@@ -186,6 +186,25 @@ def build(model_type: str, class_name: str) -> torch.nn.Module:
     return cls(config)
 
 
+def check_real_widths(model_type: str, class_name: str) -> list[str]:
+    """Promises 2-3 on ``class_name`` built with its config's real widths, only its layer count cut to 2 (and a
+    vocabulary larger than 30,000 cut to :data:`VOCAB`): whether a failure of the shrunk sweep is the shrink's."""
+    import transformers
+    from transformers import CONFIG_MAPPING
+
+    config_class = CONFIG_MAPPING[model_type]
+    values = config_class().to_dict()
+    values.update({k: 2 for k in LAYER_KEYS if isinstance(values.get(k), int) and values[k] > 2})
+    if isinstance(values.get("vocab_size"), int) and values["vocab_size"] > 30_000:
+        values["vocab_size"] = VOCAB
+    model = getattr(transformers, class_name)(config_class.from_dict(values)).eval()
+    initialize(model, "zero")
+    lines = [f"{class_name}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters"]
+    with torch.no_grad():
+        lines += [f"  {p}" for p in zero_start_promises(model, test_inputs(model), tolerance=TOLERANCE)]
+    return lines
+
+
 class _NotBuilt(RuntimeError):
     pass
 
@@ -553,8 +572,15 @@ def main() -> int:
     parser.add_argument("--out", default="hf_zoo.jsonl", help="results, one JSON line a class (resumed)")
     parser.add_argument("--markdown", default="", help="also write the tables here (docs/hf_zoo.md)")
     parser.add_argument("--readme", default="", help="also put the family table in this README's hf_zoo block")
+    parser.add_argument(
+        "--real-widths", nargs="*", metavar="TYPE:CLASS", help="instead: check these at real widths, 2 layers"
+    )
     args = parser.parse_args()
     _worker_init()
+    if args.real_widths:
+        for entry in args.real_widths:
+            print("\n".join(check_real_widths(*entry.split(":"))), flush=True)
+        return 0
     import transformers
 
     todo = [e for e in classes() if (not args.families or e[0] in args.families)]

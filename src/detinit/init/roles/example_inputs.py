@@ -207,12 +207,16 @@ def _feature_inputs(
     return found
 
 
-def embedded_candidates(config: object, keys: tuple[str, ...], device: torch.device) -> list[torch.Tensor]:
-    """Sequences of 8 feature vectors, ``(2, 8, width)``, for each distinct width the config names under
-    ``keys`` (first found first): the inputs of a part that takes features already embedded."""
-    widths = [getattr(config, key, None) for key in keys]
+def feature_vectors(widths: list[int], device: torch.device) -> list[torch.Tensor]:
+    """Sequences of 8 feature vectors, ``(2, 8, width)``, one for each distinct positive width, in order."""
     widths = list(dict.fromkeys(w for w in widths if isinstance(w, int) and not isinstance(w, bool) and w > 0))
     return [torch.randn(2, FEATURE_FRAMES // 8, w, generator=_generator()).to(device) for w in widths]
+
+
+def embedded_candidates(config: object, keys: tuple[str, ...], device: torch.device) -> list[torch.Tensor]:
+    """:func:`feature_vectors` of each width the config names under ``keys`` (first found first): the inputs
+    of a part that takes features already embedded."""
+    return feature_vectors([getattr(config, key, None) for key in keys], device)
 
 
 def _embedded_inputs(model: nn.Module, config: object) -> Example:

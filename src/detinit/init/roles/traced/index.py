@@ -168,10 +168,11 @@ class GraphIndex:
         subscripts = terms.split(",")
         if len(subscripts) != 2 or not out:
             return None
-        sides = [(v, sub) for v, sub in zip(operands, subscripts) if self.param_source(v) is not None]
+        sides = [(v, sub, self.param_source(v)) for v, sub in zip(operands, subscripts)]
+        sides = [side for side in sides if side[2] is not None]
         if len(sides) != 1:  # one parameter times a computed tensor (the input, or XLNet's position encoding)
             return None
-        weight, w = sides[0]
+        weight, w, source = sides[0]
         x = next(sub for v, sub in zip(operands, subscripts) if v != weight)
         contracted = [c for c in w if c in x and c not in out]
         produced = [c for c in w if c in out and c not in x]
@@ -184,8 +185,7 @@ class GraphIndex:
             stored = "out_in"
         else:
             return None
-        source = self.param_source(weight)
-        if source is None or source[1] or self.parameter(source[0]).dim() != len(w):
+        if source[1] or self.parameter(source[0]).dim() != len(w):
             return None
         shape = self.graph.values[weight].shape
         size = {c: n for c, n in zip(w, shape)}

@@ -30,7 +30,7 @@ import inspect
 import torch
 from torch import nn
 
-from ..example_inputs import Example, embedded_candidates, example_for, runs_on, text_config
+from ..example_inputs import Example, embedded_candidates, example_for, feature_vectors, runs_on, text_config
 from ..trace import TraceError
 from . import trace_roles
 from .result import TracedRoles
@@ -156,14 +156,10 @@ def _one_tensor_example(module: nn.Module) -> Example | None:
     ]
     if len(required) != 1:
         return None
-    widths: list[int] = []
-    for layer in module.modules():
-        width = getattr(layer, "in_features", None) or getattr(layer, "normalized_shape", (None,))[-1]
-        if isinstance(width, int) and width not in widths:
-            widths.append(width)
+    widths = [getattr(m, "in_features", None) or getattr(m, "normalized_shape", (None,))[-1] for m in module.modules()]
     first = next(module.parameters())
-    for width in widths:
-        features = torch.randn(2, 8, width, generator=torch.Generator().manual_seed(0)).to(first.device, first.dtype)
+    for features in feature_vectors(widths, first.device):
+        features = features.to(first.dtype)
         if runs_on(module, {required[0].name: features}):
             return Example({required[0].name: features}, f"{required[0].name}: {tuple(features.shape)} features")
     return None
