@@ -407,6 +407,66 @@ def test_experts_picked_by_a_routed_index_are_layers_and_end_their_branch():
     assert report["1.up"].rule != "unknown" and report["1.down_bias"].rule == "zeros"
 
 
+class ModuleExperts(nn.Module):
+    """Experts held as one module each (SwitchTransformers, NLLB-MoE), run in a loop over the experts hit and
+    added into their rows one ``index_add_`` after another; the router's bias sends every token to the first
+    ``hit`` experts, so the others are never read while tracing."""
+
+    def __init__(self, experts: int = 4, hit: int = 2) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(WIDTH)
+        self.router = nn.Linear(WIDTH, experts)
+        self.experts = nn.ModuleList(
+            nn.Sequential(nn.Linear(WIDTH, 16), nn.ReLU(), nn.Linear(16, WIDTH)) for _ in range(experts)
+        )
+        self.hit = hit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x).flatten(0, 1)
+        choice = torch.arange(h.shape[0]) % self.hit  # where the router sends each token, whatever its weights
+        gate = torch.softmax(self.router(h), -1).gather(1, choice[:, None])
+        out = torch.zeros_like(h)
+        for expert in choice.unique().tolist():
+            rows = torch.where(choice == expert)[0]
+            out.index_add_(0, rows, self.experts[expert](h[rows]) * gate[rows])
+        return x + out.view_as(x)
+
+
+def test_experts_as_modules_all_end_their_branch_and_unhit_ones_copy_a_hit_one():
+    net = lm(ModuleExperts).eval()
+    report = initialize(net, "zero", example_inputs=torch.randint(0, 50, (2, 5)), strict=True)
+    for expert in range(4):
+        assert report[f"1.experts.{expert}.2.weight"].role == "branch_last"
+        assert report[f"1.experts.{expert}.2.weight"].rule == "zeros"
+        assert report[f"1.experts.{expert}.0.weight"].role == "branch"
+    assert any("1.experts.2 as 1.experts.0" in note for note in report.notes)
+    for block in net[1:3]:
+        block.hit = 4  # at use, tokens go to every expert
+    assert all(kept(net, torch.randint(0, 50, (3, 7))).values())
+
+
+class SkippedFlows(nn.Module):
+    """A list of residual blocks, each ending in a norm with a scale, whose last member the forward pass skips
+    (VITS's duration predictor drops a flow at inference): it takes the roles of a member that ran, in a block of
+    its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flows = nn.ModuleList(nn.Sequential(nn.Linear(WIDTH, WIDTH), nn.LayerNorm(WIDTH)) for _ in range(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for flow in self.flows[:-1]:
+            x = x + flow(x)
+        return x
+
+
+def test_a_skipped_list_member_takes_a_run_members_roles_in_a_block_of_its_own():
+    net = nn.Sequential(nn.Embedding(50, WIDTH), SkippedFlows(), nn.Linear(WIDTH, 50)).eval()
+    report = initialize(net, "zero", example_inputs=torch.randint(0, 50, (2, 5)), strict=True)
+    assert report["1.flows.2.1.weight"].role == "branch_last_norm" and report["1.flows.2.1.weight"].rule == "zeros"
+    assert report["1.flows.2.0.weight"].role == "branch_last"
+
+
 class EinsumAttention(nn.Module):
     """XLNet's attention: projections held as ``(width, heads, head_dim)`` and read by ``einsum``, and a
     segment table multiplied into the scores only where segment ids are given."""

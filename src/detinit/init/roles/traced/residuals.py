@@ -18,7 +18,7 @@ from ...roles.layers import MATRIX_LAYER_TYPES
 from ..trace import Graph, Node
 from .index import ADD_FUNCS, MUL_FUNCS, NORM_FUNCS, SHAPE_FUNCS, SOFTMAX_FUNCS, GraphIndex
 from .result import TracedParam
-from .walks import selected_parameter, walk_back
+from .walks import SCATTER_ADD_FUNCS, selected_parameter, walk_back
 
 SCORE_PASSING_FUNCS = ADD_FUNCS | {"masked_fill", "masked_fill_", "where", "div", "__truediv__", "sub", "__sub__"}
 
@@ -135,6 +135,7 @@ def find_residuals(ix: GraphIndex) -> None:
     for count, block_sum in enumerate(sums, 1):
         block = f"traced residual add #{count} in {block_sum.module or 'the model'}"
         ends = [_through_nested_sums(ix.graph, value, skip_of) for value, _ in block_sum.branches]
+        ends = [term for value in ends for term in _scatter_terms(ix.graph, value)]
         lasts = {_mark_branch_end(ix, value, block) for value in ends}
         for _, inside in block_sum.branches:
             for value in sorted(inside):  # in the order computed
@@ -155,6 +156,21 @@ def _through_nested_sums(graph: Graph, value: int, skip_of: dict[int, int]) -> i
         if inner is None:
             return value
         value = inner
+
+
+def _scatter_terms(graph: Graph, value: int) -> list[int]:
+    """``value``, or where it is (through reshapes) the last of a chain of scatter-adds into one buffer, the source
+    of each add: a loop over experts held as separate modules, ``out.index_add_(0, rows_e, expert_e(x[rows_e]))``
+    for each ``e``, sums ``sum_e scatter(expert_e(...))``, and every expert's last layer ends the branch."""
+    node = graph.producer(value)
+    while node is not None and node.name in SHAPE_FUNCS and node.inputs.get(0) is not None:  # x.view_as(y) too
+        node = graph.producer(node.inputs[0])
+    source = node.inputs.get(3) if node is not None and node.name in SCATTER_ADD_FUNCS else None
+    if source is None or not graph.values[source].tainted:
+        return [value]
+    earlier = node.inputs.get(0)  # type: ignore[union-attr]
+    before = _scatter_terms(graph, earlier) if earlier is not None and graph.values[earlier].tainted else []
+    return before + [source]
 
 
 def _mark_branch_end(ix: GraphIndex, branch: int, block: str) -> str | None:

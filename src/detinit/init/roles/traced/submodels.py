@@ -26,6 +26,7 @@ layer is not a ``"classifier"``; and the norm settling that needs the whole mode
 from __future__ import annotations
 
 import inspect
+import re
 
 import torch
 from torch import nn
@@ -52,6 +53,9 @@ def trace_unreached_parts(model: nn.Module, traced: TracedRoles, example: object
       cross-attention runs only beside an encoder) is traced again, whole, with encoder states added
       (:data:`CROSS_WIDTHS`: the first width its config names that it runs on), and a model that takes
       ``token_type_ids`` with segment ids (XLNet's segment embedding is read only then);
+    * a member of a ``ModuleList`` / ``ModuleDict`` none of whose parameters was read (an expert no token of
+      the example was routed to) takes the roles of a member that was, of the same class and structure
+      (:func:`copy_roles_to_unread_copies`);
     * each outermost submodule its library describes whose parameters were never read, or whose own parameter
       was not (a wav2vec 2.0 inside a CTC head: its mask embedding is read only where its own input masks
       frames), on its own example input, under its name;
@@ -62,6 +66,7 @@ def trace_unreached_parts(model: nn.Module, traced: TracedRoles, example: object
     parts: list[str] = []
     if isinstance(example, dict) and _trace_with_optional_inputs(model, traced, example):
         parts.append("")
+    copy_roles_to_unread_copies(model, traced)
     reached = _reached(model, traced)
     hits = {""}  # modules with a parameter the traces read
     for name, module in model.named_modules():
@@ -87,6 +92,96 @@ def trace_unreached_parts(model: nn.Module, traced: TracedRoles, example: object
         traced.merge(part, prefix=f"{name}.")
         parts.append(name)
     return parts
+
+
+def copy_roles_to_unread_copies(model: nn.Module, traced: TracedRoles) -> list[str]:
+    """Give each member of a ``ModuleList`` or ``ModuleDict`` that no trace read (a mixture of experts held as
+    one module per expert, ``experts[e](x[rows_e])``: the experts no token of the example was routed to) the
+    roles of the first member that was read and has its class and parameter names and shapes, merged into
+    ``traced`` (in place) with its parameters counted as read; the report says which took whose. Returns the
+    names of the members given roles.
+
+    >>> class Experts(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.experts = nn.ModuleList(nn.Linear(4, 4) for _ in range(3))
+    ...     def forward(self, x):
+    ...         return self.experts[1](x)  # the router sent every token to expert 1
+    >>> model = Experts()
+    >>> traced = trace_roles(model, torch.ones(2, 4))
+    >>> copy_roles_to_unread_copies(model, traced), traced.modules["experts.0"].role
+    (['experts.0', 'experts.2'], 'classifier')
+    """
+    reached = _reached(model, traced)
+    copied: list[tuple[str, str]] = []
+    for name, container in model.named_modules():
+        if not isinstance(container, (nn.ModuleList, nn.ModuleDict)):
+            continue
+        members = [(f"{name}.{key}" if name else key, m) for key, m in container.named_children()]
+        read = [(n, m) for n, m in members if any(id(p) in reached for p in m.parameters())]
+        for member, module in members:
+            params = list(module.parameters())
+            if not params or any(id(p) in reached for p in params):
+                continue
+            source = next((n for n, m in read if _same_structure(m, module)), None)
+            if source is not None:
+                _copy_roles(traced, source, member, _blocks_shared(traced, [n for n, _ in read]))
+                copied.append((member, source))
+    if copied:
+        shown = ", ".join(f"{member} as {source}" for member, source in copied[:3])
+        more = f" and {len(copied) - 3} more" if len(copied) > 3 else ""
+        traced.notes.append(
+            f"{len(copied)} members of module lists no example input reached (experts no token was routed to) "
+            f"take the roles of a traced member of the same structure: {shown}{more}"
+        )
+    return [member for member, _ in copied]
+
+
+def _blocks_shared(traced: TracedRoles, members: list[str]) -> set[str]:
+    """The residual blocks that modules under two or more of ``members`` belong to."""
+    owners: dict[str, set[str]] = {}
+    for name, role in traced.modules.items():
+        member = next((m for m in members if name == m or name.startswith(m + ".")), None)
+        if member is not None and role.block is not None:
+            owners.setdefault(role.block, set()).add(member)
+    return {block for block, found in owners.items() if len(found) > 1}
+
+
+def _same_structure(a: nn.Module, b: nn.Module) -> bool:
+    """Whether two modules are of one class with the same parameter names, shapes and dtypes."""
+    shapes = [[(n, p.shape, p.dtype) for n, p in m.named_parameters()] for m in (a, b)]
+    return type(a) is type(b) and shapes[0] == shapes[1]
+
+
+def _copy_roles(traced: TracedRoles, source: str, member: str, shared: set[str]) -> None:
+    """Copy what was found under ``source.`` to ``member.`` (module roles, parameter uses, norms, reads). A
+    residual block in ``shared`` (one that several members that ran are branches of: experts summed into one
+    add) takes the copy as one more branch; any other block the copy gets its own (a skipped member of a list of
+    blocks each added on its own)."""
+
+    def renamed(name: str) -> str | None:
+        if name == source:
+            return member
+        return member + name[len(source) :] if name.startswith(source + ".") else None
+
+    def own_block(block: str | None) -> str | None:
+        if block is None or block in shared:
+            return block
+        inside = re.sub(rf" in {re.escape(source)}(?=$|[. ])", f" in {member}", block)
+        return inside if inside != block else f"{block}, as copied to {member}"
+
+    for name, role in list(traced.modules.items()):
+        if (new := renamed(name)) is not None:
+            why = f"{role.evidence} (as its copy {source}, which the example reached)"
+            traced.set_role(new, role.role, why, own_block(role.block))
+    for name, param in list(traced.params.items()):
+        if (new := renamed(name)) is not None:
+            traced.params.setdefault(new, param)
+    for name, how in list(traced.norms.items()):
+        if (new := renamed(name)) is not None:
+            traced.norms.setdefault(new, how)
+    for group in (traced.used, traced.tables):
+        group |= {new for name in group if (new := renamed(name)) is not None}
 
 
 def _reached(model: nn.Module, traced: TracedRoles) -> set[int]:
