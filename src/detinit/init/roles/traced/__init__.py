@@ -101,7 +101,35 @@ def trace_roles(model: nn.Module, example_inputs: object, *, output_layers: bool
     for find in PASSES:
         if output_layers or find is not find_classifier:
             find(index)
+    spread_to_aliases(model, index.result)
     return index.result
 
 
-__all__ = ["PASSES", "TracedParam", "TracedRole", "TracedRoles", "trace_roles"]
+def spread_to_aliases(model: nn.Module, result: TracedRoles) -> None:
+    """Give every name of a module registered under several (one norm, activation or rotary module reused by
+    several layers) what was found under any of them, and the same for its own parameters: the recording names
+    a module by one of its names, the schemes may look it up by another. Parameters tied across modules keep
+    their own entries (:mod:`detinit.init.apply.tied` settles those)."""
+    aliases: dict[int, list[str]] = {}
+    for name, module in model.named_modules(remove_duplicate=False):
+        aliases.setdefault(id(module), []).append(name)
+    for names in (found for found in aliases.values() if len(found) > 1):
+        for table in (result.modules, result.norms):
+            known = next((table[n] for n in names if n in table), None)
+            if known is not None:
+                for name in names:
+                    table.setdefault(name, known)  # type: ignore[arg-type]
+        module = model.get_submodule(names[0])
+        for pname, _ in module.named_parameters(recurse=False, remove_duplicate=False):
+            full = [f"{n}.{pname}" if n else pname for n in names]
+            use = next((result.params[f] for f in full if f in result.params), None)
+            for f in full:
+                if use is not None:
+                    result.params.setdefault(f, use)
+            if any(f in result.used for f in full):
+                result.used.update(full)
+            if any(f in result.tables for f in full):
+                result.tables.update(full)
+
+
+__all__ = ["PASSES", "TracedParam", "TracedRole", "TracedRoles", "spread_to_aliases", "trace_roles"]
