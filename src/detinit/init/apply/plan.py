@@ -86,8 +86,8 @@ def direct_parameters(module: nn.Module) -> dict[str, nn.Parameter]:
 def module_kind(module: nn.Module, layer: LayerInfo, traced_norm: bool) -> str:
     """How the resolver reads a module's parameters, decided once per module: ``"attention"``
     (``nn.MultiheadAttention``), ``"norm"`` (torch's norms, one found by tracing, or a module given a norm
-    role), ``"recurrent"``, ``"layer"`` (Linear, conv, Embedding), or ``"traced"`` (any other class: only
-    what the trace found). A norm role on a module that is not one is refused."""
+    role), ``"recurrent"``, ``"layer"`` (Linear, conv, Embedding), ``"activation"`` (PReLU), or ``"traced"``
+    (any other class: only what the trace found). A norm role on a module that is not one is refused."""
     kind = _CLASS_KINDS.get(type(module))
     if kind is None:
         kind = _CLASS_KINDS[type(module)] = _class_kind(module)
@@ -111,6 +111,8 @@ def _class_kind(module: nn.Module) -> str:
         return "norm"
     if isinstance(module, RECURRENT_TYPES):
         return "recurrent"
+    if isinstance(module, nn.PReLU):
+        return "activation"
     return "layer" if isinstance(module, WEIGHT_LAYER_TYPES) else "traced"
 
 

@@ -115,7 +115,18 @@ def _standard_rule(site: Site, scheme: Scheme, cache: RuleCache) -> ParamRule | 
         return _attention_rule(site, scheme)
     if kind == "recurrent":
         return _recurrent_rule(site, scheme)
+    if kind == "activation":
+        return _activation_rule(site)
     return None  # a module of another class: what the trace found
+
+
+def _activation_rule(site: Site) -> ParamRule:
+    """A parametric activation's parameter (``PReLU.weight``, the slope of ``max(0, x) + a min(0, x)``) under
+    every scheme: the constant its module was built with (``PReLU(init=0.25)``). It shapes the activation, it
+    maps no features: zeroing it would make the activation a ReLU, drawing it would make ZerO random."""
+    value = float(getattr(site.module, "init", 0.25))
+    why = f"{type(site.module).__name__}'s slope, the constant it was built with: part of the activation"
+    return ParamRule(f"constant({value:g})", why, lambda w, g: torch.nn.init.constant_(w, value))
 
 
 def _layer_rule(site: Site, scheme: Scheme, cache: RuleCache) -> ParamRule | None:

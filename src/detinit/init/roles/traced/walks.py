@@ -7,6 +7,9 @@ from ..trace import Node
 from .index import ADD_FUNCS, CAT_FUNCS, MUL_FUNCS, NORM_FUNCS, SHAPE_FUNCS, GraphIndex
 
 INDEX_FUNCS = frozenset({"__getitem__", "index_select", "gather", "take_along_dim"})  # select by indices
+# activations with a parameter of their own (PReLU's slope): f(0) = 0 whatever the parameter, so a branch's zero
+# passes through them and the walks go on as through any activation
+PARAMETRIC_ACTIVATION_FUNCS = frozenset({"prelu"})
 
 
 def walk_back(ix: GraphIndex, value: int) -> tuple[list[tuple[str, str]], tuple[Node, str] | None]:
@@ -79,7 +82,7 @@ def walk_back(ix: GraphIndex, value: int) -> tuple[list[tuple[str, str]], tuple[
         if node.name in SHAPE_FUNCS and not params and data is not None and data in tainted:
             value = data  # x.reshape_as(y): y gives only the shape
             continue
-        if params or len(tainted) != 1:
+        if (params and node.name not in PARAMETRIC_ACTIVATION_FUNCS) or len(tainted) != 1:
             return met, None
         value = tainted[0]
     return met, None
@@ -106,7 +109,8 @@ def _stops_at(ix: GraphIndex, node: Node, found: dict[int, tuple[Node, str]]) ->
     if use is not None:
         found[node.index] = (node, use[0])
         return True
-    return bool(ix.graph.param_inputs(node)) or node.name in NORM_FUNCS
+    params = ix.graph.param_inputs(node)
+    return (bool(params) and node.name not in PARAMETRIC_ACTIVATION_FUNCS) or node.name in NORM_FUNCS
 
 
 def layers_feeding(ix: GraphIndex, value: int, *, through_norm: bool = False) -> list[tuple[Node, str]]:
