@@ -29,7 +29,16 @@ from ..roles.traced.result import TracedParam
 from ..roles.vocabulary import RESIDUAL_LAST_ROLES, LayerInfo, fused_parts
 from ..schemes.base import Policy, Scheme
 from ..schemes.rule import Fill, ParamRule, row_blocks_rule, zeros
-from ..tensor.row_fills import MINUS_ONES, ONES, ZEROS, RowFill, row_blocks_fill, transposed_rows_of, with_zero_row
+from ..tensor.row_fills import (
+    MINUS_ONES,
+    ONES,
+    ZEROS,
+    RowFill,
+    constant_fill,
+    row_blocks_fill,
+    transposed_rows_of,
+    with_zero_row,
+)
 from .plan import Site
 
 BIAS = "bias starts at 0"
@@ -85,9 +94,9 @@ def resolve_module(
             return rules
     rules = {}
     for name, param in params.items():
-        rule = _norm_rule(name, layer, scheme, norm_kinds, norm_evidence) if module_kind == "norm" else None
+        use = uses.get(prefix + name) if uses else None
+        rule = _norm_rule(name, layer, scheme, norm_kinds, norm_evidence, use) if module_kind == "norm" else None
         if rule is None:
-            use = uses.get(prefix + name) if uses else None
             rule = resolve(
                 Site(module, module_kind, name, param, layer, params, norm_kinds, norm_evidence, use), scheme, cache
             )
@@ -110,7 +119,7 @@ def _standard_rule(site: Site, scheme: Scheme, cache: RuleCache) -> ParamRule | 
     if kind == "layer":
         return _layer_rule(site, scheme, cache)
     if kind == "norm":
-        return _norm_rule(site.param_name, site.layer, scheme, site.norm_kinds, site.norm_evidence)
+        return _norm_rule(site.param_name, site.layer, scheme, site.norm_kinds, site.norm_evidence, site.traced)
     if kind == "attention":
         return _attention_rule(site, scheme)
     if kind == "recurrent":
@@ -126,7 +135,7 @@ def _activation_rule(site: Site) -> ParamRule:
     maps no features: zeroing it would make the activation a ReLU, drawing it would make ZerO random."""
     value = float(getattr(site.module, "init", 0.25))
     why = f"{type(site.module).__name__}'s slope, the constant it was built with: part of the activation"
-    return ParamRule(f"constant({value:g})", why, lambda w, g: torch.nn.init.constant_(w, value))
+    return ParamRule(f"constant({value:g})", why, constant_fill(value))
 
 
 def _layer_rule(site: Site, scheme: Scheme, cache: RuleCache) -> ParamRule | None:
@@ -252,24 +261,42 @@ def _attention_rule(site: Site, scheme: Scheme) -> ParamRule | None:
 
 
 def _norm_rule(
-    name: str, layer: LayerInfo, scheme: Scheme, norm_kinds: Mapping[str, str] | None, evidence: str
+    name: str,
+    layer: LayerInfo,
+    scheme: Scheme,
+    norm_kinds: Mapping[str, str] | None,
+    evidence: str,
+    use: TracedParam | None = None,
 ) -> ParamRule | None:
     """A norm's scale 1 and shift 0; the scale 0 where the scheme puts a zero on this norm. Which parameter is
-    which: ``norm_kinds``, the traced kinds for norms of other classes (``offset_scale`` multiplies as ``1 + w``;
-    ``evidence`` says how the norm was found), else torch's names (``weight`` scales, ``bias`` shifts)."""
+    which: ``norm_kinds``, the traced kinds for norms of other classes (``offset_scale`` multiplies as
+    ``c + w``, ``c`` the traced ``use.offset``: ``w`` starts at ``1 - c``, or ``-c`` for a zero; ``evidence``
+    says how the norm was found), else torch's names (``weight`` scales, ``bias`` shifts)."""
     kind = (norm_kinds or TORCH_NORM_KINDS).get(name) or TORCH_NORM_KINDS.get(name)
     if kind == "shift":
         rule = NORM_SHIFT_ZERO
     elif kind == "scale":
         rule = zeros(_why_zero_on_norm(scheme, layer)) if zero_on_norm(scheme.policy, layer) else NORM_SCALE_ONE
     elif kind == "offset_scale":
-        if zero_on_norm(scheme.policy, layer):
-            rule = ParamRule("minus_ones", _why_zero_on_norm(scheme, layer) + "; the scale is 1 + w", MINUS_ONES)
-        else:
-            rule = NORM_OFFSET_SCALE_ONE
+        rule = _offset_scale_rule(scheme, layer, 1.0 if use is None else use.offset)
     else:
         return None
     return replace(rule, evidence=f"traced norm: {evidence}") if norm_kinds is not None else rule
+
+
+def _offset_scale_rule(scheme: Scheme, layer: LayerInfo, offset: float) -> ParamRule:
+    """A norm scale held as ``offset + w``: ``w = 1 - offset`` for a scale of 1, ``w = -offset`` for a zero."""
+    zero = zero_on_norm(scheme.policy, layer)
+    if offset == 1.0:  # Gemma's 1 + w
+        return (
+            ParamRule("minus_ones", _why_zero_on_norm(scheme, layer) + "; the scale is 1 + w", MINUS_ONES)
+            if zero
+            else NORM_OFFSET_SCALE_ONE
+        )
+    value = -offset if zero else 1.0 - offset
+    why = _why_zero_on_norm(scheme, layer) if zero else "norm scale starts at 1"
+    why = f"{why}; the scale is {offset:g} + w (the constant read from the traced call)"
+    return ParamRule(f"constant({value:g})", why, constant_fill(value))
 
 
 def _why_zero_on_norm(scheme: Scheme, layer: LayerInfo) -> str:

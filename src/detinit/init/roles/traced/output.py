@@ -17,8 +17,15 @@ def find_classifier(ix: GraphIndex) -> None:
     keys = graph.output_keys
     logits = [i for i, key in enumerate(keys) if "logits" in key.split(".")[0]] or [0]
     for index in logits:
-        for value in _heads(ix, graph.outputs[index]):
-            _mark_classifier(ix, value, keys[index])
+        heads = _heads(ix, graph.outputs[index])
+        for value in heads:
+            found = _mark_classifier(ix, value, keys[index])
+            if not found and len(heads) > 1:
+                ix.result.notes.append(
+                    f"the output {keys[index] or 'tensor'!r} is a sum with a term no layer ends (a skip of the "
+                    "input or of the stream, x + f(x)): no output layer carries it, so the output is not 0 at "
+                    "init under any scheme that keeps the skip"
+                )
 
 
 def _heads(ix: GraphIndex, value: int, depth: int = 4) -> list[int]:
@@ -36,10 +43,14 @@ def _heads(ix: GraphIndex, value: int, depth: int = 4) -> list[int]:
     return [value]
 
 
-def _mark_classifier(ix: GraphIndex, value: int, key: str) -> None:
+def _mark_classifier(ix: GraphIndex, value: int, key: str) -> bool:
+    """Give the layer that makes ``value`` (through functions without parameters) the role ``classifier``;
+    whether one was found (a norm on the way is a layer's too: found, no role given)."""
     met, layer = walk_back(ix, value)
-    if layer is None or met:
-        return
+    if layer is None:
+        return False
+    if met:
+        return True
     node, weight = layer
     module = ix.layer_module(weight, node)
     evidence = f"last layer before the output {key or 'tensor'!r}"
@@ -50,3 +61,4 @@ def _mark_classifier(ix: GraphIndex, value: int, key: str) -> None:
         if norms:
             why = f"norm before the classifier {module}, whose weight is tied to the token embedding"
             ix.result.set_role(norms[0], "classifier_norm", why, over=True)
+    return True
