@@ -101,24 +101,27 @@ def trace_roles(model: nn.Module, example_inputs: object, *, output_layers: bool
     for find in PASSES:
         if output_layers or find is not find_classifier:
             find(index)
-    spread_to_aliases(model, index.result)
+    gather_under_first_names(model, index.result)
     return index.result
 
 
-def spread_to_aliases(model: nn.Module, result: TracedRoles) -> None:
-    """Give every name of a module registered under several (one norm, activation or rotary module reused by
-    several layers) what was found under any of them, and the same for its own parameters: the recording names
-    a module by one of its names, the schemes may look it up by another. Parameters tied across modules keep
-    their own entries (:mod:`detinit.init.apply.tied` settles those)."""
+def gather_under_first_names(model: nn.Module, result: TracedRoles) -> None:
+    """Put what was found for a module registered under several names (one norm, activation or rotary module
+    reused by several layers; U-Nets that hold a block both in a list and in their skip structure) under its
+    first name, the one ``named_modules()`` gives and the schemes look it up by: the recording names a module
+    by one of its names, and one module is one role, never two (a block would count its one last layer twice).
+    Its own parameters' uses are given under every name. Parameters tied across modules keep their own entries
+    (:mod:`detinit.init.apply.tied` settles those)."""
     aliases: dict[int, list[str]] = {}
     for name, module in model.named_modules(remove_duplicate=False):
         aliases.setdefault(id(module), []).append(name)
     for names in (found for found in aliases.values() if len(found) > 1):
         for table in (result.modules, result.norms):
             known = next((table[n] for n in names if n in table), None)
+            for name in names[1:]:
+                table.pop(name, None)  # type: ignore[arg-type]
             if known is not None:
-                for name in names:
-                    table.setdefault(name, known)  # type: ignore[arg-type]
+                table[names[0]] = known  # type: ignore[index]
         module = model.get_submodule(names[0])
         for pname, _ in module.named_parameters(recurse=False, remove_duplicate=False):
             full = [f"{n}.{pname}" if n else pname for n in names]
@@ -132,4 +135,4 @@ def spread_to_aliases(model: nn.Module, result: TracedRoles) -> None:
                 result.tables.update(full)
 
 
-__all__ = ["PASSES", "TracedParam", "TracedRole", "TracedRoles", "spread_to_aliases", "trace_roles"]
+__all__ = ["PASSES", "TracedParam", "TracedRole", "TracedRoles", "gather_under_first_names", "trace_roles"]
