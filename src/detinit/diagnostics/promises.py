@@ -45,6 +45,10 @@ ZERO_LOGITS = "zero logits"
 BRANCHES_ZERO = "residual branches add 0"
 BLOCKS_IDENTITY = "blocks are the identity"
 UNNORMALISED_POST_NORM = "a post-norm block on an input that is not normalised"  # the mechanism a broken block names
+POST_ACTIVATION = "a post-activation block on an input with negative entries"  # another such mechanism
+ACTIVATION_FUNCS = frozenset(
+    {"relu", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish", "prelu", "hardswish"}
+)
 
 
 @dataclass(frozen=True)
@@ -159,8 +163,24 @@ def _blocks_identity(ix: GraphIndex, sums: list[ResidualSum], tolerance: float, 
         return Promise(BLOCKS_IDENTITY, None, 0.0, "", 0)
     number = max(errors, key=errors.__getitem__)
     kept = errors[number] <= tolerance
-    why = "" if kept else _unnormalised_post_norm(ix, *found[number])
+    why = "" if kept else _unnormalised_post_norm(ix, *found[number]) or _post_activation(ix, *found[number])
     return Promise(BLOCKS_IDENTITY, kept, errors[number], graph.calls[number].name, len(errors), why)
+
+
+def _post_activation(ix: GraphIndex, entry: int, exit_: int) -> str:
+    """The mechanism where a block ends in an activation after its sum (ResNet v1's ``relu(x + f(x))``, MONAI's
+    ``lrelu(x + f(x))``) and its input has entries the activation changes: ``act(x + 0) = x`` holds only on
+    ``x >= 0`` for a ReLU, so no initialisation of the block makes it the identity there."""
+    node = ix.graph.producer(reshaped_from(ix.graph, exit_)[-1])
+    if node is None or node.name.rstrip("_") not in ACTIVATION_FUNCS:
+        return ""
+    negative = float((ix.graph.tensors[entry].detach() < 0).double().mean())
+    if negative == 0:
+        return ""
+    return (
+        f"{POST_ACTIVATION} ({node.name} after the sum; {negative:.0%} of the input entries are negative): "
+        "no initialisation of the block makes it the identity"
+    )
 
 
 def _unnormalised_post_norm(ix: GraphIndex, entry: int, exit_: int) -> str:
