@@ -123,3 +123,34 @@ def test_an_output_adding_the_input_says_it_cannot_start_at_zero():
     report = initialize(GlobalSkip(), "zero", example_inputs=torch.randn(2, 3, 8, 8), strict=True)
     assert report["head.weight"].role == "classifier"
     assert any("a term no layer ends" in note for note in report.notes)
+
+
+class LossLM(nn.Module):
+    """A language model whose forward returns its loss (x-transformers' wrappers): by ``F.cross_entropy``, or by
+    hand over a padding mask (``logsumexp`` minus the target's logit, averaged over the real tokens)."""
+
+    def __init__(self, by_hand: bool) -> None:
+        super().__init__()
+        self.by_hand = by_hand
+        self.embed, self.block, self.head = (
+            nn.Embedding(50, WIDTH),
+            PreNormBlock(nn.LayerNorm(WIDTH)),
+            nn.Linear(WIDTH, 50),
+        )
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        inputs, targets = tokens[:, :-1], tokens[:, 1:]
+        logits = self.head(self.block(self.embed(inputs)))
+        if not self.by_hand:
+            return torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets)
+        real = targets != 0
+        losses = logits.logsumexp(-1) - logits.gather(-1, targets[..., None])[..., 0]
+        return torch.where(real, losses, 0.0).sum() / real.sum()
+
+
+@pytest.mark.parametrize("by_hand", [False, True])
+def test_a_model_returning_its_loss_has_the_layer_it_is_computed_from_as_output(by_hand: bool):
+    net = LossLM(by_hand)
+    report = initialize(net, "zero", example_inputs=torch.randint(1, 50, (2, 9)), strict=True)
+    assert report["head.weight"].role == "classifier" and report["head.weight"].rule == "zeros"
+    assert torch.allclose(net(torch.randint(1, 50, (3, 12))), torch.tensor(50.0).log())  # the uniform prediction

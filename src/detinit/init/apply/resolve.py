@@ -278,7 +278,7 @@ def _norm_rule(
     elif kind == "scale":
         rule = zeros(_why_zero_on_norm(scheme, layer)) if zero_on_norm(scheme.policy, layer) else NORM_SCALE_ONE
     elif kind == "offset_scale":
-        rule = _offset_scale_rule(scheme, layer, 1.0 if use is None else use.offset)
+        rule = _offset_scale_rule(scheme, layer, 1.0 if use is None or use.offset is None else use.offset)
     else:
         return None
     return replace(rule, evidence=f"traced norm: {evidence}") if norm_kinds is not None else rule
@@ -348,7 +348,8 @@ def _recurrent_bias_rule(module: nn.Module, name: str, rows: int) -> ParamRule:
 def _traced_rule(site: Site, scheme: Scheme) -> ParamRule | None:
     """A parameter of a module of another class, from how the traced forward pass used it: a matrix gets the
     rule of a Linear of its shape (split where its role fuses projections), a table an embedding's, a bias 0,
-    a position table, token or layer scale the scheme's rule for that kind (their role is their own)."""
+    a position table, token or layer scale the scheme's rule for that kind (their role is their own), a scale
+    of a residual sum's skip 1."""
     use, layer = site.traced, site.layer
     assert use is not None
     evidence = f"traced: {use.evidence}"
@@ -369,9 +370,26 @@ def _traced_rule(site: Site, scheme: Scheme) -> ParamRule | None:
         return None if rule is None else replace(rule, evidence=evidence)
     if use.kind == "bias":
         return replace(BIAS_ZERO, evidence=evidence)
+    if use.kind == "skip_scale":
+        return ParamRule(
+            "ones", "scales a residual sum's skip: 1, the block the identity plus its branch", ONES, evidence=evidence
+        )
     if use.kind in ("position", "token", "layer_scale"):
-        return replace(scheme.parameter_rule(use.kind, site.param), role=use.kind, evidence=evidence)
+        rule = replace(scheme.parameter_rule(use.kind, site.param), role=use.kind, evidence=evidence)
+        return rule if not use.offset else _less_offset(rule, use.offset)
     return None
+
+
+def _less_offset(rule: ParamRule, offset: float) -> ParamRule:
+    """``rule`` for a parameter used as ``offset + w``: ``w`` is the rule's value less ``offset``, so that what
+    multiplies is what the rule gives (a layer scale at 0 held as ``1 + w`` starts at ``w = -1``)."""
+
+    def shifted(t: torch.Tensor, g: torch.Generator) -> None:
+        rule.fill(t, g)
+        t.sub_(offset)
+
+    why = f"{rule.reason}; it is used as {offset:g} + w, so w starts {offset:g} lower"
+    return replace(rule, rule=f"{rule.rule}-{offset:g}", reason=why, fill=shifted)
 
 
 def _folded_fill(fill: Fill, rows: int, cols: int) -> Fill:

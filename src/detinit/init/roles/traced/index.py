@@ -91,6 +91,7 @@ class GraphIndex:
                 self.values_of.setdefault(self.canonical.get(v.param, v.param), []).append(v.index)
         self._matrix_uses: dict[int, tuple[str, str, str | None] | None] = {}  # node -> matrix_use, once
         self.folded: dict[str, tuple[int, int]] = {}  # an einsum's weight -> (in, out) features of its matrix
+        self.offsets: dict[str, float] = {}  # a scale held as ``c + w`` (x-transformers' LayerScale) -> c
         self.parametrized: dict[int, str] = {}  # value a parametrization computed -> its tensor ("conv.weight")
         for call in graph.calls:
             if isinstance(self.modules.get(call.name), ParametrizationList) and call.outputs:
@@ -123,6 +124,16 @@ class GraphIndex:
                 elif before == after and _swaps_last_two(node, len(before)):
                     flipped = not flipped  # square: t(), .T, mT, transpose(-2, -1) flip it
             value = source
+
+    def offset_param_source(self, value: int) -> tuple[str, float] | None:
+        """The parameter ``w`` and the constant ``c`` where ``value`` is ``w + c`` (through reshapes of ``w``: a
+        scale held with an offset, ``gamma + 1``), ``c`` a number; ``None`` otherwise."""
+        node = self.graph.producer(value)
+        if node is None or node.name not in ADD_FUNCS or len(node.inputs) != 1 or self.graph.tainted_inputs(node):
+            return None
+        numbers = [v for v in node.scalars.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        source = self.param_source(next(iter(node.inputs.values())))
+        return None if source is None or len(numbers) != 1 else (source[0], float(numbers[0]))
 
     def matrix_use(self, node: Node) -> tuple[str, str, str | None] | None:
         """``(weight parameter, stored orientation, bias parameter)`` if ``node`` is a layer's matrix product."""

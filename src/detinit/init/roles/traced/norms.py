@@ -78,19 +78,19 @@ def _output_unchanged_when_doubled(
     return torch.allclose(base, doubled, rtol=1e-3, atol=1e-4 * float(peak))
 
 
-def _norm_param_kind(ix: GraphIndex, param: str) -> tuple[str, float]:
+def _norm_param_kind(ix: GraphIndex, param: str) -> tuple[str, float | None]:
     """``scale`` if the first thing done with it is a product, ``shift`` a sum with the stream,
     ``offset_scale`` a sum with a constant ``c`` (the scale is ``c + w``: Gemma's RMSNorm has ``c = 1``), with
     ``c`` read from the recorded call; ``c = 0`` is a plain ``scale``."""
     for node, value in ix.first_uses(param):
         if node.name in MUL_FUNCS:
-            return "scale", 1.0
+            return "scale", None
         if node.name in ADD_FUNCS:
             if ix.graph.tainted_inputs(node):
-                return "shift", 1.0
+                return "shift", None
             offset = _added_constant(ix, node, value)
-            return ("scale", 1.0) if offset == 0 else ("offset_scale", offset)
-    return "scale", 1.0
+            return ("scale", None) if offset == 0 else ("offset_scale", offset)
+    return "scale", None
 
 
 def _added_constant(ix: GraphIndex, node: Node, param_value: int) -> float:

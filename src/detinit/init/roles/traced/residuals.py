@@ -134,6 +134,7 @@ def find_residuals(ix: GraphIndex) -> None:
     skip_of = {ix.graph.nodes[s.node].outputs[0]: s.skip for s in sums}
     for count, block_sum in enumerate(sums, 1):
         block = f"traced residual add #{count} in {block_sum.module or 'the model'}"
+        _mark_skip_scale(ix, block_sum.skip, block)
         ends = [_through_nested_sums(ix.graph, value, skip_of) for value, _ in block_sum.branches]
         ends = [term for value in ends for term in _scatter_terms(ix.graph, value)]
         lasts = {_mark_branch_end(ix, value, block) for value in ends}
@@ -146,6 +147,18 @@ def find_residuals(ix: GraphIndex) -> None:
                 module = ix.layer_module(use[0], producer)
                 if module not in lasts and module not in ix.result.modules:
                     ix.result.set_role(module, "branch", f"inside the branch of {block}", block)
+
+
+def _mark_skip_scale(ix: GraphIndex, skip: int, block: str) -> None:
+    """A parameter multiplying a sum's skip (x-transformers' ``scale_residual``: ``x * s + f(x)``) is a
+    ``skip_scale``: 1 under every scheme, so that the block is the identity plus its branch."""
+    node = ix.graph.producer(reshaped_from(ix.graph, skip)[-1])
+    if node is None or node.name not in MUL_FUNCS or len(ix.graph.tainted_inputs(node)) != 1:
+        return
+    other = [v for v in node.inputs.values() if v not in ix.graph.tainted_inputs(node)]
+    source = ix.param_source(other[0]) if len(other) == 1 else None
+    if source is not None and source[0] not in ix.result.params:
+        ix.result.params[source[0]] = TracedParam("skip_scale", f"scales the skip of {block}")
 
 
 def _through_nested_sums(graph: Graph, value: int, skip_of: dict[int, int]) -> int:
@@ -177,7 +190,7 @@ def _mark_branch_end(ix: GraphIndex, branch: int, block: str) -> str | None:
     """Give the last layer of one branch its role (and a norm or scale after it theirs); the name of the module
     given the role (``None`` where the role went to the matrix alone)."""
     met, layer = walk_back(ix, branch)
-    met = [(kind, name) for kind, name in met if kind != "norm" or _has_scale(ix, name)]  # LN(0) = 0 without one
+    met = [(kind, name) for kind, name in met if kind != "norm" or has_scale(ix, name)]  # LN(0) = 0 without one
     if layer is None:
         norms = [name for kind, name in met if kind == "norm"]
         if norms:  # a norm after a sum of layers (routed + shared experts, then a sandwich norm): it carries the zero
@@ -198,12 +211,14 @@ def _mark_branch_end(ix: GraphIndex, branch: int, block: str) -> str | None:
             why = f"norm after the last layer of the branch of {block}"
             ix.result.set_role(name, "branch_last_norm", why, block, over=True)
         elif kind_met == "scale":
-            ix.result.params[name] = TracedParam("layer_scale", f"scales the branch of {block}")
+            ix.result.params[name] = TracedParam(
+                "layer_scale", f"scales the branch of {block}", offset=ix.offsets.get(name)
+            )
             ix.result.set_role(ix.owner[name], "layer_scale", f"holds the layer scale of {block}", block, over=True)
     return module
 
 
-def _has_scale(ix: GraphIndex, norm: str) -> bool:
+def has_scale(ix: GraphIndex, norm: str) -> bool:
     """Whether a norm has parameters to carry a branch's zero (``LayerNorm(elementwise_affine=False)`` has none,
     so the zero stays on the layer before it)."""
     return next(ix.modules[norm].parameters(recurse=False), None) is not None

@@ -18,14 +18,14 @@ class TracedRole:
 class TracedParam:
     """How a parameter outside the layer types detinit knows is used.
 
-    ``kind`` is ``"matrix"`` (``in_features``, ``out_features``, ``stored``:
-    ``"out_in"`` or ``"in_out"``), ``"bias"``, ``"table"`` (an ``F.embedding``
-    weight), ``"scale"`` / ``"offset_scale"`` / ``"shift"`` (a norm's
-    parameters; ``offset_scale`` multiplies as ``offset + w``, Gemma's ``1 + w``), ``"position"``,
-    ``"token"`` or ``"layer_scale"``. A ``"matrix"`` may be a stack (``stacked``: a 3-D weight whose slices
-    ``w[e]`` are the matrices, as Hugging Face stores experts) and may carry a role of its own; a ``folded``
-    one holds its input or output features over several dims (XLNet's ``(d_model, heads, head_dim)`` read by
-    ``einsum("ibh,hnd->ibnd", x, W)``), filled as its ``in x out`` (or ``out x in``) view.
+    ``kind`` is ``"matrix"`` (``in_features``, ``out_features``, ``stored``: ``"out_in"`` or ``"in_out"``),
+    ``"bias"``, ``"table"`` (an ``F.embedding`` weight), ``"scale"`` / ``"offset_scale"`` / ``"shift"`` (a norm's
+    parameters; ``offset_scale`` multiplies as ``offset + w``, Gemma's ``1 + w``), ``"position"``, ``"token"``,
+    ``"layer_scale"`` or ``"skip_scale"`` (a parameter multiplying a residual sum's skip). A ``"matrix"`` may be a
+    stack (``stacked``: a 3-D weight whose slices ``w[e]`` are the matrices, as Hugging Face stores experts) and may
+    carry a role of its own; a ``folded`` one holds its input or output features over several dims (XLNet's
+    ``(d_model, heads, head_dim)`` read by ``einsum("ibh,hnd->ibnd", x, W)``), filled as its ``in x out`` (or ``out
+    x in``) view.
     """
 
     kind: str
@@ -36,7 +36,7 @@ class TracedParam:
     stacked: int = 0  # a stack of this many matrices, one per leading index (a mixture of experts' weights)
     role: str | None = None  # the matrix's own role, in a module holding several (experts' up and down)
     folded: bool = False  # a matrix held with its input or output features split over several dims (einsum)
-    offset: float = 1.0  # an ``offset_scale``'s constant ``c``: the norm multiplies by ``c + w``
+    offset: float | None = None  # the constant ``c`` of a scale held as ``c + w``, where read from the call
 
 
 @dataclass

@@ -55,6 +55,9 @@ def walk_back(ix: GraphIndex, value: int) -> tuple[list[tuple[str, str]], tuple[
         if node.name in MUL_FUNCS and len(tainted) == 1:
             other = [v for v in node.inputs.values() if v != tainted[0]]
             source = ix.param_source(other[0]) if other else None
+            offset = ix.offset_param_source(other[0]) if other and source is None else None
+            if offset is not None:  # a scale held as c + w (x-transformers' LayerScale with unit_offset)
+                source, ix.offsets[offset[0]] = (offset[0], False), offset[1]
             if source is not None:
                 met.append(("scale", source[0]))
             value = tainted[0]
