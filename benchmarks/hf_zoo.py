@@ -36,6 +36,7 @@ import time
 import traceback
 import warnings
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -455,16 +456,17 @@ def _breaks_only_post_norm(row: dict[str, Any]) -> bool:
     return bool(broken) and all(POST_NORM in detail for _, detail in broken)
 
 
-def failures(rows: list[dict[str, Any]]) -> list[str]:
+def failures(rows: list[dict[str, Any]], name: Callable[[dict[str, Any]], str] = lambda row: row["class"]) -> list[str]:
+    """One line for each row that builds and breaks a promise: its ``name``, then each broken promise's detail."""
     lines = []
     for row in rows:
         if not row.get("built") or row.get("kept"):
             continue
         if "error" in row:
-            lines.append(f"- {row['class']}: error {row['error']}")
+            lines.append(f"- {name(row)}: error {row['error']}")
             continue
-        broken = [detail or name for name, (kept, detail) in row["promises"].items() if kept is False]
-        lines.append(f"- {row['class']}: " + " | ".join(broken))
+        broken = [detail or promise for promise, (kept, detail) in row["promises"].items() if kept is False]
+        lines.append(f"- {name(row)}: " + " | ".join(broken))
     return lines
 
 

@@ -32,6 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import hf_zoo  # beside this file: the Hugging Face sweep, whose report helpers this one shares
 import torch
 from torch import nn
 
@@ -40,7 +41,7 @@ from detinit.diagnostics.promises import ZERO_LOGITS, zero_start_promises
 
 RANDOM_SCHEMES = ("kaiming", "xavier", "orthogonal")
 TOLERANCE = 1e-4
-TIME_LIMIT_S = 120
+TIME_LIMIT_S = hf_zoo.TIME_LIMIT_S
 LIBRARIES = {"diffusers": "diffusers", "x-transformers": "x_transformers", "monai": "monai"}
 ZERO_OUTPUT = "output 0"
 
@@ -90,8 +91,8 @@ def diffusers_cases() -> list[Case]:
             down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2, **unet), _diffusion(3, 16)),
         Case("diffusers", "UNet2DConditionModel (cross-attention)", lambda: d.UNet2DConditionModel(
             sample_size=16, in_channels=4, out_channels=4, cross_attention_dim=16, attention_head_dim=8,
-            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-            **unet), _diffusion(4, 16, **text)),
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), **unet), _diffusion(4, 16, **text)),
         Case("diffusers", "AutoencoderKL", lambda: d.AutoencoderKL(**vae, **vae_blocks),
              lambda seed: {"sample": _draw(seed, 2, 3, 16, 16)}),
         Case("diffusers", "VQModel", lambda: d.VQModel(num_vq_embeddings=32, **vae, **vae_blocks),
@@ -103,7 +104,8 @@ def diffusers_cases() -> list[Case]:
                           "class_labels": torch.tensor([1, 2]) + seed}),
         Case("diffusers", "SD3Transformer2DModel", lambda: d.SD3Transformer2DModel(
             sample_size=8, patch_size=2, in_channels=4, num_layers=2, attention_head_dim=8, num_attention_heads=2,
-            joint_attention_dim=16, caption_projection_dim=16, pooled_projection_dim=8, out_channels=4, pos_embed_max_size=16),
+            joint_attention_dim=16, caption_projection_dim=16, pooled_projection_dim=8, out_channels=4,
+            pos_embed_max_size=16),
             lambda seed: {"hidden_states": _draw(seed, 2, 4, 8, 8), "encoder_hidden_states": _draw(seed, 2, 5, 16),
                           "pooled_projections": _draw(seed, 2, 8), "timestep": torch.tensor([3, 7]) + seed}),
         Case("diffusers", "FluxTransformer2DModel", lambda: d.FluxTransformer2DModel(
@@ -309,17 +311,7 @@ def check(case: Case, time_limit: int = TIME_LIMIT_S) -> dict[str, Any]:
     return row
 
 
-def _reason(err: BaseException) -> str:
-    message = " ".join(str(err).split())[:300]
-    return f"{type(err).__name__}: {message}"
-
-
-class _Timeout(Exception):
-    pass
-
-
-def _on_alarm(signum: int, frame: object) -> None:
-    raise _Timeout(f"took longer than {TIME_LIMIT_S} s")
+_reason = hf_zoo._reason  # "Type: message [file:line]", or the time limit passed
 
 
 def summarise(rows: list[dict[str, Any]]) -> tuple[list[list[str]], str]:
@@ -333,21 +325,13 @@ def summarise(rows: list[dict[str, Any]]) -> tuple[list[list[str]], str]:
         table.append([library, str(len(mine)), str(len(built)), str(len(kept)), rate])
     built = [r for r in rows if r.get("built")]
     kept = [r for r in built if r.get("kept")]
-    line = f"{len(kept)} of {len(built)} models that build keep promises 1-4 ({100 * len(kept) / max(len(built), 1):.1f} %)"
+    rate = 100 * len(kept) / max(len(built), 1)
+    line = f"{len(kept)} of {len(built)} models that build keep promises 1-4 ({rate:.1f} %)"
     return table, line
 
 
 def failures(rows: list[dict[str, Any]]) -> list[str]:
-    found = []
-    for row in rows:
-        if not row.get("built") or row.get("kept"):
-            continue
-        if "error" in row:
-            found.append(f"- {row['library']} {row['model']}: error {row['error']}")
-            continue
-        broken = [detail or name for name, (kept, detail) in row["promises"].items() if kept is False]
-        found.append(f"- {row['library']} {row['model']}: " + " | ".join(broken))
-    return found
+    return hf_zoo.failures(rows, name=lambda row: f"{row['library']} {row['model']}")
 
 
 def write_markdown(rows: list[dict[str, Any]], meta: str, path: str) -> str:
@@ -412,7 +396,7 @@ def main() -> int:
     parser.add_argument("--markdown", default="", help="also write the tables here (docs/model_zoo.md)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGALRM, hf_zoo._on_alarm)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     out = Path(args.out)
     done = {}
