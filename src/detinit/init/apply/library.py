@@ -16,8 +16,10 @@ the probe wrote is put back; the global RNG is untouched. A parameter that comes
   ascending order would be near rank one, so a drawn matrix stays unknown); under a random scheme rule
   ``library_draw``: the library's own draw, seeded from the scheme's generator.
 
-One the initialiser leaves alone keeps its constructor's value where that is a single constant (rule
-``constructed``: Apertus' activation parameters ``alpha_p``, a bias table of zeros); any other stays unknown.
+One the initialiser leaves alone, or one in a module with no initialiser of its library (a plain PyTorch
+library's), keeps its constructor's value where that is a single constant (rule ``constructed``: Apertus'
+activation parameters ``alpha_p``, a bias table of zeros, x-transformers' dynamic-tanh scale ``0.5``); any other
+stays unknown.
 
 >>> import torch
 >>> class Decay(torch.nn.Module):
@@ -62,7 +64,11 @@ def adopt_library_init_(model: nn.Module, plans: list[ModulePlan], entries: list
     inits = _innermost_inits(model)
     for plan in plans:
         unknown = [name for name, i in plan.entries.items() if entries[i].rule == UNKNOWN]
-        if not unknown or any(plan.params[n].is_meta for n in unknown) or id(plan.module) not in inits:
+        if not unknown or any(plan.params[n].is_meta for n in unknown):
+            continue
+        if id(plan.module) not in inits:  # no initialiser of its library: what its constructor set, if constant
+            for name in unknown:
+                _keep_constructed_constant(plan, entries, name, type(plan.module).__name__, initialiser=False)
             continue
         owner, init = inits[id(plan.module)]
         draws = _draws(init, plan.module, unknown, range(PROBE_DRAWS))
@@ -102,14 +108,19 @@ def _innermost_inits(model: nn.Module) -> dict[int, tuple[str, Init]]:
     return by_id
 
 
-def _keep_constructed_constant(plan: ModulePlan, entries: list[Entry], name: str, owner: str) -> None:
-    """A parameter the library's initialiser leaves alone keeps the constructor's value where that is one
-    constant (Apertus' activation ``alpha_p``, a zero bias table): rule ``constructed``."""
+def _keep_constructed_constant(
+    plan: ModulePlan, entries: list[Entry], name: str, owner: str, *, initialiser: bool = True
+) -> None:
+    """A parameter the library's initialiser leaves alone, or that no initialiser of its library and no rule
+    knows (``initialiser=False``: a plain PyTorch library's dynamic-tanh ``alpha = 0.5``, a head scale of ones),
+    keeps the constructor's value where that is one constant (Apertus' activation ``alpha_p``, a zero bias
+    table): rule ``constructed``. A tensor of several values (a trained one) stays unknown."""
     tensor = plan.params[name]
     if tensor.numel() == 0 or not torch.isfinite(tensor).all() or not bool((tensor == tensor.flatten()[0]).all()):
         return
     value = float(tensor.flatten()[0])
-    why = f"{owner}'s constructor sets it to one constant ({value:.4g}); its initialiser leaves it"
+    leaves = "its initialiser leaves it" if initialiser else "no rule and no initialiser of its library knows it"
+    why = f"{owner}'s constructor sets it to one constant ({value:.4g}); {leaves}"
     _give(plan, entries, name, ParamRule(CONSTRUCTED, why, _copy(tensor.detach().clone())))
 
 
