@@ -56,6 +56,9 @@ def residual_sums(ix: GraphIndex) -> list[ResidualSum]:
         if split is None:
             continue
         skip, branches = split
+        if _is_the_stream_not_the_skip(graph, skip, branches, found):  # x + proj(x0): the input re-added
+            only_new_branch, _, _ = graph.exclusive_ancestors(skip, branches[0][0])
+            skip, branches = branches[0][0], [(skip, frozenset(only_new_branch))]
         if len(branches) == 1 and not graph.is_ancestor(skip, of=branches[0][0]):
             if not any(_on_stream(ix, v, between) for v in _parting(graph, skip, branches[0][0])):
                 continue  # a shortcut parts from the stream; two paths from one layer's output are no block
@@ -65,6 +68,22 @@ def residual_sums(ix: GraphIndex) -> list[ResidualSum]:
             stream.add(node.outputs[0])
     ix.residual_sums = found
     return found
+
+
+def _is_the_stream_not_the_skip(
+    graph: Graph, skip: int, branches: list[tuple[int, frozenset[int]]], sums: list[ResidualSum]
+) -> bool:
+    """Whether a two-term sum has its terms the wrong way round: the side taken for the skip is a value added
+    to the stream by several sums (x-transformers' ``reinject_input`` adds ``proj(x0)``, computed once, at every
+    layer, so it is an ancestor of every later layer's stream), and the side taken for the branch is an earlier
+    residual sum's result, the stream itself. A skip is consumed by one sum."""
+    if len(branches) != 1:
+        return False
+    results = {graph.nodes[s.node].outputs[0] for s in sums}
+    if not any(v in results for v in reshaped_from(graph, branches[0][0])):
+        return False
+    adds = {i for v in reshaped_from(graph, skip) for i in graph.consumers.get(v, [])}
+    return sum(_is_stream_add(graph, graph.nodes[i]) for i in adds) > 1
 
 
 def _parting(graph: Graph, a: int, b: int) -> set[int]:

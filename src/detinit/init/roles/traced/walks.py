@@ -62,6 +62,9 @@ def walk_back(ix: GraphIndex, value: int) -> tuple[list[tuple[str, str]], tuple[
                 met.append(("scale", source[0]))
             value = tainted[0]
             continue
+        if node.name in SUB_FUNCS and len(tainted) == 2 and not params and _removes_a_projection(ix, *tainted):
+            value = tainted[0]  # x - (x . u) u: x with its part along u removed (an orthogonal update), 0 at x = 0
+            continue
         if node.name in ADD_FUNCS and len(tainted) == 2 and not params:
             biases = [v for v in tainted if selected_parameter(ix, v)]
             if len(biases) == 1:  # a bias selected per token (experts' biases): the layer is on the other side
@@ -92,6 +95,13 @@ def walk_back(ix: GraphIndex, value: int) -> tuple[list[tuple[str, str]], tuple[
 
 
 SCATTER_ADD_FUNCS = frozenset({"index_add", "index_add_", "scatter_add", "scatter_add_"})
+SUB_FUNCS = frozenset({"sub", "__sub__"})
+
+
+def _removes_a_projection(ix: GraphIndex, x: int, part: int) -> bool:
+    """Whether ``x - part`` takes from ``x`` a product computed from ``x`` (``(x . u) u``, zero where ``x`` is)."""
+    node = ix.graph.producer(part)
+    return node is not None and node.name in MUL_FUNCS and ix.graph.is_ancestor(x, of=part)
 
 
 def selected_parameter(ix: GraphIndex, value: int) -> bool:
