@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from ..init.roles.trace import Graph, record_forward
-from ..init.roles.traced.index import NORM_FUNCS, GraphIndex
+from ..init.roles.traced.index import MUL_FUNCS, NORM_FUNCS, GraphIndex
 from ..init.roles.traced.residuals import ResidualSum, reshaped_from, residual_sums
 
 ZERO_LOGITS = "zero logits"
@@ -133,7 +133,7 @@ def _blocks_identity(ix: GraphIndex, sums: list[ResidualSum], tolerance: float, 
     graph = ix.graph
     found: dict[int, tuple[int, int]] = {}  # call number -> (entry, exit)
     for block in sums:
-        sources = reshaped_from(graph, block.skip)
+        sources = _skip_sources(ix, block.skip)
         best: tuple[int, int, int, int] | None = None  # (span, call number, entry, exit)
         for number, call in enumerate(graph.calls):
             if not call.name or not call.first_node <= block.node < call.last_node:
@@ -165,6 +165,19 @@ def _blocks_identity(ix: GraphIndex, sums: list[ResidualSum], tolerance: float, 
     kept = errors[number] <= tolerance
     why = "" if kept else _unnormalised_post_norm(ix, *found[number]) or _post_activation(ix, *found[number])
     return Promise(BLOCKS_IDENTITY, kept, errors[number], graph.calls[number].name, len(errors), why)
+
+
+def _skip_sources(ix: GraphIndex, skip: int) -> list[int]:
+    """A sum's skip and what it is computed from through reshapes and a scale by a parameter (``x * s + f(x)``):
+    the block's input is one of them."""
+    found = reshaped_from(ix.graph, skip)
+    node = ix.graph.producer(found[-1])
+    tainted = ix.graph.tainted_inputs(node) if node is not None else []
+    if node is not None and node.name in MUL_FUNCS and len(tainted) == 1:
+        others = [v for v in node.inputs.values() if v not in tainted]
+        if len(others) == 1 and ix.param_source(others[0]) is not None:
+            found += reshaped_from(ix.graph, tainted[0])
+    return found
 
 
 def _post_activation(ix: GraphIndex, entry: int, exit_: int) -> str:
