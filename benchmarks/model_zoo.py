@@ -67,6 +67,10 @@ def _tokens(seed: int, vocab: int = 100) -> torch.Tensor:
     return torch.randint(0, vocab, (rows, length), generator=torch.Generator().manual_seed(seed))
 
 
+def _labels(seed: int) -> torch.Tensor:
+    return torch.tensor([1, 2]) + seed
+
+
 def _diffusion(channels: int, size: int, **extra: Callable[[int], Any]) -> Callable[[int], dict[str, Any]]:
     def inputs(seed: int) -> dict[str, Any]:
         found = {"sample": _draw(seed, 2, channels, size, size), "timestep": torch.tensor([3, 7]) + seed}
@@ -97,6 +101,33 @@ def diffusers_cases() -> list[Case]:
              lambda seed: {"sample": _draw(seed, 2, 3, 16, 16)}),
         Case("diffusers", "VQModel", lambda: d.VQModel(num_vq_embeddings=32, **vae, **vae_blocks),
              lambda seed: {"sample": _draw(seed, 2, 3, 16, 16)}),
+        Case("diffusers", "UNet2DModel (class-conditioned)", lambda: d.UNet2DModel(
+            sample_size=16, num_class_embeds=10, add_attention=False, down_block_types=("DownBlock2D",) * 2,
+            up_block_types=("UpBlock2D",) * 2, **unet), _diffusion(3, 16, class_labels=_labels)),
+        Case("diffusers", "UNet2DConditionModel (linear projections)", lambda: d.UNet2DConditionModel(
+            sample_size=16, in_channels=4, out_channels=4, cross_attention_dim=16, attention_head_dim=8,
+            use_linear_projection=True, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), **unet), _diffusion(4, 16, **text)),
+        Case("diffusers", "ControlNetModel", lambda: d.ControlNetModel(
+            in_channels=4, cross_attention_dim=16, attention_head_dim=8, conditioning_embedding_out_channels=(8, 16),
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), **unet),
+            _diffusion(4, 16, **text, controlnet_cond=lambda seed: _draw(seed, 2, 3, 32, 32))),
+        Case("diffusers", "AutoencoderTiny", lambda: d.AutoencoderTiny(
+            in_channels=3, out_channels=3, encoder_block_out_channels=(16, 16), decoder_block_out_channels=(16, 16),
+            num_encoder_blocks=(1, 1), num_decoder_blocks=(1, 1), latent_channels=4),
+            lambda seed: {"sample": _draw(seed, 2, 3, 16, 16)}),
+        Case("diffusers", "PixArtTransformer2DModel", lambda: d.PixArtTransformer2DModel(
+            num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8, num_layers=2, sample_size=8,
+            patch_size=2, cross_attention_dim=16, caption_channels=16, norm_num_groups=8, interpolation_scale=1),
+            lambda seed: {"hidden_states": _draw(seed, 2, 4, 8, 8), "encoder_hidden_states": _draw(seed, 2, 5, 16),
+                          "timestep": torch.tensor([3, 7]) + seed,
+                          "added_cond_kwargs": {"resolution": None, "aspect_ratio": None}}),
+        Case("diffusers", "AuraFlowTransformer2DModel", lambda: d.AuraFlowTransformer2DModel(
+            sample_size=8, patch_size=2, in_channels=4, num_mmdit_layers=1, num_single_dit_layers=1,
+            attention_head_dim=8, num_attention_heads=2, joint_attention_dim=16, caption_projection_dim=16,
+            out_channels=4, pos_embed_max_size=16),
+            lambda seed: {"hidden_states": _draw(seed, 2, 4, 8, 8), "encoder_hidden_states": _draw(seed, 2, 5, 16),
+                          "timestep": torch.tensor([3, 7]) + seed}),
         Case("diffusers", "DiTTransformer2DModel", lambda: d.DiTTransformer2DModel(
             num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=4, num_layers=2, sample_size=8,
             patch_size=2, num_embeds_ada_norm=10, norm_num_groups=8),
@@ -140,6 +171,30 @@ X_DECODER_OPTIONS: dict[str, dict[str, Any]] = {
     "layer scale held as 1 + w": {"use_layerscale": True, "norm_add_unit_offset": True},
     "gated attention values": {"attn_gate_values": True},
     "no feed-forward bias": {"ff_no_bias": True},
+    "hyper-connections (4 streams)": {"num_residual_streams": 4},
+    "value residual": {"add_value_residual": True},
+    "learned value residual mix": {"add_value_residual": True, "learned_value_residual_mix": True},
+    "U-Net skips": {"unet_skips": True},
+    "input reinjected at every layer": {"reinject_input": True},
+    "layers integrated": {"integrate_layers": True},
+    "dynamic tanh instead of norms": {"use_dynamic_tanh": True},
+    "Derf instead of norms": {"use_derf": True},
+    "simple RMSNorm": {"use_simple_rmsnorm": True},
+    "pre- and post-norm": {"pre_and_post_norm": True},
+    "softclamped output": {"softclamp_output": True},
+    "dynamic position bias": {"dynamic_pos_bias": True},
+    "xPos rotary": {"rotary_pos_emb": True, "rotary_xpos": True},
+    "parallel blocks (par_ratio)": {"par_ratio": 2},
+    "sandwich coefficient": {"sandwich_coef": 2},
+    "weight-tied layers": {"weight_tie_layers": True},
+    "custom layer order": {"custom_layers": ("a", "f", "a", "a", "f")},
+    "depth-scaled residual": {"depth_scale_residual": True},
+    "orthogonal residual update": {"orthog_residual": True},
+    "attention on attention": {"attn_on_attn": True},
+    "head scale": {"attn_head_scale": True},
+    "sparse top-k attention": {"attn_sparse_topk": 4},
+    "feed-forward post-activation norm": {"ff_post_act_ln": True},
+    "one key/value head": {"attn_one_kv_head": True},
 }
 
 
@@ -211,6 +266,36 @@ def monai_cases() -> list[Case]:
         Case("monai", "HighResNet", lambda: n.HighResNet(spatial_dims=2, in_channels=1, out_channels=2), image(16)),
         Case("monai", "EfficientNet-B0", lambda: n.EfficientNetBN(
             "efficientnet-b0", pretrained=False, spatial_dims=2, in_channels=1, num_classes=3), image(32)),
+        Case("monai", "UNet (ReLU, batch norm)", lambda: n.UNet(
+            spatial_dims=2, in_channels=1, out_channels=2, channels=(8, 16, 32), strides=(2, 2), num_res_units=2,
+            act="relu", norm="batch"), image(16)),
+        Case("monai", "BasicUNetPlusPlus", lambda: n.BasicUNetPlusPlus(
+            spatial_dims=2, in_channels=1, out_channels=2, features=(8, 8, 16, 16, 32, 8)), image(64)),
+        Case("monai", "FlexibleUNet (EfficientNet-B0 encoder)", lambda: n.FlexibleUNet(
+            in_channels=1, out_channels=2, backbone="efficientnet-b0", pretrained=False, spatial_dims=2), image(64)),
+        Case("monai", "SwinUNETR v2", lambda: n.SwinUNETR(
+            in_channels=1, out_channels=2, feature_size=12, depths=(1, 1, 1, 1), num_heads=(3, 3, 3, 3),
+            spatial_dims=2, use_v2=True), image(128)),
+        Case("monai", "SegResNetVAE", lambda: n.SegResNetVAE(
+            input_image_size=(16, 16), spatial_dims=2, in_channels=1, out_channels=2, init_filters=8,
+            blocks_down=(1, 2), blocks_up=(1,)), image(16)),
+        Case("monai", "SegResNetDS", lambda: n.SegResNetDS(
+            spatial_dims=2, init_filters=8, in_channels=1, out_channels=2, blocks_down=(1, 2)), image(16)),
+        Case("monai", "MedNeXt", lambda: n.MedNeXt(
+            spatial_dims=2, in_channels=1, out_channels=2, init_filters=8, blocks_down=(1, 1), blocks_bottleneck=1,
+            blocks_up=(1, 1)), image(16)),
+        Case("monai", "VarAutoEncoder (sigmoid output)", lambda: n.VarAutoEncoder(
+            spatial_dims=2, in_shape=(1, 16, 16), out_channels=1, latent_size=4, channels=(8, 16), strides=(2, 2)),
+            image(16)),
+        Case("monai", "ViTAutoEnc", lambda: n.ViTAutoEnc(
+            in_channels=1, img_size=16, patch_size=4, hidden_size=32, mlp_dim=64, num_layers=2, num_heads=4,
+            spatial_dims=2), image(16)),
+        Case("monai", "Regressor", lambda: n.Regressor(
+            in_shape=(1, 16, 16), out_shape=(3,), channels=(8, 16), strides=(2, 2)), image(16)),
+        Case("monai", "SE-ResNeXt-50 (one block a stage)", lambda: n.SEResNext50(
+            spatial_dims=2, in_channels=1, num_classes=3, layers=(1, 1, 1, 1)), image(32)),
+        Case("monai", "ResNet-18 (projection shortcuts)", lambda: n.resnet18(
+            spatial_dims=2, n_input_channels=1, num_classes=3, shortcut_type="B"), image(32)),
         Case("monai", "SE-ResNet-50 (one block a stage)", lambda: n.SEResNet50(
             spatial_dims=2, in_channels=1, num_classes=3, layers=(1, 1, 1, 1)), image(32)),
     ]  # fmt: skip
@@ -283,6 +368,11 @@ def check(case: Case, time_limit: int = TIME_LIMIT_S) -> dict[str, Any]:
             output = first_output(_call(model, case.inputs(1)))
             peak = float(output.abs().max()) if output is not None and output.numel() else 0.0
             promises[ZERO_OUTPUT] = (peak == 0.0, f"largest output entry {peak:.3g}")
+            if peak and bool((output == output.flatten()[0]).all()):
+                promises[ZERO_OUTPUT] = (False, f"every output entry {float(output.flatten()[0]):.3g}")
+            squashed = _squashed_zero(output) if peak else ""
+            if squashed:  # a final sigmoid or softmax of a zero output: the output layer's output is 0
+                promises[ZERO_OUTPUT] = (True, squashed)
             if output is not None and output.dim() == 0:  # a loss: the prediction it is made from is not returned
                 promises[ZERO_OUTPUT] = (None, "the model returns a loss, not its prediction")
             carriers = {r.name.rsplit(".", 1)[0] for r in report.records if r.role == "classifier_norm"}
@@ -309,6 +399,19 @@ def check(case: Case, time_limit: int = TIME_LIMIT_S) -> dict[str, Any]:
         signal.alarm(0)
         row["seconds"] = round(time.perf_counter() - start, 2)
     return row
+
+
+def _squashed_zero(output: torch.Tensor) -> str:
+    """What a model ending in a fixed sigmoid or softmax returns for a zero output (every entry ``sigmoid(0) =
+    1/2``, or ``1/C`` over its ``C`` classes), said; ``""`` for any other output."""
+    value = float(output.flatten()[0])
+    if not torch.all(output == value):
+        return ""
+    if value == 0.5:
+        return "every entry 0.5: a final sigmoid of a zero output"
+    if output.dim() and abs(value * output.shape[-1] - 1) < 1e-6:
+        return f"every entry 1/{output.shape[-1]}: a final softmax of a zero output"
+    return ""
 
 
 _reason = hf_zoo._reason  # "Type: message [file:line]", or the time limit passed
