@@ -11,7 +11,8 @@ model's layers (:mod:`detinit.init.roles.traced`). Users can pass
   assumed), as real batches do; encoder-decoder models' rows end with the config's ``eos_token_id`` (and
   hold it nowhere else), and they also get ``decoder_input_ids`` from ``decoder_start_token_id``.
   ``"pixel_values"``: 2 images of the (vision) config's ``num_channels`` and
-  ``image_size`` (64 x 64 assumed where the config has none).
+  ``image_size`` (64 x 64 assumed where the config has none); a tower that also takes ``aspect_ratio_ids``
+  (Mllama's) gets them as tiles: one tile an image, in a 1 x 1 layout.
   ``"input_values"``: 2 waveforms of 8,000 samples (half a second at 16 kHz), every other frame masked where
   the model takes ``mask_time_indices`` (so its mask embedding is traced).
   ``"input_features"``: 2 log-mel windows, ``(num_mel_bins, 2 x max_source_positions)``
@@ -154,6 +155,22 @@ def _pixel_inputs(config: object, device: torch.device) -> Example:
     return Example({"pixel_values": _image(int(channels), size, device)}, note)
 
 
+def _tiled_pixel_inputs(config: object, device: torch.device) -> Example:
+    """Images cut into tiles with their aspect ratios (Mllama's vision tower): 2 images of one tile each,
+    ``(2, 1, max_num_tiles, channels, size, size)`` with the other tiles padding, ``aspect_ratio_ids`` 1 (a 1 x 1
+    layout) and the mask on the first tile."""
+    found = _pixel_inputs(config, device)
+    image = found.inputs["pixel_values"]  # type: ignore[index]
+    tiles = int(getattr(getattr(config, "vision_config", None) or config, "max_num_tiles", 4))
+    pixels = torch.zeros(2, 1, tiles, *image.shape[1:], device=device)
+    pixels[:, 0, 0] = image
+    mask = torch.zeros(2, 1, tiles, dtype=torch.long, device=device)
+    mask[:, :, 0] = 1
+    ids = torch.ones(2, 1, dtype=torch.long, device=device)
+    note = f"pixel_values: 2 images of one {tuple(image.shape[1:])} tile of {tiles}, aspect_ratio_ids 1"
+    return Example({"pixel_values": pixels, "aspect_ratio_ids": ids, "aspect_ratio_mask": mask}, note)
+
+
 def _waveform_inputs(model: nn.Module, accepted: object, device: torch.device) -> Example:
     """Two waveforms; where the model takes ``mask_time_indices`` (wav2vec 2.0's family: masked frames are
     replaced by a learned mask embedding in pretraining), every other frame masked, so that the mask embedding
@@ -271,6 +288,8 @@ def _hugging_face(model: nn.Module) -> Example | None:
         example = _patch_grid_inputs(model, config, next(iter(accepted)), device)
     elif name == "input_ids":
         example = _token_inputs(model, config, accepted, device)
+    elif name == "pixel_values" and "aspect_ratio_ids" in accepted:
+        example = _tiled_pixel_inputs(config, device)
     elif name == "pixel_values":
         example = _pixel_inputs(config, device)
     elif name == "input_values":
