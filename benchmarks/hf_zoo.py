@@ -113,7 +113,7 @@ def shrink(values: dict[str, Any]) -> dict[str, Any]:
     """A config dict with its sizes shrunk (recursively into sub-configs), head widths equal in the defaults
     kept equal, as key/value heads equal to the query heads (DeepSeek's latent attention needs both); lists as
     long as the layer count (``layer_types``) cut to the new count; special token ids moved into the shrunk
-    vocabulary."""
+    vocabulary; indices of layers whose outputs are read (``intermediate_layers_indices``) kept among the 2."""
     out = dict(values)
     hierarchical = any(isinstance(out.get(k), list) for k in HIERARCHICAL)
     layers_before = next((out[k] for k in LAYER_KEYS if isinstance(out.get(k), int)), None)
@@ -147,6 +147,9 @@ def shrink(values: dict[str, Any]) -> dict[str, Any]:
                 out[key] = value[:2]
         if out.get("out_features") is not None:  # a backbone's default stages name the old last layer
             out["out_features"] = out["out_indices"] = None
+        for key, value in values.items():  # indices of layers whose outputs are read (Mllama's vision tower)
+            if key.endswith("layers_indices") and isinstance(value, list) and all(isinstance(i, int) for i in value):
+                out[key] = sorted({min(i, 1) for i in value})
     if isinstance(out.get("vocab_size"), int) and out["vocab_size"] <= VOCAB:
         vocab = out["vocab_size"]
         taken = 0

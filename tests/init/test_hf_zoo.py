@@ -57,6 +57,8 @@ SAMPLE = [
     ("base", "wav2vec2", "Wav2Vec2Model"),  # conv features no wider than the stream, as in the defaults
     ("speech", "granite_speech", "GraniteSpeechForConditionalGeneration"),  # an encoder taking hidden_states,
     # a Q-Former projector no input reaches, traced on features of its width
+    ("base", "mllama", "MllamaModel"),  # a vision tower taking images as tiles with their aspect-ratio ids
+    ("seq2seq", "switch_transformers", "SwitchTransformersModel"),  # experts as modules, some never routed to
 ]
 
 
