@@ -195,6 +195,10 @@ X_DECODER_OPTIONS: dict[str, dict[str, Any]] = {
     "sparse top-k attention": {"attn_sparse_topk": 4},
     "feed-forward post-activation norm": {"ff_post_act_ln": True},
     "one key/value head": {"attn_one_kv_head": True},
+    "polar positions": {"polar_pos_emb": True},
+    "queries, keys, values from different streams": {"num_residual_streams": 4, "qkv_receive_diff_residuals": True},
+    "gated multi residual": {"gated_multi_residual": True, "residual_fn_kwargs": {"read_gate_rank": 4}},
+    "mean-variance split residual": {"mv_split_residual": True},
 }
 
 

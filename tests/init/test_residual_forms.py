@@ -1,7 +1,8 @@
-"""Residual forms and norm replacements of plain PyTorch libraries (issue 34, x-transformers' options), in plain
-torch: a skip scaled by a parameter, a layer scale held as ``1 + w``, the input re-added at every layer, an
-orthogonal update ``x + (f - (f . u) u)``, and dynamic tanh in place of norms (constants its constructor sets and
-no rule knows: kept). ZerO keeps its promises on each, and the random schemes leave nothing unknown."""
+"""Residual forms and norm replacements of plain PyTorch libraries (issue 34, x-transformers' options), in plain torch:
+a skip scaled by a parameter, a layer scale held as ``1 + w``, the input re-added at every layer, an orthogonal
+update ``x + (f - (f . u) u)``, a mean-centred one ``x + (f - mean f) s``, and dynamic tanh in place of norms
+(constants its constructor sets and no rule knows: kept). ZerO keeps its promises on each, and the random schemes
+leave nothing unknown."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ class Block(nn.Module):
         self.up, self.down = nn.Linear(WIDTH, 2 * WIDTH), nn.Linear(2 * WIDTH, WIDTH)
         self.skip_scale = nn.Parameter(torch.ones(WIDTH))
         self.layer_scale = nn.Parameter(torch.zeros(WIDTH))  # used as 1 + w
+        self.centred_scale = nn.Parameter(torch.full((WIDTH,), 0.03))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.down(F.gelu(self.up(self.norm(x))))
@@ -45,6 +47,8 @@ class Block(nn.Module):
             return x * self.skip_scale + f
         if self.form == "layer scale 1 + w":
             return x + f * (self.layer_scale + 1.0)
+        if self.form == "mean-centred update":  # x-transformers' mean-variance split residual
+            return x + (f - f.mean(1, keepdim=True)) * self.centred_scale
         if self.form == "orthogonal update":
             unit = F.normalize(x, dim=-1)
             return x + (f - (f * unit).sum(-1, keepdim=True) * unit)
@@ -74,7 +78,14 @@ def lm(form: str) -> nn.Module:
     return nn.Sequential(nn.Embedding(50, WIDTH), Block(form), Block(form), nn.Linear(WIDTH, 50))
 
 
-FORMS = ["scaled skip", "layer scale 1 + w", "orthogonal update", "dynamic tanh", "input re-added"]
+FORMS = [
+    "scaled skip",
+    "layer scale 1 + w",
+    "orthogonal update",
+    "mean-centred update",
+    "dynamic tanh",
+    "input re-added",
+]
 
 
 @pytest.mark.parametrize("form", FORMS)

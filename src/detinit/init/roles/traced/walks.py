@@ -99,9 +99,10 @@ SUB_FUNCS = frozenset({"sub", "__sub__"})
 
 
 def _removes_a_projection(ix: GraphIndex, x: int, part: int) -> bool:
-    """Whether ``x - part`` takes from ``x`` a product computed from ``x`` (``(x . u) u``, zero where ``x`` is)."""
+    """Whether ``x - part`` takes from ``x`` a product or a mean computed from ``x`` (``(x . u) u``, the mean over
+    tokens: zero where ``x`` is)."""
     node = ix.graph.producer(part)
-    return node is not None and node.name in MUL_FUNCS and ix.graph.is_ancestor(x, of=part)
+    return node is not None and node.name in MUL_FUNCS | {"mean"} and ix.graph.is_ancestor(x, of=part)
 
 
 def selected_parameter(ix: GraphIndex, value: int) -> bool:
