@@ -36,7 +36,8 @@ import time
 import traceback
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -304,9 +305,7 @@ def check(entry: tuple[str, str, str], time_limit: int = TIME_LIMIT_S) -> dict[s
     SIGALRM handler of :func:`_worker_init`; 0 for none."""
     family, model_type, class_name = entry
     row: dict[str, Any] = {"family": family, "model_type": model_type, "class": class_name}
-    start = time.perf_counter()
-    signal.alarm(time_limit)
-    try:
+    with timed_check(row, time_limit):
         try:
             model = build(model_type, class_name)
             inputs = test_inputs(model)
@@ -337,12 +336,23 @@ def check(entry: tuple[str, str, str], time_limit: int = TIME_LIMIT_S) -> dict[s
         promises["random schemes"] = (not random_unknown, detail)
         row["promises"] = promises
         row["kept"] = all(kept is not False for kept, _ in promises.values())
+    return row
+
+
+@contextmanager
+def timed_check(row: dict[str, Any], time_limit: int) -> Iterator[None]:
+    """Around one model's checks: an alarm after ``time_limit`` seconds (0: none; needs the SIGALRM handler of
+    :func:`_worker_init`), any error recorded in ``row`` as ``kept=False`` with its reason (the check never
+    raises), and the seconds it took."""
+    start = time.perf_counter()
+    signal.alarm(time_limit)
+    try:
+        yield
     except Exception as err:  # noqa: BLE001
         row.update(kept=False, error=_reason(err))
     finally:
         signal.alarm(0)
         row["seconds"] = round(time.perf_counter() - start, 2)
-    return row
 
 
 def part_promises(model: torch.nn.Module, carriers: set[str]) -> list[dict[str, Any]]:

@@ -38,6 +38,7 @@ from torch import nn
 
 from detinit import initialize
 from detinit.diagnostics.promises import ZERO_LOGITS, zero_start_promises
+from detinit.init.roles.trace import flatten_output, run_model
 
 RANDOM_SCHEMES = ("kaiming", "xavier", "orthogonal")
 TOLERANCE = 1e-4
@@ -321,25 +322,10 @@ def cases(libraries: list[str] | None = None) -> list[Case]:
     return found
 
 
-def _call(model: nn.Module, inputs: Any) -> Any:
-    if isinstance(inputs, dict):
-        return model(**inputs)
-    return model(*inputs) if isinstance(inputs, tuple) else model(inputs)
-
-
 def first_output(output: Any) -> torch.Tensor | None:
     """The first floating-point tensor a model returns (a diffusers ``.sample``, a plain tensor, a tuple's
     first)."""
-    if isinstance(output, torch.Tensor):
-        return output if output.is_floating_point() else None
-    values = output.values() if isinstance(output, dict) else output if isinstance(output, (list, tuple)) else None
-    if values is None and hasattr(output, "to_tuple"):
-        values = output.to_tuple()
-    for value in values or ():
-        found = first_output(value)
-        if found is not None:
-            return found
-    return None
+    return next((t for _, t in flatten_output(output) if t.is_floating_point()), None)
 
 
 def build(case: Case) -> nn.Module:
@@ -350,14 +336,11 @@ def build(case: Case) -> nn.Module:
 def check(case: Case, time_limit: int = TIME_LIMIT_S) -> dict[str, Any]:
     """Build one case and check promises 1-4 on it; never raises."""
     row: dict[str, Any] = {"library": case.library, "model": case.name}
-    start = time.perf_counter()
-    if time_limit:
-        signal.alarm(time_limit)
-    try:
+    with hf_zoo.timed_check(row, time_limit):
         try:
             model = build(case)
             with torch.no_grad():
-                _call(model, case.inputs(0))
+                run_model(model, case.inputs(0))
         except Exception as err:  # noqa: BLE001 (a model that does not build or run is listed, not counted)
             row.update(built=False, reason=_reason(err))
             return row
@@ -369,7 +352,7 @@ def check(case: Case, time_limit: int = TIME_LIMIT_S) -> dict[str, Any]:
         promises["nothing unknown"] = (not unknown, detail)
         row["notes"] = [n for n in report.notes if n]
         with torch.no_grad():
-            output = first_output(_call(model, case.inputs(1)))
+            output = first_output(run_model(model, case.inputs(1)))
             peak = float(output.abs().max()) if output is not None and output.numel() else 0.0
             promises[ZERO_OUTPUT] = (peak == 0.0, f"largest output entry {peak:.3g}")
             if peak and bool((output == output.flatten()[0]).all()):
@@ -397,11 +380,6 @@ def check(case: Case, time_limit: int = TIME_LIMIT_S) -> dict[str, Any]:
         promises["random schemes"] = (not random, "random schemes: " + json.dumps(random) if random else "")
         row["promises"] = promises
         row["kept"] = all(kept is not False for kept, _ in promises.values())
-    except Exception as err:  # noqa: BLE001
-        row.update(kept=False, error=_reason(err))
-    finally:
-        signal.alarm(0)
-        row["seconds"] = round(time.perf_counter() - start, 2)
     return row
 
 

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from ..init.roles.trace import Graph, record_forward
-from ..init.roles.traced.index import MUL_FUNCS, NORM_FUNCS, GraphIndex
+from ..init.roles.traced.index import NORM_FUNCS, GraphIndex
 from ..init.roles.traced.residuals import ResidualSum, reshaped_from, residual_sums
 
 ZERO_LOGITS = "zero logits"
@@ -171,13 +171,8 @@ def _skip_sources(ix: GraphIndex, skip: int) -> list[int]:
     """A sum's skip and what it is computed from through reshapes and a scale by a parameter (``x * s + f(x)``):
     the block's input is one of them."""
     found = reshaped_from(ix.graph, skip)
-    node = ix.graph.producer(found[-1])
-    tainted = ix.graph.tainted_inputs(node) if node is not None else []
-    if node is not None and node.name in MUL_FUNCS and len(tainted) == 1:
-        others = [v for v in node.inputs.values() if v not in tainted]
-        if len(others) == 1 and ix.param_source(others[0]) is not None:
-            found += reshaped_from(ix.graph, tainted[0])
-    return found
+    scaled = ix.scaled_by_parameter(found[-1])
+    return found if scaled is None else found + reshaped_from(ix.graph, scaled[0])
 
 
 def _post_activation(ix: GraphIndex, entry: int, exit_: int) -> str:

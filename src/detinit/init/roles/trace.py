@@ -273,17 +273,17 @@ class _Recorder(TorchFunctionMode):
         return hook
 
 
-def _flatten_output(output: object) -> Iterator[tuple[str, torch.Tensor]]:
+def flatten_output(output: object) -> Iterator[tuple[str, torch.Tensor]]:
     """``(key path, tensor)`` for every tensor the model returned (mappings, dataclasses, tuples)."""
     if isinstance(output, torch.Tensor):
         yield "", output
     elif isinstance(output, Mapping):
         for key, item in output.items():
-            for sub, t in _flatten_output(item):
+            for sub, t in flatten_output(item):
                 yield f"{key}.{sub}".rstrip("."), t
     elif isinstance(output, (tuple, list)):
         for i, item in enumerate(output):
-            for sub, t in _flatten_output(item):
+            for sub, t in flatten_output(item):
                 yield f"{i}.{sub}".rstrip("."), t
 
 
@@ -365,6 +365,6 @@ def record_forward(model: nn.Module, example: object) -> Graph:
     finally:
         for h in handles:
             h.remove()
-    keyed = list(_flatten_output(output))
+    keyed = list(flatten_output(output))
     outputs = [recorder.value_of(t) for _, t in keyed]
     return Graph(recorder.values, recorder.nodes, recorder.calls, recorder.tensors, outputs, [k for k, _ in keyed])

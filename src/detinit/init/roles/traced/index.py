@@ -68,6 +68,11 @@ def _swaps_last_two(node: Node, dims: int) -> bool:
     return swapped == {dims - 2, dims - 1}
 
 
+def number_arguments(node: Node) -> list[float]:
+    """The numbers a recorded call was given besides its tensors (``w + 1.0``: ``[1.0]``), booleans left out."""
+    return [float(v) for v in node.scalars.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
 class GraphIndex:
     """One recorded graph and the model it ran, with the lookups every pass needs."""
 
@@ -125,15 +130,26 @@ class GraphIndex:
                     flipped = not flipped  # square: t(), .T, mT, transpose(-2, -1) flip it
             value = source
 
+    def scaled_by_parameter(self, value: int) -> tuple[int, str] | None:
+        """``(x, parameter)`` where ``value`` is ``x * s`` (``s`` a parameter, or a reshape of one, and ``x`` the
+        one input that depends on the model's input); ``None`` otherwise."""
+        node = self.graph.producer(value)
+        tainted = self.graph.tainted_inputs(node) if node is not None else []
+        if node is None or node.name not in MUL_FUNCS or len(tainted) != 1:
+            return None
+        others = [v for v in node.inputs.values() if v not in tainted]
+        source = self.param_source(others[0]) if len(others) == 1 else None
+        return None if source is None else (tainted[0], source[0])
+
     def offset_param_source(self, value: int) -> tuple[str, float] | None:
         """The parameter ``w`` and the constant ``c`` where ``value`` is ``w + c`` (through reshapes of ``w``: a
         scale held with an offset, ``gamma + 1``), ``c`` a number; ``None`` otherwise."""
         node = self.graph.producer(value)
         if node is None or node.name not in ADD_FUNCS or len(node.inputs) != 1 or self.graph.tainted_inputs(node):
             return None
-        numbers = [v for v in node.scalars.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        numbers = number_arguments(node)
         source = self.param_source(next(iter(node.inputs.values())))
-        return None if source is None or len(numbers) != 1 else (source[0], float(numbers[0]))
+        return None if source is None or len(numbers) != 1 else (source[0], numbers[0])
 
     def matrix_use(self, node: Node) -> tuple[str, str, str | None] | None:
         """``(weight parameter, stored orientation, bias parameter)`` if ``node`` is a layer's matrix product."""

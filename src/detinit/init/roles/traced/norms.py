@@ -9,7 +9,7 @@ from torch import nn
 
 from ..layers import NORM_TYPES
 from ..trace import Node, run_model
-from .index import ADD_FUNCS, MUL_FUNCS, GraphIndex
+from .index import ADD_FUNCS, MUL_FUNCS, GraphIndex, number_arguments
 from .result import TracedParam
 
 
@@ -96,9 +96,9 @@ def _norm_param_kind(ix: GraphIndex, param: str) -> tuple[str, float | None]:
 def _added_constant(ix: GraphIndex, node: Node, param_value: int) -> float:
     """The constant ``c`` a parameter is added to in ``w + c`` (a number, or a one-element tensor that no
     parameter or input made); 1 where it cannot be read."""
-    numbers = [v for v in node.scalars.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    numbers = number_arguments(node)
     if len(numbers) == 1:
-        return float(numbers[0])
+        return numbers[0]
     others = [v for v in node.inputs.values() if v != param_value]
     if len(others) == 1 and ix.param_source(others[0]) is None:
         tensor = ix.graph.tensors[others[0]]

@@ -1,6 +1,6 @@
-"""Pass 6: the output layers, walking back from the model's outputs (each named ``logits``, or the first; from a
-loss, the prediction it is computed from), through a sum of heads (DeiT's cls and distillation heads, averaged); the norm before one whose weight is
-tied to the token embedding (pass 2's tables) becomes ``classifier_norm``."""
+"""Pass 6: the output layers, walking back from the model's outputs (each named ``logits``, or the first; from a loss,
+the prediction it is computed from), through a sum of heads (DeiT's cls and distillation heads, averaged); the norm
+before one whose weight is tied to the token embedding (pass 2's tables) becomes ``classifier_norm``."""
 
 from __future__ import annotations
 

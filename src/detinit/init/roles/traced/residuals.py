@@ -46,6 +46,7 @@ def residual_sums(ix: GraphIndex) -> list[ResidualSum]:
     if ix.residual_sums is not None:
         return ix.residual_sums
     graph, found = ix.graph, []
+    results: set[int] = set()  # the values the sums found so far compute: the stream
     stream = {v for call in graph.calls for v in (*call.inputs, *call.outputs)}
     # values between blocks: a leaf layer's output is not one (Nystromformer's conv of the values)
     between = {v for c in graph.calls if not isinstance(ix.modules[c.name], MATRIX_LAYER_TYPES) for v in c.inputs}
@@ -56,7 +57,7 @@ def residual_sums(ix: GraphIndex) -> list[ResidualSum]:
         if split is None:
             continue
         skip, branches = split
-        if _is_the_stream_not_the_skip(graph, skip, branches, found):  # x + proj(x0): the input re-added
+        if _is_the_stream_not_the_skip(graph, skip, branches, results):  # x + proj(x0): the input re-added
             only_new_branch, _, _ = graph.exclusive_ancestors(skip, branches[0][0])
             skip, branches = branches[0][0], [(skip, frozenset(only_new_branch))]
         if len(branches) == 1 and not graph.is_ancestor(skip, of=branches[0][0]):
@@ -66,20 +67,20 @@ def residual_sums(ix: GraphIndex) -> list[ResidualSum]:
         if branches and _on_stream(ix, skip, stream) and not _scores_attention(graph, node.outputs[0]):
             found.append(ResidualSum(node.index, skip, tuple(branches), node.module))
             stream.add(node.outputs[0])
+            results.add(node.outputs[0])
     ix.residual_sums = found
     return found
 
 
 def _is_the_stream_not_the_skip(
-    graph: Graph, skip: int, branches: list[tuple[int, frozenset[int]]], sums: list[ResidualSum]
+    graph: Graph, skip: int, branches: list[tuple[int, frozenset[int]]], results: set[int]
 ) -> bool:
     """Whether a two-term sum has its terms the wrong way round: the side taken for the skip is a value added
     to the stream by several sums (x-transformers' ``reinject_input`` adds ``proj(x0)``, computed once, at every
     layer, so it is an ancestor of every later layer's stream), and the side taken for the branch is an earlier
-    residual sum's result, the stream itself. A skip is consumed by one sum."""
+    residual sum's result (in ``results``), the stream itself. A skip is consumed by one sum."""
     if len(branches) != 1:
         return False
-    results = {graph.nodes[s.node].outputs[0] for s in sums}
     if not any(v in results for v in reshaped_from(graph, branches[0][0])):
         return False
     adds = {i for v in reshaped_from(graph, skip) for i in graph.consumers.get(v, [])}
@@ -171,13 +172,9 @@ def find_residuals(ix: GraphIndex) -> None:
 def _mark_skip_scale(ix: GraphIndex, skip: int, block: str) -> None:
     """A parameter multiplying a sum's skip (x-transformers' ``scale_residual``: ``x * s + f(x)``) is a
     ``skip_scale``: 1 under every scheme, so that the block is the identity plus its branch."""
-    node = ix.graph.producer(reshaped_from(ix.graph, skip)[-1])
-    if node is None or node.name not in MUL_FUNCS or len(ix.graph.tainted_inputs(node)) != 1:
-        return
-    other = [v for v in node.inputs.values() if v not in ix.graph.tainted_inputs(node)]
-    source = ix.param_source(other[0]) if len(other) == 1 else None
-    if source is not None and source[0] not in ix.result.params:
-        ix.result.params[source[0]] = TracedParam("skip_scale", f"scales the skip of {block}")
+    scaled = ix.scaled_by_parameter(reshaped_from(ix.graph, skip)[-1])
+    if scaled is not None and scaled[1] not in ix.result.params:
+        ix.result.params[scaled[1]] = TracedParam("skip_scale", f"scales the skip of {block}")
 
 
 def _through_nested_sums(graph: Graph, value: int, skip_of: dict[int, int]) -> int:
