@@ -6,7 +6,9 @@
    a module with a ``detinit_init_(scheme, generator)`` hook initialises its own parameters instead
    (it returns ``{param: reason}``, or ``None`` to take the resolved rules);
 3. **execute**: every rule written, in module order, a shard's rows alone for a sharded parameter
-   (:mod:`detinit.init.apply.execute`, :mod:`detinit.init.apply.sharded`); then a norm reading the token
+   (:mod:`detinit.init.apply.execute`, :mod:`detinit.init.apply.sharded`); then a token table whose rows a
+   layer narrows leaves out the rows constant at the narrower width (:mod:`detinit.init.apply.narrowed_tables`),
+   a norm reading the token
    embedding is scaled to the post-norm fixed point (:mod:`detinit.init.apply.embedding_norm`), and last a
    zero output layer reading a feature constant over the batch gets rows orthogonal to that feature, as the
    settled model computes it (:mod:`detinit.init.apply.readout`);
@@ -41,6 +43,7 @@ from . import checks
 from .embedding_norm import settle_embedding_norms_, settle_stream_tables_
 from .execute import execute
 from .library import adopt_library_init_
+from .narrowed_tables import settle_narrowed_tables_
 from .parametrized import ParametrizedWrite, original_reason, parametrized_tensors, write_parametrized_
 from .plan import Entry, ModulePlan, direct_parameters, module_kind
 from .readout import escape_constant_readouts_
@@ -143,6 +146,8 @@ def initialize(
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)
     execute(plans, entries, scheme_obj, gen, materialised=device is not None)
     write_parametrized_(parametrized, gen)
+    if scheme_obj.policy.settles_embedding_norm and traced.narrowed_tables:
+        settle_narrowed_tables_(model, entries, traced.narrowed_tables, **_table_options(scheme_obj))
     if example is not None and scheme_obj.policy.settles_embedding_norm and traced.embedding_norms:
         _mark_settled(entries, settle_embedding_norms_(model, example, traced.embedding_norms))
     if example is not None and scheme_obj.policy.settles_embedding_norm and traced.stream_tables:
@@ -288,6 +293,12 @@ def _escape_constant_readouts(model: nn.Module, example: object, entries: list[E
         entries[index] = entry._replace(
             rule="orthogonal_pairs", why=reason, evidence="", note=entry.note if entry.source else ""
         )
+
+
+def _table_options(scheme: Scheme) -> dict[str, object]:
+    """The options of a scheme's token-table fill (ZerO's ``norm`` and ``constant_token``)."""
+    options = scheme.options()
+    return {key: options[key] for key in ("norm", "constant_token") if key in options}
 
 
 def _mark_settled(entries: list[Entry], settled: dict[str, str]) -> None:

@@ -17,7 +17,9 @@ from .zero import _check_norm, hadamard_scale
 
 
 @no_grad
-def zero_embedding_(tensor: torch.Tensor, *, norm: str = "orthonormal", constant_token: bool = False) -> torch.Tensor:
+def zero_embedding_(
+    tensor: torch.Tensor, *, norm: str = "orthonormal", constant_token: bool = False, read_width: int | None = None
+) -> torch.Tensor:
     r"""ZerO for an embedding table ``(V, d)``: distinct, balanced Hadamard rows, never a zero token.
 
     An embedding is the linear map :math:`E^\top \in \mathbb{R}^{d \times V}`
@@ -39,6 +41,15 @@ def zero_embedding_(tensor: torch.Tensor, *, norm: str = "orthonormal", constant
       a lower-numbered one until training separates them (each row is updated
       only where its own token occurs). :func:`embedding_collisions` counts them.
 
+    * **Rows read at a narrower width** (``read_width=n < d``: the model narrows the
+      rows to their first ``n`` features, RemBERT's embedding projection under
+      ZerO's partial identity): rows constant on those ``n`` features are skipped
+      too. Row ``r`` of a Sylvester matrix is constant on the first ``n`` columns
+      exactly when ``r`` is a multiple of :math:`2^{\lceil\log_2 n\rceil}`; such a
+      token would reach the narrow stream as a constant vector, which every later
+      LayerNorm maps to 0. For a power-of-two ``n`` the rows kept are balanced
+      on the first ``n`` features too.
+
     ``c`` is :func:`hadamard_scale` ``(d, norm)``; every row has norm
     :math:`\le 1` (exactly 1 for ``"orthonormal"`` and a power-of-two ``d``), and
     for a power-of-two ``d`` the rows of distinct tokens are orthogonal while
@@ -52,12 +63,13 @@ def zero_embedding_(tensor: torch.Tensor, *, norm: str = "orthonormal", constant
     _check_norm(norm)
     check_table(tensor, "zero_embedding_")
     vocab, dim = tensor.shape
-    if vocab == dim:
+    _check_read_width(read_width, dim)
+    if vocab == dim and read_width is None:
         tensor.zero_().diagonal().fill_(1)
         return tensor
-    first, period = embedding_rows(dim, constant_token)
-    head = min(vocab, period)  # the distinct rows; the others repeat them (token i has row first + i % period)
-    rows = first + torch.arange(head, device=tensor.device)
+    rows = embedding_row_indices(dim, constant_token, read_width).to(tensor.device)
+    head = min(vocab, len(rows))  # the distinct rows; the others repeat them (token i has row rows[i % period])
+    rows = rows[:head]
     fill_sylvester_entries_(tensor[:head], rows, torch.arange(dim, device=tensor.device), hadamard_scale(dim, norm))
     return _repeat_rows_(tensor, head)
 
@@ -96,12 +108,41 @@ def embedding_rows(embedding_dim: int, constant_token: bool = False) -> tuple[in
     return first, (1 << ceil_log2(embedding_dim)) - first
 
 
-def embedding_collisions(num_embeddings: int, embedding_dim: int, constant_token: bool = False) -> int:
+def embedding_row_indices(
+    embedding_dim: int, constant_token: bool = False, read_width: int | None = None
+) -> torch.Tensor:
+    """The Hadamard rows of :func:`zero_embedding_`'s distinct tokens, in order: token ``i`` gets
+    ``rows[i % len(rows)]``. Without ``read_width`` they are ``first, ..., first + period - 1``
+    (:func:`embedding_rows`); with it, the rows constant on the first ``read_width`` columns are left out.
+
+    >>> embedding_row_indices(8).tolist(), embedding_row_indices(8, read_width=4).tolist()
+    ([1, 2, 3, 4, 5, 6, 7], [1, 2, 3, 5, 6, 7])
+    """
+    first, period = embedding_rows(embedding_dim, constant_token)
+    rows = torch.arange(first, first + period)
+    if read_width is None or read_width >= embedding_dim:
+        return rows
+    constant_every = 1 << ceil_log2(read_width)  # row r is constant on columns 0 .. n-1 iff r % 2^ceil(log2 n) == 0
+    return rows[rows % constant_every != 0]
+
+
+def embedding_collisions(
+    num_embeddings: int, embedding_dim: int, constant_token: bool = False, read_width: int | None = None
+) -> int:
     """How many tokens share their :func:`zero_embedding_` vector with a lower-numbered token.
 
     >>> embedding_collisions(96, 128), embedding_collisions(256, 128), embedding_collisions(50257, 768)
     (0, 129, 49234)
+    >>> embedding_collisions(256, 128, read_width=32)
+    132
     """
-    if num_embeddings == embedding_dim:
+    if num_embeddings == embedding_dim and read_width is None:
         return 0
-    return max(0, num_embeddings - embedding_rows(embedding_dim, constant_token)[1])
+    return max(0, num_embeddings - len(embedding_row_indices(embedding_dim, constant_token, read_width)))
+
+
+def _check_read_width(read_width: int | None, dim: int) -> None:
+    if read_width is not None and not (isinstance(read_width, int) and 1 <= read_width <= dim):
+        raise ValueError(
+            f"zero_embedding_: read_width must be an int from 1 to embedding_dim {dim}, got {read_width!r}"
+        )

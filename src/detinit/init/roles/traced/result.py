@@ -52,6 +52,8 @@ class TracedRoles:
     embedding_norms: list[str] = field(default_factory=list)  # norm modules reading a token table's rows
     # (token table module, the post-norm it feeds through zero branches alone): a stream with no embedding norm
     stream_tables: list[tuple[str, str]] = field(default_factory=list)
+    # (token table module, the weight of the layer that narrows its rows, that layer's out features): RemBERT
+    narrowed_tables: list[tuple[str, str, int]] = field(default_factory=list)
 
     def set_role(self, module: str, role: str, evidence: str, block: str | None = None, *, over: bool = False) -> None:
         """Give ``module`` a role; one it has already is kept unless ``over``."""
