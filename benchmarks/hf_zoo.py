@@ -47,8 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from detinit import initialize  # noqa: E402
 from detinit._table import format_table  # noqa: E402
-from detinit.diagnostics.promises import UNNORMALISED_POST_NORM as POST_NORM  # noqa: E402
-from detinit.diagnostics.promises import ZERO_LOGITS, zero_start_promises  # noqa: E402
+from detinit.diagnostics.promises import ARCHITECTURE_MECHANISMS, ZERO_LOGITS, zero_start_promises  # noqa: E402
 from detinit.init.roles.example_inputs import example_for, text_config  # noqa: E402
 from detinit.init.roles.traced.submodels import UNREACHED  # noqa: E402
 
@@ -426,11 +425,12 @@ def summarise(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]], s
     built = sum(c["built"] for c in by_family.values())
     kept = sum(c["kept"] for c in by_family.values())
     total = f"{kept} of {built} classes that build keep promises 1-4 ({100 * kept / max(built, 1):.1f} %)"
-    impossible = sum(1 for row in rows if _breaks_only_post_norm(row))
+    impossible = sum(1 for row in rows if _breaks_only_architecture(row))
     if impossible:
         total += (
-            f"; {impossible} more break only the identity of a post-norm block whose input is not normalised, "
-            f"which no initialisation of the block keeps ({100 * (kept + impossible) / max(built, 1):.1f} % "
+            f"; {impossible} more break only the identity of blocks that no initialisation of their branches "
+            "can make the identity (a post-norm block on an input that is not normalised, a sum that scales its "
+            f"skip, a post-activation block on negative inputs: {100 * (kept + impossible) / max(built, 1):.1f} % "
             "if they are counted)"
         )
     partly = sum(1 for row in rows if row.get("built") and row.get("kept") and row.get("unreached"))
@@ -462,11 +462,16 @@ def partly_traced(rows: list[dict[str, Any]]) -> list[str]:
     return [f"- {row['class']}: {row['unreached']}" for row in rows if row.get("kept") and row.get("unreached")]
 
 
-def _breaks_only_post_norm(row: dict[str, Any]) -> bool:
+def _mechanism(detail: str) -> str:
+    """The architectural mechanism a broken promise's detail names, or ``""``."""
+    return next((m for m in ARCHITECTURE_MECHANISMS if m in detail), "")
+
+
+def _breaks_only_architecture(row: dict[str, Any]) -> bool:
     if not row.get("built") or row.get("kept") or "promises" not in row:
         return False
     broken = [(name, detail) for name, (kept, detail) in row["promises"].items() if kept is False]
-    return bool(broken) and all(POST_NORM in detail for _, detail in broken)
+    return bool(broken) and all(_mechanism(detail) for _, detail in broken)
 
 
 def failures(rows: list[dict[str, Any]], name: Callable[[dict[str, Any]], str] = lambda row: row["class"]) -> list[str]:
@@ -503,7 +508,8 @@ def broken_counts(rows: list[dict[str, Any]]) -> list[list[str]]:
             continue
         for name, (kept, detail) in row["promises"].items():
             if kept is False:
-                counts[name + (f" ({POST_NORM})" if POST_NORM in detail else "")] += 1
+                mechanism = _mechanism(detail)
+                counts[name + (f" ({mechanism})" if mechanism else "")] += 1
     return [[name, str(n)] for name, n in counts.most_common()]
 
 

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from ..init.roles.trace import Graph, record_forward
-from ..init.roles.traced.index import NORM_FUNCS, GraphIndex
+from ..init.roles.traced.index import MUL_FUNCS, NORM_FUNCS, GraphIndex, number_arguments
 from ..init.roles.traced.residuals import ResidualSum, reshaped_from, residual_sums
 
 ZERO_LOGITS = "zero logits"
@@ -46,6 +46,9 @@ BRANCHES_ZERO = "residual branches add 0"
 BLOCKS_IDENTITY = "blocks are the identity"
 UNNORMALISED_POST_NORM = "a post-norm block on an input that is not normalised"  # the mechanism a broken block names
 POST_ACTIVATION = "a post-activation block on an input with negative entries"  # another such mechanism
+SCALED_SKIP = "a block whose sum scales its skip"  # and another
+# the mechanisms where no initialisation of a block's branch makes the block the identity
+ARCHITECTURE_MECHANISMS = (UNNORMALISED_POST_NORM, POST_ACTIVATION, SCALED_SKIP)
 ACTIVATION_FUNCS = frozenset(
     {"relu", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish", "prelu", "hardswish"}
 )
@@ -132,6 +135,7 @@ def _blocks_identity(ix: GraphIndex, sums: list[ResidualSum], tolerance: float, 
     positions, normalises, then runs its layers) and its own sum is checked by the branch promise alone."""
     graph = ix.graph
     found: dict[int, tuple[int, int]] = {}  # call number -> (entry, exit)
+    skips: dict[int, list[int]] = {}  # call number -> the skips of its sums
     for block in sums:
         sources = _skip_sources(ix, block.skip)
         best: tuple[int, int, int, int] | None = None  # (span, call number, entry, exit)
@@ -150,6 +154,7 @@ def _blocks_identity(ix: GraphIndex, sums: list[ResidualSum], tolerance: float, 
                 best = (span, number, entry, exit_)
         if best is not None:
             found.setdefault(best[1], best[2:])
+            skips.setdefault(best[1], []).append(block.skip)
     carriers = [c for c in graph.calls if c.name in excluded]
     errors: dict[int, float] = {}  # call number -> its error
     for number, (entry, exit_) in found.items():
@@ -163,16 +168,19 @@ def _blocks_identity(ix: GraphIndex, sums: list[ResidualSum], tolerance: float, 
         return Promise(BLOCKS_IDENTITY, None, 0.0, "", 0)
     number = max(errors, key=errors.__getitem__)
     kept = errors[number] <= tolerance
-    why = "" if kept else _unnormalised_post_norm(ix, *found[number]) or _post_activation(ix, *found[number])
+    why = "" if kept else _scaled_skip(ix, skips[number]) or _unnormalised_post_norm(ix, *found[number])
+    why = why or ("" if kept else _post_activation(ix, *found[number]))
     return Promise(BLOCKS_IDENTITY, kept, errors[number], graph.calls[number].name, len(errors), why)
 
 
 def _skip_sources(ix: GraphIndex, skip: int) -> list[int]:
-    """A sum's skip and what it is computed from through reshapes and a scale by a parameter (``x * s + f(x)``):
-    the block's input is one of them."""
+    """A sum's skip and what it is computed from through reshapes and a scale that does not depend on the input
+    (a parameter, ``x * s + f(x)``, or a gate computed from one, Ergo's ``sqrt(1 + sigmoid(w)) x``): the block's
+    input is one of them."""
     found = reshaped_from(ix.graph, skip)
-    scaled = ix.scaled_by_parameter(found[-1])
-    return found if scaled is None else found + reshaped_from(ix.graph, scaled[0])
+    node = ix.graph.producer(found[-1])
+    tainted = ix.graph.tainted_inputs(node) if node is not None and node.name in MUL_FUNCS else []
+    return found if len(tainted) != 1 else found + reshaped_from(ix.graph, tainted[0])
 
 
 def _post_activation(ix: GraphIndex, entry: int, exit_: int) -> str:
@@ -189,6 +197,28 @@ def _post_activation(ix: GraphIndex, entry: int, exit_: int) -> str:
         f"{POST_ACTIVATION} ({node.name} after the sum; {negative:.0%} of the input entries are negative): "
         "no initialisation of the block makes it the identity"
     )
+
+
+def _scaled_skip(ix: GraphIndex, skips: list[int]) -> str:
+    """The mechanism where a block's sum scales its skip (Beam's depth-scaled ``sqrt((i - 1) / i) x + f(x) /
+    sqrt(i)``, a gate ``sqrt(1 + sigmoid(w)) e^{-softplus(w) / 2}`` that is 1 only as ``w -> -inf``): the block
+    is the identity only where the scale is 1, which no initialisation of its branch changes."""
+    for skip in skips:
+        node = ix.graph.producer(reshaped_from(ix.graph, skip)[-1])
+        if node is None or node.name not in MUL_FUNCS or len(ix.graph.tainted_inputs(node)) != 1:
+            continue
+        others = [v for v in node.inputs.values() if not ix.graph.values[v].tainted]
+        scale = [ix.graph.tensors[v].detach().double().flatten() for v in others]
+        scale = torch.cat(scale) if others else torch.tensor(number_arguments(node), dtype=torch.float64)
+        if scale.numel() == 0:
+            continue
+        low, high = float(scale.min()), float(scale.max())
+        if max(abs(low - 1), abs(high - 1)) <= 1e-6:
+            continue
+        what = "a constant" if not others else "a value computed from parameters"
+        span = f"{low:.4g}" if high - low <= 1e-9 else f"{low:.4g} to {high:.4g}"
+        return f"{SCALED_SKIP} ({what}, {span}): no initialisation of the branch makes the block the identity"
+    return ""
 
 
 def _unnormalised_post_norm(ix: GraphIndex, entry: int, exit_: int) -> str:

@@ -18,7 +18,7 @@ from ...roles.layers import MATRIX_LAYER_TYPES
 from ..trace import Graph, Node
 from .index import ADD_FUNCS, MUL_FUNCS, NORM_FUNCS, SHAPE_FUNCS, SOFTMAX_FUNCS, GraphIndex
 from .result import TracedParam
-from .walks import SCATTER_ADD_FUNCS, selected_parameter, walk_back
+from .walks import SCATTER_ADD_FUNCS, selected_parameter, walk_back_to
 
 SCORE_PASSING_FUNCS = ADD_FUNCS | {"masked_fill", "masked_fill_", "where", "div", "__truediv__", "sub", "__sub__"}
 
@@ -205,13 +205,17 @@ def _scatter_terms(graph: Graph, value: int) -> list[int]:
 def _mark_branch_end(ix: GraphIndex, branch: int, block: str) -> str | None:
     """Give the last layer of one branch its role (and a norm or scale after it theirs); the name of the module
     given the role (``None`` where the role went to the matrix alone)."""
-    met, layer = walk_back(ix, branch)
+    met, layer, stop = walk_back_to(ix, branch)
     met = [(kind, name) for kind, name in met if kind != "norm" or has_scale(ix, name)]  # LN(0) = 0 without one
     if layer is None:
         norms = [name for kind, name in met if kind == "norm"]
         if norms:  # a norm after a sum of layers (routed + shared experts, then a sandwich norm): it carries the zero
             why = f"norm ending the branch of {block}, after a sum of layers"
             ix.result.set_role(norms[0], "branch_last_norm", why, block, over=True)
+        elif not met and stop != branch and (terms := _side_by_side_terms(ix.graph, stop)):
+            for term in terms:  # a gate times a sum of layers (routed + shared experts): each term ends the branch
+                for value in _scatter_terms(ix.graph, term):
+                    _mark_branch_end(ix, value, block)
         return None
     layer_node, weight = layer
     module = ix.layer_module(weight, layer_node)
@@ -272,6 +276,18 @@ def _absorbed(graph: Graph, node: Node) -> bool:
         value = consumer.outputs[0]
 
 
+def _side_by_side_terms(graph: Graph, value: int) -> list[int]:
+    """The terms of the sum ``value`` is, if it is one of values computed side by side (neither from the other,
+    as routed and shared experts); else ``[]``."""
+    node = graph.producer(value)
+    if node is None or node.name not in ADD_FUNCS or graph.param_inputs(node):
+        return []
+    terms = graph.tainted_inputs(node)
+    if len(terms) != 2 or graph.is_ancestor(terms[0], of=terms[1]) or graph.is_ancestor(terms[1], of=terms[0]):
+        return []
+    return terms
+
+
 def _nested_in_branch(graph: Graph, inner: Node, outer: Node, result: int) -> bool:
     a, b = graph.tainted_inputs(inner)
     if not (graph.is_ancestor(a, of=b) or graph.is_ancestor(b, of=a)):
@@ -305,6 +321,6 @@ def _split(ix: GraphIndex, terms: list[int]) -> tuple[int, list[tuple[int, froze
     only_a, only_b, shared = graph.exclusive_ancestors(a, b)
     layers_a = sum(1 for v in only_a if ix.is_layer_output(v))
     layers_b = sum(1 for v in only_b if ix.is_layer_output(v))
-    if layers_a == layers_b or not shared:
-        return None
+    if layers_a == layers_b or not shared or min(layers_a, layers_b) > 1:
+        return None  # a skip is the input or one layer of it (a projection shortcut); two are a branch (shared experts)
     return (b, [(a, frozenset(only_a))]) if layers_a > layers_b else (a, [(b, frozenset(only_b))])

@@ -20,6 +20,13 @@ def walk_back(ix: GraphIndex, value: int) -> tuple[list[tuple[str, str]], tuple[
     ``("scale", parameter)``) and the first layer ``(node, weight)``,
     or ``None`` where the walk met a function mixing several inputs.
     """
+    met, layer, _ = walk_back_to(ix, value)
+    return met, layer
+
+
+def walk_back_to(ix: GraphIndex, value: int) -> tuple[list[tuple[str, str]], tuple[Node, str] | None, int]:
+    """:func:`walk_back`, and the value where the walk ended (the output of the layer found, or of the function
+    it could not walk through)."""
     met: list[tuple[str, str]] = []
     for _ in range(10_000):
         if value in ix.norm_call_of:
@@ -28,10 +35,10 @@ def walk_back(ix: GraphIndex, value: int) -> tuple[list[tuple[str, str]], tuple[
             continue
         node = ix.graph.producer(value)
         if node is None:
-            return met, None
+            return met, None, value
         use = ix.matrix_use(node)
         if use is not None:
-            return met, (node, use[0])
+            return met, (node, use[0]), value
         params = ix.graph.param_inputs(node)
         tainted = ix.graph.tainted_inputs(node)
         if node.name in NORM_FUNCS and tainted:
@@ -50,7 +57,7 @@ def walk_back(ix: GraphIndex, value: int) -> tuple[list[tuple[str, str]], tuple[
             elif sum(_is_gate(ix, v) for v in (a, b)) == 1:  # sigmoid(r) * v (RWKV's channel mix): through v
                 value = b if _is_gate(ix, a) else a
             else:
-                return met, None
+                return met, None, value
             continue
         if node.name in MUL_FUNCS and len(tainted) == 1:
             other = [v for v in node.inputs.values() if v != tainted[0]]
@@ -83,15 +90,15 @@ def walk_back(ix: GraphIndex, value: int) -> tuple[list[tuple[str, str]], tuple[
         if node.name in CAT_FUNCS and not params and len(tainted) > 1:
             ends = [walk_back(ix, v) for v in tainted]  # parts made by one layer (ProphetNet's main and n-gram streams)
             if all(end[1] is not None and end[1][1] == ends[0][1][1] for end in ends):  # type: ignore[index]
-                return met + ends[0][0], ends[0][1]
-            return met, None
+                return met + ends[0][0], ends[0][1], value
+            return met, None, value
         if node.name in SHAPE_FUNCS and not params and data is not None and data in tainted:
             value = data  # x.reshape_as(y): y gives only the shape
             continue
         if (params and node.name not in PARAMETRIC_ACTIVATION_FUNCS) or len(tainted) != 1:
-            return met, None
+            return met, None, value
         value = tainted[0]
-    return met, None
+    return met, None, value
 
 
 SCATTER_ADD_FUNCS = frozenset({"index_add", "index_add_", "scatter_add", "scatter_add_"})
@@ -156,9 +163,13 @@ GATE_FUNCS = frozenset({"sigmoid", "sigmoid_"})
 
 
 def _is_gate(ix: GraphIndex, value: int) -> bool:
-    """Whether ``value`` is a sigmoid's output (through reshapes): a gate in (0, 1), never the branch's zero."""
+    """Whether ``value`` is a sigmoid's output, through reshapes and constant scales and shifts (a hyper-connection's
+    ``2 sigmoid(z) + eps``): a gate in a fixed positive range, never the branch's zero."""
     node = ix.graph.producer(value)
-    while node is not None and node.name in SHAPE_FUNCS and len(ix.graph.tainted_inputs(node)) == 1:
+    while node is not None and len(ix.graph.tainted_inputs(node)) == 1 and not ix.graph.param_inputs(node):
+        constant = node.name in MUL_FUNCS | ADD_FUNCS and len(node.inputs) == 1  # the constant is a number
+        if node.name not in SHAPE_FUNCS and not constant:
+            break
         node = ix.graph.producer(ix.graph.tainted_inputs(node)[0])
     return node is not None and node.name in GATE_FUNCS
 

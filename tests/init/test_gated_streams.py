@@ -1,0 +1,129 @@
+"""Residual streams of recent Hugging Face decoders (issue 30), in plain torch: a hyper-connection that adds a
+gated sum of routed and shared experts to its streams (HY-V4: ``streams + (2 sigmoid(z) + eps) * (moe + shared)``),
+a mixture whose shared expert is two layers (not a projection shortcut), and sums that scale their skip (Beam's
+depth-scaled ``sqrt(1/2) x + f / sqrt(2)``, Ergo's gate ``sqrt(1 + sigmoid(w)) e^{-softplus(w)/2}``), which no
+initialisation of the branch makes the identity: the promise check says so and names the mechanism."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from detinit import initialize
+from detinit.diagnostics.promises import SCALED_SKIP, zero_start_promises
+
+WIDTH, STREAMS = 8, 2
+
+
+class TwoExperts(nn.Module):
+    """A routed expert weighted by a softmax router, plus a shared expert of two layers, summed side by side."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.router = nn.Linear(WIDTH, 2)
+        self.up, self.down = nn.Linear(WIDTH, 2 * WIDTH), nn.Linear(2 * WIDTH, WIDTH)
+        self.shared_up, self.shared_down = nn.Linear(WIDTH, WIDTH), nn.Linear(WIDTH, WIDTH)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.router(x).softmax(-1)[..., :1]
+        routed = self.down(F.silu(self.up(x))) * weight
+        return routed + self.shared_down(F.silu(self.shared_up(x)))
+
+
+class HyperConnectedBlock(nn.Module):
+    """``streams + post (x) moe(norm(sum_i pre_i streams_i))``, ``post = 2 sigmoid(z) + eps`` per stream."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mix = nn.Linear(STREAMS * WIDTH, 2 * STREAMS)
+        self.norm = nn.RMSNorm(WIDTH)
+        self.moe = TwoExperts()
+
+    def forward(self, streams: torch.Tensor) -> torch.Tensor:  # (batch, tokens, streams, width)
+        pre, post = self.mix(streams.flatten(2)).split(STREAMS, dim=-1)
+        x = (torch.sigmoid(pre).unsqueeze(-1) * streams).sum(2)
+        post = 2.0 * torch.sigmoid(post) + 1e-6
+        return post.unsqueeze(-1) * self.moe(self.norm(x)).unsqueeze(-2) + streams
+
+
+class HyperConnectedModel(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(50, WIDTH)
+        self.blocks = nn.ModuleList([HyperConnectedBlock(), HyperConnectedBlock()])
+        self.head = nn.Linear(WIDTH, 5)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        streams = self.embed(ids).unsqueeze(2).expand(-1, -1, STREAMS, -1)
+        for block in self.blocks:
+            streams = block(streams)
+        return self.head(streams.mean(2))
+
+
+class SandwichMoEBlock(nn.Module):
+    """``x + norm(experts(norm x) + shared(norm x))``: the shared expert is a branch beside the routed one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pre, self.post = nn.RMSNorm(WIDTH), nn.RMSNorm(WIDTH)
+        self.moe = TwoExperts()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.post(self.moe(self.pre(x)))
+
+
+def test_a_gated_sum_of_experts_on_hyper_connected_streams_ends_each_expert_at_zero() -> None:
+    model = HyperConnectedModel()
+    ids = torch.randint(0, 50, (2, 6))
+    report = initialize(model, "zero", example_inputs=ids)
+    roles = {r.name: r.role for r in report.records}
+    for block in ("blocks.0", "blocks.1"):
+        assert roles[f"{block}.moe.down.weight"] == "branch_last"
+        assert roles[f"{block}.moe.shared_down.weight"] == "branch_last"
+    promises = {p.promise: p for p in zero_start_promises(model, torch.randint(0, 50, (3, 5)))}
+    assert all(p.kept is not False for p in promises.values()), promises
+    assert promises["residual branches add 0"].checked >= 2
+
+
+def test_a_shared_expert_of_two_layers_is_no_skip_of_the_sum_inside_a_branch() -> None:
+    model = nn.Sequential(SandwichMoEBlock(), SandwichMoEBlock())
+    x = torch.randn(2, 5, WIDTH)
+    initialize(model, "zero", example_inputs=x)
+    promises = {p.promise: p for p in zero_start_promises(model, torch.randn(3, 4, WIDTH))}
+    branches, blocks = promises["residual branches add 0"], promises["blocks are the identity"]
+    assert branches.kept and branches.checked == 2, (branches.error, branches.where)  # the two block sums alone
+    assert blocks.kept and blocks.checked == 2
+
+
+class ScaledSkipBlock(nn.Module):
+    """Beam's depth-scaled sum (``gated=False``) or Ergo's gated one."""
+
+    def __init__(self, gated: bool) -> None:
+        super().__init__()
+        self.gated = gated
+        self.norm = nn.RMSNorm(WIDTH)
+        self.up, self.down = nn.Linear(WIDTH, 2 * WIDTH), nn.Linear(2 * WIDTH, WIDTH)
+        self.gate = nn.Parameter(torch.zeros(WIDTH))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.down(F.gelu(self.up(self.norm(x))))
+        if not self.gated:
+            return f / math.sqrt(2) + x * math.sqrt(1 / 2)
+        skip = torch.sqrt(1 + self.gate.sigmoid()) * torch.exp(-0.5 * F.softplus(self.gate))
+        return self.gate.sigmoid() * f + skip * x
+
+
+@pytest.mark.parametrize("gated, scale", [(False, "a constant, 0.7071"), (True, "computed from parameters, 0.866")])
+def test_a_sum_that_scales_its_skip_breaks_the_identity_and_says_why(gated: bool, scale: str) -> None:
+    model = nn.Sequential(ScaledSkipBlock(gated), ScaledSkipBlock(gated))
+    initialize(model, "zero", example_inputs=torch.randn(2, 5, WIDTH))
+    promises = {p.promise: p for p in zero_start_promises(model, torch.randn(3, 4, WIDTH))}
+    assert promises["residual branches add 0"].kept  # ZerO did its part: the branches add 0
+    blocks = promises["blocks are the identity"]
+    expected = 1 - (0.5**0.5 if not gated else 0.75**0.5)  # the block is scale * x
+    assert blocks.kept is False and blocks.error == pytest.approx(expected, rel=1e-6)
+    assert SCALED_SKIP in blocks.why and scale in blocks.why
