@@ -168,7 +168,9 @@ def _blocks_identity(ix: GraphIndex, sums: list[ResidualSum], tolerance: float, 
         return Promise(BLOCKS_IDENTITY, None, 0.0, "", 0)
     number = max(errors, key=errors.__getitem__)
     kept = errors[number] <= tolerance
-    why = "" if kept else _scaled_skip(ix, skips[number]) or _unnormalised_post_norm(ix, *found[number])
+    why = (
+        "" if kept else _scaled_skip(ix, skips[number], found[number][0]) or _unnormalised_post_norm(ix, *found[number])
+    )
     why = why or ("" if kept else _post_activation(ix, *found[number]))
     return Promise(BLOCKS_IDENTITY, kept, errors[number], graph.calls[number].name, len(errors), why)
 
@@ -199,13 +201,15 @@ def _post_activation(ix: GraphIndex, entry: int, exit_: int) -> str:
     )
 
 
-def _scaled_skip(ix: GraphIndex, skips: list[int]) -> str:
+def _scaled_skip(ix: GraphIndex, skips: list[int], entry: int) -> str:
     """The mechanism where a block's sum scales its skip (Beam's depth-scaled ``sqrt((i - 1) / i) x + f(x) /
     sqrt(i)``, a gate ``sqrt(1 + sigmoid(w)) e^{-softplus(w) / 2}`` that is 1 only as ``w -> -inf``): the block
-    is the identity only where the scale is 1, which no initialisation of its branch changes."""
+    is the identity only where the scale is 1, which no initialisation of its branch changes. Only a sum whose
+    skip is the block's input ``entry`` scaled counts (not a sum inside its attention)."""
     for skip in skips:
         node = ix.graph.producer(reshaped_from(ix.graph, skip)[-1])
-        if node is None or node.name not in MUL_FUNCS or len(ix.graph.tainted_inputs(node)) != 1:
+        tainted = ix.graph.tainted_inputs(node) if node is not None and node.name in MUL_FUNCS else []
+        if len(tainted) != 1 or entry not in reshaped_from(ix.graph, tainted[0]):
             continue
         others = [v for v in node.inputs.values() if not ix.graph.values[v].tainted]
         scale = [ix.graph.tensors[v].detach().double().flatten() for v in others]
