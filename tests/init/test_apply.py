@@ -205,6 +205,7 @@ def test_every_scheme_on_conv_transpose_and_grouped_layers():
         "rezero",
         "gpt2",
         "tfixup",
+        "idinit",
     }
 
 

@@ -26,7 +26,7 @@ def test_yaml_and_toml_files_and_overrides(tmp_path):
             {"model": "resnet21"},
             r"model='resnet21' is not allowed \(did you mean .*'resnet20'.*allowed values: constnet",
         ),
-        ({"init": "he"}, r"init='he' is not allowed.*allowed values: constnet, fixup, gpt2, kaiming"),
+        ({"init": "he"}, r"init='he' is not allowed.*allowed values: constnet, fixup, gpt2, idinit, kaiming"),
         ({"data": "cifar"}, r"data='cifar' is not allowed \(did you mean 'cifar10'"),
         ({"symmetry": "atomics"}, r"symmetry='atomics' is not allowed.*none, gpu, rounding, dropout"),
         ({"schedule": "linear"}, r"schedule='linear' is not allowed.*constant, step, cosine, constnet"),

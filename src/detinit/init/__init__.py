@@ -1,7 +1,7 @@
 """Deterministic and random initialisers.
 
 Tensor level (in place, ``torch.nn.init`` conventions): :func:`zero_`,
-:func:`partial_identity_`, :func:`identity_`, :func:`const_avg_`,
+:func:`partial_identity_`, :func:`identity_`, :func:`const_avg_`, :func:`idinit_`,
 :func:`hadamard`, and the random baselines taking an explicit generator.
 Model level: :func:`initialize` and :func:`check_zero_one`.
 """
@@ -13,6 +13,7 @@ from .roles.vocabulary import ROLES
 from .schemes import get_scheme, list_schemes
 from .tensor.constnet import const_avg_
 from .tensor.hadamard import fill_sylvester_, hadamard
+from .tensor.idinit import idinit_
 from .tensor.random import (
     fans,
     kaiming_normal_,
@@ -35,6 +36,7 @@ __all__ = [
     "hadamard",
     "hadamard_scale",
     "identity_",
+    "idinit_",
     "initialize",
     "kaiming_normal_",
     "kaiming_uniform_",

@@ -222,7 +222,8 @@ def _scheme_rule(scheme: Scheme, geometry: Matrix | Table, layer: LayerInfo) -> 
     note = ""
     if layer.role in RESIDUAL_LAST_ROLES and zero_on_norm(scheme.policy, layer):
         role = "branch" if layer.role == "branch_last" else "default"
-        layer, note = replace(layer, role=role), " (a norm or layer scale follows: it starts at 0 instead)"
+        value = _end_value(scheme.policy, layer)
+        layer, note = replace(layer, role=role), f" (a norm or layer scale follows: it starts at {value:g} instead)"
     if isinstance(geometry, Table):
         rule = scheme.table_rule(geometry, layer)
     else:
@@ -276,7 +277,7 @@ def _norm_rule(
     if kind == "shift":
         rule = NORM_SHIFT_ZERO
     elif kind == "scale":
-        rule = zeros(_why_zero_on_norm(scheme, layer)) if zero_on_norm(scheme.policy, layer) else NORM_SCALE_ONE
+        rule = _end_on_norm(scheme, layer) if zero_on_norm(scheme.policy, layer) else NORM_SCALE_ONE
     elif kind == "offset_scale":
         rule = _offset_scale_rule(scheme, layer, 1.0 if use is None or use.offset is None else use.offset)
     else:
@@ -287,16 +288,29 @@ def _norm_rule(
 def _offset_scale_rule(scheme: Scheme, layer: LayerInfo, offset: float) -> ParamRule:
     """A norm scale held as ``offset + w``: ``w = 1 - offset`` for a scale of 1, ``w = -offset`` for a zero."""
     zero = zero_on_norm(scheme.policy, layer)
-    if offset == 1.0:  # Gemma's 1 + w
+    end = _end_value(scheme.policy, layer)
+    if offset == 1.0 and end == 0.0:  # Gemma's 1 + w
         return (
             ParamRule("minus_ones", _why_zero_on_norm(scheme, layer) + "; the scale is 1 + w", MINUS_ONES)
             if zero
             else NORM_OFFSET_SCALE_ONE
         )
-    value = -offset if zero else 1.0 - offset
+    value = end - offset if zero else 1.0 - offset
     why = _why_zero_on_norm(scheme, layer) if zero else "norm scale starts at 1"
     why = f"{why}; the scale is {offset:g} + w (the constant read from the traced call)"
     return ParamRule(f"constant({value:g})", why, constant_fill(value))
+
+
+def _end_value(policy: Policy, layer: LayerInfo) -> float:
+    """Where a zero placed on a norm starts: 0, or for a branch end the policy's ``branch_end_value``."""
+    return 0.0 if layer.role == "classifier_norm" else policy.branch_end_value
+
+
+def _end_on_norm(scheme: Scheme, layer: LayerInfo) -> ParamRule:
+    """The scale of a norm that carries a branch's (or the output's) start: 0, or IDInit's epsilon."""
+    value = _end_value(scheme.policy, layer)
+    why = _why_zero_on_norm(scheme, layer)
+    return zeros(why) if value == 0.0 else ParamRule(f"constant({value:g})", why, constant_fill(value))
 
 
 def _why_zero_on_norm(scheme: Scheme, layer: LayerInfo) -> str:
@@ -305,8 +319,10 @@ def _why_zero_on_norm(scheme: Scheme, layer: LayerInfo) -> str:
             f"norm before an output layer tied to the token embedding: scale starts at 0, so the output is 0 "
             f"({scheme.name})"
         )
+    value = _end_value(scheme.policy, layer)
+    start = "0, so the branch outputs 0" if value == 0.0 else f"{value:g}, so the branch outputs ~0"
     return (
-        f"norm after the last layer of a residual branch: scale starts at 0, so the branch outputs 0 "
+        f"norm after the last layer of a residual branch: scale starts at {start} "
         f"({scheme.name}; the layer before it keeps its own rule)"
     )
 

@@ -9,6 +9,7 @@ from ..roles.vocabulary import LayerInfo
 from .base import Policy, Scheme
 from .constnet import ConstNetScheme
 from .fixup import FixupScheme
+from .idinit import IDInitScheme
 from .random import GatedScheme, RandomScheme
 from .registry import SCHEMES, get_scheme, list_schemes
 from .rule import ParamRule, WeightRule, row_blocks_rule
@@ -21,6 +22,7 @@ __all__ = [
     "FixupScheme",
     "GPT2Scheme",
     "GatedScheme",
+    "IDInitScheme",
     "LayerInfo",
     "ParamRule",
     "Policy",

@@ -41,7 +41,9 @@ class Policy:
     """A scheme's switches: what the resolver and :func:`detinit.initialize` do for it beyond its rules.
 
     Attributes:
-        zeroes_branch_ends: every residual branch starts at 0 (ZerO, ConstNet, Fixup, ``zero_init_last``).
+        zeroes_branch_ends: every residual branch starts at 0 (ZerO, ConstNet, Fixup, ``zero_init_last``), or at
+            ``branch_end_value`` (IDInit's :math:`\varepsilon`).
+        branch_end_value: the value a branch's end starts at where it is a norm's scale or a layer scale.
         norm_aware: that zero goes on the norm or layer scale after the branch's last layer, where there is
             one (``branch_last_norm``); the layer keeps an ordinary branch layer's rule.
         zeroes_classifier: the output layer starts at 0 (tied to the token embedding: the norm before it).
@@ -56,6 +58,7 @@ class Policy:
     """
 
     zeroes_branch_ends: bool = False
+    branch_end_value: float = 0.0
     norm_aware: bool = True
     zeroes_classifier: bool = False
     escapes_constant_readout: bool = False

@@ -13,6 +13,7 @@ from ...registry import Registry
 from .base import Scheme
 from .constnet import ConstNetScheme
 from .fixup import FixupScheme
+from .idinit import IDInitScheme
 from .random import GatedScheme, RandomScheme
 from .transformer import GPT2Scheme, TFixupScheme
 from .zero import ZerOScheme
@@ -23,6 +24,7 @@ SCHEMES.add(
     "partial_identity", lambda **kw: ZerOScheme(hadamard=False, **kw), "ZerO without Hadamard: partial identity only"
 )
 SCHEMES.add("constnet", ConstNetScheme, "ConstNet: channel averaging (ConstAvg), zeros for branch ends")
+SCHEMES.add("idinit", IDInitScheme, "IDInit (Pan et al. 2025): padded identity, branch ends at eps x identity")
 SCHEMES.add("kaiming", lambda **kw: RandomScheme("kaiming", **kw), "He et al. 2015")
 SCHEMES.add("xavier", lambda **kw: RandomScheme("xavier", **kw), "Glorot & Bengio 2010")
 SCHEMES.add("orthogonal", lambda **kw: RandomScheme("orthogonal", **kw), "Saxe et al. 2014")
