@@ -71,6 +71,8 @@ def test_the_scheme_is_registered_and_checks_its_options() -> None:
         initialize(nn.Linear(2, 2), "idinit", tau=0)
     with pytest.raises(ValueError, match=r"scheme option eps=-1 is not supported"):
         initialize(nn.Linear(2, 2), "idinit", eps=-1)
+    with pytest.raises(ValueError, match=r"scheme option variant='norm' is not supported; choose one of"):
+        initialize(nn.Linear(2, 2), "idinit", variant="norm")
 
 
 def test_resnet20_with_batchnorm_puts_idiz_on_each_branchs_last_norm() -> None:
@@ -82,6 +84,9 @@ def test_resnet20_with_batchnorm_puts_idiz_on_each_branchs_last_norm() -> None:
     assert rules[f"{block}.bn2.weight"] == "constant(1e-06)" and rules[f"{block}.bn1.weight"] == "ones"
     assert torch.equal(model.get_submodule(f"{block}.bn2").weight, torch.full((32,), 1e-6))
     assert rules["fc.weight"] == "idiz"
+    literal = create_model("resnet20")  # the paper's recipe read literally: IDIZ on the conv, the norm at 1
+    paper = {r.name: r.rule for r in initialize(literal, "idinit", variant="paper").records}
+    assert paper[f"{block}.conv2.weight"] == "idiz" and paper[f"{block}.bn2.weight"] == "ones"
     again = create_model("resnet20")
     initialize(again, "idinit")
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
@@ -135,3 +140,20 @@ def test_a_transformer_gets_idi_inside_branches_and_idiz_at_their_ends() -> None
     assert by_role["attn_out"] == {"idiz"} and by_role["branch_last"] == {"idiz"}
     assert by_role["branch"] == {"idi"}
     assert not [r.name for r in report.records if r.rule == "unknown"]
+
+
+def test_stacked_identity_shortcuts_duplicate_every_channel_after_a_widening_stage() -> None:
+    """The mechanism docs/results.md section 13 measures: ResNet-20's 1x1 shortcuts 16 -> 32 -> 64 under IDInit
+    are stacked identities, its branches add ~0, so stage 2's channel c + 16 equals channel c (stage 3 likewise);
+    under ZerO's Hadamard shortcuts no two channels are equal."""
+    x = torch.randn(8, 3, 32, 32)
+    for scheme, duplicated in (("idinit", True), ("zero", False)):
+        model = create_model("resnet20")
+        initialize(model, scheme)
+        model.eval()
+        with torch.no_grad():
+            stage2 = model.stages[1](model.stages[0](model.stem(x)))
+        flat = stage2.transpose(0, 1).reshape(32, -1)
+        assert torch.allclose(flat[16:], flat[:16], atol=1e-4) is duplicated, scheme
+        if not duplicated:
+            assert torch.cdist(flat, flat).add(torch.eye(32) * 1e9).min() > 1e-3
