@@ -157,3 +157,21 @@ def test_stacked_identity_shortcuts_duplicate_every_channel_after_a_widening_sta
         assert torch.allclose(flat[16:], flat[:16], atol=1e-4) is duplicated, scheme
         if not duplicated:
             assert torch.cdist(flat, flat).add(torch.eye(32) * 1e9).min() > 1e-3
+
+
+def test_zero_with_branch_end_starts_each_branch_at_eps_times_its_ordinary_rule() -> None:
+    """ZerO's option ``branch_end`` (issue 31's candidate "a small eps instead of an exact 0"): the last conv of a
+    normalisation-free branch is eps x its identity, a BatchNorm after one gets eps as its scale; the output layer
+    stays 0 and the default (0) is the exact zero."""
+    plain = create_model("resnet20", norm="none")
+    rules = {r.name: r.rule for r in initialize(plain, "zero", branch_end=1e-3).records}
+    assert rules["stages.0.0.conv2.weight"] == "scaled_identity" and rules["fc.weight"] == "zeros"
+    centre = plain.stages[0][0].conv2.weight[:, :, 1, 1]
+    assert torch.equal(centre, torch.eye(16) * 1e-3)
+    normed = create_model("resnet20")
+    rules = {r.name: r.rule for r in initialize(normed, "zero", branch_end=1e-3).records}
+    assert rules["stages.0.0.bn2.weight"] == "constant(0.001)" and rules["stages.0.0.conv2.weight"] == "identity"
+    default = {r.name: r.rule for r in initialize(create_model("resnet20"), "zero").records}
+    assert default["stages.0.0.bn2.weight"] == "zeros"
+    with pytest.raises(ValueError, match=r"scheme option branch_end=2 is not supported"):
+        initialize(nn.Linear(2, 2), "zero", branch_end=2)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -18,7 +19,7 @@ from ..tensor.row_fills import RowFill
 from ..tensor.zero import HADAMARD_NORMS, hadamard_scale, partial_identity_, zero_, zero_unfolded_
 from ..tensor.zero_rows import partial_identity_rows_, zero_embedding_rows_, zero_rows_, zero_unfolded_rows_
 from .base import Policy, Scheme
-from .rule import ParamRule, check_bool, check_choice, index_fill, zeros
+from .rule import ParamRule, check_bool, check_choice, check_number, index_fill, zeros
 
 
 class ZerOScheme(Scheme):
@@ -80,12 +81,14 @@ class ZerOScheme(Scheme):
         attention: str = "identity",
         constant_token: bool = False,
         variant: str = "detinit",
+        branch_end: float = 0.0,
     ) -> None:
         self.norm = check_choice("norm", norm, HADAMARD_NORMS)
         self.hadamard = check_bool("hadamard", hadamard)
         self.attention = check_choice("attention", attention, self.ATTENTION)
         self.constant_token = check_bool("constant_token", constant_token)
         self.variant = check_choice("variant", variant, self.VARIANTS)
+        self.branch_end = check_number("branch_end", branch_end, 0.0, 1.0)
         ours = variant == "detinit"  # the zero on the norm, distinct Hadamard rows, the constant readout escaped
         self.policy = Policy(
             zeroes_branch_ends=True,
@@ -94,6 +97,7 @@ class ZerOScheme(Scheme):
             escapes_constant_readout=ours,
             settles_embedding_norm=ours,
             deterministic_recurrence=True,
+            branch_end_value=self.branch_end,
         )
         self.columns = "spanning" if ours else "first"
         self.name = "zero" if hadamard else "partial_identity"
@@ -105,6 +109,8 @@ class ZerOScheme(Scheme):
             opts["attention"] = self.attention
         if self.constant_token:
             opts["constant_token"] = True
+        if self.branch_end:
+            opts["branch_end"] = self.branch_end
         return opts
 
     def check_model(self, model_name: str, roles: frozenset[str], modules: Sequence[nn.Module]) -> None:
@@ -121,6 +127,9 @@ class ZerOScheme(Scheme):
         role = layer.role
         if role == "classifier":
             return zeros("classifier starts at 0 (ZerO): the output is 0 at init")
+        ends = role == "branch_last" or (self.attention == "identity" and role == "attn_out")
+        if ends and self.branch_end:
+            return scaled_end_rule(self.matrix_rule(matrix, replace(layer, role="branch")), self.branch_end)
         if role == "branch_last":
             return zeros("last layer of a residual branch starts at 0: the block is the identity")
         if self.attention == "identity" and role == "attn_out":
@@ -172,6 +181,21 @@ class ZerOScheme(Scheme):
         if layer.role == "position":
             return zeros("learned positions start at 0: tokens alone set the input; training adds positions")
         return embedding_rule(table, self.norm, self.constant_token)
+
+
+def scaled_end_rule(rule: ParamRule | None, scale: float) -> ParamRule | None:
+    """A branch's last layer at ``scale`` times its ordinary rule (option ``branch_end``, IDInit's IDIZ for ZerO):
+    the branch outputs ``O(scale)`` and every layer before it gets a gradient at the first step."""
+    if rule is None:
+        return None
+    fill = rule.fill
+
+    def whole(w: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        fill(w, g)
+        return w.mul_(scale)
+
+    reason = f"last layer of a residual branch at {scale:g} x ({rule.reason}) (branch_end={scale:g})"
+    return ParamRule("scaled_" + rule.rule, reason, whole)
 
 
 def expanding_rule(matrix: Matrix, where: str, norm: str, columns: str, variant: str) -> ParamRule:
