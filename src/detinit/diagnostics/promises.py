@@ -168,10 +168,14 @@ def _blocks_identity(ix: GraphIndex, sums: list[ResidualSum], tolerance: float, 
         return Promise(BLOCKS_IDENTITY, None, 0.0, "", 0)
     number = max(errors, key=errors.__getitem__)
     kept = errors[number] <= tolerance
-    why = (
-        "" if kept else _scaled_skip(ix, skips[number], found[number][0]) or _unnormalised_post_norm(ix, *found[number])
-    )
-    why = why or ("" if kept else _post_activation(ix, *found[number]))
+    why = ""
+    if not kept:  # the mechanism, where the check can tell it
+        entry, exit_ = found[number]
+        why = (
+            _scaled_skip(ix, skips[number], entry)
+            or _unnormalised_post_norm(ix, entry, exit_)
+            or _post_activation(ix, entry, exit_)
+        )
     return Promise(BLOCKS_IDENTITY, kept, errors[number], graph.calls[number].name, len(errors), why)
 
 

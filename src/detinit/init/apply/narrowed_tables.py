@@ -30,7 +30,7 @@ def settle_narrowed_tables_(
     index = {entry.name: i for i, entry in enumerate(entries)}
     for table, layer_weight, width in narrowed:
         name = f"{table}.weight"
-        if name not in index or entries[index.get(layer_weight, -1)].rule != "partial_identity":
+        if name not in index or layer_weight not in index or entries[index[layer_weight]].rule != "partial_identity":
             continue
         entry = entries[index[name]]
         weight = model.get_submodule(table).weight

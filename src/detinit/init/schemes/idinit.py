@@ -38,8 +38,8 @@ class IDInitScheme(Scheme):
     last layer of every residual branch and on the output layer.
 
     Options: ``tau`` (1), ``eps`` (1e-6), ``variant`` (``"detinit"``: ``IDIZ`` on the norm or layer scale after a
-    branch's last layer where there is one; ``"paper"``: on that layer). Deterministic: no random draw, two calls give the same weights bitwise.
-    Biases start at 0 and norms at 1, as every scheme's.
+    branch's last layer where there is one; ``"paper"``: on that layer). Deterministic: no random draw, two calls
+    give the same weights bitwise. Biases start at 0 and norms at 1, as every scheme's.
 
     >>> from detinit.init.roles.layers import Matrix
     >>> IDInitScheme().matrix_rule(Matrix.linear(4, 8), LayerInfo("branch_last")).rule

@@ -49,6 +49,11 @@ class ZerOScheme(Scheme):
     The networks that reproduce an official one (``zero_resnet*``,
     ``mnist_mlp``) default to ``variant="paper"``.
 
+    **branch_end** (default 0): where > 0, each branch's last layer starts at
+    ``branch_end`` times its ordinary rule (or the norm or layer scale after it
+    at ``branch_end``) instead of 0, IDInit's IDIZ for ZerO; the output layer
+    stays 0. Measured in ``docs/results.md`` (section 13).
+
     **Transformers.** A pre-LN block :math:`x + \mathrm{Attn}(\mathrm{LN}(x))`,
     :math:`x + \mathrm{MLP}(\mathrm{LN}(x))` is the identity at init when each
     branch outputs 0. ``attention=`` picks how the attention branch gets there:

@@ -38,7 +38,7 @@ def find_embedding_norms(ix: GraphIndex) -> None:
 def find_narrowed_tables(ix: GraphIndex) -> None:
     """Token tables whose rows reach a narrowing layer (``out < in`` features) through reshapes, constant
     scales, added positions and norms alone: ``(table module, layer weight, out features)`` in
-    ``result.narrowed_tables``. The first such layer of each table is taken."""
+    ``result.narrowed_tables``, where all the rows reach is that one layer (:func:`_narrowing_layer`)."""
     norm_output_of = {value: output for output, value in ix.norm_outputs.items()}
     for node in ix.graph.nodes:
         if node.name != "embedding" or 1 not in node.inputs or not node.outputs:
