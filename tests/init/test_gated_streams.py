@@ -127,3 +127,39 @@ def test_a_sum_that_scales_its_skip_breaks_the_identity_and_says_why(gated: bool
     expected = 1 - (0.5**0.5 if not gated else 0.75**0.5)  # the block is scale * x
     assert blocks.kept is False and blocks.error == pytest.approx(expected, rel=1e-6)
     assert SCALED_SKIP in blocks.why and scale in blocks.why
+
+
+class PostNormLayer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.down = nn.Linear(WIDTH, 2 * WIDTH), nn.Linear(2 * WIDTH, WIDTH)
+        self.norm = nn.LayerNorm(WIDTH)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x + self.down(F.gelu(self.up(x))))
+
+
+class EncoderBesideALateral(nn.Module):
+    """Mask2Former's pixel decoder in small: post-norm encoder layers, whose output is then added to a lateral
+    projection of the input (a feature-pyramid sum, not a residual block of the encoder)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.lateral = nn.Linear(WIDTH, WIDTH), nn.Linear(WIDTH, WIDTH)
+        self.layers = nn.Sequential(PostNormLayer(), PostNormLayer())
+        self.head = nn.Linear(WIDTH, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.lateral(x) + self.layers(self.embed(x)))
+
+
+def test_a_post_norm_after_a_residual_sum_is_not_zeroed_as_a_branch_end() -> None:
+    """Walking back from the outer sum meets the last layer's post-norm, then its residual sum: that norm does not
+    end a branch (zeroing it would make the whole encoder's output 0); only a norm after layers summed side by
+    side does (routed plus shared experts)."""
+    model = EncoderBesideALateral()
+    report = initialize(model, "zero", example_inputs=torch.randn(2, 5, WIDTH))
+    rules = {r.name: r.rule for r in report.records}
+    assert rules["layers.1.norm.weight"] == rules["layers.0.norm.weight"] == "ones"
+    with torch.no_grad():
+        assert float(model.layers(model.embed(torch.randn(3, 4, WIDTH))).abs().amax()) > 0.5

@@ -209,7 +209,9 @@ def _mark_branch_end(ix: GraphIndex, branch: int, block: str) -> str | None:
     met = [(kind, name) for kind, name in met if kind != "norm" or has_scale(ix, name)]  # LN(0) = 0 without one
     if layer is None:
         norms = [name for kind, name in met if kind == "norm"]
-        if norms:  # a norm after a sum of layers (routed + shared experts, then a sandwich norm): it carries the zero
+        if norms and _side_by_side_terms(ix.graph, stop):
+            # a norm after a sum of layers (routed + shared experts, then a sandwich norm): it carries the zero; not a
+            # post-norm after a residual sum (x + f(x)), which would zero the whole stream before it
             why = f"norm ending the branch of {block}, after a sum of layers"
             ix.result.set_role(norms[0], "branch_last_norm", why, block, over=True)
         elif not met and stop != branch and (terms := _side_by_side_terms(ix.graph, stop)):
