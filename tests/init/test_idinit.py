@@ -175,3 +175,25 @@ def test_zero_with_branch_end_starts_each_branch_at_eps_times_its_ordinary_rule(
     assert default["stages.0.0.bn2.weight"] == "zeros"
     with pytest.raises(ValueError, match=r"scheme option branch_end=2 is not supported"):
         initialize(nn.Linear(2, 2), "zero", branch_end=2)
+
+
+@pytest.mark.parametrize("in_features, out_features", [(16, 16), (8, 24), (24, 8)])
+def test_a_scaled_branch_end_keeps_its_row_form_for_sharded_weights(in_features: int, out_features: int) -> None:
+    """A shard of a ``branch_end`` layer writes exactly its rows of the whole fill (the contract of
+    detinit.init.tensor.row_fills), so sharded and unsharded models get the same weights."""
+    from detinit.init.roles.layers import Matrix
+    from detinit.init.roles.vocabulary import LayerInfo
+    from detinit.init.schemes import ZerOScheme
+    from detinit.init.tensor.row_fills import RowFill
+
+    rule = ZerOScheme(branch_end=1e-3).matrix_rule(Matrix.linear(in_features, out_features), LayerInfo("branch_last"))
+    assert isinstance(rule.fill, RowFill)
+    whole = torch.empty(out_features, in_features)
+    rule.fill(whole, torch.Generator())
+    block = torch.empty(5, in_features)
+    rule.fill.rows(block, 3, out_features, torch.Generator())
+    assert torch.equal(block, whole[3:8])
+    ordinary = ZerOScheme().matrix_rule(Matrix.linear(in_features, out_features), LayerInfo("branch"))
+    plain = torch.empty(out_features, in_features)
+    ordinary.fill(plain, torch.Generator())
+    assert torch.equal(whole, plain * 1e-3)

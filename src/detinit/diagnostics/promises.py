@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from ..init.roles.trace import Graph, record_forward
-from ..init.roles.traced.index import MUL_FUNCS, NORM_FUNCS, GraphIndex, number_arguments
+from ..init.roles.traced.index import NORM_FUNCS, GraphIndex, number_arguments
 from ..init.roles.traced.residuals import ResidualSum, reshaped_from, residual_sums
 
 ZERO_LOGITS = "zero logits"
@@ -184,9 +184,8 @@ def _skip_sources(ix: GraphIndex, skip: int) -> list[int]:
     (a parameter, ``x * s + f(x)``, or a gate computed from one, Ergo's ``sqrt(1 + sigmoid(w)) x``): the block's
     input is one of them."""
     found = reshaped_from(ix.graph, skip)
-    node = ix.graph.producer(found[-1])
-    tainted = ix.graph.tainted_inputs(node) if node is not None and node.name in MUL_FUNCS else []
-    return found if len(tainted) != 1 else found + reshaped_from(ix.graph, tainted[0])
+    scaled = ix.scaled_input(found[-1])
+    return found if scaled is None else found + reshaped_from(ix.graph, scaled[1])
 
 
 def _post_activation(ix: GraphIndex, entry: int, exit_: int) -> str:
@@ -211,10 +210,10 @@ def _scaled_skip(ix: GraphIndex, skips: list[int], entry: int) -> str:
     is the identity only where the scale is 1, which no initialisation of its branch changes. Only a sum whose
     skip is the block's input ``entry`` scaled counts (not a sum inside its attention)."""
     for skip in skips:
-        node = ix.graph.producer(reshaped_from(ix.graph, skip)[-1])
-        tainted = ix.graph.tainted_inputs(node) if node is not None and node.name in MUL_FUNCS else []
-        if len(tainted) != 1 or entry not in reshaped_from(ix.graph, tainted[0]):
+        scaled = ix.scaled_input(reshaped_from(ix.graph, skip)[-1])
+        if scaled is None or entry not in reshaped_from(ix.graph, scaled[1]):
             continue
+        node = scaled[0]
         others = [v for v in node.inputs.values() if not ix.graph.values[v].tainted]
         scale = [ix.graph.tensors[v].detach().double().flatten() for v in others]
         scale = torch.cat(scale) if others else torch.tensor(number_arguments(node), dtype=torch.float64)

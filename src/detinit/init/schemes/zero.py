@@ -6,7 +6,7 @@ and Hadamard matrices, zeros at every branch end and at the output. The fills ar
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import torch
@@ -193,14 +193,22 @@ def scaled_end_rule(rule: ParamRule | None, scale: float) -> ParamRule | None:
     the branch outputs ``O(scale)`` and every layer before it gets a gradient at the first step."""
     if rule is None:
         return None
+
+    def scaled(fill: Callable[..., object]) -> Callable[..., torch.Tensor]:
+        def write(w: torch.Tensor, *args: object) -> torch.Tensor:  # a whole tensor or a block of its rows
+            fill(w, *args)
+            return w.mul_(scale)
+
+        return write
+
     fill = rule.fill
-
-    def whole(w: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        fill(w, g)
-        return w.mul_(scale)
-
+    if isinstance(fill, RowFill):  # keep the block form: a shard still writes its own rows alone
+        transposed = fill.transposed_rows
+        fill = RowFill(scaled(fill.whole), scaled(fill.rows), scaled(transposed) if transposed else None)
+    else:
+        fill = scaled(fill)
     reason = f"last layer of a residual branch at {scale:g} x ({rule.reason}) (branch_end={scale:g})"
-    return ParamRule("scaled_" + rule.rule, reason, whole)
+    return ParamRule("scaled_" + rule.rule, reason, fill)
 
 
 def expanding_rule(matrix: Matrix, where: str, norm: str, columns: str, variant: str) -> ParamRule:

@@ -130,16 +130,25 @@ class GraphIndex:
                     flipped = not flipped  # square: t(), .T, mT, transpose(-2, -1) flip it
             value = source
 
-    def scaled_by_parameter(self, value: int) -> tuple[int, str] | None:
-        """``(x, parameter)`` where ``value`` is ``x * s`` (``s`` a parameter, or a reshape of one, and ``x`` the
-        one input that depends on the model's input); ``None`` otherwise."""
+    def scaled_input(self, value: int) -> tuple[Node, int] | None:
+        """``(the product, x)`` where ``value`` is ``x * s`` and ``x`` is the one factor that depends on the model's
+        input (``s`` a number, a parameter, or a value computed from parameters alone); ``None`` otherwise."""
         node = self.graph.producer(value)
         tainted = self.graph.tainted_inputs(node) if node is not None else []
         if node is None or node.name not in MUL_FUNCS or len(tainted) != 1:
             return None
-        others = [v for v in node.inputs.values() if v not in tainted]
+        return node, tainted[0]
+
+    def scaled_by_parameter(self, value: int) -> tuple[int, str] | None:
+        """``(x, parameter)`` where ``value`` is ``x * s`` (:meth:`scaled_input`, ``s`` a parameter or a reshape of
+        one); ``None`` otherwise."""
+        scaled = self.scaled_input(value)
+        if scaled is None:
+            return None
+        node, x = scaled
+        others = [v for v in node.inputs.values() if v != x]
         source = self.param_source(others[0]) if len(others) == 1 else None
-        return None if source is None else (tainted[0], source[0])
+        return None if source is None else (x, source[0])
 
     def offset_param_source(self, value: int) -> tuple[str, float] | None:
         """The parameter ``w`` and the constant ``c`` where ``value`` is ``w + c`` (through reshapes of ``w``: a
