@@ -41,9 +41,9 @@ example to copy:
 
 >>> from detinit import initialize
 >>> net = ExampleNet()
->>> report = initialize(net, "zero")
+>>> report = initialize(net, "zero")  # no norm, no attention: Fixup's depth scale on the branch (ZerO's depth_scale)
 >>> report["blocks.0.fc1.weight"].rule, report["blocks.0.fc2.weight"].rule, report["head.weight"].rule
-('hadamard', 'zeros', 'zeros')
+('scaled_hadamard', 'zeros', 'zeros')
 >>> report["blocks.0.gate.weight"].reason
 'scalar gate = 1 (branch multiplier starts at 1)'
 >>> bool(net(torch.randn(3, 4)).eq(0).all())   # ZerO: a zero classifier, every block the identity

@@ -67,7 +67,8 @@ def test_zero_scheme_rules_and_report(variant, stem):
     assert torch.equal(net(torch.randn(2, 3, 8, 8)), torch.zeros(2, 10))  # ZerO: output 0 at init
     assert detinit.check_zero_one(net)
     text = str(report)
-    assert f"scheme=zero (norm=orthonormal, variant={variant})" in text and "stem.weight" in text
+    gains = ", end_gain=30.0, output_gain=300.0, end_reach=1.0" if variant == "detinit" else ""
+    assert f"scheme=zero (norm=orthonormal, variant={variant}{gains})" in text and "stem.weight" in text
     assert f"{stem}: 1" in text
     json.dumps(report.to_dict())  # plain data
 

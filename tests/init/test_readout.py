@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from detinit import initialize
+from detinit.init.apply.end_gain import plain_name
 from detinit.init.apply.readout import constant_feature, orthogonal_rows
 
 from .timm_patterns import VisionTransformer
@@ -42,7 +43,7 @@ def _first_gradients(model: nn.Module) -> dict[str, float]:
     x = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     model.zero_grad()
     nn.functional.cross_entropy(model(x), torch.tensor([0, 1, 2, 3])).backward()
-    return {n: p.grad.abs().max().item() for n, p in model.named_parameters()}
+    return {plain_name(n): p.grad.abs().max().item() for n, p in model.named_parameters()}  # ls1.gamma: its end_gain
 
 
 def test_a_zero_classifier_reading_the_cls_token_is_a_saddle_that_the_escape_removes():

@@ -104,7 +104,8 @@ def test_branch_norm_lr_factor_puts_the_branch_end_scales_in_their_own_group():
     groups = _make_optimizer(cfg, model).param_groups
     assert [g["lr"] for g in groups] == [0.1, pytest.approx(1.0)]
     ends = {id(p) for p in groups[1]["params"]}
-    expected = {id(m.bn2.weight) for stage in model.stages for m in stage}  # the 9 blocks' bn2 scales
+    # the 9 blocks' bn2 scales, computed through ZerO's end_gain from their originals
+    expected = {id(m.bn2.parametrizations.weight.original) for stage in model.stages for m in stage}
     assert ends == expected and len(ends) == 9
     with pytest.raises(ConfigError, match="branch_norm_lr_factor must be a number"):
         cfg.replace(branch_norm_lr_factor=-1.0)
@@ -119,7 +120,8 @@ def test_classifier_norm_lr_factor_puts_a_tied_outputs_final_norm_scale_in_its_o
     model = create_model("gpt", vocab_size=32, context=8, depth=2, width=16, heads=2, tie_weights=True)
     groups = _make_optimizer(cfg, model).param_groups
     assert [(g["name"], g["lr"]) for g in groups] == [("default", 0.01), ("classifier_norm", pytest.approx(0.1))]
-    assert [id(p) for p in groups[1]["params"]] == [id(model.norm.weight)]  # the scale only, not the bias
+    # the scale only, not the bias (computed through ZerO's output_gain from its original)
+    assert [id(p) for p in groups[1]["params"]] == [id(model.norm.parametrizations.weight.original)]
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
     untied = create_model("gpt", vocab_size=32, context=8, depth=2, width=16, heads=2)
     assert [g["name"] for g in param_groups(untied, 0.01, classifier_norm_lr_factor=10.0)] == ["default"]

@@ -71,8 +71,9 @@ def _small_config(**changes):
         {"amp": False, "channels_last": False},
         {"amp": True},
         {"model": "mnist_mlp", "model_args": {"hidden": 32}, "symmetry": None, "amp": True, "compile": True},
+        {"init": "zero"},  # its branch-end scales computed through end_gain: checkpoints keep the originals
     ],
-    ids=["auto", "fp32", "bf16", "bf16-compiled-mlp"],
+    ids=["auto", "fp32", "bf16", "bf16-compiled-mlp", "zero-end-gains"],
 )
 def test_sigkill_and_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path, modes):
     cfg = _small_config(**modes)

@@ -27,6 +27,7 @@ from typing import Any
 
 from torch import nn
 
+from ..init.apply.end_gain import plain_name
 from ..init.apply.report import InitReport
 from ..values import is_number
 
@@ -69,6 +70,7 @@ def param_groups(
     roles = {r.name: r.role for r in report.records} if report is not None else {}
 
     def scale_of(name: str, role: str) -> bool:
+        name = plain_name(name)  # a scale stored through ZerO's end_gain
         return roles.get(name) == role and name.endswith(".weight")
 
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]

@@ -44,6 +44,7 @@ from ..data import (
 )
 from ..data.batches import BatchIterator
 from ..diagnostics import initial_weights, measure_diagnostics, signal_at_init
+from ..init.apply.end_gain import raw_state_dict
 from ..models import create_model, data_kwargs_for
 from ..nn import flatten_predictions
 from ..symmetry import Mechanism, make_mechanism
@@ -285,7 +286,8 @@ class _Run:
                 self.run_dir.sharded_checkpoint_dir, epoch, self.model, self.optimizer, self.trainer_state(epoch)
             )
         elif self.main:
-            state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+            with raw_state_dict():  # ZerO's end gains' originals as they are: the resume is bitwise
+                state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
             save_checkpoint(self.run_dir.checkpoint_file, state | self.trainer_state(epoch))
 
     def weights_finite(self) -> bool:

@@ -24,6 +24,7 @@ and the modules must agree on its rule (:mod:`detinit.init.apply.tied`).
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping
 
@@ -38,9 +39,10 @@ from ..roles.traced import TracedRoles, trace_roles
 from ..roles.traced.index import parametrized_tensor
 from ..roles.traced.submodels import trace_unreached_parts, unreached_note
 from ..roles.vocabulary import LayerInfo, RoleSource, default_layer_info, layer_infos
-from ..schemes import ParamRule, Scheme, get_scheme
+from ..schemes import ParamRule, Policy, Scheme, get_scheme
 from . import checks
 from .embedding_norm import settle_embedding_norms_, settle_stream_tables_
+from .end_gain import end_gain_refusals, install_end_gains_, remove_end_gains_
 from .execute import execute
 from .library import adopt_library_init_
 from .narrowed_tables import settle_narrowed_tables_
@@ -110,6 +112,7 @@ def initialize(
     if not isinstance(model, nn.Module):
         raise TypeError(f"initialize: model must be an nn.Module, got {type(model).__name__}")
     scheme_obj = get_scheme(scheme, **options)
+    remove_end_gains_(model)  # a second initialize starts from plain parameters
     named = list(model.named_modules())  # walked once: the plan and the checks share it
     modules = [m for _, m in named]
     checks.check_gates(scheme_obj, model, modules)
@@ -154,6 +157,8 @@ def initialize(
         _mark_settled(entries, settle_stream_tables_(model, example, traced.stream_tables))
     if example is not None and scheme_obj.policy.escapes_constant_readout:  # last: it reads the settled feature
         _escape_constant_readouts(model, example, entries)
+    if scheme_obj.policy.end_gain != 1.0 or scheme_obj.policy.output_gain != 1.0:
+        _install_end_gains(model, plans, entries, scheme_obj.policy)
     seed_used = seed if generator is None and scheme_obj.policy.uses_generator else None
     notes = [warning] if warning is not None else ([found.note] if found.note else [])
     notes += [note for note in traced.notes if note]
@@ -293,6 +298,30 @@ def _escape_constant_readouts(model: nn.Module, example: object, entries: list[E
         entries[index] = entry._replace(
             rule="orthogonal_pairs", why=reason, evidence="", note=entry.note if entry.source else ""
         )
+
+
+def _install_end_gains(model: nn.Module, plans: list[ModulePlan], entries: list[Entry], policy: Policy) -> None:
+    """Compute the scales that start a branch or a tied output at 0 through an :class:`~.end_gain.EndGain`
+    (:mod:`.end_gain`): slope ``end_gain`` (``output_gain`` for a tied output's norm) at 0; the report says so."""
+    ends = {plan.entries[p] for plan in plans for p, rule in plan.rules.items() if rule.end and p in plan.entries}
+    gains, where = {}, {}
+    for index in sorted(ends):
+        entry = entries[index]
+        output = entry.role == "classifier_norm"
+        gain = policy.output_gain if output else policy.end_gain
+        if gain != 1.0 and entry.rule not in (FROZEN, "hook", UNKNOWN):
+            reach = policy.end_reach * (math.sqrt(math.prod(entry.shape)) if output else 1.0)
+            gains[entry.name], where[entry.name] = (gain, reach), index
+    refused = end_gain_refusals(model, gains)
+    for name, (gain, reach) in gains.items():
+        option = "output_gain" if entries[where[name]].role == "classifier_norm" else "end_gain"
+        note = (
+            f"; no {option}: it {refused[name]}"
+            if name in refused
+            else f"; computed as f(theta), slope {gain:g} at 0, boost up to {reach:.3g} ({option})"
+        )
+        entries[where[name]] = entries[where[name]]._replace(note=entries[where[name]].note + note)
+    install_end_gains_(model, {name: gain for name, gain in gains.items() if name not in refused})
 
 
 def _table_options(scheme: Scheme) -> dict[str, object]:

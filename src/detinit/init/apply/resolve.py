@@ -291,14 +291,14 @@ def _offset_scale_rule(scheme: Scheme, layer: LayerInfo, offset: float) -> Param
     end = _end_value(scheme.policy, layer)
     if offset == 1.0 and end == 0.0:  # Gemma's 1 + w
         return (
-            ParamRule("minus_ones", _why_zero_on_norm(scheme, layer) + "; the scale is 1 + w", MINUS_ONES)
+            ParamRule("minus_ones", _why_zero_on_norm(scheme, layer) + "; the scale is 1 + w", MINUS_ONES, end=True)
             if zero
             else NORM_OFFSET_SCALE_ONE
         )
     value = end - offset if zero else 1.0 - offset
     why = _why_zero_on_norm(scheme, layer) if zero else "norm scale starts at 1"
     why = f"{why}; the scale is {offset:g} + w (the constant read from the traced call)"
-    return ParamRule(f"constant({value:g})", why, constant_fill(value))
+    return ParamRule(f"constant({value:g})", why, constant_fill(value), end=zero)
 
 
 def _end_value(policy: Policy, layer: LayerInfo) -> float:
@@ -310,7 +310,9 @@ def _end_on_norm(scheme: Scheme, layer: LayerInfo) -> ParamRule:
     """The scale of a norm that carries a branch's (or the output's) start: 0, or IDInit's epsilon."""
     value = _end_value(scheme.policy, layer)
     why = _why_zero_on_norm(scheme, layer)
-    return zeros(why) if value == 0.0 else ParamRule(f"constant({value:g})", why, constant_fill(value))
+    if value == 0.0:
+        return replace(zeros(why), end=True)
+    return ParamRule(f"constant({value:g})", why, constant_fill(value), end=True)
 
 
 def _why_zero_on_norm(scheme: Scheme, layer: LayerInfo) -> str:

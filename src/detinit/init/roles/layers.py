@@ -14,6 +14,7 @@ weight as ``(in, out / G, *kernel)``, the other way round.
 from __future__ import annotations
 
 import math
+import re
 from typing import NamedTuple
 
 from torch import nn
@@ -28,6 +29,19 @@ NORM_TYPES = (
     nn.LayerNorm,
     nn.RMSNorm,
 )
+
+
+NORM_CLASS_NAME = re.compile(r"(norm(\d+d)?|rmsnorm\w*|layernorm\w*)$", re.IGNORECASE)
+
+
+def is_norm_module(module: nn.Module) -> bool:
+    """A normalisation layer by type (torch's norms) or by class name (Hugging Face's ``LlamaRMSNorm``,
+    ``T5LayerNorm``, timm's ``LayerNorm2d``): what ZerO's ``depth_scale`` looks for before a model is traced.
+
+    >>> is_norm_module(nn.BatchNorm2d(4)), is_norm_module(nn.Linear(2, 2))
+    (True, False)
+    """
+    return isinstance(module, NORM_TYPES) or bool(NORM_CLASS_NAME.search(type(module).__name__))
 
 
 def layer_geometry(module: nn.Module) -> tuple[int, bool]:

@@ -54,6 +54,11 @@ class Policy:
         deterministic_recurrence: recurrent gates get zeros and the identity, not random blocks.
         requires_gates: only meaningful on models with :class:`detinit.nn.ScalarGate` branches.
         residual_gate_value: where a ScalarGate multiplier of a residual branch starts.
+        end_gain: where > 1, the scales that start a branch at 0 (rules with ``end``) are computed through
+            :class:`~detinit.init.apply.end_gain.EndGain`, slope ``end_gain`` at 0, boost up to ``end_reach``.
+        output_gain: the same for the scale of the norm before a tied output layer (``classifier_norm``), with
+            the reach ``end_reach * sqrt(width)``.
+        end_reach: where the boost of both saturates (:mod:`detinit.init.apply.end_gain`).
         uses_generator: draws random numbers (the report then records the seed).
     """
 
@@ -66,6 +71,9 @@ class Policy:
     deterministic_recurrence: bool = False
     requires_gates: bool = False
     residual_gate_value: float = 1.0
+    end_gain: float = 1.0
+    output_gain: float = 1.0
+    end_reach: float = 1.0
     uses_generator: bool = False
 
 
@@ -117,7 +125,9 @@ class Scheme:
         """
         if kind == "layer_scale":
             if self.policy.zeroes_branch_ends:
-                return zeros("layer scale of a residual branch starts at 0: the block is the identity")
+                return replace(
+                    zeros("layer scale of a residual branch starts at 0: the block is the identity"), end=True
+                )
             return ParamRule("kept", "layer scale: the model's own value (a hyper-parameter)", KEEP)
         return ParamRule(
             "normal", f"{kind}: N(0, 0.02^2) as ViT / timm", lambda w, g: rnd.normal_(w, generator=g, std=0.02)

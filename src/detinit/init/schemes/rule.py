@@ -26,7 +26,9 @@ class ParamRule:
     """How one parameter is filled: a short rule name, the reason, the fill.
 
     ``role`` is the parameter's own role where it is not its module's (a traced position table, token
-    or layer scale); ``evidence`` says how a traced use was found (both set by the resolver).
+    or layer scale); ``evidence`` says how a traced use was found (both set by the resolver). ``end``: the
+    parameter is the scale that starts a residual branch or the output at 0 (a norm's scale or a layer
+    scale; :mod:`detinit.init.apply.end_gain`).
     """
 
     rule: str
@@ -34,6 +36,7 @@ class ParamRule:
     fill: Fill
     role: str | None = None
     evidence: str = ""
+    end: bool = False
 
 
 WeightRule = ParamRule  # the name of detinit 0.1

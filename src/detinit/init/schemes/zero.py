@@ -12,7 +12,7 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from ..roles.layers import Matrix, Table
+from ..roles.layers import Matrix, Table, is_norm_module
 from ..roles.vocabulary import ATTENTION_ROLES, LayerInfo
 from ..tensor.embedding import embedding_collisions, embedding_rows, zero_embedding_
 from ..tensor.row_fills import RowFill
@@ -54,6 +54,27 @@ class ZerOScheme(Scheme):
     at ``branch_end``) instead of 0, IDInit's IDIZ for ZerO; the output layer
     stays 0. Measured in ``docs/results.md`` (section 13).
 
+    **end_gain, output_gain, end_reach** (``variant="detinit"``: 30, 300, 1; the
+    paper's variant: 1, no gain): a scale that carries a zero of ZerO (the norm
+    or layer scale ending a branch; the norm before an output layer tied to the
+    token embedding) is computed as :math:`w = f(\theta)`, slope ``end_gain``
+    (``output_gain``) at 0, the boost saturating at ``end_reach`` (times
+    :math:`\sqrt{d}` for the tied output's norm of width :math:`d`):
+    :class:`~detinit.init.apply.end_gain.EndGain`. The network at step 0 is
+    bitwise the same (identity blocks, logits 0) and the state dict keeps plain
+    names and values; a plain optimiser over ``model.parameters()`` grows those
+    scales :math:`g^2` (SGD) or :math:`g` (Adam) times faster until they reach
+    order 1, which closes most of ZerO's slow start (``docs/results.md``,
+    section 14). ``end_gain=1, output_gain=1`` give the plain zeros.
+
+    **depth_scale** (default: on a ``variant="detinit"`` model with no norm layer
+    and no attention, Fixup's setting; ``True`` / ``False`` force it): each
+    branch's layers before its last get Fixup's :math:`L^{-1/(2m-2)}` times
+    their rule (:math:`L` branches of :math:`m` layers; 1/3 on ResNet-20), so
+    that one SGD step changes the network by O(1) however many branches there
+    are. Without it a norm-free ResNet-20 learnt on 1 seed of 3; measured in
+    ``docs/results.md`` (section 14), with the norm-free GPT where it does not help.
+
     **Transformers.** A pre-LN block :math:`x + \mathrm{Attn}(\mathrm{LN}(x))`,
     :math:`x + \mathrm{MLP}(\mathrm{LN}(x))` is the identity at init when each
     branch outputs 0. ``attention=`` picks how the attention branch gets there:
@@ -76,6 +97,7 @@ class ZerOScheme(Scheme):
     """
 
     ATTENTION = ("identity", "kv_zero")
+    END_GAIN, OUTPUT_GAIN = 30.0, 300.0  # measured: docs/results.md, section 14
     VARIANTS = ("detinit", "paper")
     geometry_keyed = True
 
@@ -87,6 +109,10 @@ class ZerOScheme(Scheme):
         constant_token: bool = False,
         variant: str = "detinit",
         branch_end: float = 0.0,
+        end_gain: float | None = None,
+        output_gain: float | None = None,
+        end_reach: float = 1.0,
+        depth_scale: bool | None = None,
     ) -> None:
         self.norm = check_choice("norm", norm, HADAMARD_NORMS)
         self.hadamard = check_bool("hadamard", hadamard)
@@ -95,6 +121,13 @@ class ZerOScheme(Scheme):
         self.variant = check_choice("variant", variant, self.VARIANTS)
         self.branch_end = check_number("branch_end", branch_end, 0.0, 1.0)
         ours = variant == "detinit"  # the zero on the norm, distinct Hadamard rows, the constant readout escaped
+        end_default = self.END_GAIN if ours and not self.branch_end else 1.0  # an epsilon start is boosted if asked
+        output_default = self.OUTPUT_GAIN if ours else 1.0
+        self.end_gain = check_number("end_gain", end_default if end_gain is None else end_gain, 1.0, 1e4)
+        self.output_gain = check_number("output_gain", output_default if output_gain is None else output_gain, 1.0, 1e4)
+        self.end_reach = check_number("end_reach", end_reach, 0.0, open_low=True)
+        self.depth_scale = None if depth_scale is None else check_bool("depth_scale", depth_scale)
+        self.scales_depth = bool(depth_scale)  # decided per model by check_model where depth_scale is None
         self.policy = Policy(
             zeroes_branch_ends=True,
             norm_aware=ours,
@@ -103,6 +136,9 @@ class ZerOScheme(Scheme):
             settles_embedding_norm=ours,
             deterministic_recurrence=True,
             branch_end_value=self.branch_end,
+            end_gain=self.end_gain,
+            output_gain=self.output_gain,
+            end_reach=self.end_reach,
         )
         self.columns = "spanning" if ours else "first"
         self.name = "zero" if hadamard else "partial_identity"
@@ -116,9 +152,17 @@ class ZerOScheme(Scheme):
             opts["constant_token"] = True
         if self.branch_end:
             opts["branch_end"] = self.branch_end
+        if self.depth_scale is not None:
+            opts["depth_scale"] = self.depth_scale
+        if self.end_gain != 1.0 or self.output_gain != 1.0:
+            opts.update(end_gain=self.end_gain, output_gain=self.output_gain, end_reach=self.end_reach)
         return opts
 
     def check_model(self, model_name: str, roles: frozenset[str], modules: Sequence[nn.Module]) -> None:
+        if self.depth_scale is None:  # Fixup's setting: a residual network with no norm and no attention
+            attention = bool(roles & ATTENTION_ROLES) or any(isinstance(m, nn.MultiheadAttention) for m in modules)
+            norm = any(is_norm_module(m) for m in modules)
+            self.scales_depth = self.variant == "detinit" and not norm and not attention
         if self.attention != "kv_zero" or roles & ATTENTION_ROLES:
             return
         if not any(isinstance(m, nn.MultiheadAttention) for m in modules):
@@ -132,9 +176,16 @@ class ZerOScheme(Scheme):
         role = layer.role
         if role == "classifier":
             return zeros("classifier starts at 0 (ZerO): the output is 0 at init")
+        if role == "branch" and self.scales_depth and layer.branch_depth >= 2 and layer.num_branches >= 1:
+            scale = layer.num_branches ** (-1.0 / (2 * layer.branch_depth - 2))
+            why = f"L = {layer.num_branches} branches of m = {layer.branch_depth} layers, no norm: Fixup's depth scale"
+            return scaled_rule(self.matrix_rule(matrix, replace(layer, role="default")), scale, why)
         ends = role == "branch_last" or (self.attention == "identity" and role == "attn_out")
         if ends and self.branch_end:
-            return scaled_end_rule(self.matrix_rule(matrix, replace(layer, role="branch")), self.branch_end)
+            ordinary = self.matrix_rule(matrix, replace(layer, role="default"))  # no depth scale: the last layer
+            return scaled_rule(
+                ordinary, self.branch_end, f"last layer of a residual branch (branch_end={self.branch_end:g})"
+            )
         if role == "branch_last":
             return zeros("last layer of a residual branch starts at 0: the block is the identity")
         if self.attention == "identity" and role == "attn_out":
@@ -188,9 +239,10 @@ class ZerOScheme(Scheme):
         return embedding_rule(table, self.norm, self.constant_token)
 
 
-def scaled_end_rule(rule: ParamRule | None, scale: float) -> ParamRule | None:
-    """A branch's last layer at ``scale`` times its ordinary rule (option ``branch_end``, IDInit's IDIZ for ZerO):
-    the branch outputs ``O(scale)`` and every layer before it gets a gradient at the first step."""
+def scaled_rule(rule: ParamRule | None, scale: float, why: str) -> ParamRule | None:
+    """``rule`` times ``scale``, for ``why``: a branch's last layer at ``branch_end`` (IDInit's IDIZ for ZerO: the
+    branch outputs ``O(scale)`` and every layer before it gets a gradient at the first step), or a branch's other
+    layers at Fixup's depth scale ``L^(-1/(2m-2))`` (``depth_scale``)."""
     if rule is None:
         return None
 
@@ -207,8 +259,7 @@ def scaled_end_rule(rule: ParamRule | None, scale: float) -> ParamRule | None:
         fill = RowFill(scaled(fill.whole), scaled(fill.rows), scaled(transposed) if transposed else None)
     else:
         fill = scaled(fill)
-    reason = f"last layer of a residual branch at {scale:g} x ({rule.reason}) (branch_end={scale:g})"
-    return ParamRule("scaled_" + rule.rule, reason, fill)
+    return ParamRule("scaled_" + rule.rule, f"{why}: {scale:.4g} x ({rule.reason})", fill)
 
 
 def expanding_rule(matrix: Matrix, where: str, norm: str, columns: str, variant: str) -> ParamRule:
