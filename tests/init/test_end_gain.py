@@ -108,7 +108,11 @@ def test_initialize_again_starts_from_plain_parameters():
     assert gained(model) == []
     initialize(model, "zero", end_gain=10.0)
     assert len(gained(model)) == 9
+    bn2 = model.stages[0][0].bn2
+    assert len(bn2._state_dict_hooks) == 1 and len(bn2._load_state_dict_pre_hooks) == 1  # not one per initialize
     assert len(remove_end_gains_(model)) == 9 and gained(model) == []
+    assert not bn2._state_dict_hooks and not bn2._load_state_dict_pre_hooks
+    assert [n for n, _ in bn2.named_parameters()] == ["weight", "bias"]  # the plain module's order again
 
 
 def test_param_groups_find_the_gained_scales():

@@ -8,15 +8,15 @@ gates a whole branch or the whole vocabulary, the gradient of every weight of a 
 it, and it grows from 0 at the pace of the learning rate (docs/results.md, sections 7, 8 and 13).
 
 Here such a scale :math:`w` is computed from a parameter :math:`\theta` by
-:math:`w = f(\theta) = \theta + r \tanh\big((g - 1)\,\theta / r\big)` (:class:`EndGain`, through
-``torch.nn.utils.parametrize``), with :math:`\theta = f^{-1}(w_0)`: 0 for a zero. The network at step 0 is
+:math:`w = w_0 + f(\theta)`, :math:`f(\theta) = \theta + r \tanh\big((g - 1)\,\theta / r\big)` (:class:`EndGain`,
+through ``torch.nn.utils.parametrize``), with :math:`w_0` its start and :math:`\theta = 0`. The network at step 0 is
 bitwise the same. Near 0 an optimiser over ``model.parameters()`` moves :math:`w` faster without being told,
 :math:`g^2` times the learning rate under SGD (:math:`\Delta w \approx g\,\Delta\theta` and
 :math:`\partial_\theta L = g\,\partial_w L`), :math:`g` times under Adam (:math:`\theta` moves by about
 :math:`\eta` a step); the boost :math:`f(\theta) - \theta` saturates at :math:`\pm r` (the reach), after
 which :math:`w` learns at the plain rate: a large gain cannot blow a scale up.
 
-The state dict keeps the plain names and values (``bn2.weight`` is :math:`f(\theta)`): it loads into the
+The state dict keeps the plain names and values (``bn2.weight`` is :math:`w`): it loads into the
 model without the parametrization, and a plain state dict loads into the parametrized model.
 :func:`remove_end_gains_` bakes the gains into plain parameters (before exporting a model to code that reads
 ``module.weight`` as an ``nn.Parameter``).
@@ -42,6 +42,7 @@ from torch.nn.utils import parametrize
 
 ORIGINAL = "parametrizations.{}.original"
 PARAMETER_ORDER = "_detinit_parameter_order"  # the plain module's parameter names, in order (for its state dict)
+HOOKS = "_detinit_end_gain_hooks"  # the state-dict hooks' handles
 
 
 class EndGain(nn.Module):
@@ -81,7 +82,9 @@ class EndGain(nn.Module):
 
 def install_end_gains_(model: nn.Module, gains: Mapping[str, tuple[float, float]]) -> list[str]:
     r"""Compute each parameter of ``gains`` (full names, e.g. ``"layer1.0.bn2.weight"``, to ``(gain, reach)``)
-    as :math:`w = f(\theta)` (:class:`EndGain`) from :math:`\theta = f^{-1}(w)`; returns the names done.
+    through an :class:`EndGain`; returns the names done. A parameter whose entries are all one value
+    :math:`w_0` (a zero; -1 for a scale held as 1 + w) takes it as the origin and starts at :math:`\theta = 0`
+    exactly; any other takes :math:`\theta = f^{-1}(w)`.
 
     A parameter another parametrization already computes, or one shared by several modules, is refused
     (:func:`end_gain_refusals`): the gain would be applied twice, or to one of its users only.
@@ -99,8 +102,12 @@ def install_end_gains_(model: nn.Module, gains: Mapping[str, tuple[float, float]
         if not parametrize.is_parametrized(module):
             setattr(module, PARAMETER_ORDER, tuple(module._parameters))
         parametrize.register_parametrization(module, attr, EndGain(gain, reach, origin))
-        module.register_state_dict_post_hook(_plain_state_dict)
-        module.register_load_state_dict_pre_hook(_from_plain_state_dict)
+        if not hasattr(module, HOOKS):  # once per module, removed with its last gain
+            hooks = (
+                module.register_state_dict_post_hook(_plain_state_dict),
+                module.register_load_state_dict_pre_hook(_from_plain_state_dict),
+            )
+            setattr(module, HOOKS, hooks)
     return list(gains)
 
 
@@ -126,13 +133,18 @@ def end_gain_refusals(model: nn.Module, names: Iterable[str]) -> dict[str, str]:
 
 
 def remove_end_gains_(model: nn.Module) -> list[str]:
-    """Bake every :class:`EndGain` of ``model`` into a plain parameter holding ``g * theta``; returns their
+    """Bake every :class:`EndGain` of ``model`` into a plain parameter holding :math:`f(\theta)`; returns their
     names. Other parametrizations stay. The parameters are new objects: build the optimiser afterwards."""
     done = []
     for owner, module in list(model.named_modules()):
         for attr in gained_tensors(module):
             parametrize.remove_parametrizations(module, attr, leave_parametrized=True)
             done.append(f"{owner}.{attr}" if owner else attr)
+        if gained_tensors(module) or not hasattr(module, HOOKS):
+            continue
+        for handle in getattr(module, HOOKS):
+            handle.remove()
+        delattr(module, HOOKS)
         order = getattr(module, PARAMETER_ORDER, None)
         if order is not None and not parametrize.is_parametrized(module):  # the plain module's order again
             params = module._parameters
