@@ -15,6 +15,16 @@ from .random import torch_default_embedding
 from .rule import ParamRule, zeros
 
 
+def fixup_depth_scale(num_branches: int, branch_depth: int) -> float:
+    r"""Fixup's scale :math:`L^{-1/(2m-2)}` of a branch's layers before its last, for :math:`L` residual branches
+    of :math:`m \ge 2` layers: one SGD step then changes the network by O(1) however deep it is.
+
+    >>> fixup_depth_scale(9, 2)
+    0.3333333333333333
+    """
+    return num_branches ** (-1.0 / (2 * branch_depth - 2))
+
+
 class FixupScheme(Scheme):
     r"""Fixup (Zhang, Dauphin & Ma 2019).
 
@@ -57,7 +67,7 @@ class FixupScheme(Scheme):
                     "'branch_last' layers, pass example_inputs= so that the blocks are traced, or declare them "
                     "with a block's detinit_roles()"
                 )
-            scale = big_l ** (-1.0 / (2 * m - 2))
+            scale = fixup_depth_scale(big_l, m)
             why = f"He normal (fan_in) x L^(-1/(2m-2)) = {big_l}^(-1/{2 * m - 2}) = {scale:.4g}"
         return ParamRule(
             "fixup_scaled" if layer.role == "branch" else "kaiming_normal",

@@ -19,6 +19,7 @@ from ..tensor.row_fills import RowFill
 from ..tensor.zero import HADAMARD_NORMS, hadamard_scale, partial_identity_, zero_, zero_unfolded_
 from ..tensor.zero_rows import partial_identity_rows_, zero_embedding_rows_, zero_rows_, zero_unfolded_rows_
 from .base import Policy, Scheme
+from .fixup import fixup_depth_scale
 from .rule import ParamRule, check_bool, check_choice, check_number, index_fill, zeros
 
 
@@ -177,7 +178,7 @@ class ZerOScheme(Scheme):
         if role == "classifier":
             return zeros("classifier starts at 0 (ZerO): the output is 0 at init")
         if role == "branch" and self.scales_depth and layer.branch_depth >= 2 and layer.num_branches >= 1:
-            scale = layer.num_branches ** (-1.0 / (2 * layer.branch_depth - 2))
+            scale = fixup_depth_scale(layer.num_branches, layer.branch_depth)
             why = f"L = {layer.num_branches} branches of m = {layer.branch_depth} layers, no norm: Fixup's depth scale"
             return scaled_rule(self.matrix_rule(matrix, replace(layer, role="default")), scale, why)
         ends = role == "branch_last" or (self.attention == "identity" and role == "attn_out")
