@@ -132,6 +132,9 @@ def test_refuses_shared_and_parametrized_tensors():
     tied[1].weight = tied[0].weight
     with pytest.raises(ValueError, match="shared by several modules"):
         install_end_gains_(tied, {"1.weight": (10.0, 1.0)})
+    mixed = nn.Sequential(tied, nn.LayerNorm(5))
+    refused = install_end_gains_(mixed, {"0.1.weight": (10.0, 1.0), "1.weight": (10.0, 1.0)}, skip_refused=True)
+    assert list(refused) == ["0.1.weight"] and gained(mixed) == ["1.parametrizations.weight.original"]
     with pytest.raises(ValueError, match="gain"):
         EndGain(1.0, 1.0)
     with pytest.raises(ValueError, match="end_gain"):

@@ -24,8 +24,8 @@ model without the parametrization, and a plain state dict loads into the paramet
 >>> from torch import nn
 >>> net = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))
 >>> _ = nn.init.zeros_(net[1].weight)
->>> install_end_gains_(net, {"1.weight": (30.0, 1.0)})
-['1.weight']
+>>> install_end_gains_(net, {"1.weight": (30.0, 1.0)})  # nothing refused
+{}
 >>> sorted(net.state_dict()), float(net(torch.randn(2, 4)).abs().max())
 (['0.bias', '0.weight', '1.bias', '1.weight'], 0.0)
 """
@@ -39,6 +39,8 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
+
+from ..roles.traced.index import parametrized_tensor
 
 ORIGINAL = "parametrizations.{}.original"
 PARAMETER_ORDER = "_detinit_parameter_order"  # the plain module's parameter names, in order (for its state dict)
@@ -80,19 +82,24 @@ class EndGain(nn.Module):
         return f"gain={self.gain:g}, reach={self.reach:g}" + (f", origin={self.origin:g}" if self.origin else "")
 
 
-def install_end_gains_(model: nn.Module, gains: Mapping[str, tuple[float, float]]) -> list[str]:
+def install_end_gains_(
+    model: nn.Module, gains: Mapping[str, tuple[float, float]], *, skip_refused: bool = False
+) -> dict[str, str]:
     r"""Compute each parameter of ``gains`` (full names, e.g. ``"layer1.0.bn2.weight"``, to ``(gain, reach)``)
-    through an :class:`EndGain`; returns the names done. A parameter whose entries are all one value
+    through an :class:`EndGain`. A parameter whose entries are all one value
     :math:`w_0` (a zero; -1 for a scale held as 1 + w) takes it as the origin and starts at :math:`\theta = 0`
     exactly; any other takes :math:`\theta = f^{-1}(w)`.
 
-    A parameter another parametrization already computes, or one shared by several modules, is refused
-    (:func:`end_gain_refusals`): the gain would be applied twice, or to one of its users only.
+    A parameter another parametrization already computes, a sharded one, or one shared by several modules is
+    refused (:func:`end_gain_refusals`): the gain would be applied twice, or to one of its users only. A refusal
+    raises ``ValueError``; with ``skip_refused`` those parameters are left plain. Returns the refusals, by name.
     """
     refused = end_gain_refusals(model, gains)
-    if refused:
+    if refused and not skip_refused:
         raise ValueError("; ".join(f"end_gain: {name} {why}" for name, why in refused.items()))
     for name, (gain, reach) in gains.items():
+        if name in refused:
+            continue
         owner, _, attr = name.rpartition(".")
         module = model.get_submodule(owner)
         value = module._parameters[attr]
@@ -108,7 +115,7 @@ def install_end_gains_(model: nn.Module, gains: Mapping[str, tuple[float, float]
                 module.register_load_state_dict_pre_hook(_from_plain_state_dict),
             )
             setattr(module, HOOKS, hooks)
-    return list(gains)
+    return refused
 
 
 def end_gain_refusals(model: nn.Module, names: Iterable[str]) -> dict[str, str]:
@@ -165,10 +172,9 @@ def gained_tensors(module: nn.Module) -> list[str]:
 
 def plain_name(name: str) -> str:
     """``a.parametrizations.weight.original`` -> ``a.weight`` (the name the layer and the report use)."""
-    head, sep, tail = name.rpartition("parametrizations.")
-    if not sep or not tail.endswith(".original"):
+    if "parametrizations." not in name or not name.endswith(".original"):
         return name
-    return head + tail.removesuffix(".original")
+    return parametrized_tensor(name.removesuffix(".original"))[1]
 
 
 @contextmanager

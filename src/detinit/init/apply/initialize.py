@@ -42,7 +42,7 @@ from ..roles.vocabulary import LayerInfo, RoleSource, default_layer_info, layer_
 from ..schemes import ParamRule, Policy, Scheme, get_scheme
 from . import checks
 from .embedding_norm import settle_embedding_norms_, settle_stream_tables_
-from .end_gain import end_gain_refusals, install_end_gains_, remove_end_gains_
+from .end_gain import install_end_gains_, remove_end_gains_
 from .execute import execute
 from .library import adopt_library_init_
 from .narrowed_tables import settle_narrowed_tables_
@@ -312,7 +312,7 @@ def _install_end_gains(model: nn.Module, plans: list[ModulePlan], entries: list[
         if gain != 1.0 and entry.rule not in (FROZEN, "hook", UNKNOWN):
             reach = policy.end_reach * (math.sqrt(math.prod(entry.shape)) if output else 1.0)
             gains[entry.name], where[entry.name] = (gain, reach), index
-    refused = end_gain_refusals(model, gains)
+    refused = install_end_gains_(model, gains, skip_refused=True)
     for name, (gain, reach) in gains.items():
         option = "output_gain" if entries[where[name]].role == "classifier_norm" else "end_gain"
         note = (
@@ -321,7 +321,6 @@ def _install_end_gains(model: nn.Module, plans: list[ModulePlan], entries: list[
             else f"; computed as f(theta), slope {gain:g} at 0, boost up to {reach:.3g} ({option})"
         )
         entries[where[name]] = entries[where[name]]._replace(note=entries[where[name]].note + note)
-    install_end_gains_(model, {name: gain for name, gain in gains.items() if name not in refused})
 
 
 def _table_options(scheme: Scheme) -> dict[str, object]:
