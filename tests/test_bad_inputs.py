@@ -53,7 +53,7 @@ def test_scheme_options_are_checked(scheme, option, value):
 def test_tensor_initialisers_refuse_shared_memory_and_non_boolean_flags():
     with pytest.raises(ValueError, match=r"partial_identity_: tensor of shape \(4, 4\) has strides \(1, 0\)"):
         partial_identity_(torch.zeros(4, 1).expand(4, 4))
-    with pytest.raises(ValueError, match="transposed must be True or False, got 'no'"):
+    with pytest.raises(ValueError, match="transposed='no' is not supported; transposed must be True or False"):
         zero_(torch.zeros(4, 4, 3, 3), transposed="no")
     with pytest.raises(ValueError, match=r"fwht: dim=5 is out of range for a 2-D tensor of shape \(2, 4\)"):
         fwht(torch.randn(2, 4), dim=5)
@@ -92,6 +92,11 @@ def test_bad_options_are_refused_before_a_run_directory_is_written(tiny_config, 
         ({"base": {"epochs": 1}, "workers": "two"}, "workers must be an integer >= 1, got 'two'"),
         ({"base": ["epochs"]}, "base must be a mapping of config keys"),
         ({"base": {"epochs": 1}, "grid": "seed"}, "grid must be a mapping of config keys"),
+        ({"name": "../../etc", "base": {"epochs": 1}}, r"study name '../../etc' is not supported.*no '/' and no '..'"),
+        ({"name": "..", "base": {"epochs": 1}}, "study name '..' is not supported"),
+        ({"name": ["a"], "base": {"epochs": 1}}, r"study name \['a'\] is not supported"),
+        ({"base": {"epochs": 1}, "out": 3}, "out must be a folder path"),
+        ({"variants": [{"name": ["a"]}, {"name": "b"}]}, r"a variant's name must be a str, got \['a'\]"),
     ],
 )
 def test_bad_study_files(study, message):
@@ -180,3 +185,121 @@ def test_bad_train_options_end_with_a_message(override, message, capsys, tmp_pat
     argv = ["train", "--model", "resnet20", "--data", "synthetic", "--epochs", "1", "--set", override]
     assert main([*argv, "--out", str(tmp_path / "run")]) == 2
     assert message in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_a_study_starts_no_more_workers_than_it_has_runs(tiny_config, tmp_path, caplog):
+    from detinit.experiments import run_study
+
+    config = tiny_config(epochs=1).to_dict()
+    study = parse_study({"name": "one", "base": config}, out=tmp_path / "one", workers=8)
+    with caplog.at_level("INFO"):
+        assert run_study(study) == {"run": "complete"}
+    assert "1 to run with 1 worker(s)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda root: "", "run directory is empty"),
+        (lambda root: (root / "file").write_text("x") and root / "file", "is a file, not a folder"),
+        (lambda root: (root / "file").write_text("x") and root / "file" / "run", r"is under .*file, which is a file"),
+        (lambda root: "/dev/null", "/dev/null is a file, not a folder"),
+        (lambda root: root / ("a" * 300), "is 300 bytes; the file system allows 255"),
+    ],
+)
+def test_run_directories_that_cannot_be_folders_are_named(tiny_config, tmp_path, make, message):
+    with pytest.raises(ConfigError, match=message):
+        train(tiny_config(epochs=1), make(tmp_path))
+
+
+def test_config_files_that_are_not_utf8_or_repeat_a_key_are_refused(tmp_path):
+    from detinit.train.config import read_config_file
+
+    (tmp_path / "latin.yaml").write_bytes(b"\xff\xfemodel: x")
+    with pytest.raises(ConfigError, match=r"is not UTF-8 text \(byte 0xff at position 0\)"):
+        read_config_file(tmp_path / "latin.yaml")
+    (tmp_path / "twice.yaml").write_text("lr: 0.1\nmodel_args:\n  hidden: 8\n  hidden: 9\n")
+    with pytest.raises(ConfigError, match=r"key 'hidden' is given twice \(lines 3 and 4\)"):
+        read_config_file(tmp_path / "twice.yaml")
+    with pytest.raises(ConfigError, match=r"does not exist \(it is a directory\)"):
+        read_config_file(tmp_path)
+
+
+def test_models_that_do_not_fit_one_dimensional_signals(tiny_config, tmp_path):
+    """MNIST-1D gives signals of length 40: an MLP takes 40 features; a 2-D network is refused by name."""
+    from detinit.data import model_shape
+    from detinit.models import data_kwargs_for
+
+    shape = model_shape(load_dataset("mnist1d", "test"))
+    assert shape == {"num_classes": 10, "in_chans": 1, "length": 40}
+    assert data_kwargs_for("mnist_mlp", shape)["in_features"] == 40
+    with pytest.raises(ValueError, match="model='resnet20' takes 2-D images, but the data are 1-D signals"):
+        data_kwargs_for("resnet20", shape)
+
+
+class _WritesInForward(nn.Module):
+    """Rescales a weight in place in its forward pass (as Hugging Face RWKV does for inference)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.fc = nn.Linear(4, 4), nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            self.a.weight.mul_(2.0)
+        return self.fc(self.a(x))
+
+
+def test_a_forward_pass_that_writes_to_a_weight_does_not_change_the_initialisation():
+    model = _WritesInForward()
+    initialize(model, "zero", example_inputs=torch.randn(2, 4))  # traced, then run again to settle readouts
+    assert torch.equal(model.a.weight, torch.eye(4))
+
+
+def test_bad_hooks_and_classifiers_are_named():
+    class Hook(nn.Linear):
+        def detinit_init_(self, scheme, generator):
+            return 42
+
+    class Roles(nn.Sequential):
+        def detinit_roles(self):
+            return ["0"]
+
+    class Head(nn.Sequential):
+        def get_classifier(self):
+            return nn.Linear(4, 2)  # not the model's own
+
+    with pytest.raises(ValueError, match=r"Hook.detinit_init_\(\) returned 42; it must return None .* or a dict"):
+        initialize(Hook(2, 2), "zero")
+    with pytest.raises(ValueError, match=r"Roles.detinit_roles\(\) returned \['0'\]; it must return a dict"):
+        initialize(Roles(nn.Linear(2, 2)), "zero")
+    with pytest.raises(ValueError, match="Head.get_classifier.* returned a Linear that is not a sub-module"):
+        initialize(Head(nn.Linear(4, 2)), "zero")
+
+
+def test_meta_parameters_without_a_device_and_complex_ones_are_named():
+    with torch.device("meta"):
+        meta = nn.Linear(4, 4)
+    with pytest.raises(ValueError, match=r"weight, bias of Linear are on the meta device.*pass device="):
+        initialize(meta, "zero")
+    model = nn.Sequential(nn.Linear(3, 3)).to(torch.complex64)
+    with pytest.raises(TypeError, match=r"initialize: parameter 0.weight \(Linear\): .*complex64"):
+        initialize(model, "zero")
+
+
+def test_initialize_resets_running_statistics_and_names_what_it_keeps():
+    class Odd(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.p = nn.Parameter(torch.arange(3.0))  # not one constant: no rule keeps it as constructed
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), Odd())
+    model[1].running_mean.fill_(math.nan)
+    model[1].num_batches_tracked.fill_(7)
+    report = initialize(model, "zero")
+    assert torch.equal(model[1].running_mean, torch.zeros(4)) and int(model[1].num_batches_tracked) == 0
+    assert any("no rule fills 1 parameter, kept as it was: 2.p (Odd)" in note for note in report.notes)
+    with torch.no_grad():
+        model[2].p.fill_(math.nan)  # uninitialised memory after to_empty() looks like this at worst
+    with pytest.raises(ValueError, match="no rule fills 2.p, and they hold NaN or infinite values"):
+        initialize(model, "zero")

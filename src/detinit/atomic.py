@@ -61,3 +61,42 @@ def atomic_write(
             os.remove(tmp)
         raise
     return path
+
+
+class OutputDirError(ValueError):
+    """A folder detinit was asked to write into cannot be one; the message names it and why."""
+
+
+def check_output_dir(path: str | os.PathLike[str], what: str = "--out") -> Path:
+    """``path`` as a :class:`~pathlib.Path` if detinit can create it (or write into it) as a folder, else an
+    :class:`OutputDirError` naming ``what``, the path and the reason: empty, a file (or under one), a name
+    longer than the file system allows, or a parent that cannot be written.
+
+    >>> check_output_dir("")
+    Traceback (most recent call last):
+        ...
+    detinit.atomic.OutputDirError: --out is empty; give a folder, e.g. runs/my-run
+    """
+    text = os.fspath(path)
+    if not text.strip():
+        raise OutputDirError(f"{what} is empty; give a folder, e.g. runs/my-run")
+    folder = Path(text)
+    try:
+        name_max = os.pathconf(folder.anchor or ".", "PC_NAME_MAX")
+    except (OSError, ValueError):  # not every file system says
+        name_max = 255
+    long = [part for part in folder.parts if len(os.fsencode(part)) > name_max]
+    if long:
+        raise OutputDirError(
+            f"{what} {text[:40]}...: the name {long[0][:20]}... is {len(os.fsencode(long[0]))} bytes; the file "
+            f"system allows {name_max}"
+        )
+    existing = next(p for p in [folder, *folder.parents] if p.exists() or p == Path(p.anchor or "."))
+    if existing.exists() and not existing.is_dir():
+        where = "is" if existing == folder else f"is under {existing}, which is"
+        raise OutputDirError(f"{what} {text} {where} a file, not a folder; choose another path")
+    if existing != folder and not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputDirError(f"{what} {text}: cannot create it, {existing} is not writable")
+    if existing == folder and not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputDirError(f"{what} {text} is not writable")
+    return folder

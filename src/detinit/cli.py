@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from . import __version__
+from .atomic import OutputDirError, check_output_dir
 from .diagnostics import gradient_at_init
 from .diagnostics.inspect import format_gradient_steps, inspect_model
 from .init import check_zero_one, list_schemes
@@ -76,7 +77,7 @@ def _build(args: argparse.Namespace, batch: SampleBatch) -> torch.nn.Module:
     """The model of ``args`` for ``batch``'s shape, initialised with ``--init`` and ``--init-option``."""
     try:
         options = _init_options(args.init_option)
-        shape = data_kwargs_for(args.model, batch.shape)
+        shape = data_kwargs_for(args.model, batch.shape, getattr(args, "data", None) or "synthetic")
         return create_model(args.model, init=args.init, init_options=options, seed=args.seed, **shape)
     except ValueError as err:  # a scheme option the scheme does not take, a bad value
         raise SystemExit(f"detinit {args.command}: {err}") from None
@@ -113,6 +114,10 @@ def run_inspect(args: argparse.Namespace) -> int:
     """Every diagnostic at initialisation (:func:`detinit.diagnostics.inspect_model`): tables on stdout,
     PNG plots in ``--out``."""
     torch.set_num_threads(args.threads)
+    try:
+        check_output_dir(args.out, "--out")
+    except OutputDirError as err:
+        raise SystemExit(f"detinit inspect: {err}") from None
     batch = _batch(args)
     model = _build(args, batch)
     scheme = model.init_report.scheme
@@ -198,7 +203,11 @@ def run_train(args: argparse.Namespace) -> int:
         config = TrainConfig.load(args.config) if args.config else TrainConfig()
         flags = {key: getattr(args, dest) for dest, key in _TRAIN_FLAGS.items() if getattr(args, dest) is not None}
         config = TrainConfig.from_dict(config.to_dict() | flags).apply_overrides(list(args.set or []))
-        out = args.out or f"runs/{config.model}-{config.init or 'default'}-{config.data}-seed{config.seed}"
+        out = (
+            args.out
+            if args.out is not None
+            else f"runs/{config.model}-{config.init or 'default'}-{config.data}-seed{config.seed}"
+        )
         main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, one rank speaks for the run
         if main_rank:
             print(f"run directory: {out}")

@@ -52,6 +52,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -85,7 +86,15 @@ def find_hook(module: nn.Module, name: str) -> Any:
 def declared_roles(module: nn.Module) -> dict[str, str] | None:
     """The roles ``module`` declares through ``detinit_roles()``, or ``None`` if it has no such hook."""
     hook = find_hook(module, ROLES_HOOK)
-    return dict(hook()) if callable(hook) else None
+    if not callable(hook):
+        return None
+    roles = hook()
+    if not isinstance(roles, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in roles.items()):
+        raise ValueError(
+            f"{type(module).__name__}.{ROLES_HOOK}() returned {roles!r}; it must return a dict "
+            "{submodule name: role}, e.g. {'conv2': 'branch_last'}"
+        )
+    return dict(roles)
 
 
 def channel_dim(model: nn.Module) -> int:

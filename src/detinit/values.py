@@ -8,6 +8,8 @@ a NaN never passes a range check. The callers word their own errors, with :func:
 (True, False, False)
 >>> interval(0, 1), interval(0.0), interval(0, open_low=True)
 ('[0, 1]', '[0, inf)', '(0, inf)')
+>>> is_seed(2**32 - 1), is_seed(2**32), is_seed(-1)
+(True, False, False)
 """
 
 from __future__ import annotations
@@ -18,6 +20,15 @@ import math
 def is_int(value: object, low: int | None = None) -> bool:
     """An ``int`` (not a ``bool``), at least ``low`` where one is given."""
     return isinstance(value, int) and not isinstance(value, bool) and (low is None or value >= low)
+
+
+SEEDS = "an int in [0, 2**32)"  # what is_seed accepts, for the callers' errors
+
+
+def is_seed(value: object) -> bool:
+    """An ``int`` in ``[0, 2**32)``: torch's CPU generator keeps only the low 32 bits of a seed, so seed
+    ``2**32`` would draw exactly what seed 0 draws (and a negative one what its 32-bit wrap draws)."""
+    return is_int(value, 0) and value < 2**32  # type: ignore[operator]
 
 
 def is_number(value: object, low: float = -math.inf, high: float = math.inf, *, open_low: bool = False) -> bool:

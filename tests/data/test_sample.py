@@ -12,7 +12,9 @@ def test_synthetic_images_are_seeded_and_shaped_by_the_arguments():
     assert a.inputs.shape == (5, 2, 6, 6) and torch.equal(a.inputs, b.inputs) and torch.equal(a.targets, b.targets)
     assert a.shape == {"num_classes": 7, "in_chans": 2, "image_size": 6}
     assert int(a.targets.max()) < 7 and a.describe_shape() == "input 2x6x6, 7 classes"
-    assert not torch.equal(a.inputs, sample_batch("synthetic", 5, tokens=False, seed=4, in_chans=2, image_size=6).inputs)
+    assert not torch.equal(
+        a.inputs, sample_batch("synthetic", 5, tokens=False, seed=4, in_chans=2, image_size=6).inputs
+    )
 
 
 def test_synthetic_token_windows_are_next_token_pairs():

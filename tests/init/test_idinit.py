@@ -55,7 +55,10 @@ def test_grouped_and_transposed_convs_get_the_rule_per_group() -> None:
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: idinit_(torch.empty(3, 4), float("nan")), r"idinit_: tau must be a finite number, got nan"),
+        (
+            lambda: idinit_(torch.empty(3, 4), float("nan")),
+            r"idinit_: tau=nan is not supported; tau must be a number in \[0",
+        ),
         (lambda: idinit_(torch.empty(3)), r"idinit_: got a 1-D tensor of shape \(3,\)"),
         (lambda: idinit_(torch.empty(5, 2, 3), groups=2), r"idinit_: out_channels=5 .* not divisible by groups=2"),
     ],

@@ -167,3 +167,33 @@ def test_fsdp2_sharded_models_get_their_shard_of_the_plain_init(tmp_path) -> Non
     assert conv_equal and conv_block == (slice(0, 150), slice(0, 2), slice(0, 3), slice(0, 3))
     assert equal and block == (slice(0, 40), slice(0, 3))
     assert replicated == (slice(0, 5), slice(0, 5))
+
+
+def _small_registered_models(limit: int = 3_000_000) -> list[str]:
+    from detinit.models import list_models
+
+    small = []
+    for name in list_models():
+        with torch.device("meta"):
+            model = model_entry(name).builder()
+        if sum(p.numel() for p in model.parameters()) <= limit:
+            small.append(name)
+    return small
+
+
+@pytest.mark.parametrize("name", _small_registered_models())
+def test_the_to_empty_recipe_gives_the_plain_init_bitwise(name):
+    """The FSDP2 recipe users follow (meta -> fully_shard -> to_empty -> initialize), unsharded: after to_empty
+    every parameter and buffer is garbage (here NaN or 123); initialize must give back the plain model's tensors."""
+    entry = model_entry(name)
+    plain = create_model(name)
+    with torch.device("meta"):
+        model = entry.builder()
+    model.to_empty(device="cpu")
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            tensor.fill_(float("nan") if tensor.is_floating_point() else 123)
+    initialize(model, entry.default_init, **entry.init_options(None, None))
+    expected, got = plain.state_dict(), model.state_dict()
+    assert list(expected) == list(got)
+    assert [key for key in expected if not torch.equal(expected[key], got[key])] == []

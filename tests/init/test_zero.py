@@ -247,7 +247,7 @@ def test_bad_input_errors_name_the_shape(fn):
         fn(torch.empty(10, 4, 3, 3), groups=3)
     with pytest.raises(ValueError, match=r"in_channels=10 .*groups=4"):
         fn(torch.empty(10, 4, 3, 3), groups=4, transposed=True)
-    with pytest.raises(ValueError, match="positive int"):
+    with pytest.raises(ValueError, match="groups=0 is not supported; groups must be an int >= 1"):
         fn(torch.empty(8, 4, 3, 3), groups=0)
     with pytest.raises(ValueError, match=r"2-D \(Linear\) weight of shape \(8, 4\)"):
         fn(torch.empty(8, 4), groups=2)

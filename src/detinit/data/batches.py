@@ -53,7 +53,7 @@ def probe_targets(dataset: Dataset, n: int = 256) -> torch.Tensor:
 
 def model_shape(dataset: Dataset) -> dict[str, int]:
     """What a model built for ``dataset`` takes from it: ``num_classes``, ``in_chans`` and ``image_size`` for
-    images; ``vocab_size`` and ``context`` for token windows (the keys of
+    images (``length`` for 1-D signals); ``vocab_size`` and ``context`` for token windows (the keys of
     :meth:`detinit.models.registry.ModelEntry.data_kwargs`).
 
     >>> from detinit.data import load_dataset
@@ -62,4 +62,8 @@ def model_shape(dataset: Dataset) -> dict[str, int]:
     """
     if isinstance(dataset, TokenDataset):
         return {"vocab_size": dataset.num_classes, "context": dataset.context}
+    if (
+        getattr(dataset, "images", None) is not None and dataset.images.dim() == 3
+    ):  # 1-D signals (N, C, L): a length, not a square image
+        return {"num_classes": dataset.num_classes, "in_chans": dataset.in_chans, "length": dataset.image_size}
     return {"num_classes": dataset.num_classes, "in_chans": dataset.in_chans, "image_size": dataset.image_size}

@@ -26,7 +26,8 @@ class SampleBatch:
         if "vocab_size" in self.shape:
             return f"{self.shape['vocab_size']} tokens, context {self.shape['context']}"
         size = self.inputs.shape[-1]
-        return f"input {self.shape['in_chans']}x{size}x{size}, {self.shape['num_classes']} classes"
+        grid = f"{size}" if "length" in self.shape else f"{size}x{size}"
+        return f"input {self.shape['in_chans']}x{grid}, {self.shape['num_classes']} classes"
 
 
 def sample_batch(

@@ -57,7 +57,7 @@ def _execute(job: tuple[str, str, dict]) -> tuple[str, str, str, float]:
 def run_study(study: Study) -> dict[str, str]:
     """Run what is not complete yet; returns ``{run_id: status}``."""
     study.out.mkdir(parents=True, exist_ok=True)
-    jobs = []
+    pending = []
     statuses: dict[str, str] = {}
     for spec in study.runs:
         path = run_dir(study, spec)
@@ -65,8 +65,12 @@ def run_study(study: Study) -> dict[str, str]:
         if status in ("complete", "diverged"):
             statuses[spec.run_id] = status
             continue
+        pending.append((spec, path))
+    workers = min(study.workers, len(pending)) or 1  # no idle processes: 8 workers for one run start one
+    jobs = []
+    for spec, path in pending:
         config = spec.config
-        if study.workers > 1:
+        if workers > 1:
             config = dataclasses.replace(config, threads=1, progress=False)
         jobs.append((spec.run_id, str(path.path), config.to_dict()))
     log.info(
@@ -75,12 +79,12 @@ def run_study(study: Study) -> dict[str, str]:
         len(study.runs),
         len(statuses),
         len(jobs),
-        study.workers,
+        workers,
     )
-    if study.workers == 1:
+    if workers == 1:
         results = map(_execute, jobs)
     else:
-        pool = mp.get_context("spawn").Pool(study.workers, initializer=_die_with_parent, maxtasksperchild=1)
+        pool = mp.get_context("spawn").Pool(workers, initializer=_die_with_parent, maxtasksperchild=1)
         results = pool.imap_unordered(_execute, jobs)
     try:
         for i, (run_id, status, message, seconds) in enumerate(results, 1):
@@ -89,7 +93,7 @@ def run_study(study: Study) -> dict[str, str]:
                 "[%d/%d] %s: %s in %.0f s%s", i, len(jobs), run_id, status, seconds, f" -- {message}" if message else ""
             )
     finally:
-        if study.workers > 1:
+        if workers > 1:
             pool.close()
             pool.join()
     return statuses

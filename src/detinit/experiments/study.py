@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic import OutputDirError, check_output_dir
 from ..train.config import ConfigError, TrainConfig, read_config_file, set_dotted_key
 from ..values import is_int
 
@@ -61,6 +62,9 @@ def _slug(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]+", "-", str(value)).strip("-") or "x"
 
 
+_SAFE_NAME = re.compile(r"(?!\.\.?$)[A-Za-z0-9._-]+")  # a file name: not '.', not '..', no separators
+
+
 def parse_study(data: dict[str, Any], *, out: str | Path | None = None, workers: int | None = None) -> Study:
     """Validate a study mapping and expand it into runs (every run's config is validated)."""
     unknown = [k for k in data if k not in STUDY_KEYS]
@@ -70,7 +74,12 @@ def parse_study(data: dict[str, Any], *, out: str | Path | None = None, workers:
         raise ConfigError(
             "a study needs at least one of base, variants or grid (an empty study would train the defaults)"
         )
-    name = str(data.get("name") or "study")
+    name = data.get("name") or "study"
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name):
+        raise ConfigError(
+            f"study name {name!r} is not supported; a name is letters, digits, '.', '_' and '-' (it names the "
+            "default folder runs/<name>, so no '/' and no '..')"
+        )
     for key in ("base", "grid"):
         if not isinstance(data.get(key) or {}, dict):
             raise ConfigError(f"study {name!r}: {key} must be a mapping of config keys, got {data[key]!r}")
@@ -85,6 +94,8 @@ def parse_study(data: dict[str, Any], *, out: str | Path | None = None, workers:
     for v in variants:
         if not isinstance(v, dict) or ("name" not in v and len(variants) > 1):
             raise ConfigError(f"each variant must be a mapping with a name, got {v!r}")
+        if v.get("name") is not None and not isinstance(v["name"], (str, int, float)):
+            raise ConfigError(f"study {name!r}: a variant's name must be a str, got {v['name']!r}")
     runs, seen = [], set()
     keys = list(grid)
     for variant in variants:
@@ -118,9 +129,16 @@ def parse_study(data: dict[str, Any], *, out: str | Path | None = None, workers:
     n_workers = workers if workers is not None else data.get("workers", 1)
     if not is_int(n_workers, 1):
         raise ConfigError(f"workers must be an integer >= 1, got {n_workers!r}")
+    folder = out if out is not None else data.get("out") or f"runs/{name}"
+    if not isinstance(folder, (str, Path)):
+        raise ConfigError(f"study {name!r}: out must be a folder path (a str), got {folder!r}")
+    try:
+        folder = check_output_dir(folder, "study out")
+    except OutputDirError as err:
+        raise ConfigError(f"study {name!r}: {err}") from None
     return Study(
         name,
-        Path(out or data.get("out") or f"runs/{name}"),
+        folder,
         runs,
         group_by,
         n_workers,

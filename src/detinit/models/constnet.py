@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..contract import checked_arguments
 from ..init.schemes import ConstNetScheme, Scheme
 from ..init.tensor.constnet import const_avg_noise_
 from ..nn import ScalarBias, ScalarGate
@@ -111,6 +112,7 @@ def _global_avg_pool(x: torch.Tensor) -> torch.Tensor:
 class ConstNet(nn.Module):
     """ConstNet Wide-ResNet of depth ``depth`` and widen factor ``widen``."""
 
+    @checked_arguments(ranges={"dropout": (0.0, 1.0)})
     def __init__(
         self,
         depth: int = 16,
@@ -218,6 +220,7 @@ class LeakyLayer(nn.Module):
 class LeakyNet(nn.Module):
     """LeakyNet: skip-free WRN-shaped net of leaky-ReLU layers, initialised by an init string."""
 
+    @checked_arguments(ranges={"alpha": (0.0, 1.0), "dropout": (0.0, 1.0)})
     def __init__(
         self,
         depth: int = 16,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..contract import checked_arguments
 from ..nn import make_relu
 from .registry import OFFICIAL_ZERO, register_model
 
@@ -26,6 +27,7 @@ class MLP(nn.Module):
     torch.Size([2, 10])
     """
 
+    @checked_arguments()
     def __init__(
         self,
         in_features: int = 784,

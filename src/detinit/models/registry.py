@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..contract import checked_arguments
 from ..init import initialize
 from ..registry import Registry
 
@@ -45,6 +46,7 @@ class ModelEntry:
         num_classes: int | None = None,
         in_chans: int | None = None,
         image_size: int | None = None,
+        length: int | None = None,
         vocab_size: int | None = None,
         context: int | None = None,
     ) -> dict[str, int]:
@@ -52,15 +54,26 @@ class ModelEntry:
 
         A language model takes the vocabulary and the context; an image model the classes and the
         input channels, and the image size where its builder has an ``image_size`` parameter
-        (a ViT's patch grid; convolutional networks take any size).
+        (a ViT's patch grid; convolutional networks take any size). 1-D signals of ``length`` go to a model
+        that takes ``in_features`` (an MLP: ``in_chans * length`` features); others are refused.
 
         >>> model_entry("vit").data_kwargs(num_classes=10, in_chans=3, image_size=32, vocab_size=256)
         {'num_classes': 10, 'in_chans': 3, 'image_size': 32}
+        >>> model_entry("mnist_mlp").data_kwargs(num_classes=10, in_chans=1, length=40)
+        {'num_classes': 10, 'in_features': 40}
         """
+        parameters = inspect.signature(self.builder).parameters
         if self.takes_tokens:
             given = {"vocab_size": vocab_size, "context": context}
+        elif length is not None:
+            if "in_features" not in parameters:
+                raise ValueError(
+                    f"model={self.name!r} takes 2-D images, but the data are 1-D signals of length {length}; use a "
+                    f"model that takes in_features: {', '.join(n for n in MODELS if 'in_features' in _takes(n))}"
+                )
+            given = {"num_classes": num_classes, "in_features": (in_chans or 1) * length}
         else:
-            takes_size = "image_size" in inspect.signature(self.builder).parameters
+            takes_size = "image_size" in parameters
             given = {"num_classes": num_classes, "in_chans": in_chans, "image_size": image_size if takes_size else None}
         return {key: value for key, value in given.items() if value is not None}
 
@@ -79,18 +92,24 @@ OFFICIAL_ZERO: Mapping[str, object] = {"variant": "paper"}
 def register_model(
     name: str, default_init: str, description: str, default_init_options: Mapping[str, object] | None = None
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register ``builder`` under ``name``.
+    """Decorator: register ``builder`` under ``name``; its arguments are checked against their annotations
+    (:mod:`._contract`) before it runs.
 
     ``default_init_options``: scheme options for the model's own scheme (see :meth:`ModelEntry.init_options`).
     """
 
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        builder = checked_arguments()(builder)  # the builder's own arguments; the class checks the rest
         MODELS.add(
             name, ModelEntry(name, builder, default_init, description, dict(default_init_options or {})), description
         )
         return builder
 
     return wrap
+
+
+def _takes(name: str) -> Mapping[str, inspect.Parameter]:
+    return inspect.signature(MODELS.get(name).builder).parameters
 
 
 def list_models(pattern: str = "*") -> list[str]:

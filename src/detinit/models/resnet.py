@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..contract import checked_arguments
 from ..nn import ChannelPad, ScalarGate, make_relu
 from ._layers import CNN_NORMS, bias_if_free, build_stages, check_choice, conv1x1, conv3x3
 from .registry import register_model
@@ -116,6 +117,7 @@ class ResNet(nn.Module):
         shortcut: ``"conv"`` (1x1 projection) or ``"pad"`` (subsample + zero channels).
     """
 
+    @checked_arguments()
     def __init__(
         self,
         block: type[BasicBlock] | type[Bottleneck],

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..contract import checked_arguments
 from ..nn import ScalarGate
 from ._layers import check_choice
 from .registry import register_model
@@ -250,6 +251,7 @@ class GPT(_Stack):
     torch.Size([2, 8, 10])
     """
 
+    @checked_arguments(ranges={"dropout": (0.0, 1.0)})
     def __init__(
         self,
         vocab_size: int,
@@ -323,6 +325,7 @@ class ViT(_Stack):
     torch.Size([2, 10])
     """
 
+    @checked_arguments(ranges={"dropout": (0.0, 1.0)})
     def __init__(
         self,
         num_classes: int = 10,

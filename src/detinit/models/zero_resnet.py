@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..contract import checked_arguments
 from ..nn import ChannelPad, HadamardTransform, ScalarGate, make_relu
 from ._layers import CNN_NORMS, bias_if_free, build_stages, check_choice, conv1x1, conv3x3, norm_or_bias
 from .registry import OFFICIAL_ZERO, register_model
@@ -119,6 +120,7 @@ class ZerOResNet(nn.Module):
         relu: ``"zero"`` (official, gradient 1 at 0) or ``"torch"``.
     """
 
+    @checked_arguments()
     def __init__(
         self,
         block: type[ZerOBasicBlock] | type[ZerOBottleneck],

@@ -90,7 +90,11 @@ def fwht(x: torch.Tensor, dim: int = 1, normalized: bool = True, cache: FactorCa
         raise TypeError(f"fwht: input dtype {x.dtype} is not supported; use a floating dtype")
     if not is_int(dim) or not -x.dim() <= dim < x.dim():
         raise ValueError(f"fwht: dim={dim!r} is out of range for a {x.dim()}-D tensor of shape {tuple(x.shape)}")
+    if not isinstance(normalized, bool):
+        raise ValueError(f"fwht: normalized must be True or False, got {normalized!r}")
     dim = dim % x.dim()
+    if x.numel() == 0:  # an empty batch (or an empty dim): nothing to transform
+        return x.clone()
     blocks = power_of_two_blocks(x.shape[dim])
     if len(blocks) == 1:
         return _fwht_power_of_two(x, dim, normalized, cache)

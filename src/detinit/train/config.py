@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..values import interval, is_int, is_number
+from ..values import SEEDS, interval, is_int, is_number, is_seed
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "constnet")
@@ -157,14 +157,16 @@ class TrainConfig:
                 raise ConfigError(
                     f"{name} must be true, false or null (null: chosen for the model), got {getattr(self, name)!r}"
                 )
-        for name, low in (("epochs", 1), ("batch_size", 1), ("seed", 0), ("data_workers", 0)):
+        for name, low in (("epochs", 1), ("batch_size", 1), ("data_workers", 0)):
             value = getattr(self, name)
             if not is_int(value, low):
                 raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+        if not is_seed(self.seed):
+            raise ConfigError(f"seed must be {SEEDS} (the generators keep 32 bits), got {self.seed!r}")
         for name in ("init_seed", "data_seed"):
             value = getattr(self, name)
-            if value is not None and not is_int(value, 0):
-                raise ConfigError(f"{name} must be an integer >= 0 or null (null: use seed), got {value!r}")
+            if value is not None and not is_seed(value):
+                raise ConfigError(f"{name} must be {SEEDS} or null (null: use seed), got {value!r}")
         for name in ("train_subset", "test_subset", "max_steps_per_epoch", "threads"):
             value = getattr(self, name)
             if value is not None and not is_int(value, 1):
@@ -283,17 +285,43 @@ def parse_scalar(raw: str) -> Any:
         return raw
 
 
+def load_yaml_unique(text: str, path: str | Path) -> Any:
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (plain YAML keeps the later value
+    without a word, so ``lr: 0.1`` then ``lr: 0.2`` would silently train at 0.2)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise ConfigError(
+                        f"config file {path}: key {key!r} is given twice (lines {seen[key]} and {line}); "
+                        "keep one of them"
+                    )
+                seen[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Parse a YAML or TOML config file into a dict (errors name the file)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    text = path.read_text()
+        raise ConfigError(f"config file {path} does not exist" + (" (it is a directory)" if path.is_dir() else ""))
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {err.object[err.start]:#04x} at position {err.start}); "
+            "save it as UTF-8"
+        ) from None
     try:
         if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
+            data = load_yaml_unique(text, path) or {}
         elif path.suffix == ".toml":
             if sys.version_info >= (3, 11):
                 import tomllib

@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..atomic import OutputDirError, check_output_dir
 from .checkpoint import append_jsonl, read_jsonl, write_json, write_jsonl
 from .config import ConfigError, TrainConfig
 
@@ -61,6 +62,8 @@ class RunDir:
     """The files of one run; paths as attributes, reading and writing as methods."""
 
     def __init__(self, path: str | Path) -> None:
+        if not os.fspath(path).strip():
+            raise ConfigError("run directory is empty; give a folder, e.g. runs/my-run")
         self.path = Path(path)
         self.config_file = self.path / "config.json"
         self.run_file = self.path / "run.json"
@@ -207,6 +210,10 @@ class RunDir:
         ends (a SIGKILL leaves nothing to clean up). A run refused before it wrote anything leaves no
         directory behind.
         """
+        try:
+            check_output_dir(self.path, "run directory")
+        except OutputDirError as err:
+            raise ConfigError(str(err)) from None
         created = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
         handle = open(self.lock_file, "a+")  # noqa: SIM115 (held for the block)

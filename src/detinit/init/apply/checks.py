@@ -5,15 +5,39 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import torch
 from torch import nn
 
 from ... import hooks
+from ...values import SEEDS, is_seed
 from ..roles.example_inputs import Example, example_for
 from ..roles.vocabulary import RoleSource
 from ..schemes.base import Scheme
 from .plan import Entry
 from .report import FROZEN, UNKNOWN
 from .sharded import parse_device
+
+
+def check_arguments(roles: object, strict: object, generator: object, seed: object) -> None:
+    """The arguments of :func:`~detinit.initialize` other than the model, the scheme options, ``trace`` and
+    ``device`` (checked where they are used), before any work: each error names the argument, the value and
+    what is allowed."""
+    if roles is not None and not (
+        isinstance(roles, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in roles.items())
+    ):
+        raise ValueError(
+            f"initialize: roles={roles!r} is not supported; roles must be a mapping of module names to role names, "
+            "e.g. {'fc': 'classifier'}"
+        )
+    if not isinstance(strict, bool):
+        raise ValueError(f"initialize: strict must be True or False, got {strict!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"initialize: generator must be a torch.Generator or None, got {type(generator).__name__}")
+    if not is_seed(seed):
+        raise ValueError(
+            f"initialize: seed={seed!r} is not supported; seed must be {SEEDS} (torch's CPU generator keeps the "
+            "low 32 bits: seed 2**32 would draw what seed 0 draws)"
+        )
 
 
 def check_gates(scheme: Scheme, model: nn.Module, modules: list[nn.Module]) -> None:
@@ -97,3 +121,53 @@ def refuse_unfilled_meta(model: nn.Module, entries: list[Entry]) -> None:
             "initialize(device=...): no rule fills " + ", ".join(unfilled) + "; on the meta device they hold no "
             "values to keep. Give them roles (roles=), a detinit_init_ hook, or requires_grad=True"
         )
+
+
+def refuse_meta_without_device(model: nn.Module) -> None:
+    """A meta-device parameter has no storage to fill: without ``device=`` it would stay on the meta device."""
+    meta = [name for name, p in model.named_parameters() if p.is_meta]
+    if meta:
+        more = f" and {len(meta) - 3} more" if len(meta) > 3 else ""
+        raise ValueError(
+            f"initialize: {', '.join(meta[:3])}{more} of {type(model).__name__} are on the meta device, which holds "
+            "no values; pass device= (e.g. device='cpu') to materialise and initialise them there"
+        )
+
+
+def unknown_note(model: nn.Module, unknown: list[Entry]) -> str | None:
+    """What the report says of parameters no rule fills: kept as they are. Non-finite values among them
+    (uninitialised memory after ``to_empty()``, a broken checkpoint) are refused: keeping them is never right."""
+    if not unknown:
+        return None
+    broken = []
+    for entry in unknown:
+        param = model.get_parameter(entry.name)
+        if not param.is_meta and param.dtype.is_floating_point and not bool(torch.isfinite(param).all()):
+            broken.append(entry.name)
+    if broken:
+        raise ValueError(
+            f"initialize: no rule fills {', '.join(broken)}, and they hold NaN or infinite values (uninitialised "
+            "memory after to_empty()?): give their modules roles (roles=), a detinit_init_ hook, or call their "
+            "reset_parameters() before initialize"
+        )
+    names = ", ".join(f"{e.name} ({e.module_type})" for e in unknown[:4])
+    more = f" and {len(unknown) - 4} more" if len(unknown) > 4 else ""
+    kept = f"{len(unknown)} parameters, kept as they were" if len(unknown) > 1 else "1 parameter, kept as it was"
+    return (
+        f"no rule fills {kept}: {names}{more}; after to_empty() "
+        "that is uninitialised memory. Give them roles (roles=) or a detinit_init_ hook; strict=True refuses them"
+    )
+
+
+def reset_buffers_(modules: list[nn.Module]) -> None:
+    """Set every norm's running statistics and every ``detinit_buffers_()`` buffer as a new model has them: an
+    initialised model starts from its constructor's buffers, whatever it held before (statistics of an
+    earlier run, NaN, the garbage of ``to_empty()``)."""
+    for module in modules:
+        if isinstance(module, nn.modules.batchnorm._NormBase):
+            if module.track_running_stats and module.running_mean is not None and not module.running_mean.is_meta:
+                module.reset_running_stats()
+        elif callable(hooks.find_hook(module, hooks.BUFFERS_HOOK)) and not any(
+            b.is_meta for b in module.buffers(False)
+        ):
+            getattr(module, hooks.BUFFERS_HOOK)()

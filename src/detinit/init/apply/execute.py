@@ -3,6 +3,8 @@ order); the report entries of hooked modules say what the hook did."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 
 from ... import hooks
@@ -22,22 +24,39 @@ def execute(
         params = direct_parameters(plan.module) if materialised else plan.params
         if not plan.hooked:
             for name, rule in plan.rules.items():
-                write_(params[name], rule.fill, generator)
+                _write(plan, entries, name, params[name], rule.fill, generator)
         else:
             _run_hook(plan, params, entries, scheme, generator)
+
+
+def _write(
+    plan: ModulePlan, entries: list[Entry], name: str, param: torch.Tensor, fill: object, generator: torch.Generator
+) -> None:
+    """Write one parameter; a fill that refuses it (a complex dtype, shared memory) is re-raised naming it."""
+    try:
+        write_(param, fill, generator)
+    except (TypeError, ValueError) as err:
+        index = plan.entries.get(name)
+        full = entries[index].name if index is not None else name
+        raise type(err)(f"initialize: parameter {full} ({type(plan.module).__name__}): {err}") from err
 
 
 def _run_hook(plan: ModulePlan, params: dict, entries: list[Entry], scheme: Scheme, generator: torch.Generator) -> None:
     """The module's ``detinit_init_(scheme, generator)``: its ``{param: reason}``, or ``None`` to take the
     rules the resolver found."""
     reasons = getattr(plan.module, hooks.INIT_HOOK)(scheme, generator)
+    if reasons is not None and not (isinstance(reasons, Mapping) and all(isinstance(k, str) for k in reasons)):
+        raise ValueError(
+            f"{type(plan.module).__name__}.{hooks.INIT_HOOK}() returned {reasons!r}; it must return None (use the "
+            "standard rules) or a dict {parameter name: reason} of the parameters it initialised"
+        )
     for name, index in plan.entries.items():
         entry = entries[index]
         if entry.rule == FROZEN:
             continue
         if reasons is None and name in plan.rules:  # the hook declined: the standard rules
             rule = plan.rules[name]
-            write_(params[name], rule.fill, generator)
+            _write(plan, entries, name, params[name], rule.fill, generator)
             entries[index] = entry._replace(rule=rule.rule, why=rule.reason, evidence=rule.evidence, source="", note="")
         elif reasons is not None and name in reasons:
             entries[index] = entry._replace(rule="hook", why=str(reasons[name]), evidence="", source="", note="")

@@ -35,6 +35,7 @@ from torch.nn.utils.parametrize import ParametrizationList
 
 from ... import hooks
 from ..roles.declared import collect_roles
+from ..roles.trace import parameters_kept
 from ..roles.traced import TracedRoles, trace_roles
 from ..roles.traced.index import parametrized_tensor
 from ..roles.traced.submodels import trace_unreached_parts, unreached_note
@@ -111,6 +112,7 @@ def initialize(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"initialize: model must be an nn.Module, got {type(model).__name__}")
+    checks.check_arguments(roles, strict, generator, seed)
     scheme_obj = get_scheme(scheme, **options)
     remove_end_gains_(model)  # a second initialize starts from plain parameters
     named = list(model.named_modules())  # walked once: the plan and the checks share it
@@ -119,6 +121,8 @@ def initialize(
     if device is not None:
         checks.check_materialisable(model, device, example_inputs, trace)
         trace = False  # a meta-device model cannot run
+    else:
+        checks.refuse_meta_without_device(model)
     found = checks.example_to_trace(model, modules, example_inputs, trace)
     example = found.inputs
     warning = checks.untraced_warning(model, found)
@@ -143,28 +147,39 @@ def initialize(
             + "MultiheadAttention, RNN / LSTM / GRU, norm layers and what tracing finds (example_inputs=); "
             + "give the module a detinit_init_ hook or initialise it yourself"
         )
+    unknown_note = checks.unknown_note(model, unknown)
     if device is not None:
         checks.refuse_unfilled_meta(model, entries)
         materialize_(model, device)
+    else:
+        checks.reset_buffers_(modules)
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)
     execute(plans, entries, scheme_obj, gen, materialised=device is not None)
     write_parametrized_(parametrized, gen)
-    if scheme_obj.policy.settles_embedding_norm and traced.narrowed_tables:
-        settle_narrowed_tables_(model, entries, traced.narrowed_tables, **_table_options(scheme_obj))
-    if example is not None and scheme_obj.policy.settles_embedding_norm and traced.embedding_norms:
-        _mark_settled(entries, settle_embedding_norms_(model, example, traced.embedding_norms))
-    if example is not None and scheme_obj.policy.settles_embedding_norm and traced.stream_tables:
-        _mark_settled(entries, settle_stream_tables_(model, example, traced.stream_tables))
-    if example is not None and scheme_obj.policy.escapes_constant_readout:  # last: it reads the settled feature
-        _escape_constant_readouts(model, example, entries)
+    with parameters_kept(model, traced.forward_writes):  # what the forward pass writes, it does not keep
+        _settle(model, example, traced, entries, scheme_obj)
     if scheme_obj.policy.end_gain != 1.0 or scheme_obj.policy.output_gain != 1.0:
         _install_end_gains(model, plans, entries, scheme_obj.policy)
     seed_used = seed if generator is None and scheme_obj.policy.uses_generator else None
     notes = [warning] if warning is not None else ([found.note] if found.note else [])
-    notes += [note for note in traced.notes if note]
+    notes += [note for note in (*traced.notes, unknown_note) if note]
     if warning is not None:
         warnings.warn(warning, stacklevel=2)
     return InitReport(scheme_obj.name, scheme_obj.options(), seed_used, [e.record() for e in entries], notes)
+
+
+def _settle(model: nn.Module, example: object, traced: TracedRoles, entries: list[Entry], scheme: Scheme) -> None:
+    """What is settled after the fills by running the model: token tables whose norm sees a narrowed or
+    summed input, and the readouts of a constant feature (:mod:`.narrowed_tables`, :mod:`.embedding_norm`,
+    :mod:`.readout`)."""
+    if scheme.policy.settles_embedding_norm and traced.narrowed_tables:
+        settle_narrowed_tables_(model, entries, traced.narrowed_tables, **_table_options(scheme))
+    if example is not None and scheme.policy.settles_embedding_norm and traced.embedding_norms:
+        _mark_settled(entries, settle_embedding_norms_(model, example, traced.embedding_norms))
+    if example is not None and scheme.policy.settles_embedding_norm and traced.stream_tables:
+        _mark_settled(entries, settle_stream_tables_(model, example, traced.stream_tables))
+    if example is not None and scheme.policy.escapes_constant_readout:  # last: it reads the settled feature
+        _escape_constant_readouts(model, example, entries)
 
 
 def _plan(

@@ -64,8 +64,7 @@ def collect_roles(
             roles[full] = RoleSource(role, f"{type(block).__name__} structure", block_name)
     get_classifier = getattr(model, hooks.CLASSIFIER_HOOK, None)
     if callable(get_classifier):
-        classifier = get_classifier()
-        if isinstance(classifier, nn.Module) and id(classifier) in names:
+        for classifier in _classifiers(model, get_classifier(), names):
             roles[names[id(classifier)]] = RoleSource("classifier", "model.get_classifier()")
     for block_name, block in named:
         declared = hooks.declared_roles(block)
@@ -82,8 +81,44 @@ def collect_roles(
             close = difflib.get_close_matches(name, [n for n in names.values() if n], n=3)
             hint = f"; close matches: {', '.join(close)}" if close else ""
             raise ValueError(f"roles: {name!r} is not a module of the model{hint}")
+        _check_role_target(name, dict(named)[name] if name else model)
         roles[name] = RoleSource(check_role(role, f"roles[{name!r}]"), "roles= argument", _given_block(name, roles))
     return roles
+
+
+def _classifiers(model: nn.Module, found: object, names: Mapping[int, str]) -> list[nn.Module]:
+    """The module(s) ``model.get_classifier()`` returned (timm: one head; a distilled model: a tuple; ``None``:
+    no classifier), each a sub-module of ``model``; anything else is an error naming what came back."""
+    if found is None:
+        return []
+    heads = list(found) if isinstance(found, (tuple, list)) else [found]
+    for head in heads:
+        if not isinstance(head, nn.Module):
+            raise ValueError(
+                f"{type(model).__name__}.get_classifier() returned {found!r}; it must return the classifier "
+                "module (a tuple of them, or None for none)"
+            )
+        if id(head) not in names:
+            raise ValueError(
+                f"{type(model).__name__}.get_classifier() returned a {type(head).__name__} that is not a "
+                "sub-module of the model, so its role cannot be honoured; return the model's own head"
+            )
+    return [head for head in heads if id(head) != id(model)]
+
+
+def _check_role_target(name: str, module: nn.Module) -> None:
+    """A role given in ``roles=`` applies to the parameters a module holds itself: the model itself, or a
+    module that holds none (a container, an activation), is refused."""
+    if not name:
+        raise ValueError("roles: '' is the model itself; give roles to its layers, e.g. {'fc': 'classifier'}")
+    holds = any(p is not None for p in module._parameters.values()) or hasattr(module, "parametrizations")
+    if not holds:
+        children = [child for child, _ in module.named_children()][:3]
+        hint = f"; its sub-modules: {', '.join(f'{name}.{c}' for c in children)}" if children else ""
+        raise ValueError(
+            f"roles: {name!r} is a {type(module).__name__}, which holds no parameters of its own, so a role "
+            f"there does nothing; give it to the layer that holds the weights{hint}"
+        )
 
 
 def _given_block(name: str, roles: Mapping[str, RoleSource]) -> str:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import heapq
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -100,6 +100,7 @@ class Graph:
     outputs: list[int]  # the values the model returned, flattened
     output_keys: list[str]  # the key path of each output value ("logits", "0", ...)
     consumers: dict[int, list[int]] = field(default_factory=dict)  # value -> nodes reading it
+    written: list[str] = field(default_factory=list)  # parameters the forward pass wrote in place
 
     def __post_init__(self) -> None:
         for node in self.nodes:
@@ -287,10 +288,14 @@ def flatten_output(output: object) -> Iterator[tuple[str, torch.Tensor]]:
                 yield f"{i}.{sub}".rstrip("."), t
 
 
-def run_model(model: nn.Module, example: object) -> object:
+def run_model(model: nn.Module, example: object, written: list[str] | None = None) -> object:
     """Call ``model`` on an example input: a tensor, a tuple of positional arguments or a dict of keywords.
 
-    An FSDP2-sharded model is sharded again afterwards (:func:`reshard_`)."""
+    An FSDP2-sharded model is sharded again afterwards (:func:`reshard_`). ``written`` collects the names of
+    the parameters the forward pass wrote in place (HF RWKV rescales its output weights for inference), found
+    by their version counters: :func:`~detinit.initialize` keeps its own values of those across its later runs
+    (:func:`parameters_kept`)."""
+    versions = [(name, p, p._version) for name, p in model.named_parameters()] if written is not None else []
     try:
         if isinstance(example, Mapping):
             return model(**example)
@@ -299,6 +304,21 @@ def run_model(model: nn.Module, example: object) -> object:
         return model(example)
     finally:
         reshard_(model)
+        if written is not None:
+            written.extend(name for name, p, version in versions if p._version != version)
+
+
+@contextmanager
+def parameters_kept(model: nn.Module, names: Sequence[str]) -> Iterator[None]:
+    """Restore the parameters ``names`` of ``model`` on exit, whatever the block's forward passes wrote into
+    them (a copy of those alone is kept: they are the few a forward pass is known to write)."""
+    kept = {name: model.get_parameter(name).detach().clone() for name in names}
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for name, value in kept.items():
+                model.get_parameter(name).copy_(value)
 
 
 def reshard_(model: nn.Module) -> None:
@@ -343,6 +363,7 @@ def record_forward(model: nn.Module, example: object) -> Graph:
     which output rows of a fused projection feed the query, key and value.
     """
     params = {id(p): name for name, p in model.named_parameters(remove_duplicate=False)}
+    written: list[str] = []
     recorder = _Recorder(params)
     for t in tree_flatten(example)[0]:
         if isinstance(t, torch.Tensor):
@@ -355,7 +376,7 @@ def record_forward(model: nn.Module, example: object) -> Graph:
         handles.append(module.register_forward_hook(recorder.post_hook(name), with_kwargs=True))
     try:
         with eval_mode(model), torch.enable_grad(), recorder:
-            output = run_model(model, example)
+            output = run_model(model, example, written)
     except Exception as err:
         raise TraceError(
             f"could not run {type(model).__name__} on the example input to find its layers' roles "
@@ -367,4 +388,6 @@ def record_forward(model: nn.Module, example: object) -> Graph:
             h.remove()
     keyed = list(flatten_output(output))
     outputs = [recorder.value_of(t) for _, t in keyed]
-    return Graph(recorder.values, recorder.nodes, recorder.calls, recorder.tensors, outputs, [k for k, _ in keyed])
+    graph = Graph(recorder.values, recorder.nodes, recorder.calls, recorder.tensors, outputs, [k for k, _ in keyed])
+    graph.written = written
+    return graph

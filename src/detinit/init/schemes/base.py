@@ -22,7 +22,7 @@ Adding a scheme is one module with a :class:`Scheme` subclass and one line in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -174,4 +174,10 @@ class Scheme:
 
     def options(self) -> dict[str, object]:
         """The scheme's options, for reports and run records."""
+        return {}
+
+    def ignored_options(self, given: Mapping[str, object]) -> dict[str, str]:
+        """Of the options ``given`` to build this scheme, those it would ignore, each with why:
+        :func:`~detinit.init.schemes.registry.get_scheme` refuses them (an option with no effect is a
+        mistake the user should hear of). Default: none."""
         return {}

@@ -5,6 +5,8 @@ The fills are in :mod:`detinit.init.tensor.random`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..roles.layers import Matrix, Table
 from ..roles.vocabulary import RESIDUAL_LAST_ROLES, LayerInfo
 from ..tensor import random as rnd
@@ -57,6 +59,12 @@ class RandomScheme(Scheme):
         if self.kind == "kaiming":
             opts["mode"] = self.mode
         return opts
+
+    def ignored_options(self, given: Mapping[str, object]) -> dict[str, str]:
+        reasons = {"mode": f"does nothing under {self.name}: it has no fan mode"}
+        if self.kind == "orthogonal":
+            reasons["distribution"] = "does nothing under orthogonal: it draws from one distribution"
+        return {key: why for key, why in reasons.items() if key in given} if self.kind != "kaiming" else {}
 
     def table_rule(self, table: Table, layer: LayerInfo) -> ParamRule | None:
         return torch_default_embedding()

@@ -52,6 +52,11 @@ def get_scheme(name: str | Scheme, **options: object) -> Scheme:
         return name
     build = SCHEMES.get(name)
     try:
-        return build(**options)
+        scheme = build(**options)
     except TypeError as err:  # an option the scheme does not take
         raise ValueError(f"scheme {name!r} does not accept options {sorted(options)}: {err}") from None
+    ignored = scheme.ignored_options(options)
+    if ignored:
+        why = "; ".join(f"{key}={options[key]!r} {reason}" for key, reason in ignored.items())
+        raise ValueError(f"scheme {name!r}: {why}; drop the option")
+    return scheme

@@ -6,7 +6,7 @@ and Hadamard matrices, zeros at every branch end and at the output. The fills ar
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 import torch
@@ -158,6 +158,14 @@ class ZerOScheme(Scheme):
         if self.end_gain != 1.0 or self.output_gain != 1.0:
             opts.update(end_gain=self.end_gain, output_gain=self.output_gain, end_reach=self.end_reach)
         return opts
+
+    def ignored_options(self, given: Mapping[str, object]) -> dict[str, str]:
+        ignored = {}
+        if "norm" in given and not self.hadamard:
+            ignored["norm"] = f"does nothing under {self.name}: it scales Hadamard blocks, and there are none"
+        if "end_reach" in given and self.end_gain == 1.0 and self.output_gain == 1.0:
+            ignored["end_reach"] = "does nothing without a gain: end_gain and output_gain are 1"
+        return ignored
 
     def check_model(self, model_name: str, roles: frozenset[str], modules: Sequence[nn.Module]) -> None:
         if self.depth_scale is None:  # Fixup's setting: a residual network with no norm and no attention

@@ -20,9 +20,10 @@ import math
 
 import torch
 
+from ...contract import checked_arguments
 from ...values import is_number
 from ._no_grad import no_grad
-from .layout import centre_plane, matrix_views
+from .layout import centre_plane, check_number_argument, matrix_views
 from .random import draw_
 from .row_fills import check_block
 
@@ -41,11 +42,12 @@ def const_avg_noise_(
     >>> round(w.var().item() * 256, 1)
     1.0
     """
-    std = math.sqrt(gain * (1.0 - c) / fan_in)
+    std = math.sqrt(check_number_argument("const_avg_noise_", "gain", gain, 0.0) * (1.0 - c) / fan_in)
     return draw_(tensor, lambda t, g: t.normal_(0.0, std, generator=g), generator)
 
 
 @no_grad
+@checked_arguments(ranges={"c": (0.0, 1.0), "gain": (0.0, math.inf)})
 def const_avg_(
     tensor: torch.Tensor,
     c: float = 1.0,
@@ -79,6 +81,7 @@ def const_avg_(
     views = matrix_views(tensor, "const_avg_", groups=groups, transposed=transposed)
     if not is_number(c, 0, 1):
         raise ValueError(f"const_avg_: c must be a number in [0, 1], got {c!r}")
+    check_number_argument("const_avg_", "gain", gain, 0.0)  # checked even where c = 1 leaves it unused
     in_features = views[0].shape[1]
     if c < 1.0:
         if generator is None:

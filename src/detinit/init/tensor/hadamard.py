@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import torch
 
+from ...contract import checked_arguments
 from ...values import is_int
-from .layout import check_float_tensor
+from .layout import check_flag_argument, check_float_tensor, check_number_argument
 
 
 def is_power_of_two(n: int) -> bool:
@@ -42,12 +43,13 @@ def ceil_log2(n: int) -> int:
     >>> ceil_log2(1), ceil_log2(64), ceil_log2(65)
     (0, 6, 7)
     """
-    if n < 1:
-        raise ValueError(f"ceil_log2: n must be >= 1, got {n}")
+    if not is_int(n, 1):
+        raise ValueError(f"ceil_log2: n={n!r} is not supported; n must be an int >= 1")
     return (n - 1).bit_length()
 
 
 @torch.no_grad()
+@checked_arguments()
 def fill_sylvester_(matrix: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     r"""Write ``scale`` times the top-left block of a Sylvester Hadamard matrix.
 
@@ -65,6 +67,7 @@ def fill_sylvester_(matrix: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
             [ 1.,  1., -1., -1.]])
     """
     check_float_tensor(matrix, "fill_sylvester_")
+    scale = check_number_argument("fill_sylvester_", "scale", scale)
     if matrix.dim() != 2:
         raise ValueError(f"fill_sylvester_: expected a 2-D tensor, got shape {tuple(matrix.shape)}")
     rows, cols = matrix.shape
@@ -120,9 +123,9 @@ def hadamard(
             "(1, 2, 4, 8, ...). For other sizes use fill_sylvester_ on a (P, Q) block."
         )
     dtype = torch.get_default_dtype() if dtype is None else dtype
-    if not dtype.is_floating_point:
-        raise TypeError(f"hadamard: dtype {dtype} is not supported; use a floating dtype")
-    scale = float(n) ** -0.5 if normalized else 1.0
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"hadamard: dtype={dtype!r} is not supported; use a floating torch.dtype (torch.float32, ...)")
+    scale = float(n) ** -0.5 if check_flag_argument("hadamard", "normalized", normalized) else 1.0
     return fill_sylvester_(torch.empty(n, n, dtype=dtype, device=device), scale)
 
 

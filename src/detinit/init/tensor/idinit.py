@@ -19,12 +19,14 @@ import math
 
 import torch
 
+from ...contract import checked_arguments
 from ._no_grad import no_grad
 from .layout import matrix_views
 from .zero import unfolded_kernel
 
 
 @no_grad
+@checked_arguments(ranges={"tau": (0.0, math.inf)})
 def idinit_(tensor: torch.Tensor, tau: float = 1.0, *, groups: int = 1, transposed: bool = False) -> torch.Tensor:
     r"""Fill a weight with IDInit's padded identity: :math:`\theta_{mj} = \tau` if :math:`m \equiv j \pmod Q`.
 

@@ -20,11 +20,12 @@ tap (see :func:`centre_index`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 
-from ...values import is_int
+from ...values import interval, is_int, is_number
 
 SUPPORTED_LAYOUTS = (
     "a 2-D Linear weight (out, in), a 3/4/5-D Conv1d/2d/3d kernel (out, in/groups, *k) "
@@ -57,13 +58,57 @@ def check_float_tensor(tensor: object, fn: str) -> torch.Tensor:
             "only real floating-point tensors (float16, bfloat16, float32, float64) "
             "can be initialised"
         )
-    if any(stride == 0 and size > 1 for stride, size in zip(tensor.stride(), tensor.shape)):
+    if has_internal_overlap(tensor):
         raise ValueError(
             f"{fn}: tensor of shape {tuple(tensor.shape)} has strides {tensor.stride()}: its elements share memory "
-            "(an expand()-ed view), so they cannot be set one by one; pass a tensor that owns its elements "
-            "(e.g. .contiguous())"
+            "(an expand()-ed or overlapping as_strided view), so they cannot be set one by one; pass a tensor that "
+            "owns its elements (e.g. .contiguous())"
         )
     return tensor
+
+
+def has_internal_overlap(tensor: torch.Tensor) -> bool:
+    """Whether two elements of ``tensor`` are one element of memory (an ``expand()``-ed or overlapping
+    ``as_strided`` view), where writing one writes the other.
+
+    Sorted by stride, the dimensions of a view without overlap each step over everything the smaller ones
+    reach; where that quick test fails (rare: a hand-made ``as_strided``), the offsets are counted.
+
+    >>> has_internal_overlap(torch.zeros(4, 4).t()), has_internal_overlap(torch.zeros(4, 1).expand(4, 4))
+    (False, True)
+    >>> has_internal_overlap(torch.zeros(16).as_strided((4, 4), (1, 1)))
+    True
+    """
+    dims = sorted((stride, size) for stride, size in zip(tensor.stride(), tensor.shape) if size > 1)
+    if dims and dims[0][0] == 0:  # expand(): no need to count
+        return True
+    reach = 0  # the largest offset the dimensions so far reach
+    for stride, size in dims:
+        if stride <= reach:
+            break
+        reach += stride * (size - 1)
+    else:
+        return False
+    offsets = torch.zeros((), dtype=torch.int64)
+    for stride, size in dims:
+        offsets = (offsets.unsqueeze(-1) + torch.arange(size, dtype=torch.int64) * stride).flatten()
+    return offsets.unique().numel() < offsets.numel()
+
+
+def check_number_argument(fn: str, name: str, value: object, low: float = -math.inf, high: float = math.inf) -> float:
+    """``value`` as a float if it is a finite number in ``[low, high]``, else a ``ValueError`` naming ``fn``'s
+    argument ``name``, the value and the range."""
+    if not is_number(value, low, high):
+        what = f"a number in {interval(low, high)}" if math.isfinite(low) or math.isfinite(high) else "a finite number"
+        raise ValueError(f"{fn}: {name}={value!r} is not supported; {name} must be {what}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def check_flag_argument(fn: str, name: str, value: object) -> bool:
+    """``value`` if it is ``True`` or ``False``, else a ``ValueError`` naming ``fn``'s argument ``name``."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{fn}: {name} must be True or False, got {value!r}")
+    return value
 
 
 def matrix_views(tensor: torch.Tensor, fn: str, *, groups: int = 1, transposed: bool = False) -> list[torch.Tensor]:
@@ -82,8 +127,7 @@ def matrix_views(tensor: torch.Tensor, fn: str, *, groups: int = 1, transposed: 
         raise ValueError(f"{fn}: got a {tensor.dim()}-D tensor of shape {shape}; expected {SUPPORTED_LAYOUTS}")
     if not is_int(groups, 1):
         raise ValueError(f"{fn}: groups must be a positive int, got {groups!r}")
-    if not isinstance(transposed, bool):
-        raise ValueError(f"{fn}: transposed must be True or False, got {transposed!r}")
+    check_flag_argument(fn, "transposed", transposed)
     if tensor.dim() == 2 and (groups != 1 or transposed):
         raise ValueError(
             f"{fn}: a 2-D (Linear) weight of shape {shape} takes groups=1 and transposed=False; "

@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 import torch
 
+from ...contract import checked_arguments
 from ._no_grad import no_grad
 from .layout import check_float_tensor, matrix_views
 
@@ -51,28 +52,29 @@ def draw_(
     return tensor
 
 
-def fans(tensor: torch.Tensor, *, groups: int = 1, transposed: bool = False) -> tuple[int, int]:
-    """``(fan_in, fan_out)`` of a weight, per group and transposed-aware.
+def fans(tensor: torch.Tensor, *, groups: int = 1, transposed: bool = False, fn: str = "fans") -> tuple[int, int]:
+    """``(fan_in, fan_out)`` of a weight, per group and transposed-aware (errors name ``fn``, the caller).
 
     >>> fans(torch.empty(64, 8, 3, 3), groups=4)
     (72, 144)
     >>> fans(torch.empty(32, 16, 3, 3), transposed=True)
     (288, 144)
     """
-    matrix = matrix_views(tensor, "fans", groups=groups, transposed=transposed)[0]
+    matrix = matrix_views(tensor, fn, groups=groups, transposed=transposed)[0]
     receptive_field = math.prod(tensor.shape[2:])
     out_per_group, in_per_group = matrix.shape
     return in_per_group * receptive_field, out_per_group * receptive_field
 
 
-def _fan(tensor: torch.Tensor, mode: str, groups: int, transposed: bool) -> int:
+def _fan(tensor: torch.Tensor, mode: str, groups: int, transposed: bool, fn: str) -> int:
     if mode not in FAN_MODES:
-        raise ValueError(f"mode={mode!r} is not supported; choose one of {FAN_MODES}")
-    fan_in, fan_out = fans(tensor, groups=groups, transposed=transposed)
+        raise ValueError(f"{fn}: mode={mode!r} is not supported; choose one of {FAN_MODES}")
+    fan_in, fan_out = fans(tensor, groups=groups, transposed=transposed, fn=fn)
     return fan_in if mode == "fan_in" else fan_out
 
 
 @no_grad
+@checked_arguments()
 def kaiming_normal_(
     tensor: torch.Tensor,
     *,
@@ -89,11 +91,14 @@ def kaiming_normal_(
     >>> round(float(w.var() * 256 / 2), 1)
     1.0
     """
-    std = torch.nn.init.calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode, groups, transposed))
+    std = torch.nn.init.calculate_gain(nonlinearity, a) / math.sqrt(
+        _fan(tensor, mode, groups, transposed, "kaiming_normal_")
+    )
     return draw_(tensor, lambda t, g: t.normal_(0.0, std, generator=g), generator)
 
 
 @no_grad
+@checked_arguments()
 def kaiming_uniform_(
     tensor: torch.Tensor,
     *,
@@ -106,11 +111,12 @@ def kaiming_uniform_(
 ) -> torch.Tensor:
     r"""He et al. (2015), uniform: :math:`U(-b, b)`, :math:`b = \text{gain}\sqrt{3/\text{fan}}`."""
     gain = torch.nn.init.calculate_gain(nonlinearity, a)
-    bound = gain * math.sqrt(3.0 / _fan(tensor, mode, groups, transposed))
+    bound = gain * math.sqrt(3.0 / _fan(tensor, mode, groups, transposed, "kaiming_uniform_"))
     return draw_(tensor, lambda t, g: t.uniform_(-bound, bound, generator=g), generator)
 
 
 @no_grad
+@checked_arguments(ranges={"gain": (0.0, math.inf)})
 def xavier_normal_(
     tensor: torch.Tensor,
     *,
@@ -120,12 +126,13 @@ def xavier_normal_(
     transposed: bool = False,
 ) -> torch.Tensor:
     r"""Glorot & Bengio (2010): :math:`\mathcal N(0, 2\,\text{gain}^2/(\text{fan\_in}+\text{fan\_out}))`."""
-    fan_in, fan_out = fans(tensor, groups=groups, transposed=transposed)
+    fan_in, fan_out = fans(tensor, groups=groups, transposed=transposed, fn="xavier_normal_")
     std = gain * math.sqrt(2.0 / (fan_in + fan_out))
     return draw_(tensor, lambda t, g: t.normal_(0.0, std, generator=g), generator)
 
 
 @no_grad
+@checked_arguments(ranges={"gain": (0.0, math.inf)})
 def xavier_uniform_(
     tensor: torch.Tensor,
     *,
@@ -135,12 +142,13 @@ def xavier_uniform_(
     transposed: bool = False,
 ) -> torch.Tensor:
     r"""Glorot & Bengio (2010), uniform: bound :math:`\text{gain}\sqrt{6/(\text{fan\_in}+\text{fan\_out})}`."""
-    fan_in, fan_out = fans(tensor, groups=groups, transposed=transposed)
+    fan_in, fan_out = fans(tensor, groups=groups, transposed=transposed, fn="xavier_uniform_")
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return draw_(tensor, lambda t, g: t.uniform_(-bound, bound, generator=g), generator)
 
 
 @no_grad
+@checked_arguments()
 def orthogonal_(tensor: torch.Tensor, *, generator: torch.Generator, gain: float = 1.0) -> torch.Tensor:
     r"""Saxe et al. (2014): the weight flattened to ``(dim0, rest)`` has orthonormal rows or columns, times ``gain``.
 
@@ -159,6 +167,7 @@ def orthogonal_(tensor: torch.Tensor, *, generator: torch.Generator, gain: float
 
 
 @no_grad
+@checked_arguments(ranges={"std": (0.0, math.inf)})
 def normal_(tensor: torch.Tensor, *, generator: torch.Generator, std: float = 1.0) -> torch.Tensor:
     r""":math:`\mathcal N(0, \text{std}^2)`, e.g. for embeddings (torch's default for ``nn.Embedding``)."""
     check_float_tensor(tensor, "normal_")

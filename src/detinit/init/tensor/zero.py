@@ -43,6 +43,8 @@ import math
 
 import torch
 
+from ...contract import checked_arguments
+from ...values import is_int
 from ._no_grad import no_grad
 from .hadamard import _product_columns_, _product_rows_, _sylvester_factors, ceil_log2
 from .layout import centre_index, matrix_views
@@ -89,6 +91,8 @@ def hadamard_scale(out_features: int, norm: str = "orthonormal") -> float:
     (0.08838834764831845, 0.125)
     """
     _check_norm(norm)
+    if not is_int(out_features, 1):
+        raise ValueError(f"hadamard_scale: out_features={out_features!r} is not supported; it must be an int >= 1")
     m = ceil_log2(out_features)
     return 2.0 ** (-m / 2) if norm == "orthonormal" else 2.0 ** (-(m - 1) / 2)
 
@@ -104,6 +108,7 @@ def _check_norm(norm: str) -> None:
 
 
 @no_grad
+@checked_arguments()
 def partial_identity_(tensor: torch.Tensor, *, groups: int = 1, transposed: bool = False) -> torch.Tensor:
     r"""Fill a weight with the partial identity :math:`I^*(P, Q)` on the centre tap.
 
@@ -139,6 +144,7 @@ def _partial_identity_views_(tensor: torch.Tensor, views: list[torch.Tensor]) ->
 
 
 @no_grad
+@checked_arguments()
 def identity_(tensor: torch.Tensor, *, groups: int = 1, transposed: bool = False) -> torch.Tensor:
     r"""Fill a square layer with the identity (Dirac kernel for convolutions).
 
@@ -164,6 +170,7 @@ def identity_(tensor: torch.Tensor, *, groups: int = 1, transposed: bool = False
 
 
 @no_grad
+@checked_arguments()
 def zero_(
     tensor: torch.Tensor,
     *,
@@ -266,6 +273,7 @@ def unfolded_kernel(matrix: torch.Tensor, kernel_size: tuple[int, ...]) -> torch
 
 
 @no_grad
+@checked_arguments()
 def zero_unfolded_(
     tensor: torch.Tensor, *, norm: str = "orthonormal", groups: int = 1, columns: str = "spanning"
 ) -> torch.Tensor:

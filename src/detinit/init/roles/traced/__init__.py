@@ -97,7 +97,9 @@ def trace_roles(model: nn.Module, example_inputs: object, *, output_layers: bool
     of keyword arguments. Raises :class:`~detinit.init.roles.trace.TraceError` if the
     model cannot run on it.
     """
-    index = GraphIndex(model, record_forward(model, example_inputs))
+    graph = record_forward(model, example_inputs)
+    index = GraphIndex(model, graph)
+    index.result.forward_writes = list(graph.written)
     for find in PASSES:
         if output_layers or find is not find_classifier:
             find(index)

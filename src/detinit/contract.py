@@ -1,0 +1,125 @@
+"""The argument contract of a public function or constructor, read from its annotations: each argument a
+caller gives is checked before any work, and a bad one is a ``ValueError`` naming the function, the
+argument, the value and what is allowed -- never a ``ZeroDivisionError`` from deep inside, never a silent
+zero-width model or a NaN-filled weight. Model constructors, registered model builders and the tensor
+fills of :mod:`detinit.init` carry it (:func:`checked_arguments`).
+
+=========================  =====================================================================
+annotation                 allowed
+=========================  =====================================================================
+``int``                    an ``int`` (not a ``bool``) >= 1 (sizes, counts); ``at_least`` lowers it
+``float``                  a finite ``int`` or ``float``, in ``ranges[name]`` where one is given
+``bool``                   ``True`` or ``False``
+``str``                    a ``str`` (which ones: the function's own check)
+``list[int]``, tuples      a list or tuple of ``int`` >= 1
+``X | None``               ``None`` or what ``X`` allows
+=========================  =====================================================================
+
+Other annotations (a tensor, a block class) are left to the function.
+
+>>> from torch import nn
+>>> class Net(nn.Module):
+...     @checked_arguments(ranges={"dropout": (0.0, 1.0)})
+...     def __init__(self, width: int = 8, dropout: float = 0.0) -> None:
+...         super().__init__()
+>>> Net(width=0)
+Traceback (most recent call last):
+    ...
+ValueError: Net: width=0 is not supported; width must be an int >= 1
+>>> Net(dropout=float("nan"))
+Traceback (most recent call last):
+    ...
+ValueError: Net: dropout=nan is not supported; dropout must be a number in [0, 1]
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from .values import interval, is_int, is_number
+
+F = TypeVar("F", bound=Callable[..., Any])
+Rule = tuple[Callable[[object], bool], str]  # (accepts the value, what is allowed in words)
+
+
+def _sizes(value: object, low: int) -> bool:
+    return isinstance(value, (list, tuple)) and all(is_int(v, low) for v in value)
+
+
+def annotation_rule(annotation: str, low: int = 1, bounds: tuple[float, float] | None = None) -> Rule | None:
+    """The rule for an annotation written as text (``from __future__ import annotations``), ``None`` where
+    the contract does not know it.
+
+    >>> accepts, what = annotation_rule("int | None")
+    >>> accepts(None), accepts(0), what
+    (True, False, 'None or an int >= 1')
+    """
+    kinds = [part.strip() for part in annotation.split("|")]
+    optional = "None" in kinds
+    kinds = [k for k in kinds if k != "None"]
+    lo, hi = bounds if bounds is not None else (-math.inf, math.inf)
+    number = f"a number in {interval(lo, hi)}" if bounds is not None else "a finite number"
+    rules: dict[str, Rule] = {
+        "int": (lambda v: is_int(v, low), f"an int >= {low}"),
+        "float": (lambda v: is_number(v, lo, hi), number),
+        "bool": (lambda v: isinstance(v, bool), "True or False"),
+        "str": (lambda v: isinstance(v, str), "a str"),
+        "list[int]": (lambda v: _sizes(v, low), f"a list of ints >= {low}"),
+        "tuple[int, ...]": (lambda v: _sizes(v, low), f"a list of ints >= {low}"),
+    }
+    if not kinds or any(k not in rules for k in kinds):
+        return None  # a tensor, a block class, a generator: the function's own job
+    accepts, what = rules[kinds[0]]  # "list[int] | tuple[int, ...]" share one rule
+    if optional:
+        return (lambda v: v is None or accepts(v)), f"None or {what}"
+    return accepts, what
+
+
+def checked_arguments(
+    *, at_least: Mapping[str, int] | None = None, ranges: Mapping[str, tuple[float, float]] | None = None
+) -> Callable[[F], F]:
+    """Decorate a function (a model's ``__init__``, a builder, a fill) to check the arguments a caller gives
+    against their annotations first; an argument it does not take is a ``TypeError`` listing those it does.
+
+    ``at_least={"name": 0}`` lowers an ``int``'s bound; ``ranges={"name": (lo, hi)}`` bounds a ``float``.
+    Checking costs a dictionary lookup per given argument (fills run once per parameter).
+    """
+
+    def wrap(fn: F) -> F:
+        signature = inspect.signature(fn)
+        passed_on = (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)  # the callee checks those
+        params = [p for p in signature.parameters.values() if p.kind not in passed_on]
+        positional = [p.name for p in params if p.kind != inspect.Parameter.KEYWORD_ONLY]
+        is_method = bool(positional) and positional[0] == "self"
+        rules: dict[str, Rule] = {}
+        for p in params:
+            if isinstance(p.annotation, str):
+                rule = annotation_rule(p.annotation, (at_least or {}).get(p.name, 1), (ranges or {}).get(p.name))
+                if rule is not None:
+                    rules[p.name] = rule
+        known, known_set = [p.name for p in params], {p.name for p in params}
+        takes_any = len(params) < len(signature.parameters)  # a **kwargs passed on
+
+        @functools.wraps(fn)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            owner = type(args[0]).__name__ if is_method else fn.__name__
+            if len(args) > len(positional) or (not takes_any and not known_set.issuperset(kwargs)):
+                try:
+                    signature.bind(*args, **kwargs)
+                except TypeError as err:  # a TypeError, as Python's own; create_model names the model
+                    takes = ", ".join(name for name in known if name != "self")
+                    raise TypeError(f"{owner}: {err}; it takes {takes}") from None
+            given = [*zip(positional, args), *kwargs.items()]
+            for name, value in given:
+                rule = rules.get(name)
+                if rule is not None and not rule[0](value):
+                    raise ValueError(f"{owner}: {name}={value!r} is not supported; {name} must be {rule[1]}")
+            return fn(*args, **kwargs)
+
+        return checked  # type: ignore[return-value]
+
+    return wrap

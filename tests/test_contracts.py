@@ -1,0 +1,206 @@
+"""Issue 32, by class: every public boundary checks what it is given before any work, and a bad value is a
+ValueError (or TypeError) that names the argument. The cases are generated from the registries and the
+annotations, so a new model, model argument, scheme option or fill is covered without a new test."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import detinit.init as init_api
+from detinit import initialize
+from detinit.contract import annotation_rule
+from detinit.init.schemes import get_scheme, list_schemes
+from detinit.init.tensor.layout import has_internal_overlap
+from detinit.models import create_model, list_models
+from detinit.models.registry import model_entry
+
+FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+# values of the wrong type or range, by annotation
+NOT_INT = st.one_of(st.integers(max_value=0), st.floats(allow_nan=True), st.booleans(), st.text(max_size=3))
+NOT_NUMBER = st.one_of(st.just(math.nan), st.just(math.inf), st.just(-math.inf), st.booleans(), st.text(max_size=3))
+NOT_BOOL = st.one_of(st.integers(), st.text(max_size=3), st.floats(allow_nan=False))
+NOT_STR = st.one_of(  # a choice that is none of the allowed ones, or not a str at all
+    st.builds(lambda t: f"no such {t}", st.text(max_size=3)), st.integers(), st.floats(allow_nan=False), st.booleans()
+)
+BAD = {"int": NOT_INT, "float": NOT_NUMBER, "bool": NOT_BOOL, "str": NOT_STR, "list[int]": st.just([0])}
+
+
+def _kind(annotation: object) -> str | None:
+    if not isinstance(annotation, str):
+        return None
+    kinds = [k.strip() for k in annotation.split("|") if k.strip() != "None"]
+    return kinds[0] if kinds and kinds[0] in BAD and annotation_rule(annotation) is not None else None
+
+
+def _model_arguments() -> list[tuple[str, str, str]]:
+    """(model, argument, kind) for every annotated argument of every registered model's builder and class."""
+    cases = []
+    for name in list_models():
+        entry = model_entry(name)
+        with torch.device("meta"):
+            cls = type(entry.builder())
+        seen = set()
+        for fn in (entry.builder, cls.__init__):
+            for arg, param in inspect.signature(fn).parameters.items():
+                kind = _kind(param.annotation)
+                if kind is not None and arg not in seen and arg != "self":
+                    seen.add(arg)
+                    cases.append((name, arg, kind))
+    return cases
+
+
+MODEL_ARGUMENTS = _model_arguments()
+
+
+def test_every_model_has_checked_arguments():
+    assert {name for name, _, _ in MODEL_ARGUMENTS} == set(list_models())
+    assert len(MODEL_ARGUMENTS) > 3 * len(list_models())
+
+
+@pytest.mark.parametrize("model, argument, kind", MODEL_ARGUMENTS, ids=lambda v: str(v))
+def test_a_model_argument_of_the_wrong_type_or_range_is_named(model, argument, kind):
+    @FUZZ
+    @given(value=BAD[kind])
+    def check(value):
+        with pytest.raises(ValueError, match=re.escape(argument)):
+            create_model(model, **{argument: value})  # refused before anything is built
+
+    check()
+
+
+@pytest.mark.parametrize("model", list_models())
+def test_an_unknown_model_argument_lists_the_known_ones(model):
+    with pytest.raises(ValueError, match="unexpected keyword argument 'no_such_option'.*it takes"):
+        create_model(model, no_such_option=1)
+
+
+def _scheme_options() -> list[tuple[str, str, str]]:
+    cases = []
+    for name in list_schemes():
+        scheme = get_scheme(name)
+        for option, param in inspect.signature(type(scheme).__init__).parameters.items():
+            kind = _kind(param.annotation)
+            if option not in ("self", "kind", "name", "hadamard") and kind is not None:
+                cases.append((name, option, kind))
+    return cases
+
+
+@pytest.mark.parametrize("scheme, option, kind", _scheme_options(), ids=lambda v: str(v))
+def test_a_scheme_option_of_the_wrong_type_or_range_is_named(scheme, option, kind):
+    @FUZZ
+    @given(value=BAD[kind])
+    def check(value):
+        with pytest.raises(ValueError, match=rf"{option}"):
+            get_scheme(scheme, **{option: value})
+
+    check()
+
+
+@pytest.mark.parametrize("scheme", list_schemes())
+def test_an_unknown_scheme_option_is_refused(scheme):
+    with pytest.raises(ValueError, match=f"scheme {scheme!r} does not accept options"):
+        get_scheme(scheme, no_such_option=1)
+
+
+@pytest.mark.parametrize(
+    "scheme, options, message",
+    [
+        ("orthogonal", {"mode": "fan_out"}, "mode='fan_out' does nothing under orthogonal"),
+        ("orthogonal", {"distribution": "uniform"}, "distribution='uniform' does nothing under orthogonal"),
+        ("xavier", {"mode": "fan_in"}, "mode='fan_in' does nothing under xavier"),
+        ("rezero", {"mode": "fan_out"}, "mode='fan_out' does nothing under rezero"),
+        ("partial_identity", {"norm": "paper"}, "norm='paper' does nothing under partial_identity"),
+        ("zero", {"variant": "paper", "end_reach": 2.0}, "end_reach=2.0 does nothing without a gain"),
+    ],
+)
+def test_an_option_the_scheme_would_ignore_is_refused(scheme, options, message):
+    with pytest.raises(ValueError, match=message):
+        get_scheme(scheme, **options)
+
+
+FILLS = [name for name in init_api.__all__ if name.endswith("_") and callable(getattr(init_api, name))]
+
+
+def _fill_arguments() -> list[tuple[str, str, str]]:
+    cases = []
+    for name in FILLS:
+        for arg, param in list(inspect.signature(getattr(init_api, name)).parameters.items())[1:]:
+            kind = _kind(param.annotation)
+            if kind is not None:
+                cases.append((name, arg, kind))
+    return cases
+
+
+def _call_fill(name: str, tensor: torch.Tensor, **kwargs: object) -> torch.Tensor:
+    fn = getattr(init_api, name)
+    if "generator" in inspect.signature(fn).parameters:
+        kwargs.setdefault("generator", torch.Generator().manual_seed(0))
+    return fn(tensor, **kwargs)
+
+
+@pytest.mark.parametrize("fill, argument, kind", _fill_arguments(), ids=lambda v: str(v))
+def test_a_fill_argument_of_the_wrong_type_or_range_is_named(fill, argument, kind):
+    @FUZZ
+    @given(value=BAD[kind])
+    def check(value):
+        with pytest.raises((ValueError, TypeError), match=rf"{argument}"):
+            _call_fill(fill, torch.empty(8, 4), **{argument: value})
+
+    check()
+
+
+@pytest.mark.parametrize("fill", FILLS)
+def test_a_fill_refuses_overlapping_memory_and_complex_tensors(fill):
+    overlapping = torch.zeros(64).as_strided((8, 4), (1, 1))  # rows share elements: no expand() involved
+    with pytest.raises(ValueError, match=rf"{fill}: tensor of shape \(8, 4\) has strides \(1, 1\).*share memory"):
+        _call_fill(fill, overlapping)
+    with pytest.raises(TypeError, match=rf"{fill}: .*complex64"):
+        _call_fill(fill, torch.empty(8, 4, dtype=torch.complex64))
+
+
+@FUZZ
+@given(
+    shape=st.lists(st.integers(1, 4), min_size=1, max_size=3),
+    strides=st.lists(st.integers(0, 6), min_size=3, max_size=3),
+)
+def test_internal_overlap_is_found_exactly(shape, strides):
+    strides = strides[: len(shape)]
+    view = torch.zeros(200).as_strided(shape, strides)
+    offsets = torch.zeros((), dtype=torch.int64)
+    for size, stride in zip(shape, strides):
+        offsets = (offsets.unsqueeze(-1) + torch.arange(size) * stride).flatten()
+    assert has_internal_overlap(view) == (offsets.unique().numel() < view.numel())
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"seed": 2**32}, r"seed=4294967296 is not supported; seed must be an int in \[0, 2\*\*32\)"),
+        ({"seed": -1}, "seed=-1 is not supported"),
+        ({"seed": 1.0}, "seed=1.0 is not supported"),
+        ({"strict": "yes"}, "strict must be True or False, got 'yes'"),
+        ({"roles": ["fc"]}, r"roles=\['fc'\] is not supported; roles must be a mapping"),
+        ({"roles": {"": "classifier"}}, "'' is the model itself"),
+        ({"roles": {"1": "classifier"}}, "'1' is a ReLU, which holds no parameters of its own"),
+        ({"generator": 0}, "generator must be a torch.Generator or None, got int"),
+    ],
+)
+def test_bad_initialize_arguments_are_named(kwargs, message):
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    with pytest.raises(ValueError, match=message):
+        initialize(model, "kaiming", **kwargs)
+
+
+def test_a_seed_beyond_32_bits_would_repeat_seed_0():
+    """Why the seed contract stops at 2**32: torch's CPU generator keeps only the low 32 bits."""
+    draw = [torch.randn(4, generator=torch.Generator().manual_seed(s)) for s in (0, 2**32)]
+    assert torch.equal(*draw)
