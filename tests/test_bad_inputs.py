@@ -137,8 +137,47 @@ def test_damaged_records_and_a_checkpoint_of_another_model_are_named(tiny_config
     other.run_file.write_text('{"status": "running"}')  # as if killed
     wider = tiny_config(epochs=1, model_args={"hidden": 32})
     other.config_file.write_text(__import__("json").dumps(wider.to_dict()))  # the config says so, the weights not
-    with pytest.raises(CheckpointError, match="does not fit this run's model and optimiser"):
+    with pytest.raises(CheckpointError, match="was written by another run"):  # before its shapes are read
         train(wider, other.path)
+
+
+def test_a_checkpoint_from_another_run_is_refused_with_or_without_its_digest(tiny_config, tmp_path):
+    from detinit.train import CheckpointError
+
+    source = _finished_run(tiny_config, tmp_path / "seed0")
+    config = tiny_config(epochs=2, seed=1)
+    train(config.replace(epochs=1), tmp_path / "seed1")  # one epoch of the same model, another seed
+    target = RunDir(tmp_path / "seed1")
+    target.run_file.write_text('{"status": "running"}')  # as if killed after epoch 1
+    target.config_file.write_text(__import__("json").dumps(config.to_dict()))
+    for name in ("checkpoint.pt", "checkpoint.pt.sha256"):  # the other run's checkpoint, copied in whole
+        (target.path / name).write_bytes((source.path / name).read_bytes())
+    with pytest.raises(CheckpointError, match="was written by another run"):
+        train(config, target.path)
+    (target.path / "checkpoint.pt.sha256").unlink()  # and with its digest removed
+    with pytest.raises(CheckpointError, match=r"cannot be verified: its digest file checkpoint.pt.sha256 is missing"):
+        train(config, target.path)
+
+
+@pytest.mark.parametrize("damage", ["torn", "garbage"])
+def test_a_complete_run_with_damaged_metrics_is_repaired_from_its_checkpoint(tiny_config, tmp_path, damage, caplog):
+    from detinit.train import RunDirDamaged
+
+    config = tiny_config(epochs=2)
+    train(config, tmp_path)
+    run = RunDir(tmp_path)
+    whole = run.metrics()
+    lines = run.metrics_file.read_text().splitlines(keepends=True)
+    run.metrics_file.write_text(lines[0][:10] if damage == "torn" else lines[0] + "garbage\n" + lines[1])
+    assert run.damage(2) is not None
+    with caplog.at_level("WARNING"):
+        train(config, tmp_path)  # a re-run of a complete run
+    assert run.metrics() == whole and run.damage(2) is None
+    assert "rewrote metrics.jsonl from the checkpoint's history" in caplog.text
+    run.metrics_file.write_text(lines[0])
+    run.checkpoint_file.unlink()
+    with pytest.raises(RunDirDamaged, match="says the run is complete, but metrics.jsonl holds 1 of the run's 2"):
+        train(config, tmp_path)
 
 
 def test_the_checkpoint_digest_survives_a_kill_between_digest_and_rename(tmp_path):
@@ -210,6 +249,13 @@ def test_a_study_starts_no_more_workers_than_it_has_runs(tiny_config, tmp_path, 
 def test_run_directories_that_cannot_be_folders_are_named(tiny_config, tmp_path, make, message):
     with pytest.raises(ConfigError, match=message):
         train(tiny_config(epochs=1), make(tmp_path))
+
+
+@pytest.mark.parametrize("name", ["checkpoint.pt", ".lock", "metrics.jsonl"])
+def test_a_run_file_that_is_a_folder_is_named(tiny_config, tmp_path, name):
+    (tmp_path / name).mkdir()
+    with pytest.raises(ConfigError, match=f"{name} should be a file and is a folder"):
+        train(tiny_config(epochs=1), tmp_path)
 
 
 def test_config_files_that_are_not_utf8_or_repeat_a_key_are_refused(tmp_path):
@@ -303,3 +349,32 @@ def test_initialize_resets_running_statistics_and_names_what_it_keeps():
         model[2].p.fill_(math.nan)  # uninitialised memory after to_empty() looks like this at worst
     with pytest.raises(ValueError, match="no rule fills 2.p, and they hold NaN or infinite values"):
         initialize(model, "zero")
+
+
+def test_a_study_edited_after_its_runs_neither_reuses_nor_reports_them(tiny_config, tmp_path, capsys):
+    from detinit.cli import main
+
+    config = tiny_config(epochs=1).to_dict()
+    study_file = tmp_path / "s.yaml"
+    study_file.write_text(__import__("yaml").safe_dump({"name": "s", "out": str(tmp_path / "s"), "base": config}))
+    assert main(["study", "--config", str(study_file)]) == 0
+    config["lr"] = config["lr"] * 5  # the file edited after its run completed
+    study_file.write_text(__import__("yaml").safe_dump({"name": "s", "out": str(tmp_path / "s"), "base": config}))
+    assert main(["study", "--config", str(study_file)]) == 1  # the run fails alone: not reused, not rerun over
+    assert "1 run(s) failed: run" in capsys.readouterr().err
+    assert main(["study", "--config", str(study_file), "--report-only"]) == 0
+    report = (tmp_path / "s" / "report.md").read_text()
+    assert "**warning**: run run: its directory holds a run of another config (keys lr); it is left out" in report
+    assert "0 complete" in report
+
+
+def test_a_report_warns_of_a_complete_run_whose_records_are_not_whole(tiny_config, tmp_path):
+    from detinit.experiments import run_study, write_report
+
+    study = parse_study({"name": "w", "base": tiny_config(epochs=2).to_dict()}, out=tmp_path / "w")
+    run_study(study)
+    metrics = next((tmp_path / "w" / "runs").iterdir()) / "metrics.jsonl"
+    metrics.write_text(metrics.read_text().splitlines()[0] + "\n")
+    text = write_report(study).read_text()
+    assert "**warning**: run run is complete but metrics.jsonl holds 1 of the run's 2 epochs" in text
+    assert "detinit " in text.split("machine:")[1].splitlines()[0]

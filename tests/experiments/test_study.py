@@ -91,7 +91,7 @@ def test_a_run_directory_of_another_config_fails_alone_and_workers_run_in_parall
     statuses = run_study(study)  # epochs differ -> the run directory refuses; reported as failed, study goes on
     assert statuses[first.run_id] == "failed" and statuses[study.runs[1].run_id] == "complete"
     text = write_report(study).read_text()  # a failed run still leaves a report of the good ones
-    assert "signal_init.png" in text and "| 1/2 (running) |" in text
+    assert "signal_init.png" in text and "| 1/2 (changed) |" in text  # never reported as the study's run
 
 
 def test_mean_std_and_study_file(tmp_path):

@@ -19,6 +19,7 @@ class RunRecord:
     history: list[dict[str, Any]]
     diagnostics: list[dict[str, Any]]
     signal_at_init: list[dict[str, Any]] | None = None  # None for runs that predate the record
+    damage: str | None = None  # what makes a complete run's records not whole (RunDir.damage), for the report
 
 
 @dataclass
@@ -43,7 +44,11 @@ def collect(study: Study) -> list[RunRecord]:
     records = []
     for spec in study.runs:
         run = run_dir(study, spec)
-        records.append(RunRecord(spec, run.status(), run.metrics(), run.diagnostics(), run.signal_at_init()))
+        status, changed = run.status(), run.changed_keys(spec.config)
+        damage = run.damage(spec.config.epochs) if status == "complete" else None
+        if changed:  # a run of another config (the study file was edited): never reported as this study's
+            status, damage = "changed", f"its directory holds a run of another config (keys {', '.join(changed)})"
+        records.append(RunRecord(spec, status, run.metrics(), run.diagnostics(), run.signal_at_init(), damage))
     return records
 
 

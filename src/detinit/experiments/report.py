@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from .. import __version__
 from ..train.checkpoint import write_json, write_text
 from .figures import report_figures
 from .records import collect, group, is_language_model
@@ -31,7 +32,7 @@ def write_report(study: Study, command: str = "", wall_seconds: float | None = N
     lines += [
         f"- command: `{command or 'detinit study --config <file>'}`",
         f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}; "
-        f"torch {torch.__version__}",
+        f"torch {torch.__version__}; detinit {__version__}",
         f"- runs: {len(records)} ({sum(r.status == 'complete' for r in records)} complete); "
         f"training time summed over runs {total / 60:.1f} min"
         + (f"; wall time of this invocation {wall_seconds / 60:.1f} min" if wall_seconds is not None else ""),
@@ -40,6 +41,17 @@ def write_report(study: Study, command: str = "", wall_seconds: float | None = N
             "of the final validation loss over seeds"
             if lm
             else "- accuracy: mean ± sample std over seeds; 'spread' is max - min of the final accuracy over seeds"
+        ),
+        "",
+        *(
+            (
+                f"- **warning**: run {r.spec.run_id}: {r.damage}; it is left out of this report"
+                if r.status == "changed"
+                else f"- **warning**: run {r.spec.run_id} is complete but {r.damage}: this report reads what is "
+                "left (run the study again to restore its records from the checkpoint)"
+            )
+            for r in records
+            if r.damage
         ),
         "",
         markdown_table(headers, rows),

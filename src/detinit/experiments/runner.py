@@ -54,12 +54,35 @@ def _execute(job: tuple[str, str, dict]) -> tuple[str, str, str, float]:
         return run_id, "failed", f"{type(err).__name__}: {err}", time.perf_counter() - start
 
 
+def changed_runs(study: Study) -> dict[str, list[str]]:
+    """The runs whose directories hold a run of another config than the study file asks for now (the file was
+    edited after they ran), with the keys that differ: they are neither reused nor reported as the study's."""
+    changed = {}
+    for spec in study.runs:
+        keys = run_dir(study, spec).changed_keys(spec.config)
+        if keys:
+            changed[spec.run_id] = keys
+    return changed
+
+
 def run_study(study: Study) -> dict[str, str]:
-    """Run what is not complete yet; returns ``{run_id: status}``."""
+    """Run what is not complete yet; returns ``{run_id: status}``. A run whose directory holds another config
+    (:func:`changed_runs`) fails alone, with the keys that differ; the others go on."""
     study.out.mkdir(parents=True, exist_ok=True)
     pending = []
     statuses: dict[str, str] = {}
+    changed = changed_runs(study)
+    for run_id, keys in changed.items():
+        statuses[run_id] = "failed"
+        log.error(
+            "%s: its directory holds a run of another config (keys %s) than the study file asks for now; it is "
+            "not reused: move it away (or give the study another out) to run the new settings",
+            run_id,
+            ", ".join(keys),
+        )
     for spec in study.runs:
+        if spec.run_id in changed:
+            continue
         path = run_dir(study, spec)
         status = path.status()
         if status in ("complete", "diverged"):

@@ -68,12 +68,18 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` (it holds only tensors and plain data).
 
-    Checks the file against its recorded SHA-256 (checkpoints written before the digest existed are
-    loaded unchecked); a damaged file is a :class:`CheckpointError` naming it and what to do.
+    Checks the file against its recorded SHA-256; a damaged file, or one whose digest file is missing or
+    unreadable (copied in from elsewhere: it cannot be verified), is a :class:`CheckpointError` naming it and
+    what to do.
     """
     path = Path(path)
     advice = "delete it (and its .sha256) to restart the run from epoch 0, or restore it from a copy"
     known = _known_digests(path)
+    if path.exists() and not known:
+        raise CheckpointError(
+            f"checkpoint {path} cannot be verified: its digest file {_digest_file(path).name} is missing or "
+            f"unreadable (a checkpoint copied in from elsewhere?); {advice}"
+        )
     if known and path.exists() and file_sha256(path) not in known:
         raise CheckpointError(
             f"checkpoint {path} is damaged: its SHA-256 is not the one recorded when it was written; {advice}"
@@ -113,6 +119,26 @@ def append_jsonl(path: str | Path, row: dict[str, Any]) -> None:
         f.write(json.dumps(row, default=str) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def jsonl_damage(path: str | Path) -> str | None:
+    """What is wrong with a JSONL file beyond a torn last line (a crash mid-append leaves one, without its
+    newline, and :func:`read_jsonl` drops it): the first line that is not a JSON object, or ``None``."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
+        torn = number == len(lines) and not text.endswith("\n")
+        try:
+            if isinstance(json.loads(line), dict):
+                continue
+        except json.JSONDecodeError:
+            pass
+        if not torn:
+            return f"{path.name} line {number} is not a JSON record: {line[:60]!r}"
+    return None
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ The trainer, the study runner and the study report all read a run through
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import OutputDirError, check_output_dir
-from .checkpoint import append_jsonl, read_jsonl, write_json, write_jsonl
+from .checkpoint import append_jsonl, jsonl_damage, read_jsonl, write_json, write_jsonl
 from .config import ConfigError, TrainConfig
 
 try:  # POSIX; where it is missing (Windows) the directory is not locked
@@ -52,6 +53,14 @@ MODE_KEYS = ("amp", "channels_last", "compile")  # null: chosen at the start, th
 
 class RunDirInUse(ConfigError):
     """Another process is training in this run directory."""
+
+
+def config_identity(config: TrainConfig) -> str:
+    """The identity of what a run computes: the SHA-256 of its config without the keys of how it executes
+    (:data:`EXECUTION_KEYS`) or the modes chosen at its start (:data:`MODE_KEYS`, kept in ``run.json``).
+    Every checkpoint carries it, so one copied in from another run is refused on resume."""
+    data = {k: v for k, v in config.to_dict().items() if k not in EXECUTION_KEYS and k not in MODE_KEYS}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class RunDirDamaged(ConfigError):
@@ -106,6 +115,15 @@ class RunDir:
     def is_complete(self) -> bool:
         return self.status() == "complete"
 
+    def damage(self, epochs: int) -> str | None:
+        """What makes a complete run's records not whole: a line of ``metrics.jsonl`` that is not a record, or
+        fewer (more) epochs recorded than the run's ``epochs``; ``None`` if they are whole."""
+        broken = jsonl_damage(self.metrics_file)
+        if broken is not None:
+            return broken
+        recorded = len(self.metrics())
+        return None if recorded == epochs else f"metrics.jsonl holds {recorded} of the run's {epochs} epochs"
+
     def metrics(self) -> list[dict[str, Any]]:
         """The epochs recorded in ``metrics.jsonl`` (a torn last line is dropped)."""
         return read_jsonl(self.metrics_file)
@@ -117,24 +135,28 @@ class RunDir:
         """The rows of ``signal_init.json``; ``None`` for runs that predate it."""
         return self._read_json(self.signal_file) if self.signal_file.exists() else None
 
-    def check_config(self, config: TrainConfig) -> None:
-        """Refuse to resume a directory that holds a different experiment.
+    def changed_keys(self, config: TrainConfig) -> list[str]:
+        """The config keys in which ``config`` differs from the run this directory holds (none if it holds none).
 
         Keys added to :class:`TrainConfig` since the run started take their defaults; the keys in
         :data:`EXECUTION_KEYS` (thread count, progress bar, TensorBoard) may differ, and so may the
         :data:`MODE_KEYS` left unset (``null``), since a resumed run keeps the modes it started in.
         """
         if not self.config_file.exists():
-            return
+            return []
         defaults = json.loads(json.dumps(TrainConfig().to_dict(), default=str))
         previous = defaults | self._read_object(self.config_file)
         current = json.loads(json.dumps(config.to_dict(), default=str))
         unset_modes = {k for k in MODE_KEYS if current.get(k) is None}  # a resumed run keeps the modes it ran in
-        changed = sorted(
+        return sorted(
             k
             for k in set(previous) | set(current)
             if k not in EXECUTION_KEYS and k not in unset_modes and previous.get(k) != current.get(k)
         )
+
+    def check_config(self, config: TrainConfig) -> None:
+        """Refuse to resume a directory that holds a different experiment (:meth:`changed_keys`)."""
+        changed = self.changed_keys(config)
         if changed:
             raise ConfigError(
                 f"run directory {self.path} holds a run with a different config (keys {changed}); "
@@ -215,6 +237,13 @@ class RunDir:
         except OutputDirError as err:
             raise ConfigError(str(err)) from None
         created = not self.path.exists()
+        files = (self.config_file, self.run_file, self.init_report_file, self.metrics_file, self.diagnostics_file)
+        folders = [f for f in (*files, self.signal_file, self.checkpoint_file, self.lock_file) if f.is_dir()]
+        if folders:
+            raise ConfigError(
+                f"run directory {self.path}: {', '.join(f.name for f in folders)} should be a file and is a folder; "
+                "move it away (or choose another output directory)"
+            )
         self.path.mkdir(parents=True, exist_ok=True)
         handle = open(self.lock_file, "a+")  # noqa: SIM115 (held for the block)
         try:

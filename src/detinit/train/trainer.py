@@ -49,11 +49,11 @@ from ..models import create_model, data_kwargs_for
 from ..nn import flatten_predictions
 from ..symmetry import Mechanism, make_mechanism
 from . import distributed, fsdp
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, write_jsonl
 from .config import ConfigError, TrainConfig
 from .modes import FP32, Modes, resolve_modes
 from .param_groups import param_groups
-from .rundir import RunDir
+from .rundir import RunDir, RunDirDamaged, config_identity
 from .schedule import lr_factor_fn
 
 log = logging.getLogger("detinit.train")
@@ -264,6 +264,7 @@ class _Run:
     def trainer_state(self, epoch: int) -> dict[str, Any]:
         """What a checkpoint holds besides the model and the optimiser."""
         return {
+            "run_identity": config_identity(self.config),  # a copy in another run's directory is refused
             "scheduler": self.scheduler.state_dict(),
             "epoch": epoch,
             "history": self.history,
@@ -301,6 +302,7 @@ def _train(
 ) -> RunResult:
     run_dir.check_config(config)
     if resume and run_dir.is_complete():
+        _check_complete(run_dir, config)
         log.info("run %s is already complete; nothing to do", run_dir.path)
         return RunResult(run_dir.path, "complete", run_dir.metrics())
     run, test_set = _start(config, run_dir, device, dist_info)
@@ -423,6 +425,41 @@ def _start(
     return run, test_set
 
 
+def _check_complete(run_dir: RunDir, config: TrainConfig) -> None:
+    """A complete run's records must be whole before it is reported as complete: metrics.jsonl with a line
+    that is not a record, or with fewer epochs than the run, is rewritten from the checkpoint's history (which
+    is verified: its digest and the run's identity); where that cannot be done, :class:`RunDirDamaged`."""
+    damage = run_dir.damage(config.epochs)
+    if damage is None:
+        return
+    state = None
+    if run_dir.checkpoint_file.exists():
+        state = load_checkpoint(run_dir.checkpoint_file)
+        _check_identity(state, run_dir.checkpoint_file, config)
+    if state is None or len(state.get("history", [])) != config.epochs:
+        raise RunDirDamaged(
+            f"run directory {run_dir.path} says the run is complete, but {damage}, and no checkpoint holds its "
+            "history to restore it from; delete the directory to run it again"
+        )
+    write_jsonl(run_dir.metrics_file, state["history"])
+    log.warning("run %s: %s; rewrote metrics.jsonl from the checkpoint's history", run_dir.path, damage)
+
+
+def _check_identity(state: dict[str, Any], path: Path, config: TrainConfig) -> None:
+    """Refuse a checkpoint that another run wrote (its ``run_identity`` is not this run's config's)."""
+    found = state.get("run_identity")
+    if found != config_identity(config):
+        what = (
+            "has no run identity (not written by this version of detinit)"
+            if found is None
+            else ("was written by another run (its config is not this run's)")
+        )
+        raise CheckpointError(
+            f"checkpoint {path} {what}; it cannot be resumed here: delete it (and its .sha256) to restart the "
+            "run from epoch 0, or put back this run's own checkpoint"
+        )
+
+
 def _resume(run: _Run) -> None:
     """Load the last completed epoch's checkpoint into ``run``."""
     path = run.checkpoint_path()
@@ -430,6 +467,7 @@ def _resume(run: _Run) -> None:
         state = fsdp.load_sharded_checkpoint(fsdp.latest_sharded_checkpoint(path), run.model, run.optimizer)
     else:
         state = load_checkpoint(path, map_location=run.device)
+    _check_identity(state, path, run.config)
     try:
         if not run.sharded:
             run.model.load_state_dict(state["model"])
