@@ -32,6 +32,8 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from no_norm_start import fixup_sgd_steps  # noqa: E402 (this folder: the same SGD loop)
+
 from detinit import initialize  # noqa: E402
 from detinit.data import load_dataset  # noqa: E402
 from detinit.init.apply.end_gain import install_end_gains_  # noqa: E402
@@ -85,9 +87,6 @@ def build(start: str, seed: int) -> nn.Module:
 
 def trace(start: str, seed: int, steps: int, every: int, images: torch.Tensor, labels: torch.Tensor):
     model = build(start, seed)
-    scalars = [p for p in model.parameters() if p.dim() == 0]
-    rest = [p for p in model.parameters() if p.dim() > 0]
-    opt = torch.optim.SGD([{"params": rest}, {"params": scalars, "lr": 0.01}], lr=0.1, momentum=0.9, weight_decay=5e-4)
     blocks = [block for stage in model.stages for block in stage]
     cosines: dict[int, float] = {}
     for i, block in enumerate(blocks):
@@ -100,15 +99,8 @@ def trace(start: str, seed: int, steps: int, every: int, images: torch.Tensor, l
         block.gate.register_forward_hook(coherence)
     features: dict[str, float] = {}
     model.fc.register_forward_hook(lambda m, a, o: features.__setitem__("rms", a[0].detach().pow(2).mean().sqrt()))
-    g = torch.Generator().manual_seed(seed)
-    for step in range(steps + 1):
-        for group, base in zip(opt.param_groups, (0.1, 0.01)):
-            group["lr"] = base * min(1.0, (step + 1) / 64)
-        idx = torch.randint(0, len(labels), (128,), generator=g)
-        logits = model(images[idx])
-        loss = nn.functional.cross_entropy(logits, labels[idx])
-        finite = math.isfinite(loss.item())
-        if step % every == 0 or not finite:
+    for step, logits, loss in fixup_sgd_steps(model, images, labels, seed, steps, warmup=64):
+        if step % every == 0 or not math.isfinite(loss.item()):
             gates = [float(block.gate.weight.detach()) for block in blocks]
             yield (
                 step,
@@ -119,11 +111,6 @@ def trace(start: str, seed: int, steps: int, every: int, images: torch.Tensor, l
                 sum(cosines.values()) / len(cosines),
                 float(features["rms"]),
             )
-        if not finite:
-            return
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
 
 
 def main() -> None:
@@ -134,7 +121,10 @@ def main() -> None:
     args = parser.parse_args()
     data = load_dataset("fashion_mnist", "train").subset(8192, seed=0)
     images = (data.images.float() / 255 - data.mean[0]) / data.std[0]
-    print("| start | seed | step | loss | max abs logit | prod (1 + gate) | max abs gate | cos(branch, skip) | feature RMS |")
+    print(
+        "| start | seed | step | loss | max abs logit | prod (1 + gate) | max abs gate | cos(branch, skip) "
+        "| feature RMS |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for seed in args.seeds:
         for start in ("ZerO, gated", "ZerO, gated, mixed", "SkipInit"):

@@ -157,17 +157,3 @@ def unknown_note(model: nn.Module, unknown: list[Entry]) -> str | None:
         f"no rule fills {kept}: {names}{more}; after to_empty() "
         "that is uninitialised memory. Give them roles (roles=) or a detinit_init_ hook; strict=True refuses them"
     )
-
-
-def reset_buffers_(modules: list[nn.Module]) -> None:
-    """Set every norm's running statistics and every ``detinit_buffers_()`` buffer as a new model has them: an
-    initialised model starts from its constructor's buffers, whatever it held before (statistics of an
-    earlier run, NaN, the garbage of ``to_empty()``)."""
-    for module in modules:
-        if isinstance(module, nn.modules.batchnorm._NormBase):
-            if module.track_running_stats and module.running_mean is not None and not module.running_mean.is_meta:
-                module.reset_running_stats()
-        elif callable(hooks.find_hook(module, hooks.BUFFERS_HOOK)) and not any(
-            b.is_meta for b in module.buffers(False)
-        ):
-            getattr(module, hooks.BUFFERS_HOOK)()

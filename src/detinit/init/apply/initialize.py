@@ -52,7 +52,7 @@ from .plan import Entry, ModulePlan, direct_parameters, module_kind
 from .readout import escape_constant_readouts_
 from .report import FROZEN, UNKNOWN, InitReport
 from .resolve import RuleCache, resolve_module
-from .sharded import materialize_
+from .sharded import materialize_, reset_buffers_
 from .tied import TAKE, check_tied
 
 
@@ -152,7 +152,7 @@ def initialize(
         checks.refuse_unfilled_meta(model, entries)
         materialize_(model, device)
     else:
-        checks.reset_buffers_(modules)
+        reset_buffers_(modules)
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)
     execute(plans, entries, scheme_obj, gen, materialised=device is not None)
     write_parametrized_(parametrized, gen)

@@ -35,7 +35,7 @@ Two jobs, both used by :func:`detinit.initialize`:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -167,9 +167,17 @@ def materialize_(model: nn.Module, device: torch.device | str) -> nn.Module:
     for (first, first_name), *others in (uses for uses in shared.values() if len(uses) > 1):
         for module, name in others:
             setattr(module, name, getattr(first, first_name))
-    for module in dict.fromkeys(meta_buffers.values()):
+    reset_buffers_(dict.fromkeys(meta_buffers.values()))
+    return model
+
+
+def reset_buffers_(modules: Iterable[nn.Module]) -> None:
+    """Set the buffers of ``modules`` as a new model has them: norm running statistics by
+    ``reset_running_stats()``, others by the module's ``detinit_buffers_()`` hook (modules with neither are
+    left alone). :func:`materialize_` calls it on the modules it gave storage; :func:`detinit.initialize` on
+    every module, whatever they held before (statistics of an earlier run, NaN, the garbage of ``to_empty()``)."""
+    for module in modules:
         if isinstance(module, nn.modules.batchnorm._NormBase):
             module.reset_running_stats()
-        else:
+        elif callable(find_hook(module, BUFFERS_HOOK)):
             getattr(module, BUFFERS_HOOK)()
-    return model

@@ -81,7 +81,7 @@ def collect_roles(
             close = difflib.get_close_matches(name, [n for n in names.values() if n], n=3)
             hint = f"; close matches: {', '.join(close)}" if close else ""
             raise ValueError(f"roles: {name!r} is not a module of the model{hint}")
-        _check_role_target(name, dict(named)[name] if name else model)
+        _check_role_target(name, model.get_submodule(name))
         roles[name] = RoleSource(check_role(role, f"roles[{name!r}]"), "roles= argument", _given_block(name, roles))
     return roles
 

@@ -21,7 +21,6 @@ import math
 import torch
 
 from ...contract import checked_arguments
-from ...values import is_number
 from ._no_grad import no_grad
 from .layout import centre_plane, check_number_argument, matrix_views
 from .random import draw_
@@ -79,9 +78,6 @@ def const_avg_(
     tensor(True)
     """
     views = matrix_views(tensor, "const_avg_", groups=groups, transposed=transposed)
-    if not is_number(c, 0, 1):
-        raise ValueError(f"const_avg_: c must be a number in [0, 1], got {c!r}")
-    check_number_argument("const_avg_", "gain", gain, 0.0)  # checked even where c = 1 leaves it unused
     in_features = views[0].shape[1]
     if c < 1.0:
         if generator is None:

@@ -25,7 +25,7 @@ import torch
 
 from ...contract import checked_arguments
 from ...values import is_int
-from .layout import check_flag_argument, check_float_tensor, check_number_argument
+from .layout import check_flag_argument, check_float_tensor
 
 
 def is_power_of_two(n: int) -> bool:
@@ -67,7 +67,6 @@ def fill_sylvester_(matrix: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
             [ 1.,  1., -1., -1.]])
     """
     check_float_tensor(matrix, "fill_sylvester_")
-    scale = check_number_argument("fill_sylvester_", "scale", scale)
     if matrix.dim() != 2:
         raise ValueError(f"fill_sylvester_: expected a 2-D tensor, got shape {tuple(matrix.shape)}")
     rows, cols = matrix.shape
