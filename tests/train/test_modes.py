@@ -12,7 +12,8 @@ from torch import nn
 from detinit import initialize
 from detinit.models import create_model
 from detinit.nn import HadamardTransform
-from detinit.train import train
+from detinit.train import ConfigError, TrainConfig, train
+from detinit.train import modes as modes_module
 from detinit.train.modes import FP32, MODE_NAMES, Modes, auto_modes, resolve_modes, stem_layer
 
 UNSET = {"amp": None, "channels_last": None, "compile": None}
@@ -39,6 +40,23 @@ def test_set_keys_win_and_a_resumed_run_keeps_the_modes_it_started_with():
     assert resolve_modes(UNSET, conv, started) == Modes(amp=True)
     assert resolve_modes(UNSET, conv, {}) == FP32  # a run started before the modes existed ran in fp32
     assert resolve_modes({**UNSET, "channels_last": True}, conv, {}) == Modes(channels_last=True)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_amp_native_asks_for_bf16_only_where_the_device_computes_it(monkeypatch, native):
+    """``amp: native`` follows the device's probe on a fresh run and what the run started in on a resume, so
+    a run moved to another machine never changes its arithmetic mid-run."""
+    monkeypatch.setattr(modes_module, "native_bf16", lambda device: native)
+    conv, asked = create_model("resnet20"), {**UNSET, "amp": "native"}
+    assert resolve_modes(asked, conv, device=torch.device("cpu")) == Modes(amp=native, channels_last=True)
+    started = {"amp": not native, "channels_last": False, "compile": False}
+    assert resolve_modes(asked, conv, started, device=torch.device("cpu")) == Modes(amp=not native)
+
+
+def test_amp_takes_native_and_nothing_else():
+    assert TrainConfig.from_dict({"amp": "native"}).amp == "native"
+    with pytest.raises(ConfigError, match=r"amp must be true, false, null .* or 'native' .* got 'yes'"):
+        TrainConfig.from_dict({"amp": "yes"})
 
 
 def test_zero_logits_and_identity_layers_stay_exact_under_bf16_autocast():

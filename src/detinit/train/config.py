@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..values import SEEDS, interval, is_int, is_number, is_seed
+from .modes import NATIVE
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "constnet")
@@ -76,7 +77,7 @@ class TrainConfig:
     device: str = "auto"
     parallel: str = "ddp"  # with torchrun: "ddp" (replicated) or "fsdp" (sharded, built on meta)
     # execution modes (detinit.train.modes): None = chosen for the model
-    amp: bool | None = None  # bfloat16 autocast (CPU or CUDA)
+    amp: bool | str | None = None  # bfloat16 autocast (CPU or CUDA); "native": only where the device computes bf16
     channels_last: bool | None = None  # NHWC memory format for 4-D activations and kernels
     compile: bool | None = None  # torch.compile
     progress: bool = True
@@ -152,7 +153,12 @@ class TrainConfig:
         for name in ("augment", "nesterov", "progress", "tensorboard"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        for name in ("amp", "channels_last", "compile"):
+        if self.amp is not None and not isinstance(self.amp, bool) and self.amp != NATIVE:
+            raise ConfigError(
+                f"amp must be true, false, null (chosen for the model) or {NATIVE!r} (bf16 only where the device "
+                f"computes it natively), got {self.amp!r}"
+            )
+        for name in ("channels_last", "compile"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
                 raise ConfigError(
                     f"{name} must be true, false or null (null: chosen for the model), got {getattr(self, name)!r}"

@@ -22,7 +22,8 @@ Chosen for a model (:func:`auto_modes`; measured in docs/benchmarks.md and docs/
 section 10): a network with 2-D convolutions gets channels_last (fp32 arithmetic, 1.07-1.29x faster on a
 CPU); bf16 only when asked, since it changes what ZerO's networks learn (the official ZerO ResNet-20 on
 Fashion-MNIST: 72 % in fp32, 25 % in bf16 after 96 steps) though it halves a CPU step where the hardware
-computes it natively (:func:`native_bf16`); nothing is compiled unless asked (on a CPU compilation costs
+computes it natively (:func:`native_bf16`; ``amp: native`` asks for it there and keeps fp32 elsewhere, where
+emulated bf16 is 4-10x slower than fp32); nothing is compiled unless asked (on a CPU compilation costs
 15-80 s and gains at most 15 %).
 
 >>> modes = Modes(amp=True, channels_last=True)
@@ -157,20 +158,32 @@ def auto_modes(model: nn.Module, *, sharded: bool = False) -> Modes:
     return Modes(channels_last=convolutional and not sharded)
 
 
+NATIVE = "native"  # the ``amp`` value "bf16 where the device computes it natively, fp32 elsewhere"
+
+
 def resolve_modes(
-    asked: Mapping[str, bool | None],
+    asked: Mapping[str, bool | str | None],
     model: nn.Module,
     started: Mapping[str, bool] | None = None,
     *,
     sharded: bool = False,
+    device: torch.device | None = None,
 ) -> Modes:
     """The modes of a run: each key of ``asked`` (``amp``, ``channels_last``, ``compile``) as set, and an
     unset one (``None``) as :func:`auto_modes` chooses, or, for a run that resumes, as it ran before
-    (``started``: the modes recorded when it started; a key missing there was off).
+    (``started``: the modes recorded when it started; a key missing there was off). ``amp="native"`` is bf16
+    where ``device`` computes it natively (:func:`native_bf16`; emulated bf16 is 4-10x slower than fp32) and
+    fp32 elsewhere; a run that resumes keeps what it started in, so its arithmetic never changes mid-run.
 
     >>> resolve_modes({"amp": False, "channels_last": None, "compile": None}, nn.Linear(2, 2))
     Modes(amp=False, channels_last=False, compile=False)
+    >>> cpu = torch.device("cpu")
+    >>> resolve_modes({"amp": "native"}, nn.Linear(2, 2), device=cpu).amp == native_bf16(cpu)
+    True
     """
     chosen = asdict(auto_modes(model, sharded=sharded)) if started is None else {key: False for key in asdict(Modes())}
     chosen |= dict(started or {})
-    return Modes(**{key: chosen[key] if asked.get(key) is None else bool(asked[key]) for key in chosen})
+    if asked.get("amp") == NATIVE and started is None:
+        chosen["amp"] = native_bf16(device if device is not None else torch.device("cpu"))
+    unset = (None, NATIVE)
+    return Modes(**{key: chosen[key] if asked.get(key) in unset else bool(asked[key]) for key in chosen})

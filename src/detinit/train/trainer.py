@@ -311,7 +311,7 @@ def _train(
         _resume(run)
         started = run_dir.run_record().get("modes", {})  # the modes it started in (none recorded: it ran in fp32)
     asked = {"amp": config.amp, "channels_last": config.channels_last, "compile": config.compile}
-    run.modes = resolve_modes(asked, run.model, started, sharded=run.sharded)
+    run.modes = resolve_modes(asked, run.model, started, sharded=run.sharded, device=device)
     run.modes.apply_(run.model)
     run.meta["modes"] = dataclasses.asdict(run.modes)
     probe = probe_batch(test_set, 256).to(device)  # the fixed batch of every diagnostic of the run
