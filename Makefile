@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine (Python >= 3.10 with venv and pip):
-#   make demo   -- the main job: the quick study (about 3.5 minutes on 2 CPU cores)
+#   make demo   -- the main job: the quick study (3.5-7.5 minutes on 2 CPU cores: bf16 where native)
 #   make test   -- the whole test suite
 # Both create or update the virtual environment in .venv first; a second run reuses it.
 
