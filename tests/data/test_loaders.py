@@ -1,6 +1,7 @@
 """Loaders on generated files in the real formats, Fashion-MNIST from Debian, augmentation, batching."""
 
 import gzip
+import inspect
 import pickle
 import tarfile
 
@@ -16,9 +17,11 @@ from detinit.data import (
     load_dataset,
     random_crop_flip,
     read_idx,
+    reads_files,
     to_float,
     write_idx,
 )
+from detinit.data.base import DATASETS
 from detinit.data.mnist import FASHION_SHA256
 
 
@@ -159,6 +162,21 @@ def test_generated_datasets_and_registry():
         load_dataset("fashion")
     with pytest.raises(ValueError, match="split='val'"):
         load_dataset("synthetic", "val")
+
+
+@pytest.mark.parametrize("name", sorted(list_datasets()))
+def test_a_generated_dataset_refuses_a_root_and_every_dataset_a_subset_larger_than_it(name, tmp_path):
+    """``root`` is read by the loaders that read files and refused by the ones that generate; a subset larger
+    than the split is refused rather than silently the whole split."""
+    if not reads_files(name):
+        with pytest.raises(DataError, match=f"dataset '{name}' is generated and reads no files"):
+            load_dataset(name, "test", root=tmp_path)
+        dataset = load_dataset(name, "test")
+        with pytest.raises(DataError, match=f"a subset of {len(dataset) + 1} examples asked from a test split of"):
+            load_dataset(name, "test", subset=len(dataset) + 1)
+        assert len(load_dataset(name, "test", subset=len(dataset))) == len(dataset)
+    else:
+        assert "root" in inspect.signature(DATASETS.get(name)).parameters
 
 
 def test_random_crop_flip_takes_windows_of_the_padded_image():

@@ -38,6 +38,15 @@ def test_yaml_and_toml_files_and_overrides(tmp_path):
         ({"nesterov": True, "optimizer": "adamw"}, r"nesterov=true needs optimizer='sgd'"),
         ({"train_subset": 0}, r"train_subset must be a positive integer or null, got 0"),
         ({"model_args": [1]}, r"model_args must be a mapping"),
+        # keys the rest of the config would not read
+        ({"optimizer": "adamw", "momentum": 0.5}, r"momentum=0.5 is read only with optimizer='sgd'"),
+        ({"milestones": [3]}, r"milestones=\[3\] is read only with schedule='step'"),
+        ({"gamma": 0.5, "schedule": "constnet"}, r"gamma=0.5 is read only with schedule='step'"),
+        ({"symmetry_args": {"std": 0.1}}, r"symmetry_args=\{'std': 0.1\} is read only with a symmetry mechanism"),
+        ({"data": "synthetic", "data_root": "/tmp"}, r"data_root='/tmp' is read only with a dataset read from files"),
+        # a schedule that does not fit the run
+        ({"schedule": "step", "milestones": [5, 10], "epochs": 10}, r"milestones \[10\] are not before the end"),
+        ({"warmup_epochs": 11, "epochs": 10}, r"warmup_epochs=11 is longer than the run \(epochs=10\)"),
     ],
 )
 def test_bad_values_are_named(data, message):

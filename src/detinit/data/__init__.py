@@ -10,7 +10,16 @@ modelling ``kjv`` (the King James Bible, fetched once from Debian's
 
 from . import cifar, folder, generated, mnist, text  # noqa: F401  (registers the datasets)
 from .augment import random_crop_flip, to_float
-from .base import ArrayDataset, DataError, cache_dir, channel_stats, list_datasets, load_dataset, register_dataset
+from .base import (
+    ArrayDataset,
+    DataError,
+    cache_dir,
+    channel_stats,
+    list_datasets,
+    load_dataset,
+    reads_files,
+    register_dataset,
+)
 from .batches import make_batches, model_shape, probe_batch, probe_targets
 from .folder import FolderBatches, FolderDataset
 from .idx import read_idx, write_idx
@@ -35,6 +44,7 @@ __all__ = [
     "fetch_kjv",
     "list_datasets",
     "load_dataset",
+    "reads_files",
     "make_batches",
     "model_shape",
     "probe_batch",

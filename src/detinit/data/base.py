@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..registry import Registry
+from ..values import is_int
 
 
 class DataError(RuntimeError):
@@ -84,7 +85,8 @@ DATASETS: Registry[Loader] = Registry("dataset")
 
 
 def register_dataset(name: str, description: str) -> Callable[[Loader], Loader]:
-    """Decorator: register a loader ``fn(split=, root=, **options) -> dataset`` under ``name``."""
+    """Decorator: register a loader ``fn(split=, root=, **options) -> dataset`` under ``name``; a loader that
+    generates its examples rather than reading files takes no ``root`` (:func:`reads_files`)."""
     return DATASETS.register(name, description)
 
 
@@ -112,13 +114,31 @@ def load_dataset(
         raise ValueError(f"split={split!r} is not supported; choose 'train' or 'test'")
     loader = DATASETS.get(name)
     try:
-        inspect.signature(loader).bind(split=split, root=root, **options)
+        inspect.signature(loader).bind(split=split, **options)
     except TypeError as err:
         raise DataError(f"dataset {name!r} does not take these options ({err}); see its loader's docstring") from None
     if root is not None and not isinstance(root, (str, Path)):
         raise DataError(f"dataset {name!r}: root must be a path, got {root!r}")
+    if root is not None and not reads_files(name):
+        raise DataError(f"dataset {name!r} is generated and reads no files: root={str(root)!r} would have no effect")
+    if root is not None:
+        options["root"] = Path(root).expanduser()
     try:
-        dataset = loader(split=split, root=Path(root).expanduser() if root is not None else None, **options)
+        dataset = loader(split=split, **options)
     except ValueError as err:  # an option's value the loader refuses (it says which and what it takes)
         raise DataError(f"dataset {name!r}: {err}") from None
+    if subset is not None and is_int(subset, 1) and subset > len(dataset):
+        raise DataError(
+            f"dataset {name!r}: a subset of {subset} examples asked from a {split} split of {len(dataset)}; "
+            f"use at most {len(dataset)}, or null for the whole split"
+        )
     return dataset.subset(subset, seed)
+
+
+def reads_files(name: str) -> bool:
+    """Whether dataset ``name``'s loader reads files (it takes ``root``) rather than generating its examples.
+
+    >>> reads_files("cifar10"), reads_files("synthetic")
+    (True, False)
+    """
+    return name in DATASETS.names() and "root" in inspect.signature(DATASETS.get(name)).parameters

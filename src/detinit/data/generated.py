@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
@@ -22,7 +20,7 @@ def _split(
 
 
 @register_dataset("digits", "scikit-learn's 8x8 digits (1,797 images, 10 classes; 25% test split, seed 0)")
-def digits(split: str, root: Path | None = None) -> ArrayDataset:
+def digits(split: str) -> ArrayDataset:
     try:
         from sklearn.datasets import load_digits
     except ImportError as err:
@@ -37,7 +35,7 @@ def digits(split: str, root: Path | None = None) -> ArrayDataset:
 
 
 @register_dataset("mnist1d", "MNIST-1D (Greydanus 2020): 1-D signals of length 40, generated offline")
-def mnist1d(split: str, root: Path | None = None, seed: int = 42) -> ArrayDataset:
+def mnist1d(split: str, seed: int = 42) -> ArrayDataset:
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError as err:
@@ -55,7 +53,6 @@ def mnist1d(split: str, root: Path | None = None, seed: int = 42) -> ArrayDatase
 @register_dataset("synthetic", "Gaussian class prototypes plus noise (for tests; any size)")
 def synthetic(
     split: str,
-    root: Path | None = None,
     num_examples: int = 512,
     num_classes: int = 10,
     in_chans: int = 1,

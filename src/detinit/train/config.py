@@ -199,6 +199,49 @@ class TrainConfig:
             raise ConfigError("nesterov=true needs optimizer='sgd' with momentum > 0")
         if not is_int(self.diagnostics_every, 0):
             raise ConfigError(f"diagnostics_every must be an integer >= 0 (epochs), got {self.diagnostics_every!r}")
+        self._check_schedule_fits()
+        unused = self.unused_keys()
+        if unused:
+            raise ConfigError(
+                "keys set that this config would not read (the run would silently ignore them): "
+                + "; ".join(f"{key}={getattr(self, key)!r} is read only with {needs}" for key, needs in unused.items())
+            )
+
+    def _check_schedule_fits(self) -> None:
+        """Milestones and warm-up inside the run: a milestone at or past the last epoch never decays the rate."""
+        if self.schedule == "step":
+            late = [m for m in self.milestones if m >= self.epochs]
+            if late:
+                raise ConfigError(
+                    f"milestones {late} are not before the end of the run (epochs={self.epochs}): the rate would "
+                    f"never decay there; use epochs in [1, {self.epochs - 1}]"
+                )
+        if self.warmup_epochs > self.epochs:
+            raise ConfigError(f"warmup_epochs={self.warmup_epochs} is longer than the run (epochs={self.epochs})")
+
+    def unused_keys(self) -> dict[str, str]:
+        """Keys set away from their defaults that the rest of the config makes inert, each with what would read
+        it (``momentum`` under AdamW, ``milestones`` without the step schedule, ``data_root`` for a generated
+        dataset...).
+
+        >>> TrainConfig(optimizer="adamw", momentum=0.5).unused_keys()
+        {'momentum': "optimizer='sgd'"}
+        """
+        from ..data import reads_files
+
+        read_when = {
+            "milestones": (self.schedule == "step", "schedule='step'"),
+            "gamma": (self.schedule == "step", "schedule='step'"),
+            "momentum": (self.optimizer == "sgd", "optimizer='sgd'"),
+            "symmetry_args": (self.symmetry is not None, "a symmetry mechanism (symmetry: ...)"),
+            "data_root": (reads_files(self.data), "a dataset read from files, not the generated " + repr(self.data)),
+        }
+        defaults = TrainConfig()
+        return {
+            key: needs
+            for key, (read, needs) in read_when.items()
+            if not read and getattr(self, key) != getattr(defaults, key)
+        }
 
     def _validate_fsdp(self) -> None:
         """What a sharded run cannot do (each rank holds a shard of every parameter, not the parameter)."""
