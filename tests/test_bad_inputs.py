@@ -72,9 +72,9 @@ def test_bad_options_are_refused_before_a_run_directory_is_written(tiny_config, 
         tiny_config(symmetry="dropout", symmetry_args={"prob": 0.1}).validate()
     with pytest.raises(ConfigError, match=r"symmetry_args must be a mapping, got \[0.1\]"):
         tiny_config(symmetry="dropout", symmetry_args=[0.1]).validate()
-    with pytest.raises(ConfigError, match=r"model 'mnist_mlp' \(model_args, init, init_options\): .*variant"):
+    with pytest.raises(ConfigError, match=r"init_options of scheme 'zero': .* options \['varaint'\]; it takes norm, .*variant"):
         train(tiny_config(init="zero", init_options={"varaint": "paper"}), tmp_path / "a")
-    with pytest.raises(ConfigError, match="model 'mnist_mlp'"):
+    with pytest.raises(ConfigError, match=r"model_args of 'mnist_mlp': MLP: got an unexpected keyword argument 'hiden'"):
         train(tiny_config(model_args={"hiden": 16}), tmp_path / "b")
     with pytest.raises(DataError, match="dataset 'synthetic' does not take these options"):
         train(tiny_config(data_args={"num_exmples": 64}), tmp_path / "c")
@@ -97,6 +97,14 @@ def test_bad_options_are_refused_before_a_run_directory_is_written(tiny_config, 
         ({"name": ["a"], "base": {"epochs": 1}}, r"study name \['a'\] is not supported"),
         ({"base": {"epochs": 1}, "out": 3}, "out must be a folder path"),
         ({"variants": [{"name": ["a"]}, {"name": "b"}]}, r"a variant's name must be a str, got \['a'\]"),
+        ({"base": {"epochs": 1}, "variants": []}, "variants is an empty list; list the variants, or leave the key"),
+        ({"base": {"epochs": 1}, "out": ""}, "study out is empty; give a folder"),
+        (
+            {"base": {"model": "mnist_mlp", "model_args": {"hiden": 8}}},
+            "model_args of 'mnist_mlp': MLP: got an unexpected",
+        ),
+        ({"grid": {"init_options.variant": ["paper", "x"]}}, r"run init_options.variant=x: init_options of scheme"),
+        ({"base": {"epochs": 2, "diagnostics_every": 3}}, "diagnostics_every=3 is longer than the run"),
     ],
 )
 def test_bad_study_files(study, message):
@@ -215,7 +223,7 @@ def test_bad_flags_of_inspect_and_demo_end_with_a_message(argv, message, capsys)
     [
         ("data_root=2024", "data_root must be a path (a string) or null, got 2024"),
         ("data_args.num_examples=-5", "dataset 'synthetic': num_examples must be a positive integer, got -5"),
-        ("model_args.depth=0", "model 'resnet20' (model_args, init, init_options)"),
+        ("model_args.depth=0", "model_args of 'resnet20': ResNet: got an unexpected keyword argument 'depth'"),
     ],
 )
 def test_bad_train_options_end_with_a_message(override, message, capsys, tmp_path):
@@ -269,6 +277,20 @@ def test_config_files_that_are_not_utf8_or_repeat_a_key_are_refused(tmp_path):
         read_config_file(tmp_path / "twice.yaml")
     with pytest.raises(ConfigError, match=r"does not exist \(it is a directory\)"):
         read_config_file(tmp_path)
+    for empty in ("empty.yaml", "empty.toml", "comments.yaml"):
+        (tmp_path / empty).write_text("# nothing set\n" if empty.startswith("comments") else "")
+        with pytest.raises(ConfigError, match=f"config file .*{empty} is empty: it sets no key"):
+            read_config_file(tmp_path / empty)
+
+
+def test_a_report_of_a_study_that_never_ran_is_refused(tiny_config, tmp_path, capsys):
+    from detinit.cli import main
+
+    study_file = tmp_path / "s.yaml"
+    study_file.write_text(__import__("yaml").safe_dump({"name": "s", "base": tiny_config(epochs=1).to_dict()}))
+    assert main(["study", "--config", str(study_file), "--out", str(tmp_path / "s"), "--report-only"]) == 2
+    assert "none of the 1 runs of 's' in" in capsys.readouterr().err
+    assert not (tmp_path / "s" / "report.md").exists()
 
 
 def test_models_that_do_not_fit_one_dimensional_signals(tiny_config, tmp_path):

@@ -204,3 +204,72 @@ def test_a_seed_beyond_32_bits_would_repeat_seed_0():
     """Why the seed contract stops at 2**32: torch's CPU generator keeps only the low 32 bits."""
     draw = [torch.randn(4, generator=torch.Generator().manual_seed(s)) for s in (0, 2**32)]
     assert torch.equal(*draw)
+
+
+# ------------------------------------------------------------------ every public function of every package
+PACKAGES = ("detinit", "detinit.init", "detinit.nn", "detinit.diagnostics", "detinit.symmetry", "detinit.data")
+PACKAGES += ("detinit.experiments", "detinit.models")
+# public callables whose scalar arguments are checked in their own body (tests/test_bad_inputs.py), or that
+# are records the library builds (a measurement row, a dataset, a report), not boundaries a caller crosses
+CHECKED_IN_BODY = {"initialize", "fwht", "parse_study"}
+RECORDS = {"DeadChannelRow", "Promise", "FeatureRow", "RankRow", "SignalRow", "StepGradients", "WeightSymmetryRow"}
+RECORDS |= {"Mechanism", "ArrayDataset", "FolderDataset", "InitReport", "Study"}
+SCALAR_BAD = {  # wrong types, refused whatever the range
+    "int": st.one_of(st.booleans(), st.text(max_size=3), st.just(2.5)),
+    "float": st.one_of(st.just(math.nan), st.just(math.inf), st.booleans(), st.text(max_size=3)),
+    "bool": st.one_of(st.integers(), st.text(max_size=3)),
+}
+
+
+def _public_scalar_arguments() -> list[tuple[str, str, str]]:
+    """(package.name, argument, kind) of every int/float/bool argument of every public callable."""
+    import importlib
+
+    cases = []
+    for package in PACKAGES:
+        module = importlib.import_module(package)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            fn = obj.__init__ if inspect.isclass(obj) else obj
+            if not callable(fn) or name in CHECKED_IN_BODY | RECORDS:
+                continue
+            for arg, param in inspect.signature(fn).parameters.items():
+                annotation = param.annotation if isinstance(param.annotation, str) else ""
+                kinds = [k.strip() for k in annotation.split("|") if k.strip() != "None"]
+                if kinds and kinds[0] in SCALAR_BAD and param.kind is not param.VAR_KEYWORD:
+                    cases.append((f"{package}.{name}", arg, kinds[0]))
+    return sorted(set(cases))
+
+
+PUBLIC_SCALARS = _public_scalar_arguments()
+
+
+def _callable(qualified: str):
+    import importlib
+
+    package, name = qualified.rsplit(".", 1)
+    obj = getattr(importlib.import_module(package), name)
+    return obj.__init__ if inspect.isclass(obj) else obj
+
+
+def test_the_sweep_of_public_functions_finds_them():
+    names = {q for q, _, _ in PUBLIC_SCALARS}
+    assert len(PUBLIC_SCALARS) > 80 and {"detinit.diagnostics.numerical_rank", "detinit.nn.ChannelPad"} <= names
+
+
+@pytest.mark.parametrize("qualified", sorted({q for q, _, _ in PUBLIC_SCALARS}))
+def test_every_public_function_with_scalar_arguments_carries_a_contract(qualified):
+    assert hasattr(_callable(qualified), "check_arguments"), f"{qualified}: decorate it with checked_arguments"
+
+
+@pytest.mark.parametrize("qualified, argument, kind", PUBLIC_SCALARS, ids=lambda v: str(v))
+def test_a_public_scalar_argument_of_the_wrong_type_is_named_before_any_work(qualified, argument, kind):
+    check = _callable(qualified).check_arguments  # the contract alone: no tensor, model or file is needed
+
+    @FUZZ
+    @given(value=SCALAR_BAD[kind])
+    def refused(value):
+        with pytest.raises(ValueError, match=rf"{re.escape(argument)}={re.escape(repr(value))} is not supported"):
+            check(**{argument: value})
+
+    refused()

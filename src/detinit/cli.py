@@ -149,7 +149,7 @@ def run_study_command(args: argparse.Namespace) -> int:
     import time
 
     from .data import DataError
-    from .experiments import load_study, run_study, text_table, write_report
+    from .experiments import collect, load_study, run_study, text_table, write_report
     from .train import ConfigError
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -157,6 +157,13 @@ def run_study_command(args: argparse.Namespace) -> int:
         study = load_study(args.config, out=args.out, workers=args.workers)
     except (ConfigError, DataError) as err:
         print(f"detinit study: {err}", file=sys.stderr)
+        return 2
+    if args.report_only and all(record.status == "pending" for record in collect(study)):
+        print(
+            f"detinit study: --report-only, but none of the {len(study.runs)} runs of {study.name!r} in {study.out} "
+            "has started; run the study without --report-only first",
+            file=sys.stderr,
+        )
         return 2
     start = time.perf_counter()
     failed: dict[str, str] = {}

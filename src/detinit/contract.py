@@ -8,6 +8,7 @@ fills of :mod:`detinit.init` carry it (:func:`checked_arguments`).
 annotation                 allowed
 =========================  =====================================================================
 ``int``                    an ``int`` (not a ``bool``) >= 1 (sizes, counts); ``at_least`` lowers it
+                           (``None``: any int, as a dimension index); named ``seed``: in [0, 2**32)
 ``float``                  a finite ``int`` or ``float``, in ``ranges[name]`` where one is given
 ``bool``                   ``True`` or ``False``
 ``str``                    a ``str`` (which ones: the function's own check)
@@ -40,7 +41,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from .values import interval, is_int, is_number
+from .values import SEEDS, interval, is_int, is_number, is_seed
 
 F = TypeVar("F", bound=Callable[..., Any])
 Rule = tuple[Callable[[object], bool], str]  # (accepts the value, what is allowed in words)
@@ -50,7 +51,9 @@ def _sizes(value: object, low: int) -> bool:
     return isinstance(value, (list, tuple)) and all(is_int(v, low) for v in value)
 
 
-def annotation_rule(annotation: str, low: int = 1, bounds: tuple[float, float] | None = None) -> Rule | None:
+def annotation_rule(
+    annotation: str, low: int | None = 1, bounds: tuple[float, float] | None = None, *, seed: bool = False
+) -> Rule | None:
     """The rule for an annotation written as text (``from __future__ import annotations``), ``None`` where
     the contract does not know it.
 
@@ -63,13 +66,15 @@ def annotation_rule(annotation: str, low: int = 1, bounds: tuple[float, float] |
     kinds = [k for k in kinds if k != "None"]
     lo, hi = bounds if bounds is not None else (-math.inf, math.inf)
     number = f"a number in {interval(lo, hi)}" if bounds is not None else "a finite number"
+    integer: Rule = (lambda v: is_int(v, low), "an int" if low is None else f"an int >= {low}")
     rules: dict[str, Rule] = {
-        "int": (lambda v: is_int(v, low), f"an int >= {low}"),
+        "int": (is_seed, SEEDS) if seed else integer,
         "float": (lambda v: is_number(v, lo, hi), number),
         "bool": (lambda v: isinstance(v, bool), "True or False"),
         "str": (lambda v: isinstance(v, str), "a str"),
         "list[int]": (lambda v: _sizes(v, low), f"a list of ints >= {low}"),
         "tuple[int, ...]": (lambda v: _sizes(v, low), f"a list of ints >= {low}"),
+        "list[str]": (lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v), "a list of str"),
     }
     if not kinds or any(k not in rules for k in kinds):
         return None  # a tensor, a block class, a generator: the function's own job
@@ -85,8 +90,11 @@ def checked_arguments(
     """Decorate a function (a model's ``__init__``, a builder, a fill) to check the arguments a caller gives
     against their annotations first; an argument it does not take is a ``TypeError`` listing those it does.
 
-    ``at_least={"name": 0}`` lowers an ``int``'s bound; ``ranges={"name": (lo, hi)}`` bounds a ``float``.
-    Checking costs a dictionary lookup per given argument (fills run once per parameter).
+    ``at_least={"name": 0}`` lowers an ``int``'s bound (``None`` lifts it); ``ranges={"name": (lo, hi)}`` bounds a
+    ``float``.
+    Checking costs a dictionary lookup per given argument (fills run once per parameter). The decorated
+    function's ``check_arguments(*args, **kwargs)`` runs the check alone, without the call (a config checks its
+    model's arguments before a run directory is written).
     """
 
     def wrap(fn: F) -> F:
@@ -98,28 +106,36 @@ def checked_arguments(
         rules: dict[str, Rule] = {}
         for p in params:
             if isinstance(p.annotation, str):
-                rule = annotation_rule(p.annotation, (at_least or {}).get(p.name, 1), (ranges or {}).get(p.name))
+                low, bounds = (at_least or {}).get(p.name, 1), (ranges or {}).get(p.name)
+                rule = annotation_rule(p.annotation, low, bounds, seed=p.name == "seed" or p.name.endswith("_seed"))
                 if rule is not None:
                     rules[p.name] = rule
         known, known_set = [p.name for p in params], {p.name for p in params}
         takes_any = len(params) < len(signature.parameters)  # a **kwargs passed on
 
-        @functools.wraps(fn)
-        def checked(*args: Any, **kwargs: Any) -> Any:
-            owner = type(args[0]).__name__ if is_method else fn.__name__
-            if len(args) > len(positional) or (not takes_any and not known_set.issuperset(kwargs)):
-                try:
-                    signature.bind(*args, **kwargs)
-                except TypeError as err:  # a TypeError, as Python's own; create_model names the model
-                    takes = ", ".join(name for name in known if name != "self")
-                    raise TypeError(f"{owner}: {err}; it takes {takes}") from None
+        def check(*args: Any, **kwargs: Any) -> None:
+            if is_method and not args:  # checked before the object exists: the class that defines the method
+                owner, args = fn.__qualname__.split(".")[0], (None,)
+            else:
+                owner = type(args[0]).__name__ if is_method else fn.__name__
+            takes = ", ".join(name for name in known if name != "self")
+            unknown = [key for key in kwargs if key not in known_set] if not takes_any else []
+            if unknown:  # a TypeError, as Python's own; create_model names the model
+                raise TypeError(f"{owner}: got an unexpected keyword argument {unknown[0]!r}; it takes {takes}")
+            if len(args) > len(positional):
+                raise TypeError(f"{owner}: takes at most {len(positional)} positional arguments, got {len(args)}")
             given = [*zip(positional, args), *kwargs.items()]
             for name, value in given:
                 rule = rules.get(name)
                 if rule is not None and not rule[0](value):
                     raise ValueError(f"{owner}: {name}={value!r} is not supported; {name} must be {rule[1]}")
+
+        @functools.wraps(fn)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            check(*args, **kwargs)
             return fn(*args, **kwargs)
 
+        checked.check_arguments = check  # type: ignore[attr-defined]  # the check alone (a config's early look)
         return checked  # type: ignore[return-value]
 
     return wrap

@@ -58,10 +58,21 @@ def test_fill_into_strided_view_leaves_the_rest():
     assert torch.equal(base, torch.full((6, 10), 7.0))
 
 
-@pytest.mark.parametrize("bad", [0, 3, 6, 12, -4, 2.0, True, "8"])
+@pytest.mark.parametrize("bad", [3, 6, 12])
 def test_non_power_of_two_is_rejected(bad):
     with pytest.raises(ValueError, match="power of two"):
         hadamard(bad)
+
+
+@pytest.mark.parametrize("bad", [0, -4, 2.0, True, "8"])
+def test_an_order_that_is_not_a_positive_int_is_rejected(bad):
+    with pytest.raises(ValueError, match=rf"hadamard: n={bad!r} is not supported; n must be an int >= 1"):
+        hadamard(bad)
+
+
+def test_an_order_too_large_for_a_tensor_is_rejected_before_allocating():
+    with pytest.raises(ValueError, match=r"n=1099511627776 is too large: .* 2\*\*80 entries.*fwht"):
+        hadamard(2**40)
 
 
 def test_integer_dtype_is_rejected():

@@ -91,8 +91,8 @@ def _text_config(tmp_path: Path) -> TrainConfig:
         data="text_file",
         data_root=str(tmp_path / "text.txt"),
         data_args={"context": 32},
-        train_subset=2048,
-        test_subset=256,
+        train_subset=None,  # the whole text: 923 windows
+        test_subset=None,  # the whole validation text: 102 windows
         epochs=3,
         max_steps_per_epoch=30,
         batch_size=32,

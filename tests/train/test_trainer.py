@@ -61,6 +61,8 @@ def _small_config(**changes):
         **QUIET,
     )
     base.update(changes)
+    if base["symmetry"] is None and "symmetry_args" not in changes:  # no mechanism reads its knobs
+        base["symmetry_args"] = {}
     return TrainConfig(**base)
 
 

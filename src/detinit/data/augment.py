@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..contract import checked_arguments
+
 
 def to_float(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """``uint8`` images to ``(x / 255 - mean) / std`` per channel; float images to ``(x - mean) / std``."""
@@ -22,6 +24,7 @@ def to_float(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ..
     return (x - m) / s
 
 
+@checked_arguments(at_least={"pad": 0})
 def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4, flip: bool = True) -> torch.Tensor:
     """Random ``pad``-pixel reflect-padded crops and horizontal flips of a batch ``(N, C, H, W)``.
 

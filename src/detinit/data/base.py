@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from ..contract import checked_arguments
 from ..registry import Registry
 from ..values import is_int
 
@@ -95,6 +96,7 @@ def list_datasets() -> dict[str, str]:
     return dict(sorted(DATASETS.descriptions().items()))
 
 
+@checked_arguments(at_least={"seed": 0})
 def load_dataset(
     name: str,
     split: str = "train",

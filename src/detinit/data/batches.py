@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from ..contract import checked_arguments
 from .augment import to_float
 from .base import ArrayDataset
 from .folder import FolderBatches, FolderDataset
@@ -16,6 +17,7 @@ Dataset = ArrayDataset | FolderDataset | TokenDataset
 BatchIterator = Batches | FolderBatches | TokenBatches
 
 
+@checked_arguments()
 def make_batches(dataset: Dataset, batch_size: int, **options: Any) -> BatchIterator:
     """:class:`Batches` for in-memory images, :class:`FolderBatches` (streamed) for image folders,
     :class:`TokenBatches` for token windows."""
@@ -30,6 +32,7 @@ def make_batches(dataset: Dataset, batch_size: int, **options: Any) -> BatchIter
     return Batches(dataset, batch_size, **options)
 
 
+@checked_arguments()
 def probe_batch(dataset: Dataset, n: int = 256) -> torch.Tensor:
     """The first ``n`` examples, normalised, without augmentation (for diagnostics during training).
 
@@ -45,6 +48,7 @@ def probe_batch(dataset: Dataset, n: int = 256) -> torch.Tensor:
     return to_float(images, dataset.mean, dataset.std)
 
 
+@checked_arguments()
 def probe_targets(dataset: Dataset, n: int = 256) -> torch.Tensor:
     """The targets of :func:`probe_batch`'s examples: labels, or next-token ids of token windows."""
     n = min(n, len(dataset))

@@ -50,7 +50,13 @@ SIZES = {"train": 50000, "test": 10000}
 def _read_files(root: Path, folder: str, names: list[str]) -> dict[str, bytes]:
     """Bytes of the batch files, from a folder or a tar.gz archive."""
     if root.is_file() and root.name.endswith((".tar.gz", ".tgz")):
-        with tarfile.open(root, "r:gz") as tar:
+        try:
+            tar = tarfile.open(root, "r:gz")
+        except (tarfile.TarError, OSError) as err:
+            raise DataError(
+                f"{root} is not a readable CIFAR tar.gz archive ({err}); pass the archive or its folder"
+            ) from None
+        with tar:
             out = {}
             for name in names:
                 try:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..contract import checked_arguments
 from .augment import to_float
 from .base import DataError, register_dataset
 from .loader import BatchPlan, derived_seed
@@ -170,6 +171,7 @@ class FolderBatches(BatchPlan):
     """Batches of a :class:`FolderDataset`, decoded in ``workers`` DataLoader workers; the other
     options are :class:`BatchPlan`'s, the interface that of :class:`detinit.data.Batches`."""
 
+    @checked_arguments(at_least={"workers": 0})
     def __init__(self, dataset: FolderDataset, batch_size: int, *, workers: int = 2, **options: Any) -> None:
         super().__init__(dataset, batch_size, **options)
         self.workers = workers

@@ -63,6 +63,8 @@ def write_idx(path: str | Path, array: np.ndarray | torch.Tensor) -> Path:
         raise ValueError(f"write_idx supports uint8 arrays, got {a.dtype}")
     data = bytes([0, 0, 0x08, a.ndim]) + struct.pack(f">{a.ndim}I", *a.shape) + a.tobytes()
     path = Path(path)
+    if not path.parent.is_dir():
+        raise DataError(f"write_idx: the folder {path.parent} of {path.name} does not exist")
     if path.suffix == ".gz":
         with gzip.open(path, "wb") as f:
             f.write(data)

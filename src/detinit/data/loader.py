@@ -12,15 +12,18 @@ from typing import Any
 
 import torch
 
+from ..contract import checked_arguments
 from .augment import random_crop_flip, to_float
 from .base import ArrayDataset
 
 
+@checked_arguments(at_least={"epoch": 0, "stream": 0})
 def derived_seed(seed: int, epoch: int, stream: int = 0) -> int:
     """A seed for one epoch and one purpose (``stream``), from the run's seed alone."""
     return (seed * 1_000_003 + epoch) * 7 + stream
 
 
+@checked_arguments(at_least={"epoch": 0, "stream": 0})
 def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
     """A generator for one epoch (and one purpose), independent of everything that ran before."""
     return torch.Generator().manual_seed(derived_seed(seed, epoch, stream))
@@ -43,6 +46,7 @@ class BatchPlan:
         rank, world_size: this process's shard of every global batch (DDP).
     """
 
+    @checked_arguments(at_least={"rank": 0})
     def __init__(
         self,
         dataset: Any,
@@ -89,6 +93,7 @@ class Batches(BatchPlan):
     the other options are :class:`BatchPlan`'s.
     """
 
+    @checked_arguments(at_least={"pad": 0})
     def __init__(self, dataset: ArrayDataset, batch_size: int, *, pad: int = 4, **options: Any) -> None:
         if options.get("augment") and dataset.images.dim() != 4:
             raise ValueError(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..contract import checked_arguments
 from .base import load_dataset
 from .batches import model_shape, probe_batch, probe_targets
 
@@ -30,6 +31,7 @@ class SampleBatch:
         return f"input {self.shape['in_chans']}x{grid}, {self.shape['num_classes']} classes"
 
 
+@checked_arguments()
 def sample_batch(
     data: str,
     n: int,

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..contract import checked_arguments
 from ..values import is_int
 from .base import DataError, cache_dir, register_dataset
 from .debian import fetch_package_files, sha256
@@ -144,6 +145,7 @@ def tokenize(text: str | bytes, tokenizer: str) -> tuple[torch.Tensor, tuple[str
     return torch.from_numpy(ids.astype(np.int32)), tuple(chr(c) for c in points.tolist())
 
 
+@checked_arguments()
 def text_dataset(
     text: str | bytes,
     split: str,

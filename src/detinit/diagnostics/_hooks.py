@@ -10,6 +10,7 @@ from torch import nn
 
 from .. import hooks
 from ..init.roles.layers import MATRIX_LAYER_TYPES
+from ._checks import check_activations, run_forward
 
 
 def probe_points(model: nn.Module, at: str = "auto") -> list[tuple[str, nn.Module]]:
@@ -60,5 +61,6 @@ def channel_outputs(
     dim = channel_dim if channel_dim is not None else hooks.channel_dim(model)
     points = probe_points(model, at)
     with record_outputs(points) as outputs:
-        model(inputs)
-    return [(n, outputs[n].movedim(dim, 1)) for n, _ in points if n in outputs and outputs[n].dim() >= 2]
+        run_forward("a diagnostic", model, inputs)
+    found = [(n, outputs[n]) for n, _ in points if n in outputs and outputs[n].dim() >= 2]
+    return [(n, check_activations("a diagnostic", f"the output of {n!r}", y, dim).movedim(dim, 1)) for n, y in found]

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..contract import checked_arguments
+from ._checks import check_activations
 from ._hooks import channel_outputs
 
 MAX_POSITIONS = 2048  # samples x positions per channel used for the copy test (evenly strided)
@@ -48,6 +50,7 @@ class DeadChannelRow:
         return self.channels - self.zero - self.copies
 
 
+@checked_arguments(at_least={"channel_dim": None})
 def count_dead(y: torch.Tensor, channel_dim: int = 1, rtol: float = 1e-4) -> tuple[int, int]:
     """``(zero, copies)`` among the channels of ``y`` (channels on ``channel_dim``).
 
@@ -58,8 +61,7 @@ def count_dead(y: torch.Tensor, channel_dim: int = 1, rtol: float = 1e-4) -> tup
     """
     if not 0 < rtol < 1:
         raise ValueError(f"count_dead: rtol={rtol!r} must lie in (0, 1)")
-    if y.dim() < 2:
-        raise ValueError(f"count_dead: need at least 2 dimensions (samples, channels), got shape {tuple(y.shape)}")
+    check_activations("count_dead", "y", y, channel_dim)
     flat = y.detach().movedim(channel_dim, 0).reshape(y.shape[channel_dim], -1).double()
     scale = flat.pow(2).mean().sqrt()
     if scale == 0:
@@ -78,6 +80,7 @@ def count_dead(y: torch.Tensor, channel_dim: int = 1, rtol: float = 1e-4) -> tup
 
 
 @torch.no_grad()
+@checked_arguments(at_least={"channel_dim": None})
 def dead_channels(
     model: nn.Module,
     inputs: torch.Tensor,

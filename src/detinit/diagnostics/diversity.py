@@ -32,12 +32,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..contract import checked_arguments
 from ..init.roles.layers import MATRIX_LAYER_TYPES
+from ._checks import check_activations
 from ._hooks import channel_outputs
 
 ROW_CHOICES = ("all", "forward", "backward")
 
 
+@checked_arguments()
 def mean_row_correlation(weight: torch.Tensor, rows: str = "forward", max_rows: int = 5000, seed: int = 0) -> float:
     """Mean off-diagonal Pearson correlation between the chosen rows of ``weight``.
 
@@ -93,6 +96,7 @@ class WeightSymmetryRow:
         return tuple(-math.log(abs(v)) if v != 0 else math.inf for v in (self.all, self.forward, self.backward))
 
 
+@checked_arguments()
 def weight_symmetry(model: nn.Module, max_rows: int = 5000) -> list[WeightSymmetryRow]:
     """The three correlation measures for every Linear / conv weight of ``model``."""
     rows = []
@@ -120,9 +124,13 @@ def _channels_last(y: torch.Tensor) -> torch.Tensor:
     return y.movedim(1, -1).reshape(-1, y.shape[1])
 
 
+def _activations(fn: str, y: torch.Tensor) -> torch.Tensor:
+    return _channels_last(check_activations(fn, "y", y))
+
+
 def channel_variance(y: torch.Tensor) -> float:
     """Variance across channels, averaged over samples and positions (0 when channels are identical)."""
-    return float(_channels_last(y).var(1, unbiased=False).mean())
+    return float(_activations("channel_variance", y).var(1, unbiased=False).mean())
 
 
 def participation_ratio(y: torch.Tensor) -> float:
@@ -132,7 +140,7 @@ def participation_ratio(y: torch.Tensor) -> float:
     >>> round(participation_ratio(y), 9)
     1.0
     """
-    x = _channels_last(y)
+    x = _activations("participation_ratio", y)
     cov = torch.cov(x.T) if x.shape[1] > 1 else x.var().reshape(1, 1)
     trace = cov.trace()
     if trace <= 0:
@@ -142,7 +150,7 @@ def participation_ratio(y: torch.Tensor) -> float:
 
 def max_channel_difference(y: torch.Tensor) -> float:
     """:math:`\\max|y_c - y_0| / \\max|y|` (0 when every channel equals the first)."""
-    y = y.detach().double()
+    y = check_activations("max_channel_difference", "y", y).detach().double()
     scale = y.abs().max()
     return float((y - y[:, :1]).abs().max() / scale) if scale > 0 else 0.0
 
@@ -159,6 +167,7 @@ class FeatureRow:
 
 
 @torch.no_grad()
+@checked_arguments(at_least={"channel_dim": None})
 def feature_diversity(
     model: nn.Module, inputs: torch.Tensor, *, at: str = "auto", channel_dim: int | None = None
 ) -> list[FeatureRow]:

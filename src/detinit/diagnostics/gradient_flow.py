@@ -10,13 +10,16 @@ shows it.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ..contract import checked_arguments
 from ..nn import cross_entropy
+from ._checks import run_forward
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class StepGradients:
         return [name for name, norm in self.grad_norms.items() if norm > 0]
 
 
+@checked_arguments(ranges={"lr": (0.0, math.inf)})
 def gradient_at_init(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -53,15 +57,13 @@ def gradient_at_init(
     >>> steps[0].moving, len(steps[1].moving) > 2
     (['2.weight', '2.bias'], True)
     """
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
     work = copy.deepcopy(model).train()
     params = [(n, p) for n, p in work.named_parameters() if p.requires_grad]
     optimiser = torch.optim.SGD([p for _, p in params], lr=lr)
     history = []
     for step in range(steps):
         optimiser.zero_grad(set_to_none=True)
-        loss = loss_fn(work(inputs), targets)
+        loss = loss_fn(run_forward("gradient_at_init", work, inputs), targets)
         loss.backward()
         norms = {n: (float(p.grad.norm()) if p.grad is not None else 0.0) for n, p in params}
         history.append(StepGradients(step, float(loss.detach()), norms))

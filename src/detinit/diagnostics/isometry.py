@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from ..contract import checked_arguments
+
 
 @torch.no_grad()
 def _lanczos(
@@ -45,6 +47,7 @@ def _lanczos(
     return torch.linalg.eigvalsh(t.double().cpu()).clamp(min=0)
 
 
+@checked_arguments()
 def jacobian_singular_values(model: nn.Module, x: torch.Tensor, num_steps: int = 32, seed: int = 0) -> torch.Tensor:
     """Estimated singular values (descending, float64) of the input-output Jacobian at ``x``.
 

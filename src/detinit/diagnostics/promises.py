@@ -31,12 +31,14 @@ kept at a relative error ``<= tolerance``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ..contract import checked_arguments
 from ..init.roles.trace import Graph, record_forward
 from ..init.roles.traced.index import NORM_FUNCS, GraphIndex, number_arguments
 from ..init.roles.traced.residuals import ResidualSum, reshaped_from, residual_sums
@@ -73,6 +75,7 @@ class Promise:
         return f"{self.promise}: {verdict} ({self.checked} checked, worst {self.error:.3g}{where}{why})"
 
 
+@checked_arguments(ranges={"tolerance": (0.0, math.inf)})
 def zero_start_promises(
     model: nn.Module, inputs: object, *, tolerance: float = 1e-4, carries_output_zero: Collection[str] = ()
 ) -> list[Promise]:

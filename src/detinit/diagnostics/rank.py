@@ -17,13 +17,16 @@ training: it starts at 0 and grows only as far as learning needs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ..contract import checked_arguments
 from ..init.roles.layers import MATRIX_LAYER_TYPES, layer_geometry
 from ..init.tensor.zero import identity_
+from ._checks import check_matrix
 
 
 def _matrix(weight: torch.Tensor) -> torch.Tensor:
@@ -61,7 +64,7 @@ def effective_rank(matrix: torch.Tensor) -> float:
     >>> round(effective_rank(torch.eye(5)), 6)
     5.0
     """
-    return _effective_rank(singular_values(matrix))
+    return _effective_rank(singular_values(check_matrix("effective_rank", matrix)))
 
 
 def stable_rank(matrix: torch.Tensor) -> float:
@@ -70,16 +73,17 @@ def stable_rank(matrix: torch.Tensor) -> float:
     >>> stable_rank(torch.diag(torch.tensor([2.0, 1.0])))
     1.25
     """
-    return _stable_rank(singular_values(matrix))
+    return _stable_rank(singular_values(check_matrix("stable_rank", matrix)))
 
 
+@checked_arguments(ranges={"tol": (0.0, math.inf)})
 def numerical_rank(matrix: torch.Tensor, tol: float | None = None, eps_dtype: torch.dtype | None = None) -> int:
     """Number of singular values above ``tol``.
 
     Default ``tol = sigma_max * max(P, Q) * eps``, with ``eps`` of ``eps_dtype``
     (by default the matrix's own dtype).
     """
-    s = singular_values(matrix)
+    s = singular_values(check_matrix("numerical_rank", matrix))
     if tol is None:
         tol = _tolerance(s, tuple(_matrix(matrix).shape), eps_dtype or matrix.dtype)
     return _numerical_rank(s, tol)
@@ -111,6 +115,7 @@ class RankRow:
     rank_update: int | None = None  # rank of W - W0, when initial weights are given
 
 
+@checked_arguments(ranges={"tol": (0.0, math.inf)})
 def rank_table(
     model: nn.Module, tol: float | None = None, initial: dict[str, torch.Tensor] | None = None
 ) -> list[RankRow]:

@@ -20,7 +20,9 @@ import torch
 from torch import nn
 
 from .. import hooks
+from ..contract import checked_arguments
 from ..nn import cross_entropy
+from ._checks import check_activations, run_forward
 from ._hooks import probe_points, record_outputs
 
 
@@ -35,16 +37,19 @@ class SignalRow:
     grad_rms: float
 
 
+@checked_arguments(at_least={"channel_dim": None})
 def channel_stats(y: torch.Tensor, channel_dim: int = 1) -> tuple[float, float]:
     """``(mean_sq, var)`` of an activation tensor (channels on ``channel_dim``).
 
     >>> channel_stats(torch.ones(4, 3, 2, 2))
     (1.0, 0.0)
     """
+    check_activations("channel_stats", "y", y, channel_dim)
     flat = y.detach().movedim(channel_dim, 0).reshape(y.shape[channel_dim], -1).double()
     return float(flat.mean(1).square().mean()), float(flat.var(1, unbiased=False).mean())
 
 
+@checked_arguments(at_least={"channel_dim": None})
 def signal_propagation(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -63,7 +68,7 @@ def signal_propagation(
     points = probe_points(model, at)
     model.zero_grad(set_to_none=True)
     with record_outputs(points, retain_grad=targets is not None) as outputs:
-        logits = model(inputs)
+        logits = run_forward("signal_propagation", model, inputs)
         if targets is not None:
             cross_entropy(logits, targets).backward()
     rows = []

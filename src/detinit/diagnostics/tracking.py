@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..contract import checked_arguments
 from ..init.roles.layers import MATRIX_LAYER_TYPES
 from .diversity import feature_diversity
 from .rank import rank_table
@@ -35,6 +36,7 @@ def initial_weights(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
+@checked_arguments(at_least={"epoch": 0})
 def measure_diagnostics(
     model: nn.Module, probe: torch.Tensor, epoch: int, initial: dict[str, torch.Tensor] | None = None
 ) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from .. import __version__
+from ..contract import checked_arguments
 from ..train.checkpoint import write_json, write_text
 from .figures import report_figures
 from .records import collect, group, is_language_model
@@ -17,6 +18,7 @@ from .study import Study
 from .tables import markdown_table, metric_summary, rank_rows, summary_rows, update_rank_rows
 
 
+@checked_arguments(ranges={"wall_seconds": (0.0, float("inf"))})
 def write_report(study: Study, command: str = "", wall_seconds: float | None = None) -> Path:
     """Write ``report.md`` (+ PNGs, ``summary.json``) into the study folder; returns its path."""
     records = collect(study)

@@ -83,6 +83,10 @@ def parse_study(data: dict[str, Any], *, out: str | Path | None = None, workers:
     for key in ("base", "grid"):
         if not isinstance(data.get(key) or {}, dict):
             raise ConfigError(f"study {name!r}: {key} must be a mapping of config keys, got {data[key]!r}")
+    if data.get("variants") == []:
+        raise ConfigError(
+            f"study {name!r}: variants is an empty list; list the variants, or leave the key out for one run of base"
+        )
     if not isinstance(data.get("variants") or [], list):
         raise ConfigError(f"study {name!r}: variants must be a list of mappings, got {data['variants']!r}")
     base = dict(data.get("base") or {})
@@ -129,7 +133,7 @@ def parse_study(data: dict[str, Any], *, out: str | Path | None = None, workers:
     n_workers = workers if workers is not None else data.get("workers", 1)
     if not is_int(n_workers, 1):
         raise ConfigError(f"workers must be an integer >= 1, got {n_workers!r}")
-    folder = out if out is not None else data.get("out") or f"runs/{name}"
+    folder = out if out is not None else data.get("out", f"runs/{name}")
     if not isinstance(folder, (str, Path)):
         raise ConfigError(f"study {name!r}: out must be a folder path (a str), got {folder!r}")
     try:

@@ -8,16 +8,24 @@ import statistics
 from typing import Any
 
 from .._table import format_table
+from ..contract import checked_arguments
 from .records import GroupSummary, collect, group, is_language_model
 from .study import Study
 
 
+@checked_arguments(at_least={"digits": 0})
 def mean_std(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
-    """``"m ± s"`` (sample std over seeds), ``"m"`` for one value, ``"-"`` for none.
+    """``"m ± s"`` (sample std over seeds), ``"m"`` for one value, ``"-"`` for none; values that are not
+    finite (a run whose loss diverged) are left out of the statistics and counted in the cell.
 
     >>> mean_std([0.9, 0.92], scale=100)
     '91.00 ± 1.41'
+    >>> mean_std([0.9, float("nan"), 0.92], scale=100)
+    '91.00 ± 1.41 (1 of 3 not finite)'
     """
+    finite = [v for v in values if math.isfinite(v)]
+    if len(finite) < len(values):
+        return f"{mean_std(finite, scale, digits)} ({len(values) - len(finite)} of {len(values)} not finite)"
     if not values:
         return "-"
     m = statistics.fmean(values) * scale

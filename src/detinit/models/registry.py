@@ -77,6 +77,25 @@ class ModelEntry:
             given = {"num_classes": num_classes, "in_chans": in_chans, "image_size": image_size if takes_size else None}
         return {key: value for key, value in given.items() if value is not None}
 
+    def check_arguments(self, arguments: Mapping[str, object]) -> None:
+        """Check ``arguments`` (a config's ``model_args``) against the contracts of the builder and of the class
+        it builds (its return annotation), without building: a wrong type, a value out of range or an argument
+        neither takes is an error naming it. What depends on the data (sizes that must divide) is checked when
+        the model is built.
+
+        >>> model_entry("mnist_mlp").check_arguments({"hidden": "x"})
+        Traceback (most recent call last):
+            ...
+        ValueError: mnist_mlp: hidden='x' is not supported; hidden must be an int >= 1
+        """
+        self.builder.check_arguments(**arguments)  # type: ignore[attr-defined]
+        own = inspect.signature(self.builder).parameters
+        rest = {key: value for key, value in arguments.items() if key not in own}
+        built = _built_class(self.builder)
+        check = getattr(getattr(built, "__init__", None), "check_arguments", None)
+        if rest and check is not None:
+            check(**rest)
+
     @property
     def takes_tokens(self) -> bool:
         """A language model: built from a vocabulary size, fed token ids (not images)."""
@@ -108,6 +127,14 @@ def register_model(
     return wrap
 
 
+def _built_class(builder: Callable[..., nn.Module]) -> type | None:
+    """The class a builder's return annotation names (``-> ResNet``), or ``None``."""
+    function = inspect.unwrap(builder)
+    annotation = function.__annotations__.get("return")
+    found = function.__globals__.get(annotation) if isinstance(annotation, str) else annotation
+    return found if isinstance(found, type) else None
+
+
 def _takes(name: str) -> Mapping[str, inspect.Parameter]:
     return inspect.signature(MODELS.get(name).builder).parameters
 
@@ -122,6 +149,7 @@ def model_entry(name: str) -> ModelEntry:
     return MODELS.get(name)
 
 
+@checked_arguments()
 def create_model(
     name: str,
     *,

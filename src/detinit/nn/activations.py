@@ -35,4 +35,4 @@ def make_relu(kind: str = "torch") -> nn.Module:
         return nn.ReLU()
     if kind == "zero":
         return ZeroReLU()
-    raise ValueError(f"relu={kind!r} is not supported; choose one of {RELU_KINDS}")
+    raise ValueError(f"make_relu: kind (a model's relu=) {kind!r} is not supported; choose one of {RELU_KINDS}")

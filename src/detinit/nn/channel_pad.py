@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..contract import checked_arguments
+
 
 class ChannelPad(nn.Module):
     """Pad ``in_channels`` to ``out_channels`` with zero channels on the right, optionally subsampling.
@@ -18,6 +20,7 @@ class ChannelPad(nn.Module):
     tensor([1., 1., 1., 0., 0., 0., 0., 0.])
     """
 
+    @checked_arguments()
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__()
         if not 0 < in_channels <= out_channels:

@@ -26,20 +26,20 @@ import math
 import torch
 from torch import nn
 
+from ..contract import checked_arguments
 from ..init.tensor.hadamard import hadamard
 from ..values import is_int
 
 RADIX = 64  # size of the dense Hadamard factor applied per pass
 
 
+@checked_arguments()
 def power_of_two_blocks(n: int) -> list[int]:
     """``n`` as a sum of distinct powers of two, largest first.
 
     >>> power_of_two_blocks(96), power_of_two_blocks(64), power_of_two_blocks(7)
     ([64, 32], [64], [4, 2, 1])
     """
-    if n < 1:
-        raise ValueError(f"power_of_two_blocks: n must be >= 1, got {n}")
     return [1 << b for b in range(n.bit_length() - 1, -1, -1) if n >> b & 1]
 
 
@@ -114,6 +114,7 @@ class HadamardTransform(nn.Module):
     (True, 0)
     """
 
+    @checked_arguments()
     def __init__(self, channels: int) -> None:
         super().__init__()
         if not is_int(channels, 1):

@@ -17,17 +17,20 @@ def flatten_predictions(logits: torch.Tensor, targets: torch.Tensor) -> tuple[to
     >>> flatten_predictions(torch.zeros(2, 5, 7), torch.zeros(2, 5, dtype=torch.long))[0].shape
     torch.Size([10, 7])
     """
+    if logits.dim() < 2 or logits.shape[:-1] != targets.shape:
+        raise ValueError(
+            f"logits {tuple(logits.shape)} do not match targets {tuple(targets.shape)}: expected logits (N, C) for "
+            "targets (N,), or (B, T, V) for targets (B, T)"
+        )
     if targets.dim() > 1:
-        if logits.shape[:-1] != targets.shape:
-            raise ValueError(
-                f"logits {tuple(logits.shape)} do not match targets {tuple(targets.shape)} (expected (..., V))"
-            )
         return logits.flatten(0, -2), targets.flatten()
     return logits, targets
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, **kwargs: object) -> torch.Tensor:
-    """``F.cross_entropy`` per example (classifiers) or per token (language models).
+    """``F.cross_entropy`` per example (classifiers) or per token (language models). Shapes are checked here
+    (:func:`flatten_predictions`); a class index out of range is left to ``F.cross_entropy``, whose error names
+    it on a CPU (checking it here would synchronise a GPU every step).
 
     >>> round(cross_entropy(torch.zeros(2, 3, 4), torch.zeros(2, 3, dtype=torch.long)).item(), 4)  # ln 4
     1.3863

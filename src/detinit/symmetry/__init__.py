@@ -15,10 +15,12 @@ from contextlib import contextmanager
 
 from torch import nn
 
+from ..contract import checked_arguments
 from .mechanisms import MECHANISMS, Mechanism, branch_outputs, make_mechanism
 
 
 @contextmanager
+@checked_arguments()
 def breaking(
     name: str, model: nn.Module, *, seed: int = 0, layers: list[str] | None = None, **knobs: float
 ) -> Iterator[Mechanism]:

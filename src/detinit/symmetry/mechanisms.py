@@ -52,6 +52,7 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from ..contract import checked_arguments
 from ..init.roles.declared import collect_roles
 from ..init.tensor.random import kaiming_normal_
 from ..registry import Registry
@@ -226,6 +227,7 @@ class Mechanism:
         return output
 
 
+@checked_arguments()
 def make_mechanism(name: str, *, seed: int = 0, layers: list[str] | None = None, **knobs: float) -> Mechanism:
     """Build a mechanism by name with its knobs (defaults in the module docstring).
 

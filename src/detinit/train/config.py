@@ -136,6 +136,7 @@ class TrainConfig:
         _choice("data", self.data, list(list_datasets()))
         if self.init is not None:
             _choice("init", self.init, list_schemes())
+        self._check_model_and_scheme()
         if self.symmetry is not None:
             _choice("symmetry", self.symmetry, MECHANISMS)
             try:  # the knobs, before a run directory is written
@@ -207,6 +208,23 @@ class TrainConfig:
                 + "; ".join(f"{key}={getattr(self, key)!r} is read only with {needs}" for key, needs in unused.items())
             )
 
+    def _check_model_and_scheme(self) -> None:
+        """``model_args`` against the model's argument contract and ``init_options`` against the scheme's, before
+        any work (what depends on the data, such as sizes that must divide, is checked when the model is built)."""
+        from ..init import get_scheme
+        from ..models import model_entry
+
+        entry = model_entry(self.model)
+        try:
+            entry.check_arguments(self.model_args)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"model_args of {self.model!r}: {err}") from None
+        scheme = self.init or entry.default_init
+        try:
+            get_scheme(scheme, **entry.init_options(self.init, self.init_options))
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"init_options of scheme {scheme!r}: {err}") from None
+
     def _check_schedule_fits(self) -> None:
         """Milestones and warm-up inside the run: a milestone at or past the last epoch never decays the rate."""
         if self.schedule == "step":
@@ -218,6 +236,11 @@ class TrainConfig:
                 )
         if self.warmup_epochs > self.epochs:
             raise ConfigError(f"warmup_epochs={self.warmup_epochs} is longer than the run (epochs={self.epochs})")
+        if self.diagnostics_every > self.epochs:
+            raise ConfigError(
+                f"diagnostics_every={self.diagnostics_every} is longer than the run (epochs={self.epochs}): no "
+                f"diagnostics would be measured; use 1 to {self.epochs}, or 0 for none"
+            )
 
     def unused_keys(self) -> dict[str, str]:
         """Keys set away from their defaults that the rest of the config makes inert, each with what would read
@@ -370,7 +393,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         ) from None
     try:
         if path.suffix in (".yaml", ".yml"):
-            data = load_yaml_unique(text, path) or {}
+            data = load_yaml_unique(text, path)
         elif path.suffix == ".toml":
             if sys.version_info >= (3, 11):
                 import tomllib
@@ -385,6 +408,11 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise
     except Exception as err:  # parse errors of either format
         raise ConfigError(f"config file {path} could not be parsed: {err}") from None
+    if data is None or data == {}:
+        raise ConfigError(
+            f"config file {path} is empty: it sets no key; write the keys to set, or leave the file out for the "
+            "defaults"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of keys to values")
     return data

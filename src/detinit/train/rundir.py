@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +46,8 @@ try:  # POSIX; where it is missing (Windows) the directory is not locked
     import fcntl
 except ImportError:  # pragma: no cover - platform dependent
     fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
 
 STATUSES = ("pending", "running", "complete", "diverged", "failed")
 EXECUTION_KEYS = ("threads", "progress", "tensorboard")  # how a run executes, not what it computes
@@ -155,7 +158,15 @@ class RunDir:
         )
 
     def check_config(self, config: TrainConfig) -> None:
-        """Refuse to resume a directory that holds a different experiment (:meth:`changed_keys`)."""
+        """Refuse to resume a directory that holds a different experiment (:meth:`changed_keys`). A checkpoint
+        whose config.json is gone is resumed on its own identity (checked when it is loaded), with a warning."""
+        if not self.config_file.exists() and self.checkpoint_file.exists():
+            log.warning(
+                "%s is missing beside %s: the run resumes only if the checkpoint's identity is this config's, and "
+                "config.json is written again",
+                self.config_file,
+                self.checkpoint_file.name,
+            )
         changed = self.changed_keys(config)
         if changed:
             raise ConfigError(

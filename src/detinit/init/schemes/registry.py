@@ -7,6 +7,9 @@ user's own code: the registry is public).
 
 from __future__ import annotations
 
+import inspect
+import re
+
 from collections.abc import Callable
 
 from ...registry import Registry
@@ -35,6 +38,17 @@ SCHEMES.add("gpt2", GPT2Scheme, "GPT-2: N(0, 0.02), branch ends / sqrt(number of
 SCHEMES.add("tfixup", TFixupScheme, "T-Fixup (Huang et al. 2020): Xavier, value / output / MLP scaled by depth")
 
 
+_BOUND = ("hadamard", "kind", "name")  # what the registry's builders fix for a scheme name (zero, kaiming, skipinit)
+
+
+def _takes(build: Callable[..., Scheme]) -> str:
+    """The options a scheme builder takes, in words: its class's keyword parameters, less those the builder binds."""
+    parameters = inspect.signature(type(build())).parameters.values()
+    named = [p.name for p in parameters if p.kind is not p.VAR_KEYWORD and p.name not in _BOUND]
+    extra = any(p.kind is p.VAR_KEYWORD for p in parameters)
+    return ", ".join(named + ["the options of the scheme it gates"] * extra) or "no options"
+
+
 def list_schemes() -> list[str]:
     """Names accepted by :func:`get_scheme` and :func:`detinit.initialize`."""
     return sorted(SCHEMES.names())
@@ -54,7 +68,8 @@ def get_scheme(name: str | Scheme, **options: object) -> Scheme:
     try:
         scheme = build(**options)
     except TypeError as err:  # an option the scheme does not take
-        raise ValueError(f"scheme {name!r} does not accept options {sorted(options)}: {err}") from None
+        unknown = re.findall(r"unexpected keyword argument '(\w+)'", str(err)) or sorted(options)
+        raise ValueError(f"scheme {name!r} does not accept options {unknown}; it takes {_takes(build)}") from None
     ignored = scheme.ignored_options(options)
     if ignored:
         why = "; ".join(f"{key}={options[key]!r} {reason}" for key, reason in ignored.items())

@@ -89,6 +89,10 @@ def fill_sylvester_(matrix: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     return matrix
 
 
+MAX_ORDER = 2**31  # hadamard(n): n**2 entries must fit a tensor's int64 element count
+
+
+@checked_arguments()
 def hadamard(
     n: int,
     *,
@@ -120,6 +124,12 @@ def hadamard(
         raise ValueError(
             f"hadamard: n={n!r} is not supported; the Sylvester construction needs a power of two "
             "(1, 2, 4, 8, ...). For other sizes use fill_sylvester_ on a (P, Q) block."
+        )
+    if n > MAX_ORDER:
+        raise ValueError(
+            f"hadamard: n={n} is too large: the matrix would hold n**2 = 2**{2 * (n.bit_length() - 1)} entries; "
+            f"n <= 2**{MAX_ORDER.bit_length() - 1} is supported. To apply H_n to a vector use "
+            "detinit.nn.fwht or HadamardTransform, which never build the matrix"
         )
     dtype = torch.get_default_dtype() if dtype is None else dtype
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:

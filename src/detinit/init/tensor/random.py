@@ -52,6 +52,7 @@ def draw_(
     return tensor
 
 
+@checked_arguments()
 def fans(tensor: torch.Tensor, *, groups: int = 1, transposed: bool = False, fn: str = "fans") -> tuple[int, int]:
     """``(fan_in, fan_out)`` of a weight, per group and transposed-aware (errors name ``fn``, the caller).
 
@@ -64,6 +65,16 @@ def fans(tensor: torch.Tensor, *, groups: int = 1, transposed: bool = False, fn:
     receptive_field = math.prod(tensor.shape[2:])
     out_per_group, in_per_group = matrix.shape
     return in_per_group * receptive_field, out_per_group * receptive_field
+
+
+NONLINEARITIES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+                  "sigmoid", "tanh", "relu", "leaky_relu", "selu")  # fmt: skip  # torch.nn.init.calculate_gain's
+
+
+def _gain(nonlinearity: str, a: float, fn: str) -> float:
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"{fn}: nonlinearity={nonlinearity!r} is not supported; choose one of {NONLINEARITIES}")
+    return torch.nn.init.calculate_gain(nonlinearity, a)
 
 
 def _fan(tensor: torch.Tensor, mode: str, groups: int, transposed: bool, fn: str) -> int:
@@ -91,7 +102,7 @@ def kaiming_normal_(
     >>> round(float(w.var() * 256 / 2), 1)
     1.0
     """
-    std = torch.nn.init.calculate_gain(nonlinearity, a) / math.sqrt(
+    std = _gain(nonlinearity, a, "kaiming_normal_") / math.sqrt(
         _fan(tensor, mode, groups, transposed, "kaiming_normal_")
     )
     return draw_(tensor, lambda t, g: t.normal_(0.0, std, generator=g), generator)
@@ -110,7 +121,7 @@ def kaiming_uniform_(
     transposed: bool = False,
 ) -> torch.Tensor:
     r"""He et al. (2015), uniform: :math:`U(-b, b)`, :math:`b = \text{gain}\sqrt{3/\text{fan}}`."""
-    gain = torch.nn.init.calculate_gain(nonlinearity, a)
+    gain = _gain(nonlinearity, a, "kaiming_uniform_")
     bound = gain * math.sqrt(3.0 / _fan(tensor, mode, groups, transposed, "kaiming_uniform_"))
     return draw_(tensor, lambda t, g: t.uniform_(-bound, bound, generator=g), generator)
 

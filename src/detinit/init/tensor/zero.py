@@ -81,6 +81,7 @@ def hadamard_columns(out_features: int, in_features: int, columns: str = "first"
     return torch.cat([every[is_power], every[~is_power]])[:in_features]
 
 
+@checked_arguments()
 def hadamard_scale(out_features: int, norm: str = "orthonormal") -> float:
     r"""The factor ``c`` of Algorithm 1 for ``P = out_features`` outputs.
 
@@ -326,6 +327,7 @@ def _hadamard_factors(
     return _sylvester_factors(out_features, cols, scale, dtype)
 
 
+@checked_arguments()
 def zero_singular_values(out_features: int, in_features: int, norm: str = "orthonormal") -> torch.Tensor:
     """Singular values (float64, descending) of the ZerO matrix for a ``(P, Q)`` layer.
 

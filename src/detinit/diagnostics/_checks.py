@@ -1,0 +1,58 @@
+"""What the diagnostics check of the tensors and models they are given, before any work: a matrix to take
+ranks of, an activation batch to take channel statistics of, a channel dimension that exists, a model that
+runs on the inputs. Each failure is a ``ValueError`` naming the diagnostic, the argument and its shape.
+
+>>> check_activations("participation_ratio", "y", torch.zeros(0, 4))
+Traceback (most recent call last):
+    ...
+ValueError: participation_ratio: y of shape (0, 4) holds no values; it needs a batch of activations (N, C, ...)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def check_matrix(fn: str, matrix: object) -> torch.Tensor:
+    """``matrix`` as given, if it is a tensor of 2 or more dimensions, none of them empty (a weight is read
+    as ``(dim0, rest)``)."""
+    if not isinstance(matrix, torch.Tensor):
+        raise TypeError(f"{fn}: matrix must be a tensor, got {type(matrix).__name__}")
+    if matrix.dim() < 2 or matrix.numel() == 0:
+        raise ValueError(
+            f"{fn}: matrix of shape {tuple(matrix.shape)} is not supported; it needs 2 or more dimensions, none "
+            "of them 0 (a weight is read as (dim0, rest))"
+        )
+    return matrix
+
+
+def check_activations(fn: str, name: str, y: object, channel_dim: int = 1) -> torch.Tensor:
+    """``y`` as given, if it is a non-empty tensor of 2 or more dimensions with a ``channel_dim``."""
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"{fn}: {name} must be a tensor, got {type(y).__name__}")
+    if y.dim() < 2:
+        raise ValueError(f"{fn}: {name} of shape {tuple(y.shape)} has no channel dimension; it needs (N, C, ...)")
+    if not -y.dim() <= channel_dim < y.dim():
+        raise ValueError(
+            f"{fn}: channel_dim={channel_dim} does not exist in {name} of shape {tuple(y.shape)}; "
+            f"use a dim in [{-y.dim()}, {y.dim() - 1}]"
+        )
+    if y.numel() == 0:
+        raise ValueError(
+            f"{fn}: {name} of shape {tuple(y.shape)} holds no values; it needs a batch of activations (N, C, ...)"
+        )
+    return y
+
+
+def run_forward(fn: str, model: nn.Module, inputs: object) -> object:
+    """``model(inputs)``; an error of the model's forward is re-raised naming the diagnostic, the model and the
+    inputs' shape (a diagnostic is often called with a probe batch of another dataset)."""
+    try:
+        return model(inputs)
+    except (RuntimeError, TypeError, ValueError, IndexError) as err:
+        shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
+        raise ValueError(
+            f"{fn}: {type(model).__name__} could not run on inputs of shape {shape} ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}); pass inputs its forward accepts"
+        ) from err
