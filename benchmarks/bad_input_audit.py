@@ -582,6 +582,8 @@ def run_cli(args: list[str], words: tuple[str, ...], repo: Path, cwd: Path) -> t
     and started training on it: a silent accept."""
     env = {**os.environ, "PYTHONPATH": str(repo / "src")}
     args = [str(repo / a) if a.startswith("configs/") else a for a in args]
+    if args[0] == "train" and "--out" not in args:  # a run directory of its own: no case meets another's run
+        args += ["--out", str(cwd / f"run{len(list(cwd.iterdir()))}")]
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "detinit", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60

@@ -3,6 +3,7 @@
 import json
 import os
 import random
+import re
 import signal
 import time
 from pathlib import Path
@@ -191,34 +192,63 @@ def test_what_fsdp_cannot_do_is_refused_naming_the_key(tmp_path):
 
 
 def _damaged_shard_worker(rank: int, root: str) -> None:
-    """One gloo rank: save a sharded checkpoint, truncate its shard file, load it back; writes the error."""
+    """One gloo rank: save a sharded checkpoint, damage it three ways (a shard cut short and loaded; a bit
+    flipped, and a pointer without digests, each checked as a resume does); writes each error."""
+    import json
+
     import torch.distributed as dist
 
-    from detinit.train.fsdp import load_sharded_checkpoint, save_sharded_checkpoint, shard_model
+    from detinit.train.fsdp import (
+        latest_sharded_checkpoint,
+        load_sharded_checkpoint,
+        save_sharded_checkpoint,
+        shard_model,
+    )
+
+    def error(fn) -> str:
+        try:
+            fn()
+            return "accepted"
+        except CheckpointError as err:
+            return str(err)
 
     dist.init_process_group("gloo", init_method=f"file://{root}/store", rank=rank, world_size=1)
     try:
         model = shard_model(nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4)))
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        folder = save_sharded_checkpoint(Path(root) / "checkpoint_sharded", 1, model, optimizer, {"epoch": 1})
+        checkpoints = Path(root) / "checkpoint_sharded"
+        folder = save_sharded_checkpoint(checkpoints, 1, model, optimizer, {"epoch": 1})
         (shard,) = folder.glob("*.distcp")
-        shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
-        try:
-            load_sharded_checkpoint(folder, model, optimizer)
-            message = "loaded"
-        except CheckpointError as err:
-            message = str(err)
-        Path(root, "message.txt").write_text(message)
+        whole = shard.read_bytes()
+        messages = {"intact": error(lambda: latest_sharded_checkpoint(checkpoints, verify=True))}
+        shard.write_bytes(whole[: len(whole) // 2])
+        messages["truncated"] = error(lambda: load_sharded_checkpoint(folder, model, optimizer))
+        flipped = bytearray(whole)
+        flipped[len(flipped) // 2] ^= 0x01  # one bit: DCP reads the tensor bytes as they are
+        shard.write_bytes(bytes(flipped))
+        messages["flipped"] = error(lambda: latest_sharded_checkpoint(checkpoints, verify=True))
+        pointer = checkpoints / "latest.json"
+        pointer.write_text(json.dumps({k: v for k, v in json.loads(pointer.read_text()).items() if k != "sha256"}))
+        messages["unverifiable"] = error(lambda: latest_sharded_checkpoint(checkpoints, verify=True))
+        Path(root, "messages.json").write_text(json.dumps(messages))
     finally:
         dist.destroy_process_group()
 
 
 def test_a_damaged_shard_file_is_a_checkpoint_error_naming_the_folder(tmp_path):
     """A shard file cut short (a disk full, a copy interrupted) is refused with the folder and what to do,
-    not DCP's storage-plan traceback."""
+    not DCP's storage-plan traceback; one flipped bit, which DCP would load, is found by the digests the
+    pointer records; a pointer without digests cannot vouch for its shards."""
+    import json
+
     import torch.multiprocessing as mp
 
     mp.spawn(_damaged_shard_worker, args=(str(tmp_path),), nprocs=1)
-    message = (tmp_path / "message.txt").read_text()
-    assert message.startswith(f"sharded checkpoint {tmp_path / 'checkpoint_sharded' / 'epoch_0001'} could not be")
-    assert message.endswith(f"delete {tmp_path / 'checkpoint_sharded'} to restart the run from epoch 0")
+    messages = json.loads((tmp_path / "messages.json").read_text())
+    folder, root = tmp_path / "checkpoint_sharded" / "epoch_0001", tmp_path / "checkpoint_sharded"
+    assert messages["intact"] == "accepted"
+    assert messages["truncated"].startswith(f"sharded checkpoint {folder} could not be")
+    assert messages["truncated"].endswith(f"delete {root} to restart the run from epoch 0")
+    assert re.fullmatch(rf"sharded checkpoint {folder} is not the one written: damaged \['__0_0.distcp'\]; .*",
+                        messages["flipped"])  # fmt: skip
+    assert messages["unverifiable"].startswith(f"sharded checkpoint {folder} cannot be verified: ")

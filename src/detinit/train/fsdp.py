@@ -16,8 +16,8 @@ see one set and a resumed run starts where the uninterrupted one stood.
 Checkpoints (:func:`save_sharded_checkpoint`) are written with ``torch.distributed.checkpoint``:
 each rank writes its own shards, in parallel, to ``checkpoint_sharded/epoch_NNNN/``; the trainer
 state (schedule, epoch, history) goes beside them, and ``checkpoint_sharded/latest.json`` is
-switched to the new epoch atomically once every rank has finished. A kill at any moment leaves the
-previous epoch's checkpoint in force.
+switched to the new epoch atomically once every rank has finished, with the SHA-256 of every shard file,
+which a resume checks before loading. A kill at any moment leaves the previous epoch's checkpoint in force.
 
 >>> from torch import nn
 >>> class Block(nn.Module):
@@ -40,7 +40,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, write_json
+from .checkpoint import CheckpointError, file_sha256, load_checkpoint, save_checkpoint, write_json
 
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 LATEST = "latest.json"
@@ -126,20 +126,47 @@ def all_finite(model: nn.Module) -> bool:
     return bool(flag.item() == 1.0)
 
 
-def latest_sharded_checkpoint(root: str | Path) -> Path | None:
-    """The folder of the last completed sharded checkpoint under ``root`` (None if there is none)."""
+def latest_sharded_checkpoint(root: str | Path, *, verify: bool = False) -> Path | None:
+    """The folder of the last completed sharded checkpoint under ``root`` (None if there is none). With
+    ``verify``, every shard file's SHA-256 is checked against the digests ``latest.json`` recorded when it was
+    written: a damaged, missing, extra or unverifiable file is a :class:`CheckpointError` naming it."""
     pointer = Path(root) / LATEST
     if not pointer.exists():
         return None
     try:
-        folder = Path(root) / json.loads(pointer.read_text())["dir"]
+        record = json.loads(pointer.read_text())
+        folder = Path(root) / record["dir"]
     except (ValueError, KeyError, TypeError):
         raise CheckpointError(
             f"{pointer} is damaged; delete {root} to restart the run from epoch 0, or restore it from a copy"
         ) from None
     if not folder.is_dir():
         raise CheckpointError(f"{pointer} names {folder}, which does not exist; delete {root} to restart the run")
+    if verify:
+        _verify_shards(folder, record.get("sha256"), pointer)
     return folder
+
+
+def _shard_digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file DCP wrote in ``folder`` (the trainer state has its own digest file)."""
+    own = (TRAINER_STATE, TRAINER_STATE + ".sha256")
+    return {p.name: file_sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name not in own}
+
+
+def _verify_shards(folder: Path, recorded: object, pointer: Path) -> None:
+    advice = f"delete {folder.parent} to restart the run from epoch 0, or restore it from a copy"
+    if not isinstance(recorded, dict):
+        raise CheckpointError(f"sharded checkpoint {folder} cannot be verified: {pointer} records no digests; {advice}")
+    found = _shard_digests(folder)
+    missing, extra = sorted(set(recorded) - set(found)), sorted(set(found) - set(recorded))
+    damaged = sorted(name for name in set(found) & set(recorded) if found[name] != recorded[name])
+    if missing or extra or damaged:
+        what = "; ".join(
+            f"{label} {names}"
+            for label, names in (("damaged", damaged), ("missing", missing), ("extra", extra))
+            if names
+        )
+        raise CheckpointError(f"sharded checkpoint {folder} is not the one written: {what}; {advice}")
 
 
 def save_sharded_checkpoint(
@@ -161,9 +188,9 @@ def save_sharded_checkpoint(
     dist.barrier()
     model_state, optim_state = get_state_dict(model, optimizer)
     dcp.save({"model": model_state, "optimizer": optim_state}, checkpoint_id=str(folder))
-    if dist.get_rank() == 0:
+    if dist.get_rank() == 0:  # DCP's coordinator wrote the metadata after every rank's files: all are there
         save_checkpoint(folder / TRAINER_STATE, trainer_state)
-        write_json(root / LATEST, {"epoch": epoch, "dir": folder.name})
+        write_json(root / LATEST, {"epoch": epoch, "dir": folder.name, "sha256": _shard_digests(folder)})
         for old in root.iterdir():
             if old.is_dir() and old != folder:
                 shutil.rmtree(old, ignore_errors=True)

@@ -464,7 +464,8 @@ def _resume(run: _Run) -> None:
     """Load the last completed epoch's checkpoint into ``run``."""
     path = run.checkpoint_path()
     if run.sharded:  # the shards load into the model and optimiser as they are read
-        state = fsdp.load_sharded_checkpoint(fsdp.latest_sharded_checkpoint(path), run.model, run.optimizer)
+        folder = fsdp.latest_sharded_checkpoint(path, verify=True)
+        state = fsdp.load_sharded_checkpoint(folder, run.model, run.optimizer)
     else:
         state = load_checkpoint(path, map_location=run.device)
     _check_identity(state, path, run.config)
