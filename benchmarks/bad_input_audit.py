@@ -402,8 +402,66 @@ def api_cases(tmp: Path) -> list[Case]:
             lambda: _config(init="kaiming", init_options={"variant": "paper"}),
         ),
         ("TrainConfig model_args misspelt", ("hiden",), lambda: _config(model="mnist_mlp", model_args={"hiden": 8})),
+        # third batch, written after the second was fixed
+        (
+            "initialize roles with a role that is not a str",
+            ("role", "42"),
+            lambda: detinit.initialize(mlp(), "zero", roles={"2": 42}),
+        ),
+        (
+            "initialize device='cuda' without CUDA",
+            ("cuda", "device"),
+            lambda: detinit.initialize(mlp(), "zero", device="cuda"),
+        ),
+        ("initialize trace='yes'", ("trace",), lambda: detinit.initialize(mlp(), "zero", trace="yes")),
+        (
+            "create_model init_options norm='bogus'",
+            ("norm", "bogus"),
+            lambda: create_model("gpt", vocab_size=32, context=8, init="zero", init_options={"norm": "bogus"}),
+        ),
+        ("create_model device='tpu'", ("device", "tpu"), lambda: create_model("mnist_mlp", hidden=8, device="tpu")),
+        ("check_zero_one of a string", ("model", "module"), lambda: di.check_zero_one("not a model")),
+        (
+            "signal_at_init targets of another batch",
+            ("targets", "shape"),
+            lambda: dg.signal_at_init(mlp(), torch.randn(4, 8), torch.zeros(3, dtype=torch.long)),
+        ),
+        (
+            "measure_diagnostics of an empty probe",
+            ("probe", "empty", "no values"),
+            lambda: dg.measure_diagnostics(conv_net, torch.zeros(0, 1, 28, 28), 1),
+        ),
+        ("initial_weights of a string", ("model", "module"), lambda: dg.initial_weights("x")),
+        ("fwht normalized=1", ("normalized",), lambda: dnn.fwht(torch.randn(2, 4), normalized=1)),
+        ("kjv tokenizer='bpe'", ("tokenizer", "bpe"), lambda: load_dataset("kjv", tokenizer="bpe")),
+        ("load_dataset split='TRAIN'", ("split",), lambda: load_dataset("synthetic", split="TRAIN")),
+        (
+            "Batches rank=2 of world_size=2",
+            ("rank", "world_size"),
+            lambda: Batches(load_dataset("synthetic", num_examples=8), 4, rank=2, world_size=2),
+        ),
+        (
+            "study description not a str",
+            ("description",),
+            lambda: parse_study({"name": "s", "base": {"lr": 0.1}, "description": 5}),
+        ),
+        ("mechanism 'gpu' on a CPU model", ("gpu", "cpu", "cuda"), lambda: make_mechanism("gpu").attach(mlp())),
+        ("random_crop_flip of a 3-D batch", ("shape", "4", "x"), lambda: dnn_crop(torch.randn(3, 8, 8))),
+        ("to_float with a zero std", ("std",), lambda: _to_float_zero_std()),
     ]
     return cases
+
+
+def dnn_crop(x: torch.Tensor) -> object:
+    from detinit.data import random_crop_flip
+
+    return random_crop_flip(x, torch.Generator().manual_seed(0))
+
+
+def _to_float_zero_std() -> object:
+    from detinit.data import to_float
+
+    return to_float(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), (0.5,), (0.0,))
 
 
 def _config(**changes: object) -> object:
@@ -445,6 +503,7 @@ def cli_cases(tmp: Path) -> list[tuple[str, tuple[str, ...], list[str]]]:
     (tmp / "empty.yaml").write_text("")
     (tmp / "bad.toml").write_text("model = [\n")
     (tmp / "afile").write_text("x")
+    (tmp / "list.json").write_text("[1, 2]")
     (tmp / "study_novariants.yaml").write_text("name: s\nbase: {data: synthetic}\nvariants: []\n")
     (tmp / "study_badgrid.yaml").write_text("name: s\ngrid: {seed: 3}\n")
     syn = ["--data", "synthetic", "--epochs", "1"]
@@ -574,6 +633,22 @@ def cli_cases(tmp: Path) -> list[tuple[str, tuple[str, ...], list[str]]]:
             ["study", "--config", "configs/studies/quick.yaml", "--workers", "1.5", "--out", str(tmp / "s4")],
         ),
         ("demo with an argument", ("unrecognized", "argument"), ["demo", "extra"]),
+        # third batch
+        ("train --config a JSON list", ("list.json", "mapping"), ["train", "--config", str(tmp / "list.json")]),
+        ("train --set model_args=5", ("model_args",), ["train", *syn, "--set", "model_args=5"]),
+        ("train --set lr= (empty)", ("lr",), ["train", *syn, "--set", "lr="]),
+        ("inspect --seed -1", ("seed",), ["inspect", "resnet20", "--seed", "-1"]),
+        ("inspect --threads 0", ("threads",), ["inspect", "resnet20", "--threads", "0"]),
+        (
+            "study --out /dev/null",
+            ("/dev/null",),
+            ["study", "--config", "configs/studies/quick.yaml", "--out", "/dev/null"],
+        ),
+        (
+            "train gpt on kjv with context 0",
+            ("context",),
+            ["train", "--model", "gpt", "--data", "kjv", "--set", "data_args.context=0"],
+        ),
     ]
 
 
@@ -777,9 +852,8 @@ def main() -> None:
     print("group   cases  clean  torch  raw  unnamed  silent")
     for group, rows in results.items():
         n = Counter(outcome for _, outcome, _ in rows)
-        print(
-            f"{group:7s} {len(rows):5d}  {n['clean']:5d}  {n['torch']:5d}  {n['raw']:3d}  {n['unnamed']:7d}  {n['silent']:6d}"
-        )
+        counts = f"{n['clean']:5d}  {n['torch']:5d}  {n['raw']:3d}  {n['unnamed']:7d}  {n['silent']:6d}"
+        print(f"{group:7s} {len(rows):5d}  {counts}")
     for group, rows in results.items():
         bad = [row for row in rows if row[1] not in ("clean", "torch")]
         if bad:

@@ -72,9 +72,13 @@ def test_bad_options_are_refused_before_a_run_directory_is_written(tiny_config, 
         tiny_config(symmetry="dropout", symmetry_args={"prob": 0.1}).validate()
     with pytest.raises(ConfigError, match=r"symmetry_args must be a mapping, got \[0.1\]"):
         tiny_config(symmetry="dropout", symmetry_args=[0.1]).validate()
-    with pytest.raises(ConfigError, match=r"init_options of scheme 'zero': .* options \['varaint'\]; it takes norm, .*variant"):
+    with pytest.raises(
+        ConfigError, match=r"init_options of scheme 'zero': .* options \['varaint'\]; it takes norm, .*variant"
+    ):
         train(tiny_config(init="zero", init_options={"varaint": "paper"}), tmp_path / "a")
-    with pytest.raises(ConfigError, match=r"model_args of 'mnist_mlp': MLP: got an unexpected keyword argument 'hiden'"):
+    with pytest.raises(
+        ConfigError, match=r"model_args of 'mnist_mlp': MLP: got an unexpected keyword argument 'hiden'"
+    ):
         train(tiny_config(model_args={"hiden": 16}), tmp_path / "b")
     with pytest.raises(DataError, match="dataset 'synthetic' does not take these options"):
         train(tiny_config(data_args={"num_exmples": 64}), tmp_path / "c")
@@ -99,6 +103,7 @@ def test_bad_options_are_refused_before_a_run_directory_is_written(tiny_config, 
         ({"variants": [{"name": ["a"]}, {"name": "b"}]}, r"a variant's name must be a str, got \['a'\]"),
         ({"base": {"epochs": 1}, "variants": []}, "variants is an empty list; list the variants, or leave the key"),
         ({"base": {"epochs": 1}, "out": ""}, "study out is empty; give a folder"),
+        ({"base": {"epochs": 1}, "description": 5}, "description must be text, got 5"),
         (
             {"base": {"model": "mnist_mlp", "model_args": {"hiden": 8}}},
             "model_args of 'mnist_mlp': MLP: got an unexpected",
@@ -400,3 +405,14 @@ def test_a_report_warns_of_a_complete_run_whose_records_are_not_whole(tiny_confi
     text = write_report(study).read_text()
     assert "**warning**: run run is complete but metrics.jsonl holds 1 of the run's 2 epochs" in text
     assert "detinit " in text.split("machine:")[1].splitlines()[0]
+
+
+def test_batches_of_a_rank_outside_the_world_and_normalisation_by_a_zero_std_are_refused():
+    from detinit.data import Batches, to_float
+
+    with pytest.raises(ValueError, match=r"rank=2 is not supported with world_size=2; ranks are 0 to 1"):
+        Batches(load_dataset("synthetic", num_examples=8), 4, rank=2, world_size=2)
+    with pytest.raises(ValueError, match=r"to_float: mean \(0.5,\) and std \(0.0,\) must be finite numbers"):
+        to_float(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), (0.5,), (0.0,))
+    with pytest.raises(ValueError, match=r"mean \(0.5, 0.5\) and std \(1.0,\)"):
+        to_float(torch.zeros(2, 2, 4, 4), (0.5, 0.5), (1.0,))

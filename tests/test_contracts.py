@@ -207,22 +207,26 @@ def test_a_seed_beyond_32_bits_would_repeat_seed_0():
 
 
 # ------------------------------------------------------------------ every public function of every package
+# (scalar arguments, models and tensors: a model given as its name, a tensor as a list)
 PACKAGES = ("detinit", "detinit.init", "detinit.nn", "detinit.diagnostics", "detinit.symmetry", "detinit.data")
 PACKAGES += ("detinit.experiments", "detinit.models")
 # public callables whose scalar arguments are checked in their own body (tests/test_bad_inputs.py), or that
 # are records the library builds (a measurement row, a dataset, a report), not boundaries a caller crosses
-CHECKED_IN_BODY = {"initialize", "fwht", "parse_study"}
+CHECKED_IN_BODY = {"initialize", "parse_study"}
 RECORDS = {"DeadChannelRow", "Promise", "FeatureRow", "RankRow", "SignalRow", "StepGradients", "WeightSymmetryRow"}
-RECORDS |= {"Mechanism", "ArrayDataset", "FolderDataset", "InitReport", "Study"}
+RECORDS |= {"Mechanism", "ArrayDataset", "FolderDataset", "InitReport", "Study", "TokenDataset", "SampleBatch"}
 SCALAR_BAD = {  # wrong types, refused whatever the range
     "int": st.one_of(st.booleans(), st.text(max_size=3), st.just(2.5)),
     "float": st.one_of(st.just(math.nan), st.just(math.inf), st.booleans(), st.text(max_size=3)),
     "bool": st.one_of(st.integers(), st.text(max_size=3)),
+    "nn.Module": st.one_of(st.text(max_size=3), st.just([nn.Linear(2, 2)]), st.just(torch.zeros(2))),
+    "torch.Tensor": st.one_of(st.lists(st.floats(allow_nan=False), max_size=3), st.text(max_size=3)),
 }
 
 
 def _public_scalar_arguments() -> list[tuple[str, str, str]]:
-    """(package.name, argument, kind) of every int/float/bool argument of every public callable."""
+    """(package.name, argument, kind) of every int/float/bool/nn.Module/torch.Tensor argument of every public
+    callable (an argument of one annotation: a union such as ``torch.Tensor | np.ndarray`` is its body's)."""
     import importlib
 
     cases = []
@@ -236,7 +240,7 @@ def _public_scalar_arguments() -> list[tuple[str, str, str]]:
             for arg, param in inspect.signature(fn).parameters.items():
                 annotation = param.annotation if isinstance(param.annotation, str) else ""
                 kinds = [k.strip() for k in annotation.split("|") if k.strip() != "None"]
-                if kinds and kinds[0] in SCALAR_BAD and param.kind is not param.VAR_KEYWORD:
+                if len(kinds) == 1 and kinds[0] in SCALAR_BAD and param.kind is not param.VAR_KEYWORD:
                     cases.append((f"{package}.{name}", arg, kinds[0]))
     return sorted(set(cases))
 
@@ -269,7 +273,16 @@ def test_a_public_scalar_argument_of_the_wrong_type_is_named_before_any_work(qua
     @FUZZ
     @given(value=SCALAR_BAD[kind])
     def refused(value):
-        with pytest.raises(ValueError, match=rf"{re.escape(argument)}={re.escape(repr(value))} is not supported"):
+        with pytest.raises(ValueError, match=rf"{re.escape(argument)}=.* is not supported; {argument} must be"):
             check(**{argument: value})
 
     refused()
+
+
+@pytest.mark.parametrize("qualified", sorted({q for q, _, _ in PUBLIC_SCALARS}))
+def test_every_default_passes_its_own_contract(qualified):
+    """A contract narrower than the function (a dimension index held to >= 1) would refuse its own defaults."""
+    fn = _callable(qualified)
+    for name, param in inspect.signature(fn).parameters.items():
+        if param.default is not param.empty and param.default is not None and name != "self":
+            fn.check_arguments(**{name: param.default})

@@ -13,10 +13,12 @@ annotation                 allowed
 ``bool``                   ``True`` or ``False``
 ``str``                    a ``str`` (which ones: the function's own check)
 ``list[int]``, tuples      a list or tuple of ``int`` >= 1
+``nn.Module``              an instance (a model): not a name, a path or a list
+``torch.Tensor``           an instance: not a list or a numpy array
 ``X | None``               ``None`` or what ``X`` allows
 =========================  =====================================================================
 
-Other annotations (a tensor, a block class) are left to the function.
+Other annotations (a generator, a dtype, a block class, a union of these) are left to the function.
 
 >>> from torch import nn
 >>> class Net(nn.Module):
@@ -40,6 +42,9 @@ import inspect
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
+
+import torch
+from torch import nn
 
 from .values import SEEDS, interval, is_int, is_number, is_seed
 
@@ -75,6 +80,8 @@ def annotation_rule(
         "list[int]": (lambda v: _sizes(v, low), f"a list of ints >= {low}"),
         "tuple[int, ...]": (lambda v: _sizes(v, low), f"a list of ints >= {low}"),
         "list[str]": (lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v), "a list of str"),
+        "nn.Module": (lambda v: isinstance(v, nn.Module), "an nn.Module"),
+        "torch.Tensor": (lambda v: isinstance(v, torch.Tensor), "a torch.Tensor"),
     }
     if not kinds or any(k not in rules for k in kinds):
         return None  # a tensor, a block class, a generator: the function's own job
@@ -128,7 +135,8 @@ def checked_arguments(
             for name, value in given:
                 rule = rules.get(name)
                 if rule is not None and not rule[0](value):
-                    raise ValueError(f"{owner}: {name}={value!r} is not supported; {name} must be {rule[1]}")
+                    shown = repr(value) if len(repr(value)) <= 80 else f"{repr(value)[:60]}... ({type(value).__name__})"
+                    raise ValueError(f"{owner}: {name}={shown} is not supported; {name} must be {rule[1]}")
 
         @functools.wraps(fn)
         def checked(*args: Any, **kwargs: Any) -> Any:

@@ -7,14 +7,26 @@ size at a random offset per image, and flip horizontally with probability 1/2
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 from ..contract import checked_arguments
+from ..values import is_number
 
 
+@checked_arguments()
 def to_float(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """``uint8`` images to ``(x / 255 - mean) / std`` per channel; float images to ``(x - mean) / std``."""
+    if (
+        len(mean) != len(std)
+        or not all(map(math.isfinite, mean))
+        or not all(is_number(v, 0.0, open_low=True) for v in std)
+    ):
+        raise ValueError(
+            f"to_float: mean {tuple(mean)} and std {tuple(std)} must be finite numbers, one per channel, each std > 0"
+        )
     x = images.float()
     if images.dtype == torch.uint8:
         x = x / 255.0

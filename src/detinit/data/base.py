@@ -65,6 +65,7 @@ class ArrayDataset:
         return replace(self, images=self.images[keep], labels=self.labels[keep])
 
 
+@checked_arguments()
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std (on the [0, 1] scale for uint8 images), computed in float64."""
     x = images.double()

@@ -62,6 +62,10 @@ class BatchPlan:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if rank >= world_size:
+            raise ValueError(
+                f"rank={rank} is not supported with world_size={world_size}; ranks are 0 to {world_size - 1}"
+            )
         if batch_size % world_size:
             raise ValueError(f"batch_size={batch_size} must be divisible by the world size {world_size}")
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last

@@ -128,11 +128,13 @@ def _activations(fn: str, y: torch.Tensor) -> torch.Tensor:
     return _channels_last(check_activations(fn, "y", y))
 
 
+@checked_arguments()
 def channel_variance(y: torch.Tensor) -> float:
     """Variance across channels, averaged over samples and positions (0 when channels are identical)."""
     return float(_activations("channel_variance", y).var(1, unbiased=False).mean())
 
 
+@checked_arguments()
 def participation_ratio(y: torch.Tensor) -> float:
     """Effective number of distinct channels, :math:`(\\mathrm{tr}\\,\\Sigma)^2/\\mathrm{tr}(\\Sigma^2)`.
 
@@ -148,6 +150,7 @@ def participation_ratio(y: torch.Tensor) -> float:
     return float(trace**2 / (cov * cov).sum())
 
 
+@checked_arguments()
 def max_channel_difference(y: torch.Tensor) -> float:
     """:math:`\\max|y_c - y_0| / \\max|y|` (0 when every channel equals the first)."""
     y = check_activations("max_channel_difference", "y", y).detach().double()

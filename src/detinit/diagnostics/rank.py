@@ -58,6 +58,7 @@ def _numerical_rank(s: torch.Tensor, tol: float) -> int:
     return int((s > tol).sum()) if s.numel() and s[0] > 0 else 0
 
 
+@checked_arguments()
 def effective_rank(matrix: torch.Tensor) -> float:
     """Roy & Vetterli's effective rank (0 for the zero matrix).
 
@@ -67,6 +68,7 @@ def effective_rank(matrix: torch.Tensor) -> float:
     return _effective_rank(singular_values(check_matrix("effective_rank", matrix)))
 
 
+@checked_arguments()
 def stable_rank(matrix: torch.Tensor) -> float:
     r"""Squared Frobenius over squared spectral norm (0 for the zero matrix).
 
@@ -89,6 +91,7 @@ def numerical_rank(matrix: torch.Tensor, tol: float | None = None, eps_dtype: to
     return _numerical_rank(s, tol)
 
 
+@checked_arguments()
 def minus_identity(module: nn.Module) -> torch.Tensor | None:
     """``W - I`` of a square Linear / conv layer (identity kernel on the centre tap), else ``None``."""
     weight = module.weight.detach()

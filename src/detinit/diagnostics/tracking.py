@@ -30,6 +30,7 @@ from .rank import rank_table
 from .signal import signal_propagation
 
 
+@checked_arguments()
 def initial_weights(model: nn.Module) -> dict[str, torch.Tensor]:
     """Copies of every Linear / conv weight, by module name (the reference of ``rank_update``)."""
     return {name: m.weight.detach().clone() for name, m in model.named_modules() if isinstance(m, MATRIX_LAYER_TYPES)}
@@ -63,6 +64,7 @@ def measure_diagnostics(
     return record
 
 
+@checked_arguments()
 def signal_at_init(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> list[dict[str, Any]]:
     """Signal propagation (:func:`~detinit.diagnostics.signal_propagation`) as JSON rows, on a copy of ``model``
     (a forward pass in train mode would move BatchNorm's running statistics and the training run with them)."""

@@ -83,6 +83,8 @@ def parse_study(data: dict[str, Any], *, out: str | Path | None = None, workers:
     for key in ("base", "grid"):
         if not isinstance(data.get(key) or {}, dict):
             raise ConfigError(f"study {name!r}: {key} must be a mapping of config keys, got {data[key]!r}")
+    if not isinstance(data.get("description", ""), str):
+        raise ConfigError(f"study {name!r}: description must be text, got {data['description']!r}")
     if data.get("variants") == []:
         raise ConfigError(
             f"study {name!r}: variants is an empty list; list the variants, or leave the key out for one run of base"

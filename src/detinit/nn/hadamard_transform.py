@@ -71,6 +71,7 @@ def _fwht_power_of_two(x: torch.Tensor, dim: int, normalized: bool, cache: Facto
     return y.reshape(x.shape)
 
 
+@checked_arguments(at_least={"dim": None})
 def fwht(x: torch.Tensor, dim: int = 1, normalized: bool = True, cache: FactorCache | None = None) -> torch.Tensor:
     r"""Walsh-Hadamard transform of ``x`` along ``dim`` (Sylvester order).
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..contract import checked_arguments
 
+
+@checked_arguments()
 def flatten_predictions(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(N, C)`` logits and ``(N,)`` targets; sequence outputs are flattened to one row per token.
 
@@ -27,6 +30,7 @@ def flatten_predictions(logits: torch.Tensor, targets: torch.Tensor) -> tuple[to
     return logits, targets
 
 
+@checked_arguments()
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, **kwargs: object) -> torch.Tensor:
     """``F.cross_entropy`` per example (classifiers) or per token (language models). Shapes are checked here
     (:func:`flatten_predictions`); a class index out of range is left to ``F.cross_entropy``, whose error names

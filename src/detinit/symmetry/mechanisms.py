@@ -98,6 +98,7 @@ def _model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+@checked_arguments()
 def branch_outputs(model: nn.Module, layers: Iterable[str] | None = None) -> list[tuple[str, nn.Module]]:
     """The modules whose outputs are residual-branch outputs (role ``branch_last``), or ``layers``."""
     modules = dict(model.named_modules())

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ...contract import checked_arguments
+
 CHECK_MODES = ("magnitude", "official")
 
 
@@ -63,6 +65,7 @@ def _passes(values: torch.Tensor, mode: str) -> bool:
 
 
 @torch.no_grad()
+@checked_arguments()
 def check_zero_one(model: nn.Module, mode: str = "magnitude") -> ZeroOneCheck:
     """Check that every trainable parameter is zeros and ones up to the normalisation.
 

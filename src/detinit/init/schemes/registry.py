@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import re
-
 from collections.abc import Callable
 
 from ...registry import Registry
