@@ -448,6 +448,43 @@ def api_cases(tmp: Path) -> list[Case]:
         ("mechanism 'gpu' on a CPU model", ("gpu", "cpu", "cuda"), lambda: make_mechanism("gpu").attach(mlp())),
         ("random_crop_flip of a 3-D batch", ("shape", "4", "x"), lambda: dnn_crop(torch.randn(3, 8, 8))),
         ("to_float with a zero std", ("std",), lambda: _to_float_zero_std()),
+        # fourth batch, written after the third was fixed
+        ("get_scheme zero end_gain=-1", ("end_gain",), lambda: di.get_scheme("zero", end_gain=-1.0)),
+        ("get_scheme zero depth_scale=0", ("depth_scale",), lambda: di.get_scheme("zero", depth_scale=0.0)),
+        ("get_scheme idinit eps=nan", ("eps",), lambda: di.get_scheme("idinit", eps=math.nan)),
+        (
+            "jacobian_singular_values on inputs of the wrong width",
+            ("input", "shape"),
+            lambda: dg.jacobian_singular_values(mlp(), torch.randn(1, 5)),
+        ),
+        (
+            "gradient_at_init loss_fn='mse'",
+            ("loss_fn",),
+            lambda: dg.gradient_at_init(mlp(), torch.randn(4, 8), torch.zeros(4, dtype=torch.long), loss_fn="mse"),
+        ),
+        (
+            "zero_start_promises carries_output_zero a str",
+            ("carries_output_zero",),
+            lambda: dg.zero_start_promises(mlp(), torch.randn(2, 8), carries_output_zero="2"),
+        ),
+        (
+            "text_file of an empty file",
+            ("empty.txt", "tokens", "text"),
+            lambda: load_dataset("text_file", root=_write(tmp / "empty.txt", b"")),
+        ),
+        ("mnist1d seed=-1", ("seed",), lambda: load_dataset("mnist1d", seed=-1)),
+        ("sample_batch of kjv as images", ("kjv", "token", "image"), lambda: sample_batch("kjv", 4, tokens=False)),
+        (
+            "study group_by a str",
+            ("group_by",),
+            lambda: parse_study({"name": "s", "grid": {"seed": [0, 1]}, "group_by": "seed"}),
+        ),
+        (
+            "study grid over 'variant'",
+            ("variant",),
+            lambda: parse_study({"name": "s", "grid": {"variant": ["a", "b"]}}),
+        ),
+        ("Mechanism.reseed(-1)", ("seed",), lambda: make_mechanism("dropout").reseed(-1)),
     ]
     return cases
 
@@ -649,6 +686,28 @@ def cli_cases(tmp: Path) -> list[tuple[str, tuple[str, ...], list[str]]]:
             ("context",),
             ["train", "--model", "gpt", "--data", "kjv", "--set", "data_args.context=0"],
         ),
+        # fourth batch
+        (
+            "train --config a study file",
+            ("name", "base", "unknown"),
+            ["train", "--config", "configs/studies/quick.yaml"],
+        ),
+        (
+            "study --config a train config",
+            ("unknown", "model"),
+            ["study", "--config", "configs/quick_fashion_mnist.yaml"],
+        ),
+        (
+            "inspect resnet20 on mnist1d",
+            ("mnist1d", "1-D", "in_features"),
+            ["inspect", "resnet20", "--data", "mnist1d"],
+        ),
+        (
+            "train --batch-size larger than the data",
+            ("batch_size", "examples"),
+            ["train", *syn, "--batch-size", "100000"],
+        ),
+        ("train mnist without a root", ("mnist", "root"), ["train", "--data", "mnist", "--epochs", "1"]),
     ]
 
 

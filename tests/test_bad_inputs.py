@@ -416,3 +416,20 @@ def test_batches_of_a_rank_outside_the_world_and_normalisation_by_a_zero_std_are
         to_float(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), (0.5,), (0.0,))
     with pytest.raises(ValueError, match=r"mean \(0.5, 0.5\) and std \(1.0,\)"):
         to_float(torch.zeros(2, 2, 4, 4), (0.5, 0.5), (1.0,))
+
+
+def test_a_mechanism_reseeds_from_derived_seeds_and_refuses_negative_ones():
+    from detinit.data import derived_seed
+    from detinit.symmetry import make_mechanism
+
+    mechanism = make_mechanism("dropout")
+    mechanism.reseed(derived_seed(2**32 - 1, 5, 3))  # beyond 32 bits: what the trainer passes every epoch
+    with pytest.raises(ValueError, match=r"Mechanism: seed=-1 is not supported; seed must be an int >= 0"):
+        mechanism.reseed(-1)
+
+
+def test_a_sample_batch_of_the_wrong_kind_is_refused():
+    from detinit.data import sample_batch
+
+    with pytest.raises(ValueError, match="dataset 'kjv' holds token windows, and a batch of images was asked"):
+        sample_batch("kjv", 4, tokens=False)

@@ -221,6 +221,8 @@ SCALAR_BAD = {  # wrong types, refused whatever the range
     "bool": st.one_of(st.integers(), st.text(max_size=3)),
     "nn.Module": st.one_of(st.text(max_size=3), st.just([nn.Linear(2, 2)]), st.just(torch.zeros(2))),
     "torch.Tensor": st.one_of(st.lists(st.floats(allow_nan=False), max_size=3), st.text(max_size=3)),
+    "Collection[str]": st.one_of(st.text(min_size=1, max_size=3), st.lists(st.integers(), min_size=1, max_size=2)),
+    "Callable": st.one_of(st.text(max_size=3), st.integers()),
 }
 
 
@@ -240,6 +242,7 @@ def _public_scalar_arguments() -> list[tuple[str, str, str]]:
             for arg, param in inspect.signature(fn).parameters.items():
                 annotation = param.annotation if isinstance(param.annotation, str) else ""
                 kinds = [k.strip() for k in annotation.split("|") if k.strip() != "None"]
+                kinds = ["Callable" if k.startswith("Callable") else k for k in kinds]
                 if len(kinds) == 1 and kinds[0] in SCALAR_BAD and param.kind is not param.VAR_KEYWORD:
                     cases.append((f"{package}.{name}", arg, kinds[0]))
     return sorted(set(cases))

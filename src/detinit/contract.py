@@ -8,13 +8,15 @@ fills of :mod:`detinit.init` carry it (:func:`checked_arguments`).
 annotation                 allowed
 =========================  =====================================================================
 ``int``                    an ``int`` (not a ``bool``) >= 1 (sizes, counts); ``at_least`` lowers it
-                           (``None``: any int, as a dimension index); named ``seed``: in [0, 2**32)
+                           (``None``: any int, as a dimension index); named ``seed``: in [0, 2**32) unless in ``at_least``
 ``float``                  a finite ``int`` or ``float``, in ``ranges[name]`` where one is given
 ``bool``                   ``True`` or ``False``
 ``str``                    a ``str`` (which ones: the function's own check)
 ``list[int]``, tuples      a list or tuple of ``int`` >= 1
 ``nn.Module``              an instance (a model): not a name, a path or a list
 ``torch.Tensor``           an instance: not a list or a numpy array
+``Collection[str]``        a list, tuple or set of str (one str is not a collection of names)
+``Callable[...]``          a callable
 ``X | None``               ``None`` or what ``X`` allows
 =========================  =====================================================================
 
@@ -28,11 +30,11 @@ Other annotations (a generator, a dtype, a block class, a union of these) are le
 >>> Net(width=0)
 Traceback (most recent call last):
     ...
-ValueError: Net: width=0 is not supported; width must be an int >= 1
+detinit.contract.ArgumentError: Net: width=0 is not supported; width must be an int >= 1
 >>> Net(dropout=float("nan"))
 Traceback (most recent call last):
     ...
-ValueError: Net: dropout=nan is not supported; dropout must be a number in [0, 1]
+detinit.contract.ArgumentError: Net: dropout=nan is not supported; dropout must be a number in [0, 1]
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ from torch import nn
 from .values import SEEDS, interval, is_int, is_number, is_seed
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ArgumentError(TypeError, ValueError):
+    """An argument its contract refuses: a ``ValueError`` (a value out of range) and a ``TypeError`` (a value of
+    the wrong type, such as a numpy array for a tensor), so callers catching either see it."""
+
+
 Rule = tuple[Callable[[object], bool], str]  # (accepts the value, what is allowed in words)
 
 
@@ -82,7 +91,13 @@ def annotation_rule(
         "list[str]": (lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v), "a list of str"),
         "nn.Module": (lambda v: isinstance(v, nn.Module), "an nn.Module"),
         "torch.Tensor": (lambda v: isinstance(v, torch.Tensor), "a torch.Tensor"),
+        "Collection[str]": (
+            lambda v: isinstance(v, (list, tuple, set, frozenset)) and all(isinstance(x, str) for x in v),
+            "a list or set of str (not one str)",
+        ),  # fmt: skip
     }
+    if kinds and kinds[0].startswith("Callable"):
+        rules[kinds[0]] = (callable, "a callable")
     if not kinds or any(k not in rules for k in kinds):
         return None  # a tensor, a block class, a generator: the function's own job
     accepts, what = rules[kinds[0]]  # "list[int] | tuple[int, ...]" share one rule
@@ -114,7 +129,8 @@ def checked_arguments(
         for p in params:
             if isinstance(p.annotation, str):
                 low, bounds = (at_least or {}).get(p.name, 1), (ranges or {}).get(p.name)
-                rule = annotation_rule(p.annotation, low, bounds, seed=p.name == "seed" or p.name.endswith("_seed"))
+                seed = (p.name == "seed" or p.name.endswith("_seed")) and p.name not in (at_least or {})
+                rule = annotation_rule(p.annotation, low, bounds, seed=seed)
                 if rule is not None:
                     rules[p.name] = rule
         known, known_set = [p.name for p in params], {p.name for p in params}
@@ -136,7 +152,7 @@ def checked_arguments(
                 rule = rules.get(name)
                 if rule is not None and not rule[0](value):
                     shown = repr(value) if len(repr(value)) <= 80 else f"{repr(value)[:60]}... ({type(value).__name__})"
-                    raise ValueError(f"{owner}: {name}={shown} is not supported; {name} must be {rule[1]}")
+                    raise ArgumentError(f"{owner}: {name}={shown} is not supported; {name} must be {rule[1]}")
 
         @functools.wraps(fn)
         def checked(*args: Any, **kwargs: Any) -> Any:

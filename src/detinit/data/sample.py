@@ -10,6 +10,7 @@ import torch
 from ..contract import checked_arguments
 from .base import load_dataset
 from .batches import model_shape, probe_batch, probe_targets
+from .text import TokenDataset
 
 
 @dataclass
@@ -57,6 +58,9 @@ def sample_batch(
     """
     if data != "synthetic":
         ds = load_dataset(data, "test", context=context) if tokens else load_dataset(data, "test")
+        if isinstance(ds, TokenDataset) != tokens:
+            given, wanted = ("token windows", "images") if not tokens else ("images", "token windows")
+            raise ValueError(f"sample_batch: dataset {data!r} holds {given}, and a batch of {wanted} was asked")
         inputs, targets = probe_batch(ds, n), probe_targets(ds, n)
         kind = "validation windows" if tokens else "test images"
         return SampleBatch(inputs, targets, f"the first {len(targets)} {data} {kind}", model_shape(ds))

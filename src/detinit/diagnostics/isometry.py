@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..contract import checked_arguments
+from ._checks import run_forward
 
 
 @torch.no_grad()
@@ -65,6 +66,12 @@ def jacobian_singular_values(model: nn.Module, x: torch.Tensor, num_steps: int =
     if x.dim() < 1 or x.shape[0] != 1:
         raise ValueError(f"jacobian_singular_values: x must have batch size 1, got shape {tuple(x.shape)}")
     was_training = model.training
+    model.eval()
+    with torch.no_grad():  # one plain forward first: a model that does not run on x is named, not traced through
+        try:
+            run_forward("jacobian_singular_values", model, x)
+        finally:
+            model.train(was_training)
     model.eval()
     try:
         # forward-mode AD has no rule for the fused attention kernels: attention runs on the math backend here

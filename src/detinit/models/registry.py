@@ -86,7 +86,7 @@ class ModelEntry:
         >>> model_entry("mnist_mlp").check_arguments({"hidden": "x"})
         Traceback (most recent call last):
             ...
-        ValueError: mnist_mlp: hidden='x' is not supported; hidden must be an int >= 1
+        detinit.contract.ArgumentError: mnist_mlp: hidden='x' is not supported; hidden must be an int >= 1
         """
         self.builder.check_arguments(**arguments)  # type: ignore[attr-defined]
         own = inspect.signature(self.builder).parameters

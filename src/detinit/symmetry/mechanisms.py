@@ -172,6 +172,7 @@ class Mechanism:
                 self._handles.append(module.register_forward_hook(self._branch_hook))
         return self
 
+    @checked_arguments(at_least={"seed": 0})  # derived seeds (detinit.data.derived_seed) exceed 32 bits
     def reseed(self, seed: int) -> None:
         """Restart the mechanism's random stream (the trainer does this every epoch, for exact resume)."""
         if self._generator is not None:
