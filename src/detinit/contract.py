@@ -8,7 +8,8 @@ fills of :mod:`detinit.init` carry it (:func:`checked_arguments`).
 annotation                 allowed
 =========================  =====================================================================
 ``int``                    an ``int`` (not a ``bool``) >= 1 (sizes, counts); ``at_least`` lowers it
-                           (``None``: any int, as a dimension index); named ``seed``: in [0, 2**32) unless in ``at_least``
+                           (``None``: any int, a dimension index); named ``seed``: in [0, 2**32),
+                           unless ``at_least`` names it (a derived seed)
 ``float``                  a finite ``int`` or ``float``, in ``ranges[name]`` where one is given
 ``bool``                   ``True`` or ``False``
 ``str``                    a ``str`` (which ones: the function's own check)
@@ -94,12 +95,12 @@ def annotation_rule(
         "Collection[str]": (
             lambda v: isinstance(v, (list, tuple, set, frozenset)) and all(isinstance(x, str) for x in v),
             "a list or set of str (not one str)",
-        ),  # fmt: skip
+        ),
     }
     if kinds and kinds[0].startswith("Callable"):
         rules[kinds[0]] = (callable, "a callable")
     if not kinds or any(k not in rules for k in kinds):
-        return None  # a tensor, a block class, a generator: the function's own job
+        return None  # a generator, a dtype, a block class, a union of these: the function's own job
     accepts, what = rules[kinds[0]]  # "list[int] | tuple[int, ...]" share one rule
     if optional:
         return (lambda v: v is None or accepts(v)), f"None or {what}"

@@ -16,7 +16,7 @@ class Mixer(nn.Module):
         self.proj = nn.Linear(4, 4)
         self.decay_log = nn.Parameter(torch.empty(16))  # drawn: log U(0.01, 16), as Qwen3-Next's A_log
         self.skip = nn.Parameter(torch.empty(4))  # a constant the library sets: 1
-        self.mixing = nn.Parameter(torch.empty(3, 4))  # a drawn matrix
+        self.mixing = nn.Parameter(torch.zeros(3, 4))  # a drawn matrix (zeros until drawn: torch.empty may hold NaN)
         self.alpha = nn.Parameter(torch.full((2,), 0.8))  # the constructor's constant, the initialiser skips it
         self.noise = nn.Parameter(torch.randn(2))  # the constructor's draw, the initialiser skips it
 
