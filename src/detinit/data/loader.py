@@ -60,8 +60,6 @@ class BatchPlan:
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if rank >= world_size:
             raise ValueError(
                 f"rank={rank} is not supported with world_size={world_size}; ranks are 0 to {world_size - 1}"

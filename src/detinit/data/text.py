@@ -37,7 +37,6 @@ import numpy as np
 import torch
 
 from ..contract import checked_arguments
-from ..values import is_int
 from .base import DataError, cache_dir, register_dataset
 from .debian import fetch_package_files, sha256
 
@@ -158,8 +157,6 @@ def text_dataset(
     """Tokenise ``text``, take split ``"train"`` (first part) or ``"test"`` (last ``val_fraction``), cut windows."""
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction!r}")
-    if not is_int(context, 1):
-        raise ValueError(f"context must be a positive integer, got {context!r}")
     ids, vocab = tokenize(text, tokenizer)
     cut = int(len(ids) * (1.0 - val_fraction))
     part = ids[:cut] if split == "train" else ids[cut:]

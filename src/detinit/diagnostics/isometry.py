@@ -67,13 +67,9 @@ def jacobian_singular_values(model: nn.Module, x: torch.Tensor, num_steps: int =
         raise ValueError(f"jacobian_singular_values: x must have batch size 1, got shape {tuple(x.shape)}")
     was_training = model.training
     model.eval()
-    with torch.no_grad():  # one plain forward first: a model that does not run on x is named, not traced through
-        try:
-            run_forward("jacobian_singular_values", model, x)
-        finally:
-            model.train(was_training)
-    model.eval()
     try:
+        with torch.no_grad():  # a plain forward first: a model that does not run on x is named, not traced through
+            run_forward("jacobian_singular_values", model, x)
         # forward-mode AD has no rule for the fused attention kernels: attention runs on the math backend here
         with sdpa_kernel([SDPBackend.MATH]):
 

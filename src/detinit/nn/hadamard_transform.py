@@ -28,7 +28,6 @@ from torch import nn
 
 from ..contract import checked_arguments
 from ..init.tensor.hadamard import hadamard
-from ..values import is_int
 
 RADIX = 64  # size of the dense Hadamard factor applied per pass
 
@@ -89,10 +88,8 @@ def fwht(x: torch.Tensor, dim: int = 1, normalized: bool = True, cache: FactorCa
     """
     if not x.dtype.is_floating_point:
         raise TypeError(f"fwht: input dtype {x.dtype} is not supported; use a floating dtype")
-    if not is_int(dim) or not -x.dim() <= dim < x.dim():
+    if not -x.dim() <= dim < x.dim():  # an int: the contract saw to that
         raise ValueError(f"fwht: dim={dim!r} is out of range for a {x.dim()}-D tensor of shape {tuple(x.shape)}")
-    if not isinstance(normalized, bool):
-        raise ValueError(f"fwht: normalized must be True or False, got {normalized!r}")
     dim = dim % x.dim()
     if x.numel() == 0:  # an empty batch (or an empty dim): nothing to transform
         return x.clone()
@@ -118,8 +115,6 @@ class HadamardTransform(nn.Module):
     @checked_arguments()
     def __init__(self, channels: int) -> None:
         super().__init__()
-        if not is_int(channels, 1):
-            raise ValueError(f"HadamardTransform: channels must be a positive int, got {channels!r}")
         self.channels = channels
         self._factors: FactorCache = {}  # small Hadamard factors per (size, dtype, device); not state
 
