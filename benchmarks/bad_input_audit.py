@@ -40,14 +40,19 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import detinit  # noqa: E402
+from detinit import data as data_api  # noqa: E402
 from detinit import diagnostics as dg  # noqa: E402
+from detinit import experiments as experiments_api  # noqa: E402
 from detinit import init as di  # noqa: E402
+from detinit import models as models_api  # noqa: E402
 from detinit import nn as dnn  # noqa: E402
+from detinit import train as train_api  # noqa: E402
 from detinit.data import load_dataset, read_idx, sample_batch, text_dataset, write_idx  # noqa: E402
 from detinit.data.loader import Batches  # noqa: E402
 from detinit.experiments import parse_study  # noqa: E402
 from detinit.models import create_model  # noqa: E402
-from detinit.symmetry import breaking, make_mechanism  # noqa: E402
+from detinit.models.resnet import BasicBlock  # noqa: E402
+from detinit.symmetry import branch_outputs, breaking, make_mechanism  # noqa: E402
 
 Case = tuple[str, tuple[str, ...], Callable[[], object]]
 OURS = os.sep + "detinit" + os.sep
@@ -56,7 +61,8 @@ TORCH = "@torch"  # in a case's words: torch's own error is the answer (detinit 
 
 def classify(run: Callable[[], object], words: tuple[str, ...]) -> tuple[str, str]:
     """``("clean" | "torch" | "raw" | "unnamed" | "silent", message)`` for one API case: "clean" is an error
-    detinit raised (a ValueError, a TypeError or one of detinit's own error classes) naming the culprit; "torch"
+    detinit raised (a ValueError, a TypeError, an OSError such as a missing file, a RuntimeError for an object in
+    the wrong state, or one of detinit's own error classes) naming the culprit; "torch"
     one that torch raised on purpose-checked ground (``TORCH`` in the words: a case detinit leaves to torch, said
     why where it does), naming it."""
     try:
@@ -67,7 +73,9 @@ def classify(run: Callable[[], object], words: tuple[str, ...]) -> tuple[str, st
         named = any(word.lower() in str(err).lower() for word in words if word != TORCH)
         if TORCH in words and OURS not in raiser and named:
             return "torch", message
-        ours = isinstance(err, (ValueError, TypeError)) or type(err).__module__.startswith("detinit")
+        ours = isinstance(err, (ValueError, TypeError, OSError, RuntimeError)) or type(err).__module__.startswith(
+            "detinit"
+        )
         if not ours or OURS not in raiser:
             return "raw", f"{message}  [raised in {Path(raiser).name}]"
         if not any(word.lower() in str(err).lower() for word in words):
@@ -485,8 +493,568 @@ def api_cases(tmp: Path) -> list[Case]:
             lambda: parse_study({"name": "s", "grid": {"variant": ["a", "b"]}}),
         ),
         ("Mechanism.reseed(-1)", ("seed",), lambda: make_mechanism("dropout").reseed(-1)),
+        # fifth batch, written after the fourth was fixed
+        ("fans of a 1-D tensor", ("tensor", "1", "dim"), lambda: di.fans(torch.zeros(5))),
+        (
+            "partial_identity_ of a 0-row matrix",
+            ("tensor", "0", "empty"),
+            lambda: di.partial_identity_(torch.empty(0, 4)),
+        ),
+        ("hadamard(0)", ("n",), lambda: di.hadamard(0)),
+        ("hadamard(6)", ("n", "power"), lambda: di.hadamard(6)),
+        ("zero_singular_values(0, 4)", ("out_features",), lambda: di.zero_singular_values(0, 4)),
+        (
+            "kaiming_normal_ nonlinearity='gelu'",
+            ("nonlinearity", "gelu"),
+            lambda: di.kaiming_normal_(torch.empty(4, 4), generator=torch.Generator(), nonlinearity="gelu"),
+        ),
+        (
+            "kaiming_uniform_ mode='fan_avg'",
+            ("mode", "fan_avg"),
+            lambda: di.kaiming_uniform_(torch.empty(4, 4), generator=torch.Generator(), mode="fan_avg"),
+        ),
+        (
+            "orthogonal_ of a 1-D tensor",
+            ("tensor", "1-D", "dim", "2"),
+            lambda: di.orthogonal_(torch.empty(4), generator=torch.Generator()),
+        ),
+        ("normal_ std=-1", ("std",), lambda: di.normal_(torch.empty(4, 4), generator=torch.Generator(), std=-1.0)),
+        (
+            "xavier_normal_ of an int tensor",
+            ("dtype", "float", "tensor"),
+            lambda: di.xavier_normal_(torch.empty(4, 4, dtype=torch.long), generator=torch.Generator()),
+        ),
+        ("idinit_ tau=inf", ("tau",), lambda: di.idinit_(torch.empty(4, 4), tau=math.inf)),
+        ("identity_ groups=3 on 4 channels", ("groups",), lambda: di.identity_(torch.empty(4, 4, 3, 3), groups=3)),
+        ("zero_ columns='middle'", ("columns", "middle"), lambda: di.zero_(torch.empty(8, 4), columns="middle")),
+        ("zero_ of a bool tensor", ("dtype", "bool", "tensor"), lambda: di.zero_(torch.empty(4, 4, dtype=torch.bool))),
+        ("fill_sylvester_ of a 3-D tensor", ("matrix", "2-D", "dim"), lambda: di.fill_sylvester_(torch.empty(2, 4, 4))),
+        ("check_zero_one mode='exact?'", ("mode",), lambda: di.check_zero_one(mlp(), mode="exact?")),
+        (
+            "initialize example_inputs a str",
+            ("example_inputs",),
+            lambda: detinit.initialize(mlp(), "zero", example_inputs="x"),
+        ),
+        (
+            "initialize example_inputs of the wrong width",
+            ("example_inputs", "shape", "input"),
+            lambda: detinit.initialize(mlp(), "zero", example_inputs=torch.randn(2, 5)),
+        ),
+        ("initialize scheme=None", ("scheme",), lambda: detinit.initialize(mlp(), None)),
+        ("initialize generator a seed int", ("generator",), lambda: detinit.initialize(mlp(), "kaiming", generator=3)),
+        ("ChannelPad 8 -> 4", ("out_channels", "in_channels"), lambda: dnn.ChannelPad(8, 4)),
+        ("ChannelPad stride 0", ("stride",), lambda: dnn.ChannelPad(4, 8, stride=0)),
+        ("HadamardTransform(0)", ("channels",), lambda: dnn.HadamardTransform(0)),
+        (
+            "HadamardTransform(8) on 6 channels",
+            ("channels", "8", "6"),
+            lambda: dnn.HadamardTransform(8)(torch.randn(2, 6, 4, 4)),
+        ),
+        ("make_relu('gelu')", ("kind", "gelu"), lambda: dnn.make_relu("gelu")),
+        ("power_of_two_blocks(0)", ("n",), lambda: dnn.power_of_two_blocks(0)),
+        (
+            "cross_entropy of int logits",
+            ("logits", "dtype", "float"),
+            lambda: dnn.cross_entropy(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, dtype=torch.long)),
+        ),
+        (
+            "cross_entropy float targets",
+            ("targets", "dtype", "long", "int"),
+            lambda: dnn.cross_entropy(torch.zeros(2, 3), torch.zeros(2)),
+        ),
+        ("fwht dim=5 of a 2-D tensor", ("dim",), lambda: dnn.fwht(torch.randn(2, 4), dim=5)),
+        ("fwht of an int tensor", ("dtype", "x", "float"), lambda: dnn.fwht(torch.ones(2, 4, dtype=torch.long))),
+        (
+            "effective_rank of a zero matrix",
+            ("zero", "matrix", "refused:"),
+            lambda: _refused_nan(dg.effective_rank(torch.zeros(3, 3))),
+        ),
+        (
+            "stable_rank of a zero matrix",
+            ("zero", "matrix", "refused:"),
+            lambda: _refused_nan(dg.stable_rank(torch.zeros(3, 3))),
+        ),
+        ("numerical_rank tol=-1", ("tol",), lambda: dg.numerical_rank(torch.eye(3), tol=-1.0)),
+        ("count_dead rtol=-1", ("rtol",), lambda: dg.count_dead(torch.randn(4, 3), rtol=-1.0)),
+        (
+            "mean_row_correlation rows='diag'",
+            ("rows", "diag"),
+            lambda: dg.mean_row_correlation(torch.randn(4, 4), rows="diag"),
+        ),
+        (
+            "mean_row_correlation of a 1-row matrix",
+            ("row", "weight", "refused:"),
+            lambda: _refused_nan(dg.mean_row_correlation(torch.randn(1, 4))),
+        ),
+        ("diversity_score of no rows", ("rows", "empty", "refused:"), lambda: _refused_nan(dg.diversity_score([]))),
+        (
+            "dead_channels at='nowhere'",
+            ("at", "nowhere"),
+            lambda: dg.dead_channels(mlp(), torch.randn(4, 8), at="nowhere"),
+        ),
+        ("rank_table tol=nan", ("tol",), lambda: dg.rank_table(mlp(), tol=math.nan)),
+        ("measure_diagnostics epoch=-1", ("epoch",), lambda: dg.measure_diagnostics(mlp(), torch.randn(4, 8), -1)),
+        ("weight_symmetry max_rows=0", ("max_rows",), lambda: dg.weight_symmetry(mlp(), max_rows=0)),
+        ("minus_identity of a str", ("module",), lambda: dg.minus_identity("x")),
+        ("make_mechanism noise std=-1", ("std",), lambda: make_mechanism("weight_noise", std=-1.0)),
+        ("breaking dropout p=1.5", ("p",), lambda: _inside("dropout", p=1.5)),
+        ("make_mechanism unknown knob", ("knob", "bogus", "takes"), lambda: make_mechanism("dropout", bogus=1.0)),
+        ("branch_outputs layers naming nothing", ("layers", "nope"), lambda: branch_outputs(mlp(), ["nope"])),
+        ("derived_seed epoch=-1", ("epoch",), lambda: data_api.derived_seed(0, -1)),
+        ("epoch_generator stream=-1", ("stream",), lambda: data_api.epoch_generator(0, 0, stream=-1)),
+        (
+            "probe_batch n=0",
+            ("n",),
+            lambda: data_api.probe_batch(data_api.load_dataset("synthetic", num_examples=8), 0),
+        ),
+        ("model_shape of a str", ("dataset",), lambda: data_api.model_shape("synthetic")),
+        (
+            "write_idx of float16",
+            ("dtype", "float16", "array"),
+            lambda: data_api.write_idx(tmp / "a.idx", np.zeros(3, dtype=np.float16)),
+        ),
+        (
+            "read_idx of a truncated file",
+            ("idx", "a.idx", "truncated", "size", "bytes"),
+            lambda: data_api.read_idx(
+                _write(
+                    tmp / "t.idx",
+                    data_api.write_idx(tmp / "full.idx", np.zeros((4, 4), dtype=np.uint8)).read_bytes()[:-3],
+                )
+            ),
+        ),
+        (
+            "text_dataset val_fraction=1.5",
+            ("val_fraction",),
+            lambda: data_api.text_dataset("hello world " * 50, "train", val_fraction=1.5),
+        ),
+        (
+            "text_dataset context=0",
+            ("context",),
+            lambda: data_api.text_dataset("hello world " * 50, "train", context=0),
+        ),
+        (
+            "to_float mean of the wrong length",
+            ("mean", "channel"),
+            lambda: data_api.to_float(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), (0.5, 0.5, 0.5), (1.0,)),
+        ),
+        (
+            "random_crop_flip pad=-1",
+            ("pad",),
+            lambda: data_api.random_crop_flip(torch.randn(2, 1, 8, 8), torch.Generator(), pad=-1),
+        ),
+        (
+            "register_dataset over an existing name",
+            ("synthetic", "registered", "exists"),
+            lambda: data_api.register_dataset("synthetic", "again")(lambda **k: None),
+        ),
+        (
+            "register_model over an existing name",
+            ("resnet20", "registered", "exists"),
+            lambda: models_api.register_model("resnet20", "zero", "again")(lambda **k: nn.Linear(2, 2)),
+        ),
+        (
+            "register_model default_init unknown",
+            ("default_init", "bogus"),
+            lambda: models_api.register_model("my_new_model_x", "bogus", "d")(lambda **k: nn.Linear(2, 2)),
+        ),
+        ("model_entry('nope')", ("nope",), lambda: models_api.model_entry("nope")),
+        (
+            "data_kwargs_for shape missing keys",
+            ("shape", "num_classes", "vocab_size"),
+            lambda: models_api.data_kwargs_for("resnet20", {}),
+        ),
+        ("create_model constnet depth not 6n+4", ("depth",), lambda: models_api.create_model("constnet", depth=15)),
+        (
+            "create_model vit image_size not divisible by patch",
+            ("image_size", "patch"),
+            lambda: models_api.create_model("vit", image_size=30, patch=4),
+        ),
+        (
+            "create_model gpt width not divisible by heads",
+            ("width", "heads"),
+            lambda: models_api.create_model("gpt", vocab_size=32, width=64, heads=3),
+        ),
+        ("list_models pattern 5", ("pattern",), lambda: models_api.list_models(5)),
+        ("mean_std of []", ("values", "empty", "refused:"), lambda: f"refused: {experiments_api.mean_std([])!r}"),
+        ("mean_std digits=-1", ("digits",), lambda: experiments_api.mean_std([1.0], digits=-1)),
+        ("load_study of a missing file", ("nope.yaml",), lambda: experiments_api.load_study(tmp / "nope.yaml")),
+        (
+            "parse_study workers=0",
+            ("workers",),
+            lambda: experiments_api.parse_study({"name": "s", "base": {"lr": 0.1}}, workers=0),
+        ),
+        ("param_groups lr=-1", ("lr",), lambda: train_api.param_groups(mlp(), -1.0)),
+        ("constnet_milestones(0)", ("epochs",), lambda: train_api.constnet_milestones(0)),
+        ("write_json of a set", ("json", "set", "data"), lambda: train_api.write_json(tmp / "x.json", {1, 2})),
+        ("append_jsonl a row not a dict", ("row",), lambda: train_api.append_jsonl(tmp / "m2.jsonl", [1, 2])),
+        ("load_checkpoint of a missing file", ("nope.pt",), lambda: train_api.load_checkpoint(tmp / "nope.pt")),
+        (
+            "load_checkpoint of a text file",
+            ("junk.pt", "checkpoint"),
+            lambda: train_api.load_checkpoint(_write(tmp / "junk.pt", b"hello")),
+        ),
+        (
+            "save_checkpoint to a directory",
+            ("dir", "checkpoint", "directory"),
+            lambda: train_api.save_checkpoint(_mkdir(tmp / "ckdir"), {"a": 1}),
+        ),
+        ("read_jsonl of a directory", ("dir", "directory"), lambda: train_api.read_jsonl(_mkdir(tmp / "jdir"))),
+        ("TrainConfig lr=inf", ("lr",), lambda: _config(lr=math.inf)),
+        ("TrainConfig epochs=True", ("epochs",), lambda: _config(epochs=True)),
+        ("TrainConfig weight_decay=-0.1", ("weight_decay",), lambda: _config(weight_decay=-0.1)),
+        ("RunDir of a file path", ("file", "directory", "run"), lambda: train_api.RunDir(_write(tmp / "afile", b"x"))),
+        # sixth batch, written after the fifth was fixed
+        ("get_scheme fixup with an option", ("fixup", "option", "depth"), lambda: di.get_scheme("fixup", depth=3)),
+        ("get_scheme gpt2 std=0", ("std",), lambda: di.get_scheme("gpt2", std=0.0)),
+        ("get_scheme tfixup stack='both'", ("stack", "both"), lambda: di.get_scheme("tfixup", stack="both")),
+        ("get_scheme constnet c=-1", ("c",), lambda: di.get_scheme("constnet", c=-1.0)),
+        (
+            "get_scheme kaiming distribution='gamma'",
+            ("distribution", "gamma"),
+            lambda: di.get_scheme("kaiming", distribution="gamma"),
+        ),
+        (
+            "get_scheme rezero zero_init_last='no'",
+            ("zero_init_last",),
+            lambda: di.get_scheme("rezero", zero_init_last="no"),
+        ),
+        (
+            "get_scheme idinit variant='paperz'",
+            ("variant", "paperz"),
+            lambda: di.get_scheme("idinit", variant="paperz"),
+        ),
+        (
+            "initialize roles naming a parameter",
+            ("roles", "0.weight", "module"),
+            lambda: detinit.initialize(mlp(), "zero", roles={"0.weight": "classifier"}),
+        ),
+        (
+            "initialize strict on an untraceable model",
+            ("strict", "example_inputs", "trace"),
+            lambda: detinit.initialize(
+                nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)),
+                "zero",
+                strict=True,
+                example_inputs=torch.randn(2, 5),
+            ),
+        ),
+        (
+            "create_model gpt position='sinusoid?'",
+            ("position",),
+            lambda: models_api.create_model("gpt", vocab_size=32, position="bogus"),
+        ),
+        (
+            "create_model gpt layout='bogus'",
+            ("layout",),
+            lambda: models_api.create_model("gpt", vocab_size=32, layout="bogus"),
+        ),
+        ("create_model vit norm='bogus'", ("norm",), lambda: models_api.create_model("vit", norm="bogus")),
+        (
+            "create_model vit patch larger than the image",
+            ("patch", "image_size"),
+            lambda: models_api.create_model("vit", image_size=28, patch=64),
+        ),
+        ("create_model mnist_mlp hidden=[]", ("hidden",), lambda: models_api.create_model("mnist_mlp", hidden=[])),
+        ("create_model constnet dropout=1", ("dropout",), lambda: models_api.create_model("constnet", dropout=1.0)),
+        ("create_model leakynet alpha=-1", ("alpha",), lambda: models_api.create_model("leakynet", alpha=-1.0)),
+        (
+            "create_model mnist_mlp relu='bogus'",
+            ("relu", "bogus"),
+            lambda: models_api.create_model("mnist_mlp", relu="bogus"),
+        ),
+        (
+            "load_dataset synthetic num_examples=0",
+            ("num_examples",),
+            lambda: data_api.load_dataset("synthetic", num_examples=0),
+        ),
+        (
+            "load_dataset cifar10 from an empty folder",
+            ("cifar", "root", "data_batch"),
+            lambda: data_api.load_dataset("cifar10", root=_mkdir(tmp / "empty_cifar")),
+        ),
+        (
+            "load_dataset imagenet from an empty folder",
+            ("imagenet", "root", "train", "class", "folder"),
+            lambda: data_api.load_dataset("imagenet", root=_mkdir(tmp / "empty_in")),
+        ),
+        ("load_dataset digits bogus option", ("bogus",), lambda: data_api.load_dataset("digits", bogus=1)),
+        ("Batches pad=-1", ("pad",), lambda: data_api.Batches(_synthetic8(), 4, pad=-1)),
+        ("Batches unknown option", ("bogus", "option"), lambda: data_api.Batches(_synthetic8(), 4, bogus=1)),
+        (
+            "make_batches drop_last='yes'",
+            ("drop_last",),
+            lambda: data_api.make_batches(_synthetic8(), 4, drop_last="yes"),
+        ),
+        (
+            "zero_start_promises tolerance=-1",
+            ("tolerance",),
+            lambda: dg.zero_start_promises(mlp(), torch.randn(2, 8), tolerance=-1.0),
+        ),
+        (
+            "signal_propagation at='bogus'",
+            ("at", "bogus"),
+            lambda: dg.signal_propagation(mlp(), torch.randn(2, 8), at="bogus"),
+        ),
+        (
+            "jacobian_singular_values num_steps=0",
+            ("num_steps",),
+            lambda: dg.jacobian_singular_values(mlp(), torch.randn(1, 8), num_steps=0),
+        ),
+        (
+            "gradient_at_init steps=0",
+            ("steps",),
+            lambda: dg.gradient_at_init(mlp(), torch.randn(4, 8), torch.zeros(4, dtype=torch.long), steps=0),
+        ),
+        (
+            "rank_table initial of other names",
+            ("initial", "nope"),
+            lambda: dg.rank_table(mlp(), initial={"nope": torch.zeros(3, 3)}),
+        ),
+        (
+            "rank_table initial of another shape",
+            ("initial", "shape"),
+            lambda: dg.rank_table(mlp(), initial={"0.weight": torch.zeros(3, 3)}),
+        ),
+        ("mechanism attached twice", ("attach", "twice", "already"), _attach_twice),
+        (
+            "mechanism layers naming nothing",
+            ("layers", "nope"),
+            lambda: make_mechanism("dropout", p=0.1, layers=["nope"]).attach(mlp()),
+        ),
+        (
+            "study grid value not a list",
+            ("grid", "lr", "list"),
+            lambda: experiments_api.parse_study({"name": "s", "grid": {"lr": 0.1}}),
+        ),
+        (
+            "study grid with an empty list",
+            ("grid", "lr", "empty"),
+            lambda: experiments_api.parse_study({"name": "s", "grid": {"lr": []}}),
+        ),
+        (
+            "study variant with an unknown key",
+            ("bogus",),
+            lambda: experiments_api.parse_study({"name": "s", "variants": {"a": {"bogus": 1}}}),
+        ),
+        (
+            "study name with a slash",
+            ("name",),
+            lambda: experiments_api.parse_study({"name": "a/b", "base": {"lr": 0.1}}),
+        ),
+        ("TrainConfig label_smoothing=1.5", ("label_smoothing",), lambda: _config(label_smoothing=1.5)),
+        ("TrainConfig warmup_epochs=-1", ("warmup_epochs",), lambda: _config(warmup_epochs=-1)),
+        ("TrainConfig optimizer='adam?'", ("optimizer",), lambda: _config(optimizer="adamz")),
+        (
+            "TrainConfig symmetry_args out of range",
+            ("p",),
+            lambda: _config(symmetry="dropout", symmetry_args={"p": 2.0}),
+        ),
+        ("TrainConfig data_args unknown", ("bogus",), lambda: _config(data="synthetic", data_args={"bogus": 1})),
+        (
+            "TrainConfig model_args num_classes against the data",
+            ("num_classes",),
+            lambda: train_api.build_model(
+                _config(model="mnist_mlp", data="synthetic", model_args={"num_classes": 5}), _synthetic8()
+            ),
+        ),
+        ("TrainConfig max_steps_per_epoch=0", ("max_steps_per_epoch",), lambda: _config(max_steps_per_epoch=0)),
+        ("TrainConfig device='cuda:7' without CUDA", ("device", "cuda"), lambda: _config(device="cuda:7")),
+        ("fwht cache a str", ("cache",), lambda: dnn.fwht(torch.randn(2, 4), cache="x")),
+        (
+            "HadamardTransform of an int tensor",
+            ("dtype", "float", "x", "input"),
+            lambda: dnn.HadamardTransform(8)(torch.ones(2, 8, dtype=torch.int32)),
+        ),
+        ("text_dataset of empty text", ("text", "empty"), lambda: data_api.text_dataset("", "train")),
+        (
+            "text_dataset text shorter than the context",
+            ("context", "text", "tokens"),
+            lambda: data_api.text_dataset("ab" * 10, "train", context=128),
+        ),
+        (
+            "to_float mean of 3 channels on 1-channel images",
+            ("mean", "channel"),
+            lambda: data_api.to_float(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), (0.5, 0.5, 0.5), (1.0, 1.0, 1.0)),
+        ),
+        (
+            "channel_stats of no images",
+            ("images", "empty"),
+            lambda: data_api.channel_stats(torch.zeros(0, 1, 4, 4, dtype=torch.uint8)),
+        ),
+        ("derived_seed seed=2**40", ("seed",), lambda: data_api.derived_seed(2**40, 0)),
+        # seventh batch: arguments that must agree with each other (the class the sixth found)
+        ("Batches world_size=0", ("world_size",), lambda: data_api.Batches(_synthetic8(), 4, rank=0, world_size=0)),
+        (
+            "feature_diversity channel_dim=5",
+            ("channel_dim",),
+            lambda: dg.feature_diversity(mlp(), torch.randn(4, 8), channel_dim=5),
+        ),
+        (
+            "zero_start_promises carries_output_zero naming nothing",
+            ("carries_output_zero", "nope"),
+            lambda: dg.zero_start_promises(mlp(), torch.randn(2, 8), carries_output_zero=["nope"]),
+        ),
+        (
+            "mean_row_correlation max_rows=1",
+            ("max_rows",),
+            lambda: dg.mean_row_correlation(torch.randn(4, 4), max_rows=1),
+        ),
+        ("const_avg_ c=0", ("c",), lambda: di.const_avg_(torch.empty(4, 4), c=0.0)),
+        ("zero_ norm='l2'", ("norm", "l2"), lambda: di.zero_(torch.empty(8, 4), norm="l2")),
+        ("hadamard_scale(0)", ("out_features",), lambda: di.hadamard_scale(0)),
+        (
+            "identity_ transposed on a 2-D weight",
+            ("transposed",),
+            lambda: di.identity_(torch.empty(4, 4), transposed=True),
+        ),
+        (
+            "partial_identity_ groups=8 of 4 channels",
+            ("groups",),
+            lambda: di.partial_identity_(torch.empty(4, 4, 3, 3), groups=8),
+        ),
+        ("ResNet with a block that is not one", ("block",), lambda: models_api.ResNet(int, [1, 1, 1], [16, 32, 64])),
+        (
+            "ResNet layers and widths of different lengths",
+            ("layers", "widths"),
+            lambda: models_api.ResNet(BasicBlock, [1, 1], [16, 32, 64]),
+        ),
+        ("GPT mlp_ratio=0", ("mlp_ratio",), lambda: models_api.GPT(32, 8, mlp_ratio=0)),
+        (
+            "ChannelPad on inputs of other channels",
+            ("channels", "6", "4"),
+            lambda: dnn.ChannelPad(4, 8, stride=2)(torch.randn(2, 6, 8, 8)),
+        ),
+        ("load_dataset subset=0", ("subset",), lambda: data_api.load_dataset("synthetic", num_examples=8, subset=0)),
+        (
+            "Batches augment of 1-D signals",
+            ("augment", "1-D", "crop", "image"),
+            lambda: next(iter(data_api.Batches(data_api.load_dataset("mnist1d"), 4, augment=True).epoch(0))),
+        ),
+        ("epoch_generator seed=2**32", ("seed",), lambda: data_api.epoch_generator(2**32, 0)),
+        ("text_dataset split='valid'", ("split", "valid"), lambda: data_api.text_dataset("abc" * 100, "valid")),
+        (
+            "study grid with a repeated value",
+            ("seed", "repeat", "twice", "duplicate"),
+            lambda: experiments_api.parse_study({"name": "s", "grid": {"seed": [0, 0]}}),
+        ),
+        (
+            "study grid and variant set the same key",
+            ("lr", "grid", "variant"),
+            lambda: experiments_api.parse_study({"name": "s", "grid": {"lr": [0.1]}, "variants": {"a": {"lr": 0.2}}}),
+        ),
+        (
+            "study group_by a key no run has",
+            ("group_by", "bogus"),
+            lambda: experiments_api.parse_study({"name": "s", "grid": {"seed": [0, 1]}, "group_by": ["bogus"]}),
+        ),
+        (
+            "study variants that are the same run",
+            ("a", "b", "same"),
+            lambda: experiments_api.parse_study({"name": "s", "variants": {"a": {"lr": 0.1}, "b": {"lr": 0.1}}}),
+        ),
+        (
+            "TrainConfig nesterov without momentum",
+            ("nesterov", "momentum"),
+            lambda: _config(nesterov=True, momentum=0.0),
+        ),
+        (
+            "TrainConfig symmetry gpu on device cpu",
+            ("gpu", "cpu", "cuda"),
+            lambda: _config(symmetry="gpu", device="cpu"),
+        ),
+        ("TrainConfig gpt on images", ("gpt", "synthetic", "token"), lambda: _config(model="gpt", data="synthetic")),
+        ("TrainConfig init_seed=-1", ("init_seed",), lambda: _config(init_seed=-1)),
+        ("TrainConfig data_workers=-1", ("data_workers",), lambda: _config(data_workers=-1)),
+        ("TrainConfig threads=0", ("threads",), lambda: _config(threads=0)),
+        ("TrainConfig tensorboard='yes'", ("tensorboard",), lambda: _config(tensorboard="yes")),
+        (
+            "TrainConfig batch larger than the train subset",
+            ("batch_size", "train_subset"),
+            lambda: _config(data="synthetic", train_subset=4, batch_size=8),
+        ),
+        # eighth batch: methods of public classes, arguments that contradict each other
+        ("Batches.epoch(-1)", ("epoch",), lambda: next(iter(data_api.Batches(_synthetic8(), 4).epoch(-1)))),
+        ("Batches.epoch('a')", ("epoch",), lambda: next(iter(data_api.Batches(_synthetic8(), 4).epoch("a")))),
+        ("RunDir.damage(-1)", ("epochs",), lambda: train_api.RunDir(tmp / "r1").damage(-1)),
+        (
+            "RunDir.set_status 'bogus'",
+            ("status", "bogus"),
+            lambda: train_api.RunDir(_mkdir(tmp / "r2")).set_status({}, "bogus"),
+        ),
+        ("Mechanism.attach of a str", ("model",), lambda: make_mechanism("dropout", p=0.1).attach("x")),
+        (
+            "initialize example_inputs with trace=False",
+            ("example_inputs", "trace"),
+            lambda: detinit.initialize(mlp(), "zero", example_inputs=torch.randn(2, 8), trace=False),
+        ),
+        (
+            "initialize generator and seed both",
+            ("generator", "seed"),
+            lambda: detinit.initialize(mlp(), "kaiming", generator=torch.Generator(), seed=5),
+        ),
+        ("load_dataset kjv context past the text", ("context",), lambda: data_api.load_dataset("kjv", context=10**9)),
+        (
+            "text_dataset test split with val_fraction=0",
+            ("val_fraction", "test", "empty"),
+            lambda: data_api.text_dataset("abc" * 100, "test", val_fraction=0.0),
+        ),
+        (
+            "jacobian_singular_values seed=-1",
+            ("seed",),
+            lambda: dg.jacobian_singular_values(mlp(), torch.randn(1, 8), seed=-1),
+        ),
+        (
+            "numerical_rank eps_dtype=int32",
+            ("eps_dtype", "int32", "float"),
+            lambda: dg.numerical_rank(torch.eye(3), eps_dtype=torch.int32),
+        ),
+        (
+            "effective_rank of a complex matrix",
+            ("complex", "matrix", "dtype"),
+            lambda: dg.effective_rank(torch.eye(3, dtype=torch.complex64)),
+        ),
+        (
+            "write_report of a study never run",
+            ("never", "run", "finished"),
+            lambda: experiments_api.write_report(_unrun_study(tmp)),
+        ),
+        ("lr_factor_fn steps_per_epoch=0", ("steps_per_epoch",), lambda: train_api.lr_factor_fn(_config(), 0)),
+        ("ZeroReLU inplace='yes'", ("inplace",), lambda: dnn.ZeroReLU(inplace="yes")),
     ]
     return cases
+
+
+def _study_file(tmp: Path, text: str) -> str:
+    path = tmp / f"study{len(list(tmp.glob('study*.yaml')))}.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def _unrun_study(tmp: Path) -> object:
+    base = {"data": "synthetic", "model": "mnist_mlp", "epochs": 1}
+    return parse_study({"name": "never", "base": base, "grid": {"seed": [0, 1]}}, out=tmp / "never")
+
+
+def _synthetic8() -> object:
+    return load_dataset("synthetic", num_examples=8)
+
+
+def _attach_twice() -> object:
+    mechanism, net = make_mechanism("dropout", p=0.1, layers=["0"]), mlp()
+    mechanism.attach(net)
+    return mechanism.attach(net)
+
+
+def _inside(name: str, **knobs: float) -> object:
+    """Enter a symmetry-breaking context (the knobs are checked on entry)."""
+    with breaking(name, mlp(), **knobs) as mechanism:
+        return mechanism
+
+
+def _refused_nan(value: float) -> object:
+    """A measurement of a degenerate input: a number (refused: it says what it is) or NaN (silent)."""
+    return None if math.isnan(value) else f"refused: {value}"
 
 
 def dnn_crop(x: torch.Tensor) -> object:
@@ -708,6 +1276,95 @@ def cli_cases(tmp: Path) -> list[tuple[str, tuple[str, ...], list[str]]]:
             ["train", *syn, "--batch-size", "100000"],
         ),
         ("train mnist without a root", ("mnist", "root"), ["train", "--data", "mnist", "--epochs", "1"]),
+        # sixth batch
+        ("demo --model nope", ("nope",), ["demo", "--model", "nope"]),
+        ("demo --init-option without =", ("init-option", "KEY=VALUE", "variant"), ["demo", "--init-option", "variant"]),
+        ("demo --init-option bogus=1", ("bogus",), ["demo", "--init-option", "bogus=1"]),
+        ("demo --threads 0", ("threads",), ["demo", "--threads", "0"]),
+        ("demo --seed -1", ("seed",), ["demo", "--seed", "-1"]),
+        ("inspect --out /dev/null", ("/dev/null", "out"), ["inspect", "mnist_mlp", "--out", "/dev/null"]),
+        ("inspect --max-rows 0", ("max_rows", "max-rows"), ["inspect", "mnist_mlp", "--max-rows", "0"]),
+        ("inspect --lanczos-steps 0", ("lanczos", "num_steps"), ["inspect", "mnist_mlp", "--lanczos-steps", "0"]),
+        ("inspect gpt --vocab-size 0", ("vocab_size", "vocab-size"), ["inspect", "gpt", "--vocab-size", "0"]),
+        ("train --set without =", ("--set", "KEY=VALUE", "nonsense"), ["train", "--set", "nonsense"]),
+        ("train --set lr=abc", ("lr",), ["train", "--set", "lr=abc", "--data", "synthetic"]),
+        ("train --symmetry bogus", ("bogus", "symmetry"), ["train", "--symmetry", "bogus", "--data", "synthetic"]),
+        ("train --config missing.yaml", ("missing.yaml",), ["train", "--config", "missing.yaml"]),
+        ("train --epochs 0", ("epochs",), ["train", "--epochs", "0", "--data", "synthetic"]),
+        (
+            "train cifar10 from a missing root",
+            ("cifar", "root", "nowhere"),
+            ["train", "--data", "cifar10", "--data-root", "/nowhere", "--epochs", "1"],
+        ),
+        ("study --workers 0", ("workers",), ["study", "--config", "configs/studies/quick.yaml", "--workers", "0"]),
+        ("list bogus", ("bogus", "unrecognized", "argument"), ["list", "bogus"]),
+        # seventh batch
+        (
+            "train model_args.num_classes against the data",
+            ("num_classes",),
+            [
+                "train",
+                "--data",
+                "synthetic",
+                "--model",
+                "mnist_mlp",
+                "--set",
+                "model_args.num_classes=5",
+                "--epochs",
+                "1",
+            ],
+        ),
+        (
+            "train nesterov without momentum",
+            ("nesterov", "momentum"),
+            ["train", "--data", "synthetic", "--set", "nesterov=true", "--set", "momentum=0", "--epochs", "1"],
+        ),
+        (
+            "train gpt on synthetic images",
+            ("gpt", "synthetic", "token"),
+            ["train", "--model", "gpt", "--data", "synthetic", "--epochs", "1"],
+        ),
+        ("inspect mnist_mlp on kjv", ("kjv", "mnist_mlp", "token"), ["inspect", "mnist_mlp", "--data", "kjv"]),
+        (
+            "inspect kaiming with variant",
+            ("variant",),
+            ["inspect", "mnist_mlp", "--init", "kaiming", "--init-option", "variant=paper"],
+        ),
+        ("demo gpt context 0", ("context",), ["demo", "--model", "gpt", "--vocab-size", "10", "--context", "0"]),
+        (
+            "study with a repeated seed",
+            ("seed", "repeat", "twice", "duplicate"),
+            [
+                "study",
+                "--config",
+                _study_file(
+                    tmp, "name: dup\nbase: {data: synthetic, model: mnist_mlp, epochs: 1}\ngrid: {seed: [0, 0]}\n"
+                ),
+            ],
+        ),
+        (
+            "study grid and variant on one key",
+            ("lr",),
+            [
+                "study",
+                "--config",
+                _study_file(
+                    tmp,
+                    "name: clash\nbase: {data: synthetic, model: mnist_mlp, epochs: 1}\ngrid: {lr: [0.1]}\n"
+                    "variants: {a: {lr: 0.2}}\n",
+                ),
+            ],
+        ),
+        (
+            "train --config with a list at the top",
+            ("config", "mapping", "list"),
+            ["train", "--config", _study_file(tmp, "- a\n- b\n")],
+        ),
+        (
+            "study file that is a train config",
+            ("name",),
+            ["study", "--config", _study_file(tmp, "model: mnist_mlp\ndata: synthetic\n")],
+        ),
     ]
 
 

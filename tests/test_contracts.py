@@ -209,12 +209,13 @@ def test_a_seed_beyond_32_bits_would_repeat_seed_0():
 # ------------------------------------------------------------------ every public function of every package
 # (scalar arguments, models and tensors: a model given as its name, a tensor as a list)
 PACKAGES = ("detinit", "detinit.init", "detinit.nn", "detinit.diagnostics", "detinit.symmetry", "detinit.data")
-PACKAGES += ("detinit.experiments", "detinit.models")
+PACKAGES += ("detinit.experiments", "detinit.models", "detinit.train")
 # public callables whose scalar arguments are checked in their own body (tests/test_bad_inputs.py), or that
 # are records the library builds (a measurement row, a dataset, a report), not boundaries a caller crosses
-CHECKED_IN_BODY = {"initialize", "parse_study"}
+CHECKED_IN_BODY = {"initialize", "parse_study", "TrainConfig"}
 RECORDS = {"DeadChannelRow", "Promise", "FeatureRow", "RankRow", "SignalRow", "StepGradients", "WeightSymmetryRow"}
 RECORDS |= {"Mechanism", "ArrayDataset", "FolderDataset", "InitReport", "Study", "TokenDataset", "SampleBatch"}
+RECORDS |= {"RunSpec", "RunResult"}
 SCALAR_BAD = {  # wrong types, refused whatever the range
     "int": st.one_of(st.booleans(), st.text(max_size=3), st.just(2.5)),
     "float": st.one_of(st.just(math.nan), st.just(math.inf), st.booleans(), st.text(max_size=3)),
@@ -223,28 +224,70 @@ SCALAR_BAD = {  # wrong types, refused whatever the range
     "torch.Tensor": st.one_of(st.lists(st.floats(allow_nan=False), max_size=3), st.text(max_size=3)),
     "Collection[str]": st.one_of(st.text(min_size=1, max_size=3), st.lists(st.integers(), min_size=1, max_size=2)),
     "Callable": st.one_of(st.text(max_size=3), st.integers()),
+    "list[int]": st.one_of(st.just("3"), st.just(3), st.just(["a"])),
+    "list[str]": st.one_of(st.just("abc"), st.just(3), st.just([1])),  # one str is not a list of names
+    "str": st.one_of(st.integers(), st.floats(allow_nan=False), st.booleans(), st.lists(st.text(), max_size=2)),
+    "Path": st.one_of(st.just(""), st.integers(), st.booleans(), st.lists(st.text(), max_size=2)),
+    "Mapping": st.one_of(st.lists(st.tuples(st.text(max_size=2), st.integers()), max_size=2), st.text(max_size=3)),
+    "class": st.one_of(st.text(max_size=3), st.integers(), st.just([])),  # a name or a number for an object
 }
 
 
-def _public_scalar_arguments() -> list[tuple[str, str, str]]:
-    """(package.name, argument, kind) of every int/float/bool/nn.Module/torch.Tensor argument of every public
-    callable (an argument of one annotation: a union such as ``torch.Tensor | np.ndarray`` is its body's)."""
+def _argument_kind(annotation: str, namespace: dict) -> str | None:
+    """The key of SCALAR_BAD an annotation's rule refuses values of, ``None`` where no rule is known."""
+    kinds = [k.strip() for k in annotation.split("|") if k.strip() != "None"]
+    if set(kinds) == {"str", "Path"} or kinds == ["Path"]:
+        return "Path"
+    if kinds and all(k.startswith("type[") for k in kinds):  # block classes
+        return "class" if annotation_rule(annotation, namespace=namespace) is not None else None
+    if len(kinds) != 1:
+        return None
+    kind = "Callable" if kinds[0].startswith("Callable") else kinds[0]
+    if kind in SCALAR_BAD:
+        return kind
+    if kind.startswith(("dict[", "Mapping[")):
+        return "Mapping"
+    return "class" if annotation_rule(kinds[0], namespace=namespace) is not None else None
+
+
+NOT_BOUNDARIES = {
+    "forward",
+    "forward_features",
+    "extra_repr",
+}  # a module's forward is torch's hot path; its inputs meet torch's checks
+
+
+def _public_callables():
+    """(qualified name, callable) of every public function of PACKAGES, every public class's constructor and
+    every public method a class defines itself (records built by the library: their methods only)."""
     import importlib
 
-    cases = []
     for package in PACKAGES:
         module = importlib.import_module(package)
         for name in module.__all__:
             obj = getattr(module, name)
-            fn = obj.__init__ if inspect.isclass(obj) else obj
-            if not callable(fn) or name in CHECKED_IN_BODY | RECORDS:
-                continue
-            for arg, param in inspect.signature(fn).parameters.items():
-                annotation = param.annotation if isinstance(param.annotation, str) else ""
-                kinds = [k.strip() for k in annotation.split("|") if k.strip() != "None"]
-                kinds = ["Callable" if k.startswith("Callable") else k for k in kinds]
-                if len(kinds) == 1 and kinds[0] in SCALAR_BAD and param.kind is not param.VAR_KEYWORD:
-                    cases.append((f"{package}.{name}", arg, kinds[0]))
+            if inspect.isclass(obj):
+                if name not in CHECKED_IN_BODY | RECORDS:
+                    yield f"{package}:{name}", obj.__init__
+                for method, member in vars(obj).items():
+                    if inspect.isfunction(member) and not method.startswith("_") and method not in NOT_BOUNDARIES:
+                        yield f"{package}:{name}.{method}", member
+            elif callable(obj) and name not in CHECKED_IN_BODY:
+                yield f"{package}:{name}", obj
+
+
+def _public_scalar_arguments() -> list[tuple[str, str, str]]:
+    """(qualified name, argument, kind) of every int/float/bool/str/path/mapping/nn.Module/torch.Tensor/class
+    argument of every public callable (an argument of one annotation, or a path: a union such as
+    ``torch.Tensor | np.ndarray`` is its body's)."""
+    cases = []
+    for qualified, fn in _public_callables():
+        namespace = getattr(inspect.unwrap(fn), "__globals__", {})
+        for arg, param in inspect.signature(fn).parameters.items():
+            annotation = param.annotation if isinstance(param.annotation, str) else ""
+            kind = _argument_kind(annotation, namespace) if annotation else None
+            if kind is not None and arg != "self" and param.kind is not param.VAR_KEYWORD:
+                cases.append((qualified, arg, kind))
     return sorted(set(cases))
 
 
@@ -252,16 +295,13 @@ PUBLIC_SCALARS = _public_scalar_arguments()
 
 
 def _callable(qualified: str):
-    import importlib
-
-    package, name = qualified.rsplit(".", 1)
-    obj = getattr(importlib.import_module(package), name)
-    return obj.__init__ if inspect.isclass(obj) else obj
+    return dict(_public_callables())[qualified]
 
 
 def test_the_sweep_of_public_functions_finds_them():
     names = {q for q, _, _ in PUBLIC_SCALARS}
-    assert len(PUBLIC_SCALARS) > 80 and {"detinit.diagnostics.numerical_rank", "detinit.nn.ChannelPad"} <= names
+    assert len(PUBLIC_SCALARS) > 80 and {"detinit.diagnostics:numerical_rank", "detinit.nn:ChannelPad"} <= names
+    assert {"detinit.train:RunDir.damage", "detinit.symmetry:Mechanism.attach"} <= names  # methods too
 
 
 @pytest.mark.parametrize("qualified", sorted({q for q, _, _ in PUBLIC_SCALARS}))

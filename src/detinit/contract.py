@@ -18,10 +18,17 @@ annotation                 allowed
 ``torch.Tensor``           an instance: not a list or a numpy array
 ``Collection[str]``        a list, tuple or set of str (one str is not a collection of names)
 ``Callable[...]``          a callable
+``str | Path``, ``Path``   a path: a non-empty ``str`` or an ``os.PathLike``
+``dict[...]``, ``Mapping``  a mapping (a ``dict``), not a list of pairs or a str
+a class of the module      an instance of it (``TrainConfig``, ``ArrayDataset``, ``Study``; a union alias
+                           such as ``Dataset`` allows any of its members)
+``type[X]`` (X a class)     a class derived from ``X`` (a block class of a ResNet)
 ``X | None``               ``None`` or what ``X`` allows
 =========================  =====================================================================
 
 Other annotations (a generator, a dtype, a block class, a union of these) are left to the function.
+A class is looked up by its name in the decorated function's module, so ``@checked_arguments()`` on a
+function taking ``dataset: TokenDataset`` refuses a dataset's name.
 
 >>> from torch import nn
 >>> class Net(nn.Module):
@@ -43,6 +50,8 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import os
+import types
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -66,17 +75,52 @@ def _sizes(value: object, low: int) -> bool:
     return isinstance(value, (list, tuple)) and all(is_int(v, low) for v in value)
 
 
+def _is_path(value: object) -> bool:
+    return isinstance(value, os.PathLike) or (isinstance(value, str) and value != "")
+
+
+def _class_rule(kind: str, namespace: Mapping[str, Any] | None) -> Rule | None:
+    """``isinstance`` of the class (or union alias) named ``kind`` in ``namespace`` (``issubclass`` for
+    ``type[X]``), ``None`` if it names none."""
+    if kind.startswith("type[") and kind.endswith("]"):
+        base = (namespace or {}).get(kind[5:-1])
+        if not isinstance(base, type):
+            return None
+        return (lambda v: isinstance(v, type) and issubclass(v, base)), f"a subclass of {base.__name__}"
+    found = (namespace or {}).get(kind)
+    if found is Any or getattr(found, "_is_protocol", False):  # a Protocol (duck typing): isinstance cannot say
+        return None
+    if isinstance(found, types.GenericAlias) and isinstance(found.__origin__, type):  # FactorCache = dict[...]
+        found = found.__origin__
+    if isinstance(found, type) and not issubclass(found, (int, float, str, bool)):
+        return (lambda v: isinstance(v, found)), f"a {found.__name__}"
+    if isinstance(found, types.UnionType) and all(isinstance(member, type) for member in found.__args__):
+        names = " or ".join(member.__name__ for member in found.__args__)
+        return (lambda v: isinstance(v, found)), f"a {names}"
+    return None
+
+
 def annotation_rule(
-    annotation: str, low: int | None = 1, bounds: tuple[float, float] | None = None, *, seed: bool = False
+    annotation: str,
+    low: int | None = 1,
+    bounds: tuple[float, float] | None = None,
+    *,
+    seed: bool = False,
+    namespace: Mapping[str, Any] | None = None,
 ) -> Rule | None:
     """The rule for an annotation written as text (``from __future__ import annotations``), ``None`` where
-    the contract does not know it.
+    the contract does not know it; ``namespace`` (the function's module globals) resolves class names.
 
     >>> accepts, what = annotation_rule("int | None")
     >>> accepts(None), accepts(0), what
     (True, False, 'None or an int >= 1')
+    >>> accepts, what = annotation_rule("str | Path")
+    >>> accepts("runs/a"), accepts(""), accepts(3), what
+    (True, False, False, 'a path (a non-empty str or a Path)')
     """
     kinds = [part.strip() for part in annotation.split("|")]
+    if set(kinds) - {"None"} == {"str", "Path"}:  # a path, given either way
+        kinds = [k for k in kinds if k != "str"]
     optional = "None" in kinds
     kinds = [k for k in kinds if k != "None"]
     lo, hi = bounds if bounds is not None else (-math.inf, math.inf)
@@ -97,11 +141,19 @@ def annotation_rule(
             "a list or set of str (not one str)",
         ),
     }
+    rules["Path"] = (_is_path, "a path (a non-empty str or a Path)")
     if kinds and kinds[0].startswith("Callable"):
         rules[kinds[0]] = (callable, "a callable")
+    for kind in kinds:
+        if kind.startswith(("dict[", "Mapping[")) or kind in ("dict", "Mapping"):
+            rules[kind] = (lambda v: isinstance(v, Mapping), "a mapping (a dict)")
+        elif kind not in rules and (rule := _class_rule(kind, namespace)) is not None:
+            rules[kind] = rule
     if not kinds or any(k not in rules for k in kinds):
         return None  # a generator, a dtype, a block class, a union of these: the function's own job
-    accepts, what = rules[kinds[0]]  # "list[int] | tuple[int, ...]" share one rule
+    members = [rules[k] for k in kinds]
+    accepts = members[0][0] if len(members) == 1 else (lambda v: any(rule(v) for rule, _ in members))
+    what = " or ".join(dict.fromkeys(words for _, words in members))  # "list[int] | tuple[int, ...]": one
     if optional:
         return (lambda v: v is None or accepts(v)), f"None or {what}"
     return accepts, what
@@ -127,11 +179,12 @@ def checked_arguments(
         positional = [p.name for p in params if p.kind != inspect.Parameter.KEYWORD_ONLY]
         is_method = bool(positional) and positional[0] == "self"
         rules: dict[str, Rule] = {}
+        namespace = getattr(inspect.unwrap(fn), "__globals__", {})  # where its annotations' class names live
         for p in params:
             if isinstance(p.annotation, str):
                 low, bounds = (at_least or {}).get(p.name, 1), (ranges or {}).get(p.name)
                 seed = (p.name == "seed" or p.name.endswith("_seed")) and p.name not in (at_least or {})
-                rule = annotation_rule(p.annotation, low, bounds, seed=seed)
+                rule = annotation_rule(p.annotation, low, bounds, seed=seed, namespace=namespace)
                 if rule is not None:
                     rules[p.name] = rule
         known, known_set = [p.name for p in params], {p.name for p in params}

@@ -125,7 +125,7 @@ def test_classifier_norm_lr_factor_puts_a_tied_outputs_final_norm_scale_in_its_o
     from detinit.train import param_groups
     from detinit.train.trainer import _make_optimizer
 
-    cfg = TrainConfig(model="gpt", init="zero", lr=0.01, optimizer="adamw", classifier_norm_lr_factor=10.0)
+    cfg = TrainConfig(model="gpt", data="kjv", init="zero", lr=0.01, optimizer="adamw", classifier_norm_lr_factor=10.0)
     model = create_model("gpt", vocab_size=32, context=8, depth=2, width=16, heads=2, tie_weights=True)
     groups = _make_optimizer(cfg, model).param_groups
     assert [(g["name"], g["lr"]) for g in groups] == [("default", 0.01), ("classifier_norm", pytest.approx(0.1))]
@@ -134,7 +134,8 @@ def test_classifier_norm_lr_factor_puts_a_tied_outputs_final_norm_scale_in_its_o
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
     untied = create_model("gpt", vocab_size=32, context=8, depth=2, width=16, heads=2)
     assert [g["name"] for g in param_groups(untied, 0.01, classifier_norm_lr_factor=10.0)] == ["default"]
-    with pytest.raises(ValueError, match=r"classifier_norm_lr_factor=-1 must be a number >= 0"):
+    refused = r"classifier_norm_lr_factor=-1 is not supported; classifier_norm_lr_factor must be a number in \[0, "
+    with pytest.raises(ValueError, match=refused):
         param_groups(model, 0.01, classifier_norm_lr_factor=-1)
     with pytest.raises(ConfigError, match="classifier_norm_lr_factor must be a number"):
         cfg.replace(classifier_norm_lr_factor="fast")

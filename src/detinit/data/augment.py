@@ -27,6 +27,11 @@ def to_float(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ..
         raise ValueError(
             f"to_float: mean {tuple(mean)} and std {tuple(std)} must be finite numbers, one per channel, each std > 0"
         )
+    if images.dim() < 2 or images.shape[1] != len(mean):
+        raise ValueError(
+            f"to_float: images of shape {tuple(images.shape)} and {len(mean)} channel means: give one mean and std "
+            "per channel of images (N, C, ...)"
+        )
     x = images.float()
     if images.dtype == torch.uint8:
         x = x / 255.0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -55,6 +55,7 @@ class ArrayDataset:
     def image_size(self) -> int:
         return int(self.images.shape[-1])
 
+    @checked_arguments(at_least={"n": 1})
     def subset(self, n: int | None, seed: int = 0) -> ArrayDataset:
         """A class-stratified-by-chance random subset of ``n`` examples (the whole set if ``n`` is None)."""
         if n is None or n >= len(self):
@@ -68,6 +69,11 @@ class ArrayDataset:
 @checked_arguments()
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std (on the [0, 1] scale for uint8 images), computed in float64."""
+    if images.dim() < 2 or images.shape[1] == 0 or images.numel() // images.shape[1] < 2:
+        raise ValueError(
+            f"channel_stats: images of shape {tuple(images.shape)} are not supported; it needs a batch (N, C, ...) "
+            "with 2 or more values per channel"
+        )
     x = images.double()
     if images.dtype == torch.uint8:
         x = x / 255.0
@@ -86,6 +92,7 @@ Loader = Callable[..., ArrayDataset]
 DATASETS: Registry[Loader] = Registry("dataset")
 
 
+@checked_arguments()
 def register_dataset(name: str, description: str) -> Callable[[Loader], Loader]:
     """Decorator: register a loader ``fn(split=, root=, **options) -> dataset`` under ``name``; a loader that
     generates its examples rather than reading files takes no ``root`` (:func:`reads_files`)."""
@@ -115,11 +122,7 @@ def load_dataset(
     """
     if split not in ("train", "test"):
         raise ValueError(f"split={split!r} is not supported; choose 'train' or 'test'")
-    loader = DATASETS.get(name)
-    try:
-        inspect.signature(loader).bind(split=split, **options)
-    except TypeError as err:
-        raise DataError(f"dataset {name!r} does not take these options ({err}); see its loader's docstring") from None
+    loader = check_dataset_options(name, options)
     if root is not None and not isinstance(root, (str, Path)):
         raise DataError(f"dataset {name!r}: root must be a path, got {root!r}")
     if root is not None and not reads_files(name):
@@ -138,6 +141,28 @@ def load_dataset(
     return dataset.subset(subset, seed)
 
 
+@checked_arguments()
+def check_dataset_options(name: str, options: Mapping[str, object]) -> Loader:
+    """The loader of dataset ``name``, if it takes ``options`` (``data_args`` of a config: checked before a run
+    directory is written); a :class:`DataError` naming an option it does not take and those it does.
+
+    >>> check_dataset_options("mnist1d", {"sed": 1})
+    Traceback (most recent call last):
+        ...
+    detinit.data.base.DataError: dataset 'mnist1d' does not take option 'sed'; it takes seed
+    """
+    loader = DATASETS.get(name)
+    takes = [p for p in inspect.signature(loader).parameters if p not in ("split", "root")]
+    unknown = [key for key in options if key not in takes]
+    if unknown:
+        raise DataError(
+            f"dataset {name!r} does not take option {unknown[0]!r}; "
+            + (f"it takes {', '.join(takes)}" if takes else "it takes none")
+        )
+    return loader
+
+
+@checked_arguments()
 def reads_files(name: str) -> bool:
     """Whether dataset ``name``'s loader reads files (it takes ``root``) rather than generating its examples.
 
@@ -145,3 +170,15 @@ def reads_files(name: str) -> bool:
     (True, False)
     """
     return name in DATASETS.names() and "root" in inspect.signature(DATASETS.get(name)).parameters
+
+
+@checked_arguments()
+def gives_tokens(name: str) -> bool:
+    """Whether dataset ``name`` gives token windows (its loader returns a ``TokenDataset``) rather than images or
+    signals, read from the loader's return annotation without loading anything.
+
+    >>> gives_tokens("kjv"), gives_tokens("cifar10")
+    (True, False)
+    """
+    annotation = inspect.unwrap(DATASETS.get(name)).__annotations__.get("return")
+    return getattr(annotation, "__name__", annotation) == "TokenDataset"

@@ -55,6 +55,7 @@ def probe_targets(dataset: Dataset, n: int = 256) -> torch.Tensor:
     return dataset.targets[:n].long() if isinstance(dataset, TokenDataset) else dataset.labels[:n]
 
 
+@checked_arguments()
 def model_shape(dataset: Dataset) -> dict[str, int]:
     """What a model built for ``dataset`` takes from it: ``num_classes``, ``in_chans`` and ``image_size`` for
     images (``length`` for 1-D signals); ``vocab_size`` and ``context`` for token windows (the keys of

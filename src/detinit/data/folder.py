@@ -57,12 +57,14 @@ class FolderDataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @checked_arguments(at_least={"n": 1})
     def subset(self, n: int | None, seed: int = 0) -> FolderDataset:
         if n is None or n >= len(self):
             return self
         keep = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n].sort().values.tolist()
         return replace(self, files=tuple(self.files[i] for i in keep), labels=self.labels[keep])
 
+    @checked_arguments(at_least={"index": 0})
     def load(self, index: int, augment: bool, generator: torch.Generator | None) -> torch.Tensor:
         """Image ``index`` as a ``uint8`` tensor ``(3, image_size, image_size)``."""
         from PIL import Image
@@ -176,6 +178,7 @@ class FolderBatches(BatchPlan):
         super().__init__(dataset, batch_size, **options)
         self.workers = workers
 
+    @checked_arguments(at_least={"epoch": 0})
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         shards = [self.shard(batch.tolist()) for batch in self.global_batches(epoch)]
         mine = [i for shard in shards for i in shard]  # this rank's share of every global batch, in order

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..contract import checked_arguments
 from .base import DataError
 
 _TYPES = {
@@ -38,6 +39,7 @@ def _open(path: Path) -> bytes:
         raise DataError(f"IDX file {path} is corrupt or truncated ({err})") from None
 
 
+@checked_arguments()
 def read_idx(path: str | Path) -> torch.Tensor:
     """Read an IDX file into a tensor (``uint8`` images and labels stay ``uint8``)."""
     path = Path(path)
@@ -56,6 +58,7 @@ def read_idx(path: str | Path) -> torch.Tensor:
     return torch.from_numpy(array.astype(dtype.newbyteorder("=")).copy())
 
 
+@checked_arguments()
 def write_idx(path: str | Path, array: np.ndarray | torch.Tensor) -> Path:
     """Write a ``uint8`` array as an IDX file (gzip-compressed if the name ends in ``.gz``)."""
     a = array.numpy() if isinstance(array, torch.Tensor) else np.asarray(array)

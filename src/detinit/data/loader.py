@@ -104,6 +104,7 @@ class Batches(BatchPlan):
         super().__init__(dataset, batch_size, **options)
         self.pad = pad
 
+    @checked_arguments(at_least={"epoch": 0})
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of epoch ``epoch`` (this rank's shard of each)."""
         aug_gen = epoch_generator(self.seed, epoch, 1)
@@ -128,6 +129,7 @@ class TokenBatches(BatchPlan):
             raise ValueError("augment=True is for images; token windows have no augmentation (set augment: false)")
         super().__init__(dataset, batch_size, **options)
 
+    @checked_arguments(at_least={"epoch": 0})
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of epoch ``epoch`` (this rank's shard of each)."""
         for index in self.global_batches(epoch):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..contract import checked_arguments
 from .base import ArrayDataset, DataError, cache_dir, register_dataset
 from .debian import failing_checksums, fetch_package_files
 from .idx import read_idx
@@ -46,6 +47,7 @@ def _find(root: Path, stem: str) -> Path:
     raise DataError(f"missing file {root / stem}(.gz)")
 
 
+@checked_arguments()
 def fetch_fashion_mnist(cache: Path | None = None) -> Path:
     """The folder with the four verified Fashion-MNIST files, fetching them on first use."""
     folder = (cache or cache_dir()) / "fashion-mnist"

@@ -94,6 +94,7 @@ class TokenDataset:
     def context(self) -> int:
         return int(self.inputs.shape[1])
 
+    @checked_arguments(at_least={"n": 1})
     def subset(self, n: int | None, seed: int = 0) -> TokenDataset:
         """``n`` windows: random ones (seeded) for training, evenly spaced ones (seed-free) for ``"test"``.
 
@@ -118,6 +119,7 @@ class TokenDataset:
         return "".join(self.vocab[i] for i in values)
 
 
+@checked_arguments()
 def unigram_loss(dataset: TokenDataset) -> float:
     r"""Cross-entropy (nats per token) of ``dataset``'s targets under the training part's unigram distribution.
 
@@ -229,6 +231,7 @@ def _write_kjv_text(folder: Path) -> None:
     partial.replace(folder / KJV_TEXT)
 
 
+@checked_arguments()
 def fetch_kjv(cache: Path | None = None) -> Path:
     """The path of the decoded KJV text, fetching and decoding the Debian package on first use."""
     folder = (cache or cache_dir()) / "kjv"

@@ -19,6 +19,10 @@ def check_matrix(fn: str, matrix: object) -> torch.Tensor:
     as ``(dim0, rest)``)."""
     if not isinstance(matrix, torch.Tensor):
         raise TypeError(f"{fn}: matrix must be a tensor, got {type(matrix).__name__}")
+    if not matrix.is_floating_point():
+        raise ValueError(
+            f"{fn}: matrix of dtype {matrix.dtype} is not supported; it needs a real floating-point weight"
+        )
     if matrix.dim() < 2 or matrix.numel() == 0:
         raise ValueError(
             f"{fn}: matrix of shape {tuple(matrix.shape)} is not supported; it needs 2 or more dimensions, none "
@@ -43,6 +47,25 @@ def check_activations(fn: str, name: str, y: object, channel_dim: int = 1) -> to
             f"{fn}: {name} of shape {tuple(y.shape)} holds no values; it needs a batch of activations (N, C, ...)"
         )
     return y
+
+
+def check_initial(fn: str, weights: dict[str, torch.Tensor], initial: dict[str, object] | None) -> None:
+    """``initial`` (weights at init by module name, :func:`~detinit.diagnostics.initial_weights`) names only
+    layers of ``weights`` (the model's, by module name) and holds each at its shape: a reference taken of another
+    model would give every ``rank_update`` of the wrong layers, or none."""
+    for name, w0 in (initial or {}).items():
+        if name not in weights:
+            known = ", ".join(list(weights)[:6]) + (", ..." if len(weights) > 6 else "")
+            raise ValueError(
+                f"{fn}: initial names {name!r}, which is no Linear or conv layer of the model ({known}); "
+                "take it with initial_weights(model) of this model"
+            )
+        if not isinstance(w0, torch.Tensor) or w0.shape != weights[name].shape:
+            shape = tuple(w0.shape) if isinstance(w0, torch.Tensor) else type(w0).__name__
+            raise ValueError(
+                f"{fn}: initial[{name!r}] has shape {shape}, the layer's weight {tuple(weights[name].shape)}; "
+                "take it with initial_weights(model) of this model"
+            )
 
 
 def run_forward(fn: str, model: nn.Module, inputs: object) -> object:

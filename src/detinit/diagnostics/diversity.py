@@ -40,7 +40,7 @@ from ._hooks import channel_outputs
 ROW_CHOICES = ("all", "forward", "backward")
 
 
-@checked_arguments()
+@checked_arguments(at_least={"max_rows": 2})  # a correlation needs two rows
 def mean_row_correlation(weight: torch.Tensor, rows: str = "forward", max_rows: int = 5000, seed: int = 0) -> float:
     """Mean off-diagonal Pearson correlation between the chosen rows of ``weight``.
 
@@ -96,7 +96,7 @@ class WeightSymmetryRow:
         return tuple(-math.log(abs(v)) if v != 0 else math.inf for v in (self.all, self.forward, self.backward))
 
 
-@checked_arguments()
+@checked_arguments(at_least={"max_rows": 2})
 def weight_symmetry(model: nn.Module, max_rows: int = 5000) -> list[WeightSymmetryRow]:
     """The three correlation measures for every Linear / conv weight of ``model``."""
     rows = []

@@ -85,6 +85,13 @@ def zero_start_promises(
     ``carries_output_zero``: modules that carry the output layer's zero by design (the norm before an output
     layer tied to the token embedding, role ``classifier_norm`` in the report; with no final norm it is the last
     block's own): a block around one of them is not counted."""
+    modules = dict(model.named_modules())
+    unknown = sorted(name for name in carries_output_zero if name not in modules)
+    if unknown:
+        raise ValueError(
+            f"zero_start_promises: carries_output_zero names {unknown[0]!r}, which is no module of "
+            f"{type(model).__name__}; give module names (the report's role classifier_norm)"
+        )
     graph = record_forward(model, inputs)
     ix = GraphIndex(model, graph)
     sums = residual_sums(ix)

@@ -26,7 +26,7 @@ from torch import nn
 from ..contract import checked_arguments
 from ..init.roles.layers import MATRIX_LAYER_TYPES, layer_geometry
 from ..init.tensor.zero import identity_
-from ._checks import check_matrix
+from ._checks import check_initial, check_matrix
 
 
 def _matrix(weight: torch.Tensor) -> torch.Tensor:
@@ -130,10 +130,10 @@ def rank_table(
     the measure of what training added for layers that do not start at the
     identity (ZerO's Hadamard and zero layers, every layer of a random init).
     """
+    layers = {name: m for name, m in model.named_modules() if isinstance(m, MATRIX_LAYER_TYPES)}
+    check_initial("rank_table", {name: m.weight for name, m in layers.items()}, initial)
     rows = []
-    for name, module in model.named_modules():
-        if not isinstance(module, MATRIX_LAYER_TYPES):
-            continue
+    for name, module in layers.items():
         w = module.weight.detach()
         shape = tuple(_matrix(w).shape)
         s = singular_values(w)

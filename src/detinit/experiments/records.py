@@ -6,6 +6,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..contract import checked_arguments
 from .runner import run_dir
 from .study import RunSpec, Study
 
@@ -39,6 +40,7 @@ class GroupSummary:
         return out
 
 
+@checked_arguments()
 def collect(study: Study) -> list[RunRecord]:
     """Every run's status, metrics and diagnostics, read from its directory."""
     records = []

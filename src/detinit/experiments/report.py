@@ -20,8 +20,15 @@ from .tables import markdown_table, metric_summary, rank_rows, summary_rows, upd
 
 @checked_arguments(ranges={"wall_seconds": (0.0, float("inf"))})
 def write_report(study: Study, command: str = "", wall_seconds: float | None = None) -> Path:
-    """Write ``report.md`` (+ PNGs, ``summary.json``) into the study folder; returns its path."""
+    """Write ``report.md`` (+ PNGs, ``summary.json``) into the study folder; returns its path. A study none of
+    whose runs has started has nothing to report: a ``ValueError`` (a report of it would read as a study that ran).
+    """
     records = collect(study)
+    if all(record.status == "pending" for record in records):
+        raise ValueError(
+            f"write_report: none of the {len(records)} runs of study {study.name!r} in {study.out} has started; "
+            "run it first (run_study)"
+        )
     groups = group(study, records)
     headers, rows = summary_rows(study, groups)
     out = study.out

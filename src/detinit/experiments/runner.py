@@ -9,6 +9,7 @@ import os
 import threading
 import time
 
+from ..contract import checked_arguments
 from ..train import RunDir, TrainingDiverged, train
 from .study import RunSpec, Study
 
@@ -65,6 +66,7 @@ def changed_runs(study: Study) -> dict[str, list[str]]:
     return changed
 
 
+@checked_arguments()
 def run_study(study: Study) -> dict[str, str]:
     """Run what is not complete yet; returns ``{run_id: status}``. A run whose directory holds another config
     (:func:`changed_runs`) fails alone, with the keys that differ; the others go on."""

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import OutputDirError, check_output_dir
+from ..contract import checked_arguments
 from ..train.config import ConfigError, TrainConfig, read_config_file, set_dotted_key
 from ..values import is_int
 
@@ -153,6 +154,7 @@ def parse_study(data: dict[str, Any], *, out: str | Path | None = None, workers:
     )
 
 
+@checked_arguments()
 def load_study(path: str | Path, **kwargs: Any) -> Study:
     """Read and expand a study file."""
     return parse_study(read_config_file(path), **kwargs)

@@ -204,6 +204,7 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+@checked_arguments()
 def text_table(study: Study) -> str:
     """The summary table for a terminal, under a line saying what it measures."""
     records = collect(study)

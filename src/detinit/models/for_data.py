@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..contract import checked_arguments
 from .registry import create_model, model_entry  # noqa: F401  (create_model: the doctest above)
 
 
+@checked_arguments()
 def data_kwargs_for(name: str, shape: Mapping[str, int], data: str = "the data") -> dict[str, int]:
     """The constructor arguments model ``name`` takes from data of ``shape``
     (:func:`detinit.data.model_shape`); ``data`` names the data in the error a mismatch raises.
@@ -24,11 +26,32 @@ def data_kwargs_for(name: str, shape: Mapping[str, int], data: str = "the data")
     """
     entry = model_entry(name)
     tokens = "vocab_size" in shape
-    if entry.takes_tokens != tokens:
-        kind = "a language model (token ids in)" if entry.takes_tokens else "an image model"
-        data_kind = "token windows" if tokens else "images"
+    mismatch = kind_mismatch(name, tokens, data)
+    if mismatch:
+        raise ValueError(mismatch)
+    needed = ("vocab_size", "context") if tokens else ("num_classes", "in_chans", "image_size|length")
+    missing = [k for k in needed if not any(part in shape for part in k.split("|"))]
+    unknown = sorted(set(shape) - {"vocab_size", "context", "num_classes", "in_chans", "image_size", "length"})
+    if missing or unknown:
         raise ValueError(
-            f"model={name!r} is {kind} but data={data!r} gives {data_kind}; "
-            + ("use data 'kjv' or 'text_file'" if entry.takes_tokens else "use a model such as 'gpt'")
+            f"data_kwargs_for: shape {dict(shape)} "
+            + (f"lacks {', '.join(missing)}" if missing else f"has unknown keys {', '.join(unknown)}")
+            + "; give detinit.data.model_shape(dataset): num_classes, in_chans and image_size (or length) for images, "
+            "vocab_size and context for token windows"
         )
     return entry.data_kwargs(**shape)
+
+
+def kind_mismatch(name: str, tokens: bool, data: str = "the data") -> str | None:
+    """What is wrong when model ``name`` meets data that gives token windows (``tokens``) or images, else ``None``.
+
+    >>> kind_mismatch("gpt", tokens=False, data="cifar10")
+    "model='gpt' is a language model (token ids in) but data='cifar10' gives images; use data 'kjv' or 'text_file'"
+    """
+    takes_tokens = model_entry(name).takes_tokens
+    if takes_tokens == tokens:
+        return None
+    kind = "a language model (token ids in)" if takes_tokens else "an image model"
+    return f"model={name!r} is {kind} but data={data!r} gives {'token windows' if tokens else 'images'}; " + (
+        "use data 'kjv' or 'text_file'" if takes_tokens else "use a model such as 'gpt'"
+    )

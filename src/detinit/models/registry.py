@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..contract import checked_arguments
-from ..init import initialize
+from ..init import get_scheme, initialize
 from ..registry import Registry
 
 
@@ -108,6 +108,7 @@ MODELS: Registry[ModelEntry] = Registry("model")
 OFFICIAL_ZERO: Mapping[str, object] = {"variant": "paper"}
 
 
+@checked_arguments()
 def register_model(
     name: str, default_init: str, description: str, default_init_options: Mapping[str, object] | None = None
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
@@ -115,7 +116,9 @@ def register_model(
     (:mod:`._contract`) before it runs.
 
     ``default_init_options``: scheme options for the model's own scheme (see :meth:`ModelEntry.init_options`).
+    The scheme and its options are checked here, when the model is registered, not when it is first built.
     """
+    get_scheme(default_init, **dict(default_init_options or {}))  # an unknown scheme or option, named now
 
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         builder = checked_arguments()(builder)  # the builder's own arguments; the class checks the rest
@@ -139,11 +142,13 @@ def _takes(name: str) -> Mapping[str, inspect.Parameter]:
     return inspect.signature(MODELS.get(name).builder).parameters
 
 
+@checked_arguments()
 def list_models(pattern: str = "*") -> list[str]:
     """Registered names matching a glob ``pattern``."""
     return sorted(n for n in MODELS if fnmatch.fnmatch(n, pattern))
 
 
+@checked_arguments()
 def model_entry(name: str) -> ModelEntry:
     """The registry entry of ``name``; a ``ValueError`` with close matches if unknown."""
     return MODELS.get(name)

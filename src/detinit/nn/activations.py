@@ -14,21 +14,32 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..contract import checked_arguments
+
 RELU_KINDS = ("torch", "zero")
 
 
 class ZeroReLU(nn.Module):
-    """ReLU whose derivative at exactly 0 is 1.
+    """ReLU whose derivative at exactly 0 is 1; ``inplace`` as :class:`torch.nn.ReLU`'s (a drop-in replacement).
 
     >>> x = torch.tensor([-1.0, 0.0, 2.0], requires_grad=True)
     >>> ZeroReLU()(x).sum().backward(); x.grad
     tensor([0., 1., 1.])
     """
 
+    @checked_arguments()
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.clamp(min=0)
+        return x.clamp_(min=0) if self.inplace else x.clamp(min=0)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
 
 
+@checked_arguments()
 def make_relu(kind: str = "torch") -> nn.Module:
     """``"torch"`` -> ``nn.ReLU()``, ``"zero"`` -> :class:`ZeroReLU`."""
     if kind == "torch":

@@ -15,7 +15,8 @@ from ..contract import checked_arguments
 
 @checked_arguments()
 def flatten_predictions(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(N, C)`` logits and ``(N,)`` targets; sequence outputs are flattened to one row per token.
+    """``(N, C)`` logits and ``(N,)`` targets; sequence outputs are flattened to one row per token. Logits are
+    floating point, targets class indices (an integer dtype).
 
     >>> flatten_predictions(torch.zeros(2, 5, 7), torch.zeros(2, 5, dtype=torch.long))[0].shape
     torch.Size([10, 7])
@@ -24,6 +25,11 @@ def flatten_predictions(logits: torch.Tensor, targets: torch.Tensor) -> tuple[to
         raise ValueError(
             f"logits {tuple(logits.shape)} do not match targets {tuple(targets.shape)}: expected logits (N, C) for "
             "targets (N,), or (B, T, V) for targets (B, T)"
+        )
+    if not (logits.is_floating_point() and not targets.is_floating_point() and not targets.is_complex()):
+        raise ValueError(
+            f"logits ({logits.dtype}) and targets ({targets.dtype}): expected floating-point logits and integer "
+            "class indices as targets (torch.long)"
         )
     if targets.dim() > 1:
         return logits.flatten(0, -2), targets.flatten()

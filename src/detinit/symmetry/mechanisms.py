@@ -142,6 +142,7 @@ class Mechanism:
         knobs = ", ".join(f"{k}={v:g}" for k, v in self.knobs.items())
         return f"{self.name}({knobs})" if knobs else self.name
 
+    @checked_arguments()
     def attach(self, model: nn.Module) -> Mechanism:
         """Install the mechanism on ``model`` (hooks, flags, or a one-off perturbation)."""
         if self._handles or self._saved is not None:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from ..atomic import atomic_write
+from ..contract import checked_arguments
 
 
 class CheckpointError(RuntimeError):
@@ -32,6 +33,24 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def json_value(value: object) -> object:
+    """``json.dumps``'s ``default``: paths, dtypes and devices as text, numpy scalars as numbers; any other type
+    is a ``TypeError`` naming it (written as ``str(value)`` it would read back as a string, silently).
+
+    >>> json.dumps({"out": Path("runs/a"), "dtype": torch.float32}, default=json_value)
+    '{"out": "runs/a", "dtype": "torch.float32"}'
+    """
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (torch.dtype, torch.device)):
+        return str(value)
+    if hasattr(value, "dtype") and hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return value.item()  # a numpy or 0-dim torch scalar
+    raise TypeError(
+        f"a {type(value).__name__} ({value!r:.60}) cannot be written as JSON; give a list, dict, str or number"
+    )
+
+
 def _digest_file(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
@@ -43,6 +62,7 @@ def _known_digests(path: Path) -> list[str]:
         return []
 
 
+@checked_arguments()
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """``torch.save`` ``state`` atomically, with its SHA-256 in ``<path>.sha256``.
 
@@ -65,6 +85,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
         ) from None
 
 
+@checked_arguments()
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` (it holds only tensors and plain data).
 
@@ -84,10 +105,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(
             f"checkpoint {path} is damaged: its SHA-256 is not the one recorded when it was written; {advice}"
         )
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise FileNotFoundError(f"checkpoint {path} {what}; give the checkpoint.pt of a run") from None
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
-    except FileNotFoundError:
-        raise
     except Exception as err:  # truncated, empty, not a torch file: torch's own message is about zip internals
         raise CheckpointError(f"checkpoint {path} could not be read ({type(err).__name__}: {err}); {advice}") from None
     if not isinstance(state, dict):
@@ -95,9 +117,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
+@checked_arguments()
 def write_json(path: str | Path, data: Any) -> Path:
     """Write JSON atomically (indented, keys in insertion order)."""
-    return atomic_write(Path(path), lambda f: f.write((json.dumps(data, indent=2, default=str) + "\n").encode()))
+    return atomic_write(Path(path), lambda f: f.write((json.dumps(data, indent=2, default=json_value) + "\n").encode()))
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -107,16 +130,17 @@ def write_text(path: str | Path, text: str) -> Path:
 
 def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> Path:
     """Rewrite a JSONL file atomically."""
-    text = "".join(json.dumps(r, default=str) + "\n" for r in rows)
+    text = "".join(json.dumps(r, default=json_value) + "\n" for r in rows)
     return atomic_write(Path(path), lambda f: f.write(text.encode()))
 
 
+@checked_arguments()
 def append_jsonl(path: str | Path, row: dict[str, Any]) -> None:
     """Append one JSON line and ``fsync``: a completed epoch is on disk when this returns."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row, default=str) + "\n")
+        f.write(json.dumps(row, default=json_value) + "\n")
         f.flush()
         os.fsync(f.fileno())
 
@@ -141,11 +165,14 @@ def jsonl_damage(path: str | Path) -> str | None:
     return None
 
 
+@checked_arguments()
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """All complete lines of a JSONL file (a torn last line, from a crash mid-write, is ignored)."""
     path = Path(path)
     if not path.exists():
         return []
+    if not path.is_file():
+        raise ValueError(f"read_jsonl: {path} is not a file (a directory?); give a .jsonl file")
     rows = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:

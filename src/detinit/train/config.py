@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..contract import checked_arguments
 from ..values import SEEDS, interval, is_int, is_number, is_seed
 from .modes import NATIVE
 
@@ -112,6 +113,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @checked_arguments()
     def apply_overrides(self, assignments: list[str]) -> TrainConfig:
         """A copy with ``key=value`` (or ``dict_key.sub=value``) assignments; values parse as YAML scalars."""
         data = self.to_dict()
@@ -146,6 +148,10 @@ class TrainConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("device", self.device, DEVICES)
+        if self.symmetry == "gpu" and self.device == "cpu":
+            raise ConfigError(
+                "symmetry='gpu' (non-deterministic GPU arithmetic) needs device 'cuda' or 'auto' on a GPU"
+            )
         _choice("parallel", self.parallel, PARALLEL)
         if self.parallel == "fsdp":
             self._validate_fsdp()
@@ -168,6 +174,11 @@ class TrainConfig:
             value = getattr(self, name)
             if not is_int(value, low):
                 raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+        if self.train_subset is not None and is_int(self.train_subset, 1) and self.batch_size > self.train_subset:
+            raise ConfigError(
+                f"batch_size={self.batch_size} is larger than train_subset={self.train_subset}: no full batch; use "
+                f"batch_size <= {self.train_subset}"
+            )
         if not is_seed(self.seed):
             raise ConfigError(f"seed must be {SEEDS} (the generators keep 32 bits), got {self.seed!r}")
         for name in ("init_seed", "data_seed"):
@@ -209,10 +220,13 @@ class TrainConfig:
             )
 
     def _check_model_and_scheme(self) -> None:
-        """``model_args`` against the model's argument contract and ``init_options`` against the scheme's, before
-        any work (what depends on the data, such as sizes that must divide, is checked when the model is built)."""
+        """``model_args`` against the model's argument contract, ``init_options`` against the scheme's and
+        ``data_args`` against the dataset's options, before any work (what depends on the data, such as sizes
+        that must divide, is checked when the model is built)."""
+        from ..data.base import DataError, check_dataset_options, gives_tokens
         from ..init import get_scheme
         from ..models import model_entry
+        from ..models.for_data import kind_mismatch
 
         entry = model_entry(self.model)
         try:
@@ -224,6 +238,13 @@ class TrainConfig:
             get_scheme(scheme, **entry.init_options(self.init, self.init_options))
         except (TypeError, ValueError) as err:
             raise ConfigError(f"init_options of scheme {scheme!r}: {err}") from None
+        try:
+            check_dataset_options(self.data, self.data_args)
+        except DataError as err:
+            raise ConfigError(f"data_args: {err}") from None
+        mismatch = kind_mismatch(self.model, gives_tokens(self.data), self.data)
+        if mismatch:
+            raise ConfigError(mismatch)
 
     def _check_schedule_fits(self) -> None:
         """Milestones and warm-up inside the run: a milestone at or past the last epoch never decays the rate."""
@@ -379,6 +400,7 @@ def load_yaml_unique(text: str, path: str | Path) -> Any:
     return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
+@checked_arguments()
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Parse a YAML or TOML config file into a dict (errors name the file)."""
     path = Path(path)

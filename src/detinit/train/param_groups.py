@@ -23,15 +23,19 @@ entry by about ``lr``. Two such scales matter in practice:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from torch import nn
 
+from ..contract import checked_arguments
 from ..init.apply.end_gain import plain_name
 from ..init.apply.report import InitReport
-from ..values import is_number
+
+_RATES = ("lr", "scalar_lr_factor", "branch_norm_lr_factor", "classifier_norm_lr_factor")  # 0 freezes a group
 
 
+@checked_arguments(ranges={name: (0.0, math.inf) for name in _RATES})
 def param_groups(
     model: nn.Module,
     lr: float,
@@ -57,14 +61,6 @@ def param_groups(
         above, each with its ``"lr"`` and a ``"name"`` (``"scalar"``, ``"branch_norm"``,
         ``"classifier_norm"``; the first is ``"default"``).
     """
-    for key, value in (
-        ("lr", lr),
-        ("scalar_lr_factor", scalar_lr_factor),
-        ("branch_norm_lr_factor", branch_norm_lr_factor),
-        ("classifier_norm_lr_factor", classifier_norm_lr_factor),
-    ):
-        if not is_number(value, 0):
-            raise ValueError(f"param_groups: {key}={value!r} must be a number >= 0")
     if report is None:
         report = getattr(model, "init_report", None)
     roles = {r.name: r.role for r in report.records} if report is not None else {}

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import OutputDirError, check_output_dir
+from ..contract import checked_arguments
 from .checkpoint import append_jsonl, jsonl_damage, read_jsonl, write_json, write_jsonl
 from .config import ConfigError, TrainConfig
 
@@ -73,10 +74,13 @@ class RunDirDamaged(ConfigError):
 class RunDir:
     """The files of one run; paths as attributes, reading and writing as methods."""
 
+    @checked_arguments()
     def __init__(self, path: str | Path) -> None:
         if not os.fspath(path).strip():
             raise ConfigError("run directory is empty; give a folder, e.g. runs/my-run")
         self.path = Path(path)
+        if os.path.exists(self.path) and not os.path.isdir(self.path):  # read as a run, it would look "pending"
+            raise ConfigError(f"run directory {self.path} is a file, not a folder; give a folder, e.g. runs/my-run")
         self.config_file = self.path / "config.json"
         self.run_file = self.path / "run.json"
         self.init_report_file = self.path / "init_report.json"
@@ -118,6 +122,7 @@ class RunDir:
     def is_complete(self) -> bool:
         return self.status() == "complete"
 
+    @checked_arguments(at_least={"epochs": 0})
     def damage(self, epochs: int) -> str | None:
         """What makes a complete run's records not whole: a line of ``metrics.jsonl`` that is not a record, or
         fewer (more) epochs recorded than the run's ``epochs``; ``None`` if they are whole."""
@@ -138,6 +143,7 @@ class RunDir:
         """The rows of ``signal_init.json``; ``None`` for runs that predate it."""
         return self._read_json(self.signal_file) if self.signal_file.exists() else None
 
+    @checked_arguments()
     def changed_keys(self, config: TrainConfig) -> list[str]:
         """The config keys in which ``config`` differs from the run this directory holds (none if it holds none).
 
@@ -157,6 +163,7 @@ class RunDir:
             if k not in EXECUTION_KEYS and k not in unset_modes and previous.get(k) != current.get(k)
         )
 
+    @checked_arguments()
     def check_config(self, config: TrainConfig) -> None:
         """Refuse to resume a directory that holds a different experiment (:meth:`changed_keys`). A checkpoint
         whose config.json is gone is resumed on its own identity (checked when it is loaded), with a warning."""
@@ -189,6 +196,7 @@ class RunDir:
             path.unlink()
         return stale
 
+    @checked_arguments()
     def write_start(
         self,
         config: TrainConfig,
@@ -221,14 +229,17 @@ class RunDir:
     def write_signal_at_init(self, rows: list[dict[str, Any]]) -> Path:
         return write_json(self.signal_file, rows)
 
+    @checked_arguments()
     def append_epoch(self, row: dict[str, Any], diagnostics: dict[str, Any] | None = None) -> None:
         append_jsonl(self.metrics_file, row)
         if diagnostics is not None:
             append_jsonl(self.diagnostics_file, diagnostics)
 
+    @checked_arguments()
     def append_diagnostics(self, record: dict[str, Any]) -> None:
         append_jsonl(self.diagnostics_file, record)
 
+    @checked_arguments()
     def set_status(self, meta: dict[str, Any], status: str, **extra: Any) -> Path:
         """Write ``run.json``: ``meta`` plus the status (and e.g. ``error=``)."""
         if status not in STATUSES:

@@ -17,9 +17,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from ..contract import checked_arguments
 from .config import TrainConfig
 
 
+@checked_arguments()
 def constnet_milestones(epochs: int) -> list[int]:
     """Epochs of ConstNet's x0.2 steps: E-140, E-80, E-40 (those > 0).
 
@@ -29,6 +31,7 @@ def constnet_milestones(epochs: int) -> list[int]:
     return [epochs - d for d in (140, 80, 40) if epochs - d > 0]
 
 
+@checked_arguments()
 def lr_factor_fn(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
     """``step -> factor`` for :class:`torch.optim.lr_scheduler.LambdaLR`."""
     epochs = config.epochs

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import __version__
+from ..contract import checked_arguments
 from ..data import (
     ArrayDataset,
     TokenDataset,
@@ -42,7 +43,7 @@ from ..data import (
     probe_batch,
     probe_targets,
 )
-from ..data.batches import BatchIterator
+from ..data.batches import BatchIterator, Dataset
 from ..diagnostics import initial_weights, measure_diagnostics, signal_at_init
 from ..init.apply.end_gain import raw_state_dict
 from ..models import create_model, data_kwargs_for
@@ -84,9 +85,10 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@checked_arguments()
 def build_model(
     config: TrainConfig,
-    dataset: ArrayDataset | TokenDataset,
+    dataset: Dataset,
     *,
     device: torch.device | None = None,
     shard: Any = None,
@@ -98,6 +100,13 @@ def build_model(
         from_data = data_kwargs_for(config.model, model_shape(dataset), config.data)
     except ValueError as err:  # a language model on images, an image model on token windows
         raise ConfigError(str(err)) from None
+    clash = {k: v for k, v in config.model_args.items() if k in from_data and v != from_data[k]}
+    if clash:  # a model that does not fit its data: targets out of range, inputs of another shape
+        key = next(iter(clash))
+        raise ConfigError(
+            f"model_args.{key}={clash[key]!r}, but data {config.data!r} gives {key}={from_data[key]!r}; drop it "
+            "from model_args (the data sets it) or change data_args"
+        )
     kwargs = {**from_data, **config.model_args}
     try:
         return create_model(
@@ -150,6 +159,7 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, leave=False, disable=not enabled, dynamic_ncols=True)
 
 
+@checked_arguments()
 @torch.no_grad()
 def evaluate(
     model: nn.Module, data: BatchIterator, dist_info: distributed.DistInfo, modes: Modes = FP32
@@ -208,6 +218,7 @@ def _make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimi
     )
 
 
+@checked_arguments()
 def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = True) -> RunResult:
     """Train as configured, writing (or resuming) the run directory ``out_dir`` (:class:`RunDir`)."""
     config.validate()

@@ -38,6 +38,11 @@ def check_arguments(roles: object, strict: object, generator: object, seed: obje
             f"initialize: seed={seed!r} is not supported; seed must be {SEEDS} (torch's CPU generator keeps the "
             "low 32 bits: seed 2**32 would draw what seed 0 draws)"
         )
+    if generator is not None and seed != 0:
+        raise ValueError(
+            f"initialize: generator= and seed={seed} given together; the generator draws and the seed would be "
+            "ignored: give one of them"
+        )
 
 
 def check_gates(scheme: Scheme, model: nn.Module, modules: list[nn.Module]) -> None:
@@ -67,6 +72,8 @@ def example_to_trace(
     what it assumed, or why a model its library describes could not be given one; ``modules`` are the model's."""
     if trace not in (None, True, False):
         raise ValueError(f"initialize: trace={trace!r} is not supported; trace must be None (auto), True or False")
+    if trace is False and example_inputs is not None:
+        raise ValueError("initialize: example_inputs= given with trace=False would not be run; drop one of them")
     if trace is False:
         return Example(None)
     if example_inputs is not None:
