@@ -568,7 +568,7 @@ def write_reports(rows: list[dict[str, Any]], meta: str, markdown: str, readme: 
             "",
             "## Not built (not counted)",
             "",
-            *not_built(rows),
+            *(line.replace("[", "\\[") for line in not_built(rows)),  # "[file.py:12]" is no markdown link
             "",
         ]
         Path(markdown).write_text("\n".join(doc))

@@ -35,10 +35,13 @@ class TwoExperts(nn.Module):
 
 
 class HyperConnectedBlock(nn.Module):
-    """``streams + post (x) moe(norm(sum_i pre_i streams_i))``, ``post = 2 sigmoid(z) + eps`` per stream."""
+    """``streams + post (x) moe(norm(sum_i pre_i streams_i))``, ``post = 2 sigmoid(z) + eps`` per stream; with
+    ``einsum``, the write into the streams is ``einsum("btd,bts->btsd", moe, post)`` (x-transformers' gated multi
+    residual writes its branch so)."""
 
-    def __init__(self) -> None:
+    def __init__(self, einsum: bool = False) -> None:
         super().__init__()
+        self.einsum = einsum
         self.mix = nn.Linear(STREAMS * WIDTH, 2 * STREAMS)
         self.norm = nn.RMSNorm(WIDTH)
         self.moe = TwoExperts()
@@ -47,14 +50,16 @@ class HyperConnectedBlock(nn.Module):
         pre, post = self.mix(streams.flatten(2)).split(STREAMS, dim=-1)
         x = (torch.sigmoid(pre).unsqueeze(-1) * streams).sum(2)
         post = 2.0 * torch.sigmoid(post) + 1e-6
+        if self.einsum:
+            return torch.einsum("btd,bts->btsd", self.moe(self.norm(x)), post) + streams
         return post.unsqueeze(-1) * self.moe(self.norm(x)).unsqueeze(-2) + streams
 
 
 class HyperConnectedModel(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, einsum: bool = False) -> None:
         super().__init__()
         self.embed = nn.Embedding(50, WIDTH)
-        self.blocks = nn.ModuleList([HyperConnectedBlock(), HyperConnectedBlock()])
+        self.blocks = nn.ModuleList([HyperConnectedBlock(einsum), HyperConnectedBlock(einsum)])
         self.head = nn.Linear(WIDTH, 5)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
@@ -76,8 +81,9 @@ class SandwichMoEBlock(nn.Module):
         return x + self.post(self.moe(self.pre(x)))
 
 
-def test_a_gated_sum_of_experts_on_hyper_connected_streams_ends_each_expert_at_zero() -> None:
-    model = HyperConnectedModel()
+@pytest.mark.parametrize("einsum", [False, True], ids=["product", "einsum"])
+def test_a_gated_sum_of_experts_on_hyper_connected_streams_ends_each_expert_at_zero(einsum: bool) -> None:
+    model = HyperConnectedModel(einsum)
     ids = torch.randint(0, 50, (2, 6))
     report = initialize(model, "zero", example_inputs=ids)
     roles = {r.name: r.role for r in report.records}

@@ -109,7 +109,8 @@ class ResNet(nn.Module):
         block: :class:`BasicBlock` or :class:`Bottleneck`.
         layers: blocks per stage.
         widths: planes per stage (the first is also the stem width).
-        num_classes, in_chans: output classes and input channels.
+        num_classes: output classes.
+        in_chans: input channels.
         stem: ``"cifar"`` or ``"imagenet"``.
         norm: ``"bn"`` or ``"none"`` (Fixup-style scalar biases and gates).
         gate: add a :class:`ScalarGate` per branch (default: ``norm == "none"``).

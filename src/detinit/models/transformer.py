@@ -236,12 +236,16 @@ class GPT(_Stack):
     Args:
         vocab_size: number of tokens ``V``.
         context: longest sequence ``T`` (learned positions have ``T`` rows).
-        depth, width, heads: blocks, model width ``d``, attention heads.
+        depth: blocks.
+        width: model width ``d``.
+        heads: attention heads.
         norm: ``"layernorm"`` (pre-LN, GPT-2), ``"rmsnorm"`` or ``"none"``.
         gate: a scalar gate on every branch (ReZero / SkipInit need it).
         layout: attention parameter layout, ``"fused"``, ``"separate"`` or ``"torch"``.
         position: ``"learned"`` (role ``"position"``), ``"sinusoidal"`` (a fixed buffer) or ``"none"``.
-        mlp_ratio, bias, dropout: MLP expansion, biases, dropout (attention, branches, embeddings).
+        mlp_ratio: MLP expansion.
+        bias: biases in every layer.
+        dropout: dropout (attention, branches, embeddings).
         tie_weights: the head shares the token embedding (GPT-2). Under ZerO the
             shared matrix gets the embedding's Hadamard rows and the final norm's
             scale starts at 0 (role ``"classifier_norm"``), so the output is 0 at

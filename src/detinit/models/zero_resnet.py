@@ -113,10 +113,13 @@ class ZerOResNet(nn.Module):
 
     Args:
         block: :class:`ZerOBasicBlock` or :class:`ZerOBottleneck`.
-        layers: blocks per stage; widths: planes per stage (``widths[0]`` is the stem width).
-        num_classes, in_chans: output classes and input channels (``in_chans <= widths[0]``).
+        layers: blocks per stage.
+        widths: planes per stage (``widths[0]`` is the stem width).
+        num_classes: output classes.
+        in_chans: input channels (``in_chans <= widths[0]``).
         stem: ``"cifar"`` (3x3/1) or ``"imagenet"`` (7x7/2 + max-pool).
-        norm: ``"bn"`` or ``"none"``; gate: scalar multiplier per block (default ``norm == "none"``).
+        norm: ``"bn"`` or ``"none"``.
+        gate: scalar multiplier per block (default ``norm == "none"``).
         relu: ``"zero"`` (official, gradient 1 at 0) or ``"torch"``.
     """
 

@@ -51,8 +51,9 @@ def idinit_(tensor: torch.Tensor, tau: float = 1.0, *, groups: int = 1, transpos
             [0., 1.],
             [1., 0.]])
     >>> w = idinit_(torch.empty(3, 1, 3, 3))  # a 1-channel stem: the centre, then the nearest taps
-    >>> [tuple(map(int, torch.nonzero(w[i, 0]).flatten())) for i in range(3)]
-    [(1, 1), (0, 1), (1, 0)]
+    >>> taps = [tuple(map(int, torch.nonzero(w[i, 0]).flatten())) for i in range(3)]
+    >>> taps == [(1, 1), (0, 1), (1, 0)]
+    True
     """
     if not (isinstance(tau, (int, float)) and math.isfinite(tau)):
         raise ValueError(f"idinit_: tau must be a finite number, got {tau!r}")

@@ -45,8 +45,10 @@ def walk_back_to(ix: GraphIndex, value: int) -> tuple[list[tuple[str, str]], tup
             met.append(("norm", node.module))
             value = tainted[0]
             continue
-        if node.name in MUL_FUNCS and len(tainted) == 2 and not params:
-            a, b = tainted  # x * gate(x), as squeeze-excitation: the branch goes on through x
+        if node.name in BILINEAR_FUNCS and len(tainted) == 2 and not params:
+            a, b = tainted  # x * gate(x), as squeeze-excitation: the branch goes on through x; an einsum of the
+            # branch with a gate is the same product with its dims named (a branch written into several
+            # residual streams, each with its gate: x-transformers' gated multi residual)
             full = [v for v in (a, b) if ix.graph.values[v].shape == ix.graph.values[node.outputs[0]].shape]
             if ix.graph.is_ancestor(a, of=b):
                 value = a
@@ -102,6 +104,7 @@ def walk_back_to(ix: GraphIndex, value: int) -> tuple[list[tuple[str, str]], tup
 
 
 SCATTER_ADD_FUNCS = frozenset({"index_add", "index_add_", "scatter_add", "scatter_add_"})
+BILINEAR_FUNCS = MUL_FUNCS | {"einsum"}  # linear in each of two operands: zero where either is
 SUB_FUNCS = frozenset({"sub", "__sub__"})
 
 
