@@ -84,4 +84,37 @@ def test_the_site_builds_strict(tmp_path):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    assert (tmp_path / "site" / "api" / "detinit.init" / "index.html").read_text().count("zero_") > 3
+    for package in PACKAGES:  # every public name has its entry (a module, a dunder: their own pages)
+        html = (tmp_path / "site" / "api" / package / "index.html").read_text()
+        module = importlib.import_module(package)
+        names = [n for n in module.__all__ if not n.startswith("_") and not inspect.ismodule(getattr(module, n))]
+        missing = [n for n in names if not re.search(rf'id="[\w.]*\.{re.escape(n)}"', html)]
+        assert not missing, (package, missing)
+
+
+RUNNABLE_PAGES = ["index.md", "guides/symmetry.md", "guides/diagnostics.md"]  # self-contained examples
+
+
+@pytest.mark.parametrize("page", RUNNABLE_PAGES)
+def test_the_examples_of_a_page_run(page):
+    pytest.importorskip("transformers")
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / page).read_text(), re.S)
+    assert blocks, page
+    for block in blocks:
+        exec(compile(block, page, "exec"), {})  # noqa: S102 - our own documentation
+
+
+def test_the_reference_fences_the_doctests_of_docstrings():
+    """The API pages show a docstring's doctests as code (docs/griffe_doctests.py), not as quotes."""
+    import doctest
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("griffe_doctests", ROOT / "docs" / "griffe_doctests.py")
+    pytest.importorskip("griffe")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert doctest.testmod(module).failed == 0
+    text = "Ends.\n\n    >>> x = 1\n    ... # more\n    >>> x\n    1\n\nAfter."
+    assert module.fence_doctests(text).split("\n") == [
+        "Ends.", "", "    ```pycon", "    >>> x = 1", "    ... # more", "    >>> x", "    1", "    ```", "", "After.",
+    ]  # fmt: skip

@@ -107,8 +107,8 @@ def initialize(
 
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
     >>> report = initialize(model, "zero", roles={"2": "classifier"})
-    >>> [r.rule for r in report.records]
-    ['hadamard', 'zeros', 'zeros', 'zeros']
+    >>> print(*[r.rule for r in report.records])
+    hadamard zeros zeros zeros
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"initialize: model must be an nn.Module, got {type(model).__name__}")
