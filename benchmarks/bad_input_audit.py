@@ -1021,6 +1021,74 @@ def api_cases(tmp: Path) -> list[Case]:
         ),
         ("lr_factor_fn steps_per_epoch=0", ("steps_per_epoch",), lambda: train_api.lr_factor_fn(_config(), 0)),
         ("ZeroReLU inplace='yes'", ("inplace",), lambda: dnn.ZeroReLU(inplace="yes")),
+        # ninth batch: reports, registrations and references of another model
+        (
+            "param_groups with another model's report",
+            ("report", "model"),
+            lambda: train_api.param_groups(mlp(), 0.1, report=_report_of_another_model()),
+        ),
+        (
+            "measure_diagnostics probe of another width",
+            ("probe", "shape", "input"),
+            lambda: dg.measure_diagnostics(mlp(), torch.randn(4, 5), 0),
+        ),
+        (
+            "gradient_at_init float targets",
+            ("targets", "dtype", "long", "int"),
+            lambda: dg.gradient_at_init(mlp(), torch.randn(4, 8), torch.zeros(4)),
+        ),
+        (
+            "signal_propagation targets of another batch",
+            ("targets", "batch", "shape"),
+            lambda: dg.signal_propagation(mlp(), torch.randn(4, 8), torch.zeros(3, dtype=torch.long)),
+        ),
+        ("register_dataset of a loader without split", ("split",), _register_loader_without_split),
+        (
+            "breaking on a layer without parameters",
+            ("layers", "1", "parameter", "branch"),
+            lambda: make_mechanism("weight_noise", layers=["1"]).attach(mlp()),
+        ),
+        (
+            "initialize roles naming a module of another model",
+            ("roles", "nope", "module"),
+            lambda: detinit.initialize(mlp(), "zero", roles={"nope.fc": "classifier"}),
+        ),
+        ("check_zero_one mode='exact'", ("mode", "exact"), lambda: di.check_zero_one(mlp(), mode="exact")),
+        (
+            "hadamard dtype int8 of n=256",
+            ("dtype", "int8", "n"),
+            lambda: di.hadamard(256, dtype=torch.int8, normalized=True),
+        ),
+        (
+            "identity_ of a non-square Linear",
+            ("identity", "square", "shape", "tensor"),
+            lambda: di.identity_(torch.empty(4, 6)),
+        ),
+        (
+            "xavier_uniform_ gain=-1",
+            ("gain",),
+            lambda: di.xavier_uniform_(torch.empty(4, 4), generator=torch.Generator(), gain=-1.0),
+        ),
+        (
+            "const_avg_ of a 3-D tensor with groups=3 on 4 channels",
+            ("groups",),
+            lambda: di.const_avg_(torch.empty(4, 4, 3), groups=3),
+        ),
+        (
+            "TrainConfig schedule cosine with warmup longer than epochs",
+            ("warmup_epochs",),
+            lambda: _config(schedule="cosine", epochs=2, warmup_epochs=3),
+        ),
+        (
+            "study grid over 'out'",
+            ("out", "grid"),
+            lambda: experiments_api.parse_study({"name": "s", "grid": {"out": ["a", "b"]}}),
+        ),
+        (
+            "study with workers in the file as a str",
+            ("workers",),
+            lambda: experiments_api.parse_study({"name": "s", "base": {"lr": 0.1}, "workers": "2"}),
+        ),
     ]
     return cases
 
@@ -1029,6 +1097,18 @@ def _study_file(tmp: Path, text: str) -> str:
     path = tmp / f"study{len(list(tmp.glob('study*.yaml')))}.yaml"
     path.write_text(text)
     return str(path)
+
+
+def _report_of_another_model() -> object:
+    return detinit.initialize(nn.Sequential(nn.Linear(3, 3)), "zero")
+
+
+def _register_loader_without_split() -> object:
+    @data_api.register_dataset("audit_no_split", "a loader without split")
+    def load(root: object = None) -> object:
+        return None
+
+    return load
 
 
 def _unrun_study(tmp: Path) -> object:

@@ -2,6 +2,7 @@
 correct result; never a traceback deep inside, never a silently wrong initialisation."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -433,3 +434,72 @@ def test_a_sample_batch_of_the_wrong_kind_is_refused():
 
     with pytest.raises(ValueError, match="dataset 'kjv' holds token windows, and a batch of images was asked"):
         sample_batch("kjv", 4, tokens=False)
+
+
+# ---------------------------------------------------------------- arguments that must agree with each other
+# (issue 32, the audit's fifth to ninth batches: each a value that is fine alone and wrong beside another)
+def _mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+
+
+def _agreement_cases(tmp_path):
+    from detinit import diagnostics as dg
+    from detinit.data import register_dataset, to_float
+    from detinit.experiments import write_report
+    from detinit.nn import cross_entropy
+    from detinit.train import TrainConfig, param_groups, read_jsonl, write_json
+
+    config = dict(model="mnist_mlp", data="synthetic", epochs=1)
+    never_run = parse_study({"name": "never", "base": config, "grid": {"seed": [0, 1]}}, out=tmp_path / "never")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("x")
+
+    def loader_without_split(root=None):
+        return None
+
+    return [
+        (lambda: initialize(_mlp(), "zero", example_inputs=torch.randn(2, 8), trace=False), "trace=False"),
+        (lambda: initialize(_mlp(), "kaiming", generator=torch.Generator(), seed=5), "given together"),
+        (lambda: dg.rank_table(_mlp(), initial={"0": torch.zeros(3, 3)}), r"initial\['0'\] has shape \(3, 3\)"),
+        (lambda: dg.rank_table(_mlp(), initial={"nope": torch.zeros(3, 3)}), "initial names 'nope'"),
+        (lambda: dg.zero_start_promises(_mlp(), torch.randn(2, 8), carries_output_zero=["nope"]), "'nope'"),
+        (lambda: dg.effective_rank(torch.eye(3, dtype=torch.complex64)), "complex64 is not supported"),
+        (lambda: dg.mean_row_correlation(torch.randn(4, 4), max_rows=1), "max_rows=1"),
+        (lambda: TrainConfig(**config, data_args={"bogus": 1}).validate(), "does not take option 'bogus'"),
+        (lambda: TrainConfig(model="gpt", data="synthetic").validate(), "is a language model"),
+        (lambda: TrainConfig(**config, train_subset=4, batch_size=8).validate(), "larger than train_subset=4"),
+        (lambda: TrainConfig(**config, symmetry="gpu", device="cpu").validate(), "needs device 'cuda'"),
+        (lambda: to_float(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), (0.5,) * 3, (1.0,) * 3), "3 channel means"),
+        (lambda: cross_entropy(torch.zeros(2, 3), torch.zeros(2)), "integer class indices"),
+        (lambda: param_groups(_mlp(), 0.1, report=initialize(nn.Sequential(nn.Linear(3, 3)), "zero")), "(3, 3)"),
+        (lambda: register_dataset("no_split_loader", "x")(loader_without_split), "takes no split"),
+        (lambda: write_report(never_run), "has started"),
+        (lambda: write_json(tmp_path / "a.json", {1, 2}), "a set"),
+        (lambda: read_jsonl(tmp_path / "folder"), "is not a file"),
+        (lambda: RunDir(tmp_path / "file"), "is a file, not a folder"),
+    ]
+
+
+def test_arguments_that_contradict_each_other_are_refused_naming_both(tmp_path):
+    for case, message in _agreement_cases(tmp_path):
+        with pytest.raises((ValueError, TypeError)) as caught:
+            case()
+        assert re.search(message, str(caught.value)), (message, str(caught.value))
+
+
+def test_a_model_that_does_not_fit_its_data_is_refused_before_it_is_built(tiny_config):
+    from detinit.data import load_dataset as load
+    from detinit.train import build_model
+
+    config = tiny_config(model_args={"hidden": 16, "num_classes": 5})  # the synthetic data has 10 classes
+    with pytest.raises(ConfigError, match=r"model_args.num_classes=5, but data 'synthetic' gives num_classes=10"):
+        build_model(config, load("synthetic", num_examples=8, image_size=8))
+
+
+def test_zero_relu_takes_inplace_as_relu_does():
+    from detinit.nn import ZeroReLU
+
+    x = torch.tensor([-1.0, 0.0, 2.0], requires_grad=True)
+    y = x * 1
+    ZeroReLU(inplace=True)(y).sum().backward()
+    assert y.tolist() == [0.0, 0.0, 2.0] and x.grad.tolist() == [0.0, 1.0, 1.0]

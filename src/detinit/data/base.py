@@ -96,7 +96,17 @@ DATASETS: Registry[Loader] = Registry("dataset")
 def register_dataset(name: str, description: str) -> Callable[[Loader], Loader]:
     """Decorator: register a loader ``fn(split=, root=, **options) -> dataset`` under ``name``; a loader that
     generates its examples rather than reading files takes no ``root`` (:func:`reads_files`)."""
-    return DATASETS.register(name, description)
+    register = DATASETS.register(name, description)
+
+    def wrap(loader: Loader) -> Loader:
+        if "split" not in inspect.signature(loader).parameters:
+            raise ValueError(
+                f"register_dataset({name!r}): the loader {getattr(loader, '__name__', loader)!r} takes no split; "
+                "a loader is fn(split, root=None, **options) -> dataset"
+            )
+        return register(loader)
+
+    return wrap
 
 
 def list_datasets() -> dict[str, str]:

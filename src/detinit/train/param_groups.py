@@ -64,6 +64,14 @@ def param_groups(
     if report is None:
         report = getattr(model, "init_report", None)
     roles = {r.name: r.role for r in report.records} if report is not None else {}
+    own = {plain_name(n): tuple(p.shape) for n, p in model.named_parameters(remove_duplicate=False)}
+    foreign = [r for r in (report.records if report is not None else []) if own.get(r.name, r.shape) != r.shape]
+    foreign += [r for r in (report.records if report is not None else []) if r.name not in own]
+    if foreign:  # a report of another model would put none of this model's scales in their groups
+        raise ValueError(
+            f"param_groups: the report's {foreign[0].name!r} {foreign[0].shape} is no parameter of "
+            f"{type(model).__name__} (of that shape); give the report initialize() returned for this model"
+        )
 
     def scale_of(name: str, role: str) -> bool:
         name = plain_name(name)  # a scale stored through ZerO's end_gain
