@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -145,6 +148,9 @@ def _sharded_worker(rank: int, world: int, store: str, out: str) -> None:
         torch.save(found, out)
     dist.barrier()  # no rank tears gloo down while another still talks to it (a std::terminate otherwise)
     dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # no interpreter teardown: a gloo thread still joinable there aborted a rank once (std::terminate)
 
 
 def test_fsdp2_sharded_models_get_their_shard_of_the_plain_init(tmp_path) -> None:
