@@ -131,6 +131,7 @@ def annotation_rule(
         "float": (lambda v: is_number(v, lo, hi), number),
         "bool": (lambda v: isinstance(v, bool), "True or False"),
         "str": (lambda v: isinstance(v, str), "a str"),
+        "Path": (_is_path, "a path (a non-empty str or a Path)"),
         "list[int]": (lambda v: _sizes(v, low), f"a list of ints >= {low}"),
         "tuple[int, ...]": (lambda v: _sizes(v, low), f"a list of ints >= {low}"),
         "list[str]": (lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v), "a list of str"),
@@ -141,7 +142,6 @@ def annotation_rule(
             "a list or set of str (not one str)",
         ),
     }
-    rules["Path"] = (_is_path, "a path (a non-empty str or a Path)")
     if kinds and kinds[0].startswith("Callable"):
         rules[kinds[0]] = (callable, "a callable")
     for kind in kinds:

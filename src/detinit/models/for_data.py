@@ -10,10 +10,13 @@ image model on token windows.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 
 from ..contract import checked_arguments
-from .registry import create_model, model_entry  # noqa: F401  (create_model: the doctest above)
+from .registry import ModelEntry, create_model, model_entry  # noqa: F401  (create_model: the doctest above)
+
+SHAPE_KEYS = tuple(p for p in inspect.signature(ModelEntry.data_kwargs).parameters if p != "self")  # what it reads
 
 
 @checked_arguments()
@@ -31,7 +34,7 @@ def data_kwargs_for(name: str, shape: Mapping[str, int], data: str = "the data")
         raise ValueError(mismatch)
     needed = ("vocab_size", "context") if tokens else ("num_classes", "in_chans", "image_size|length")
     missing = [k for k in needed if not any(part in shape for part in k.split("|"))]
-    unknown = sorted(set(shape) - {"vocab_size", "context", "num_classes", "in_chans", "image_size", "length"})
+    unknown = sorted(set(shape) - set(SHAPE_KEYS))
     if missing or unknown:
         raise ValueError(
             f"data_kwargs_for: shape {dict(shape)} "

@@ -63,10 +63,10 @@ def param_groups(
     """
     if report is None:
         report = getattr(model, "init_report", None)
-    roles = {r.name: r.role for r in report.records} if report is not None else {}
+    records = report.records if report is not None else []
+    roles = {r.name: r.role for r in records}
     own = {plain_name(n): tuple(p.shape) for n, p in model.named_parameters(remove_duplicate=False)}
-    foreign = [r for r in (report.records if report is not None else []) if own.get(r.name, r.shape) != r.shape]
-    foreign += [r for r in (report.records if report is not None else []) if r.name not in own]
+    foreign = [r for r in records if own.get(r.name) != tuple(r.shape)]  # a name it lacks, or another shape
     if foreign:  # a report of another model would put none of this model's scales in their groups
         raise ValueError(
             f"param_groups: the report's {foreign[0].name!r} {foreign[0].shape} is no parameter of "
