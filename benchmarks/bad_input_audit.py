@@ -1089,8 +1089,96 @@ def api_cases(tmp: Path) -> list[Case]:
             ("workers",),
             lambda: experiments_api.parse_study({"name": "s", "base": {"lr": 0.1}, "workers": "2"}),
         ),
+        # tenth batch: options that do nothing on this model, fused roles, parts of a grid
+        (
+            "initialize end_gain under variant='paper'",
+            ("end_gain", "paper"),
+            lambda: detinit.initialize(detinit.create_model("resnet20"), "zero", variant="paper", end_gain=30),
+        ),
+        (
+            "initialize output_gain on a model without a tied output",
+            ("output_gain", "tied"),
+            lambda: detinit.initialize(detinit.create_model("resnet20"), "zero", output_gain=100),
+        ),
+        ("initialize a ReLU", ("ReLU", "parameters"), lambda: detinit.initialize(nn.ReLU(), "zero")),
+        ("initialize end_gain=0.5", ("end_gain",), lambda: detinit.initialize(mlp(), "zero", end_gain=0.5)),
+        ("initialize end_reach=nan", ("end_reach",), lambda: detinit.initialize(mlp(), "zero", end_reach=math.nan)),
+        (
+            "initialize fused role with sizes that do not sum",
+            ("attn_qkv", "16", "1,2,3"),
+            lambda: detinit.initialize(mlp(), "zero", roles={"0": "attn_qkv:1,2,3"}, example_inputs=_x8()),
+        ),
+        (
+            "initialize fused role with words for sizes",
+            ("attn_qkv", "sizes"),
+            lambda: detinit.initialize(mlp(), "zero", roles={"0": "attn_qkv:a,b,c"}),
+        ),
+        ("initialize roles value an int", ("roles",), lambda: detinit.initialize(mlp(), "zero", roles={"0": 3})),
+        (
+            "initialize example_inputs of another width",
+            ("example_inputs", "shape", "2x5"),
+            lambda: detinit.initialize(mlp(), "zero", example_inputs=torch.randn(2, 5)),
+        ),
+        (
+            "initialize example_inputs of integers",
+            ("example_inputs", "dtype", "Long"),
+            lambda: detinit.initialize(mlp(), "zero", example_inputs=torch.ones(2, 8, dtype=torch.long)),
+        ),
+        ("initialize scheme 'ZERO'", ("ZERO", "scheme"), lambda: detinit.initialize(mlp(), "ZERO")),
+        ("initialize idinit tau=nan", ("tau",), lambda: detinit.initialize(mlp(), "idinit", tau=math.nan)),
+        ("initialize xavier gain=", ("gain", "xavier"), lambda: detinit.initialize(mlp(), "xavier", gain=2.0)),
+        (
+            "initialize kaiming nonlinearity=",
+            ("nonlinearity", "kaiming"),
+            lambda: detinit.initialize(mlp(), "kaiming", nonlinearity="tanh"),
+        ),
+        (
+            "study panel_by of a nested list",
+            ("panel_by",),
+            lambda: parse_study({"base": {"model": "resnet20"}, "grid": {"epochs": [4, 12]}, "panel_by": [["epochs"]]}),
+        ),
+        (
+            "study panel_by a label it does not group by",
+            ("panel_by", "seed"),
+            lambda: parse_study({"base": {"model": "resnet20"}, "grid": {"seed": [0, 1]}, "panel_by": "seed"}),
+        ),
+        (
+            "select_runs of a label no run has",
+            ("budget", "labels"),
+            lambda: experiments_api.select_runs(parse_study({"base": {"model": "resnet20"}}), {"budget": "4"}),
+        ),
+        (
+            "select_runs of a value no run has",
+            ("epochs", "7"),
+            lambda: experiments_api.select_runs(
+                parse_study({"base": {"model": "resnet20"}, "grid": {"epochs": [4, 12]}}), {"epochs": "7"}
+            ),
+        ),
+        ("create_model vit patch 5 on 28", ("patch", "28", "5"), lambda: detinit.create_model("vit", patch=5)),
+        (
+            "create_model gpt width 30 heads 4",
+            ("width", "heads"),
+            lambda: detinit.create_model("gpt", width=30, heads=4),
+        ),
+        (
+            "HadamardTransform(4) on 8 channels",
+            ("HadamardTransform", "8", "shape"),
+            lambda: dnn.HadamardTransform(4)(torch.randn(2, 8, 4, 4)),
+        ),
+        ("fwht of integers", ("dtype", "int64"), lambda: dnn.fwht(torch.ones(2, 4, dtype=torch.long))),
+        ("make_relu('gelu')", ("gelu", "kind"), lambda: dnn.make_relu("gelu")),
+        ("weight_noise with std=", ("std", "knobs"), lambda: make_mechanism("weight_noise", std=0.1)),
+        ("weight_noise s=-1", ("s",), lambda: make_mechanism("weight_noise", s=-1.0)),
+        ("TrainConfig amp='fp8'", ("amp", "fp8"), lambda: _config(amp="fp8")),
+        ("TrainConfig parallel='zero3'", ("parallel", "zero3"), lambda: _config(parallel="zero3")),
+        ("TrainConfig lr=inf", ("lr",), lambda: _config(lr=math.inf)),
+        ("RunDir on a file", ("file", "folder"), lambda: train_api.RunDir(__file__)),
     ]
     return cases
+
+
+def _x8() -> torch.Tensor:
+    return torch.randn(2, 8)
 
 
 def _study_file(tmp: Path, text: str) -> str:
@@ -1444,6 +1532,27 @@ def cli_cases(tmp: Path) -> list[tuple[str, tuple[str, ...], list[str]]]:
             "study file that is a train config",
             ("name",),
             ["study", "--config", _study_file(tmp, "model: mnist_mlp\ndata: synthetic\n")],
+        ),
+        # tenth batch
+        (
+            "study --only without =",
+            ("--only", "LABEL=VALUE"),
+            ["study", "--config", "configs/studies/quick.yaml", "--only", "seed"],
+        ),
+        (
+            "study --only a label no run has",
+            ("budget", "labels"),
+            ["study", "--config", "configs/studies/quick.yaml", "--only", "budget=4"],
+        ),
+        (
+            "study --only a value no run has",
+            ("seed", "99"),
+            ["study", "--config", "configs/studies/quick.yaml", "--only", "seed=99"],
+        ),
+        (
+            "study --only with --report-only",
+            ("--only", "--report-only"),
+            ["study", "--config", "configs/studies/quick.yaml", "--only", "seed=0", "--report-only"],
         ),
     ]
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from detinit import initialize
+from detinit import create_model, initialize
 from detinit.data import DataError, load_dataset
 from detinit.experiments import parse_study
 from detinit.init import partial_identity_, zero_
@@ -477,7 +477,27 @@ def _agreement_cases(tmp_path):
         (lambda: write_json(tmp_path / "a.json", {1, 2}), "a set"),
         (lambda: read_jsonl(tmp_path / "folder"), "is not a file"),
         (lambda: RunDir(tmp_path / "file"), "is a file, not a folder"),
+        (lambda: initialize(create_model("resnet20"), "zero", variant="paper", end_gain=30), "end_gain=30 does"),
+        (lambda: initialize(create_model("resnet20"), "zero", output_gain=100), "output_gain=100 does"),
+        (lambda: initialize(nn.ReLU(), "zero"), "ReLU has no parameters"),
+        (
+            lambda: initialize(nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 4)), "zero", norm="paper"),
+            "norm=.paper. does",
+        ),
+        (lambda: initialize(_mlp(), "zero", depth_scale=True), "depth_scale=True does nothing"),
+        (lambda: initialize(_mlp(), "zero", branch_end=0.5), "branch_end=0.5 does nothing"),
+        (lambda: initialize(_mlp(), "kaiming", zero_init_last=True), "zero_init_last=True does nothing"),
     ]
+
+
+def test_an_explicit_gain_is_honoured_where_a_scale_carries_the_zero():
+    """The other side of the refusal above: on the same model under the default variant the gain is installed."""
+    from torch.nn.utils import parametrize
+
+    model = create_model("resnet20")
+    report = initialize(model, "zero", end_gain=10)
+    assert parametrize.is_parametrized(model.stages[0][0].bn2)
+    assert "slope 10 at 0" in next(r.reason for r in report.records if r.name == "stages.0.0.bn2.weight")
 
 
 def test_arguments_that_contradict_each_other_are_refused_naming_both(tmp_path):

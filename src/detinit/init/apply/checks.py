@@ -13,7 +13,7 @@ from ...values import SEEDS, is_seed
 from ..roles.example_inputs import Example, example_for
 from ..roles.vocabulary import RoleSource
 from ..schemes.base import Scheme
-from .plan import Entry
+from .plan import Entry, ModulePlan
 from .report import FROZEN, UNKNOWN
 from .sharded import parse_device
 
@@ -63,6 +63,64 @@ def check_scheme_applies(
     model's."""
     found = frozenset(r.role.partition(":")[0] for r in roles.values())
     scheme.check_model(type(model).__name__, found, modules)
+
+
+def check_has_parameters(model: nn.Module) -> None:
+    """A model with no parameters has nothing to initialise: calling ``initialize`` on it is a mistake (an
+    activation or a container passed for the model), not a no-op to report as done."""
+    if next(model.parameters(), None) is None:
+        raise ValueError(
+            f"initialize: {type(model).__name__} has no parameters to initialise; pass the model that holds the "
+            "layers (initialize(model, ...), not one of its parameter-free parts)"
+        )
+
+
+BRANCH_ENDS = frozenset({"branch_last", "attn_out", "branch_last_norm", "layer_scale"})
+
+
+def check_options_apply(
+    model: nn.Module, options: Mapping[str, object], plans: list[ModulePlan], entries: list[Entry]
+) -> None:
+    """A scheme option given with an effect (``end_gain=30``, ``norm="paper"``, ``zero_init_last=True``, ...) that
+    no planned parameter of this model would feel is refused, naming what the model lacks: the option would be
+    ignored, and a run that says it used it would not have. Checked after the plan, before anything is written."""
+    carriers = [entries[p.entries[n]].role for p in plans for n, rule in p.rules.items() if rule.end and n in p.entries]
+    roles = {e.role.partition(":")[0] for e in entries}
+    targets = {  # option -> (whether the given value acts at all, whether this model has what it acts on, what)
+        "end_gain": (
+            lambda v: v != 1,
+            any(r != "classifier_norm" for r in carriers),
+            "a norm or layer scale that starts a residual branch at 0 (under variant='paper' a branch's zero is "
+            "on its last layer, which a gain does not compute)",
+        ),
+        "output_gain": (
+            lambda v: v != 1,
+            "classifier_norm" in carriers,
+            "the norm before an output layer tied to the token embedding",
+        ),
+        "branch_end": (lambda v: v != 0, bool(roles & BRANCH_ENDS), "the last layer or scale of a residual branch"),
+        "zero_init_last": (
+            lambda v: v is True,
+            bool(roles & BRANCH_ENDS),
+            "the last layer or scale of a residual branch",
+        ),
+        "depth_scale": (
+            lambda v: v is True,
+            any("depth scale" in e.why for e in entries),
+            "a layer of a residual branch of two or more layers before its last (Fixup's depth scale scales those)",
+        ),
+        "norm": (
+            lambda v: v != "orthonormal",
+            any("hadamard" in e.rule for e in entries),
+            "a Hadamard block (an expanding layer or a token table wider than its vocabulary); norm= scales those",
+        ),
+    }
+    for option, (acts, found, what) in targets.items():
+        if option in options and acts(options[option]) and not found:
+            raise ValueError(
+                f"scheme option {option}={options[option]!r} does nothing on {type(model).__name__}: no parameter is "
+                f"{what}; drop the option"
+            )
 
 
 def example_to_trace(

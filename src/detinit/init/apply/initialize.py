@@ -45,6 +45,7 @@ from . import checks
 from .embedding_norm import settle_embedding_norms_, settle_stream_tables_
 from .end_gain import install_end_gains_, remove_end_gains_
 from .execute import execute
+from .finite import non_finite_output_note
 from .library import adopt_library_init_
 from .narrowed_tables import settle_narrowed_tables_
 from .parametrized import ParametrizedWrite, original_reason, parametrized_tensors, write_parametrized_
@@ -113,6 +114,7 @@ def initialize(
     if not isinstance(model, nn.Module):
         raise TypeError(f"initialize: model must be an nn.Module, got {type(model).__name__}")
     checks.check_arguments(roles, strict, generator, seed)
+    checks.check_has_parameters(model)
     scheme_obj = get_scheme(scheme, **options)
     remove_end_gains_(model)  # a second initialize starts from plain parameters
     named = list(model.named_modules())  # walked once: the plan and the checks share it
@@ -136,6 +138,7 @@ def initialize(
     checks.check_scheme_applies(scheme_obj, model, modules, role_sources)
 
     plans, entries, parametrized = _plan(named, scheme_obj, role_sources, traced, device is None)
+    checks.check_options_apply(model, options, plans, entries)
     if device is None:  # a meta-device model has no values to probe
         adopt_library_init_(model, plans, entries, random=scheme_obj.policy.uses_generator)
     unknown = [e for e in entries if e.rule == UNKNOWN]
@@ -160,11 +163,17 @@ def initialize(
         _settle(model, example, traced, entries, scheme_obj)
     if scheme_obj.policy.end_gain != 1.0 or scheme_obj.policy.output_gain != 1.0:
         _install_end_gains(model, plans, entries, scheme_obj.policy)
+    non_finite = (
+        non_finite_output_note(model, example, traced.finite_outputs, traced.forward_writes)
+        if traced.finite_outputs
+        else None
+    )
     seed_used = seed if generator is None and scheme_obj.policy.uses_generator else None
     notes = [warning] if warning is not None else ([found.note] if found.note else [])
-    notes += [note for note in (*traced.notes, unknown_note) if note]
-    if warning is not None:
-        warnings.warn(warning, stacklevel=2)
+    notes += [note for note in (*traced.notes, unknown_note, non_finite) if note]
+    for message in (warning, non_finite):
+        if message is not None:
+            warnings.warn(message, stacklevel=3)
     return InitReport(scheme_obj.name, scheme_obj.options(), seed_used, [e.record() for e in entries], notes)
 
 

@@ -101,6 +101,7 @@ class Graph:
     output_keys: list[str]  # the key path of each output value ("logits", "0", ...)
     consumers: dict[int, list[int]] = field(default_factory=dict)  # value -> nodes reading it
     written: list[str] = field(default_factory=list)  # parameters the forward pass wrote in place
+    finite_outputs: list[str] = field(default_factory=list)  # keys of the floating outputs that were finite
 
     def __post_init__(self) -> None:
         for node in self.nodes:
@@ -288,6 +289,15 @@ def flatten_output(output: object) -> Iterator[tuple[str, torch.Tensor]]:
                 yield f"{i}.{sub}".rstrip("."), t
 
 
+def finite_output_keys(output: object) -> list[str]:
+    """The key paths of the floating-point tensors of a model's output that hold only finite numbers.
+
+    >>> finite_output_keys({"logits": torch.zeros(2), "loss": torch.tensor(float("nan")), "ids": torch.ones(1).long()})
+    ['logits']
+    """
+    return [key for key, t in flatten_output(output) if t.is_floating_point() and bool(torch.isfinite(t).all())]
+
+
 def run_model(model: nn.Module, example: object, written: list[str] | None = None) -> object:
     """Call ``model`` on an example input: a tensor, a tuple of positional arguments or a dict of keywords.
 
@@ -390,4 +400,5 @@ def record_forward(model: nn.Module, example: object) -> Graph:
     outputs = [recorder.value_of(t) for _, t in keyed]
     graph = Graph(recorder.values, recorder.nodes, recorder.calls, recorder.tensors, outputs, [k for k, _ in keyed])
     graph.written = written
+    graph.finite_outputs = finite_output_keys(output)
     return graph

@@ -22,9 +22,9 @@ or whichever library wrote them:
   branch); a norm after a sum of layers (routed plus shared experts, then a
   sandwich norm) carries the branch's zero alone. The branch's other layers are ``"branch"``, one block per add,
   which gives Fixup its ``L`` and ``m``.
-* **Attention**: ``F.scaled_dot_product_attention``, or
-  ``matmul -> softmax -> matmul``. The layers the query, key and value come
-  from (through reshapes, rotary embeddings, head splits) get
+* **Attention**: ``F.scaled_dot_product_attention``, ``matmul -> softmax -> matmul``, or
+  ``matmul -> f -> matmul`` with ``f`` any elementwise kernel (sigmoid, ReLU, YOSO's ``acos``). The layers
+  the query, key and value come from (through reshapes, rotary embeddings, head splits) get
   ``"attn_query"`` / ``"attn_key"`` / ``"attn_value"``; a layer feeding
   several of them is fused, and autograd says which of its output rows feed
   which (``"attn_qkv:512,128,128"`` for grouped-query attention). The first
@@ -100,6 +100,7 @@ def trace_roles(model: nn.Module, example_inputs: object, *, output_layers: bool
     graph = record_forward(model, example_inputs)
     index = GraphIndex(model, graph)
     index.result.forward_writes = list(graph.written)
+    index.result.finite_outputs = list(graph.finite_outputs)
     for find in PASSES:
         if output_layers or find is not find_classifier:
             find(index)

@@ -1,4 +1,6 @@
-"""Pass 3: attention, ``F.scaled_dot_product_attention`` or ``matmul -> softmax -> matmul``. The layers the
+"""Pass 3: attention, ``F.scaled_dot_product_attention``, ``matmul -> softmax -> matmul``, or a product of
+queries and keys through any other elementwise kernel into a product with values (``matmul -> f -> matmul``:
+sigmoid or ReLU attention, YOSO's ``(1 - acos(q.k) / pi)^tau``). The layers the
 query, key and value come from get ``attn_query`` / ``attn_key`` / ``attn_value`` (a fused one
 ``attn_qkv:q,k,v`` with its row blocks found by autograd), the first layer after it ``attn_out``."""
 
@@ -10,10 +12,12 @@ from ..trace import Node
 from .index import SOFTMAX_FUNCS, GraphIndex
 from .walks import layers_fed, layers_feeding
 
+PRODUCT_FUNCS = frozenset({"matmul", "__matmul__", "bmm"})
+
 
 def find_attention(ix: GraphIndex) -> None:
     for node in ix.graph.nodes:
-        qkv_out = _attention_at(ix, node)
+        qkv_out = _attention_at(ix, node) or _kernel_attention_at(ix, node)
         if qkv_out is None:
             continue
         (q, k, v), out = qkv_out
@@ -69,6 +73,28 @@ def _attention_at(ix: GraphIndex, node: Node) -> tuple[tuple[int, int, int], int
         if len(tainted) != 1 or ix.graph.param_inputs(consumer):
             return None
         probs = consumer.outputs[0]
+    return None
+
+
+def _kernel_attention_at(ix: GraphIndex, node: Node) -> tuple[tuple[int, int, int], int] | None:
+    """``((query, key, value), output)`` if ``node`` multiplies weights by values, the weights an elementwise
+    function (at least one step, none a softmax: :func:`_attention_at` finds those) of a product of queries and
+    keys; every step computed from the input alone (no parameter), each from one such value."""
+    tainted = ix.graph.tainted_inputs(node)
+    if node.name not in PRODUCT_FUNCS or len(tainted) != 2 or ix.graph.param_inputs(node):
+        return None
+    weights, value = tainted
+    current = weights
+    for _ in range(20):
+        producer = ix.graph.producer(current)
+        if producer is None or ix.graph.param_inputs(producer) or producer.name in SOFTMAX_FUNCS:
+            return None
+        inputs = ix.graph.tainted_inputs(producer)
+        if producer.name in PRODUCT_FUNCS and len(inputs) == 2:
+            return ((inputs[0], inputs[1], value), node.outputs[0]) if current != weights else None
+        if len(inputs) != 1:
+            return None
+        current = inputs[0]
     return None
 
 

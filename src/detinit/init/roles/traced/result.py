@@ -49,6 +49,7 @@ class TracedRoles:
     used: set[str] = field(default_factory=set)  # parameters the forward pass read
     notes: list[str] = field(default_factory=list)
     forward_writes: list[str] = field(default_factory=list)  # parameters the forward pass writes in place
+    finite_outputs: list[str] = field(default_factory=list)  # keys of the floating outputs, finite before the init
     tables: set[str] = field(default_factory=set)  # parameters read by F.embedding
     embedding_norms: list[str] = field(default_factory=list)  # norm modules reading a token table's rows
     # (token table module, the post-norm it feeds through zero branches alone): a stream with no embedding norm
