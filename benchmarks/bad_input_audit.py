@@ -1173,8 +1173,74 @@ def api_cases(tmp: Path) -> list[Case]:
         ("TrainConfig parallel='zero3'", ("parallel", "zero3"), lambda: _config(parallel="zero3")),
         ("TrainConfig lr=inf", ("lr",), lambda: _config(lr=math.inf)),
         ("RunDir on a file", ("file", "folder"), lambda: train_api.RunDir(__file__)),
+        # eleventh batch: devices, roles of the root, readers of files, dataset and config options
+        ("initialize device='cuda' without CUDA", ("device", "cuda"), lambda: _initialize_on_cuda()),
+        ("initialize device='meta'", ("device", "meta"), lambda: detinit.initialize(mlp(), "zero", device="meta")),
+        ("initialize device='tpu'", ("device", "tpu"), lambda: detinit.initialize(mlp(), "zero", device="tpu")),
+        (
+            "initialize roles of the root ''",
+            ("roles", "model itself"),
+            lambda: detinit.initialize(mlp(), "zero", roles={"": "classifier"}),
+        ),
+        (
+            "initialize example of an unknown keyword",
+            ("example_inputs", "bogus"),
+            lambda: detinit.initialize(mlp(), "zero", example_inputs={"bogus": torch.randn(2, 8)}),
+        ),
+        (
+            "initialize trace=True without an example",
+            ("trace", "example_inputs"),
+            lambda: detinit.initialize(mlp(), "zero", trace=True),
+        ),
+        ("initialize trace='yes'", ("trace",), lambda: detinit.initialize(mlp(), "zero", trace="yes")),
+        (
+            "create_model resnet20 norm='layernorm'",
+            ("norm", "layernorm"),
+            lambda: detinit.create_model("resnet20", norm="layernorm"),
+        ),
+        ("create_model resnet20 widht=", ("widht",), lambda: detinit.create_model("resnet20", widht=16)),
+        ("create_model gpt vocab_size=10.5", ("vocab_size",), lambda: detinit.create_model("gpt", vocab_size=10.5)),
+        (
+            "text_dataset of a file's path",
+            ("path", "text"),
+            lambda: text_dataset(str(_write(tmp / "t.txt", b"ab\n" * 99)), "train"),
+        ),
+        ("text_dataset split='valid'", ("split", "valid"), lambda: text_dataset("ab" * 200, "valid", context=4)),
+        (
+            "read_jsonl of a complete line that is not JSON",
+            ("line 1", "JSON"),
+            lambda: train_api.read_jsonl(_write(tmp / "g.jsonl", b"{not json}\n")),
+        ),
+        (
+            "read_jsonl of a number among records",
+            ("line 2",),
+            lambda: train_api.read_jsonl(_write(tmp / "n.jsonl", b'{"a": 1}\n3\n{"b": 2}\n')),
+        ),
+        (
+            "load_checkpoint of a plain tensor file",
+            ("tensor.pt",),
+            lambda: train_api.load_checkpoint(_saved_tensor(tmp)),
+        ),
+        ("digits split='valid'", ("split", "valid"), lambda: load_dataset("digits", split="valid")),
+        ("TrainConfig label_smoothing=1.5", ("label_smoothing",), lambda: _config(label_smoothing=1.5)),
+        ("TrainConfig optimizer='lion'", ("optimizer", "lion"), lambda: _config(optimizer="lion")),
+        ("TrainConfig schedule='step' without milestones", ("milestones",), lambda: _config(schedule="step")),
+        ("TrainConfig compile='max'", ("compile",), lambda: _config(compile="max")),
+        ("dropout p=nan", ("p",), lambda: make_mechanism("dropout", p=math.nan)),
+        ("effective_rank of a vector", ("shape", "dimensions"), lambda: dg.effective_rank(torch.ones(4))),
     ]
     return cases
+
+
+def _initialize_on_cuda() -> object:
+    if torch.cuda.is_available():
+        return "refused: CUDA is here, so device='cuda' is a valid input on this machine"
+    return detinit.initialize(mlp(), "zero", device="cuda")
+
+
+def _saved_tensor(tmp: Path) -> Path:
+    torch.save(torch.zeros(3), tmp / "tensor.pt")
+    return tmp / "tensor.pt"
 
 
 def _x8() -> torch.Tensor:

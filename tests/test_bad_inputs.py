@@ -444,7 +444,7 @@ def _mlp() -> nn.Module:
 
 def _agreement_cases(tmp_path):
     from detinit import diagnostics as dg
-    from detinit.data import register_dataset, to_float
+    from detinit.data import register_dataset, text_dataset, to_float
     from detinit.experiments import write_report
     from detinit.nn import cross_entropy
     from detinit.train import TrainConfig, param_groups, read_jsonl, write_json
@@ -480,6 +480,9 @@ def _agreement_cases(tmp_path):
         (lambda: initialize(create_model("resnet20"), "zero", variant="paper", end_gain=30), "end_gain=30 does"),
         (lambda: initialize(create_model("resnet20"), "zero", output_gain=100), "output_gain=100 does"),
         (lambda: initialize(nn.ReLU(), "zero"), "ReLU has no parameters"),
+        (lambda: read_jsonl(_written(tmp_path / "g.jsonl", '{"a": 1}\n{torn\n')), "line 2 is not a JSON record"),
+        (lambda: text_dataset(str(_written(tmp_path / "t.txt", "ab\n" * 99)), "train"), "the path of a file"),
+        (lambda: text_dataset("ab" * 200, "valid", context=4), "split='valid' is not supported"),
         (
             lambda: initialize(nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 4)), "zero", norm="paper"),
             "norm=.paper. does",
@@ -488,6 +491,23 @@ def _agreement_cases(tmp_path):
         (lambda: initialize(_mlp(), "zero", branch_end=0.5), "branch_end=0.5 does nothing"),
         (lambda: initialize(_mlp(), "kaiming", zero_init_last=True), "zero_init_last=True does nothing"),
     ]
+
+
+def _written(path, text: str):
+    path.write_text(text)
+    return path
+
+
+def test_a_torn_last_line_is_dropped_and_a_damaged_run_reads_what_is_left(tmp_path):
+    """The other side of read_jsonl's refusal: a line cut by a crash (no newline) is not an error, and a run
+    directory reads the records before a damaged line (its damage() says what is wrong)."""
+    from detinit.train import RunDir, read_jsonl
+
+    assert read_jsonl(_written(tmp_path / "m.jsonl", '{"a": 1}\n{"b": ')) == [{"a": 1}]
+    (tmp_path / "run").mkdir()
+    run = RunDir(tmp_path / "run")
+    _written(run.metrics_file, '{"epoch": 1}\nnot json\n{"epoch": 2}\n')
+    assert run.metrics() == [{"epoch": 1}] and "line 2 is not a JSON record" in run.damage(2)
 
 
 def test_an_explicit_gain_is_honoured_where_a_scale_carries_the_zero():

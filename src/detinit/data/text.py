@@ -146,6 +146,14 @@ def tokenize(text: str | bytes, tokenizer: str) -> tuple[torch.Tensor, tuple[str
     return torch.from_numpy(ids.astype(np.int32)), tuple(chr(c) for c in points.tolist())
 
 
+def _names_a_file(text: str) -> bool:
+    """Whether ``text`` is the path of an existing file (a text too long for a path name is not one)."""
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 @checked_arguments()
 def text_dataset(
     text: str | bytes,
@@ -156,7 +164,15 @@ def text_dataset(
     tokenizer: str = "char",
     val_fraction: float = 0.1,
 ) -> TokenDataset:
-    """Tokenise ``text``, take split ``"train"`` (first part) or ``"test"`` (last ``val_fraction``), cut windows."""
+    """Tokenise ``text`` (the text itself: a file is read by the dataset ``text_file``), take split ``"train"``
+    (first part) or ``"test"`` (last ``val_fraction``), cut windows."""
+    if split not in ("train", "test"):
+        raise ValueError(f"text_dataset: split={split!r} is not supported; choose 'train' or 'test'")
+    if isinstance(text, str) and "\n" not in text and _names_a_file(text):
+        raise ValueError(
+            f"text_dataset: text={text!r} is the path of a file, not its text; text_dataset tokenises the string it "
+            "is given: pass the file's text (Path(...).read_text()) or load_dataset('text_file', split, root=path)"
+        )
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction!r}")
     ids, vocab = tokenize(text, tokenizer)

@@ -166,17 +166,31 @@ def jsonl_damage(path: str | Path) -> str | None:
 
 
 @checked_arguments()
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """All complete lines of a JSONL file (a torn last line, from a crash mid-write, is ignored)."""
+def read_jsonl(path: str | Path, *, damaged_ok: bool = False) -> list[dict[str, Any]]:
+    """The records of a JSONL file. A torn last line (a crash mid-append leaves one, without its newline) is
+    dropped; any other line that is not a JSON object is an error naming the file and the line, unless
+    ``damaged_ok``: then the records before it are returned (a run directory reads what is left of a damaged
+    record, and :func:`jsonl_damage` says what is wrong). A missing file has no records."""
     path = Path(path)
     if not path.exists():
         return []
     if not path.is_file():
         raise ValueError(f"read_jsonl: {path} is not a file (a directory?); give a .jsonl file")
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(lines, 1):
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+            continue
+        if damaged_ok or (number == len(lines) and not text.endswith("\n")):
             break
+        raise ValueError(
+            f"read_jsonl: {path} line {number} is not a JSON record: {line[:60]!r} (only a torn last line, without "
+            "its newline, is dropped); repair or remove the line"
+        )
     return rows

@@ -133,11 +133,12 @@ class RunDir:
         return None if recorded == epochs else f"metrics.jsonl holds {recorded} of the run's {epochs} epochs"
 
     def metrics(self) -> list[dict[str, Any]]:
-        """The epochs recorded in ``metrics.jsonl`` (a torn last line is dropped)."""
-        return read_jsonl(self.metrics_file)
+        """The epochs recorded in ``metrics.jsonl`` up to its first line that is not a record (a torn last line
+        is dropped; :meth:`damage` says what else is wrong)."""
+        return read_jsonl(self.metrics_file, damaged_ok=True)
 
     def diagnostics(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.diagnostics_file)
+        return read_jsonl(self.diagnostics_file, damaged_ok=True)
 
     def signal_at_init(self) -> list[dict[str, Any]] | None:
         """The rows of ``signal_init.json``; ``None`` for runs that predate it."""
