@@ -145,24 +145,32 @@ def append_jsonl(path: str | Path, row: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
+def _scan_jsonl(text: str) -> tuple[list[dict[str, Any]], tuple[int, str] | None]:
+    """The records of a JSONL text up to its first line that is not a JSON object, and that line ``(number, text)``
+    (``None`` if every line is a record, or only a torn last line, without its newline, is not)."""
+    lines = text.splitlines()
+    rows = []
+    for number, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+            continue
+        torn = number == len(lines) and not text.endswith("\n")
+        return rows, None if torn else (number, line)
+    return rows, None
+
+
 def jsonl_damage(path: str | Path) -> str | None:
     """What is wrong with a JSONL file beyond a torn last line (a crash mid-append leaves one, without its
     newline, and :func:`read_jsonl` drops it): the first line that is not a JSON object, or ``None``."""
     path = Path(path)
     if not path.is_file():
         return None
-    text = path.read_text(encoding="utf-8", errors="replace")
-    lines = text.splitlines()
-    for number, line in enumerate(lines, 1):
-        torn = number == len(lines) and not text.endswith("\n")
-        try:
-            if isinstance(json.loads(line), dict):
-                continue
-        except json.JSONDecodeError:
-            pass
-        if not torn:
-            return f"{path.name} line {number} is not a JSON record: {line[:60]!r}"
-    return None
+    _, bad = _scan_jsonl(path.read_text(encoding="utf-8", errors="replace"))
+    return None if bad is None else f"{path.name} line {bad[0]} is not a JSON record: {bad[1][:60]!r}"
 
 
 @checked_arguments()
@@ -176,21 +184,10 @@ def read_jsonl(path: str | Path, *, damaged_ok: bool = False) -> list[dict[str, 
         return []
     if not path.is_file():
         raise ValueError(f"read_jsonl: {path} is not a file (a directory?); give a .jsonl file")
-    text = path.read_text(encoding="utf-8")
-    lines = text.splitlines()
-    rows = []
-    for number, line in enumerate(lines, 1):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            row = None
-        if isinstance(row, dict):
-            rows.append(row)
-            continue
-        if damaged_ok or (number == len(lines) and not text.endswith("\n")):
-            break
+    rows, bad = _scan_jsonl(path.read_text(encoding="utf-8"))
+    if bad is not None and not damaged_ok:
         raise ValueError(
-            f"read_jsonl: {path} line {number} is not a JSON record: {line[:60]!r} (only a torn last line, without "
+            f"read_jsonl: {path} line {bad[0]} is not a JSON record: {bad[1][:60]!r} (only a torn last line, without "
             "its newline, is dropped); repair or remove the line"
         )
     return rows

@@ -47,20 +47,10 @@ def _attention_at(ix: GraphIndex, node: Node) -> tuple[tuple[int, int, int], int
         return (args[0], args[1], args[2]), node.outputs[0]
     if node.name not in SOFTMAX_FUNCS:
         return None
-    scores = ix.stream_input(node)
-    while scores >= 0:
-        producer = ix.graph.producer(scores)
-        if producer is None or ix.graph.param_inputs(producer):
-            return None
-        tainted = ix.graph.tainted_inputs(producer)
-        if producer.name in ("matmul", "__matmul__", "bmm") and len(tainted) == 2:
-            q, k = tainted
-            break
-        if len(tainted) != 1:
-            return None
-        scores = tainted[0]
-    else:
+    found = _product_behind(ix, ix.stream_input(node))
+    if found is None:
         return None
+    q, k = found
     probs = node.outputs[0]
     for _ in range(20):
         consumers = [ix.graph.nodes[i] for i in ix.graph.consumers.get(probs, [])]
@@ -84,17 +74,27 @@ def _kernel_attention_at(ix: GraphIndex, node: Node) -> tuple[tuple[int, int, in
     if node.name not in PRODUCT_FUNCS or len(tainted) != 2 or ix.graph.param_inputs(node):
         return None
     weights, value = tainted
-    current = weights
-    for _ in range(20):
-        producer = ix.graph.producer(current)
-        if producer is None or ix.graph.param_inputs(producer) or producer.name in SOFTMAX_FUNCS:
+    producer = ix.graph.producer(weights)
+    if producer is None or producer.name in PRODUCT_FUNCS:  # a chain of products, no kernel between them
+        return None
+    found = _product_behind(ix, weights, stop=SOFTMAX_FUNCS)
+    return ((*found, value), node.outputs[0]) if found is not None else None
+
+
+def _product_behind(ix: GraphIndex, value: int, stop: frozenset[str] = frozenset()) -> tuple[int, int] | None:
+    """The two inputs of the product of two input-computed values (queries times keys) that ``value`` is computed
+    from through functions of one such value and no parameter (scaling, masking by constants, a kernel); ``None``
+    where the walk meets anything else, or a function in ``stop``."""
+    while value >= 0:  # values are numbered in order: each step goes to an earlier one
+        producer = ix.graph.producer(value)
+        if producer is None or ix.graph.param_inputs(producer) or producer.name in stop:
             return None
         inputs = ix.graph.tainted_inputs(producer)
         if producer.name in PRODUCT_FUNCS and len(inputs) == 2:
-            return ((inputs[0], inputs[1], value), node.outputs[0]) if current != weights else None
+            return inputs[0], inputs[1]
         if len(inputs) != 1:
             return None
-        current = inputs[0]
+        value = inputs[0]
     return None
 
 
