@@ -169,3 +169,96 @@ def test_a_post_norm_after_a_residual_sum_is_not_zeroed_as_a_branch_end() -> Non
     assert rules["layers.1.norm.weight"] == rules["layers.0.norm.weight"] == "ones"
     with torch.no_grad():
         assert float(model.layers(model.embed(torch.randn(3, 4, WIDTH))).abs().amax()) > 0.5
+
+
+class ScaledShortConvolution(nn.Module):
+    """Inkling2's short convolution: ``(x + conv(x)) / sqrt(k + 1)``, a depthwise conv over the tokens, causal
+    (padded by ``k - 1``, cropped to the first ``L`` outputs) or centred; ``act`` puts a GELU on the branch."""
+
+    def __init__(self, kernel: int = 4, causal: bool = True, act: bool = False) -> None:
+        super().__init__()
+        padding = kernel - 1 if causal else kernel // 2
+        self.conv = nn.Conv1d(WIDTH, WIDTH, kernel, groups=WIDTH, padding=padding, bias=False)
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mixed = self.conv(x.transpose(1, 2))[..., : x.shape[1]].transpose(1, 2)
+        mixed = F.gelu(mixed) if self.act else mixed
+        return (x + mixed) / math.sqrt(self.conv.kernel_size[0] + 1)
+
+
+class BranchEndingInAShortConvolution(nn.Module):
+    """``x + sconv(out(act(up(norm(x)))))``: the branch's zero must go on ``out``, before the short convolution,
+    whose own zero leaves ``h / sqrt(k + 1)``, not 0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm, self.up, self.out = nn.RMSNorm(WIDTH), nn.Linear(WIDTH, 2 * WIDTH), nn.Linear(2 * WIDTH, WIDTH)
+        self.sconv = ScaledShortConvolution()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.sconv(self.out(F.gelu(self.up(self.norm(x)))))
+
+
+def test_a_branch_ending_in_a_scaled_residual_sum_gets_its_zero_before_that_sum() -> None:
+    model = nn.Sequential(BranchEndingInAShortConvolution(), BranchEndingInAShortConvolution(), nn.Linear(WIDTH, 3))
+    report = initialize(model, "zero", example_inputs=torch.randn(2, 5, WIDTH))
+    roles = {r.name: r.role for r in report.records}
+    assert roles["0.out.weight"] == roles["1.out.weight"] == "branch_last"  # the outer branch ends here
+    assert roles["0.sconv.conv.weight"] == "branch_last"  # the inner sum's own branch
+    promises = {p.promise: p for p in zero_start_promises(model, torch.randn(3, 4, WIDTH))}
+    assert all(p.kept is not False for p in promises.values()), promises  # the short convolutions see 0
+
+
+@pytest.mark.parametrize("kernel, causal, tap", [(4, True, 3), (3, False, 1), (5, True, 4)])
+def test_zero_makes_a_scaled_sum_of_one_layer_the_identity_on_the_tap_that_keeps_each_position(kernel, causal, tap):
+    model = nn.Sequential(ScaledShortConvolution(kernel, causal), ScaledShortConvolution(kernel, causal))
+    model.append(nn.Linear(WIDTH, 3))
+    report = initialize(model, "zero", example_inputs=torch.randn(2, 5, WIDTH))
+    record = next(r for r in report.records if r.name == "0.conv.weight")
+    gain = math.sqrt(kernel + 1) - 1
+    assert record.rule == "scaled_identity" and f"{gain:.7g} x identity on tap {tap}" in record.reason
+    expected = torch.zeros(WIDTH, 1, kernel)
+    expected[:, 0, tap] = gain
+    assert torch.equal(model[1].conv.weight, expected.to(model[1].conv.weight.dtype))
+    x = torch.randn(3, 7, WIDTH)  # not the example
+    with torch.no_grad():
+        assert torch.allclose(model[1](model[0](x)), x, atol=1e-6)
+    promises = {p.promise: p for p in zero_start_promises(model, x)}
+    assert all(p.kept for p in promises.values()), promises
+
+
+@pytest.mark.parametrize("case", ["paper rules", "a branch with an activation"])
+def test_a_scaled_sum_left_scaled_breaks_the_identity_and_says_why(case: str) -> None:
+    model = nn.Sequential(ScaledShortConvolution(act=case != "paper rules"), nn.Linear(WIDTH, 3))
+    options = {"variant": "paper"} if case == "paper rules" else {}
+    initialize(model, "zero", example_inputs=torch.randn(2, 5, WIDTH), **options)
+    assert not model[0].conv.weight.any()  # ZerO's zero branch: the block is x / sqrt(5)
+    blocks = {p.promise: p for p in zero_start_promises(model, torch.randn(3, 4, WIDTH))}["blocks are the identity"]
+    assert blocks.kept is False and blocks.error == pytest.approx(1 - 5**-0.5, rel=1e-6)
+    assert SCALED_SKIP in blocks.why and "the whole sum times a constant, 0.4472" in blocks.why
+    assert "1.236 times its input" in blocks.why
+
+
+class SoftclampedStack(nn.Module):
+    """Two residual blocks whose last sum goes through a soft clamp, ``tanh(x / 30) * 30`` (x-transformers'
+    ``softclamp_output``): a scale into a function, not a scale of the sum."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ups = nn.ModuleList(nn.Linear(WIDTH, 2 * WIDTH) for _ in range(2))
+        self.downs = nn.ModuleList(nn.Linear(2 * WIDTH, WIDTH) for _ in range(2))
+        self.head = nn.Linear(WIDTH, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for up, down in zip(self.ups, self.downs):
+            x = x + down(F.gelu(up(x)))
+        return self.head(torch.tanh(x / 30) * 30)
+
+
+def test_a_soft_clamp_after_the_last_sum_is_no_scaled_sum() -> None:
+    model = SoftclampedStack()
+    report = initialize(model, "zero", example_inputs=torch.randn(2, 5, WIDTH))
+    assert {r.name: r.rule for r in report.records}["downs.1.weight"] == "zeros"
+    promises = {p.promise: p for p in zero_start_promises(model, torch.randn(3, 4, WIDTH))}
+    assert promises["residual branches add 0"].kept and promises["residual branches add 0"].checked == 2

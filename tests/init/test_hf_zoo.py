@@ -46,6 +46,8 @@ SAMPLE = [
     ("causal LM", "mamba", "MambaForCausalLM"),  # a selective scan, S = dA S + dB u, no residual
     ("base", "cpmant", "CpmAntModel"),  # attention scores plus a position bias, no residual
     ("base", "inkling_text", "InklingTextModel"),  # a branch ending in a short convolution with its own skip
+    ("base", "inkling2_text", "Inkling2TextModel"),  # short convolutions scaled by 1/sqrt(k + 1): (sqrt(5) - 1) I
+    ("masked LM", "yoso", "YosoForMaskedLM"),  # acos of q.k: W_Q = W_K is NaN, the default falls back to kv_zero
     ("vision encoder", "levit", "LevitModel"),  # Linear + BatchNorm reshaped back; zero bias tables kept
     ("base", "prophetnet", "ProphetNetModel"),  # one projection's outputs for two streams concatenated
     ("base", "jetmoe", "JetMoeModel"),  # experts added into their rows with index_add, then a bias

@@ -9,11 +9,12 @@ The blocks are found from the computation, not from module names: the forward pa
 (:func:`detinit.init.roles.trace.record_forward`); a *residual add* is an add of two same-shaped tensors that
 depend on the input, one computed from the other through at least one layer (:math:`x + f(x)`, or several
 branches side by side: :func:`detinit.init.roles.traced.residuals.residual_sums`); its branch error is
-:math:`\|f(x)\| / \|x + f(x)\|`. A *block* is a module call that takes the add's skip :math:`x` (or a
-reshape of it) and returns a tensor of that shape :math:`y`, the smallest such call around the add; its error
-is :math:`\|y - x\| / \|x\|` (a post-norm block :math:`\mathrm{LN}(x + 0)` is the identity only when :math:`x`
-is already normalised); a call that holds another add's block is a stack of blocks, not one. Both count as
-kept at a relative error ``<= tolerance``.
+:math:`\|f(x)\| / \|x + f(x)\|` (for a sum scaled by a constant, :math:`s\,(x + f(x))`, the branch must make
+it :math:`x`: :math:`\|s\,(x + f(x)) - x\| / \|s\,(x + f(x))\|`). A *block* is a module call that takes
+the add's skip :math:`x` (or a reshape of it) and returns a tensor of that shape :math:`y`, the smallest such
+call around the add; its error is :math:`\|y - x\| / \|x\|` (a post-norm block :math:`\mathrm{LN}(x + 0)` is
+the identity only when :math:`x` is already normalised); a call that holds another add's block is a stack of
+blocks, not one. Both count as kept at a relative error ``<= tolerance``.
 
 >>> import torch
 >>> from torch import nn
@@ -41,7 +42,7 @@ from torch import nn
 from ..contract import checked_arguments
 from ..init.roles.trace import Graph, record_forward
 from ..init.roles.traced.index import NORM_FUNCS, GraphIndex, number_arguments
-from ..init.roles.traced.residuals import ResidualSum, reshaped_from, residual_sums
+from ..init.roles.traced.residuals import ResidualSum, reshaped_from, residual_sums, sum_scaled_by
 
 ZERO_LOGITS = "zero logits"
 BRANCHES_ZERO = "residual branches add 0"
@@ -129,9 +130,14 @@ def _zero_logits(graph: Graph) -> Promise:
 def _branches_zero(graph: Graph, sums: list[ResidualSum], tolerance: float) -> Promise:
     worst, where = 0.0, ""
     for block in sums:
-        out = graph.tensors[graph.nodes[block.node].outputs[0]]
-        total = sum(graph.tensors[value].detach().double() for value, _ in block.branches)
-        error = _relative(_norm(total), _norm(out))
+        out = graph.tensors[graph.nodes[block.node].outputs[0]].detach().double()
+        factor = sum_scaled_by(graph, block)
+        if factor == 1.0:
+            total = sum(graph.tensors[value].detach().double() for value, _ in block.branches)
+            error = _relative(_norm(total), _norm(out))
+        else:  # s (x + f(x)): the branch must make the scaled sum its skip x
+            skip = graph.tensors[block.skip].detach().double()
+            error = _relative(_norm(factor * out - skip), _norm(factor * out))
         if error > worst or not where:
             worst, where = max(worst, error), block.module or "the model"
     kept = None if not sums else worst <= tolerance
@@ -145,7 +151,7 @@ def _blocks_identity(ix: GraphIndex, sums: list[ResidualSum], tolerance: float, 
     positions, normalises, then runs its layers) and its own sum is checked by the branch promise alone."""
     graph = ix.graph
     found: dict[int, tuple[int, int]] = {}  # call number -> (entry, exit)
-    skips: dict[int, list[int]] = {}  # call number -> the skips of its sums
+    skips: dict[int, list[ResidualSum]] = {}  # call number -> its sums
     for block in sums:
         sources = _skip_sources(ix, block.skip)
         best: tuple[int, int, int, int] | None = None  # (span, call number, entry, exit)
@@ -164,7 +170,7 @@ def _blocks_identity(ix: GraphIndex, sums: list[ResidualSum], tolerance: float, 
                 best = (span, number, entry, exit_)
         if best is not None:
             found.setdefault(best[1], best[2:])
-            skips.setdefault(best[1], []).append(block.skip)
+            skips.setdefault(best[1], []).append(block)
     carriers = [c for c in graph.calls if c.name in excluded]
     errors: dict[int, float] = {}  # call number -> its error
     for number, (entry, exit_) in found.items():
@@ -214,13 +220,19 @@ def _post_activation(ix: GraphIndex, entry: int, exit_: int) -> str:
     )
 
 
-def _scaled_skip(ix: GraphIndex, skips: list[int], entry: int) -> str:
+def _scaled_skip(ix: GraphIndex, sums: list[ResidualSum], entry: int) -> str:
     """The mechanism where a block's sum scales its skip (Beam's depth-scaled ``sqrt((i - 1) / i) x + f(x) /
-    sqrt(i)``, a gate ``sqrt(1 + sigmoid(w)) e^{-softplus(w) / 2}`` that is 1 only as ``w -> -inf``): the block
-    is the identity only where the scale is 1, which no initialisation of its branch changes. Only a sum whose
-    skip is the block's input ``entry`` scaled counts (not a sum inside its attention)."""
-    for skip in skips:
-        scaled = ix.scaled_input(reshaped_from(ix.graph, skip)[-1])
+    sqrt(i)``, a gate ``sqrt(1 + sigmoid(w)) e^{-softplus(w) / 2}`` that is 1 only as ``w -> -inf``, or the whole
+    sum scaled, Inkling2's short convolutions ``(x + conv(x)) / sqrt(k + 1)``): the block is the identity only where
+    the scale is 1, which no initialisation of its branch with zeros and ones changes. Only a sum whose skip is the
+    block's input ``entry`` counts (not a sum inside its attention)."""
+    for block in sums:
+        if entry in reshaped_from(ix.graph, block.skip) and (factor := sum_scaled_by(ix.graph, block)) != 1.0:
+            return (
+                f"{SCALED_SKIP} (the whole sum times a constant, {factor:.4g}): the identity needs a branch "
+                f"{1 / factor - 1:.4g} times its input, which no initialisation with zeros and ones gives"
+            )
+        scaled = ix.scaled_input(reshaped_from(ix.graph, block.skip)[-1])
         if scaled is None or entry not in reshaped_from(ix.graph, scaled[1]):
             continue
         node = scaled[0]

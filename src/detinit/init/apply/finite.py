@@ -4,7 +4,9 @@ inf or NaN after it, on the same example input, is a network no one can train. :
 
 The known case: a kernel that is undefined where a deterministic rule puts every input. YOSO's attention takes
 ``acos`` of the cosine of a query and a key; ZerO's ``W_Q = W_K = I`` makes a token's query and key equal, their
-normalised product 1 up to rounding, and ``acos(1 + 2^-23)`` is NaN.
+normalised product 1 up to rounding, and ``acos(1 + 2^-23)`` is NaN. Where the rule was a default and the scheme
+has a fallback (:meth:`~detinit.init.schemes.Scheme.finite_fallback`, ZerO's ``attention="kv_zero"``),
+:func:`detinit.initialize` initialises again with it and keeps that if the output is then finite.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from torch import nn
 from torch.utils._pytree import tree_flatten
 
 from ..roles.trace import eval_mode, finite_output_keys, parameters_kept, run_model
+
+NON_FINITE_NOTE = "after initialisation the model's output"  # how the note begins
 
 
 def non_finite_output_note(model: nn.Module, example: object, finite_before: list[str], kept: list[str]) -> str | None:
@@ -34,7 +38,7 @@ def non_finite_output_note(model: nn.Module, example: object, finite_before: lis
         else "no single module turns finite inputs into non-finite outputs"
     )
     return (
-        f"after initialisation the model's output {', '.join(lost[:3])} is not finite on the example input (it was "
+        f"{NON_FINITE_NOTE} {', '.join(lost[:3])} is not finite on the example input (it was "
         f"before): {where}. A rule of this scheme puts that module's inputs where its computation is undefined "
         "(e.g. equal query and key projections, W_Q = W_K, under a kernel that takes acos of their cosine); "
         "give that module's layers other roles (roles=) or another option of the scheme (zero: attention='kv_zero')"

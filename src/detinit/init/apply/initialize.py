@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -35,17 +36,17 @@ from torch.nn.utils.parametrize import ParametrizationList
 
 from ... import hooks
 from ..roles.declared import collect_roles
-from ..roles.trace import parameters_kept
+from ..roles.trace import eval_mode, finite_output_keys, parameters_kept, run_model
 from ..roles.traced import TracedRoles, trace_roles
 from ..roles.traced.index import parametrized_tensor
 from ..roles.traced.submodels import trace_unreached_parts, unreached_note
-from ..roles.vocabulary import LayerInfo, RoleSource, default_layer_info, layer_infos
+from ..roles.vocabulary import ATTENTION_ROLES, LayerInfo, RoleSource, default_layer_info, layer_infos
 from ..schemes import ParamRule, Policy, Scheme, get_scheme
 from . import checks
 from .embedding_norm import settle_embedding_norms_, settle_stream_tables_
 from .end_gain import install_end_gains_, remove_end_gains_
 from .execute import execute
-from .finite import non_finite_output_note
+from .finite import NON_FINITE_NOTE, non_finite_output_note
 from .library import adopt_library_init_
 from .narrowed_tables import settle_narrowed_tables_
 from .parametrized import ParametrizedWrite, original_reason, parametrized_tensors, write_parametrized_
@@ -53,6 +54,7 @@ from .plan import Entry, ModulePlan, direct_parameters, module_kind
 from .readout import escape_constant_readouts_
 from .report import FROZEN, UNKNOWN, InitReport
 from .resolve import RuleCache, resolve_module
+from .scaled_sums import complete_scaled_sums_
 from .sharded import materialize_, reset_buffers_
 from .tied import TAKE, check_tied
 
@@ -106,11 +108,73 @@ def initialize(
     Returns:
         An :class:`~detinit.init.apply.report.InitReport`: print it for a table.
 
+    A scheme's default rule that turns the model's finite output into inf or NaN (ZerO's ``W_Q = W_K`` under
+    an attention kernel undefined where a query equals its key, YOSO's ``acos``) is replaced by the scheme's
+    fallback options where it has some (:meth:`~detinit.init.schemes.Scheme.finite_fallback`; ZerO:
+    ``attention="kv_zero"``) and the output is finite with them; the report's notes and a warning say so. A
+    scheme given as an instance, or with the option given, is kept as it is.
+
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
     >>> report = initialize(model, "zero", roles={"2": "classifier"})
     >>> print(*[r.rule for r in report.records])
     hadamard zeros zeros zeros
     """
+    given = dict(
+        roles=roles, strict=strict, generator=generator, seed=seed, example_inputs=example_inputs, trace=trace,
+        device=device,
+    )  # fmt: skip
+    state = generator.get_state() if isinstance(generator, torch.Generator) else None  # checked inside
+    report, messages, scheme_obj, example, finite = _initialize_once(model, scheme, **given, **options)
+    fallback = scheme_obj.finite_fallback(options) if isinstance(scheme, str) and _output_lost(report) else None
+    if fallback and any(r.role in ATTENTION_ROLES for r in report.records):
+        if state is not None:
+            generator.set_state(state)  # the retry draws what the first try drew
+        retry, retry_messages, *_ = _initialize_once(model, scheme, **given, **options, **fallback)
+        if _finite_again(model, example, finite):
+            used = ", ".join(f"{k}={v!r}" for k, v in fallback.items())
+            lost = report.notes[-1].split(". A rule of this scheme")[0]
+            note = (
+                f"{lost}. The scheme's default rule put that module's inputs where its computation is undefined, "
+                f"so {used} was used instead, with which the output is finite; give the option explicitly to keep "
+                "the default"
+            )
+            report, messages = replace(retry, notes=[*retry.notes, note]), [*retry_messages, note]
+        else:  # no better: the default again, as asked
+            if state is not None:
+                generator.set_state(state)
+            report, messages, *_ = _initialize_once(model, scheme, **given, **options)
+    for message in messages:
+        warnings.warn(message, stacklevel=2)
+    return report
+
+
+def _output_lost(report: InitReport) -> bool:
+    return bool(report.notes) and report.notes[-1].startswith(NON_FINITE_NOTE)
+
+
+def _finite_again(model: nn.Module, example: object, finite_before: list[str]) -> bool:
+    """Whether every output that was finite before the first initialisation is finite now (the retry's own trace
+    ran on the first one's weights, whose output was not)."""
+    with torch.no_grad(), eval_mode(model):
+        now = set(finite_output_keys(run_model(model, example)))
+    return all(key in now for key in finite_before)
+
+
+def _initialize_once(
+    model: nn.Module,
+    scheme: str | Scheme,
+    *,
+    roles: Mapping[str, str] | None,
+    strict: bool,
+    generator: torch.Generator | None,
+    seed: int,
+    example_inputs: object | None,
+    trace: bool | None,
+    device: torch.device | str | None,
+    **options: object,
+) -> tuple[InitReport, list[str], Scheme, object, list[str]]:
+    """:func:`initialize` once with these options: the report, the warnings to give, the scheme, the example it
+    ran and the keys of the outputs that were finite on it before."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"initialize: model must be an nn.Module, got {type(model).__name__}")
     checks.check_arguments(roles, strict, generator, seed)
@@ -171,10 +235,9 @@ def initialize(
     seed_used = seed if generator is None and scheme_obj.policy.uses_generator else None
     notes = [warning] if warning is not None else ([found.note] if found.note else [])
     notes += [note for note in (*traced.notes, unknown_note, non_finite) if note]
-    for message in (warning, non_finite):
-        if message is not None:
-            warnings.warn(message, stacklevel=3)
-    return InitReport(scheme_obj.name, scheme_obj.options(), seed_used, [e.record() for e in entries], notes)
+    report = InitReport(scheme_obj.name, scheme_obj.options(), seed_used, [e.record() for e in entries], notes)
+    messages = [message for message in (warning, non_finite) if message is not None]
+    return report, messages, scheme_obj, example, traced.finite_outputs
 
 
 def _settle(model: nn.Module, example: object, traced: TracedRoles, entries: list[Entry], scheme: Scheme) -> None:
@@ -187,6 +250,8 @@ def _settle(model: nn.Module, example: object, traced: TracedRoles, entries: lis
         _mark_settled(entries, settle_embedding_norms_(model, example, traced.embedding_norms))
     if example is not None and scheme.policy.settles_embedding_norm and traced.stream_tables:
         _mark_settled(entries, settle_stream_tables_(model, example, traced.stream_tables))
+    if example is not None and scheme.policy.completes_scaled_sums and traced.scaled_sums:
+        _mark_settled(entries, complete_scaled_sums_(model, example, traced.scaled_sums), rule="scaled_identity")
     if example is not None and scheme.policy.escapes_constant_readout:  # last: it reads the settled feature
         _escape_constant_readouts(model, example, entries)
 
@@ -353,9 +418,9 @@ def _table_options(scheme: Scheme) -> dict[str, object]:
     return {key: options[key] for key in ("norm", "constant_token") if key in options}
 
 
-def _mark_settled(entries: list[Entry], settled: dict[str, str]) -> None:
-    """The entries of the parameters an embedding norm's or a stream table's settling scaled
-    (:mod:`detinit.init.apply.embedding_norm`) say so."""
+def _mark_settled(entries: list[Entry], settled: dict[str, str], rule: str = "fixed_point") -> None:
+    """The entries of the parameters settled after the fills (an embedding norm or a stream table scaled,
+    :mod:`detinit.init.apply.embedding_norm`; a scaled sum's layer, :mod:`.scaled_sums`) say so."""
     for index, entry in enumerate(entries):
         if entry.name in settled:
-            entries[index] = entry._replace(rule="fixed_point", why=settled[entry.name], evidence="")
+            entries[index] = entry._replace(rule=rule, why=settled[entry.name], evidence="")

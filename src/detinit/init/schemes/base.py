@@ -51,6 +51,8 @@ class Policy:
             rows orthogonal to it (:mod:`detinit.init.apply.readout`).
         settles_embedding_norm: a norm reading the token embedding is scaled so that its output is the
             post-norm fixed point (:mod:`detinit.init.apply.embedding_norm`).
+        completes_scaled_sums: a zero layer that is the whole branch of a sum scaled by ``s`` is set to
+            ``(1/s - 1) I``, so that the block is the identity (:mod:`detinit.init.apply.scaled_sums`).
         deterministic_recurrence: recurrent gates get zeros and the identity, not random blocks.
         requires_gates: only meaningful on models with :class:`detinit.nn.ScalarGate` branches.
         residual_gate_value: where a ScalarGate multiplier of a residual branch starts.
@@ -68,6 +70,7 @@ class Policy:
     zeroes_classifier: bool = False
     escapes_constant_readout: bool = False
     settles_embedding_norm: bool = False
+    completes_scaled_sums: bool = False
     deterministic_recurrence: bool = False
     requires_gates: bool = False
     residual_gate_value: float = 1.0
@@ -175,6 +178,12 @@ class Scheme:
     def options(self) -> dict[str, object]:
         """The scheme's options, for reports and run records."""
         return {}
+
+    def finite_fallback(self, given: Mapping[str, object]) -> dict[str, object] | None:
+        """Options to initialise with instead where this scheme, built from the options ``given``, turns a model's
+        finite output into inf or NaN (:func:`detinit.initialize` keeps them only if the output is finite then);
+        ``None`` (the default) for none. Never an option the user gave."""
+        return None
 
     def ignored_options(self, given: Mapping[str, object]) -> dict[str, str]:
         """Of the options ``given`` to build this scheme, those it would ignore, each with why:

@@ -86,7 +86,9 @@ class ZerOScheme(Scheme):
       \mathrm{LN}(x)_h^\top/\sqrt{d_h}` per head: content-based, not uniform.
     * ``"kv_zero"`` (one public re-implementation for GPT): :math:`W_Q = I`,
       :math:`W_K = W_V = 0`, :math:`W_O = I`. Logits are 0, so attention starts
-      uniform over the causal window, and the branch is 0 because ``V`` is.
+      uniform over the causal window, and the branch is 0 because ``V`` is. Also what the default falls back to
+      where ``W_Q = W_K`` makes the model's output inf or NaN (a kernel undefined where a query equals its key,
+      YOSO's ``acos``; :meth:`finite_fallback`), said in the report.
 
     Zeroing *both* :math:`W_V` and :math:`W_O` would be a saddle the gradient
     never leaves (each one's gradient is proportional to the other), which is
@@ -135,6 +137,7 @@ class ZerOScheme(Scheme):
             zeroes_classifier=True,
             escapes_constant_readout=ours,
             settles_embedding_norm=ours,
+            completes_scaled_sums=ours,
             deterministic_recurrence=True,
             branch_end_value=self.branch_end,
             end_gain=self.end_gain,
@@ -158,6 +161,11 @@ class ZerOScheme(Scheme):
         if self.end_gain != 1.0 or self.output_gain != 1.0:
             opts.update(end_gain=self.end_gain, output_gain=self.output_gain, end_reach=self.end_reach)
         return opts
+
+    def finite_fallback(self, given: Mapping[str, object]) -> dict[str, object] | None:
+        """``attention="kv_zero"`` where the attention rule was left at its default: ``W_Q = W_K`` makes a token's
+        query equal its key, where a kernel such as YOSO's ``acos`` of their cosine is undefined."""
+        return {"attention": "kv_zero"} if "attention" not in given and self.attention == "identity" else None
 
     def ignored_options(self, given: Mapping[str, object]) -> dict[str, str]:
         ignored = {}

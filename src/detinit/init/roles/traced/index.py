@@ -34,6 +34,7 @@ LEFT_MATMUL_FUNCS = frozenset({"matmul", "__matmul__"})
 NORM_FUNCS = frozenset({"layer_norm", "group_norm", "batch_norm", "instance_norm", "rms_norm"})
 ADD_FUNCS = frozenset({"add", "__add__", "__radd__", "add_", "__iadd__"})
 MUL_FUNCS = frozenset({"mul", "__mul__", "__rmul__", "mul_", "__imul__", "multiply"})
+DIV_FUNCS = frozenset({"div", "__truediv__", "true_divide"})
 # functions that move or reshape a tensor without mixing in anything else
 SHAPE_FUNCS = frozenset(
     {

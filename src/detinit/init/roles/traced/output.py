@@ -4,11 +4,9 @@ before one whose weight is tied to the token embedding (pass 2's tables) becomes
 
 from __future__ import annotations
 
-from .index import ADD_FUNCS, MUL_FUNCS, SHAPE_FUNCS, GraphIndex
+from .index import ADD_FUNCS, DIV_FUNCS, MUL_FUNCS, SHAPE_FUNCS, GraphIndex
 from .residuals import has_scale
 from .walks import layers_feeding, walk_back
-
-DIV_FUNCS = frozenset({"div", "__truediv__", "true_divide"})
 
 
 def find_classifier(ix: GraphIndex) -> None:

@@ -16,9 +16,9 @@ from torch import nn
 
 from ...roles.layers import MATRIX_LAYER_TYPES
 from ..trace import Graph, Node
-from .index import ADD_FUNCS, MUL_FUNCS, NORM_FUNCS, SHAPE_FUNCS, SOFTMAX_FUNCS, GraphIndex
+from .index import ADD_FUNCS, DIV_FUNCS, MUL_FUNCS, NORM_FUNCS, SHAPE_FUNCS, SOFTMAX_FUNCS, GraphIndex, number_arguments
 from .result import TracedParam
-from .walks import SCATTER_ADD_FUNCS, selected_parameter, walk_back_to
+from .walks import SCATTER_ADD_FUNCS, selected_parameter, walk_back, walk_back_to
 
 SCORE_PASSING_FUNCS = ADD_FUNCS | {"masked_fill", "masked_fill_", "where", "div", "__truediv__", "sub", "__sub__"}
 
@@ -158,6 +158,7 @@ def find_residuals(ix: GraphIndex) -> None:
         ends = [_through_nested_sums(ix.graph, value, skip_of) for value, _ in block_sum.branches]
         ends = [term for value in ends for term in _scatter_terms(ix.graph, value)]
         lasts = {_mark_branch_end(ix, value, block) for value in ends}
+        _note_scaled_sum(ix, block_sum)
         for _, inside in block_sum.branches:
             for value in sorted(inside):  # in the order computed
                 producer = ix.graph.producer(value)
@@ -169,6 +170,46 @@ def find_residuals(ix: GraphIndex) -> None:
                     ix.result.set_role(module, "branch", f"inside the branch of {block}", block)
 
 
+def sum_scaled_by(graph: Graph, block: ResidualSum) -> float:
+    """The constant a sum's result is multiplied by before anything else reads it (``(x + f(x)) / c``: ``1 / c``),
+    through reshapes, where that scaled sum is what a module around the sum returns; 1.0 otherwise (a scale
+    into a function, ``tanh(x / c) * c``, is no scale of the sum)."""
+    value, factor = graph.nodes[block.node].outputs[0], 1.0
+    returned = {v for c in graph.calls if c.first_node <= block.node < c.last_node for v in c.outputs}
+    scaled_and_returned = False
+    while len(users := graph.consumers.get(value, [])) == 1:
+        node = graph.nodes[users[0]]
+        numbers = number_arguments(node)
+        if node.name in SHAPE_FUNCS and len(node.inputs) == 1:
+            pass
+        elif node.name in MUL_FUNCS | DIV_FUNCS and len(node.inputs) == 1 and len(numbers) == 1 and numbers[0]:
+            factor *= numbers[0] if node.name in MUL_FUNCS else 1 / numbers[0]
+        else:
+            break
+        value = node.outputs[0]
+        scaled_and_returned |= factor != 1.0 and value in returned
+    return factor if scaled_and_returned else 1.0
+
+
+def _note_scaled_sum(ix: GraphIndex, block_sum: ResidualSum) -> None:
+    """Record a sum scaled by a constant ``s`` whose one branch is one square layer reading the skip itself
+    (through reshapes, nothing between: ``(x + conv(x)) / sqrt(k + 1)``): ZerO can make that block the
+    identity with the layer at ``(1/s - 1) I`` (:mod:`detinit.init.apply.scaled_sums`)."""
+    factor = sum_scaled_by(ix.graph, block_sum)
+    if factor == 1.0 or len(block_sum.branches) != 1 or not block_sum.module:
+        return
+    met, layer = walk_back(ix, block_sum.branches[0][0])
+    if met or layer is None:
+        return
+    node, weight = layer
+    data = node.inputs.get(0)
+    if data is None or block_sum.skip not in reshaped_from(ix.graph, data):
+        return
+    module = ix.layer_module(weight, node)
+    if isinstance(ix.modules.get(module), MATRIX_LAYER_TYPES) and weight == f"{module}.weight":
+        ix.result.scaled_sums.append((module, block_sum.module, factor))
+
+
 def _mark_skip_scale(ix: GraphIndex, skip: int, block: str) -> None:
     """A parameter multiplying a sum's skip (x-transformers' ``scale_residual``: ``x * s + f(x)``) is a
     ``skip_scale``: 1 under every scheme, so that the block is the identity plus its branch."""
@@ -178,13 +219,27 @@ def _mark_skip_scale(ix: GraphIndex, skip: int, block: str) -> None:
 
 
 def _through_nested_sums(graph: Graph, value: int, skip_of: dict[int, int]) -> int:
-    """A branch that ends in a residual sum of its own (``h + conv(h)``, zero at the start) ends where that sum's
-    skip ``h`` was computed: its last layer carries the outer branch's zero."""
+    """A branch that ends in a residual sum of its own (``h + conv(h)``, or ``(h + conv(h)) / c``: zero only where
+    ``h`` is) ends where that sum's skip ``h`` was computed: its last layer carries the outer branch's zero."""
     while True:
-        inner = next((skip_of[v] for v in reshaped_from(graph, value) if v in skip_of), None)
+        inner = next((skip_of[v] for v in _rescaled_from(graph, value) if v in skip_of), None)
         if inner is None:
             return value
         value = inner
+
+
+def _rescaled_from(graph: Graph, value: int) -> list[int]:
+    """``value`` and the values it is a reshape, or a multiple by a constant (``s / sqrt(k + 1)``), of."""
+    found = [value]
+    while (node := graph.producer(found[-1])) is not None:
+        tainted = graph.tainted_inputs(node)
+        if node.name in SHAPE_FUNCS and len(node.inputs) == 1:
+            found.append(next(iter(node.inputs.values())))
+        elif node.name in MUL_FUNCS | DIV_FUNCS and len(node.inputs) == 1 and tainted == [node.inputs.get(0)]:
+            found.append(tainted[0])  # the other factor (or the divisor) a number, not a tensor
+        else:
+            return found
+    return found
 
 
 def _scatter_terms(graph: Graph, value: int) -> list[int]:

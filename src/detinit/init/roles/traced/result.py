@@ -56,6 +56,9 @@ class TracedRoles:
     stream_tables: list[tuple[str, str]] = field(default_factory=list)
     # (token table module, the weight of the layer that narrows its rows, that layer's out features): RemBERT
     narrowed_tables: list[tuple[str, str, int]] = field(default_factory=list)
+    # (layer, block module, s): a square layer that is the whole branch of a sum scaled by s, (x + layer(x)) * s
+    # (Inkling2's short convolutions); the block is the identity where the layer is (1/s - 1) I
+    scaled_sums: list[tuple[str, str, float]] = field(default_factory=list)
 
     def set_role(self, module: str, role: str, evidence: str, block: str | None = None, *, over: bool = False) -> None:
         """Give ``module`` a role; one it has already is kept unless ``over``."""
