@@ -47,9 +47,12 @@ from detinit import init as di  # noqa: E402
 from detinit import models as models_api  # noqa: E402
 from detinit import nn as dnn  # noqa: E402
 from detinit import train as train_api  # noqa: E402
+from detinit.data import cifar as data_cifar  # noqa: E402
+from detinit.data import folder as data_folder  # noqa: E402
 from detinit.data import load_dataset, read_idx, sample_batch, text_dataset, write_idx  # noqa: E402
+from detinit.data import mnist as data_mnist  # noqa: E402
 from detinit.data.loader import Batches  # noqa: E402
-from detinit.experiments import parse_study  # noqa: E402
+from detinit.experiments import parse_study, select_runs  # noqa: E402
 from detinit.models import create_model  # noqa: E402
 from detinit.models.resnet import BasicBlock  # noqa: E402
 from detinit.symmetry import branch_outputs, breaking, make_mechanism  # noqa: E402
@@ -1228,8 +1231,62 @@ def api_cases(tmp: Path) -> list[Case]:
         ("TrainConfig compile='max'", ("compile",), lambda: _config(compile="max")),
         ("dropout p=nan", ("p",), lambda: make_mechanism("dropout", p=math.nan)),
         ("effective_rank of a vector", ("shape", "dimensions"), lambda: dg.effective_rank(torch.ones(4))),
+        # batch 12 (session 23): file formats and the new study keys
+        (
+            "read_idx of a type code the format does not define",
+            ("0x0F", "type code"),
+            lambda: read_idx(_write(tmp / "code.idx", bytes([0, 0, 0x0F, 1, 0, 0, 0, 2]) + bytes(8))),
+        ),
+        ("write_idx to a folder", ("folder",), lambda: write_idx(_mkdir(tmp / "idx_dir"), np.zeros(3, np.uint8))),
+        ("mnist of 32x32 images", ("28x28", "pixels"), lambda: _mnist_of(tmp / "m32", (3, 32, 32), [0, 1, 2])),
+        ("mnist labels beyond 9", ("labels", "classes"), lambda: _mnist_of(tmp / "m200", (3, 28, 28), [0, 200, 3])),
+        ("mnist split='val'", ("split", "val"), lambda: data_mnist.mnist("val", root=tmp)),
+        (
+            "cifar10 batch of float pixels",
+            ("float32", "uint8"),
+            lambda: _cifar_batch(tmp / "cf", np.zeros((2, 3072), np.float32)),
+        ),
+        ("cifar10 batch that is a list", ("pickle batch",), lambda: _cifar_batch(tmp / "cl", None)),
+        ("cifar10 split='validation'", ("split", "validation"), lambda: data_cifar.cifar10("validation", root=tmp)),
+        ("imagenet split='val'", ("split", "val"), lambda: data_folder.imagenet("val", root=tmp)),
+        ("imagenet image_size=0", ("image_size",), lambda: data_folder.imagenet("train", root=tmp, image_size=0)),
+        ("imagenet image_size=7.5", ("image_size",), lambda: data_folder.imagenet("train", root=tmp, image_size=7.5)),
+        (
+            "study tag value a list",
+            ("tag",),
+            lambda: parse_study({"variants": [{"name": "a", "tags": {"norm": ["bn", "none"]}}]}),
+        ),
+        (
+            "study tags on one variant only",
+            ("tag", "norm"),
+            lambda: parse_study({"variants": [{"name": "a", "tags": {"norm": "bn"}}, {"name": "b"}]}),
+        ),
+        (
+            "study panel_by one label twice",
+            ("panel_by",),
+            lambda: parse_study({"grid": {"seed": [0, 1]}, "group_by": ["seed"], "panel_by": ["seed", "seed"]}),
+        ),
+        (
+            "select_runs a value no run has beside one that matches",
+            ("7",),
+            lambda: select_runs(parse_study({"grid": {"seed": [0, 1]}}), {"seed": ["0", "7"]}),
+        ),
     ]
     return cases
+
+
+def _mnist_of(root: Path, shape: tuple[int, ...], labels: list[int]) -> object:
+    write_idx(_mkdir(root) / "train-images-idx3-ubyte", np.zeros(shape, np.uint8))
+    write_idx(root / "train-labels-idx1-ubyte", np.array(labels, np.uint8))
+    return load_dataset("mnist", root=root)
+
+
+def _cifar_batch(root: Path, data: np.ndarray | None) -> object:
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    batch = [1, 2, 3] if data is None else {b"data": data, b"labels": [0] * len(data)}
+    (folder / "test_batch").write_bytes(pickle.dumps(batch))
+    return load_dataset("cifar10", "test", root=root, verify=False)
 
 
 def _initialize_on_cuda() -> object:

@@ -10,7 +10,7 @@ from torch import nn
 
 from detinit import create_model, initialize
 from detinit.data import DataError, load_dataset
-from detinit.experiments import parse_study
+from detinit.experiments import parse_study, select_runs
 from detinit.init import partial_identity_, zero_
 from detinit.init.schemes import get_scheme
 from detinit.nn.hadamard_transform import fwht
@@ -111,11 +111,27 @@ def test_bad_options_are_refused_before_a_run_directory_is_written(tiny_config, 
         ),
         ({"grid": {"init_options.variant": ["paper", "x"]}}, r"run init_options.variant=x: init_options of scheme"),
         ({"base": {"epochs": 2, "diagnostics_every": 3}}, "diagnostics_every=3 is longer than the run"),
+        ({"variants": [{"name": "a", "tags": {"norm": ["bn", "none"]}}]}, "a tag's value is one string or number"),
+        (
+            {"variants": [{"name": "a", "tags": {"norm": "bn"}}, {"name": "b"}], "group_by": ["variant", "norm"]},
+            r"variant 'b': has no tag \['norm'\] that other variants have",
+        ),
+        (
+            {"base": {"epochs": 1}, "grid": {"seed": [0, 1]}, "group_by": ["seed"], "panel_by": ["seed", "seed"]},
+            "panel_by must be one or two different labels",
+        ),
     ],
 )
 def test_bad_study_files(study, message):
     with pytest.raises(ConfigError, match=message):
         parse_study(study)
+
+
+def test_only_values_that_no_run_has_are_named_even_beside_ones_that_match():
+    study = parse_study({"base": {"epochs": 1}, "grid": {"seed": [0, 1]}})
+    assert [r.run_id for r in select_runs(study, {"seed": ["0", "1"]}).runs] == ["seed=0", "seed=1"]
+    with pytest.raises(ConfigError, match=r"only= asks for values no run has, \{'seed': \['7'\]\}"):
+        select_runs(study, {"seed": ["0", "7"]})  # a typo beside a good value would run the good one alone
 
 
 def _finished_run(tiny_config, path):
@@ -228,7 +244,7 @@ def test_bad_flags_of_inspect_and_demo_end_with_a_message(argv, message, capsys)
     "override, message",
     [
         ("data_root=2024", "data_root must be a path (a string) or null, got 2024"),
-        ("data_args.num_examples=-5", "dataset 'synthetic': num_examples must be a positive integer, got -5"),
+        ("data_args.num_examples=-5", "dataset 'synthetic': synthetic: num_examples=-5 is not supported; num_examples"),
         ("model_args.depth=0", "model_args of 'resnet20': ResNet: got an unexpected keyword argument 'depth'"),
     ],
 )

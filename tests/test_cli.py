@@ -172,14 +172,15 @@ def test_study_command_runs_part_of_a_grid_first(tmp_path, capsys):
         ("epochs", r"--only takes LABEL=VALUE"),
         (
             "epochs=3",
-            r"no run matches only=\{'epochs': \['3'\]\}; the values of those labels: \{'epochs': \['1', '2'\]\}",
+            r"only= asks for values no run has, \{'epochs': \['3'\]\}; "
+            r"the values of those labels: \{'epochs': \['1', '2'\]\}",
         ),
     ):
         assert main(["study", "--config", str(study), "--out", str(out), "--only", only]) == 2
         assert re.search(message, capsys.readouterr().err)
     study.write_text(study.read_text().replace("panel_by: epochs", "panel_by: seed"))
     assert main(["study", "--config", str(study), "--out", str(out)]) == 2
-    assert "panel_by must be one or two labels of group_by ['epochs']" in capsys.readouterr().err
+    assert "panel_by must be one or two different labels of group_by ['epochs']" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

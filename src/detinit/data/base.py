@@ -9,6 +9,7 @@ with Python per-sample code.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 from collections.abc import Callable, Mapping
@@ -20,6 +21,8 @@ import torch
 from ..contract import checked_arguments
 from ..registry import Registry
 from ..values import is_int
+
+SPLITS = ("train", "test")
 
 
 class DataError(RuntimeError):
@@ -42,6 +45,14 @@ class ArrayDataset:
         if self.images.shape[0] != self.labels.shape[0]:
             raise DataError(
                 f"{self.name}/{self.split}: {self.images.shape[0]} images but {self.labels.shape[0]} labels"
+            )
+        if self.labels.dim() != 1 or self.labels.dtype != torch.int64:
+            raise DataError(f"{self.name}/{self.split}: labels must be 1-D int64, got {self.labels.dtype} "
+                            f"{tuple(self.labels.shape)}")  # fmt: skip
+        if len(self.labels) and not 0 <= int(self.labels.min()) <= int(self.labels.max()) < self.num_classes:
+            raise DataError(
+                f"{self.name}/{self.split}: labels span {int(self.labels.min())}..{int(self.labels.max())}, outside "
+                f"the {self.num_classes} classes 0..{self.num_classes - 1}"
             )
 
     def __len__(self) -> int:
@@ -104,9 +115,26 @@ def register_dataset(name: str, description: str) -> Callable[[Loader], Loader]:
                 f"register_dataset({name!r}): the loader {getattr(loader, '__name__', loader)!r} takes no split; "
                 "a loader is fn(split, root=None, **options) -> dataset"
             )
-        return register(loader)
+        checked = checked_arguments()(loader)  # its options' types and ranges, from its annotations
+
+        @functools.wraps(loader)
+        def load(split: str, *args: object, **kwargs: object) -> ArrayDataset:
+            check_split(split, f"dataset {name!r}")
+            root = kwargs.get("root")
+            if isinstance(root, str) and root:  # a path given as text, as a config holds it
+                kwargs["root"] = Path(root).expanduser()
+            return checked(split, *args, **kwargs)
+
+        load.check_arguments = checked.check_arguments  # type: ignore[attr-defined]  # options alone, no load
+        return register(load)
 
     return wrap
+
+
+def check_split(split: object, where: str) -> None:
+    """``split`` is one of :data:`SPLITS`, or a ``ValueError`` naming ``where`` and the splits there are."""
+    if split not in SPLITS:
+        raise ValueError(f"{where}: split={split!r} is not supported; choose 'train' or 'test'")
 
 
 def list_datasets() -> dict[str, str]:
@@ -130,8 +158,7 @@ def load_dataset(
     >>> ds.images.shape, ds.num_classes
     (torch.Size([64, 1, 28, 28]), 10)
     """
-    if split not in ("train", "test"):
-        raise ValueError(f"split={split!r} is not supported; choose 'train' or 'test'")
+    check_split(split, "load_dataset")
     loader = check_dataset_options(name, options)
     if root is not None and not isinstance(root, (str, Path)):
         raise DataError(f"dataset {name!r}: root must be a path, got {root!r}")
@@ -169,6 +196,10 @@ def check_dataset_options(name: str, options: Mapping[str, object]) -> Loader:
             f"dataset {name!r} does not take option {unknown[0]!r}; "
             + (f"it takes {', '.join(takes)}" if takes else "it takes none")
         )
+    try:
+        loader.check_arguments("train", **options)  # their types and ranges too, before anything is loaded
+    except ValueError as err:
+        raise DataError(f"dataset {name!r}: {err}") from None
     return loader
 
 

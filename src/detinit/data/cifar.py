@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import ArrayDataset, DataError, register_dataset
+from .base import ArrayDataset, DataError, check_split, register_dataset
 
 CIFAR10 = {
     "folder": "cifar-10-batches-py",
@@ -83,6 +83,7 @@ def _read_files(root: Path, folder: str, names: list[str]) -> dict[str, bytes]:
 def load_cifar(root: Path | None, split: str, spec: dict, name: str, verify: bool = True) -> ArrayDataset:
     if root is None:
         raise DataError(f"{name} cannot be downloaded here: pass root=DIR with {spec['folder']} (or the .tar.gz)")
+    check_split(split, name)
     files = spec[split]
     raw = _read_files(Path(root), spec["folder"], [f for f, _ in files])
     images, labels = [], []
@@ -94,10 +95,12 @@ def load_cifar(root: Path | None, split: str, spec: dict, name: str, verify: boo
             )
         try:
             entry = pickle.load(io.BytesIO(raw[fname]), encoding="bytes")
-            data = np.asarray(entry[b"data"], dtype=np.uint8)
+            data = np.asarray(entry[b"data"])
+            if data.dtype != np.uint8:
+                raise ValueError(f"its data are {data.dtype}; CIFAR batches hold uint8 pixels")
             images.append(data.reshape(-1, 3, 32, 32))
             labels.append(np.asarray(entry[spec["label_key"]], dtype=np.int64))
-        except (pickle.UnpicklingError, KeyError, ValueError, EOFError) as err:
+        except (pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError) as err:
             raise DataError(f"{name} file {fname} in {root} is not a CIFAR pickle batch ({err!r})") from None
     x, y = torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
     if verify and len(y) != SIZES[split]:

@@ -44,8 +44,11 @@ def read_idx(path: str | Path) -> torch.Tensor:
     """Read an IDX file into a tensor (``uint8`` images and labels stay ``uint8``)."""
     path = Path(path)
     raw = _open(path)
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _TYPES:
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise DataError(f"{path} is not an IDX file (bad magic number {raw[:4].hex() if raw else 'empty'})")
+    if raw[2] not in _TYPES:
+        known = ", ".join(f"0x{code:02X}" for code in _TYPES)
+        raise DataError(f"{path}: IDX data type code 0x{raw[2]:02X} is not one the format defines ({known})")
     dtype, ndim = np.dtype(_TYPES[raw[2]]), raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
@@ -68,6 +71,8 @@ def write_idx(path: str | Path, array: np.ndarray | torch.Tensor) -> Path:
     path = Path(path)
     if not path.parent.is_dir():
         raise DataError(f"write_idx: the folder {path.parent} of {path.name} does not exist")
+    if path.is_dir():
+        raise DataError(f"write_idx: path {path} is a folder; give the file to write")
     if path.suffix == ".gz":
         with gzip.open(path, "wb") as f:
             f.write(data)

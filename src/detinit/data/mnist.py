@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..contract import checked_arguments
-from .base import ArrayDataset, DataError, cache_dir, register_dataset
+from .base import ArrayDataset, DataError, cache_dir, check_split, register_dataset
 from .debian import failing_checksums, fetch_package_files
 from .idx import read_idx
 
@@ -58,10 +58,13 @@ def load_mnist_format(
     root: Path, split: str, name: str, expected: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Images ``(N, 1, 28, 28)`` uint8 and labels int64 from the IDX files in ``root``."""
+    check_split(split, name)
     images = read_idx(_find(root, FILES[(split, "images")]))
     labels = read_idx(_find(root, FILES[(split, "labels")]))
     if images.dim() != 3 or labels.dim() != 1 or images.shape[0] != labels.shape[0]:
         raise DataError(f"{name} in {root}: images {tuple(images.shape)} and labels {tuple(labels.shape)} do not match")
+    if tuple(images.shape[1:]) != (28, 28):
+        raise DataError(f"{name} in {root}: images of {tuple(images.shape[1:])} pixels; the MNIST format is 28x28")
     if expected is not None and images.shape[0] != expected:
         raise DataError(f"{name} {split} in {root} has {images.shape[0]} examples, expected {expected}")
     return images.unsqueeze(1).contiguous(), labels.long()

@@ -82,7 +82,25 @@ def _tags(variant: dict[str, Any], study: str, labels: set[str]) -> dict[str, An
             f"study {study!r}, variant {variant.get('name')!r}: tags must be a mapping of new label names to values "
             f"(not {sorted(labels)}), got {tags!r}"
         )
+    bad = {k: v for k, v in tags.items() if not isinstance(v, (str, int, float, bool))}
+    if bad:
+        raise ConfigError(
+            f"study {study!r}, variant {variant.get('name')!r}: a tag's value is one string or number (a label "
+            f"of the runs), got {bad}"
+        )
     return tags
+
+
+def _check_tags_everywhere(variants: list[dict[str, Any]], study: str) -> None:
+    """Every variant names the same tag labels: a label some runs lack would group them under ``None``."""
+    named = [(v.get("name"), set(v.get("tags") or {})) for v in variants]
+    every = set().union(*(labels for _, labels in named)) if named else set()
+    for variant, labels in named:
+        if labels != every:
+            raise ConfigError(
+                f"study {study!r}, variant {variant!r}: has no tag {sorted(every - labels)} that other variants "
+                f"have; give every variant the same tag labels ({sorted(every)})"
+            )
 
 
 def parse_study(data: dict[str, Any], *, out: str | Path | None = None, workers: int | None = None) -> Study:
@@ -146,6 +164,7 @@ def parse_study(data: dict[str, Any], *, out: str | Path | None = None, workers:
                 raise ConfigError(f"study {name!r} has two runs with the id {run_id!r}")
             seen.add(run_id)
             runs.append(RunSpec(run_id, {**labels, **_tags(variant, name, set(labels))}, config))
+    _check_tags_everywhere(variants, name)
     default_group = (["variant"] if len(variants) > 1 else []) + [k for k in keys if k != "seed"]
     group_by = list(data.get("group_by") or default_group)
     label_keys = set().union(*(r.labels for r in runs)) if runs else set()
@@ -154,10 +173,15 @@ def parse_study(data: dict[str, Any], *, out: str | Path | None = None, workers:
         raise ConfigError(f"group_by {bad} are not grid keys or 'variant'; available: {sorted(label_keys)}")
     given = data.get("panel_by") or []
     panel_by = [given] if isinstance(given, str) else given
-    if not isinstance(panel_by, list) or len(panel_by) > 2 or any(k not in group_by for k in panel_by):
+    if (
+        not isinstance(panel_by, list)
+        or len(panel_by) > 2
+        or len(set(map(str, panel_by))) < len(panel_by)
+        or any(k not in group_by for k in panel_by)
+    ):
         raise ConfigError(
-            f"study {name!r}: panel_by must be one or two labels of group_by {group_by} (columns, or rows and "
-            f"columns), got {given!r}"
+            f"study {name!r}: panel_by must be one or two different labels of group_by {group_by} (columns, or "
+            f"rows and columns), got {given!r}"
         )
     n_workers = workers if workers is not None else data.get("workers", 1)
     if not is_int(n_workers, 1):
@@ -196,6 +220,13 @@ def select_runs(study: Study, only: Mapping[str, Any]) -> Study:
     if unknown:
         raise ConfigError(f"study {study.name!r}: only= names labels {unknown} that no run has; its labels: {keys}")
     wanted = {k: {str(x) for x in (v if isinstance(v, (list, tuple, set)) else [v])} for k, v in only.items()}
+    have = {k: {str(r.labels.get(k)) for r in study.runs} for k in wanted}
+    missing = {k: sorted(values - have[k]) for k, values in wanted.items() if values - have[k]}
+    if missing:  # one of several values a typo: the runs of the others would run, and it would go unnoticed
+        raise ConfigError(
+            f"study {study.name!r}: only= asks for values no run has, {missing}; the values of those labels: "
+            f"{ {k: sorted(v) for k, v in have.items()} }"
+        )
     runs = [r for r in study.runs if all(str(r.labels.get(k)) in values for k, values in wanted.items())]
     if not runs:
         values = {k: sorted({str(r.labels.get(k)) for r in study.runs}) for k in only}
