@@ -29,7 +29,7 @@ import math
 import torch
 from torch import nn
 
-from ..roles.trace import eval_mode, run_model
+from ..roles.trace import run_with_hooks
 
 EPS_ATTRIBUTES = ("eps", "variance_epsilon", "epsilon", "layer_norm_eps")
 
@@ -132,11 +132,5 @@ def _norm_inputs(model: nn.Module, example: object, modules: dict[str, nn.Module
 
         return capture
 
-    handles = [m.register_forward_pre_hook(hook(n)) for n, m in modules.items()]
-    try:
-        with eval_mode(model), torch.no_grad():
-            run_model(model, example)
-    finally:
-        for handle in handles:
-            handle.remove()
+    run_with_hooks(model, example, [m.register_forward_pre_hook(hook(n)) for n, m in modules.items()])
     return found

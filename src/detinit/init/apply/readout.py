@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
-from ..roles.trace import eval_mode, run_model
+from ..roles.trace import run_with_hooks
 from ..tensor.row_fills import RowFill
 from .sharded import write_
 
@@ -51,12 +51,7 @@ def readout_inputs(model: nn.Module, example: object, names: Iterable[str]) -> d
         modules[name].register_forward_pre_hook(lambda _m, args, name=name: seen.setdefault(name, args[0].detach()))
         for name in names
     ]
-    try:
-        with eval_mode(model):
-            run_model(model, example)
-    finally:
-        for handle in handles:
-            handle.remove()
+    run_with_hooks(model, example, handles)
     return seen
 
 

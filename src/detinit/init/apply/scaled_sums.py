@@ -38,7 +38,7 @@ import itertools
 import torch
 from torch import nn
 
-from ..roles.trace import eval_mode, run_model
+from ..roles.trace import run_with_hooks
 
 TOLERANCE = 1e-5  # relative error of a block that counts as the identity
 
@@ -118,11 +118,5 @@ def _block_errors(model: nn.Module, example: object, blocks: dict[str, nn.Module
 
         return measure
 
-    handles = [block.register_forward_hook(hook(name)) for name, block in blocks.items()]
-    try:
-        with eval_mode(model):
-            run_model(model, example)
-    finally:
-        for handle in handles:
-            handle.remove()
+    run_with_hooks(model, example, [block.register_forward_hook(hook(name)) for name, block in blocks.items()])
     return errors

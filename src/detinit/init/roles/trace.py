@@ -344,6 +344,18 @@ def reshard_(model: nn.Module) -> None:
             module.reshard()
 
 
+@torch.no_grad()
+def run_with_hooks(model: nn.Module, example: object, handles: Sequence[torch.utils.hooks.RemovableHandle]) -> None:
+    """Run ``model`` once on ``example`` (eval mode, no gradients), then remove ``handles``, the hooks registered to
+    watch that pass (whether it ran or raised)."""
+    try:
+        with eval_mode(model):
+            run_model(model, example)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Every module of ``model`` in eval mode while the block runs; each module's own flag restored after.
