@@ -60,11 +60,15 @@ def plot_curves(
             ax.legend(fontsize=7)
     if wide:  # many groups: one legend a row, beside its last axes, not over the curves
         for line in axes:
-            handles = {}
+            handles: dict[str, tuple[Any, list[str]]] = {}  # a curve's name -> (its line, its run counts by panel)
             for ax in line:
-                drawn, names = ax.get_legend_handles_labels()
-                handles.update(zip(names, drawn))
-            line[-1].legend(handles.values(), handles.keys(), fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+                for drawn, name in zip(*ax.get_legend_handles_labels()):
+                    base, _, count = name.rpartition(" (n=")
+                    counts = handles.setdefault(base, (drawn, []))[1]
+                    counts.extend([count.rstrip(")")] if count.rstrip(")") not in counts else [])
+            names = [f"{base} (n={'/'.join(counts)})" for base, (_, counts) in handles.items()]
+            legend_lines = [drawn for drawn, _ in handles.values()]
+            line[-1].legend(legend_lines, names, fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     for ax in axes.flat:
         ax.set_xlabel("training step" if by_step else "epoch")
         ax.grid(alpha=0.3)
