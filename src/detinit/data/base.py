@@ -47,8 +47,8 @@ class ArrayDataset:
                 f"{self.name}/{self.split}: {self.images.shape[0]} images but {self.labels.shape[0]} labels"
             )
         if self.labels.dim() != 1 or self.labels.dtype != torch.int64:
-            raise DataError(f"{self.name}/{self.split}: labels must be 1-D int64, got {self.labels.dtype} "
-                            f"{tuple(self.labels.shape)}")  # fmt: skip
+            shape = tuple(self.labels.shape)
+            raise DataError(f"{self.name}/{self.split}: labels must be 1-D int64, got {self.labels.dtype} {shape}")
         if len(self.labels) and not 0 <= int(self.labels.min()) <= int(self.labels.max()) < self.num_classes:
             raise DataError(
                 f"{self.name}/{self.split}: labels span {int(self.labels.min())}..{int(self.labels.max())}, outside "
