@@ -53,6 +53,7 @@ from detinit.data import load_dataset, read_idx, sample_batch, text_dataset, wri
 from detinit.data import mnist as data_mnist  # noqa: E402
 from detinit.data.loader import Batches  # noqa: E402
 from detinit.experiments import parse_study, select_runs  # noqa: E402
+from detinit.init.apply.scaled_sums import complete_scaled_sums_  # noqa: E402
 from detinit.models import create_model  # noqa: E402
 from detinit.models.resnet import BasicBlock  # noqa: E402
 from detinit.symmetry import branch_outputs, breaking, make_mechanism  # noqa: E402
@@ -1270,6 +1271,27 @@ def api_cases(tmp: Path) -> list[Case]:
             "select_runs a value no run has beside one that matches",
             ("7",),
             lambda: select_runs(parse_study({"grid": {"seed": [0, 1]}}), {"seed": ["0", "7"]}),
+        ),
+        # batch 13 (session 23): this session's new functions and study keys again
+        (
+            "complete_scaled_sums_ of a layer the model lacks",
+            ("'7'", "module"),
+            lambda: complete_scaled_sums_(mlp(), torch.randn(2, 8), [("7", "0", 0.5)]),
+        ),
+        (
+            "complete_scaled_sums_ with a scale of 0",
+            ("scale", "0"),
+            lambda: complete_scaled_sums_(mlp(), torch.randn(2, 8), [("0", "", 0.0)]),
+        ),
+        (
+            "study tag value NaN",
+            ("tag", "nan"),
+            lambda: parse_study({"variants": [{"name": "a", "tags": {"x": math.nan}}]}),
+        ),
+        (
+            "study tag with an empty label",
+            ("tag",),
+            lambda: parse_study({"variants": [{"name": "a", "tags": {"": 1}}]}),
         ),
     ]
     return cases

@@ -15,6 +15,7 @@ from torch import nn
 
 from detinit import initialize
 from detinit.diagnostics.promises import SCALED_SKIP, zero_start_promises
+from detinit.init.apply.scaled_sums import complete_scaled_sums_
 
 WIDTH, STREAMS = 8, 2
 
@@ -262,3 +263,13 @@ def test_a_soft_clamp_after_the_last_sum_is_no_scaled_sum() -> None:
     assert {r.name: r.rule for r in report.records}["downs.1.weight"] == "zeros"
     promises = {p.promise: p for p in zero_start_promises(model, torch.randn(3, 4, WIDTH))}
     assert promises["residual branches add 0"].kept and promises["residual branches add 0"].checked == 2
+
+
+@pytest.mark.parametrize(
+    "found, message",
+    [([("7", "0", 0.5)], "layer '7' is not a module"), ([("0", "", 0.0)], "finite number other than 0, got 0.0")],
+)
+def test_completing_scaled_sums_refuses_what_no_trace_would_give(found, message):
+    model = nn.Sequential(ScaledShortConvolution(), nn.Linear(WIDTH, 3))
+    with pytest.raises(ValueError, match=message):
+        complete_scaled_sums_(model, torch.randn(2, 5, WIDTH), found)

@@ -82,11 +82,11 @@ def _tags(variant: dict[str, Any], study: str, labels: set[str]) -> dict[str, An
             f"study {study!r}, variant {variant.get('name')!r}: tags must be a mapping of new label names to values "
             f"(not {sorted(labels)}), got {tags!r}"
         )
-    bad = {k: v for k, v in tags.items() if not isinstance(v, (str, int, float, bool))}
+    bad = {k: v for k, v in tags.items() if not k or not isinstance(v, (str, int, float, bool)) or v != v}
     if bad:
         raise ConfigError(
-            f"study {study!r}, variant {variant.get('name')!r}: a tag's value is one string or number (a label "
-            f"of the runs), got {bad}"
+            f"study {study!r}, variant {variant.get('name')!r}: a tag is a non-empty label name with one string or "
+            f"number (not NaN) as its value (a label of the runs), got {bad}"
         )
     return tags
 

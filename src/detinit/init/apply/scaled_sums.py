@@ -34,6 +34,7 @@ at ZerO's 0. The weight is deterministic and the same for every seed; it holds :
 from __future__ import annotations
 
 import itertools
+import math
 
 import torch
 from torch import nn
@@ -47,8 +48,14 @@ def complete_scaled_sums_(model: nn.Module, example: object, found: list[tuple[s
     """For each ``(layer, block, s)`` of ``found`` whose layer is 0 and square, set the layer to ``(1/s - 1) I`` on
     the tap that makes ``block`` (a module whose first argument is the skip) the identity on ``example``.
     Returns ``{weight name: reason}`` for the layers set."""
-    todo = {}
+    todo, modules = {}, dict(model.named_modules())
     for layer_name, block_name, factor in found:
+        for what, name in (("layer", layer_name), ("block", block_name)):
+            if not isinstance(name, str) or name not in modules:
+                raise ValueError(f"complete_scaled_sums_: {what} {name!r} is not a module of {type(model).__name__}")
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor) or not factor:
+            why = f"the scale s of the sum {layer_name!r} ends must be a finite number other than 0, got {factor!r}"
+            raise ValueError(f"complete_scaled_sums_: {why}")
         layer = model.get_submodule(layer_name)
         weight = layer._parameters.get("weight")
         bias = layer._parameters.get("bias")
