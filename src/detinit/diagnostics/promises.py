@@ -42,7 +42,7 @@ from torch import nn
 from ..contract import checked_arguments
 from ..init.roles.trace import Graph, record_forward
 from ..init.roles.traced.index import NORM_FUNCS, GraphIndex, number_arguments
-from ..init.roles.traced.residuals import ResidualSum, reshaped_from, residual_sums, sum_scaled_by
+from ..init.roles.traced.residuals import ResidualSum, reshaped_from, residual_sums
 
 ZERO_LOGITS = "zero logits"
 BRANCHES_ZERO = "residual branches add 0"
@@ -131,7 +131,7 @@ def _branches_zero(graph: Graph, sums: list[ResidualSum], tolerance: float) -> P
     worst, where = 0.0, ""
     for block in sums:
         out = graph.tensors[graph.nodes[block.node].outputs[0]].detach().double()
-        factor = sum_scaled_by(graph, block)
+        factor = block.scale
         if factor == 1.0:
             total = sum(graph.tensors[value].detach().double() for value, _ in block.branches)
             error = _relative(_norm(total), _norm(out))
@@ -151,7 +151,7 @@ def _blocks_identity(ix: GraphIndex, sums: list[ResidualSum], tolerance: float, 
     positions, normalises, then runs its layers) and its own sum is checked by the branch promise alone."""
     graph = ix.graph
     found: dict[int, tuple[int, int]] = {}  # call number -> (entry, exit)
-    skips: dict[int, list[ResidualSum]] = {}  # call number -> its sums
+    sums_of: dict[int, list[ResidualSum]] = {}  # call number -> its sums
     for block in sums:
         sources = _skip_sources(ix, block.skip)
         best: tuple[int, int, int, int] | None = None  # (span, call number, entry, exit)
@@ -170,7 +170,7 @@ def _blocks_identity(ix: GraphIndex, sums: list[ResidualSum], tolerance: float, 
                 best = (span, number, entry, exit_)
         if best is not None:
             found.setdefault(best[1], best[2:])
-            skips.setdefault(best[1], []).append(block)
+            sums_of.setdefault(best[1], []).append(block)
     carriers = [c for c in graph.calls if c.name in excluded]
     errors: dict[int, float] = {}  # call number -> its error
     for number, (entry, exit_) in found.items():
@@ -188,7 +188,7 @@ def _blocks_identity(ix: GraphIndex, sums: list[ResidualSum], tolerance: float, 
     if not kept:  # the mechanism, where the check can tell it
         entry, exit_ = found[number]
         why = (
-            _scaled_skip(ix, skips[number], entry)
+            _scaled_skip(ix, sums_of[number], entry)
             or _unnormalised_post_norm(ix, entry, exit_)
             or _post_activation(ix, entry, exit_)
         )
@@ -227,7 +227,7 @@ def _scaled_skip(ix: GraphIndex, sums: list[ResidualSum], entry: int) -> str:
     the scale is 1, which no initialisation of its branch with zeros and ones changes. Only a sum whose skip is the
     block's input ``entry`` counts (not a sum inside its attention)."""
     for block in sums:
-        if entry in reshaped_from(ix.graph, block.skip) and (factor := sum_scaled_by(ix.graph, block)) != 1.0:
+        if entry in reshaped_from(ix.graph, block.skip) and (factor := block.scale) != 1.0:
             return (
                 f"{SCALED_SKIP} (the whole sum times a constant, {factor:.4g}): the identity needs a branch "
                 f"{1 / factor - 1:.4g} times its input, which no initialisation with zeros and ones gives"

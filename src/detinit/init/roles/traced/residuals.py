@@ -32,6 +32,7 @@ class ResidualSum:
     skip: int
     branches: tuple[tuple[int, frozenset[int]], ...]
     module: str
+    scale: float = 1.0  # the constant the sum is multiplied by before its module returns it (:func:`sum_scaled_by`)
 
 
 def residual_sums(ix: GraphIndex) -> list[ResidualSum]:
@@ -65,7 +66,7 @@ def residual_sums(ix: GraphIndex) -> list[ResidualSum]:
                 continue  # a shortcut parts from the stream; two paths from one layer's output are no block
         branches = [(value, inside) for value, inside in branches if any(ix.is_layer_output(v) for v in inside)]
         if branches and _on_stream(ix, skip, stream) and not _scores_attention(graph, node.outputs[0]):
-            found.append(ResidualSum(node.index, skip, tuple(branches), node.module))
+            found.append(ResidualSum(node.index, skip, tuple(branches), node.module, sum_scaled_by(graph, node.index)))
             stream.add(node.outputs[0])
             results.add(node.outputs[0])
     ix.residual_sums = found
@@ -141,12 +142,25 @@ def _scores_attention(graph: Graph, value: int) -> bool:
     return False
 
 
-def reshaped_from(graph: Graph, value: int) -> list[int]:
-    """``value`` and the values it is a reshape (or dropout, or cast) of."""
+def reshaped_from(graph: Graph, value: int, *, rescaled: bool = False) -> list[int]:
+    """``value`` and the values it is a reshape (or dropout, or cast) of; with ``rescaled``, also a multiple by a
+    constant of (``s / sqrt(k + 1)``)."""
     found = [value]
-    while (node := graph.producer(found[-1])) is not None and node.name in SHAPE_FUNCS and len(node.inputs) == 1:
+    while (node := graph.producer(found[-1])) is not None and len(node.inputs) == 1:
+        if node.name not in SHAPE_FUNCS and not (rescaled and constant_factor(node) is not None):
+            break
         found.append(next(iter(node.inputs.values())))
     return found
+
+
+def constant_factor(node: Node) -> float | None:
+    """The number ``c`` where ``node`` multiplies its one tensor by it (``x * c``; ``x / c``: ``1 / c``), else None."""
+    numbers = number_arguments(node)
+    if len(node.inputs) != 1 or len(numbers) != 1 or not numbers[0]:
+        return None
+    if node.name in MUL_FUNCS:
+        return numbers[0]
+    return 1 / numbers[0] if node.name in DIV_FUNCS and 0 in node.inputs else None  # x / c, not c / x
 
 
 def find_residuals(ix: GraphIndex) -> None:
@@ -170,22 +184,19 @@ def find_residuals(ix: GraphIndex) -> None:
                     ix.result.set_role(module, "branch", f"inside the branch of {block}", block)
 
 
-def sum_scaled_by(graph: Graph, block: ResidualSum) -> float:
-    """The constant a sum's result is multiplied by before anything else reads it (``(x + f(x)) / c``: ``1 / c``),
-    through reshapes, where that scaled sum is what a module around the sum returns; 1.0 otherwise (a scale
-    into a function, ``tanh(x / c) * c``, is no scale of the sum)."""
-    value, factor = graph.nodes[block.node].outputs[0], 1.0
-    returned = {v for c in graph.calls if c.first_node <= block.node < c.last_node for v in c.outputs}
+def sum_scaled_by(graph: Graph, add: int) -> float:
+    """The constant the result of the add node ``add`` is multiplied by before anything else reads it
+    (``(x + f(x)) / c``: ``1 / c``), through reshapes, where that scaled sum is what a module around the add
+    returns; 1.0 otherwise (a scale into a function, ``tanh(x / c) * c``, is no scale of the sum)."""
+    value, factor = graph.nodes[add].outputs[0], 1.0
+    returned = {v for c in graph.calls if c.first_node <= add < c.last_node for v in c.outputs}
     scaled_and_returned = False
     while len(users := graph.consumers.get(value, [])) == 1:
         node = graph.nodes[users[0]]
-        numbers = number_arguments(node)
-        if node.name in SHAPE_FUNCS and len(node.inputs) == 1:
-            pass
-        elif node.name in MUL_FUNCS | DIV_FUNCS and len(node.inputs) == 1 and len(numbers) == 1 and numbers[0]:
-            factor *= numbers[0] if node.name in MUL_FUNCS else 1 / numbers[0]
-        else:
-            break
+        if node.name not in SHAPE_FUNCS or len(node.inputs) != 1:
+            if (times := constant_factor(node)) is None:
+                break
+            factor *= times
         value = node.outputs[0]
         scaled_and_returned |= factor != 1.0 and value in returned
     return factor if scaled_and_returned else 1.0
@@ -195,7 +206,7 @@ def _note_scaled_sum(ix: GraphIndex, block_sum: ResidualSum) -> None:
     """Record a sum scaled by a constant ``s`` whose one branch is one square layer reading the skip itself
     (through reshapes, nothing between: ``(x + conv(x)) / sqrt(k + 1)``): ZerO can make that block the
     identity with the layer at ``(1/s - 1) I`` (:mod:`detinit.init.apply.scaled_sums`)."""
-    factor = sum_scaled_by(ix.graph, block_sum)
+    factor = block_sum.scale
     if factor == 1.0 or len(block_sum.branches) != 1 or not block_sum.module:
         return
     met, layer = walk_back(ix, block_sum.branches[0][0])
@@ -222,24 +233,10 @@ def _through_nested_sums(graph: Graph, value: int, skip_of: dict[int, int]) -> i
     """A branch that ends in a residual sum of its own (``h + conv(h)``, or ``(h + conv(h)) / c``: zero only where
     ``h`` is) ends where that sum's skip ``h`` was computed: its last layer carries the outer branch's zero."""
     while True:
-        inner = next((skip_of[v] for v in _rescaled_from(graph, value) if v in skip_of), None)
+        inner = next((skip_of[v] for v in reshaped_from(graph, value, rescaled=True) if v in skip_of), None)
         if inner is None:
             return value
         value = inner
-
-
-def _rescaled_from(graph: Graph, value: int) -> list[int]:
-    """``value`` and the values it is a reshape, or a multiple by a constant (``s / sqrt(k + 1)``), of."""
-    found = [value]
-    while (node := graph.producer(found[-1])) is not None:
-        tainted = graph.tainted_inputs(node)
-        if node.name in SHAPE_FUNCS and len(node.inputs) == 1:
-            found.append(next(iter(node.inputs.values())))
-        elif node.name in MUL_FUNCS | DIV_FUNCS and len(node.inputs) == 1 and tainted == [node.inputs.get(0)]:
-            found.append(tainted[0])  # the other factor (or the divisor) a number, not a tensor
-        else:
-            return found
-    return found
 
 
 def _scatter_terms(graph: Graph, value: int) -> list[int]:
