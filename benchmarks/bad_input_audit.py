@@ -53,6 +53,7 @@ from detinit.data import load_dataset, read_idx, sample_batch, text_dataset, wri
 from detinit.data import mnist as data_mnist  # noqa: E402
 from detinit.data.loader import Batches  # noqa: E402
 from detinit.experiments import parse_study, select_runs  # noqa: E402
+from detinit.init.apply.end_gain import EndGain, install_end_gains_  # noqa: E402
 from detinit.init.apply.scaled_sums import complete_scaled_sums_  # noqa: E402
 from detinit.models import create_model  # noqa: E402
 from detinit.models.resnet import BasicBlock  # noqa: E402
@@ -1293,6 +1294,22 @@ def api_cases(tmp: Path) -> list[Case]:
             ("tag",),
             lambda: parse_study({"variants": [{"name": "a", "tags": {"": 1}}]}),
         ),
+        # batch 14 (session 24): the end gain's own functions, writers and readers given a folder
+        ("EndGain with a gain that is a string", ("gain", "'30'"), lambda: EndGain("30", 1.0)),  # type: ignore[arg-type]
+        (
+            "install_end_gains_ of a parameter the model lacks",
+            ("'9.weight'", "parameter"),
+            lambda: install_end_gains_(mlp(), {"9.weight": (3.0, 1.0)}),
+        ),
+        (
+            "install_end_gains_ with a gain and no reach",
+            ("'0.bias'", "pair"),
+            lambda: install_end_gains_(mlp(), {"0.bias": 3.0}),  # type: ignore[dict-item]
+        ),
+        ("install_end_gains_ of a list", ("gains", "mapping"), lambda: install_end_gains_(mlp(), ["0.bias"])),  # type: ignore[arg-type]
+        ("append_jsonl into a folder", ("append_jsonl", "folder"), lambda: train_api.append_jsonl(tmp, {"x": 1})),
+        ("write_json onto a folder", (str(tmp), "folder"), lambda: train_api.write_json(tmp, {"x": 1})),
+        ("load_checkpoint of a folder", ("checkpoint", "folder"), lambda: train_api.load_checkpoint(tmp)),
     ]
     return cases
 
@@ -1699,6 +1716,67 @@ def cli_cases(tmp: Path) -> list[tuple[str, tuple[str, ...], list[str]]]:
             ("--only", "--report-only"),
             ["study", "--config", "configs/studies/quick.yaml", "--only", "seed=0", "--report-only"],
         ),
+        *script_cases(tmp),
+    ]
+
+
+def script_cases(tmp: Path) -> list[tuple[str, tuple[str, ...], list[str]]]:
+    """Batch 14: the command lines of the scripts in benchmarks/ (run as ``python benchmarks/<script>``)."""
+    (tmp / "adir").mkdir()
+    (tmp / "garbage.jsonl").write_text('{"class": "X"}\nnot json\n')
+    (tmp / "README.md").write_text("# no hf_zoo block\n")
+    out = ["--out", str(tmp / "zoo.jsonl")]
+    return [
+        ("gate_coherence --steps 0", ("--steps", ">= 1"), ["benchmarks/gate_coherence.py", "--steps", "0"]),
+        ("gate_coherence --every 0", ("--every",), ["benchmarks/gate_coherence.py", "--every", "0"]),
+        ("gate_coherence --seeds -1", ("--seeds", "seed"), ["benchmarks/gate_coherence.py", "--seeds", "-1"]),
+        ("no_norm_start --steps -1", ("--steps",), ["benchmarks/no_norm_start.py", "--steps", "-1"]),
+        ("no_norm_start --every 0", ("--every",), ["benchmarks/no_norm_start.py", "--every", "0"]),
+        (
+            "hf_zoo --classes unknown",
+            ("--classes", "NoSuchModel"),
+            ["benchmarks/hf_zoo.py", "--classes", "NoSuchModel"],
+        ),
+        ("hf_zoo --families unknown", ("--families", "nosuch"), ["benchmarks/hf_zoo.py", "--families", "nosuch"]),
+        ("hf_zoo --limit -1", ("--limit",), ["benchmarks/hf_zoo.py", "--limit", "-1", *out]),
+        ("hf_zoo --workers 0", ("--workers",), ["benchmarks/hf_zoo.py", "--workers", "0", *out]),
+        ("hf_zoo --out a folder", ("--out", "folder"), ["benchmarks/hf_zoo.py", "--out", str(tmp / "adir")]),
+        (
+            "hf_zoo --out with a garbage line",
+            ("garbage.jsonl", "line 2"),
+            ["benchmarks/hf_zoo.py", "--classes", "BertModel", "--out", str(tmp / "garbage.jsonl")],
+        ),
+        (
+            "hf_zoo --readme without its block",
+            ("--readme", "block"),
+            ["benchmarks/hf_zoo.py", "--classes", "BertModel", *out, "--readme", str(tmp / "README.md")],
+        ),
+        (
+            "hf_zoo --real-widths without a colon",
+            ("--real-widths", "A:B"),
+            ["benchmarks/hf_zoo.py", "--real-widths", "bert"],
+        ),
+        ("model_zoo --out a folder", ("--out", "folder"), ["benchmarks/model_zoo.py", "--out", str(tmp / "adir")]),
+        (
+            "model_zoo --markdown a folder",
+            ("--markdown", "folder"),
+            ["benchmarks/model_zoo.py", "--markdown", str(tmp)],
+        ),
+        ("rnn_zero_training --seeds 0", ("--seeds",), ["benchmarks/rnn_zero_training.py", "--seeds", "0"]),
+        ("rnn_zero_training --lr nan", ("--lr", "finite"), ["benchmarks/rnn_zero_training.py", "--lr", "nan"]),
+        ("run_benchmarks --threads 0", ("--threads",), ["benchmarks/run_benchmarks.py", "--threads", "0"]),
+        ("run_benchmarks --out a folder", ("--out", "folder"), ["benchmarks/run_benchmarks.py", "--out", str(tmp)]),
+        ("tied_lm_start --models bert", ("--models", "bert"), ["benchmarks/tied_lm_start.py", "--models", "bert"]),
+        ("tied_lm_start --seeds -1", ("--seeds",), ["benchmarks/tied_lm_start.py", "--seeds", "-1"]),
+        ("train_modes --warmup -1", ("--warmup",), ["benchmarks/train_modes.py", "--warmup", "-1"]),
+        ("train_modes --steps 0", ("--steps",), ["benchmarks/train_modes.py", "--steps", "0"]),
+        ("train_modes --models and no model", ("--models",), ["benchmarks/train_modes.py", "--models"]),
+        ("init_digests with an option it lacks", ("--bogus",), ["benchmarks/init_digests.py", "--bogus"]),
+        ("scheme_sweep with an option it lacks", ("--bogus",), ["benchmarks/scheme_sweep.py", "--bogus"]),
+        ("stage_rank with an argument", ("extra",), ["benchmarks/stage_rank.py", "extra"]),
+        ("head_features with an option it lacks", ("--bogus",), ["benchmarks/head_features.py", "--bogus"]),
+        ("hf_zero_training with an option it lacks", ("--bogus",), ["benchmarks/hf_zero_training.py", "--bogus"]),
+        ("bad_input_audit --groups and no group", ("--groups",), ["benchmarks/bad_input_audit.py", "--groups"]),
     ]
 
 
@@ -1709,10 +1787,10 @@ def run_cli(args: list[str], words: tuple[str, ...], repo: Path, cwd: Path) -> t
     args = [str(repo / a) if a.startswith("configs/") else a for a in args]
     if args[0] == "train" and "--out" not in args:  # a run directory of its own: no case meets another's run
         args += ["--out", str(cwd / f"run{len(list(cwd.iterdir()))}")]
+    script = args[0].startswith("benchmarks/")  # a script of this folder, else a detinit command
+    command = [sys.executable, str(repo / args[0]), *args[1:]] if script else [sys.executable, "-m", "detinit", *args]
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "detinit", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
-        )
+        proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
     except subprocess.TimeoutExpired:
         return "silent", "still running after 60 s (it started training)"
     err = (proc.stderr.strip().splitlines() or [""])[-1][:220]
@@ -1883,7 +1961,7 @@ def _warnings(logger: str) -> Iterator[list[str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--groups", nargs="*", default=["api", "cli", "rundir"], choices=["api", "cli", "rundir"])
+    parser.add_argument("--groups", nargs="+", default=["api", "cli", "rundir"], choices=["api", "cli", "rundir"])
     args = parser.parse_args()
     torch.set_num_threads(1)
     repo = Path(__file__).resolve().parents[1]

@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from no_norm_start import fixup_sgd_steps  # noqa: E402 (this folder: the same SGD loop)
 
 from detinit import initialize  # noqa: E402
+from detinit.argtypes import positive_int, random_seed  # noqa: E402
 from detinit.data import load_dataset  # noqa: E402
 from detinit.init.apply.end_gain import install_end_gains_  # noqa: E402
 from detinit.init.roles.layers import Matrix  # noqa: E402
@@ -115,9 +116,9 @@ def trace(start: str, seed: int, steps: int, every: int, images: torch.Tensor, l
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=128)
-    parser.add_argument("--every", type=int, default=8)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--steps", type=positive_int, default=128)
+    parser.add_argument("--every", type=positive_int, default=8)
+    parser.add_argument("--seeds", type=random_seed, nargs="+", default=[1, 2])
     args = parser.parse_args()
     data = load_dataset("fashion_mnist", "train").subset(8192, seed=0)
     images = (data.images.float() / 255 - data.mean[0]) / data.std[0]

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from detinit import create_model, initialize  # noqa: E402
 from detinit._table import format_table  # noqa: E402
+from detinit.argtypes import no_options  # noqa: E402
 from detinit.data import load_dataset, probe_batch  # noqa: E402
 
 CASES = [
@@ -46,6 +47,7 @@ def pooled_features(scheme: str, options: dict, images: torch.Tensor) -> torch.T
 
 
 def main() -> None:
+    no_options(__doc__)
     images = probe_batch(load_dataset("fashion_mnist", "train", subset=512), 256)
     rows = []
     for scheme, options in CASES:

@@ -20,6 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from detinit import initialize  # noqa: E402
+from detinit.argtypes import no_options  # noqa: E402
 from tests.init.test_hugging_face import MODELS, adamw_losses, batch, build  # noqa: E402
 
 
@@ -60,6 +61,7 @@ def losses(name: str, scheme: str | None, steps: int, own: list[str] = ()) -> li
 
 
 def main() -> None:
+    no_options(__doc__)
     columns = [(scheme, lr, 1.0) for scheme in ("zero", None) for lr in (1e-3, 3e-3, 1e-2)]
     columns.insert(3, ("zero", 1e-2, 10.0))
     print(

@@ -47,9 +47,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from detinit import initialize  # noqa: E402
 from detinit._table import format_table  # noqa: E402
+from detinit.argtypes import existing_file, non_negative_int, output_file, pair, positive_int  # noqa: E402
 from detinit.diagnostics.promises import ARCHITECTURE_MECHANISMS, ZERO_LOGITS, zero_start_promises  # noqa: E402
 from detinit.init.roles.example_inputs import example_for, text_config  # noqa: E402
 from detinit.init.roles.traced.submodels import UNREACHED  # noqa: E402
+from detinit.train.checkpoint import read_jsonl, write_text  # noqa: E402
 
 # (family, the transformers auto mapping that lists it); a class is counted under its first family
 FAMILIES = [
@@ -571,51 +573,82 @@ def write_reports(rows: list[dict[str, Any]], meta: str, markdown: str, readme: 
             *(line.replace("[", "\\[") for line in not_built(rows)),  # "[file.py:12]" is no markdown link
             "",
         ]
-        Path(markdown).write_text("\n".join(doc))
+        write_text(markdown, "\n".join(doc))
     if readme:
         path = Path(readme)
         old = path.read_text()
         head, _, rest = old.partition(README_START)
         _, _, tail = rest.partition(README_END)
         if not rest:
-            raise SystemExit(f"{readme} has no {README_START} ... {README_END} block")
+            raise SystemExit(readme_block_missing(readme))
         block = "\n".join(["", markdown_table(header, table), "", f"{total} (docs/hf_zoo.md).", ""])
-        path.write_text(head + README_START + block + README_END + tail)
+        write_text(path, head + README_START + block + README_END + tail)
     return text
+
+
+def readme_block_missing(readme: str | Path) -> str | None:
+    """What is wrong with ``readme`` as the README whose hf_zoo block is rewritten, or ``None``."""
+    text = Path(readme).read_text(encoding="utf-8")
+    if README_START in text and README_END in text.partition(README_START)[2]:
+        return None
+    return f"{readme} has no {README_START} ... {README_END} block; add one where the table goes"
+
+
+def read_results(out: Path, key: Callable[[dict[str, Any]], object]) -> dict[object, dict[str, Any]]:
+    """The rows a previous run appended to ``out`` (a sweep resumes from them), by ``key``; a line that is not
+    a JSON record is an error naming the file and the line (:func:`detinit.train.checkpoint.read_jsonl`)."""
+    try:
+        return {key(row): row for row in read_jsonl(out)}
+    except (ValueError, KeyError) as error:
+        raise SystemExit(f"--out {out}: cannot resume from it: {error}") from None
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--families", nargs="*", help="only these families (default all)")
-    parser.add_argument("--classes", nargs="*", help="only these class names")
-    parser.add_argument("--limit", type=int, default=0, help="at most this many classes (0: all)")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", default="hf_zoo.jsonl", help="results, one JSON line a class (resumed)")
-    parser.add_argument("--markdown", default="", help="also write the tables here (docs/hf_zoo.md)")
-    parser.add_argument("--readme", default="", help="also put the family table in this README's hf_zoo block")
+    parser.add_argument("--families", nargs="+", help="only these families (default all)")
+    parser.add_argument("--classes", nargs="+", help="only these class names")
+    parser.add_argument("--limit", type=non_negative_int, default=0, help="at most this many classes (0: all)")
+    parser.add_argument("--workers", type=positive_int, default=2)
     parser.add_argument(
-        "--real-widths", nargs="*", metavar="TYPE:CLASS", help="instead: check these at real widths, 2 layers"
+        "--out", type=output_file, default="hf_zoo.jsonl", help="results, a JSON line a class (resumed)"
+    )
+    parser.add_argument("--markdown", type=output_file, help="also write the tables here (docs/hf_zoo.md)")
+    parser.add_argument("--readme", type=existing_file, help="also put the family table in this README's hf_zoo block")
+    parser.add_argument(
+        "--real-widths",
+        nargs="+",
+        type=pair,
+        metavar="TYPE:CLASS",
+        help="instead: check these at real widths, 2 layers",
     )
     args = parser.parse_args()
+    if args.readme and readme_block_missing(args.readme):
+        parser.error(f"argument --readme: {readme_block_missing(args.readme)}")
     _worker_init()
     if args.real_widths:
         for entry in args.real_widths:
-            print("\n".join(check_real_widths(*entry.split(":"))), flush=True)
+            print("\n".join(check_real_widths(*entry)), flush=True)
         return 0
     import transformers
 
-    todo = [e for e in classes() if (not args.families or e[0] in args.families)]
+    every = classes()
+    for flag, given, known in (
+        ("--families", args.families, {e[0] for e in every}),
+        ("--classes", args.classes, {e[2] for e in every}),
+    ):
+        unknown = sorted(set(given or ()) - known)
+        if unknown:
+            examples = ", ".join(sorted(known)[:4])
+            parser.error(f"argument {flag}: {', '.join(unknown)} not among the {len(known)} it knows, e.g. {examples}")
+    todo = [e for e in every if (not args.families or e[0] in args.families)]
     todo = [e for e in todo if not args.classes or e[2] in args.classes]
     if args.limit:
         todo = todo[: args.limit]
-    out = Path(args.out)
-    done = {}
-    if out.exists():
-        for line in out.read_text().splitlines():
-            row = json.loads(line)
-            done[row["class"]] = row
+    out = args.out
+    done = read_results(out, lambda row: row["class"])
     pending = [e for e in todo if e[2] not in done]
     start = time.perf_counter()
+    out.parent.mkdir(parents=True, exist_ok=True)
     with (
         out.open("a") as sink,
         multiprocessing.get_context("fork").Pool(args.workers, initializer=_worker_init, maxtasksperchild=20) as pool,
@@ -636,7 +669,7 @@ def main() -> int:
         )
         if len(rows) > len(pending):  # a resumed run: say what came from before
             meta += f"; {len(rows) - len(pending)} more read from {out.name}, checked by an earlier run"
-        meta_file.write_text(meta)
+        write_text(meta_file, meta)
     else:
         meta = meta_file.read_text() if meta_file.exists() else f"results read from {out}"
     print(write_reports(rows, meta, args.markdown, args.readme))

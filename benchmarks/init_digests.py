@@ -26,6 +26,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' model builders
 
 from detinit import create_model, initialize, list_models  # noqa: E402
+from detinit.argtypes import no_options  # noqa: E402
 from detinit.init import list_schemes  # noqa: E402
 
 OPTION_VARIANTS: dict[str, list[dict[str, object]]] = {
@@ -117,6 +118,7 @@ def module_cases() -> list[tuple[str, Callable]]:
 
 
 def main() -> None:
+    no_options(__doc__)
     torch.set_num_threads(1)
     for label, build in [*registered_cases(), *module_cases()]:
         torch.manual_seed(0)  # constructors draw their weights from the global RNG; what no rule fills keeps them

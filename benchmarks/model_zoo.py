@@ -29,7 +29,6 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import hf_zoo  # beside this file: the Hugging Face sweep, whose report helpers this one shares
@@ -37,8 +36,10 @@ import torch
 from torch import nn
 
 from detinit import initialize
+from detinit.argtypes import output_file
 from detinit.diagnostics.promises import ZERO_LOGITS, zero_start_promises
 from detinit.init.roles.trace import flatten_output, run_model
+from detinit.train.checkpoint import write_text
 
 RANDOM_SCHEMES = ("kaiming", "xavier", "orthogonal")
 TOLERANCE = 1e-4
@@ -460,7 +461,7 @@ def write_markdown(rows: list[dict[str, Any]], meta: str, path: str) -> str:
     ]
     text = "\n".join(lines)
     if path:
-        Path(path).write_text(text)
+        write_text(path, text)
     return line
 
 
@@ -476,21 +477,20 @@ def versions() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--libraries", nargs="*", choices=list(LIBRARIES), help="only these (default all)")
-    parser.add_argument("--out", default="model_zoo.jsonl", help="results, one JSON line a model (appended)")
-    parser.add_argument("--markdown", default="", help="also write the tables here (docs/model_zoo.md)")
+    parser.add_argument("--libraries", nargs="+", choices=list(LIBRARIES), help="only these (default all)")
+    parser.add_argument(
+        "--out", type=output_file, default="model_zoo.jsonl", help="results, a JSON line a model (appended)"
+    )
+    parser.add_argument("--markdown", type=output_file, help="also write the tables here (docs/model_zoo.md)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     signal.signal(signal.SIGALRM, hf_zoo._on_alarm)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
-    out = Path(args.out)
-    done = {}
-    if out.exists():
-        for line in out.read_text().splitlines():
-            row = json.loads(line)
-            done[(row["library"], row["model"])] = row
+    out = args.out
+    done = hf_zoo.read_results(out, lambda row: (row["library"], row["model"]))
     todo = cases(args.libraries)
     start = time.perf_counter()
+    out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as sink:
         for case in todo:
             if (case.library, case.name) in done:

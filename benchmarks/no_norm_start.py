@@ -20,6 +20,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from detinit import initialize  # noqa: E402
+from detinit.argtypes import positive_int, random_seed  # noqa: E402
 from detinit.data import load_dataset  # noqa: E402
 from detinit.models import create_model  # noqa: E402
 
@@ -65,9 +66,9 @@ def trace_steps(depth_scale: bool, seed: int, steps: int, every: int, images: to
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=48)
-    parser.add_argument("--every", type=int, default=4)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--steps", type=positive_int, default=48)
+    parser.add_argument("--every", type=positive_int, default=4)
+    parser.add_argument("--seeds", type=random_seed, nargs="+", default=[0, 1])
     args = parser.parse_args()
     data = load_dataset("fashion_mnist", "train").subset(8192, seed=0)
     images = (data.images.float() / 255 - data.mean[0]) / data.std[0]

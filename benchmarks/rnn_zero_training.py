@@ -22,6 +22,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from detinit import initialize  # noqa: E402
+from detinit.argtypes import positive_float, positive_int  # noqa: E402
 from detinit.data import load_dataset  # noqa: E402
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -68,9 +69,9 @@ def accuracy(cell: str, scheme: str, seed: int, steps: int, lr: float, data: dic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--steps", type=positive_int, default=500)
+    parser.add_argument("--seeds", type=positive_int, default=2, help="seeds 0 .. N-1")
+    parser.add_argument("--lr", type=positive_float, default=2e-3)
     args = parser.parse_args()
     train, test = load_dataset("fashion_mnist", "train"), load_dataset("fashion_mnist", "test")
     data = {

@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from detinit import create_model, initialize  # noqa: E402
 from detinit._table import format_table  # noqa: E402
+from detinit.argtypes import output_file, positive_int  # noqa: E402
 from detinit.data import Batches, load_dataset  # noqa: E402
 from detinit.init import hadamard, zero_  # noqa: E402
 from detinit.nn import HadamardTransform  # noqa: E402
@@ -289,8 +290,8 @@ KEEP_MARKER = "<!-- notes below this line are written by hand and kept by run_be
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes (a smoke run)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--out", default="docs/benchmarks.md")
+    parser.add_argument("--threads", type=positive_int, default=torch.get_num_threads())
+    parser.add_argument("--out", type=output_file, default="docs/benchmarks.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     repeats = 3 if args.quick else 9

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import model_zoo  # noqa: E402
 
 from detinit import initialize  # noqa: E402
+from detinit.argtypes import no_options  # noqa: E402
 from detinit.init import list_schemes  # noqa: E402
 from detinit.init.roles.trace import run_model  # noqa: E402
 
@@ -40,6 +41,7 @@ def outcome(case: model_zoo.Case, scheme: str) -> tuple[str, str]:
 
 
 def main() -> int:
+    no_options(__doc__)
     warnings.simplefilter("ignore")  # the reports' own warnings (untraced parts) are not what is counted here
     schemes = sorted(list_schemes())
     counts: collections.Counter[str] = collections.Counter()

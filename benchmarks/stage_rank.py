@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from detinit import create_model, initialize  # noqa: E402
 from detinit._table import format_table  # noqa: E402
+from detinit.argtypes import no_options  # noqa: E402
 
 SCHEMES = ("idinit", "zero", "kaiming")
 STAGES = ("stages.0", "stages.1", "stages.2")
@@ -47,6 +48,7 @@ def duplicates_and_rank(features: torch.Tensor) -> tuple[int, float]:
 
 
 def main() -> None:
+    no_options(__doc__)
     images = torch.randn(64, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     rows = []
     for scheme in SCHEMES:

@@ -23,7 +23,10 @@ from collections.abc import Callable
 import torch
 import transformers
 
+from detinit.argtypes import random_seed
+
 VOCAB, WIDTH, LAYERS, HEADS, BATCH, LENGTH = 1000, 64, 2, 4, 8, 32
+MODELS = ("gpt2", "t5")
 STEPS = (30, 100)
 LRS = (1e-3, 1e-2)
 
@@ -39,7 +42,7 @@ def build(name: str) -> torch.nn.Module:
         config = t.T5Config(num_layers=LAYERS, d_model=WIDTH, d_ff=4 * WIDTH, num_heads=HEADS, d_kv=WIDTH // HEADS,
                             vocab_size=VOCAB, decoder_start_token_id=0)  # fmt: skip
         return t.T5ForConditionalGeneration(config)
-    raise KeyError(name)
+    raise ValueError(f"build: model {name!r} is not one of {MODELS}")
 
 
 def batch(name: str, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -116,9 +119,9 @@ def cell(values: list[float], own_values: list[float] | None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["gpt2", "t5"])
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--inits", choices=sorted(INITS), default="gains", help="ZerO's gains, or every scheme")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--seeds", nargs="+", type=random_seed, default=[0])
     args = parser.parse_args()
     columns = [(lr, k) for lr in LRS for k in STEPS]
     print("| model | init | " + " | ".join(f"lr {lr:g}, {k} steps" for lr, k in columns) + " |")

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from detinit._table import format_table  # noqa: E402
+from detinit.argtypes import non_negative_int, positive_int  # noqa: E402
 from detinit.models import create_model  # noqa: E402
 from detinit.nn import flatten_predictions  # noqa: E402
 from detinit.train.modes import MODE_NAMES, Modes, native_bf16  # noqa: E402
@@ -79,11 +80,11 @@ def bare_steps(name: str, modes: Modes, warmup: int, steps: int) -> tuple[float,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS), metavar="MODEL")
-    parser.add_argument("--modes", nargs="*", default=list(MODE_NAMES), choices=list(MODE_NAMES), metavar="MODE")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS), metavar="MODEL")
+    parser.add_argument("--modes", nargs="+", default=list(MODE_NAMES), choices=list(MODE_NAMES), metavar="MODE")
+    parser.add_argument("--warmup", type=non_negative_int, default=3)
+    parser.add_argument("--steps", type=positive_int, default=12)
+    parser.add_argument("--threads", type=positive_int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cpu = torch.device("cpu")

@@ -561,3 +561,16 @@ def test_zero_relu_takes_inplace_as_relu_does():
     y = x * 1
     ZeroReLU(inplace=True)(y).sum().backward()
     assert y.tolist() == [0.0, 0.0, 2.0] and x.grad.tolist() == [0.0, 1.0, 1.0]
+
+
+def test_writers_and_readers_given_a_folder_name_it(tmp_path):
+    from detinit.train import append_jsonl, load_checkpoint, write_json
+
+    for call, words in [
+        (lambda: append_jsonl(tmp_path, {"x": 1}), "append_jsonl: .* is a folder"),
+        (lambda: write_json(tmp_path, {"x": 1}), "is a folder"),
+        (lambda: load_checkpoint(tmp_path), "checkpoint .* is a folder"),
+    ]:
+        with pytest.raises(IsADirectoryError, match=words):
+            call()
+    assert sorted(tmp_path.iterdir()) == []  # no temporary file left behind

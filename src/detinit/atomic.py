@@ -45,6 +45,8 @@ def atomic_write(
     left as it was.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; detinit writes a file there only in place of a file")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -100,3 +102,25 @@ def check_output_dir(path: str | os.PathLike[str], what: str = "--out") -> Path:
     if existing == folder and not os.access(folder, os.W_OK | os.X_OK):
         raise OutputDirError(f"{what} {text} is not writable")
     return folder
+
+
+def check_output_file(path: str | os.PathLike[str], what: str = "--out") -> Path:
+    """``path`` as a :class:`~pathlib.Path` if detinit can write a file there, else an :class:`OutputDirError`
+    naming ``what``, the path and the reason: empty, a folder, or a folder it cannot be created in
+    (:func:`check_output_dir` of its parent).
+
+    >>> check_output_file(tempfile.gettempdir(), "--markdown")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    detinit.atomic.OutputDirError: --markdown ... is a folder, not a file; give a file name in it
+    """
+    text = os.fspath(path)
+    if not text.strip():
+        raise OutputDirError(f"{what} is empty; give a file, e.g. results.jsonl")
+    file = Path(text)
+    if file.is_dir():
+        raise OutputDirError(f"{what} {text} is a folder, not a file; give a file name in it")
+    check_output_dir(file.parent, f"{what} {text}: its folder")
+    if file.exists() and not os.access(file, os.W_OK):
+        raise OutputDirError(f"{what} {text} is not writable")
+    return file

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from . import __version__
+from .argtypes import positive_float, positive_int
 from .atomic import OutputDirError, check_output_dir
 from .diagnostics import gradient_at_init
 from .diagnostics.inspect import format_gradient_steps, inspect_model
@@ -288,27 +289,6 @@ def run_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (argparse names the flag in its error)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"{text} must be a finite number > 0")
-    return value
-
-
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", default=None, choices=list_schemes(), help="scheme (default: the model's own)")
     parser.add_argument(
@@ -318,15 +298,15 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="a scheme option, e.g. variant=paper or zero_init_last=true (repeatable)",
     )
-    parser.add_argument("--num-classes", type=_positive_int, default=10)
-    parser.add_argument("--vocab-size", type=_positive_int, default=256, help="language models: tokens")
-    parser.add_argument("--context", type=_positive_int, default=64, help="language models: window length")
-    parser.add_argument("--in-chans", type=_positive_int, default=1)
-    parser.add_argument("--image-size", type=_positive_int, default=28)
-    parser.add_argument("--batch-size", type=_positive_int, default=32)
-    parser.add_argument("--lr", type=_positive_float, default=0.1)
+    parser.add_argument("--num-classes", type=positive_int, default=10)
+    parser.add_argument("--vocab-size", type=positive_int, default=256, help="language models: tokens")
+    parser.add_argument("--context", type=positive_int, default=64, help="language models: window length")
+    parser.add_argument("--in-chans", type=positive_int, default=1)
+    parser.add_argument("--image-size", type=positive_int, default=28)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--lr", type=positive_float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=_positive_int, default=min(2, torch.get_num_threads()))
+    parser.add_argument("--threads", type=positive_int, default=min(2, torch.get_num_threads()))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -347,10 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="input batch: synthetic, or a dataset name (fashion_mnist, digits, kjv, ...; from its test split)",
     )
     inspect_cmd.add_argument("--out", default="runs/inspect", help="folder for the PNG plots")
-    inspect_cmd.add_argument(
-        "--max-rows", type=_positive_int, default=1000, help="rows sampled for weight correlations"
-    )
-    inspect_cmd.add_argument("--lanczos-steps", type=_positive_int, default=16)
+    inspect_cmd.add_argument("--max-rows", type=positive_int, default=1000, help="rows sampled for weight correlations")
+    inspect_cmd.add_argument("--lanczos-steps", type=positive_int, default=16)
     inspect_cmd.set_defaults(func=run_inspect)
     tr = sub.add_parser("train", help="train one run (a run directory; resumes if it exists)")
     tr.add_argument("--config", help="YAML or TOML config file (keys of detinit.train.TrainConfig)")

@@ -180,3 +180,28 @@ def test_depth_scale_gives_norm_free_branches_fixups_scale():
     assert not any(r.rule.startswith("scaled_") for r in report.records)
     report = initialize(gpt, "zero", depth_scale=True)  # forced: the MLP's first layer, L = 4 branches, m = 2
     assert {r.rule for r in report.records if "Fixup's depth scale: 0.5 x" in r.reason} == {"scaled_hadamard"}
+
+
+@pytest.mark.parametrize(
+    ("gains", "error", "words"),
+    [
+        (["0.weight"], TypeError, "mapping"),
+        ({"9.weight": (3.0, 1.0)}, ValueError, "'9.weight' is not a parameter"),
+        ({"0.running": (3.0, 1.0)}, ValueError, "'0.running' is not a parameter"),
+        ({"0.weight": 3.0}, TypeError, r"gains\['0.weight'\]=3.0; give a pair"),
+        ({"0.weight": ("30", 1.0)}, ValueError, "gain='30' is not supported"),
+        ({"0.weight": (30.0, math.nan)}, ValueError, "reach=nan is not supported"),
+    ],
+)
+def test_gains_must_name_parameters_of_the_model_with_a_gain_and_a_reach(gains, error, words):
+    model = nn.Sequential(nn.LayerNorm(4))
+    with pytest.raises(error, match=words):
+        install_end_gains_(model, gains)
+    assert gained(model) == []  # nothing installed before the error
+
+
+def test_a_bad_entry_after_good_ones_leaves_every_parameter_plain():
+    model = nn.Sequential(nn.LayerNorm(4), nn.LayerNorm(4))
+    with pytest.raises(ValueError, match="gain=0.5"):
+        install_end_gains_(model, {"0.weight": (30.0, 1.0), "1.weight": (0.5, 1.0)})
+    assert gained(model) == []

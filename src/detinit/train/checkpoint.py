@@ -94,6 +94,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     what to do.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint {path} is a folder; give the checkpoint.pt of a run")
     advice = "delete it (and its .sha256) to restart the run from epoch 0, or restore it from a copy"
     known = _known_digests(path)
     if path.exists() and not known:
@@ -138,9 +140,12 @@ def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> Path:
 def append_jsonl(path: str | Path, row: dict[str, Any]) -> None:
     """Append one JSON line and ``fsync``: a completed epoch is on disk when this returns."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"append_jsonl: {path} is a folder; give a .jsonl file")
+    line = json.dumps(row, default=json_value)  # a NaN (a diverged loss) is written as NaN, which json reads back
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row, default=json_value) + "\n")
+        f.write(line + "\n")
         f.flush()
         os.fsync(f.fileno())
 

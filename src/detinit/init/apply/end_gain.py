@@ -32,6 +32,7 @@ model without the parametrization, and a plain state dict loads into the paramet
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -61,8 +62,10 @@ class EndGain(nn.Module):
 
     def __init__(self, gain: float, reach: float, origin: float = 0.0) -> None:
         super().__init__()
-        if not gain > 1.0 or not reach > 0.0:
-            raise ValueError(f"EndGain: gain={gain!r} must be > 1 and reach={reach!r} > 0")
+        for name, value, low in (("gain", gain, 1.0), ("reach", reach, 0.0), ("origin", origin, -math.inf)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value < math.inf:
+                bound = "a finite number" + (f" > {low:g}" if low > -math.inf else "")
+                raise ValueError(f"EndGain: {name}={value!r} is not supported; {name} must be {bound}")
         self.gain, self.reach, self.origin = float(gain), float(reach), float(origin)
 
     def forward(self, theta: torch.Tensor) -> torch.Tensor:
@@ -94,6 +97,7 @@ def install_end_gains_(
     refused (:func:`end_gain_refusals`): the gain would be applied twice, or to one of its users only. A refusal
     raises ``ValueError``; with ``skip_refused`` those parameters are left plain. Returns the refusals, by name.
     """
+    _check_gains(model, gains)
     refused = end_gain_refusals(model, gains)
     if refused and not skip_refused:
         raise ValueError("; ".join(f"end_gain: {name} {why}" for name, why in refused.items()))
@@ -116,6 +120,26 @@ def install_end_gains_(
             )
             setattr(module, HOOKS, hooks)
     return refused
+
+
+def _check_gains(model: nn.Module, gains: object) -> None:
+    """``gains`` maps names of ``model``'s parameters to ``(gain, reach)`` pairs, else an error naming the entry."""
+    if not isinstance(gains, Mapping):
+        raise TypeError(
+            f"install_end_gains_: gains must be a mapping of parameter names to (gain, reach), got a "
+            f"{type(gains).__name__}, e.g. {{'layer1.0.bn2.weight': (30.0, 1.0)}}"
+        )
+    modules = dict(model.named_modules())
+    for name, pair in gains.items():
+        owner, _, attr = name.rpartition(".") if isinstance(name, str) else ("", "", "")
+        module = modules.get(owner)
+        if module is None or (attr not in module._parameters and not parametrize.is_parametrized(module, attr)):
+            raise ValueError(f"install_end_gains_: {name!r} is not a parameter of the {type(model).__name__}")
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(
+                f"install_end_gains_: gains[{name!r}]={pair!r}; give a pair (gain, reach), e.g. (30.0, 1.0)"
+            )
+        EndGain(*pair)  # its numbers checked before any parameter is touched
 
 
 def end_gain_refusals(model: nn.Module, names: Iterable[str]) -> dict[str, str]:

@@ -1,0 +1,106 @@
+"""argparse value types shared by ``detinit``'s command line and the scripts in ``benchmarks/``.
+
+Each type checks one kind of value before any work starts and raises
+:class:`argparse.ArgumentTypeError` saying what is allowed; argparse puts the flag's name in front
+(``error: argument --steps: 0 must be >= 1``) and exits with status 2, no traceback.
+
+>>> import argparse
+>>> parser = argparse.ArgumentParser()
+>>> _ = parser.add_argument("--steps", type=positive_int, default=10)
+>>> parser.parse_args(["--steps", "3"]).steps
+3
+>>> positive_int("0")
+Traceback (most recent call last):
+    ...
+argparse.ArgumentTypeError: 0 must be >= 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from .atomic import OutputDirError, check_output_dir, check_output_file
+
+SEED_LIMIT = 2**63  # torch.Generator.manual_seed takes a 64-bit signed integer
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (a count of steps, workers, threads, seeds)."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0 (a limit where 0 means none, warm-up steps)."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
+    return value
+
+
+def random_seed(text: str) -> int:
+    """A random seed: an integer in [0, 2^63)."""
+    value = _int(text)
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"{value} is not a seed; seeds are integers in [0, 2^63)")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (a learning rate)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number > 0")
+    return value
+
+
+def output_file(text: str) -> Path:
+    """A file the command may create or replace (:func:`detinit.atomic.check_output_file`)."""
+    try:
+        return check_output_file(text, "the file")
+    except OutputDirError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def output_folder(text: str) -> Path:
+    """A folder the command may create or write into (:func:`detinit.atomic.check_output_dir`)."""
+    try:
+        return check_output_dir(text, "the folder")
+    except OutputDirError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def existing_file(text: str) -> Path:
+    """A file that exists (a README to update, a file to read)."""
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text} is {'a folder' if path.is_dir() else 'not there'}; give a file")
+    return path
+
+
+def pair(text: str) -> tuple[str, str]:
+    """``A:B``, two non-empty names joined by one colon."""
+    first, colon, second = text.partition(":")
+    if not colon or not first or not second or ":" in second:
+        raise argparse.ArgumentTypeError(f"{text!r} is not of the form A:B (two names and one colon)")
+    return first, second
+
+
+def no_options(doc: str | None) -> argparse.Namespace:
+    """Parse a script's command line that takes no options: ``--help`` prints the first line of ``doc``, and
+    any argument is an error (a typo is not silently ignored while the script runs for minutes)."""
+    return argparse.ArgumentParser(description=(doc or "").strip().split("\n")[0]).parse_args()
