@@ -40,6 +40,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import detinit  # noqa: E402
+from detinit import argtypes, atomic  # noqa: E402
 from detinit import data as data_api  # noqa: E402
 from detinit import diagnostics as dg  # noqa: E402
 from detinit import experiments as experiments_api  # noqa: E402
@@ -1310,6 +1311,15 @@ def api_cases(tmp: Path) -> list[Case]:
         ("append_jsonl into a folder", ("append_jsonl", "folder"), lambda: train_api.append_jsonl(tmp, {"x": 1})),
         ("write_json onto a folder", (str(tmp), "folder"), lambda: train_api.write_json(tmp, {"x": 1})),
         ("load_checkpoint of a folder", ("checkpoint", "folder"), lambda: train_api.load_checkpoint(tmp)),
+        # batch 15 (session 24, after batch 14's fixes): the two public modules it added
+        ("check_output_file of an int", ("5", "path"), lambda: atomic.check_output_file(5)),  # type: ignore[arg-type]
+        ("atomic_write with bytes for write", ("write", "callable"), lambda: atomic.atomic_write(tmp / "w", b"x")),  # type: ignore[arg-type]
+        (
+            "atomic_write under a file",
+            ("afile", "is a file"),
+            lambda: atomic.atomic_write(_write(tmp / "afile", b"x") / "x", lambda f: f.write(b"x")),
+        ),
+        ("argtypes.pair of an int", ("text", "str"), lambda: argtypes.pair(3)),  # type: ignore[arg-type]
     ]
     return cases
 
@@ -1716,6 +1726,7 @@ def cli_cases(tmp: Path) -> list[tuple[str, tuple[str, ...], list[str]]]:
             ("--only", "--report-only"),
             ["study", "--config", "configs/studies/quick.yaml", "--only", "seed=0", "--report-only"],
         ),
+        ("train --out empty", ("--out", "empty"), ["train", *syn, "--out", ""]),
         *script_cases(tmp),
     ]
 

@@ -574,3 +574,19 @@ def test_writers_and_readers_given_a_folder_name_it(tmp_path):
         with pytest.raises(IsADirectoryError, match=words):
             call()
     assert sorted(tmp_path.iterdir()) == []  # no temporary file left behind
+
+
+def test_a_write_under_a_file_names_the_file_in_the_way(tmp_path):
+    from detinit.atomic import OutputDirError, atomic_write
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(OutputDirError, match="its folder .* is under .*afile, which is a file"):
+        atomic_write(tmp_path / "afile" / "deeper" / "out.json", lambda f: f.write(b"{}"))
+
+
+def test_train_with_an_empty_out_is_refused_by_the_parser(capsys):
+    from detinit.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--data", "synthetic", "--epochs", "1", "--out", ""])
+    assert stop.value.code == 2 and "argument --out: the folder is empty" in capsys.readouterr().err

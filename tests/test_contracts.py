@@ -209,7 +209,7 @@ def test_a_seed_beyond_32_bits_would_repeat_seed_0():
 # ------------------------------------------------------------------ every public function of every package
 # (scalar arguments, models and tensors: a model given as its name, a tensor as a list)
 PACKAGES = ("detinit", "detinit.init", "detinit.nn", "detinit.diagnostics", "detinit.symmetry", "detinit.data")
-PACKAGES += ("detinit.experiments", "detinit.models", "detinit.train")
+PACKAGES += ("detinit.experiments", "detinit.models", "detinit.train", "detinit.atomic", "detinit.argtypes")
 # public callables whose scalar arguments are checked in their own body (tests/test_bad_inputs.py), or that
 # are records the library builds (a measurement row, a dataset, a report), not boundaries a caller crosses
 CHECKED_IN_BODY = {"initialize", "parse_study", "TrainConfig"}

@@ -22,6 +22,19 @@ import math
 from pathlib import Path
 
 from .atomic import OutputDirError, check_output_dir, check_output_file
+from .contract import checked_arguments
+
+__all__ = [
+    "existing_file",
+    "no_options",
+    "non_negative_int",
+    "output_file",
+    "output_folder",
+    "pair",
+    "positive_float",
+    "positive_int",
+    "random_seed",
+]
 
 SEED_LIMIT = 2**63  # torch.Generator.manual_seed takes a 64-bit signed integer
 
@@ -33,6 +46,7 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
 
 
+@checked_arguments()
 def positive_int(text: str) -> int:
     """An integer >= 1 (a count of steps, workers, threads, seeds)."""
     value = _int(text)
@@ -41,6 +55,7 @@ def positive_int(text: str) -> int:
     return value
 
 
+@checked_arguments()
 def non_negative_int(text: str) -> int:
     """An integer >= 0 (a limit where 0 means none, warm-up steps)."""
     value = _int(text)
@@ -49,6 +64,7 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+@checked_arguments()
 def random_seed(text: str) -> int:
     """A random seed: an integer in [0, 2^63)."""
     value = _int(text)
@@ -57,6 +73,7 @@ def random_seed(text: str) -> int:
     return value
 
 
+@checked_arguments()
 def positive_float(text: str) -> float:
     """A finite number > 0 (a learning rate)."""
     try:
@@ -68,6 +85,7 @@ def positive_float(text: str) -> float:
     return value
 
 
+@checked_arguments()
 def output_file(text: str) -> Path:
     """A file the command may create or replace (:func:`detinit.atomic.check_output_file`)."""
     try:
@@ -76,6 +94,7 @@ def output_file(text: str) -> Path:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+@checked_arguments()
 def output_folder(text: str) -> Path:
     """A folder the command may create or write into (:func:`detinit.atomic.check_output_dir`)."""
     try:
@@ -84,6 +103,7 @@ def output_folder(text: str) -> Path:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+@checked_arguments()
 def existing_file(text: str) -> Path:
     """A file that exists (a README to update, a file to read)."""
     path = Path(text)
@@ -92,6 +112,7 @@ def existing_file(text: str) -> Path:
     return path
 
 
+@checked_arguments()
 def pair(text: str) -> tuple[str, str]:
     """``A:B``, two non-empty names joined by one colon."""
     first, colon, second = text.partition(":")
@@ -100,6 +121,7 @@ def pair(text: str) -> tuple[str, str]:
     return first, second
 
 
+@checked_arguments()
 def no_options(doc: str | None) -> argparse.Namespace:
     """Parse a script's command line that takes no options: ``--help`` prints the first line of ``doc``, and
     any argument is an error (a typo is not silently ignored while the script runs for minutes)."""

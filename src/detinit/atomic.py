@@ -23,6 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from .contract import checked_arguments
+
+__all__ = ["OutputDirError", "atomic_write", "check_output_dir", "check_output_file"]
+
 
 @functools.cache
 def _umask() -> int:
@@ -32,6 +36,7 @@ def _umask() -> int:
     return mask
 
 
+@checked_arguments()
 def atomic_write(
     path: str | Path,
     write: Callable[[BinaryIO], object],
@@ -47,7 +52,11 @@ def atomic_write(
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder; detinit writes a file there only in place of a file")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file where a folder must be: say which
+        check_output_dir(path.parent, f"{path}: its folder")
+        raise
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -65,10 +74,17 @@ def atomic_write(
     return path
 
 
+def _path_text(path: object, what: str) -> str:
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{what}={path!r} is not a path; give a str or a pathlib.Path")
+    return os.fspath(path)
+
+
 class OutputDirError(ValueError):
     """A folder detinit was asked to write into cannot be one; the message names it and why."""
 
 
+@checked_arguments()
 def check_output_dir(path: str | os.PathLike[str], what: str = "--out") -> Path:
     """``path`` as a :class:`~pathlib.Path` if detinit can create it (or write into it) as a folder, else an
     :class:`OutputDirError` naming ``what``, the path and the reason: empty, a file (or under one), a name
@@ -79,7 +95,7 @@ def check_output_dir(path: str | os.PathLike[str], what: str = "--out") -> Path:
         ...
     detinit.atomic.OutputDirError: --out is empty; give a folder, e.g. runs/my-run
     """
-    text = os.fspath(path)
+    text = _path_text(path, what)
     if not text.strip():
         raise OutputDirError(f"{what} is empty; give a folder, e.g. runs/my-run")
     folder = Path(text)
@@ -104,6 +120,7 @@ def check_output_dir(path: str | os.PathLike[str], what: str = "--out") -> Path:
     return folder
 
 
+@checked_arguments()
 def check_output_file(path: str | os.PathLike[str], what: str = "--out") -> Path:
     """``path`` as a :class:`~pathlib.Path` if detinit can write a file there, else an :class:`OutputDirError`
     naming ``what``, the path and the reason: empty, a folder, or a folder it cannot be created in
@@ -114,7 +131,7 @@ def check_output_file(path: str | os.PathLike[str], what: str = "--out") -> Path
         ...
     detinit.atomic.OutputDirError: --markdown ... is a folder, not a file; give a file name in it
     """
-    text = os.fspath(path)
+    text = _path_text(path, what)
     if not text.strip():
         raise OutputDirError(f"{what} is empty; give a file, e.g. results.jsonl")
     file = Path(text)

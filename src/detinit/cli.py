@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from . import __version__
-from .argtypes import positive_float, positive_int
+from .argtypes import output_folder, positive_float, positive_int
 from .atomic import OutputDirError, check_output_dir
 from .diagnostics import gradient_at_init
 from .diagnostics.inspect import format_gradient_steps, inspect_model
@@ -358,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
             action=argparse.BooleanOptionalAction,
             help=f"{what} (default: chosen for the model)",
         )
-    tr.add_argument("--out", help="run directory (default runs/MODEL-INIT-DATA-seedS)")
+    tr.add_argument("--out", type=output_folder, help="run directory (default runs/MODEL-INIT-DATA-seedS)")
     tr.add_argument("--no-resume", action="store_true", help="start from scratch even if a checkpoint exists")
     tr.set_defaults(func=run_train)
     st = sub.add_parser("study", help="run a grid of runs from one study file and write its report")
