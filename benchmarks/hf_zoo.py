@@ -622,8 +622,9 @@ def main() -> int:
         help="instead: check these at real widths, 2 layers",
     )
     args = parser.parse_args()
-    if args.readme and readme_block_missing(args.readme):
-        parser.error(f"argument --readme: {readme_block_missing(args.readme)}")
+    problem = readme_block_missing(args.readme) if args.readme else None
+    if problem:
+        parser.error(f"argument --readme: {problem}")
     _worker_init()
     if args.real_widths:
         for entry in args.real_widths:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 from .atomic import OutputDirError, check_output_dir, check_output_file
@@ -39,29 +40,26 @@ __all__ = [
 SEED_LIMIT = 2**63  # torch.Generator.manual_seed takes a 64-bit signed integer
 
 
-def _int(text: str) -> int:
+def _int(text: str, low: int | None = None) -> int:
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if low is not None and value < low:
+        raise argparse.ArgumentTypeError(f"{value} must be >= {low}")
+    return value
 
 
 @checked_arguments()
 def positive_int(text: str) -> int:
     """An integer >= 1 (a count of steps, workers, threads, seeds)."""
-    value = _int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
+    return _int(text, 1)
 
 
 @checked_arguments()
 def non_negative_int(text: str) -> int:
     """An integer >= 0 (a limit where 0 means none, warm-up steps)."""
-    value = _int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
-    return value
+    return _int(text, 0)
 
 
 @checked_arguments()
@@ -85,22 +83,23 @@ def positive_float(text: str) -> float:
     return value
 
 
+def _output(check: Callable[[str, str], Path], text: str, what: str) -> Path:
+    try:
+        return check(text, what)
+    except OutputDirError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 @checked_arguments()
 def output_file(text: str) -> Path:
     """A file the command may create or replace (:func:`detinit.atomic.check_output_file`)."""
-    try:
-        return check_output_file(text, "the file")
-    except OutputDirError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    return _output(check_output_file, text, "the file")
 
 
 @checked_arguments()
 def output_folder(text: str) -> Path:
     """A folder the command may create or write into (:func:`detinit.atomic.check_output_dir`)."""
-    try:
-        return check_output_dir(text, "the folder")
-    except OutputDirError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    return _output(check_output_dir, text, "the folder")
 
 
 @checked_arguments()

@@ -108,8 +108,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"checkpoint {path} is damaged: its SHA-256 is not the one recorded when it was written; {advice}"
         )
     if not path.is_file():
-        what = "is a directory" if path.is_dir() else "does not exist"
-        raise FileNotFoundError(f"checkpoint {path} {what}; give the checkpoint.pt of a run") from None
+        raise FileNotFoundError(f"checkpoint {path} does not exist; give the checkpoint.pt of a run") from None
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as err:  # truncated, empty, not a torch file: torch's own message is about zip internals
