@@ -42,8 +42,7 @@ from detinit.init.roles.layers import Matrix  # noqa: E402
 from detinit.init.roles.vocabulary import LayerInfo  # noqa: E402
 from detinit.init.schemes import ParamRule  # noqa: E402
 from detinit.init.schemes.zero import ZerOScheme  # noqa: E402
-from detinit.init.tensor.hadamard import fill_sylvester_  # noqa: E402
-from detinit.init.tensor.layout import matrix_views  # noqa: E402
+from detinit.init.tensor.hadamard import hadamard_mixing_  # noqa: E402
 from detinit.models import create_model  # noqa: E402
 
 
@@ -60,19 +59,13 @@ class GatedZerO(ZerOScheme):
             return super().matrix_rule(matrix, layer)
         last = layer.role == "branch_last"
         if self.mix and matrix.out_features == matrix.in_features and matrix.groups == 1:
-            return ParamRule("hadamard", "branch mixing", lambda w, g: hadamard_mixing_(w, last))
+            return ParamRule("hadamard", "branch mixing", lambda w, g: branch_mixing_(w, last))
         return super().matrix_rule(matrix, replace(layer, role="default"))
 
 
-@torch.no_grad()
-def hadamard_mixing_(weight: torch.Tensor, last: bool) -> torch.Tensor:
-    """``sqrt 2 H / sqrt n`` on the centre tap (``H / sqrt n`` with reversed columns where ``last``), 0 elsewhere."""
-    weight.zero_()
-    (centre,) = matrix_views(weight, "hadamard_mixing_")
-    n = centre.shape[0]
-    block = fill_sylvester_(torch.empty(n, n, dtype=weight.dtype), (1.0 if last else math.sqrt(2.0)) / math.sqrt(n))
-    centre.copy_(block.flip(1) if last else block)
-    return weight
+def branch_mixing_(weight: torch.Tensor, last: bool) -> torch.Tensor:
+    """A branch conv's mixing: ``sqrt 2 H / sqrt n`` first (a ReLU follows), ``H / sqrt n`` reversed last."""
+    return hadamard_mixing_(weight, 1.0 if last else math.sqrt(2.0), reverse=last)
 
 
 def build(start: str, seed: int) -> nn.Module:

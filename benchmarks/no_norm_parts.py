@@ -13,11 +13,14 @@ variant and seed under ``--out`` (a second call resumes and reuses them). The va
   ``skipinit+zero_body+he_rows``, ``skipinit+mixed_branches``: SkipInit with ZerO's output layer (0), ZerO's
   stem and shortcuts (Hadamard blocks, orthonormal), both, the body with every row at He's norm, or
   ZerO-style deterministic branches
-  (:func:`gate_coherence.hadamard_mixing_`);
-* ``zero``: ZerO's default (identity branches at Fixup's depth scale, the last conv at 0);
-  ``zero+he_rows``: the same with the stem's and shortcuts' rows at He's norm;
+  (:func:`gate_coherence.branch_mixing_`);
+* ``zero``: ZerO with the zero at the branch end (identity branches at Fixup's depth scale, the last conv at 0;
+  the default until ``branch_zero="gate"`` became it on norm-free models with gates);
+  ``zero+he_rows``: the same with every layer's rows at He's norm but the zeros (the stem, the shortcuts and each
+  branch's first conv, whose identity rows then get Fixup's depth scale);
 * ``gated_zero+he_rows``: every part deterministic -- ZerO's stem, shortcuts (He rows) and output layer, mixed
-  branches, the zero on SkipInit's gate; ``gated_zero+he_rows+gate_gain_3``: the gate computed through an
+  branches, the zero on SkipInit's gate: bitwise ZerO's ``branch_zero="gate"``, its default here now;
+  ``gated_zero+he_rows+gate_gain_3``: the gate computed through an
   :class:`~detinit.init.apply.end_gain.EndGain` of slope 3.
 
 *He rows*: a Hadamard block's rows rescaled to norm sqrt 2, He's expected row norm for a layer before a ReLU
@@ -40,7 +43,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from gate_coherence import hadamard_mixing_  # noqa: E402 (this folder)
+from gate_coherence import branch_mixing_  # noqa: E402 (this folder)
 from head_features import pooled_features  # noqa: E402 (this folder)
 
 import detinit.train.trainer as trainer  # noqa: E402
@@ -77,7 +80,8 @@ class Swapped(GatedScheme):
 
     def __init__(self, classifier: bool = False, body: bool = False, mixed: bool = False, rows: bool = False):
         super().__init__("skipinit")
-        self.zero, self.classifier, self.body, self.mixed, self.rows = ZerOScheme(), classifier, body, mixed, rows
+        self.zero = ZerOScheme(branch_zero="end")  # its rules for layers that carry no zero
+        self.classifier, self.body, self.mixed, self.rows = classifier, body, mixed, rows
 
     def matrix_rule(self, matrix: Matrix, layer: LayerInfo) -> ParamRule | None:
         if layer.role in BRANCH_ROLES:
@@ -85,7 +89,7 @@ class Swapped(GatedScheme):
                 return super().matrix_rule(matrix, layer)
             if matrix.out_features == matrix.in_features and matrix.groups == 1:
                 last = layer.role == "branch_last"
-                return ParamRule("hadamard_mixing", "branch mixing", lambda w, g: hadamard_mixing_(w, last))
+                return ParamRule("hadamard_mixing", "branch mixing", lambda w, g: branch_mixing_(w, last))
             return self.zero.matrix_rule(matrix, replace(layer, role="default"))
         ours = self.classifier if layer.role == "classifier" else self.body
         if not ours:
@@ -95,7 +99,10 @@ class Swapped(GatedScheme):
 
 
 class ZerOHeRows(ZerOScheme):
-    """ZerO's default with the stem's and shortcuts' rows at He's norm."""
+    """ZerO with the zero at the branch end (and Fixup's depth scale), each rule of a layer's own at He's rows."""
+
+    def __init__(self) -> None:
+        super().__init__(branch_zero="end")
 
     def matrix_rule(self, matrix: Matrix, layer: LayerInfo) -> ParamRule | None:
         rule = super().matrix_rule(matrix, layer)
@@ -110,7 +117,7 @@ VARIANTS: dict[str, tuple[str, Callable[[], object] | None, float]] = {  # name:
     "skipinit+zero_classifier+zero_body": ("nn_parts_g", lambda: Swapped(classifier=True, body=True), 1.0),
     "skipinit+zero_body+he_rows": ("nn_parts_c", lambda: Swapped(body=True, rows=True), 1.0),
     "skipinit+mixed_branches": ("nn_parts_d", lambda: Swapped(mixed=True), 1.0),
-    "zero": ("zero", None, 1.0),
+    "zero": ("nn_parts_z", lambda: ZerOScheme(branch_zero="end"), 1.0),
     "zero+he_rows": ("nn_parts_e", ZerOHeRows, 1.0),
     "gated_zero+he_rows": ("nn_parts_f", lambda: Swapped(**ALL_ZERO), 1.0),
     "gated_zero+he_rows+gate_gain_3": ("nn_parts_f", lambda: Swapped(**ALL_ZERO), 3.0),

@@ -12,7 +12,7 @@ from detinit.init.schemes import Scheme
 
 def test_every_hook_of_the_example_model_is_read():
     net = ExampleNet(in_features=4, width=8, hidden=16, depth=2, classes=3)
-    report = initialize(net, "zero", strict=True)
+    report = initialize(net, "zero", strict=True, branch_zero="end")  # the gate's hook reads residual_gate_value
     assert report["blocks.1.fc2.weight"].role == "branch_last"
     assert "ExampleBlock.detinit_roles()" in report["blocks.1.fc2.weight"].reason
     assert report["head.weight"].role == "classifier" and "get_classifier" in report["head.weight"].reason

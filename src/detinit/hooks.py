@@ -41,11 +41,14 @@ example to copy:
 
 >>> from detinit import initialize
 >>> net = ExampleNet()
->>> report = initialize(net, "zero")  # no norm, no attention: Fixup's depth scale on the branch (ZerO's depth_scale)
+>>> report = initialize(net, "zero")  # no norm, no attention, residual gates: the branch's zero on its gate
 >>> report["blocks.0.fc1.weight"].rule, report["blocks.0.fc2.weight"].rule, report["head.weight"].rule
-('scaled_hadamard', 'zeros', 'zeros')
+('hadamard', 'partial_identity', 'zeros')
 >>> report["blocks.0.gate.weight"].reason
-'scalar gate = 1 (branch multiplier starts at 1)'
+'scalar gate = 0 (zero: branch gated off)'
+>>> report = initialize(net, "zero", branch_zero="end")  # the zero on the branch's last layer, Fixup's depth scale
+>>> report["blocks.0.fc1.weight"].rule, report["blocks.0.fc2.weight"].rule, report["blocks.0.gate.weight"].reason
+('scaled_hadamard', 'zeros', 'scalar gate = 1 (branch multiplier starts at 1)')
 >>> bool(net(torch.randn(3, 4)).eq(0).all())   # ZerO: a zero classifier, every block the identity
 True
 """

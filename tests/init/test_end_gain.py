@@ -159,10 +159,12 @@ def test_a_tied_output_norm_takes_the_output_gain_with_a_reach_of_sqrt_width():
 
 
 def test_depth_scale_gives_norm_free_branches_fixups_scale():
-    """Without any norm layer, each branch's layers before its last get L^(-1/(2m-2)) times ZerO's rule (ResNet-20:
-    L = 9 blocks of m = 2 layers, 1/3); with BatchNorm, or depth_scale=False, they keep the plain identity."""
+    """Without any norm layer and with the zero at the branch end, each branch's layers before its last get
+    L^(-1/(2m-2)) times ZerO's rule (ResNet-20: L = 9 blocks of m = 2 layers, 1/3); with BatchNorm, or
+    depth_scale=False, they keep the plain identity. (A model with residual gates puts the zero on them by
+    default: tests/init/test_branch_zero_gate.py.)"""
     free = create_model("resnet20", norm="none", in_chans=1)
-    report = initialize(free, "zero")
+    report = initialize(free, "zero", branch_zero="end")
     conv1 = free.stages[0][0].conv1.weight
     assert torch.equal(conv1[:, :, 1, 1], torch.eye(16) / 3) and conv1[:, :, 0].abs().max() == 0
     assert "Fixup's depth scale" in report["stages.0.0.conv1.weight"].reason

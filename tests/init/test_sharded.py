@@ -19,6 +19,7 @@ from detinit.train.fsdp import shard_model
 
 CASES = [
     ("resnet20", "zero", {}),
+    ("resnet20", "zero", {"norm": "none"}),  # branch_zero="gate": mixing and He-row fills, by row blocks
     ("resnet20", "kaiming", {}),
     ("zero_resnet20", None, {}),
     ("constnet_16_1", None, {}),

@@ -12,9 +12,11 @@ from dataclasses import replace
 import torch
 from torch import nn
 
+from ... import hooks
 from ..roles.layers import Matrix, Table, is_norm_module
 from ..roles.vocabulary import ATTENTION_ROLES, LayerInfo
 from ..tensor.embedding import embedding_collisions, embedding_rows, zero_embedding_
+from ..tensor.hadamard import hadamard_mixing_, hadamard_mixing_rows_, is_power_of_two
 from ..tensor.row_fills import RowFill
 from ..tensor.zero import HADAMARD_NORMS, hadamard_scale, partial_identity_, zero_, zero_unfolded_
 from ..tensor.zero_rows import partial_identity_rows_, zero_embedding_rows_, zero_rows_, zero_unfolded_rows_
@@ -68,13 +70,26 @@ class ZerOScheme(Scheme):
     order 1, which closes most of ZerO's slow start (``docs/results.md``,
     section 14). ``end_gain=1, output_gain=1`` give the plain zeros.
 
-    **depth_scale** (default: on a ``variant="detinit"`` model with no norm layer
-    and no attention, Fixup's setting; ``True`` / ``False`` force it): each
+    **depth_scale** (default: on a ``variant="detinit"`` model with no norm layer,
+    no attention and no residual gates, Fixup's setting; ``True`` / ``False`` force it): each
     branch's layers before its last get Fixup's :math:`L^{-1/(2m-2)}` times
     their rule (:math:`L` branches of :math:`m` layers; 1/3 on ResNet-20), so
     that one SGD step changes the network by O(1) however many branches there
     are. Without it a norm-free ResNet-20 learnt on 1 seed of 3; measured in
     ``docs/results.md`` (section 14), with the norm-free GPT where it does not help.
+
+    **branch_zero** (``"end"`` or ``"gate"``; default ``"gate"`` on a ``variant="detinit"`` model with
+    residual gates, no norm layer and no attention, unless ``depth_scale`` or ``branch_end`` is given; ``"end"``
+    elsewhere): where a residual branch's zero goes. ``"end"`` is ZerO's (the branch's last layer, or the norm
+    or layer scale after it). ``"gate"`` puts it on the branch's scalar gate (:class:`detinit.nn.ScalarGate`,
+    SkipInit's place; asked for on a model without gates, refused) and makes the rest of a norm-free network
+    keep He's second moment, deterministically: each square branch layer mixes its channels
+    (:func:`~detinit.init.tensor.hadamard.hadamard_mixing_`, the first at gain sqrt 2, the last reversed, so the
+    branch does not point along the stream its gate adds it to), and each expanding Hadamard block outside the
+    branches (a stem, a shortcut) has its rows at norm sqrt 2, He's, instead of orthonormal rows of norm
+    sqrt(Q / 2^m). Blocks are still the identity at step 0 and the output still 0. On a norm-free ResNet-20 it
+    trains on 3 of 3 seeds at 256 and at 768 SGD steps, where the zero at the branch end with the depth scale
+    diverges or stays at chance on every seed at 768 (``docs/results.md``, section 14).
 
     **Transformers.** A pre-LN block :math:`x + \mathrm{Attn}(\mathrm{LN}(x))`,
     :math:`x + \mathrm{MLP}(\mathrm{LN}(x))` is the identity at init when each
@@ -102,6 +117,7 @@ class ZerOScheme(Scheme):
     ATTENTION = ("identity", "kv_zero")
     END_GAIN, OUTPUT_GAIN = 30.0, 300.0  # measured: docs/results.md, section 14
     VARIANTS = ("detinit", "paper")
+    BRANCH_ZEROS = ("end", "gate")
     geometry_keyed = True
 
     def __init__(
@@ -116,6 +132,7 @@ class ZerOScheme(Scheme):
         output_gain: float | None = None,
         end_reach: float = 1.0,
         depth_scale: bool | None = None,
+        branch_zero: str | None = None,
     ) -> None:
         self.norm = check_choice("norm", norm, HADAMARD_NORMS)
         self.hadamard = check_bool("hadamard", hadamard)
@@ -130,6 +147,19 @@ class ZerOScheme(Scheme):
         self.output_gain = check_number("output_gain", output_default if output_gain is None else output_gain, 1.0, 1e4)
         self.end_reach = check_number("end_reach", end_reach, 0.0, open_low=True)
         self.depth_scale = None if depth_scale is None else check_bool("depth_scale", depth_scale)
+        self.branch_zero_option = (
+            None if branch_zero is None else check_choice("branch_zero", branch_zero, self.BRANCH_ZEROS)
+        )
+        self.branch_zero = branch_zero or "end"  # where branch_zero is None, check_model decides it per model
+        gated = self.branch_zero == "gate"
+        clashes = {"variant": (variant, variant != "detinit"), "depth_scale": (depth_scale, bool(self.depth_scale))}
+        clashes["branch_end"] = (branch_end, bool(self.branch_end))
+        if gated and any(clash for _, clash in clashes.values()):
+            given = ", ".join(f"{key}={value!r}" for key, (value, clash) in clashes.items() if clash)
+            raise ValueError(
+                f"scheme option branch_zero='gate' does not combine with {given}: it is detinit's norm-free start "
+                "with the branch's zero on its gate (no depth scale, no branch_end)"
+            )
         self.scales_depth = bool(depth_scale)  # decided per model by check_model where depth_scale is None
         self.policy = Policy(
             zeroes_branch_ends=True,
@@ -144,6 +174,9 @@ class ZerOScheme(Scheme):
             output_gain=self.output_gain,
             end_reach=self.end_reach,
         )
+        self._end_policy = self.policy
+        if gated:
+            self._put_zero_on_gates()
         self.columns = "spanning" if ours else "first"
         self.name = "zero" if hadamard else "partial_identity"
 
@@ -158,6 +191,8 @@ class ZerOScheme(Scheme):
             opts["branch_end"] = self.branch_end
         if self.depth_scale is not None:
             opts["depth_scale"] = self.depth_scale
+        if self.branch_zero != "end" or self.branch_zero_option is not None:
+            opts["branch_zero"] = self.branch_zero
         if self.end_gain != 1.0 or self.output_gain != 1.0:
             opts.update(end_gain=self.end_gain, output_gain=self.output_gain, end_reach=self.end_reach)
         return opts
@@ -175,11 +210,21 @@ class ZerOScheme(Scheme):
             ignored["end_reach"] = "does nothing without a gain: end_gain and output_gain are 1"
         return ignored
 
+    def _put_zero_on_gates(self) -> None:
+        self.branch_zero = "gate"
+        self.policy = replace(self._end_policy, zeroes_branch_ends=False, requires_gates=True, residual_gate_value=0.0)
+
     def check_model(self, model_name: str, roles: frozenset[str], modules: Sequence[nn.Module]) -> None:
+        attention = bool(roles & ATTENTION_ROLES) or any(isinstance(m, nn.MultiheadAttention) for m in modules)
+        free = self.variant == "detinit" and not any(is_norm_module(m) for m in modules) and not attention
+        if self.branch_zero_option is None:  # the norm-free start that trains on every seed, where it can be had
+            gates = any(hooks.is_residual_gate(m) for m in modules)
+            if free and gates and self.depth_scale is None and not self.branch_end:
+                self._put_zero_on_gates()
+            else:
+                self.branch_zero, self.policy = "end", self._end_policy
         if self.depth_scale is None:  # Fixup's setting: a residual network with no norm and no attention
-            attention = bool(roles & ATTENTION_ROLES) or any(isinstance(m, nn.MultiheadAttention) for m in modules)
-            norm = any(is_norm_module(m) for m in modules)
-            self.scales_depth = self.variant == "detinit" and not norm and not attention
+            self.scales_depth = free and self.branch_zero == "end"
         if self.attention != "kv_zero" or roles & ATTENTION_ROLES:
             return
         if not any(isinstance(m, nn.MultiheadAttention) for m in modules):
@@ -193,6 +238,8 @@ class ZerOScheme(Scheme):
         role = layer.role
         if role == "classifier":
             return zeros("classifier starts at 0 (ZerO): the output is 0 at init")
+        if self.branch_zero == "gate" and role in ("branch", "branch_last"):
+            return self._gated_branch_rule(matrix, layer)
         if role == "branch" and self.scales_depth and layer.branch_depth >= 2 and layer.num_branches >= 1:
             scale = fixup_depth_scale(layer.num_branches, layer.branch_depth)
             why = f"L = {layer.num_branches} branches of m = {layer.branch_depth} layers, no norm: Fixup's depth scale"
@@ -210,6 +257,12 @@ class ZerOScheme(Scheme):
         if self.attention == "kv_zero" and role in ("attn_key", "attn_value"):
             why = "keys 0: attention starts uniform" if role == "attn_key" else "values 0: the branch outputs 0"
             return zeros(f"{why} (attention='kv_zero')")
+        rule = self._plain_rule(matrix, role)
+        expanding = rule is not None and rule.rule in ("hadamard", "unfolded_hadamard", "unfolded_identity")
+        return he_rows_rule(rule) if self.branch_zero == "gate" and role == "default" and expanding else rule
+
+    def _plain_rule(self, matrix: Matrix, role: str) -> ParamRule:
+        """Algorithm 1 for a layer that carries no zero: identity, partial identity or a Hadamard block."""
         groups, transposed = matrix.groups, matrix.transposed
         p, q = matrix.out_features, matrix.in_features
         where = f"{p}x{q}" + (f" per group (groups={groups})" if groups > 1 else "")
@@ -229,6 +282,24 @@ class ZerOScheme(Scheme):
             )
             return ParamRule(kind, f"{where}: {why}", fill)
         return expanding_rule(matrix, where, self.norm, self.columns, self.variant)
+
+    def _gated_branch_rule(self, matrix: Matrix, layer: LayerInfo) -> ParamRule | None:
+        """``branch_zero="gate"``: a square branch layer mixes its channels; any other gets the rule it would
+        get outside a branch (its zero is on the gate)."""
+        n = matrix.out_features
+        if n != matrix.in_features or matrix.groups != 1 or matrix.transposed or not is_power_of_two(n):
+            return self._plain_rule(matrix, "default")
+        last = layer.role == "branch_last"
+        gain = 1.0 if last else math.sqrt(2.0)
+        what = "reversed columns, the branch's last layer" if last else "gain sqrt 2 (a ReLU follows)"
+        return ParamRule(
+            "hadamard_mixing",
+            f"{n}x{n}: H_n / sqrt n, {what}; the branch's zero is on its gate (branch_zero='gate')",
+            RowFill(
+                lambda w, g: hadamard_mixing_(w, gain, reverse=last),
+                lambda out, start, total, g: hadamard_mixing_rows_(out, start, total, gain, reverse=last),
+            ),
+        )
 
     def parameter_rule(self, role: str, param: torch.Tensor) -> ParamRule:
         """Position tables 0 (as learned positions); tokens (cls, register) distinct Hadamard rows, as token
@@ -316,6 +387,30 @@ def expanding_rule(matrix: Matrix, where: str, norm: str, columns: str, variant:
             columns=columns,
         ),
     )
+
+
+def he_rows_rule(rule: ParamRule) -> ParamRule:
+    """``rule``, then each non-zero row divided by its norm and times sqrt 2: He's expected row norm for a layer
+    before a ReLU (rows of an orthonormal expanding block have norm sqrt(Q / 2^m) < 1). Row by row, so a shard
+    writes the same rows as the whole tensor."""
+    gain = math.sqrt(2.0)
+
+    def normed(fill: Callable[..., object]) -> Callable[..., torch.Tensor]:
+        def write(w: torch.Tensor, *args: object) -> torch.Tensor:
+            fill(w, *args)
+            rows = w.view(w.shape[0], -1)
+            norms = rows.norm(dim=1, keepdim=True)
+            return rows.mul_(torch.where(norms > 0, gain / norms.clamp_min(1e-30), torch.zeros_like(norms))).view_as(w)
+
+        return write
+
+    fill = rule.fill
+    if isinstance(fill, RowFill):
+        transposed = fill.transposed_rows
+        fill = RowFill(normed(fill.whole), normed(fill.rows), None if transposed is None else normed(transposed))
+    else:
+        fill = normed(fill)
+    return ParamRule(rule.rule + "_he_rows", f"{rule.reason}; rows at norm sqrt 2 (He's; branch_zero='gate')", fill)
 
 
 def embedding_rule(table: Table, norm: str, constant: bool) -> ParamRule:

@@ -21,11 +21,13 @@ layers, embedding tables and a shard's rows are built on it).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ...contract import checked_arguments
 from ...values import is_int
-from .layout import check_flag_argument, check_float_tensor
+from .layout import centre_plane, check_flag_argument, check_float_tensor, matrix_views
 
 
 def is_power_of_two(n: int) -> bool:
@@ -243,3 +245,38 @@ def fill_sylvester_entries_(
     for start in range(0, len(rows), _ROWS_PER_CHUNK):
         matrix[start : start + _ROWS_PER_CHUNK] = block[rows[start : start + _ROWS_PER_CHUNK]]
     return matrix
+
+
+def _mixing_block(n: int, gain: float, reverse: bool, dtype: torch.dtype) -> torch.Tensor:
+    block = fill_sylvester_(torch.empty(n, n, dtype=dtype), gain / math.sqrt(n))
+    return block.flip(1) if reverse else block
+
+
+@torch.no_grad()
+def hadamard_mixing_(tensor: torch.Tensor, gain: float = 1.0, reverse: bool = False) -> torch.Tensor:
+    r"""Fill a square weight (``n`` outputs, ``n`` inputs, ``n`` a power of two) with the mixing
+    :math:`W = g\, H_n / \sqrt{n}` on the centre tap (columns reversed, :math:`W_{ij} = g\, H_{i, n-1-j} / \sqrt n`,
+    with ``reverse``), 0 elsewhere: an orthogonal matrix times ``gain`` whose every output reads every input.
+
+    ZerO's ``branch_zero="gate"`` gives a branch's first layer ``gain`` sqrt 2 (a ReLU follows) and its last the
+    reversed block, so that the branch does not point along the stream it is added to (it would be the identity
+    of its input with both blocks plain).
+
+    >>> (hadamard_mixing_(torch.empty(2, 2), reverse=True) * 2**0.5).round()
+    tensor([[ 1.,  1.],
+            [-1.,  1.]])
+    """
+    tensor.zero_()
+    (centre,) = matrix_views(tensor, "hadamard_mixing_")
+    centre.copy_(_mixing_block(centre.shape[0], gain, reverse, tensor.dtype))
+    return tensor
+
+
+@torch.no_grad()
+def hadamard_mixing_rows_(
+    out: torch.Tensor, start: int, total: int, gain: float = 1.0, reverse: bool = False
+) -> torch.Tensor:
+    """Rows ``start : start + len(out)`` of :func:`hadamard_mixing_` on a ``total``-row weight (a shard)."""
+    out.zero_()
+    centre_plane(out).copy_(_mixing_block(total, gain, reverse, out.dtype)[start : start + len(out)])
+    return out
