@@ -258,7 +258,7 @@ class ZerOScheme(Scheme):
             why = "keys 0: attention starts uniform" if role == "attn_key" else "values 0: the branch outputs 0"
             return zeros(f"{why} (attention='kv_zero')")
         rule = self._plain_rule(matrix, role)
-        expanding = rule is not None and rule.rule in ("hadamard", "unfolded_hadamard", "unfolded_identity")
+        expanding = rule.rule in ("hadamard", "unfolded_hadamard", "unfolded_identity") and not matrix.transposed
         return he_rows_rule(rule) if self.branch_zero == "gate" and role == "default" and expanding else rule
 
     def _plain_rule(self, matrix: Matrix, role: str) -> ParamRule:
@@ -390,26 +390,22 @@ def expanding_rule(matrix: Matrix, where: str, norm: str, columns: str, variant:
 
 
 def he_rows_rule(rule: ParamRule) -> ParamRule:
-    """``rule``, then each non-zero row divided by its norm and times sqrt 2: He's expected row norm for a layer
-    before a ReLU (rows of an orthonormal expanding block have norm sqrt(Q / 2^m) < 1). Row by row, so a shard
-    writes the same rows as the whole tensor."""
+    """``rule``, then each non-zero row (output) divided by its norm and times sqrt 2: He's expected row norm for a
+    layer before a ReLU (rows of an orthonormal expanding block have norm sqrt(Q / 2^m) < 1). Row by row, so a
+    shard writes the same rows as the whole tensor. For weights stored ``(out, ...)`` only (not transposed)."""
     gain = math.sqrt(2.0)
 
     def normed(fill: Callable[..., object]) -> Callable[..., torch.Tensor]:
         def write(w: torch.Tensor, *args: object) -> torch.Tensor:
             fill(w, *args)
-            rows = w.view(w.shape[0], -1)
-            norms = rows.norm(dim=1, keepdim=True)
-            return rows.mul_(torch.where(norms > 0, gain / norms.clamp_min(1e-30), torch.zeros_like(norms))).view_as(w)
+            norms = w.reshape(len(w), -1).norm(dim=1)
+            scale = torch.where(norms > 0, gain / norms.clamp_min(1e-30), torch.zeros_like(norms))
+            return w.mul_(scale.view(-1, *[1] * (w.dim() - 1)))
 
         return write
 
     fill = rule.fill
-    if isinstance(fill, RowFill):
-        transposed = fill.transposed_rows
-        fill = RowFill(normed(fill.whole), normed(fill.rows), None if transposed is None else normed(transposed))
-    else:
-        fill = normed(fill)
+    fill = RowFill(normed(fill.whole), normed(fill.rows)) if isinstance(fill, RowFill) else normed(fill)
     return ParamRule(rule.rule + "_he_rows", f"{rule.reason}; rows at norm sqrt 2 (He's; branch_zero='gate')", fill)
 
 
