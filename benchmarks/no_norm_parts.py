@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -55,24 +54,10 @@ from detinit.init.roles.vocabulary import LayerInfo  # noqa: E402
 from detinit.init.schemes import ParamRule  # noqa: E402
 from detinit.init.schemes.random import GatedScheme  # noqa: E402
 from detinit.init.schemes.registry import SCHEMES  # noqa: E402
-from detinit.init.schemes.zero import ZerOScheme  # noqa: E402
+from detinit.init.schemes.zero import ZerOScheme, he_rows_rule  # noqa: E402
 from detinit.train import TrainConfig, TrainingDiverged, read_jsonl  # noqa: E402
 
 BRANCH_ROLES = ("branch", "branch_last")
-
-
-def he_rows(rule: ParamRule, gain: float = math.sqrt(2.0)) -> ParamRule:
-    """``rule``, then every non-zero row of the weight rescaled to norm ``gain``."""
-
-    def fill(weight: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        rule.fill(weight, generator)
-        with torch.no_grad():
-            rows = weight.view(weight.shape[0], -1)
-            norms = rows.norm(dim=1, keepdim=True)
-            rows.mul_(torch.where(norms > 0, gain / norms.clamp_min(1e-30), torch.zeros_like(norms)))
-        return weight
-
-    return ParamRule(f"{rule.rule}+he_rows", f"{rule.reason}; rows at norm {gain:.3g}", fill, rule.role)
 
 
 class Swapped(GatedScheme):
@@ -95,7 +80,7 @@ class Swapped(GatedScheme):
         if not ours:
             return super().matrix_rule(matrix, layer)
         rule = self.zero.matrix_rule(matrix, layer)
-        return he_rows(rule) if self.rows and layer.role == "default" and rule is not None else rule
+        return he_rows_rule(rule) if self.rows and layer.role == "default" and rule is not None else rule
 
 
 class ZerOHeRows(ZerOScheme):
@@ -106,7 +91,7 @@ class ZerOHeRows(ZerOScheme):
 
     def matrix_rule(self, matrix: Matrix, layer: LayerInfo) -> ParamRule | None:
         rule = super().matrix_rule(matrix, layer)
-        return he_rows(rule) if layer.role == "default" and rule is not None else rule
+        return he_rows_rule(rule) if layer.role == "default" and rule is not None else rule
 
 
 ALL_ZERO = {"classifier": True, "body": True, "mixed": True, "rows": True}

@@ -247,9 +247,19 @@ def fill_sylvester_entries_(
     return matrix
 
 
-def _mixing_block(n: int, gain: float, reverse: bool, dtype: torch.dtype) -> torch.Tensor:
-    block = fill_sylvester_(torch.empty(n, n, dtype=dtype), gain / math.sqrt(n))
-    return block.flip(1) if reverse else block
+def _mixing_rows_(plane: torch.Tensor, start: int, n: int, gain: float, reverse: bool, fn: str) -> None:
+    """Rows ``start : start + len(plane)`` of ``gain H_n / sqrt n`` (columns reversed with ``reverse``) into
+    ``plane``, built by :func:`fill_sylvester_entries_` (those rows only, no full matrix)."""
+    if plane.shape[1] != n or not is_power_of_two(n):
+        raise ValueError(
+            f"{fn}: a weight of {n} outputs and {plane.shape[1]} inputs is not supported; the mixing needs a square "
+            "weight whose width is a power of two"
+        )
+    rows = torch.arange(start, start + len(plane), device=plane.device)
+    columns = torch.arange(n, device=plane.device)
+    block = torch.empty(len(plane), n, dtype=plane.dtype, device=plane.device)
+    fill_sylvester_entries_(block, rows, columns.flip(0) if reverse else columns, gain / math.sqrt(n))
+    plane.copy_(block)
 
 
 @torch.no_grad()
@@ -268,7 +278,7 @@ def hadamard_mixing_(tensor: torch.Tensor, gain: float = 1.0, reverse: bool = Fa
     """
     tensor.zero_()
     (centre,) = matrix_views(tensor, "hadamard_mixing_")
-    centre.copy_(_mixing_block(centre.shape[0], gain, reverse, tensor.dtype))
+    _mixing_rows_(centre, 0, len(centre), gain, reverse, "hadamard_mixing_")
     return tensor
 
 
@@ -278,5 +288,5 @@ def hadamard_mixing_rows_(
 ) -> torch.Tensor:
     """Rows ``start : start + len(out)`` of :func:`hadamard_mixing_` on a ``total``-row weight (a shard)."""
     out.zero_()
-    centre_plane(out).copy_(_mixing_block(total, gain, reverse, out.dtype)[start : start + len(out)])
+    _mixing_rows_(centre_plane(out), start, total, gain, reverse, "hadamard_mixing_rows_")
     return out
