@@ -56,6 +56,8 @@ from detinit.data.loader import Batches  # noqa: E402
 from detinit.experiments import parse_study, select_runs  # noqa: E402
 from detinit.init.apply.end_gain import EndGain, install_end_gains_  # noqa: E402
 from detinit.init.apply.scaled_sums import complete_scaled_sums_  # noqa: E402
+from detinit.init.tensor.hadamard import fill_sylvester_entries_, hadamard_mixing_, hadamard_mixing_rows_  # noqa: E402
+from detinit.init.tensor.zero_rows import zero_embedding_rows_  # noqa: E402
 from detinit.models import create_model  # noqa: E402
 from detinit.models.resnet import BasicBlock  # noqa: E402
 from detinit.symmetry import branch_outputs, breaking, make_mechanism  # noqa: E402
@@ -79,9 +81,8 @@ def classify(run: Callable[[], object], words: tuple[str, ...]) -> tuple[str, st
         named = any(word.lower() in str(err).lower() for word in words if word != TORCH)
         if TORCH in words and OURS not in raiser and named:
             return "torch", message
-        ours = isinstance(err, (ValueError, TypeError, OSError, RuntimeError)) or type(err).__module__.startswith(
-            "detinit"
-        )
+        expected = (ValueError, TypeError, OSError, RuntimeError, argparse.ArgumentTypeError)  # the last: argtypes
+        ours = isinstance(err, expected) or type(err).__module__.startswith("detinit")
         if not ours or OURS not in raiser:
             return "raw", f"{message}  [raised in {Path(raiser).name}]"
         if not any(word.lower() in str(err).lower() for word in words):
@@ -1320,8 +1321,111 @@ def api_cases(tmp: Path) -> list[Case]:
             lambda: atomic.atomic_write(_write(tmp / "afile", b"x") / "x", lambda f: f.write(b"x")),
         ),
         ("argtypes.pair of an int", ("text", "str"), lambda: argtypes.pair(3)),  # type: ignore[arg-type]
+        # batch 16 (session 25): what session 24 added (branch_zero, the mixing fill) and the tensor-level modules
+        ("hadamard_mixing_ gain a string", ("gain",), lambda: hadamard_mixing_(torch.empty(4, 4), gain="2")),  # type: ignore[arg-type]
+        ("hadamard_mixing_ gain nan", ("gain",), lambda: hadamard_mixing_(torch.empty(4, 4), gain=math.nan)),
+        ("hadamard_mixing_ reverse='yes'", ("reverse",), lambda: hadamard_mixing_(torch.empty(4, 4), reverse="yes")),  # type: ignore[arg-type]
+        ("hadamard_mixing_ of a 1-D tensor", ("1-D", "shape"), lambda: hadamard_mixing_(torch.empty(4))),
+        ("hadamard_mixing_ of a 0x0 tensor", ("zero-sized",), lambda: hadamard_mixing_(torch.empty(0, 0))),
+        (
+            "hadamard_mixing_ of an int tensor",
+            ("int64",),
+            lambda: hadamard_mixing_(torch.empty(4, 4, dtype=torch.int64)),
+        ),
+        (
+            "hadamard_mixing_ of overlapping memory",
+            ("share memory",),
+            lambda: hadamard_mixing_(torch.zeros(64).as_strided((4, 4), (1, 1))),
+        ),
+        (
+            "hadamard_mixing_ of a complex tensor",
+            ("complex64",),
+            lambda: hadamard_mixing_(torch.empty(4, 4, dtype=torch.complex64)),
+        ),
+        (
+            "hadamard_mixing_ of a 3x3 weight",
+            ("3 outputs", "power of two"),
+            lambda: hadamard_mixing_(torch.empty(3, 3)),
+        ),
+        (
+            "hadamard_mixing_rows_ past the end",
+            ("row 3", "4 rows"),
+            lambda: hadamard_mixing_rows_(torch.empty(2, 4), 3, 4),
+        ),
+        ("hadamard_mixing_rows_ start -1", ("start",), lambda: hadamard_mixing_rows_(torch.empty(2, 4), -1, 4)),
+        ("hadamard_mixing_rows_ start a float", ("start",), lambda: hadamard_mixing_rows_(torch.empty(2, 4), 0.5, 4)),  # type: ignore[arg-type]
+        (
+            "hadamard_mixing_rows_ total not its width",
+            ("8 outputs",),
+            lambda: hadamard_mixing_rows_(torch.empty(2, 4), 0, 8),
+        ),
+        ("zero_embedding_rows_ total a string", ("total",), lambda: zero_embedding_rows_(torch.empty(2, 4), 0, "4")),  # type: ignore[arg-type]
+        (
+            "fill_sylvester_entries_ rows of floats",
+            ("rows", "float32"),
+            lambda: fill_sylvester_entries_(torch.empty(2, 2), torch.tensor([0.5, 1.0]), torch.arange(2)),
+        ),
+        (
+            "fill_sylvester_entries_ more rows than the matrix",
+            ("3 rows", "(2, 2)"),
+            lambda: fill_sylvester_entries_(torch.empty(2, 2), torch.tensor([0, 1, 2]), torch.arange(2)),
+        ),
+        (
+            "fill_sylvester_entries_ row -1",
+            ("rows", ">= 0"),
+            lambda: fill_sylvester_entries_(torch.empty(1, 2), torch.tensor([-1]), torch.arange(2)),
+        ),
+        (
+            "branch_zero='gate' on a model without gates",
+            ("gate",),
+            lambda: di.initialize(mlp(), "zero", branch_zero="gate"),
+        ),
+        (
+            "branch_zero='gate' on a ResNet-20 with BatchNorm",
+            ("gates",),
+            lambda: di.initialize(models_api.create_model("resnet20"), "zero", branch_zero="gate"),
+        ),
+        (
+            "branch_zero='gate' with end_gain on the norm-free ResNet-20",
+            ("end_gain",),
+            lambda: di.initialize(
+                models_api.create_model("resnet20", norm="none"), "zero", branch_zero="gate", end_gain=3.0
+            ),
+        ),
+        ("branch_zero='GATE'", ("branch_zero", "'GATE'"), lambda: di.get_scheme("zero", branch_zero="GATE")),
+        ("branch_zero=True", ("branch_zero",), lambda: di.get_scheme("zero", branch_zero=True)),
+        (
+            "partial_identity with branch_zero='gate'",
+            ("hadamard",),
+            lambda: di.get_scheme("partial_identity", branch_zero="gate"),
+        ),
+        (
+            "partial_identity on the norm-free ResNet-20: no Hadamard block",
+            ("hadamard",),
+            lambda: _hadamard_rules_under_partial_identity(),
+        ),
+        (
+            "branch_zero='gate' on GPT",
+            ("gates", "GPT"),
+            lambda: di.initialize(models_api.create_model("gpt"), "zero", branch_zero="gate"),
+        ),
+        ("argtypes.positive_int('1e3')", ("1e3",), lambda: argtypes.positive_int("1e3")),
+        ("argtypes.positive_float('inf')", ("inf",), lambda: argtypes.positive_float("inf")),
+        (
+            "argtypes.random_seed 2**32 (seed 0's draws)",
+            ("4294967296", "2**32"),
+            lambda: argtypes.random_seed(str(2**32)),
+        ),
+        ("argtypes.output_file('')", ("empty",), lambda: argtypes.output_file("")),
+        ("argtypes.pair('1,2,3')", ("1,2,3",), lambda: argtypes.pair("1,2,3")),
     ]
     return cases
+
+
+def _hadamard_rules_under_partial_identity() -> object:
+    report = di.initialize(models_api.create_model("resnet20", norm="none"), "partial_identity")
+    rules = sorted({record.rule for record in report.records if "hadamard" in record.rule})
+    return f"refused: no Hadamard rule ({report.options})" if not rules else f"partial_identity wrote {rules}"
 
 
 def _mnist_of(root: Path, shape: tuple[int, ...], labels: list[int]) -> object:
@@ -1727,6 +1831,11 @@ def cli_cases(tmp: Path) -> list[tuple[str, tuple[str, ...], list[str]]]:
             ["study", "--config", "configs/studies/quick.yaml", "--only", "seed=0", "--report-only"],
         ),
         ("train --out empty", ("--out", "empty"), ["train", *syn, "--out", ""]),
+        (  # batch 16
+            "train partial_identity with branch_zero=gate",
+            ("branch_zero", "hadamard"),
+            ["train", *syn, "--init", "partial_identity", "--set", "init_options.branch_zero=gate"],
+        ),
         *script_cases(tmp),
     ]
 
@@ -1788,6 +1897,43 @@ def script_cases(tmp: Path) -> list[tuple[str, tuple[str, ...], list[str]]]:
         ("head_features with an option it lacks", ("--bogus",), ["benchmarks/head_features.py", "--bogus"]),
         ("hf_zero_training with an option it lacks", ("--bogus",), ["benchmarks/hf_zero_training.py", "--bogus"]),
         ("bad_input_audit --groups and no group", ("--groups",), ["benchmarks/bad_input_audit.py", "--groups"]),
+        # batch 16 (session 25): the script session 24 added, seeds past the library's contract
+        (
+            "no_norm_parts --variants unknown",
+            ("--variants", "nosuch"),
+            ["benchmarks/no_norm_parts.py", "--variants", "nosuch"],
+        ),
+        ("no_norm_parts --epochs 0", ("--epochs",), ["benchmarks/no_norm_parts.py", "--epochs", "0"]),
+        (
+            "no_norm_parts --out /dev/null",
+            ("--out", "/dev/null"),
+            ["benchmarks/no_norm_parts.py", "--out", "/dev/null"],
+        ),
+        (
+            "no_norm_parts --features --out (ignored)",
+            ("--out", "--features"),
+            ["benchmarks/no_norm_parts.py", "--features", "--out", str(tmp / "feat")],
+        ),
+        (
+            "no_norm_parts --list --seeds (ignored)",
+            ("--seeds",),
+            ["benchmarks/no_norm_parts.py", "--list", "--seeds", "3"],
+        ),
+        (
+            "no_norm_parts --list --features",
+            ("--list", "--features"),
+            ["benchmarks/no_norm_parts.py", "--list", "--features"],
+        ),
+        (
+            "no_norm_parts --seeds 2**32 (seed 0 again)",
+            ("4294967296", "seed"),
+            ["benchmarks/no_norm_parts.py", "--seeds", str(2**32), "--out", str(tmp / "s")],
+        ),
+        (
+            "tied_lm_start --seeds 2**32",
+            ("4294967296", "seed"),
+            ["benchmarks/tied_lm_start.py", "--seeds", str(2**32), "--models", "gpt2"],
+        ),
     ]
 
 

@@ -19,9 +19,14 @@ variant and seed under ``--out`` (a second call resumes and reuses them). The va
   ``zero+he_rows``: the same with every layer's rows at He's norm but the zeros (the stem, the shortcuts and each
   branch's first conv, whose identity rows then get Fixup's depth scale);
 * ``gated_zero+he_rows``: every part deterministic -- ZerO's stem, shortcuts (He rows) and output layer, mixed
-  branches, the zero on SkipInit's gate: bitwise ZerO's ``branch_zero="gate"``, its default here now;
+  branches (on the centre tap), the zero on SkipInit's gate: bitwise ZerO's ``branch_zero="gate"`` of session 24;
   ``gated_zero+he_rows+gate_gain_3``: the gate computed through an
-  :class:`~detinit.init.apply.end_gain.EndGain` of slope 3.
+  :class:`~detinit.init.apply.end_gain.EndGain` of slope 3;
+* ``gated_zero+he_rows+spatial``: the branches' mixing spread over every tap
+  (``hadamard_mixing_(taps="all")``): bitwise ZerO's ``branch_zero="gate"`` now, its default here;
+  ``gated_zero+he_rows+spatial_first``: on a branch's first layer only; ``skipinit+spatial_mixed_branches``:
+  SkipInit with those branches alone; ``gated_zero+he_rows+spatial+readout``: with an output layer that is not 0
+  (Hadamard rows at the norm of torch's default init, :func:`hadamard_readout_`): the cost of ZerO's zero logits.
 
 *He rows*: a Hadamard block's rows rescaled to norm sqrt 2, He's expected row norm for a layer before a ReLU
 (an expanding block's orthonormal rows have norm sqrt(Q / 2^m) instead, so each output carries a share of the
@@ -33,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -55,18 +61,38 @@ from detinit.init.schemes import ParamRule  # noqa: E402
 from detinit.init.schemes.random import GatedScheme  # noqa: E402
 from detinit.init.schemes.registry import SCHEMES  # noqa: E402
 from detinit.init.schemes.zero import ZerOScheme, he_rows_rule  # noqa: E402
+from detinit.init.tensor.hadamard import fill_sylvester_entries_, hadamard_mixing_  # noqa: E402
 from detinit.train import TrainConfig, TrainingDiverged, read_jsonl  # noqa: E402
 
 BRANCH_ROLES = ("branch", "branch_last")
 
 
-class Swapped(GatedScheme):
-    """SkipInit, with the parts named taken from ZerO's default (``body``: the stem and shortcuts)."""
+def hadamard_readout_(weight: torch.Tensor, norm: float) -> torch.Tensor:
+    """An output layer that is not 0 (logits are not 0 at init: ZerO's promise given up, to measure its cost):
+    class ``k`` reads the features through row ``k + 1`` of a Sylvester Hadamard matrix (not the constant row 0),
+    every row at ``norm`` (``1 / sqrt 3``: the expected row norm of torch's default Linear init, SkipInit's)."""
+    classes, features = weight.shape
+    rows = torch.arange(1, classes + 1)
+    return fill_sylvester_entries_(weight, rows, torch.arange(features), norm / math.sqrt(features))
 
-    def __init__(self, classifier: bool = False, body: bool = False, mixed: bool = False, rows: bool = False):
+
+class Swapped(GatedScheme):
+    """SkipInit, with the parts named taken from ZerO's default (``body``: the stem and shortcuts); ``spatial``:
+    the mixed branches' layers read every tap (``hadamard_mixing_(taps="all")``; ``"first"``: a branch's first only)."""
+
+    def __init__(
+        self,
+        classifier: bool = False,
+        body: bool = False,
+        mixed: bool = False,
+        rows: bool = False,
+        spatial: str = "",
+        readout: float = 0.0,
+    ):
         super().__init__("skipinit")
         self.zero = ZerOScheme(branch_zero="end")  # its rules for layers that carry no zero
         self.classifier, self.body, self.mixed, self.rows = classifier, body, mixed, rows
+        self.spatial, self.readout = spatial, readout
 
     def matrix_rule(self, matrix: Matrix, layer: LayerInfo) -> ParamRule | None:
         if layer.role in BRANCH_ROLES:
@@ -74,8 +100,15 @@ class Swapped(GatedScheme):
                 return super().matrix_rule(matrix, layer)
             if matrix.out_features == matrix.in_features and matrix.groups == 1:
                 last = layer.role == "branch_last"
+                if self.spatial == "both" or (self.spatial == "first" and not last):
+                    gain = 1.0 if last else math.sqrt(2.0)
+                    return ParamRule(
+                        "spatial_mixing", "", lambda w, g: hadamard_mixing_(w, gain, reverse=last, taps="all")
+                    )
                 return ParamRule("hadamard_mixing", "branch mixing", lambda w, g: branch_mixing_(w, last))
             return self.zero.matrix_rule(matrix, replace(layer, role="default"))
+        if layer.role == "classifier" and self.readout:
+            return ParamRule("hadamard_readout", "", lambda w, g: hadamard_readout_(w, self.readout))
         ours = self.classifier if layer.role == "classifier" else self.body
         if not ours:
             return super().matrix_rule(matrix, layer)
@@ -106,6 +139,14 @@ VARIANTS: dict[str, tuple[str, Callable[[], object] | None, float]] = {  # name:
     "zero+he_rows": ("nn_parts_e", ZerOHeRows, 1.0),
     "gated_zero+he_rows": ("nn_parts_f", lambda: Swapped(**ALL_ZERO), 1.0),
     "gated_zero+he_rows+gate_gain_3": ("nn_parts_f", lambda: Swapped(**ALL_ZERO), 3.0),
+    "gated_zero+he_rows+spatial": ("nn_parts_h", lambda: Swapped(**ALL_ZERO, spatial="both"), 1.0),
+    "gated_zero+he_rows+spatial_first": ("nn_parts_i", lambda: Swapped(**ALL_ZERO, spatial="first"), 1.0),
+    "skipinit+spatial_mixed_branches": ("nn_parts_j", lambda: Swapped(mixed=True, spatial="both"), 1.0),
+    "gated_zero+he_rows+spatial+readout": (
+        "nn_parts_k",
+        lambda: Swapped(**ALL_ZERO, spatial="both", readout=1 / math.sqrt(3.0)),
+        1.0,
+    ),
 }
 
 
@@ -158,9 +199,16 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=random_seed, default=[0, 1, 2])
     parser.add_argument("--epochs", type=positive_int, default=4, help="of 64 steps (4: the parity budget)")
     parser.add_argument("--out", type=output_folder, default="runs/no_norm_parts", help="the run directories' folder")
-    parser.add_argument("--list", action="store_true", help="print the variants and exit")
-    parser.add_argument("--features", action="store_true", help="instead: the output layer's input at init (RMS)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--list", action="store_true", help="print the variants and exit")
+    mode.add_argument("--features", action="store_true", help="instead: the output layer's input at init (RMS)")
     args = parser.parse_args()
+    used = {"list": [], "features": ["variants"]}.get("list" if args.list else "features" if args.features else "")
+    if used is not None:  # a mode that trains nothing: an option it would ignore is a mistake, not a no-op
+        defaults = vars(parser.parse_args([]))  # as parsed: a str default goes through its type too
+        ignored = [d for d in ("variants", "seeds", "epochs", "out") if d not in used and vars(args)[d] != defaults[d]]
+        if ignored:
+            parser.error(f"--{'list' if args.list else 'features'} does not use --{ignored[0]} (it trains nothing)")
     if args.list:
         print("\n".join(VARIANTS))
         return

@@ -589,4 +589,4 @@ def test_train_with_an_empty_out_is_refused_by_the_parser(capsys):
 
     with pytest.raises(SystemExit) as stop:
         main(["train", "--data", "synthetic", "--epochs", "1", "--out", ""])
-    assert stop.value.code == 2 and "argument --out: the folder is empty" in capsys.readouterr().err
+    assert stop.value.code == 2 and "argument --out: the path is empty; give a folder" in capsys.readouterr().err

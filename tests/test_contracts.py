@@ -32,6 +32,8 @@ NOT_STR = st.one_of(  # a choice that is none of the allowed ones, or not a str 
     st.builds(lambda t: f"no such {t}", st.text(max_size=3)), st.integers(), st.floats(allow_nan=False), st.booleans()
 )
 BAD = {"int": NOT_INT, "float": NOT_NUMBER, "bool": NOT_BOOL, "str": NOT_STR, "list[int]": st.just([0])}
+NOT_ROW = st.one_of(st.integers(max_value=-1), st.floats(allow_nan=True), st.booleans(), st.text(max_size=3))
+BAD_BY_NAME = {"start": NOT_ROW}  # a block's first row may be 0
 
 
 def _kind(annotation: object) -> str | None:
@@ -127,13 +129,28 @@ def test_an_option_the_scheme_would_ignore_is_refused(scheme, options, message):
         get_scheme(scheme, **options)
 
 
-FILLS = [name for name in init_api.__all__ if name.endswith("_") and callable(getattr(init_api, name))]
+TENSOR_MODULES = ("constnet", "embedding", "hadamard", "idinit", "random", "zero", "zero_rows")
+TENSOR_MODULES = tuple(f"detinit.init.tensor.{name}" for name in TENSOR_MODULES)  # public fills outside init's __all__
+
+
+def _fills() -> dict[str, object]:
+    """Every in-place fill of ``detinit.init`` and of the tensor-level modules' ``__all__``, by name."""
+    import importlib
+
+    fills = {name: getattr(init_api, name) for name in init_api.__all__}
+    for module in map(importlib.import_module, TENSOR_MODULES):
+        fills.update({name: getattr(module, name) for name in module.__all__})
+    return {name: fn for name, fn in sorted(fills.items()) if name.endswith("_") and callable(fn)}
+
+
+FILL_FUNCTIONS = _fills()
+FILLS = list(FILL_FUNCTIONS)
 
 
 def _fill_arguments() -> list[tuple[str, str, str]]:
     cases = []
     for name in FILLS:
-        for arg, param in list(inspect.signature(getattr(init_api, name)).parameters.items())[1:]:
+        for arg, param in list(inspect.signature(FILL_FUNCTIONS[name]).parameters.items())[1:]:
             kind = _kind(param.annotation)
             if kind is not None:
                 cases.append((name, arg, kind))
@@ -141,16 +158,23 @@ def _fill_arguments() -> list[tuple[str, str, str]]:
 
 
 def _call_fill(name: str, tensor: torch.Tensor, **kwargs: object) -> torch.Tensor:
-    fn = getattr(init_api, name)
-    if "generator" in inspect.signature(fn).parameters:
+    fn = FILL_FUNCTIONS[name]
+    parameters = inspect.signature(fn).parameters
+    if "generator" in parameters:
         kwargs.setdefault("generator", torch.Generator().manual_seed(0))
+    if "start" in parameters:  # a block of rows: the whole tensor's
+        kwargs = {"start": 0, "total": len(tensor), **kwargs}
+    if "fan_in" in parameters:  # ConstAvg's noise
+        kwargs = {"c": 0.5, "fan_in": tensor.shape[1], "gain": 1.0, **kwargs}
+    if "rows" in parameters:  # entries of H
+        kwargs = {"rows": torch.arange(len(tensor)), "columns": torch.arange(tensor.shape[1]), **kwargs}
     return fn(tensor, **kwargs)
 
 
 @pytest.mark.parametrize("fill, argument, kind", _fill_arguments(), ids=lambda v: str(v))
 def test_a_fill_argument_of_the_wrong_type_or_range_is_named(fill, argument, kind):
     @FUZZ
-    @given(value=BAD[kind])
+    @given(value=BAD_BY_NAME.get(argument, BAD[kind]))
     def check(value):
         with pytest.raises((ValueError, TypeError), match=rf"{argument}"):
             _call_fill(fill, torch.empty(8, 4), **{argument: value})
@@ -210,6 +234,7 @@ def test_a_seed_beyond_32_bits_would_repeat_seed_0():
 # (scalar arguments, models and tensors: a model given as its name, a tensor as a list)
 PACKAGES = ("detinit", "detinit.init", "detinit.nn", "detinit.diagnostics", "detinit.symmetry", "detinit.data")
 PACKAGES += ("detinit.experiments", "detinit.models", "detinit.train", "detinit.atomic", "detinit.argtypes")
+PACKAGES += TENSOR_MODULES
 # public callables whose scalar arguments are checked in their own body (tests/test_bad_inputs.py), or that
 # are records the library builds (a measurement row, a dataset, a report), not boundaries a caller crosses
 CHECKED_IN_BODY = {"initialize", "parse_study", "TrainConfig"}
@@ -243,6 +268,7 @@ def _argument_kind(annotation: str, namespace: dict) -> str | None:
     if len(kinds) != 1:
         return None
     kind = "Callable" if kinds[0].startswith("Callable") else kinds[0]
+    kind = "list[int]" if kind == "tuple[int, ...]" else kind  # sizes, given either way
     if kind in SCALAR_BAD:
         return kind
     if kind.startswith(("dict[", "Mapping[")):

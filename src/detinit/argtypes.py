@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .atomic import OutputDirError, check_output_dir, check_output_file
 from .contract import checked_arguments
+from .values import SEEDS, is_seed
 
 __all__ = [
     "existing_file",
@@ -36,8 +37,6 @@ __all__ = [
     "positive_int",
     "random_seed",
 ]
-
-SEED_LIMIT = 2**63  # torch.Generator.manual_seed takes a 64-bit signed integer
 
 
 def _int(text: str, low: int | None = None) -> int:
@@ -64,10 +63,11 @@ def non_negative_int(text: str) -> int:
 
 @checked_arguments()
 def random_seed(text: str) -> int:
-    """A random seed: an integer in [0, 2^63)."""
+    """A random seed: the library's seed contract, an integer in [0, 2**32) (torch's CPU generator keeps 32 bits,
+    so seed 2**32 would draw what seed 0 draws; :func:`detinit.values.is_seed`)."""
     value = _int(text)
-    if not 0 <= value < SEED_LIMIT:
-        raise argparse.ArgumentTypeError(f"{value} is not a seed; seeds are integers in [0, 2^63)")
+    if not is_seed(value):
+        raise argparse.ArgumentTypeError(f"{value} is not a seed; a seed is {SEEDS}")
     return value
 
 
@@ -93,13 +93,13 @@ def _output(check: Callable[[str, str], Path], text: str, what: str) -> Path:
 @checked_arguments()
 def output_file(text: str) -> Path:
     """A file the command may create or replace (:func:`detinit.atomic.check_output_file`)."""
-    return _output(check_output_file, text, "the file")
+    return _output(check_output_file, text, "the path")
 
 
 @checked_arguments()
 def output_folder(text: str) -> Path:
     """A folder the command may create or write into (:func:`detinit.atomic.check_output_dir`)."""
-    return _output(check_output_dir, text, "the folder")
+    return _output(check_output_dir, text, "the path")
 
 
 @checked_arguments()

@@ -115,6 +115,20 @@ def test_sylvester_entries_are_the_popcount_formula(rows, columns, dtype):
     assert torch.equal(kernel[:, :, 1].abs(), torch.ones(len(rows), len(columns))) and kernel[:, :, 0].eq(0).all()
 
 
+@pytest.mark.parametrize(
+    ("rows", "columns", "words"),
+    [
+        (torch.tensor([0.5, 1.0]), torch.arange(2), r"rows of shape \(2,\), dtype torch.float32 is not supported"),
+        (torch.tensor([-1, 0]), torch.arange(2), "rows must be a 1-D integer tensor of indices >= 0"),
+        (torch.arange(2), torch.arange(4).view(2, 2), r"columns of shape \(2, 2\)"),
+        (torch.arange(3), torch.arange(2), r"matrix of shape \(2, 2\) does not fit 3 rows and 2 columns"),
+    ],
+)
+def test_sylvester_entries_refuse_indices_that_do_not_fit(rows, columns, words):
+    with pytest.raises(ValueError, match=words):
+        fill_sylvester_entries_(torch.empty(2, 2), rows, columns)
+
+
 def _popcount_matrix(rows: list[int] | range, columns: list[int]) -> torch.Tensor:
     return torch.tensor([[(-1.0) ** (i & j).bit_count() for j in columns] for i in rows], dtype=torch.float64)
 

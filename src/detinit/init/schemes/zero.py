@@ -80,14 +80,15 @@ class ZerOScheme(Scheme):
 
     **branch_zero** (``"end"`` or ``"gate"``; default ``"gate"`` on a ``variant="detinit"`` model with
     residual gates, no norm layer and no attention, unless ``depth_scale`` or ``branch_end`` is given; ``"end"``
-    elsewhere): where a residual branch's zero goes. ``"end"`` is ZerO's (the branch's last layer, or the norm
-    or layer scale after it). ``"gate"`` puts it on the branch's scalar gate (:class:`detinit.nn.ScalarGate`,
-    SkipInit's place; asked for on a model without gates, refused) and makes the rest of a norm-free network
-    keep He's second moment, deterministically: each square branch layer mixes its channels
-    (:func:`~detinit.init.tensor.hadamard.hadamard_mixing_`, the first at gain sqrt 2, the last reversed, so the
-    branch does not point along the stream its gate adds it to), and each expanding Hadamard block outside the
-    branches (a stem, a shortcut) has its rows at norm sqrt 2, He's, instead of orthonormal rows of norm
-    sqrt(Q / 2^m). Blocks are still the identity at step 0 and the output still 0. On a norm-free ResNet-20 it
+    elsewhere and always under ``partial_identity``, which has no Hadamard block to mix with): where a residual
+    branch's zero goes. ``"end"`` is ZerO's (the branch's last layer, or the norm or layer scale after it).
+    ``"gate"`` puts it on the branch's scalar gate (:class:`detinit.nn.ScalarGate`, SkipInit's place; asked for
+    on a model without gates, refused) and makes the rest of a norm-free network
+    keep He's second moment, deterministically: each square branch layer mixes its channels on every tap
+    (:func:`~detinit.init.tensor.hadamard.hadamard_mixing_` with ``taps="all"``, the first at gain sqrt 2, the
+    last reversed, so the branch does not point along the stream its gate adds it to), and each expanding
+    Hadamard block outside the branches (a stem, a shortcut) has its rows at norm sqrt 2, He's, instead of
+    orthonormal rows of norm sqrt(Q / 2^m). Blocks are still the identity at step 0 and the output still 0. On a norm-free ResNet-20 it
     trains on 3 of 3 seeds at 256 and at 768 SGD steps, where the zero at the branch end with the depth scale
     diverges or stays at chance on every seed at 768 (``docs/results.md``, section 14).
 
@@ -154,11 +155,13 @@ class ZerOScheme(Scheme):
         gated = self.branch_zero == "gate"
         clashes = {"variant": (variant, variant != "detinit"), "depth_scale": (depth_scale, bool(self.depth_scale))}
         clashes["branch_end"] = (branch_end, bool(self.branch_end))
+        clashes["hadamard"] = (hadamard, not self.hadamard)  # partial_identity: the mixing is a Hadamard block
         if gated and any(clash for _, clash in clashes.values()):
             given = ", ".join(f"{key}={value!r}" for key, (value, clash) in clashes.items() if clash)
             raise ValueError(
                 f"scheme option branch_zero='gate' does not combine with {given}: it is detinit's norm-free start "
-                "with the branch's zero on its gate (no depth scale, no branch_end)"
+                "with the branch's zero on its gate (no depth scale, no branch_end), whose branches are mixed by "
+                "Hadamard blocks (scheme 'zero'; partial_identity has none)"
             )
         self.scales_depth = bool(depth_scale)  # decided per model by check_model where depth_scale is None
         self.policy = Policy(
@@ -219,7 +222,7 @@ class ZerOScheme(Scheme):
         free = self.variant == "detinit" and not any(is_norm_module(m) for m in modules) and not attention
         if self.branch_zero_option is None:  # the norm-free start that trains on every seed, where it can be had
             gates = any(hooks.is_residual_gate(m) for m in modules)
-            if free and gates and self.depth_scale is None and not self.branch_end:
+            if free and gates and self.hadamard and self.depth_scale is None and not self.branch_end:
                 self._put_zero_on_gates()
             else:
                 self.branch_zero, self.policy = "end", self._end_policy
@@ -292,12 +295,13 @@ class ZerOScheme(Scheme):
         last = layer.role == "branch_last"
         gain = 1.0 if last else math.sqrt(2.0)
         what = "reversed columns, the branch's last layer" if last else "gain sqrt 2 (a ReLU follows)"
+        taps = "" if matrix.taps == 1 else ", spread over every tap by Hadamard tap patterns"
         return ParamRule(
             "hadamard_mixing",
-            f"{n}x{n}: H_n / sqrt n, {what}; the branch's zero is on its gate (branch_zero='gate')",
+            f"{n}x{n}: H_n / sqrt n, {what}{taps}; the branch's zero is on its gate (branch_zero='gate')",
             RowFill(
-                lambda w, g: hadamard_mixing_(w, gain, reverse=last),
-                lambda out, start, total, g: hadamard_mixing_rows_(out, start, total, gain, reverse=last),
+                lambda w, g: hadamard_mixing_(w, gain, reverse=last, taps="all"),
+                lambda out, start, total, g: hadamard_mixing_rows_(out, start, total, gain, reverse=last, taps="all"),
             ),
         )
 

@@ -22,12 +22,13 @@ import torch
 
 from ...contract import checked_arguments
 from ._no_grad import no_grad
-from .layout import centre_plane, check_number_argument, matrix_views
+from .layout import centre_plane, check_float_tensor, check_number_argument, matrix_views
 from .random import draw_
 from .row_fills import check_block
 
 
 @no_grad
+@checked_arguments(ranges={"c": (0.0, 1.0), "gain": (0.0, math.inf)})
 def const_avg_noise_(
     tensor: torch.Tensor, c: float, fan_in: int, *, gain: float, generator: torch.Generator
 ) -> torch.Tensor:
@@ -41,6 +42,7 @@ def const_avg_noise_(
     >>> round(w.var().item() * 256, 1)
     1.0
     """
+    check_float_tensor(tensor, "const_avg_noise_")
     std = math.sqrt(check_number_argument("const_avg_noise_", "gain", gain, 0.0) * (1.0 - c) / fan_in)
     return draw_(tensor, lambda t, g: t.normal_(0.0, std, generator=g), generator)
 
@@ -95,6 +97,7 @@ def const_avg_(
 
 
 @no_grad
+@checked_arguments(at_least={"start": 0})
 def const_avg_rows_(
     out: torch.Tensor, start: int, total: int, *, groups: int = 1, transposed: bool = False
 ) -> torch.Tensor:
@@ -108,3 +111,6 @@ def const_avg_rows_(
     in_features = total // groups if transposed else out.shape[1]
     centre_plane(out.zero_()).add_(1.0 / in_features)
     return out
+
+
+__all__ = ["const_avg_", "const_avg_noise_", "const_avg_rows_"]

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import torch
 
+from ...contract import checked_arguments
 from ._no_grad import no_grad
-from .hadamard import ceil_log2, fill_sylvester_entries_
+from .hadamard import _sylvester_entries_, ceil_log2
 from .layout import check_float_tensor
 from .zero import _check_norm, hadamard_scale
 
 
 @no_grad
+@checked_arguments()
 def zero_embedding_(
     tensor: torch.Tensor, *, norm: str = "orthonormal", constant_token: bool = False, read_width: int | None = None
 ) -> torch.Tensor:
@@ -70,7 +72,7 @@ def zero_embedding_(
     rows = embedding_row_indices(dim, constant_token, read_width).to(tensor.device)
     head = min(vocab, len(rows))  # the distinct rows; the others repeat them (token i has row rows[i % period])
     rows = rows[:head]
-    fill_sylvester_entries_(tensor[:head], rows, torch.arange(dim, device=tensor.device), hadamard_scale(dim, norm))
+    _sylvester_entries_(tensor[:head], rows, torch.arange(dim, device=tensor.device), hadamard_scale(dim, norm))
     return _repeat_rows_(tensor, head)
 
 
@@ -98,6 +100,7 @@ def _repeat_rows_(tensor: torch.Tensor, period: int) -> torch.Tensor:
     return tensor
 
 
+@checked_arguments()
 def embedding_rows(embedding_dim: int, constant_token: bool = False) -> tuple[int, int]:
     """``(first, period)``: token ``i`` of :func:`zero_embedding_` gets Hadamard row ``first + i % period``.
 
@@ -108,6 +111,7 @@ def embedding_rows(embedding_dim: int, constant_token: bool = False) -> tuple[in
     return first, (1 << ceil_log2(embedding_dim)) - first
 
 
+@checked_arguments()
 def embedding_row_indices(
     embedding_dim: int, constant_token: bool = False, read_width: int | None = None
 ) -> torch.Tensor:
@@ -126,6 +130,7 @@ def embedding_row_indices(
     return rows[rows % constant_every != 0]
 
 
+@checked_arguments()
 def embedding_collisions(
     num_embeddings: int, embedding_dim: int, constant_token: bool = False, read_width: int | None = None
 ) -> int:
@@ -146,3 +151,6 @@ def _check_read_width(read_width: int | None, dim: int) -> None:
         raise ValueError(
             f"zero_embedding_: read_width must be an int from 1 to embedding_dim {dim}, got {read_width!r}"
         )
+
+
+__all__ = ["embedding_collisions", "embedding_row_indices", "embedding_rows", "zero_embedding_"]

@@ -28,6 +28,7 @@ import torch
 from ...contract import checked_arguments
 from ...values import is_int
 from .layout import centre_plane, check_flag_argument, check_float_tensor, matrix_views
+from .row_fills import check_block
 
 
 def is_power_of_two(n: int) -> bool:
@@ -140,6 +141,7 @@ def hadamard(
     return fill_sylvester_(torch.empty(n, n, dtype=dtype, device=device), scale)
 
 
+_INDEX_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)  # rows and columns of H
 _ROWS_PER_CHUNK = 4096  # bounds the gathered scratch of fill_sylvester_entries_ to 4096 x Q
 
 
@@ -222,6 +224,8 @@ def _doubled_rows_(out: torch.Tensor, columns: torch.Tensor, scale: float) -> to
     return out
 
 
+@torch.no_grad()
+@checked_arguments(ranges={"scale": (-math.inf, math.inf)})
 def fill_sylvester_entries_(
     matrix: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor, scale: float = 1.0
 ) -> torch.Tensor:
@@ -236,6 +240,23 @@ def fill_sylvester_entries_(
     tensor([[ 1., -1.,  1.],
             [ 1., -1., -1.]])
     """
+    check_float_tensor(matrix, "fill_sylvester_entries_")
+    for name, index in (("rows", rows), ("columns", columns)):
+        if index.dim() != 1 or index.dtype not in _INDEX_DTYPES or (len(index) and int(index.min()) < 0):
+            raise ValueError(
+                f"fill_sylvester_entries_: {name} of shape {tuple(index.shape)}, dtype {index.dtype} is not supported; "
+                f"{name} must be a 1-D integer tensor of indices >= 0 (rows or columns of H)"
+            )
+    if matrix.shape != (len(rows), len(columns)):
+        raise ValueError(
+            f"fill_sylvester_entries_: matrix of shape {tuple(matrix.shape)} does not fit {len(rows)} rows and "
+            f"{len(columns)} columns; give a 2-D matrix of shape (len(rows), len(columns))"
+        )
+    return _sylvester_entries_(matrix, rows, columns, scale)
+
+
+def _sylvester_entries_(matrix: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor, scale: float) -> torch.Tensor:
+    """:func:`fill_sylvester_entries_` for arguments the library built itself (no checks)."""
     if len(rows) == 0:
         return matrix
     if torch.equal(rows, torch.arange(len(rows), device=rows.device)):
@@ -247,46 +268,93 @@ def fill_sylvester_entries_(
     return matrix
 
 
-def _mixing_rows_(plane: torch.Tensor, start: int, n: int, gain: float, reverse: bool, fn: str) -> None:
-    """Rows ``start : start + len(plane)`` of ``gain H_n / sqrt n`` (columns reversed with ``reverse``) into
-    ``plane``, built by :func:`fill_sylvester_entries_` (those rows only, no full matrix)."""
-    if plane.shape[1] != n or not is_power_of_two(n):
+MIXING_TAPS = ("centre", "all")
+
+
+def _check_taps(taps: str, fn: str) -> None:
+    if taps not in MIXING_TAPS:
+        raise ValueError(f"{fn}: taps={taps!r} is not supported; choose one of {MIXING_TAPS}")
+
+
+def _mixing_rows_(out: torch.Tensor, start: int, gain: float, reverse: bool, taps: str, fn: str) -> None:
+    """Rows ``start : start + len(out)`` of :func:`hadamard_mixing_` into ``out`` (2-5-D), the channel mixing
+    ``gain H_n / sqrt n`` built by :func:`fill_sylvester_entries_` for those rows only (no full matrix)."""
+    n = out.shape[1]
+    if not is_power_of_two(n):
         raise ValueError(
-            f"{fn}: a weight of {n} outputs and {plane.shape[1]} inputs is not supported; the mixing needs a square "
-            "weight whose width is a power of two"
+            f"{fn}: a weight of {n} inputs is not supported; the mixing needs a square weight whose width is a "
+            "power of two"
         )
-    rows = torch.arange(start, start + len(plane), device=plane.device)
-    columns = torch.arange(n, device=plane.device)
-    block = torch.empty(len(plane), n, dtype=plane.dtype, device=plane.device)
-    fill_sylvester_entries_(block, rows, columns.flip(0) if reverse else columns, gain / math.sqrt(n))
-    plane.copy_(block)
+    rows = torch.arange(start, start + len(out), device=out.device)
+    columns = torch.arange(n, device=out.device)
+    block = torch.empty(len(out), n, dtype=out.dtype, device=out.device)
+    _sylvester_entries_(block, rows, columns.flip(0) if reverse else columns, gain / math.sqrt(n))
+    count = math.prod(out.shape[2:])
+    if taps == "centre" or count == 1:
+        centre_plane(out.zero_()).copy_(block)
+        return
+    size = 1 << (count - 1).bit_length()  # tap patterns: rows of H_size on the kernel's taps, at unit norm
+    table = fill_sylvester_(torch.empty(size, count, dtype=out.dtype, device=out.device), 1.0 / math.sqrt(count))
+    patterns = table[rows % size]
+    out.copy_((block[:, :, None] * patterns[:, None, :]).view(out.shape))
 
 
 @torch.no_grad()
-def hadamard_mixing_(tensor: torch.Tensor, gain: float = 1.0, reverse: bool = False) -> torch.Tensor:
-    r"""Fill a square weight (``n`` outputs, ``n`` inputs, ``n`` a power of two) with the mixing
-    :math:`W = g\, H_n / \sqrt{n}` on the centre tap (columns reversed, :math:`W_{ij} = g\, H_{i, n-1-j} / \sqrt n`,
-    with ``reverse``), 0 elsewhere: an orthogonal matrix times ``gain`` whose every output reads every input.
+@checked_arguments(ranges={"gain": (0.0, math.inf)})
+def hadamard_mixing_(
+    tensor: torch.Tensor, gain: float = 1.0, reverse: bool = False, taps: str = "centre"
+) -> torch.Tensor:
+    r"""Fill a square weight (``n`` outputs, ``n`` inputs, ``n`` a power of two) with the channel mixing
+    :math:`g\, H_n / \sqrt{n}` (columns reversed, :math:`g\, H_{i, n-1-j} / \sqrt n`, with ``reverse``): an
+    orthogonal matrix times ``gain`` whose every output reads every input.
+
+    On a conv kernel, ``taps="centre"`` puts it on the centre tap (0 elsewhere); ``taps="all"`` spreads output
+    ``i``'s row over every tap through its own pattern :math:`t_i`, row ``i mod 2^k`` of :math:`H_k` on the
+    ``K`` taps (:math:`2^k \ge K`) at unit norm: :math:`W_{i,c} = g\, H_{i,c} / \sqrt n \cdot t_i`. The unfolded
+    ``(n, n K)`` rows stay orthogonal (:math:`\langle h_i \otimes t_i, h_j \otimes t_j\rangle =
+    \langle h_i, h_j\rangle \langle t_i, t_j\rangle = 0`) at norm ``gain``, and every output reads every tap.
 
     ZerO's ``branch_zero="gate"`` gives a branch's first layer ``gain`` sqrt 2 (a ReLU follows) and its last the
     reversed block, so that the branch does not point along the stream it is added to (it would be the identity
-    of its input with both blocks plain).
+    of its input with both blocks plain), both on every tap.
 
     >>> (hadamard_mixing_(torch.empty(2, 2), reverse=True) * 2**0.5).round()
     tensor([[ 1.,  1.],
             [-1.,  1.]])
+    >>> w = hadamard_mixing_(torch.empty(4, 4, 3, 3), taps="all").view(4, -1)
+    >>> torch.allclose(w @ w.T, torch.eye(4))
+    True
     """
-    tensor.zero_()
-    (centre,) = matrix_views(tensor, "hadamard_mixing_")
-    _mixing_rows_(centre, 0, len(centre), gain, reverse, "hadamard_mixing_")
+    _check_taps(taps, "hadamard_mixing_")
+    matrix_views(tensor, "hadamard_mixing_")  # the layout: 2-5-D, float, no shared memory
+    if tensor.shape[0] != tensor.shape[1]:
+        raise ValueError(
+            f"hadamard_mixing_: a weight of {tensor.shape[0]} outputs and {tensor.shape[1]} inputs is not supported; "
+            "the mixing needs a square weight whose width is a power of two"
+        )
+    _mixing_rows_(tensor, 0, gain, reverse, taps, "hadamard_mixing_")
     return tensor
 
 
 @torch.no_grad()
+@checked_arguments(at_least={"start": 0}, ranges={"gain": (0.0, math.inf)})
 def hadamard_mixing_rows_(
-    out: torch.Tensor, start: int, total: int, gain: float = 1.0, reverse: bool = False
+    out: torch.Tensor, start: int, total: int, gain: float = 1.0, reverse: bool = False, taps: str = "centre"
 ) -> torch.Tensor:
-    """Rows ``start : start + len(out)`` of :func:`hadamard_mixing_` on a ``total``-row weight (a shard)."""
-    out.zero_()
-    _mixing_rows_(centre_plane(out), start, total, gain, reverse, "hadamard_mixing_rows_")
+    """Rows ``start : start + len(out)`` of :func:`hadamard_mixing_` on a ``total``-row weight (a shard).
+
+    >>> torch.equal(hadamard_mixing_rows_(torch.empty(2, 4), 2, 4), hadamard_mixing_(torch.empty(4, 4))[2:])
+    True
+    """
+    _check_taps(taps, "hadamard_mixing_rows_")
+    check_block(out, start, total, "hadamard_mixing_rows_")
+    if total != out.shape[1]:
+        raise ValueError(
+            f"hadamard_mixing_rows_: a weight of {total} outputs and {out.shape[1]} inputs is not supported; the "
+            "mixing needs a square weight whose width is a power of two"
+        )
+    _mixing_rows_(out, start, gain, reverse, taps, "hadamard_mixing_rows_")
     return out
+
+
+__all__ = ["fill_sylvester_", "fill_sylvester_entries_", "hadamard", "hadamard_mixing_", "hadamard_mixing_rows_"]

@@ -183,3 +183,15 @@ def normal_(tensor: torch.Tensor, *, generator: torch.Generator, std: float = 1.
     r""":math:`\mathcal N(0, \text{std}^2)`, e.g. for embeddings (torch's default for ``nn.Embedding``)."""
     check_float_tensor(tensor, "normal_")
     return draw_(tensor, lambda t, g: t.normal_(0.0, std, generator=g), generator)
+
+
+__all__ = [
+    "FAN_MODES",
+    "fans",
+    "kaiming_normal_",
+    "kaiming_uniform_",
+    "normal_",
+    "orthogonal_",
+    "xavier_normal_",
+    "xavier_uniform_",
+]

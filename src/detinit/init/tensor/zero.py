@@ -53,6 +53,7 @@ HADAMARD_NORMS = ("orthonormal", "paper")  # how zero_ scales its Hadamard block
 COLUMNS = ("first", "spanning")
 
 
+@checked_arguments()
 def hadamard_columns(out_features: int, in_features: int, columns: str = "first") -> torch.Tensor:
     r"""Which columns of :math:`H_m` an expanding ``(P, Q)`` layer's Hadamard block uses.
 
@@ -230,6 +231,7 @@ def zero_(
     return tensor
 
 
+@checked_arguments()
 def tap_order(kernel_size: tuple[int, ...]) -> torch.Tensor:
     """Flat indices of a kernel's taps, the centre tap first, then by distance from it (ties in raster order).
 
@@ -260,6 +262,7 @@ def _tap_ranks(kernel_size: tuple[int, ...], device: torch.device) -> torch.Tens
     return torch.tensor(ranks, device=device)
 
 
+@checked_arguments()
 def unfolded_kernel(matrix: torch.Tensor, kernel_size: tuple[int, ...]) -> torch.Tensor:
     """The kernel ``(P, Q, *kernel_size)`` whose unfolded ``(P, Q K)`` matrix is ``matrix``, its columns ordered
     tap by :func:`tap_order` then channel: ``kernel[p, c, s] = matrix[p, ranks[s] Q + c]`` (a view of a gather).

@@ -25,15 +25,17 @@ import math
 
 import torch
 
+from ...contract import checked_arguments
 from ._no_grad import no_grad
 from .embedding import _repeat_rows_, check_table, embedding_rows
-from .hadamard import _product_columns_, _product_rows_, fill_sylvester_entries_
+from .hadamard import _product_columns_, _product_rows_, _sylvester_entries_
 from .layout import centre_plane
 from .row_fills import check_block, check_window, group_spans
 from .zero import _check_columns, _check_norm, _hadamard_factors, hadamard_scale, unfolded_kernel
 
 
 @no_grad
+@checked_arguments(at_least={"start": 0})
 def partial_identity_rows_(
     out: torch.Tensor, start: int, total: int, *, groups: int = 1, transposed: bool = False
 ) -> torch.Tensor:
@@ -56,6 +58,7 @@ def partial_identity_rows_(
 
 
 @no_grad
+@checked_arguments(at_least={"start": 0})
 def zero_rows_(
     out: torch.Tensor,
     start: int,
@@ -91,6 +94,7 @@ def zero_rows_(
 
 
 @no_grad
+@checked_arguments(at_least={"start": 0})
 def zero_unfolded_rows_(
     out: torch.Tensor, start: int, total: int, *, norm: str = "orthonormal", groups: int = 1, columns: str = "spanning"
 ) -> torch.Tensor:
@@ -114,6 +118,7 @@ def zero_unfolded_rows_(
 
 
 @no_grad
+@checked_arguments(at_least={"start": 0})
 def zero_embedding_rows_(
     out: torch.Tensor, start: int, total: int, *, norm: str = "orthonormal", constant_token: bool = False
 ) -> torch.Tensor:
@@ -134,7 +139,7 @@ def zero_embedding_rows_(
     first, period = embedding_rows(dim, constant_token)
     head = min(len(out), period)  # token start + j has row first + (start + j) % period: periodic from any start
     rows = first + (start + torch.arange(head, device=out.device)) % period
-    fill_sylvester_entries_(out[:head], rows, torch.arange(dim, device=out.device), hadamard_scale(dim, norm))
+    _sylvester_entries_(out[:head], rows, torch.arange(dim, device=out.device), hadamard_scale(dim, norm))
     return _repeat_rows_(out, head)
 
 
