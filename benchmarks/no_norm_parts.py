@@ -25,7 +25,8 @@ variant and seed under ``--out`` (a second call resumes and reuses them). The va
 * ``gated_zero+he_rows+spatial``: the branches' mixing spread over every tap
   (``hadamard_mixing_(taps="all")``): bitwise ZerO's ``branch_zero="gate"`` now, its default here;
   ``gated_zero+he_rows+spatial_first``: on a branch's first layer only; ``skipinit+spatial_mixed_branches``:
-  SkipInit with those branches alone; ``gated_zero+he_rows+spatial+readout``: with an output layer that is not 0
+  SkipInit with those branches alone (``+zero_classifier``: and ZerO's output layer, so that only the stem and
+  shortcuts are SkipInit's); ``gated_zero+he_rows+spatial+readout``: with an output layer that is not 0
   (Hadamard rows at the norm of torch's default init, :func:`hadamard_readout_`): the cost of ZerO's zero logits.
 
 *He rows*: a Hadamard block's rows rescaled to norm sqrt 2, He's expected row norm for a layer before a ReLU
@@ -142,6 +143,11 @@ VARIANTS: dict[str, tuple[str, Callable[[], object] | None, float]] = {  # name:
     "gated_zero+he_rows+spatial": ("nn_parts_h", lambda: Swapped(**ALL_ZERO, spatial="both"), 1.0),
     "gated_zero+he_rows+spatial_first": ("nn_parts_i", lambda: Swapped(**ALL_ZERO, spatial="first"), 1.0),
     "skipinit+spatial_mixed_branches": ("nn_parts_j", lambda: Swapped(mixed=True, spatial="both"), 1.0),
+    "skipinit+zero_classifier+spatial_mixed_branches": (
+        "nn_parts_l",
+        lambda: Swapped(classifier=True, mixed=True, spatial="both"),
+        1.0,
+    ),
     "gated_zero+he_rows+spatial+readout": (
         "nn_parts_k",
         lambda: Swapped(**ALL_ZERO, spatial="both", readout=1 / math.sqrt(3.0)),
