@@ -56,7 +56,9 @@ from detinit.data.loader import Batches  # noqa: E402
 from detinit.experiments import parse_study, select_runs  # noqa: E402
 from detinit.init.apply.end_gain import EndGain, install_end_gains_  # noqa: E402
 from detinit.init.apply.scaled_sums import complete_scaled_sums_  # noqa: E402
+from detinit.init.tensor.embedding import embedding_row_indices  # noqa: E402
 from detinit.init.tensor.hadamard import fill_sylvester_entries_, hadamard_mixing_, hadamard_mixing_rows_  # noqa: E402
+from detinit.init.tensor.zero import tap_order, unfolded_kernel  # noqa: E402
 from detinit.init.tensor.zero_rows import zero_embedding_rows_  # noqa: E402
 from detinit.models import create_model  # noqa: E402
 from detinit.models.resnet import BasicBlock  # noqa: E402
@@ -1418,8 +1420,35 @@ def api_cases(tmp: Path) -> list[Case]:
         ),
         ("argtypes.output_file('')", ("empty",), lambda: argtypes.output_file("")),
         ("argtypes.pair('1,2,3')", ("1,2,3",), lambda: argtypes.pair("1,2,3")),
+        # batch 17 (session 25, after batch 16's fixes): the new taps option and the tensor modules' helpers
+        ("hadamard_mixing_ taps='ALL'", ("taps",), lambda: hadamard_mixing_(torch.empty(4, 4, 3, 3), taps="ALL")),
+        ("hadamard_mixing_ taps=None", ("taps",), lambda: hadamard_mixing_(torch.empty(4, 4), taps=None)),  # type: ignore[arg-type]
+        (
+            "fill_sylvester_entries_ bool rows",
+            ("torch.bool",),
+            lambda: fill_sylvester_entries_(torch.empty(2, 2), torch.tensor([True, False]), torch.arange(2)),
+        ),
+        (
+            "fill_sylvester_entries_ uint8 rows (torch reads them as a mask)",
+            ("torch.uint8",),
+            lambda: fill_sylvester_entries_(torch.empty(1, 2), torch.tensor([5], dtype=torch.uint8), torch.arange(2)),
+        ),
+        ("fill_sylvester_entries_ row 2**40 (no 2**40-row scratch)", ("refused",), _far_sylvester_row),
+        (
+            "unfolded_kernel of columns that are no taps' multiple",
+            ("(2, 5)", "kernel"),
+            lambda: unfolded_kernel(torch.eye(2, 5), (3,)),
+        ),
+        ("unfolded_kernel of a 1-D matrix", ("(6,)", "matrix"), lambda: unfolded_kernel(torch.ones(6), (3,))),
+        ("tap_order of a kernel with a 0", ("kernel_size",), lambda: tap_order((3, 0))),
+        ("embedding_row_indices read_width 0", ("read_width",), lambda: embedding_row_indices(8, read_width=0)),
     ]
     return cases
+
+
+def _far_sylvester_row() -> object:
+    filled = fill_sylvester_entries_(torch.empty(1, 2), torch.tensor([2**40 + 1]), torch.arange(2))
+    return "refused: written, " + str(filled.tolist()) if filled.tolist() == [[1.0, -1.0]] else filled
 
 
 def _hadamard_rules_under_partial_identity() -> object:
@@ -1929,6 +1958,11 @@ def script_cases(tmp: Path) -> list[tuple[str, tuple[str, ...], list[str]]]:
             ("4294967296", "seed"),
             ["benchmarks/no_norm_parts.py", "--seeds", str(2**32), "--out", str(tmp / "s")],
         ),
+        # batch 17: the script this session added
+        ("bn_branch_mixing --seeds -1", ("--seeds",), ["benchmarks/bn_branch_mixing.py", "--seeds", "-1"]),
+        ("bn_branch_mixing --epochs 0", ("--epochs",), ["benchmarks/bn_branch_mixing.py", "--epochs", "0"]),
+        ("bn_branch_mixing --out /dev/null", ("/dev/null",), ["benchmarks/bn_branch_mixing.py", "--out", "/dev/null"]),
+        ("bn_branch_mixing --seeds 2**32", ("4294967296",), ["benchmarks/bn_branch_mixing.py", "--seeds", str(2**32)]),
         (
             "tied_lm_start --seeds 2**32",
             ("4294967296", "seed"),

@@ -91,3 +91,13 @@ def test_transformer_mlp_hidden_units_are_distinct(name, kwargs, x):
     # LayerNorm output sums to 0 over channels, so the constant Hadamard row gives the one zero unit
     assert counts["detinit"] == (1, 0)
     assert sum(counts["paper"]) > 100  # 128 -> 512 with the top-left block: four copies of each unit, or 0
+
+
+@pytest.mark.parametrize(
+    ("matrix", "kernel_size"), [(torch.eye(2, 5), (3,)), (torch.ones(6), (3,)), (torch.ones(2, 3, 3), (3,))]
+)
+def test_unfolded_kernel_refuses_a_matrix_that_is_no_kernel_unfolded(matrix, kernel_size):
+    from detinit.init.tensor.zero import unfolded_kernel
+
+    with pytest.raises(ValueError, match=r"unfolded_kernel: matrix of shape .* is not the unfolded form of a kernel"):
+        unfolded_kernel(matrix, kernel_size)

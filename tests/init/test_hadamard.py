@@ -115,11 +115,25 @@ def test_sylvester_entries_are_the_popcount_formula(rows, columns, dtype):
     assert torch.equal(kernel[:, :, 1].abs(), torch.ones(len(rows), len(columns))) and kernel[:, :, 0].eq(0).all()
 
 
+def test_far_rows_are_written_without_a_scratch_of_that_many_rows():
+    """Rows far beyond their count (row 2**40) take the parity path: the same values, no 2**40-row scratch."""
+    rows, columns = [2**40, 5, 2**33 + 7, 9_999, 0], [0, 1, 3, 64, 2**40 + 1, 4095]
+    expected = torch.tensor([[(-1.0) ** (i & j).bit_count() for j in columns] for i in rows]) * 0.25
+    filled = fill_sylvester_entries_(torch.empty(5, 6), torch.tensor(rows), torch.tensor(columns), 0.25)
+    assert torch.equal(filled, expected)
+    near = torch.tensor([3, 1, 2])  # the gathered path, for comparison: bitwise the same values
+    assert torch.equal(
+        fill_sylvester_entries_(torch.empty(3, 6), near, torch.tensor(columns), 0.25),
+        torch.tensor([[(-1.0) ** (i & j).bit_count() for j in columns] for i in near.tolist()]) * 0.25,
+    )
+
+
 @pytest.mark.parametrize(
     ("rows", "columns", "words"),
     [
         (torch.tensor([0.5, 1.0]), torch.arange(2), r"rows of shape \(2,\), dtype torch.float32 is not supported"),
         (torch.tensor([-1, 0]), torch.arange(2), "rows must be a 1-D integer tensor of indices >= 0"),
+        (torch.tensor([1, 0], dtype=torch.uint8), torch.arange(2), "dtype torch.uint8 is not supported"),  # a mask
         (torch.arange(2), torch.arange(4).view(2, 2), r"columns of shape \(2, 2\)"),
         (torch.arange(3), torch.arange(2), r"matrix of shape \(2, 2\) does not fit 3 rows and 2 columns"),
     ],

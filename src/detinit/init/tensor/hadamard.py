@@ -141,7 +141,7 @@ def hadamard(
     return fill_sylvester_(torch.empty(n, n, dtype=dtype, device=device), scale)
 
 
-_INDEX_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)  # rows and columns of H
+_INDEX_DTYPES = (torch.int64, torch.int32)  # rows and columns of H (torch reads a uint8 index as a mask)
 _ROWS_PER_CHUNK = 4096  # bounds the gathered scratch of fill_sylvester_entries_ to 4096 x Q
 
 
@@ -261,6 +261,8 @@ def _sylvester_entries_(matrix: torch.Tensor, rows: torch.Tensor, columns: torch
         return matrix
     if torch.equal(rows, torch.arange(len(rows), device=rows.device)):
         return _sylvester_rows_(matrix, columns, scale)
+    if int(rows.max()) + 1 > max(4 * len(rows), _ROWS_PER_CHUNK):  # far rows: no scratch of max(rows) rows
+        return _parity_entries_(matrix, rows, columns, scale)
     block = torch.empty(int(rows.max()) + 1, len(columns), dtype=matrix.dtype, device=matrix.device)
     _sylvester_rows_(block, columns, scale)
     for start in range(0, len(rows), _ROWS_PER_CHUNK):
@@ -269,6 +271,19 @@ def _sylvester_entries_(matrix: torch.Tensor, rows: torch.Tensor, columns: torch
 
 
 MIXING_TAPS = ("centre", "all")
+
+
+def _parity_entries_(matrix: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor, scale: float) -> torch.Tensor:
+    """``scale (-1)^popcount(rows[a] & columns[b])`` by folding each ``rows[a] & columns[b]`` to its parity, a chunk
+    of rows at a time: memory of the output's size whatever the row indices (row 2**40 included)."""
+    columns = columns.to(torch.int64)
+    for start in range(0, len(rows), _ROWS_PER_CHUNK):
+        bits = rows[start : start + _ROWS_PER_CHUNK, None].to(torch.int64) & columns[None, :]
+        for shift in (32, 16, 8, 4, 2, 1):
+            bits ^= bits >> shift
+        signs = 1 - 2 * (bits & 1)
+        matrix[start : start + _ROWS_PER_CHUNK] = signs.to(matrix.dtype) * scale
+    return matrix
 
 
 def _check_taps(taps: str, fn: str) -> None:

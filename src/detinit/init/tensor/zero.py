@@ -271,6 +271,11 @@ def unfolded_kernel(matrix: torch.Tensor, kernel_size: tuple[int, ...]) -> torch
     [[[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]], [[0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]
     """
     taps = math.prod(kernel_size)
+    if matrix.dim() != 2 or matrix.shape[1] % taps:
+        raise ValueError(
+            f"unfolded_kernel: matrix of shape {tuple(matrix.shape)} is not the unfolded form of a kernel of size "
+            f"{tuple(kernel_size)}; give a 2-D (P, Q * {taps}) matrix, {taps} taps a channel"
+        )
     rows, in_features = len(matrix), matrix.shape[1] // taps
     by_tap = matrix.view(rows, taps, in_features).index_select(1, _tap_ranks(kernel_size, matrix.device))
     return by_tap.transpose(1, 2).view(rows, in_features, *kernel_size)
