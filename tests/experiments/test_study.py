@@ -1,6 +1,7 @@
 """Studies: grid expansion, validation, skip/resume, workers, and the report."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -209,3 +210,14 @@ def _zombie(pid):
         return "\nState:\tZ" in open(f"/proc/{pid}/status").read()
     except OSError:
         return True
+
+
+STUDY_FILES = sorted((Path(__file__).parents[2] / "configs" / "studies").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", STUDY_FILES, ids=lambda p: p.stem)
+def test_every_study_file_of_the_repository_loads(path):
+    """Each file under configs/studies parses into runs whose configs are checked (a typo in a results study is
+    found here, not hours into its runs); its runs go under runs/."""
+    study = load_study(path)
+    assert study.runs and Path(study.out).parts[0] == "runs"
