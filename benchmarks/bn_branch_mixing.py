@@ -1,6 +1,9 @@
 """Docs/results/14-fast-start.md: ZerO on the BatchNorm ResNet-20 with each residual branch's square convs mixed on
-every tap (``hadamard_mixing_(taps="all")``, the norm-free default's branches) instead of ZerO's identity convs; the
-zero stays on the branch's last BatchNorm scale (``end_gain``), so every block is still the identity at step 0.
+every tap (``hadamard_mixing_(taps="all")``, as the norm-free default's branches) instead of ZerO's identity convs;
+the zero stays on the branch's last BatchNorm scale (``end_gain``), so every block is still the identity at step 0.
+Both convs get the first layer's mixing (gain sqrt 2, columns not reversed): where a norm after a branch's last
+layer carries the zero, the library asks the scheme for that layer as an ordinary branch layer
+(``detinit.init.apply.resolve``), and the BatchNorms make the gain immaterial.
 
     .venv/bin/python benchmarks/bn_branch_mixing.py --seeds 0 1 2      # about 4 minutes a seed on the 2-core VM
 
@@ -13,11 +16,11 @@ Prints each seed's final test accuracy (the study's "bn zero" and "bn kaiming" r
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from gate_coherence import branch_mixing_  # noqa: E402 (this folder)
 
 from detinit.argtypes import output_folder, positive_int, random_seed  # noqa: E402
 from detinit.init.roles.layers import Matrix  # noqa: E402
@@ -25,22 +28,20 @@ from detinit.init.roles.vocabulary import LayerInfo  # noqa: E402
 from detinit.init.schemes import ParamRule  # noqa: E402
 from detinit.init.schemes.registry import SCHEMES  # noqa: E402
 from detinit.init.schemes.zero import ZerOScheme  # noqa: E402
-from detinit.init.tensor.hadamard import hadamard_mixing_  # noqa: E402
 from detinit.train import TrainConfig, read_jsonl, train  # noqa: E402
 
 SCHEME = "bn_branch_mixing"
 
 
 class MixedBranches(ZerOScheme):
-    """ZerO's default, but a residual branch's square convs mix their channels on every tap (first at gain sqrt 2,
-    last reversed, as ``branch_zero="gate"`` fills them); the branch's zero stays on its last norm."""
+    """ZerO's default, but a residual branch's square convs mix their channels on every tap; the branch's zero stays
+    on its last norm (so its last conv is asked for as a ``"branch"`` layer and gets the first's mixing)."""
 
     def matrix_rule(self, matrix: Matrix, layer: LayerInfo) -> ParamRule | None:
         square = matrix.out_features == matrix.in_features and matrix.groups == 1 and not matrix.transposed
         if layer.role in ("branch", "branch_last") and square:
             last = layer.role == "branch_last"
-            gain = 1.0 if last else math.sqrt(2.0)
-            return ParamRule("mixing", "", lambda w, g: hadamard_mixing_(w, gain, reverse=last, taps="all"))
+            return ParamRule("mixing", "", lambda w, g: branch_mixing_(w, last, taps="all"))
         return super().matrix_rule(matrix, layer)
 
 

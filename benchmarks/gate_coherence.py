@@ -63,9 +63,10 @@ class GatedZerO(ZerOScheme):
         return super().matrix_rule(matrix, replace(layer, role="default"))
 
 
-def branch_mixing_(weight: torch.Tensor, last: bool) -> torch.Tensor:
-    """A branch conv's mixing: ``sqrt 2 H / sqrt n`` first (a ReLU follows), ``H / sqrt n`` reversed last."""
-    return hadamard_mixing_(weight, 1.0 if last else math.sqrt(2.0), reverse=last)
+def branch_mixing_(weight: torch.Tensor, last: bool, taps: str = "centre") -> torch.Tensor:
+    """A branch conv's mixing: ``sqrt 2 H / sqrt n`` first (a ReLU follows), ``H / sqrt n`` reversed last; on the
+    centre tap, or on every tap with ``taps="all"`` (ZerO's ``branch_zero="gate"`` since session 25)."""
+    return hadamard_mixing_(weight, 1.0 if last else math.sqrt(2.0), reverse=last, taps=taps)
 
 
 def build(start: str, seed: int) -> nn.Module:

@@ -62,7 +62,7 @@ from detinit.init.schemes import ParamRule  # noqa: E402
 from detinit.init.schemes.random import GatedScheme  # noqa: E402
 from detinit.init.schemes.registry import SCHEMES  # noqa: E402
 from detinit.init.schemes.zero import ZerOScheme, he_rows_rule  # noqa: E402
-from detinit.init.tensor.hadamard import fill_sylvester_entries_, hadamard_mixing_  # noqa: E402
+from detinit.init.tensor.hadamard import fill_sylvester_entries_  # noqa: E402
 from detinit.train import TrainConfig, TrainingDiverged, read_jsonl  # noqa: E402
 
 BRANCH_ROLES = ("branch", "branch_last")
@@ -79,7 +79,7 @@ def hadamard_readout_(weight: torch.Tensor, norm: float) -> torch.Tensor:
 
 class Swapped(GatedScheme):
     """SkipInit, with the parts named taken from ZerO's default (``body``: the stem and shortcuts); ``spatial``:
-    the mixed branches' layers read every tap (``hadamard_mixing_(taps="all")``; ``"first"``: a branch's first only)."""
+    the mixed branches' layers read every tap (``branch_mixing_(taps="all")``; ``"first"``: a branch's first only)."""
 
     def __init__(
         self,
@@ -102,10 +102,7 @@ class Swapped(GatedScheme):
             if matrix.out_features == matrix.in_features and matrix.groups == 1:
                 last = layer.role == "branch_last"
                 if self.spatial == "both" or (self.spatial == "first" and not last):
-                    gain = 1.0 if last else math.sqrt(2.0)
-                    return ParamRule(
-                        "spatial_mixing", "", lambda w, g: hadamard_mixing_(w, gain, reverse=last, taps="all")
-                    )
+                    return ParamRule("spatial_mixing", "", lambda w, g: branch_mixing_(w, last, taps="all"))
                 return ParamRule("hadamard_mixing", "branch mixing", lambda w, g: branch_mixing_(w, last))
             return self.zero.matrix_rule(matrix, replace(layer, role="default"))
         if layer.role == "classifier" and self.readout:
@@ -209,12 +206,13 @@ def main() -> None:
     mode.add_argument("--list", action="store_true", help="print the variants and exit")
     mode.add_argument("--features", action="store_true", help="instead: the output layer's input at init (RMS)")
     args = parser.parse_args()
-    used = {"list": [], "features": ["variants"]}.get("list" if args.list else "features" if args.features else "")
-    if used is not None:  # a mode that trains nothing: an option it would ignore is a mistake, not a no-op
+    mode_name = "list" if args.list else "features" if args.features else None
+    if mode_name:  # a mode that trains nothing: an option it would ignore is a mistake, not a no-op
         defaults = vars(parser.parse_args([]))  # as parsed: a str default goes through its type too
-        ignored = [d for d in ("variants", "seeds", "epochs", "out") if d not in used and vars(args)[d] != defaults[d]]
+        unused = ("seeds", "epochs", "out") if args.features else ("variants", "seeds", "epochs", "out")
+        ignored = [d for d in unused if vars(args)[d] != defaults[d]]
         if ignored:
-            parser.error(f"--{'list' if args.list else 'features'} does not use --{ignored[0]} (it trains nothing)")
+            parser.error(f"--{mode_name} does not use --{ignored[0]} (it trains nothing)")
     if args.list:
         print("\n".join(VARIANTS))
         return

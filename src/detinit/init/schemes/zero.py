@@ -6,7 +6,7 @@ and Hadamard matrices, zeros at every branch end and at the output. The fills ar
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import torch
@@ -17,7 +17,7 @@ from ..roles.layers import Matrix, Table, is_norm_module
 from ..roles.vocabulary import ATTENTION_ROLES, LayerInfo
 from ..tensor.embedding import embedding_collisions, embedding_rows, zero_embedding_
 from ..tensor.hadamard import hadamard_mixing_, hadamard_mixing_rows_, is_power_of_two
-from ..tensor.row_fills import RowFill
+from ..tensor.row_fills import RowFill, followed_by
 from ..tensor.zero import HADAMARD_NORMS, hadamard_scale, partial_identity_, zero_, zero_unfolded_
 from ..tensor.zero_rows import partial_identity_rows_, zero_embedding_rows_, zero_rows_, zero_unfolded_rows_
 from .base import Policy, Scheme
@@ -338,20 +338,7 @@ def scaled_rule(rule: ParamRule | None, scale: float, why: str) -> ParamRule | N
     layers at Fixup's depth scale ``L^(-1/(2m-2))`` (``depth_scale``)."""
     if rule is None:
         return None
-
-    def scaled(fill: Callable[..., object]) -> Callable[..., torch.Tensor]:
-        def write(w: torch.Tensor, *args: object) -> torch.Tensor:  # a whole tensor or a block of its rows
-            fill(w, *args)
-            return w.mul_(scale)
-
-        return write
-
-    fill = rule.fill
-    if isinstance(fill, RowFill):  # keep the block form: a shard still writes its own rows alone
-        transposed = fill.transposed_rows
-        fill = RowFill(scaled(fill.whole), scaled(fill.rows), scaled(transposed) if transposed else None)
-    else:
-        fill = scaled(fill)
+    fill = followed_by(rule.fill, lambda w: w.mul_(scale))  # the block forms kept: a shard writes its rows alone
     return ParamRule("scaled_" + rule.rule, f"{why}: {scale:.4g} x ({rule.reason})", fill)
 
 
@@ -400,17 +387,12 @@ def he_rows_rule(rule: ParamRule) -> ParamRule:
     shard writes the same rows as the whole tensor. For weights stored ``(out, ...)`` only (not transposed)."""
     gain = math.sqrt(2.0)
 
-    def normed(fill: Callable[..., object]) -> Callable[..., torch.Tensor]:
-        def write(w: torch.Tensor, *args: object) -> torch.Tensor:
-            fill(w, *args)
-            norms = w.reshape(len(w), -1).norm(dim=1)
-            scale = torch.where(norms > 0, gain / norms.clamp_min(1e-30), torch.zeros_like(norms))
-            return w.mul_(scale.view(-1, *[1] * (w.dim() - 1)))
+    def normed(w: torch.Tensor) -> None:
+        norms = w.reshape(len(w), -1).norm(dim=1)
+        scale = torch.where(norms > 0, gain / norms.clamp_min(1e-30), torch.zeros_like(norms))
+        w.mul_(scale.view(-1, *[1] * (w.dim() - 1)))
 
-        return write
-
-    fill = rule.fill
-    fill = RowFill(normed(fill.whole), normed(fill.rows)) if isinstance(fill, RowFill) else normed(fill)
+    fill = followed_by(rule.fill, normed, transposed=False)  # a transposed layout's rows are inputs: not normed
     return ParamRule(rule.rule + "_he_rows", f"{rule.reason}; rows at norm sqrt 2 (He's; branch_zero='gate')", fill)
 
 

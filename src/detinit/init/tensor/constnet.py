@@ -22,7 +22,7 @@ import torch
 
 from ...contract import checked_arguments
 from ._no_grad import no_grad
-from .layout import centre_plane, check_float_tensor, check_number_argument, matrix_views
+from .layout import centre_plane, check_float_tensor, matrix_views
 from .random import draw_
 from .row_fills import check_block
 
@@ -43,7 +43,7 @@ def const_avg_noise_(
     1.0
     """
     check_float_tensor(tensor, "const_avg_noise_")
-    std = math.sqrt(check_number_argument("const_avg_noise_", "gain", gain, 0.0) * (1.0 - c) / fan_in)
+    std = math.sqrt(gain * (1.0 - c) / fan_in)  # gain, c and fan_in in range: checked_arguments
     return draw_(tensor, lambda t, g: t.normal_(0.0, std, generator=g), generator)
 
 

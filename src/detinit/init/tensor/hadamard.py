@@ -27,7 +27,7 @@ import torch
 
 from ...contract import checked_arguments
 from ...values import is_int
-from .layout import centre_plane, check_flag_argument, check_float_tensor, matrix_views
+from .layout import centre_plane, check_choice_argument, check_flag_argument, check_float_tensor, matrix_views
 from .row_fills import check_block
 
 
@@ -141,6 +141,7 @@ def hadamard(
     return fill_sylvester_(torch.empty(n, n, dtype=dtype, device=device), scale)
 
 
+MIXING_TAPS = ("centre", "all")  # hadamard_mixing_'s taps: the kernel's centre, or every tap by its pattern
 _INDEX_DTYPES = (torch.int64, torch.int32)  # rows and columns of H (torch reads a uint8 index as a mask)
 _ROWS_PER_CHUNK = 4096  # bounds the gathered scratch of fill_sylvester_entries_ to 4096 x Q
 
@@ -233,8 +234,9 @@ def fill_sylvester_entries_(
 
     :math:`H_{ij} = (-1)^{\mathrm{popcount}(i \,\&\, j)}`. The rows ``0 .. max(rows)`` of ``H`` at
     ``columns`` are built by doubling (:func:`_sylvester_rows_`), in ``matrix`` itself when ``rows`` is
-    ``0, 1, 2, ...``, else in a scratch block whose rows are then gathered a chunk at a time; no full
-    Hadamard matrix is built.
+    ``0, 1, 2, ...``, else in a scratch block whose rows are then gathered a chunk at a time; rows far beyond
+    their count (``max(rows) + 1 > max(4 len(rows), 4096)``) are written from the parity of ``rows[a] & columns[b]``
+    instead, so memory stays the output's. No full Hadamard matrix is built.
 
     >>> fill_sylvester_entries_(torch.empty(2, 3), torch.tensor([1, 3]), torch.tensor([0, 1, 2]))
     tensor([[ 1., -1.,  1.],
@@ -261,16 +263,14 @@ def _sylvester_entries_(matrix: torch.Tensor, rows: torch.Tensor, columns: torch
         return matrix
     if torch.equal(rows, torch.arange(len(rows), device=rows.device)):
         return _sylvester_rows_(matrix, columns, scale)
-    if int(rows.max()) + 1 > max(4 * len(rows), _ROWS_PER_CHUNK):  # far rows: no scratch of max(rows) rows
+    needed = int(rows.max()) + 1  # rows of H the gathered path would build
+    if needed > max(4 * len(rows), _ROWS_PER_CHUNK):  # far rows: no scratch of that many rows
         return _parity_entries_(matrix, rows, columns, scale)
-    block = torch.empty(int(rows.max()) + 1, len(columns), dtype=matrix.dtype, device=matrix.device)
+    block = torch.empty(needed, len(columns), dtype=matrix.dtype, device=matrix.device)
     _sylvester_rows_(block, columns, scale)
     for start in range(0, len(rows), _ROWS_PER_CHUNK):
         matrix[start : start + _ROWS_PER_CHUNK] = block[rows[start : start + _ROWS_PER_CHUNK]]
     return matrix
-
-
-MIXING_TAPS = ("centre", "all")
 
 
 def _parity_entries_(matrix: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor, scale: float) -> torch.Tensor:
@@ -286,19 +286,15 @@ def _parity_entries_(matrix: torch.Tensor, rows: torch.Tensor, columns: torch.Te
     return matrix
 
 
-def _check_taps(taps: str, fn: str) -> None:
-    if taps not in MIXING_TAPS:
-        raise ValueError(f"{fn}: taps={taps!r} is not supported; choose one of {MIXING_TAPS}")
-
-
-def _mixing_rows_(out: torch.Tensor, start: int, gain: float, reverse: bool, taps: str, fn: str) -> None:
-    """Rows ``start : start + len(out)`` of :func:`hadamard_mixing_` into ``out`` (2-5-D), the channel mixing
-    ``gain H_n / sqrt n`` built by :func:`fill_sylvester_entries_` for those rows only (no full matrix)."""
+def _mixing_rows_(out: torch.Tensor, start: int, total: int, gain: float, reverse: bool, taps: str, fn: str) -> None:
+    """Rows ``start : start + len(out)`` of :func:`hadamard_mixing_` on a ``total``-row weight into ``out``
+    (2-5-D), the channel mixing ``gain H_n / sqrt n`` built by :func:`fill_sylvester_entries_` for those rows
+    only (no full matrix)."""
     n = out.shape[1]
-    if not is_power_of_two(n):
+    if total != n or not is_power_of_two(n):
         raise ValueError(
-            f"{fn}: a weight of {n} inputs is not supported; the mixing needs a square weight whose width is a "
-            "power of two"
+            f"{fn}: a weight of {total} outputs and {n} inputs is not supported; the mixing needs a square weight "
+            "whose width is a power of two"
         )
     rows = torch.arange(start, start + len(out), device=out.device)
     columns = torch.arange(n, device=out.device)
@@ -340,14 +336,9 @@ def hadamard_mixing_(
     >>> torch.allclose(w @ w.T, torch.eye(4))
     True
     """
-    _check_taps(taps, "hadamard_mixing_")
+    check_choice_argument("hadamard_mixing_", "taps", taps, MIXING_TAPS)
     matrix_views(tensor, "hadamard_mixing_")  # the layout: 2-5-D, float, no shared memory
-    if tensor.shape[0] != tensor.shape[1]:
-        raise ValueError(
-            f"hadamard_mixing_: a weight of {tensor.shape[0]} outputs and {tensor.shape[1]} inputs is not supported; "
-            "the mixing needs a square weight whose width is a power of two"
-        )
-    _mixing_rows_(tensor, 0, gain, reverse, taps, "hadamard_mixing_")
+    _mixing_rows_(tensor, 0, len(tensor), gain, reverse, taps, "hadamard_mixing_")
     return tensor
 
 
@@ -361,14 +352,9 @@ def hadamard_mixing_rows_(
     >>> torch.equal(hadamard_mixing_rows_(torch.empty(2, 4), 2, 4), hadamard_mixing_(torch.empty(4, 4))[2:])
     True
     """
-    _check_taps(taps, "hadamard_mixing_rows_")
+    check_choice_argument("hadamard_mixing_rows_", "taps", taps, MIXING_TAPS)
     check_block(out, start, total, "hadamard_mixing_rows_")
-    if total != out.shape[1]:
-        raise ValueError(
-            f"hadamard_mixing_rows_: a weight of {total} outputs and {out.shape[1]} inputs is not supported; the "
-            "mixing needs a square weight whose width is a power of two"
-        )
-    _mixing_rows_(out, start, gain, reverse, taps, "hadamard_mixing_rows_")
+    _mixing_rows_(out, start, total, gain, reverse, taps, "hadamard_mixing_rows_")
     return out
 
 

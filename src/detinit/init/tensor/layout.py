@@ -111,6 +111,14 @@ def check_flag_argument(fn: str, name: str, value: object) -> bool:
     return value
 
 
+def check_choice_argument(fn: str, name: str, value: object, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices``, else a ``ValueError`` naming ``fn``'s argument ``name`` and the
+    choices."""
+    if value not in choices:
+        raise ValueError(f"{fn}: {name}={value!r} is not supported; choose one of {choices}")
+    return value  # type: ignore[return-value]
+
+
 def matrix_views(tensor: torch.Tensor, fn: str, *, groups: int = 1, transposed: bool = False) -> list[torch.Tensor]:
     """Writable ``(P, Q)`` views of the per-group matrices at the centre tap.
 

@@ -155,6 +155,29 @@ def row_blocks_fill(blocks: Sequence[tuple[int, int, Fill]]) -> Fill:
     return RowFill(whole, rows, transposed)
 
 
+def followed_by(fill: Fill, after: Callable[[torch.Tensor], object], *, transposed: bool = True) -> Fill:
+    """``fill``, then ``after`` on what it wrote -- the whole tensor or a block of its rows alike, so ``after`` must
+    act row by row (a scale, a per-row normalisation); a :class:`RowFill` if ``fill`` is, with the transposed form
+    kept unless ``transposed=False`` (an ``after`` whose rows are outputs).
+
+    >>> followed_by(ONES, lambda w: w.mul_(3)).rows(torch.empty(1, 2), 4, 9, torch.Generator()).tolist()
+    [[3.0, 3.0]]
+    """
+
+    def then(write: Callable[..., object]) -> Callable[..., torch.Tensor]:
+        def written(tensor: torch.Tensor, *args: object) -> torch.Tensor:  # (tensor, generator) or a block's args
+            write(tensor, *args)
+            after(tensor)
+            return tensor
+
+        return written
+
+    if not isinstance(fill, RowFill):
+        return then(fill)
+    kept = fill.transposed_rows if transposed else None
+    return RowFill(then(fill.whole), then(fill.rows), then(kept) if kept else None)
+
+
 def with_zero_row(fill: Fill, row: int) -> Fill:
     """``fill``, then row ``row`` set to 0 (an embedding's padding token); a :class:`RowFill` if ``fill`` is.
 

@@ -47,7 +47,7 @@ from ...contract import checked_arguments
 from ...values import is_int
 from ._no_grad import no_grad
 from .hadamard import _product_columns_, _product_rows_, _sylvester_factors, ceil_log2
-from .layout import centre_index, matrix_views
+from .layout import centre_index, check_choice_argument, matrix_views
 
 HADAMARD_NORMS = ("orthonormal", "paper")  # how zero_ scales its Hadamard blocks (its norm= option)
 COLUMNS = ("first", "spanning")
@@ -73,7 +73,7 @@ def hadamard_columns(out_features: int, in_features: int, columns: str = "first"
     >>> hadamard_columns(32, 6).tolist(), hadamard_columns(32, 6, "spanning").tolist()
     ([0, 1, 2, 3, 4, 5], [1, 2, 4, 8, 16, 0])
     """
-    _check_columns(columns, "hadamard_columns")
+    check_choice_argument("hadamard_columns", "columns", columns, COLUMNS)
     if columns == "first":
         return torch.arange(in_features)
     size = 1 << ceil_log2(max(out_features, in_features))
@@ -97,11 +97,6 @@ def hadamard_scale(out_features: int, norm: str = "orthonormal") -> float:
         raise ValueError(f"hadamard_scale: out_features={out_features!r} is not supported; it must be an int >= 1")
     m = ceil_log2(out_features)
     return 2.0 ** (-m / 2) if norm == "orthonormal" else 2.0 ** (-(m - 1) / 2)
-
-
-def _check_columns(columns: str, fn: str) -> None:
-    if columns not in COLUMNS:
-        raise ValueError(f"{fn}: columns={columns!r} is not supported; choose one of {COLUMNS}")
 
 
 def _check_norm(norm: str) -> None:
@@ -214,7 +209,7 @@ def zero_(
             [0., 1.]])
     """
     _check_norm(norm)
-    _check_columns(columns, "zero_")
+    check_choice_argument("zero_", "columns", columns, COLUMNS)
     views = matrix_views(tensor, "zero_", groups=groups, transposed=transposed)
     out_features, in_features = views[0].shape
     if out_features <= in_features:

@@ -29,9 +29,9 @@ from ...contract import checked_arguments
 from ._no_grad import no_grad
 from .embedding import _repeat_rows_, check_table, embedding_rows
 from .hadamard import _product_columns_, _product_rows_, _sylvester_entries_
-from .layout import centre_plane
+from .layout import centre_plane, check_choice_argument
 from .row_fills import check_block, check_window, group_spans
-from .zero import _check_columns, _check_norm, _hadamard_factors, hadamard_scale, unfolded_kernel
+from .zero import COLUMNS, _check_norm, _hadamard_factors, hadamard_scale, unfolded_kernel
 
 
 @no_grad
@@ -76,7 +76,7 @@ def zero_rows_(
             [ 0.5000,  0.5000]])
     """
     _check_norm(norm)
-    _check_columns(columns, "zero_rows_")
+    check_choice_argument("zero_rows_", "columns", columns, COLUMNS)
     check_block(out, start, total, "zero_rows_", groups)
     per_group = total // groups
     p, q = (out.shape[1], per_group) if transposed else (per_group, out.shape[1])
