@@ -56,10 +56,16 @@ from detinit.data.loader import Batches  # noqa: E402
 from detinit.experiments import parse_study, select_runs  # noqa: E402
 from detinit.init.apply.end_gain import EndGain, install_end_gains_  # noqa: E402
 from detinit.init.apply.scaled_sums import complete_scaled_sums_  # noqa: E402
-from detinit.init.tensor.embedding import embedding_row_indices  # noqa: E402
+from detinit.init.tensor.constnet import const_avg_rows_  # noqa: E402
+from detinit.init.tensor.embedding import embedding_collisions, embedding_row_indices, zero_embedding_  # noqa: E402
 from detinit.init.tensor.hadamard import fill_sylvester_entries_, hadamard_mixing_, hadamard_mixing_rows_  # noqa: E402
-from detinit.init.tensor.zero import tap_order, unfolded_kernel  # noqa: E402
-from detinit.init.tensor.zero_rows import zero_embedding_rows_  # noqa: E402
+from detinit.init.tensor.zero import hadamard_columns, tap_order, unfolded_kernel, zero_unfolded_  # noqa: E402
+from detinit.init.tensor.zero_rows import (  # noqa: E402
+    partial_identity_rows_,
+    zero_embedding_rows_,
+    zero_rows_,
+    zero_unfolded_rows_,
+)
 from detinit.models import create_model  # noqa: E402
 from detinit.models.resnet import BasicBlock  # noqa: E402
 from detinit.symmetry import branch_outputs, breaking, make_mechanism  # noqa: E402
@@ -1442,8 +1448,237 @@ def api_cases(tmp: Path) -> list[Case]:
         ("unfolded_kernel of a 1-D matrix", ("(6,)", "matrix"), lambda: unfolded_kernel(torch.ones(6), (3,))),
         ("tap_order of a kernel with a 0", ("kernel_size",), lambda: tap_order((3, 0))),
         ("embedding_row_indices read_width 0", ("read_width",), lambda: embedding_row_indices(8, read_width=0)),
+        *_batch_18(tmp),
     ]
     return cases
+
+
+def _batch_18(tmp: Path) -> list[Case]:
+    """Batch 18 (session 26, written before its fixes): arguments of the right type and the wrong shape or size,
+    across the older public modules (diagnostics, fills, row forms, ``detinit.nn``, data helpers, models)."""
+    g = torch.Generator().manual_seed(0)
+    create, x7 = models_api.create_model, torch.ones(2, 7)
+    return [
+        ("effective_rank of a 1-D tensor", ("(5,)", "matrix"), lambda: dg.effective_rank(torch.ones(5))),
+        ("effective_rank of an empty matrix", ("(0, 3)",), lambda: dg.effective_rank(torch.zeros(0, 3))),
+        ("numerical_rank tol=nan", ("tol",), lambda: dg.numerical_rank(torch.ones(3, 3), tol=math.nan)),
+        ("numerical_rank tol=-1", ("tol",), lambda: dg.numerical_rank(torch.ones(3, 3), tol=-1.0)),
+        ("participation_ratio of a 1-D tensor", ("(5,)",), lambda: dg.participation_ratio(torch.ones(5))),
+        ("participation_ratio of an empty batch", ("(0, 3)",), lambda: dg.participation_ratio(torch.ones(0, 3))),
+        ("count_dead channel_dim=5 of a 2-D batch", ("channel_dim",), lambda: dg.count_dead(torch.ones(4, 3), 5)),
+        (
+            "channel_stats channel_dim=-3 of a 2-D batch",
+            ("channel_dim",),
+            lambda: dg.channel_stats(torch.ones(4, 3), -3),
+        ),
+        ("count_dead rtol=-1", ("rtol",), lambda: dg.count_dead(torch.ones(4, 3), rtol=-1.0)),
+        ("mean_row_correlation of one row (documented: 1)", ("refused",), lambda: _one_row_correlation()),
+        ("jacobian_singular_values inputs 7 wide for 8", ("(2, 7)",), lambda: dg.jacobian_singular_values(mlp(), x7)),
+        (
+            "signal_propagation targets of another batch",
+            ("targets", "(3,)"),
+            lambda: dg.signal_propagation(mlp(), torch.ones(2, 8), torch.zeros(3, dtype=torch.long)),
+        ),
+        (
+            "gradient_at_init target class 5 of 4 outputs",
+            ("targets", "(2, 4)"),
+            lambda: dg.gradient_at_init(mlp(), torch.ones(2, 8), torch.tensor([0, 5])),
+        ),
+        (
+            "gradient_at_init steps=0",
+            ("steps",),
+            lambda: dg.gradient_at_init(mlp(), _x8(), torch.zeros(2).long(), steps=0),
+        ),
+        (
+            "dead_channels on an empty batch",
+            ("dead_channels", "(0, 8)"),
+            lambda: dg.dead_channels(mlp(), torch.ones(0, 8)),
+        ),
+        ("feature_diversity inputs 7 wide for 8", ("(2, 7)",), lambda: dg.feature_diversity(mlp(), x7)),
+        ("zero_start_promises inputs 7 wide for 8", ("(2, 7)",), lambda: dg.zero_start_promises(mlp(), x7)),
+        ("rank_table tol=-1", ("tol",), lambda: dg.rank_table(mlp(), tol=-1.0)),
+        ("fwht dim=3 of a 2-D tensor", ("dim",), lambda: dnn.fwht(torch.ones(4, 8), dim=3)),
+        ("HadamardTransform(8) on 6 channels", ("6",), lambda: dnn.HadamardTransform(8)(torch.ones(2, 6, 4, 4))),
+        ("HadamardTransform on a 1-D input", ("(8,)",), lambda: dnn.HadamardTransform(8)(torch.ones(8))),
+        ("HadamardTransform(0)", ("channels",), lambda: dnn.HadamardTransform(0)),
+        ("ChannelPad(8, 4): fewer out than in", ("out_channels",), lambda: dnn.ChannelPad(8, 4)),
+        ("ChannelPad(4, 8) on 5 channels", ("(2, 5, 4, 4)",), lambda: dnn.ChannelPad(4, 8)(torch.ones(2, 5, 4, 4))),
+        ("ChannelPad on a 1-D input", ("(4,)",), lambda: dnn.ChannelPad(4, 8)(torch.ones(4))),
+        ("ChannelPad stride 0", ("stride",), lambda: dnn.ChannelPad(4, 8, stride=0)),
+        (
+            "cross_entropy targets of another batch",
+            ("targets", "(3,)"),
+            lambda: dnn.cross_entropy(torch.ones(2, 3), torch.arange(3)),
+        ),
+        (
+            "flatten_predictions of another sequence length",
+            ("targets", "(2, 4)"),
+            lambda: dnn.flatten_predictions(torch.ones(2, 5, 3), torch.ones(2, 4, dtype=torch.long)),
+        ),
+        ("power_of_two_blocks(0)", ("n",), lambda: dnn.power_of_two_blocks(0)),
+        ("fans of a 1-D tensor", ("(5,)",), lambda: di.fans(torch.ones(5))),
+        ("fans groups=8 of 4 channels", ("groups",), lambda: di.fans(torch.empty(4, 4, 3), groups=8)),
+        ("identity_ groups=3 of 4 channels", ("groups",), lambda: di.identity_(torch.empty(4, 4, 3, 3), groups=3)),
+        ("identity_ groups=0", ("groups",), lambda: di.identity_(torch.empty(4, 4, 3), groups=0)),
+        (
+            "identity_ transposed groups=2 of 3 in",
+            ("groups",),
+            lambda: di.identity_(torch.empty(3, 2, 3), groups=2, transposed=True),
+        ),
+        ("partial_identity_ of a 1-D tensor", ("(6,)",), lambda: di.partial_identity_(torch.empty(6))),
+        ("zero_ of a (0, 4) tensor", ("(0, 4)",), lambda: di.zero_(torch.empty(0, 4))),
+        ("zero_ of a kernel of size 0", ("(4, 4, 0)",), lambda: di.zero_(torch.empty(4, 4, 0))),
+        ("zero_ groups=2 on a Linear weight", ("groups",), lambda: di.zero_(torch.empty(4, 4), groups=2)),
+        (
+            "const_avg_ transposed on a Linear weight",
+            ("transposed",),
+            lambda: di.const_avg_(torch.empty(4, 4), transposed=True),
+        ),
+        ("idinit_ groups=2 of 3 outputs", ("groups",), lambda: di.idinit_(torch.empty(3, 4, 2), groups=2)),
+        ("orthogonal_ of a 1-D tensor", ("(5,)",), lambda: di.orthogonal_(torch.empty(5), generator=g)),
+        (
+            "kaiming_normal_ groups=3 of 4",
+            ("groups",),
+            lambda: di.kaiming_normal_(torch.empty(4, 4), generator=g, groups=3),
+        ),
+        ("xavier_uniform_ of a 1-D tensor", ("(5,)",), lambda: di.xavier_uniform_(torch.empty(5), generator=g)),
+        ("fill_sylvester_ of a 3-D tensor", ("(2, 2, 2)",), lambda: di.fill_sylvester_(torch.empty(2, 2, 2))),
+        ("zero_unfolded_ groups=3 of 4 rows", ("groups",), lambda: zero_unfolded_(torch.empty(4, 2, 3, 3), groups=3)),
+        (
+            "zero_embedding_ of a table 0 wide",
+            ("zero_embedding_", "(8, 0)"),
+            lambda: zero_embedding_(torch.empty(8, 0)),
+        ),
+        (
+            "zero_embedding_ of a table of 0 tokens",
+            ("zero_embedding_", "(0, 4)"),
+            lambda: zero_embedding_(torch.empty(0, 4)),
+        ),
+        ("zero_embedding_ of a 3-D table", ("(4, 4, 2)",), lambda: zero_embedding_(torch.empty(4, 4, 2))),
+        ("zero_singular_values(0, 4)", ("out_features",), lambda: di.zero_singular_values(0, 4)),
+        ("hadamard(3)", ("3",), lambda: di.hadamard(3)),
+        ("hadamard_scale(0)", ("out_features",), lambda: di.hadamard_scale(0)),
+        (
+            "initialize example_inputs 7 wide for 8",
+            ("example_inputs", "(2, 7)"),
+            lambda: di.initialize(mlp(), "zero", example_inputs=x7),
+        ),
+        # the row forms: the whole fills' layout contract on a block, and the groups/transposed combinations
+        ("zero_rows_ groups=2 on a 2-D block", ("groups",), lambda: zero_rows_(torch.empty(2, 4), 0, 4, groups=2)),
+        (
+            "partial_identity_rows_ of a kernel of size 0",
+            ("(2, 4, 0)",),
+            lambda: partial_identity_rows_(torch.empty(2, 4, 0), 0, 4),
+        ),
+        (
+            "partial_identity_rows_ transposed, 6 inputs in groups of 4",
+            ("groups",),
+            lambda: partial_identity_rows_(torch.empty(2, 1, 3), 0, 6, groups=4, transposed=True),
+        ),
+        (
+            "const_avg_rows_ 3 rows in groups of 2",
+            ("groups",),
+            lambda: const_avg_rows_(torch.empty(1, 2, 3), 0, 3, groups=2),
+        ),
+        (
+            "zero_unfolded_rows_ 5 rows in groups of 2",
+            ("groups",),
+            lambda: zero_unfolded_rows_(torch.empty(2, 3, 3, 3), 0, 5, groups=2),
+        ),
+        ("zero_embedding_rows_ of a block 0 wide", ("(8, 0)",), lambda: zero_embedding_rows_(torch.empty(8, 0), 0, 8)),
+        (
+            "hadamard_mixing_rows_ 4 rows of 6 columns",
+            ("6 inputs",),
+            lambda: hadamard_mixing_rows_(torch.empty(2, 6), 0, 4),
+        ),
+        (
+            "zero_rows_ of a 2**40-row weight (torch's allocator)",
+            (TORCH, "allocate"),
+            lambda: zero_rows_(torch.empty(2, 4), 0, 2**40),
+        ),
+        (
+            "zero_singular_values(2**40, 4) (torch's allocator)",
+            (TORCH, "allocate"),
+            lambda: di.zero_singular_values(2**40, 4),
+        ),
+        ("hadamard_columns(4, 2**40) (torch's allocator)", (TORCH, "allocate"), lambda: hadamard_columns(4, 2**40)),
+        ("embedding_collisions of 0 tokens", ("num_embeddings",), lambda: embedding_collisions(0, 4)),
+        # the models, at construction and on inputs that do not fit them
+        ("mnist_mlp image_size 0", ("image_size",), lambda: create("mnist_mlp", image_size=0)),
+        ("deep_mlp depth 0", ("depth",), lambda: create("deep_mlp", depth=0)),
+        ("deep_mlp width 0", ("width",), lambda: create("deep_mlp", width=0)),
+        ("vit image 30 with patch 4", ("patch",), lambda: create("vit", image_size=30, patch=4)),
+        ("vit on 32x32 images, built for 28", ("32",), lambda: create("vit")(torch.ones(1, 1, 32, 32))),
+        ("gpt on 16 tokens, context 8", ("context",), lambda: create("gpt", context=8)(torch.zeros(1, 16).long())),
+        ("gpt on token 300 of 256", ("[0, 256)",), lambda: create("gpt")(torch.full((1, 4), 300))),
+        ("gpt on float tokens", ("float",), lambda: create("gpt")(torch.zeros(1, 4))),
+        ("gpt heads 3 of width 128", ("heads",), lambda: create("gpt", heads=3)),
+        ("gpt depth 0", ("depth",), lambda: create("gpt", depth=0)),
+        ("constnet widen 0", ("widen",), lambda: create("constnet", widen=0)),
+        ("constnet depth 15", ("depth",), lambda: create("constnet", depth=15)),
+        ("leakynet widen -1", ("widen",), lambda: create("leakynet", widen=-1)),
+        ("resnet18 in_chans 0", ("in_chans",), lambda: create("resnet18", in_chans=0)),
+        (
+            "mnist_mlp on 32x32 images (torch's matmul)",
+            (TORCH, "784"),
+            lambda: create("mnist_mlp")(torch.ones(1, 1, 32, 32)),
+        ),
+        (
+            "resnet20 of 1 channel on 3 (torch's conv)",
+            (TORCH, "channels"),
+            lambda: create("resnet20", in_chans=1)(torch.ones(1, 3, 28, 28)),
+        ),
+        # the data helpers
+        (
+            "write_idx of float16",
+            ("float16",),
+            lambda: data_api.write_idx(tmp / "f16.idx", np.ones((2, 3), np.float16)),
+        ),
+        ("to_float mean of 1 for 3 std", ("mean", "std"), lambda: data_api.to_float(_u8(3), (0.5,), (0.5, 0.5, 0.5))),
+        ("to_float std 0", ("std",), lambda: data_api.to_float(_u8(1), (0.5,), (0.0,))),
+        ("random_crop_flip pad=-1", ("pad",), lambda: data_api.random_crop_flip(torch.ones(2, 3, 4, 4), g, pad=-1)),
+        ("random_crop_flip of a 3-D batch", ("(3, 4, 4)",), lambda: data_api.random_crop_flip(torch.ones(3, 4, 4), g)),
+        ("channel_stats of a 1-D tensor", ("(5,)",), lambda: data_api.channel_stats(torch.ones(5))),
+        ("probe_batch n=0", ("n",), lambda: data_api.probe_batch(_tokens(), n=0)),
+        (
+            "text_dataset shorter than its context",
+            ("context",),
+            lambda: data_api.text_dataset("abc", "train", context=10),
+        ),
+        (
+            "text_dataset val_fraction=1",
+            ("val_fraction",),
+            lambda: data_api.text_dataset("ab" * 90, "train", val_fraction=1.0),
+        ),
+        ("derived_seed epoch -1", ("epoch",), lambda: data_api.derived_seed(0, -1)),
+        ("sample_batch n=0", ("n",), lambda: data_api.sample_batch("fashion_mnist", 0, tokens=False)),
+        ("make_batches batch_size 0", ("batch_size",), lambda: data_api.make_batches(_tokens(), 0)),
+        ("branch_outputs layers naming no module", ("nope",), lambda: branch_outputs(mlp(), layers=["nope"])),
+        ("param_groups lr=-1", ("lr",), lambda: train_api.param_groups(mlp(), -1.0)),
+        (
+            "lr_factor_fn steps_per_epoch=0",
+            ("steps_per_epoch",),
+            lambda: train_api.lr_factor_fn(train_api.TrainConfig(), 0),
+        ),
+        ("constnet_milestones(0)", ("epochs",), lambda: train_api.constnet_milestones(0)),
+    ]
+
+
+def _one_row_correlation() -> object:
+    value = dg.mean_row_correlation(torch.randn(1, 5))  # the convention its docstring states
+    return (
+        "refused: 1.0, documented"
+        if value == 1.0 and "fewer than two rows" in dg.mean_row_correlation.__doc__
+        else value
+    )
+
+
+def _u8(channels: int) -> torch.Tensor:
+    return torch.ones(2, channels, 4, 4, dtype=torch.uint8)
+
+
+def _tokens() -> object:
+    return data_api.text_dataset("abcdefgh" * 40, "train", context=8)
 
 
 def _far_sylvester_row() -> object:
@@ -1865,6 +2100,27 @@ def cli_cases(tmp: Path) -> list[tuple[str, tuple[str, ...], list[str]]]:
             ("branch_zero", "hadamard"),
             ["train", *syn, "--init", "partial_identity", "--set", "init_options.branch_zero=gate"],
         ),
+        *[  # batch 18: numbers of the right type and a size the run cannot use
+            (f"train --set {key}", (name,), ["train", *syn, "--model", "mnist_mlp", "--set", key])
+            for key, name in [
+                ("batch_size=100000", "batch_size"),
+                ("warmup_epochs=100", "warmup_epochs"),
+                ("label_smoothing=1.5", "label_smoothing"),
+                ("gamma=0", "gamma"),
+                ("momentum=1.5", "momentum"),
+                ("train_subset=1", "train_subset"),
+                ("data_args.noise=-1", "noise"),
+            ]
+        ],
+        *[
+            (
+                f"train --set schedule=step {key}",
+                ("milestones",),
+                ["train", *syn, "--set", "schedule=step", "--set", key],
+            )
+            for key in ("milestones=[5]", "milestones=[0]", "milestones=[]")
+        ],
+        ("train vit with patch 5 of 28", ("patch",), ["train", *syn, "--model", "vit", "--set", "model_args.patch=5"]),
         *script_cases(tmp),
     ]
 

@@ -191,6 +191,38 @@ def test_a_fill_refuses_overlapping_memory_and_complex_tensors(fill):
         _call_fill(fill, torch.empty(8, 4, dtype=torch.complex64))
 
 
+ELEMENTWISE_FILLS = {"normal_", "orthogonal_", "const_avg_noise_", "fill_sylvester_", "fill_sylvester_entries_"}
+# ^ torch.nn.init's semantics: a draw (or entries of H) for any shape, an empty tensor a no-op
+
+
+@pytest.mark.parametrize("fill", sorted(set(FILLS) - ELEMENTWISE_FILLS))
+@pytest.mark.parametrize("shape", [(8, 0), (0, 4)])
+def test_a_layout_fill_refuses_an_empty_dimension(fill, shape):
+    """A weight with a zero-sized dimension has no matrix to fill: refused naming the fill and the shape. A row
+    form's block of no rows inside a 4-row weight is an empty shard (FSDP gives one to a rank past a small weight's
+    rows): nothing to write, no error."""
+    rows = "start" in inspect.signature(FILL_FUNCTIONS[fill]).parameters
+    if rows and shape[0] == 0:
+        assert _call_fill(fill, torch.empty(shape), total=4).shape == shape
+        return
+    with pytest.raises(ValueError, match=rf"{fill}: .*{re.escape(str(shape))}"):
+        _call_fill(fill, torch.empty(shape))
+
+
+@pytest.mark.parametrize("fill", [f for f in FILLS if "transposed" in inspect.signature(FILL_FUNCTIONS[f]).parameters])
+@pytest.mark.parametrize("geometry", [{"transposed": True}, {"groups": 2}])
+def test_a_conv_geometry_on_a_linear_weight_is_refused(fill, geometry):
+    """``groups`` and ``transposed`` describe a conv kernel; on a 2-D (Linear) weight they are refused. A row
+    form's 2-D block may be transposed: the rows of an (in, out) weight such as Hugging Face's Conv1D."""
+    rows = "start" in inspect.signature(FILL_FUNCTIONS[fill]).parameters
+    if rows and "transposed" in geometry:
+        whole = _call_fill(fill.removesuffix("rows_").rstrip("_") + "_", torch.empty(8, 4, 1), **geometry)
+        assert torch.equal(_call_fill(fill, torch.empty(8, 4), **geometry), whole[:, :, 0])  # a 1-tap ConvTranspose
+        return
+    with pytest.raises(ValueError, match=rf"{fill}: a 2-D \(Linear\) weight of shape \(8, 4\) takes groups=1"):
+        _call_fill(fill, torch.empty(8, 4), **geometry)
+
+
 @FUZZ
 @given(
     shape=st.lists(st.integers(1, 4), min_size=1, max_size=3),

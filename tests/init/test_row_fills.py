@@ -101,8 +101,23 @@ def test_rows_outside_the_tensor_or_its_groups_are_refused() -> None:
         zero_embedding_rows_(torch.empty(2, 4, 1), 0, 10)
     with pytest.raises(TypeError, match="only real floating-point tensors"):
         zero_rows_(torch.empty(2, 4, dtype=torch.int64), 0, 4)
-    with pytest.raises(ValueError, match=r"const_avg_rows_: got a 1-D block of shape \(4,\); expected the rows of a"):
+    with pytest.raises(ValueError, match=r"const_avg_rows_: got a 1-D block of shape \(4,\); expected a 2-D Linear"):
         const_avg_rows_(torch.empty(4), 0, 4)
+
+
+@pytest.mark.parametrize(
+    "fill", [zero_rows_, partial_identity_rows_, const_avg_rows_], ids=lambda f: f.__name__
+)  # fmt: skip
+def test_row_forms_refuse_what_their_whole_fills_refuse(fill) -> None:
+    """The layout contract of the whole fills (:func:`detinit.init.tensor.layout.check_layout`) on a block; a
+    2-D block may be transposed (rows of an (in, out) weight: Hugging Face's Conv1D), and may hold no rows."""
+    with pytest.raises(ValueError, match=r"a 2-D \(Linear\) weight of shape \(2, 4\) takes groups=1; got groups=2"):
+        fill(torch.empty(2, 4), 0, 4, groups=2)
+    assert fill(torch.empty(0, 4), 2, 4).shape == (0, 4)
+    with pytest.raises(ValueError, match=r"block of shape \(2, 4, 0\) has a zero-sized dimension"):
+        fill(torch.empty(2, 4, 0), 0, 4)
+    with pytest.raises(ValueError, match="transposed must be True or False"):
+        fill(torch.empty(2, 4, 3), 0, 4, transposed="yes")
 
 
 def _recorded_fills(monkeypatch, build) -> list[tuple[str, torch.Tensor, object]]:

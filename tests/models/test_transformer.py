@@ -164,3 +164,13 @@ def test_gpt2_small_shape():
     assert sum(p.numel() for p in model.parameters()) == 124_439_808  # GPT-2 small with a tied head
     report = initialize(model, "zero")
     assert report["tok.weight"].rule == "hadamard" and "49234 tokens share a row" in report["tok.weight"].reason
+
+
+def test_gpt_refuses_token_ids_outside_its_vocabulary() -> None:
+    """Checked on the tokens' device without a host sync (``torch._assert_async``): an error naming the range on CPU,
+    a device-side assert on CUDA, instead of the embedding's bare "index out of range in self"."""
+    model = create_model("gpt", vocab_size=16, context=8, depth=1, width=16, heads=2)
+    for bad in (16, -1):
+        with pytest.raises(RuntimeError, match=r"GPT: token ids must lie in \[0, 16\)"):
+            model(torch.tensor([[0, bad]]))
+    assert model(torch.tensor([[0, 15]])).shape == (1, 2, 16)

@@ -10,6 +10,8 @@ ValueError: participation_ratio: y of shape (0, 4) holds no values; it needs a b
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -68,14 +70,39 @@ def check_initial(fn: str, weights: dict[str, torch.Tensor], initial: dict[str, 
             )
 
 
+def check_batch(fn: str, name: str, inputs: object) -> None:
+    """Refuse a tensor batch that holds no examples: every diagnostic measures its examples, and a model runs on
+    none without a word."""
+    if isinstance(inputs, torch.Tensor) and inputs.numel() == 0:
+        raise ValueError(f"{fn}: {name} of shape {tuple(inputs.shape)} hold no examples; pass a batch of at least one")
+
+
 def run_forward(fn: str, model: nn.Module, inputs: object) -> object:
     """``model(inputs)``; an error of the model's forward is re-raised naming the diagnostic, the model and the
-    inputs' shape (a diagnostic is often called with a probe batch of another dataset)."""
+    inputs' shape (a diagnostic is often called with a probe batch of another dataset); an empty batch is refused
+    first (:func:`check_batch`)."""
+    shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
+    check_batch(fn, "inputs", inputs)
     try:
         return model(inputs)
     except (RuntimeError, TypeError, ValueError, IndexError) as err:
-        shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
         raise ValueError(
             f"{fn}: {type(model).__name__} could not run on inputs of shape {shape} ({type(err).__name__}: "
             f"{str(err).splitlines()[0] if str(err) else ''}); pass inputs its forward accepts"
+        ) from err
+
+
+def run_loss(
+    fn: str, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], logits: object, targets: object
+) -> torch.Tensor:
+    """``loss_fn(logits, targets)``; an error (targets of another batch size, a class past the logits' count) is
+    re-raised naming the diagnostic and both shapes."""
+    try:
+        return loss_fn(logits, targets)  # type: ignore[arg-type]
+    except (RuntimeError, TypeError, ValueError, IndexError) as err:
+        shapes = [tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__ for t in (logits, targets)]
+        raise ValueError(
+            f"{fn}: the loss could not be computed from the model's outputs of shape {shapes[0]} and targets of "
+            f"shape {shapes[1]} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); pass "
+            "targets of the inputs' batch, each a class index below the number of outputs"
         ) from err

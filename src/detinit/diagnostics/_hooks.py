@@ -51,7 +51,7 @@ def record_outputs(points: list[tuple[str, nn.Module]], retain_grad: bool = Fals
 
 
 def channel_outputs(
-    model: nn.Module, inputs: torch.Tensor, at: str = "auto", channel_dim: int | None = None
+    fn: str, model: nn.Module, inputs: torch.Tensor, at: str = "auto", channel_dim: int | None = None
 ) -> list[tuple[str, torch.Tensor]]:
     """Run ``model`` on ``inputs``; each probe point's output (2-D or more) with its channels moved to dim 1.
 
@@ -61,6 +61,6 @@ def channel_outputs(
     dim = channel_dim if channel_dim is not None else hooks.channel_dim(model)
     points = probe_points(model, at)
     with record_outputs(points) as outputs:
-        run_forward("a diagnostic", model, inputs)
+        run_forward(fn, model, inputs)
     found = [(n, outputs[n]) for n, _ in points if n in outputs and outputs[n].dim() >= 2]
-    return [(n, check_activations("a diagnostic", f"the output of {n!r}", y, dim).movedim(dim, 1)) for n, y in found]
+    return [(n, check_activations(fn, f"the output of {n!r}", y, dim).movedim(dim, 1)) for n, y in found]

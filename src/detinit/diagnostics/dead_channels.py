@@ -106,5 +106,5 @@ def dead_channels(
     """
     return [
         DeadChannelRow(name, y.shape[1], *count_dead(y, 1, rtol))
-        for name, y in channel_outputs(model, inputs, at, channel_dim)
+        for name, y in channel_outputs("dead_channels", model, inputs, at, channel_dim)
     ]

@@ -44,7 +44,12 @@ ROW_CHOICES = ("all", "forward", "backward")
 def mean_row_correlation(weight: torch.Tensor, rows: str = "forward", max_rows: int = 5000, seed: int = 0) -> float:
     """Mean off-diagonal Pearson correlation between the chosen rows of ``weight``.
 
+    Constant rows count as correlation 1 (the official convention), and so does a weight with fewer than two rows
+    or rows of one entry (nothing tells its rows apart: a layer with one output is as symmetric as it can be).
+
     >>> mean_row_correlation(torch.ones(4, 3))  # constant rows count as 1
+    1.0
+    >>> mean_row_correlation(torch.randn(1, 5))  # one row: nothing to tell apart
     1.0
     >>> round(mean_row_correlation(torch.eye(4)), 4)
     -0.3333
@@ -182,5 +187,5 @@ def feature_diversity(
     """
     return [
         FeatureRow(n, y.shape[1], channel_variance(y), participation_ratio(y), max_channel_difference(y))
-        for n, y in channel_outputs(model, inputs, at, channel_dim)
+        for n, y in channel_outputs("feature_diversity", model, inputs, at, channel_dim)
     ]

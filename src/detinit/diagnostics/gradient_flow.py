@@ -19,7 +19,7 @@ from torch import nn
 
 from ..contract import checked_arguments
 from ..nn import cross_entropy
-from ._checks import run_forward
+from ._checks import run_forward, run_loss
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def gradient_at_init(
     history = []
     for step in range(steps):
         optimiser.zero_grad(set_to_none=True)
-        loss = loss_fn(run_forward("gradient_at_init", work, inputs), targets)
+        loss = run_loss("gradient_at_init", loss_fn, run_forward("gradient_at_init", work, inputs), targets)
         loss.backward()
         norms = {n: (float(p.grad.norm()) if p.grad is not None else 0.0) for n, p in params}
         history.append(StepGradients(step, float(loss.detach()), norms))

@@ -22,7 +22,7 @@ from torch import nn
 from .. import hooks
 from ..contract import checked_arguments
 from ..nn import cross_entropy
-from ._checks import check_activations, run_forward
+from ._checks import check_activations, run_forward, run_loss
 from ._hooks import probe_points, record_outputs
 
 
@@ -70,7 +70,7 @@ def signal_propagation(
     with record_outputs(points, retain_grad=targets is not None) as outputs:
         logits = run_forward("signal_propagation", model, inputs)
         if targets is not None:
-            cross_entropy(logits, targets).backward()
+            run_loss("signal_propagation", cross_entropy, logits, targets).backward()
     rows = []
     for name, _ in points:
         if name not in outputs:

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..contract import checked_arguments
 from ..init.roles.layers import MATRIX_LAYER_TYPES
+from ._checks import check_batch
 from .diversity import feature_diversity
 from .rank import rank_table
 from .signal import signal_propagation
@@ -47,6 +48,7 @@ def measure_diagnostics(
     weight ranks are recorded. ``initial`` (weights at init, by module name)
     adds ``rank_update``, the numerical rank of :math:`W - W_0` per layer.
     """
+    check_batch("measure_diagnostics", "probe", probe)
     was_training = model.training
     model.eval()
     features = feature_diversity(model, probe) if probe.is_floating_point() else []

@@ -311,6 +311,8 @@ class GPT(_Stack):
             )
         if tokens.shape[1] > self.context:
             raise ValueError(f"sequence length {tokens.shape[1]} exceeds the model's context {self.context}")
+        vocab = self.tok.num_embeddings  # checked on the device, without a sync (a CUDA device-side assert)
+        torch._assert_async(((tokens >= 0) & (tokens < vocab)).all(), f"GPT: token ids must lie in [0, {vocab})")
         x = self.drop(self._add_positions(self.tok(tokens)))
         for block in self.blocks:
             x = block(x)

@@ -12,6 +12,8 @@ from ..contract import checked_arguments
 class ChannelPad(nn.Module):
     """Pad ``in_channels`` to ``out_channels`` with zero channels on the right, optionally subsampling.
 
+    Inputs are ``(N, C, ...)``: channels on dim 1, any number of spatial dims (none for a batch of vectors).
+
     ``y[:, :C_in] = x[:, :, ::stride, ::stride]``, ``y[:, C_in:] = 0``: the
     partial identity :math:`I^*(C_{out}, C_{in})` as a skip path (the ZerO
     stem's ``ChannelPaddingSkip``, ResNet "option A" shortcuts).
@@ -31,8 +33,11 @@ class ChannelPad(nn.Module):
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[1] != self.in_channels:
-            raise ValueError(f"ChannelPad: expected {self.in_channels} input channels, got shape {tuple(x.shape)}")
+        if x.dim() < 2 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"ChannelPad: expected inputs (N, {self.in_channels}, ...) with channels on dim 1, got shape "
+                f"{tuple(x.shape)}"
+            )
         if self.stride > 1:
             x = x[(slice(None), slice(None)) + (slice(None, None, self.stride),) * (x.dim() - 2)]
         pad = [0, 0] * (x.dim() - 2) + [0, self.out_channels - self.in_channels]

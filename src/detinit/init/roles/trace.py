@@ -400,8 +400,10 @@ def record_forward(model: nn.Module, example: object) -> Graph:
         with eval_mode(model), torch.enable_grad(), recorder:
             output = run_model(model, example, written)
     except Exception as err:
+        shapes = [tuple(t.shape) for t in tree_flatten(example)[0] if isinstance(t, torch.Tensor)]
+        given = f" of shape {shapes[0]}" if len(shapes) == 1 else f" (tensors of shapes {shapes})" if shapes else ""
         raise TraceError(
-            f"could not run {type(model).__name__} on the example input to find its layers' roles "
+            f"could not run {type(model).__name__} on the example input{given} to find its layers' roles "
             f"({type(err).__name__}: {err}); pass example_inputs= that the model's forward accepts, or "
             "trace=False and give roles= yourself"
         ) from err

@@ -107,7 +107,7 @@ def const_avg_rows_(
     >>> torch.equal(const_avg_rows_(torch.empty(1, 2, 3), 2, 4, groups=2), const_avg_(torch.empty(4, 2, 3), groups=2)[2:3])
     True
     """
-    check_block(out, start, total, "const_avg_rows_", groups)
+    check_block(out, start, total, "const_avg_rows_", groups, transposed)
     in_features = total // groups if transposed else out.shape[1]
     centre_plane(out.zero_()).add_(1.0 / in_features)
     return out

@@ -76,12 +76,14 @@ def zero_embedding_(
     return _repeat_rows_(tensor, head)
 
 
-def check_table(tensor: torch.Tensor, fn: str) -> None:
-    """Refuse anything but a floating-point embedding table (or rows of one), ``(tokens, embedding_dim)``."""
+def check_table(tensor: torch.Tensor, fn: str, *, block: bool = False) -> None:
+    """Refuse anything but a floating-point embedding table, ``(tokens, embedding_dim)`` with no zero-sized
+    dimension; a ``block`` of a table's rows may hold no rows (an empty shard)."""
     check_float_tensor(tensor, fn)
-    if tensor.dim() != 2:
+    if tensor.dim() != 2 or 0 in tensor.shape[int(block) :]:
         raise ValueError(
-            f"{fn}: expected an embedding table or rows of one (tokens, embedding_dim), got shape {tuple(tensor.shape)}"
+            f"{fn}: expected an embedding table or rows of one (tokens, embedding_dim), embedding_dim at least 1"
+            f"{'' if block else ' and tokens at least 1'}; got shape {tuple(tensor.shape)}"
         )
 
 

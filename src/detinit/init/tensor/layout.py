@@ -119,6 +119,35 @@ def check_choice_argument(fn: str, name: str, value: object, choices: tuple[str,
     return value  # type: ignore[return-value]
 
 
+def check_layout(tensor: object, fn: str, *, groups: int = 1, transposed: bool = False, what: str = "tensor") -> None:
+    """Refuse anything but a floating-point 2-5-D weight with no zero-sized dimension, a positive int ``groups``
+    and a bool ``transposed``, both only on a conv kernel. A block of a weight's rows (``what="block"``) may hold
+    no rows (an empty shard: nothing to write), not an empty column or tap dimension, and may be a 2-D block with
+    ``transposed=True``: the rows of an ``(in, out)`` weight (Hugging Face's ``Conv1D``) are its inputs.
+
+    >>> check_layout(torch.empty(4, 4), "demo", groups=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: demo: a 2-D (Linear) weight of shape (4, 4) takes groups=1 and transposed=False; got groups=2, \
+transposed=False
+    """
+    check_float_tensor(tensor, fn)
+    shape = tuple(tensor.shape)  # type: ignore[union-attr]
+    if not 2 <= len(shape) <= 5:
+        raise ValueError(f"{fn}: got a {len(shape)}-D {what} of shape {shape}; expected {SUPPORTED_LAYOUTS}")
+    if not is_int(groups, 1):
+        raise ValueError(f"{fn}: groups must be a positive int, got {groups!r}")
+    check_flag_argument(fn, "transposed", transposed)
+    if len(shape) == 2 and (groups != 1 or (transposed and what != "block")):
+        allowed = "groups=1" if what == "block" else "groups=1 and transposed=False"
+        raise ValueError(
+            f"{fn}: a 2-D (Linear) weight of shape {shape} takes {allowed}; got groups={groups}, "
+            f"transposed={transposed}"
+        )
+    if 0 in (shape[1:] if what == "block" else shape):
+        raise ValueError(f"{fn}: {what} of shape {shape} has a zero-sized dimension")
+
+
 def matrix_views(tensor: torch.Tensor, fn: str, *, groups: int = 1, transposed: bool = False) -> list[torch.Tensor]:
     """Writable ``(P, Q)`` views of the per-group matrices at the centre tap.
 
@@ -129,20 +158,8 @@ def matrix_views(tensor: torch.Tensor, fn: str, *, groups: int = 1, transposed: 
     >>> [tuple(v.shape) for v in matrix_views(w, "demo", groups=2)]
     [(2, 2), (2, 2)]
     """
-    check_float_tensor(tensor, fn)
+    check_layout(tensor, fn, groups=groups, transposed=transposed)
     shape = tuple(tensor.shape)
-    if tensor.dim() < 2 or tensor.dim() > 5:
-        raise ValueError(f"{fn}: got a {tensor.dim()}-D tensor of shape {shape}; expected {SUPPORTED_LAYOUTS}")
-    if not is_int(groups, 1):
-        raise ValueError(f"{fn}: groups must be a positive int, got {groups!r}")
-    check_flag_argument(fn, "transposed", transposed)
-    if tensor.dim() == 2 and (groups != 1 or transposed):
-        raise ValueError(
-            f"{fn}: a 2-D (Linear) weight of shape {shape} takes groups=1 and transposed=False; "
-            f"got groups={groups}, transposed={transposed}"
-        )
-    if 0 in shape:
-        raise ValueError(f"{fn}: tensor of shape {shape} has a zero-sized dimension")
     if shape[0] % groups != 0:
         what = "in_channels" if transposed else "out_channels"
         raise ValueError(f"{fn}: {what}={shape[0]} (dimension 0 of shape {shape}) is not divisible by groups={groups}")

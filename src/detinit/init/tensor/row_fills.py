@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from ...values import is_int
-from .layout import check_float_tensor
+from .layout import check_layout
 
 Fill = Callable[[torch.Tensor, torch.Generator], object]
 RowsFill = Callable[[torch.Tensor, int, int, torch.Generator], object]  # (out, start, total, generator)
@@ -95,15 +95,11 @@ def check_window(out: torch.Tensor, start: int, total: int, fn: str, groups: int
         raise ValueError(f"{fn}: total={total} rows are not divisible by groups={groups!r} (a positive int)")
 
 
-def check_block(out: torch.Tensor, start: int, total: int, fn: str, groups: int = 1) -> None:
-    """Refuse anything but a floating-point block of a weight's rows (2-5-D: Linear or conv) that lies inside a
-    ``total``-row weight in ``groups`` equal groups (:func:`check_window`)."""
-    check_float_tensor(out, fn)
-    if not 2 <= out.dim() <= 5:
-        raise ValueError(
-            f"{fn}: got a {out.dim()}-D block of shape {tuple(out.shape)}; expected the rows of a Linear weight "
-            "(out, in) or of a conv kernel (out, in/groups, *k)"
-        )
+def check_block(out: torch.Tensor, start: int, total: int, fn: str, groups: int = 1, transposed: bool = False) -> None:
+    """Refuse anything but a floating-point block of a weight's rows (2-5-D: Linear or conv, no zero-sized
+    dimension; ``groups`` and ``transposed`` only on a conv, :func:`~detinit.init.tensor.layout.check_layout`) that
+    lies inside a ``total``-row weight in ``groups`` equal groups (:func:`check_window`)."""
+    check_layout(out, fn, groups=groups, transposed=transposed, what="block")
     check_window(out, start, total, fn, groups)
 
 

@@ -46,7 +46,7 @@ def partial_identity_rows_(
     tensor([[0., 1., 0.],
             [0., 0., 1.]])
     """
-    check_block(out, start, total, "partial_identity_rows_", groups)
+    check_block(out, start, total, "partial_identity_rows_", groups, transposed)
     out.zero_()
     plane, per_group, columns = centre_plane(out), total // groups, out.shape[1]
     for g, lo, hi in group_spans(start, len(out), per_group):
@@ -77,7 +77,7 @@ def zero_rows_(
     """
     _check_norm(norm)
     check_choice_argument("zero_rows_", "columns", columns, COLUMNS)
-    check_block(out, start, total, "zero_rows_", groups)
+    check_block(out, start, total, "zero_rows_", groups, transposed)
     per_group = total // groups
     p, q = (out.shape[1], per_group) if transposed else (per_group, out.shape[1])
     if p <= q:
@@ -130,7 +130,7 @@ def zero_embedding_rows_(
     True
     """
     _check_norm(norm)
-    check_table(out, "zero_embedding_rows_")
+    check_table(out, "zero_embedding_rows_", block=True)
     check_window(out, start, total, "zero_embedding_rows_")
     dim = out.shape[1]
     if total == dim:  # the identity
