@@ -1661,6 +1661,80 @@ def _batch_18(tmp: Path) -> list[Case]:
             lambda: train_api.lr_factor_fn(train_api.TrainConfig(), 0),
         ),
         ("constnet_milestones(0)", ("epochs",), lambda: train_api.constnet_milestones(0)),
+        *_batch_19(),
+    ]
+
+
+def _batch_19() -> list[Case]:
+    """Batch 19 (session 26, after batch 18's fixes): callables that return the wrong thing, dtypes, devices,
+    roles, mechanisms' knobs and options of the right type that must agree with the model or the data."""
+    create, targets = models_api.create_model, torch.zeros(2).long()
+    gpt = lambda: create("gpt", context=8, depth=1, width=16, heads=2)  # noqa: E731
+    return [
+        (
+            "gradient_at_init loss_fn returning a loss per example",
+            ("loss_fn", "(2,)"),
+            lambda: dg.gradient_at_init(mlp(), _x8(), targets, loss_fn=lambda a, b: a.sum(1)),
+        ),
+        (
+            "gradient_at_init loss_fn returning a string",
+            ("loss_fn",),
+            lambda: dg.gradient_at_init(mlp(), _x8(), targets, loss_fn=lambda a, b: "x"),
+        ),
+        ("make_mechanism dropout p=1.5", ("p",), lambda: make_mechanism("dropout", p=1.5)),
+        ("make_mechanism weight_noise s=-1", ("s=",), lambda: make_mechanism("weight_noise", s=-1.0)),
+        (
+            "make_mechanism gradient_noise sigma=nan",
+            ("sigma",),
+            lambda: make_mechanism("gradient_noise", sigma=math.nan),
+        ),
+        (
+            "activation_noise layers naming no module",
+            ("nope",),
+            lambda: make_mechanism("activation_noise", sigma=0.1, layers=["nope"]).attach(create("resnet20")),
+        ),
+        ("load_dataset synthetic subset 0", ("subset",), lambda: data_api.load_dataset("synthetic", subset=0)),
+        ("load_dataset synthetic subset 10**9", ("subset",), lambda: data_api.load_dataset("synthetic", subset=10**9)),
+        ("text_dataset context 0", ("context",), lambda: data_api.text_dataset("abc" * 50, "train", context=0)),
+        ("make_batches shuffle='yes'", ("shuffle",), lambda: data_api.make_batches(_tokens(), 4, shuffle="yes")),
+        ("initialize device cuda:5 without CUDA", ("cuda",), lambda: di.initialize(mlp(), "zero", device="cuda:5")),
+        (
+            "HadamardTransform on int32",
+            ("int32",),
+            lambda: dnn.HadamardTransform(8)(torch.ones(2, 8, dtype=torch.int32)),
+        ),
+        ("check_zero_one mode 'bits'", ("mode",), lambda: di.check_zero_one(mlp(), mode="bits")),
+        (
+            "feature_diversity at='blocks' of an MLP",
+            ("blocks",),
+            lambda: dg.feature_diversity(mlp(), _x8(), at="blocks"),
+        ),
+        (
+            "dead_channels channel_dim 3 of an MLP",
+            ("channel_dim",),
+            lambda: dg.dead_channels(mlp(), _x8(), channel_dim=3),
+        ),
+        (
+            "signal_propagation of a GPT, targets of 6 tokens for 8",
+            ("targets", "(2, 6)"),
+            lambda: dg.signal_propagation(gpt(), torch.zeros(2, 8).long(), torch.zeros(2, 6).long()),
+        ),
+        (
+            "initialize roles naming a parameter",
+            ("fc.weight",),
+            lambda: di.initialize(create("resnet20"), "zero", roles={"fc.weight": "classifier"}),
+        ),
+        (
+            "initialize roles of a misspelt role",
+            ("clasifier",),
+            lambda: di.initialize(create("resnet20"), "zero", roles={"fc": "clasifier"}),
+        ),
+        (
+            "initialize example_inputs of 1 channel for 3",
+            ("(2, 1, 28, 28)",),
+            lambda: di.initialize(create("resnet20"), "zero", example_inputs=torch.zeros(2, 1, 28, 28)),
+        ),
+        ("param_groups lr nan", ("lr",), lambda: train_api.param_groups(mlp(), math.nan)),
     ]
 
 

@@ -1,6 +1,7 @@
 """Diagnostics on cases with a known answer, and on every registered model at init."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ import torch
 from detinit import create_model, initialize, list_models
 from detinit.diagnostics import (
     channel_variance,
+    dead_channels,
     diversity_score,
     effective_rank,
     feature_diversity,
@@ -150,3 +152,38 @@ def test_every_model_at_init_runs_every_diagnostic(name):
     assert rank_table(model) and weight_symmetry(model, max_rows=200)
     assert len(gradient_at_init(model, x, y, steps=2)) == 2
     assert jacobian_singular_values(model, x[:1], num_steps=3).numel() >= 1
+
+
+def _mlp() -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+
+
+@pytest.mark.parametrize(
+    "loss_fn, returned",
+    [
+        (lambda a, b: a.sum(1), r"a tensor of shape \(2,\)"),
+        (lambda a, b: "x", "'x'"),
+        (lambda a, b: a.sum().long(), r"a tensor of shape \(\) \(torch.int64\)"),
+    ],
+)
+def test_gradient_at_init_refuses_a_loss_that_is_not_one_number(loss_fn, returned):
+    with pytest.raises(ValueError, match=rf"gradient_at_init: loss_fn returned {returned}"):
+        gradient_at_init(_mlp(), torch.ones(2, 8), torch.zeros(2).long(), loss_fn=loss_fn)
+
+
+def test_targets_the_loss_cannot_take_are_named_with_both_shapes():
+    """A class past the outputs' count (torch: a bare IndexError) and targets of another batch."""
+    for targets in (torch.tensor([0, 5]), torch.zeros(3).long()):
+        shape = re.escape(str(tuple(targets.shape)))
+        with pytest.raises(ValueError, match=rf"outputs of shape \(2, 4\) and targets of shape {shape}"):
+            gradient_at_init(_mlp(), torch.ones(2, 8), targets)
+    with pytest.raises(
+        ValueError, match=r"signal_propagation: the loss could not be computed .* targets of shape \(3,\)"
+    ):
+        signal_propagation(_mlp(), torch.ones(2, 8), torch.zeros(3).long())
+
+
+@pytest.mark.parametrize("diagnostic", [dead_channels, feature_diversity, signal_propagation], ids=lambda f: f.__name__)
+def test_an_empty_batch_is_refused_naming_the_diagnostic(diagnostic):
+    with pytest.raises(ValueError, match=rf"{diagnostic.__name__}: inputs of shape \(0, 8\) hold no examples"):
+        diagnostic(_mlp(), torch.ones(0, 8))

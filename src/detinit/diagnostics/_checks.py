@@ -96,9 +96,10 @@ def run_loss(
     fn: str, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], logits: object, targets: object
 ) -> torch.Tensor:
     """``loss_fn(logits, targets)``; an error (targets of another batch size, a class past the logits' count) is
-    re-raised naming the diagnostic and both shapes."""
+    re-raised naming the diagnostic and both shapes, and a loss that is not one number (a string, a loss per
+    example) is refused naming what ``loss_fn`` returned."""
     try:
-        return loss_fn(logits, targets)  # type: ignore[arg-type]
+        loss = loss_fn(logits, targets)  # type: ignore[arg-type]
     except (RuntimeError, TypeError, ValueError, IndexError) as err:
         shapes = [tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__ for t in (logits, targets)]
         raise ValueError(
@@ -106,3 +107,10 @@ def run_loss(
             f"shape {shapes[1]} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); pass "
             "targets of the inputs' batch, each a class index below the number of outputs"
         ) from err
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.is_floating_point():
+        got = f"a tensor of shape {tuple(loss.shape)} ({loss.dtype})" if isinstance(loss, torch.Tensor) else repr(loss)
+        raise ValueError(
+            f"{fn}: loss_fn returned {got[:80]}; it must return one floating-point number as a tensor (reduce a "
+            "loss per example with .mean())"
+        )
+    return loss
