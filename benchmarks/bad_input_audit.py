@@ -84,10 +84,12 @@ def classify(run: Callable[[], object], words: tuple[str, ...]) -> tuple[str, st
     try:
         result = run()
     except Exception as err:  # noqa: BLE001 - classifying every exception is the point
-        raiser = traceback.extract_tb(err.__traceback__)[-1].filename
+        frame = traceback.extract_tb(err.__traceback__)[-1]
+        raiser = frame.filename
         message = f"{type(err).__name__}: {err}".splitlines()[0][:220]
         named = any(word.lower() in str(err).lower() for word in words if word != TORCH)
-        if TORCH in words and OURS not in raiser and named:
+        raised_by_us = OURS in raiser and (frame.line or "").lstrip().startswith("raise")  # not a torch call of ours
+        if TORCH in words and not raised_by_us and named:
             return "torch", message
         expected = (ValueError, TypeError, OSError, RuntimeError, argparse.ArgumentTypeError)  # the last: argtypes
         ours = isinstance(err, expected) or type(err).__module__.startswith("detinit")

@@ -185,5 +185,5 @@ def test_targets_the_loss_cannot_take_are_named_with_both_shapes():
 
 @pytest.mark.parametrize("diagnostic", [dead_channels, feature_diversity, signal_propagation], ids=lambda f: f.__name__)
 def test_an_empty_batch_is_refused_naming_the_diagnostic(diagnostic):
-    with pytest.raises(ValueError, match=rf"{diagnostic.__name__}: inputs of shape \(0, 8\) hold no examples"):
+    with pytest.raises(ValueError, match=rf"{diagnostic.__name__}: inputs of shape \(0, 8\) is an empty batch"):
         diagnostic(_mlp(), torch.ones(0, 8))

@@ -74,7 +74,7 @@ def check_batch(fn: str, name: str, inputs: object) -> None:
     """Refuse a tensor batch that holds no examples: every diagnostic measures its examples, and a model runs on
     none without a word."""
     if isinstance(inputs, torch.Tensor) and inputs.numel() == 0:
-        raise ValueError(f"{fn}: {name} of shape {tuple(inputs.shape)} hold no examples; pass a batch of at least one")
+        raise ValueError(f"{fn}: {name} of shape {tuple(inputs.shape)} is an empty batch; pass at least one example")
 
 
 def run_forward(fn: str, model: nn.Module, inputs: object) -> object:

@@ -96,9 +96,9 @@ def check_window(out: torch.Tensor, start: int, total: int, fn: str, groups: int
 
 
 def check_block(out: torch.Tensor, start: int, total: int, fn: str, groups: int = 1, transposed: bool = False) -> None:
-    """Refuse anything but a floating-point block of a weight's rows (2-5-D: Linear or conv, no zero-sized
-    dimension; ``groups`` and ``transposed`` only on a conv, :func:`~detinit.init.tensor.layout.check_layout`) that
-    lies inside a ``total``-row weight in ``groups`` equal groups (:func:`check_window`)."""
+    """Refuse anything but a floating-point block of a weight's rows (2-5-D: Linear or conv, no empty column or tap
+    dimension, ``groups`` only on a conv: :func:`~detinit.init.tensor.layout.check_layout`) that lies inside a
+    ``total``-row weight in ``groups`` equal groups (:func:`check_window`)."""
     check_layout(out, fn, groups=groups, transposed=transposed, what="block")
     check_window(out, start, total, fn, groups)
 
