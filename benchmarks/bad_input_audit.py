@@ -2295,6 +2295,26 @@ def script_cases(tmp: Path) -> list[tuple[str, tuple[str, ...], list[str]]]:
         ("bn_branch_mixing --epochs 0", ("--epochs",), ["benchmarks/bn_branch_mixing.py", "--epochs", "0"]),
         ("bn_branch_mixing --out /dev/null", ("/dev/null",), ["benchmarks/bn_branch_mixing.py", "--out", "/dev/null"]),
         ("bn_branch_mixing --seeds 2**32", ("4294967296",), ["benchmarks/bn_branch_mixing.py", "--seeds", str(2**32)]),
+        # batch 19: the probes' options and the new script
+        (
+            "bn_branch_mixing --variant scaled without --scale",
+            ("--scale",),
+            ["benchmarks/bn_branch_mixing.py", "--variant", "scaled"],
+        ),
+        ("bn_branch_mixing --scale without scaled", ("--scale",), ["benchmarks/bn_branch_mixing.py", "--scale", "2"]),
+        (
+            "bn_branch_mixing --scale 0",
+            ("--scale",),
+            ["benchmarks/bn_branch_mixing.py", "--variant", "scaled", "--scale", "0"],
+        ),
+        (
+            "bn_branch_mixing --variant typo",
+            ("--variant", "he_row"),
+            ["benchmarks/bn_branch_mixing.py", "--variant", "he_row"],
+        ),
+        ("run_features without runs", ("run directories",), ["benchmarks/run_features.py"]),
+        ("run_features of a folder that is no run", ("no run directory",), ["benchmarks/run_features.py", str(tmp)]),
+        ("run_features --images 0", ("--images",), ["benchmarks/run_features.py", "--images", "0"]),
         (
             "tied_lm_start --seeds 2**32",
             ("4294967296", "seed"),
