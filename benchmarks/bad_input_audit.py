@@ -68,7 +68,7 @@ from detinit.init.tensor.zero_rows import (  # noqa: E402
 )
 from detinit.models import create_model  # noqa: E402
 from detinit.models.resnet import BasicBlock  # noqa: E402
-from detinit.symmetry import branch_outputs, breaking, make_mechanism  # noqa: E402
+from detinit.symmetry import Mechanism, branch_outputs, breaking, make_mechanism  # noqa: E402
 
 Case = tuple[str, tuple[str, ...], Callable[[], object]]
 OURS = os.sep + "detinit" + os.sep
@@ -1664,6 +1664,7 @@ def _batch_18(tmp: Path) -> list[Case]:
         ),
         ("constnet_milestones(0)", ("epochs",), lambda: train_api.constnet_milestones(0)),
         *_batch_19(),
+        *_batch_20(tmp),
     ]
 
 
@@ -1737,6 +1738,92 @@ def _batch_19() -> list[Case]:
             lambda: di.initialize(create("resnet20"), "zero", example_inputs=torch.zeros(2, 1, 28, 28)),
         ),
         ("param_groups lr nan", ("lr",), lambda: train_api.param_groups(mlp(), math.nan)),
+    ]
+
+
+def _batch_20(tmp: Path) -> list[Case]:
+    """Batch 20 (session 26, after batch 19's fixes): the modules the earlier batches reached least -- study tables
+    and files, what a checkpoint or a JSON file may hold, the model registry's decorator -- and public dataclasses
+    built by hand (a report, a study, a run, a mechanism)."""
+    base = {"data": "synthetic", "model": "mnist_mlp", "epochs": 1}
+    study = lambda **kw: experiments_api.parse_study({"name": "s", "base": base, **kw}, out=tmp / "st20")  # noqa: E731
+    synthetic = lambda: data_api.load_dataset("synthetic", subset=8)  # noqa: E731
+    return [
+        ("mean_std digits -1", ("digits",), lambda: experiments_api.mean_std([1.0, 2.0], digits=-1)),
+        ("mean_std scale 0", ("scale",), lambda: experiments_api.mean_std([1.0], scale=0.0)),
+        (
+            "append_jsonl a row holding a tensor",
+            ("Tensor",),
+            lambda: train_api.append_jsonl(tmp / "b.jsonl", {"x": _x8()}),
+        ),
+        (
+            "write_json keys 1 and '1' (one value lost)",
+            ("'1'",),
+            lambda: train_api.write_json(tmp / "c.json", {1: 2, "1": 3}),
+        ),
+        ("save_checkpoint of a function", ("state['f']",), lambda: train_api.save_checkpoint(tmp / "e.pt", {"f": len})),
+        ("save_checkpoint of a module", ("state['m']",), lambda: train_api.save_checkpoint(tmp / "f.pt", {"m": mlp()})),
+        ("RunDir of a file", ("file",), lambda: train_api.RunDir(Path(__file__))),
+        (
+            "select_runs only an unknown label",
+            ("lrr",),
+            lambda: experiments_api.select_runs(study(grid={"seed": [0, 1]}), {"lrr": 0}),
+        ),
+        ("parse_study group_by an unknown label", ("lrr",), lambda: study(grid={"seed": [0]}, group_by=["lrr"])),
+        ("parse_study seeds of floats", ("seed",), lambda: study(grid={"seed": [0.5]})),
+        ("parse_study a variant named ''", ("name",), lambda: study(variants=[{"name": ""}])),
+        (
+            "parse_study two variants of one name",
+            ("variant=a",),
+            lambda: study(variants=[{"name": "a"}, {"name": "a"}]),
+        ),
+        ("parse_study seed 0 twice", ("seed=0",), lambda: study(grid={"seed": [0, 0]})),
+        (
+            "parse_study base lr a string",
+            ("lr",),
+            lambda: experiments_api.parse_study({"name": "s", "base": {"lr": "0.1"}}),
+        ),
+        ("load_study of a folder", ("directory",), lambda: experiments_api.load_study(tmp)),
+        ("check_output_dir of ''", ("empty",), lambda: atomic.check_output_dir("")),
+        (
+            "register_model of a non-callable",
+            ("builder",),
+            lambda: models_api.register_model("x_model", "zero", "d")(5),
+        ),
+        (
+            "register_model of a name taken",
+            ("resnet20",),
+            lambda: models_api.register_model("resnet20", "zero", "d")(mlp),
+        ),
+        (
+            "register_model of an unknown scheme",
+            ("zerro",),
+            lambda: models_api.register_model("x_model2", "zerro", "d"),
+        ),
+        ("create_model seed -1", ("seed",), lambda: models_api.create_model("mnist_mlp", seed=-1)),
+        ("create_model init unknown", ("zerro",), lambda: models_api.create_model("mnist_mlp", init="zerro")),
+        ("data_kwargs_for a shape that is a str", ("shape",), lambda: models_api.data_kwargs_for("mnist_mlp", "nope")),
+        ("Batches pad -1", ("pad",), lambda: Batches(synthetic(), 4, pad=-1)),
+        ("Batches an unknown option", ("shufle",), lambda: Batches(synthetic(), 4, shufle=True)),
+        ("model_entry of a typo", ("resnet21",), lambda: models_api.model_entry("resnet21")),
+        (
+            "initialize strict on a module no rule knows",
+            ("Bilinear",),
+            lambda: di.initialize(nn.Sequential(nn.Bilinear(3, 3, 2)), "zero", strict=True),
+        ),
+        (
+            "get_scheme of a Scheme with options",
+            ("options",),
+            lambda: di.get_scheme(di.get_scheme("zero"), variant="paper"),
+        ),
+        ("InitReport records of ints", ("records",), lambda: di.InitReport("zero", {}, 0, records=[1])),
+        ("InitReport options a list", ("options",), lambda: di.InitReport("zero", [], 0)),
+        ("RunSpec config a dict", ("config",), lambda: experiments_api.RunSpec("r", {}, {"lr": 0.1})),
+        ("Study runs of str", ("runs",), lambda: experiments_api.Study("s", Path("runs/s"), ["a"], [])),
+        ("Study workers 0", ("workers",), lambda: experiments_api.Study("s", Path("runs/s"), [], [], workers=0)),
+        ("Mechanism knobs a list", ("knobs",), lambda: Mechanism("dropout", knobs=[0.1])),
+        ("Mechanism dropout p=2 by hand", ("p=2",), lambda: Mechanism("dropout", knobs={"p": 2.0})),
+        ("Mechanism of an unknown name", ("dropuot",), lambda: Mechanism("dropuot")),
     ]
 
 

@@ -590,3 +590,47 @@ def test_train_with_an_empty_out_is_refused_by_the_parser(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["train", "--data", "synthetic", "--epochs", "1", "--out", ""])
     assert stop.value.code == 2 and "argument --out: the path is empty; give a folder" in capsys.readouterr().err
+
+
+def test_what_a_checkpoint_or_a_json_file_cannot_hold_is_named_before_writing(tmp_path):
+    from detinit.train import save_checkpoint, write_json
+
+    with pytest.raises(TypeError, match=r"save_checkpoint: state\['opt'\]\[0\] is a builtin_function_or_method"):
+        save_checkpoint(tmp_path / "a.pt", {"model": {"w": torch.zeros(2)}, "opt": [len]})
+    with pytest.raises(TypeError, match=r"save_checkpoint: state\['m'\] is a Linear"):
+        save_checkpoint(tmp_path / "b.pt", {"m": nn.Linear(2, 2)})
+    assert not list(tmp_path.iterdir())  # refused before any file was written
+    with pytest.raises(ValueError, match=r"data\['x'\] has the keys 1 and '1', which JSON writes as the same key"):
+        write_json(tmp_path / "c.json", {"x": {1: "a", "1": "b"}})
+    write_json(tmp_path / "d.json", {"x": {1: "a", 2: "b"}, "ok": [{"n": None}]})  # int keys alone are fine
+
+
+def test_public_dataclasses_built_by_hand_are_checked_like_calls():
+    from pathlib import Path
+
+    from detinit.contract import ArgumentError
+    from detinit.experiments import RunSpec, Study
+    from detinit.init import InitReport
+    from detinit.symmetry import Mechanism, make_mechanism
+
+    with pytest.raises(ArgumentError, match=r"InitReport: records must be a list of ParamRecord"):
+        InitReport("zero", {}, 0, records=[1])
+    with pytest.raises(ArgumentError, match=r"RunSpec: config=\{'lr': 0.1\} is not supported; config must be"):
+        RunSpec("r", {}, {"lr": 0.1})
+    with pytest.raises(ArgumentError, match=r"Study: runs must be a list of RunSpec, got an item 'a'"):
+        Study("s", Path("runs/s"), ["a"], [])
+    with pytest.raises(ArgumentError, match=r"Study: workers=0 is not supported"):
+        Study("s", Path("runs/s"), [], [], workers=0)
+    with pytest.raises(ValueError, match=r"mechanism 'dropout': p=2.0 must be < 1"):
+        Mechanism("dropout", knobs={"p": 2.0})
+    assert Mechanism("dropout").knobs == make_mechanism("dropout").knobs  # a hand-built one gets the defaults too
+
+
+def test_a_registry_decorator_and_a_table_scale_name_what_they_cannot_take():
+    from detinit.experiments import mean_std
+    from detinit.models import register_model
+
+    with pytest.raises(TypeError, match=r"register_model\('never_registered'\): it decorates a builder"):
+        register_model("never_registered", "zero", "a test")(5)
+    with pytest.raises(ValueError, match=r"mean_std: scale=0.0 must be > 0"):
+        mean_std([0.5], scale=0.0)

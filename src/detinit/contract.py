@@ -47,10 +47,12 @@ detinit.contract.ArgumentError: Net: dropout=nan is not supported; dropout must 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import math
 import os
+import sys
 import types
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -217,3 +219,35 @@ def checked_arguments(
         return checked  # type: ignore[return-value]
 
     return wrap
+
+
+def check_fields(obj: object, at_least: Mapping[str, int] | None = None) -> None:
+    """Check a dataclass's fields against their annotations, as :func:`checked_arguments` checks a call's
+    arguments: for a public dataclass a user may build by hand (a study, a run, a report), called from its
+    ``__post_init__``. A field whose annotation the contract does not know is left to the class.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Run:
+    ...     name: str
+    ...     workers: int = 1
+    ...     def __post_init__(self) -> None:
+    ...         check_fields(self)
+    >>> Run("a", workers=0)
+    Traceback (most recent call last):
+    ...
+    detinit.contract.ArgumentError: Run: workers=0 is not supported; workers must be an int >= 1
+    """
+    namespace = vars(sys.modules[type(obj).__module__])
+    for item in dataclasses.fields(obj):  # type: ignore[arg-type]
+        if not isinstance(item.type, str):
+            continue
+        low = (at_least or {}).get(item.name, 1)
+        seed = (item.name == "seed" or item.name.endswith("_seed")) and item.name not in (at_least or {})
+        rule = annotation_rule(item.type, low, seed=seed, namespace=namespace)
+        value = getattr(obj, item.name)
+        if rule is not None and not rule[0](value):
+            shown = repr(value) if len(repr(value)) <= 80 else f"{repr(value)[:60]}... ({type(value).__name__})"
+            raise ArgumentError(
+                f"{type(obj).__name__}: {item.name}={shown} is not supported; {item.name} must be {rule[1]}"
+            )

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import OutputDirError, check_output_dir
-from ..contract import checked_arguments
+from ..contract import ArgumentError, check_fields, checked_arguments
 from ..train.config import ConfigError, TrainConfig, read_config_file, set_dotted_key
 from ..values import is_int
 
@@ -51,6 +51,9 @@ class RunSpec:
     labels: dict[str, Any]
     config: TrainConfig
 
+    def __post_init__(self) -> None:
+        check_fields(self)
+
 
 @dataclass
 class Study:
@@ -64,6 +67,13 @@ class Study:
     description: str = ""
     source: dict[str, Any] = field(default_factory=dict)
     panel_by: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """A study built by hand holds what :func:`parse_study` would have put in it."""
+        check_fields(self)
+        if not all(isinstance(run, RunSpec) for run in self.runs):
+            shown = next(run for run in self.runs if not isinstance(run, RunSpec))
+            raise ArgumentError(f"Study: runs must be a list of RunSpec, got an item {shown!r:.80}")
 
 
 def _slug(value: Any) -> str:
@@ -140,6 +150,8 @@ def parse_study(data: dict[str, Any], *, out: str | Path | None = None, workers:
             raise ConfigError(f"each variant must be a mapping with a name, got {v!r}")
         if v.get("name") is not None and not isinstance(v["name"], (str, int, float)):
             raise ConfigError(f"study {name!r}: a variant's name must be a str, got {v['name']!r}")
+        if isinstance(v.get("name"), str) and not v["name"].strip():
+            raise ConfigError(f"study {name!r}: a variant's name is empty ({v['name']!r}); name it (its runs' label)")
     runs, seen = [], set()
     keys = list(grid)
     for variant in variants:

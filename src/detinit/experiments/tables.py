@@ -23,6 +23,8 @@ def mean_std(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
     >>> mean_std([0.9, float("nan"), 0.92], scale=100)
     '91.00 ± 1.41 (1 of 3 not finite)'
     """
+    if scale <= 0:
+        raise ValueError(f"mean_std: scale={scale!r} must be > 0 (it multiplies the values and their spread)")
     finite = [v for v in values if math.isfinite(v)]
     if len(finite) < len(values):
         return f"{mean_std(finite, scale, digits)} ({len(values) - len(finite)} of {len(values)} not finite)"

@@ -121,6 +121,10 @@ def register_model(
     get_scheme(default_init, **dict(default_init_options or {}))  # an unknown scheme or option, named now
 
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if not callable(builder):
+            raise TypeError(
+                f"register_model({name!r}): it decorates a builder, a callable returning an nn.Module; got {builder!r}"
+            )
         builder = checked_arguments()(builder)  # the builder's own arguments; the class checks the rest
         MODELS.add(
             name, ModelEntry(name, builder, default_init, description, dict(default_init_options or {})), description

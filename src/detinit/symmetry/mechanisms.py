@@ -52,10 +52,11 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from ..contract import checked_arguments
+from ..contract import check_fields, checked_arguments
 from ..init.roles.declared import collect_roles
 from ..init.tensor.random import kaiming_normal_
 from ..registry import Registry
+from ..values import is_number
 
 KNOBS: Registry[dict[str, float | None]] = Registry("symmetry mechanism")  # name -> knobs with their defaults
 KNOBS.add("none", {}, "fully deterministic training")
@@ -131,6 +132,23 @@ class Mechanism:
     _handles: list[RemovableHandle] = field(default_factory=list, repr=False)
     _saved: _Determinism | None = field(default=None, repr=False)
     _generator: torch.Generator | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        """The name and knobs checked (and the knobs not given filled with their defaults), whether the mechanism
+        is built by :func:`make_mechanism` or by hand."""
+        check_fields(self)
+        defaults = KNOBS.get(self.name)
+        unknown = set(self.knobs) - set(defaults)
+        if unknown:
+            allowed = ", ".join(defaults) or "none"
+            raise ValueError(f"mechanism {self.name!r} takes knobs ({allowed}), got {sorted(unknown)}")
+        values = {k: v for k, v in (defaults | dict(self.knobs)).items() if v is not None}
+        for key, value in values.items():
+            if not is_number(value, 0.0, math.inf):
+                raise ValueError(f"mechanism {self.name!r}: {key}={value!r} must be a finite number >= 0")
+        if self.name == "dropout" and values["p"] >= 1:
+            raise ValueError(f"mechanism 'dropout': p={values['p']} must be < 1")
+        self.knobs = {k: float(v) for k, v in values.items()}
 
     @property
     def perturbs_once(self) -> bool:
@@ -237,15 +255,4 @@ def make_mechanism(name: str, *, seed: int = 0, layers: list[str] | None = None,
     >>> make_mechanism("dropout", p=0.05).describe()
     'dropout(p=0.05)'
     """
-    defaults = KNOBS.get(name)
-    unknown = set(knobs) - set(defaults)
-    if unknown:
-        allowed = ", ".join(defaults) or "none"
-        raise ValueError(f"mechanism {name!r} takes knobs ({allowed}), got {sorted(unknown)}")
-    values = {k: v for k, v in (defaults | knobs).items() if v is not None}
-    for key, value in values.items():
-        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"mechanism {name!r}: {key}={value!r} must be a finite number >= 0")
-    if name == "dropout" and values["p"] >= 1:
-        raise ValueError(f"mechanism 'dropout': p={values['p']} must be < 1")
-    return Mechanism(name, {k: float(v) for k, v in values.items()}, seed, layers)
+    return Mechanism(name, dict(knobs), seed, layers)  # checked, and completed with the defaults, by the class

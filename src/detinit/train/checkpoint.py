@@ -71,6 +71,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     is still listed, so a crash never makes a good checkpoint look damaged.
     """
     path = Path(path)
+    check_plain_state(state)
 
     def record_digest(tmp: Path) -> None:
         write_json(_digest_file(path), {"sha256": [file_sha256(tmp), *_known_digests(path)[:1]]})
@@ -120,8 +121,63 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 @checked_arguments()
 def write_json(path: str | Path, data: Any) -> Path:
-    """Write JSON atomically (indented, keys in insertion order)."""
+    """Write JSON atomically (indented, keys in insertion order). Keys that JSON would write as the same text
+    (``1`` and ``"1"``) are refused: the file would hold the key twice and read back one value."""
+    check_json_keys(data)
     return atomic_write(Path(path), lambda f: f.write((json.dumps(data, indent=2, default=json_value) + "\n").encode()))
+
+
+def check_json_keys(data: Any, where: str = "data") -> None:
+    """Refuse a mapping (at any depth) two of whose keys JSON writes as the same text.
+
+    >>> check_json_keys({"a": {1: "x", "1": "y"}})
+    Traceback (most recent call last):
+    ...
+    ValueError: data['a'] has the keys 1 and '1', which JSON writes as the same key "1"; one value would be lost
+    """
+    if isinstance(data, dict):
+        seen: dict[str, object] = {}
+        for key, value in data.items():
+            text = key if isinstance(key, str) else json.dumps(key) if isinstance(key, (bool, type(None))) else str(key)
+            if text in seen:
+                raise ValueError(
+                    f"{where} has the keys {seen[text]!r} and {key!r}, which JSON writes as the same key "
+                    f'"{text}"; one value would be lost'
+                )
+            seen[text] = key
+            check_json_keys(value, f"{where}[{key!r}]")
+    elif isinstance(data, (list, tuple)):
+        for i, value in enumerate(data):
+            check_json_keys(value, f"{where}[{i}]")
+
+
+PLAIN_LEAVES = (torch.Tensor, bool, int, float, complex, str, bytes, type(None), torch.dtype, torch.device)
+
+
+def check_plain_state(state: Any, where: str = "state") -> None:
+    """Refuse anything in a checkpoint's ``state`` but tensors and plain data (numbers, strings, bytes, ``None``,
+    dtypes, devices, numpy arrays and scalars, and lists, tuples and dicts of them): a function cannot be saved
+    (pickle's error names no key), and a module or another object would need its class to load.
+
+    >>> check_plain_state({"model": {"w": torch.zeros(2)}, "step": 3, "fn": len})
+    Traceback (most recent call last):
+    ...
+    TypeError: save_checkpoint: state['fn'] is a builtin_function_or_method; a checkpoint holds tensors and plain \
+data (numbers, strings, lists, dicts of them)
+    """
+    if isinstance(state, PLAIN_LEAVES) or type(state).__module__ == "numpy":
+        return
+    if isinstance(state, dict):
+        for key, value in state.items():
+            check_plain_state(value, f"{where}[{key!r}]")
+    elif isinstance(state, (list, tuple)):
+        for i, value in enumerate(state):
+            check_plain_state(value, f"{where}[{i}]")
+    else:
+        raise TypeError(
+            f"save_checkpoint: {where} is a {type(state).__name__}; a checkpoint holds tensors and plain data "
+            "(numbers, strings, lists, dicts of them)"
+        )
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ..._table import format_table
+from ...contract import ArgumentError, check_fields
 
 UNKNOWN = "unknown"
 FROZEN = "frozen"
@@ -43,6 +44,15 @@ class InitReport:
     seed: int | None
     records: list[ParamRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what tracing assumed, or why a promise is not kept
+
+    def __post_init__(self) -> None:
+        """A report built by hand (or read back) holds what :func:`detinit.initialize` would have put in it:
+        :func:`detinit.train.param_groups` and the trainer read its records by name and role."""
+        check_fields(self)
+        for field_name, kind in (("records", ParamRecord), ("notes", str)):
+            items = getattr(self, field_name)
+            if not isinstance(items, list) or not all(isinstance(item, kind) for item in items):
+                raise ArgumentError(f"InitReport: {field_name} must be a list of {kind.__name__}, got {items!r:.80}")
 
     @property
     def unknown(self) -> list[ParamRecord]:
