@@ -1824,6 +1824,46 @@ def _batch_20(tmp: Path) -> list[Case]:
         ("Mechanism knobs a list", ("knobs",), lambda: Mechanism("dropout", knobs=[0.1])),
         ("Mechanism dropout p=2 by hand", ("p=2",), lambda: Mechanism("dropout", knobs={"p": 2.0})),
         ("Mechanism of an unknown name", ("dropuot",), lambda: Mechanism("dropuot")),
+        *_batch_21(),
+    ]
+
+
+def _batch_21() -> list[Case]:
+    """Batch 21 (session 26, after batch 20's fixes): the datasets a user builds from tensors of their own
+    (``ArrayDataset``, ``TokenDataset``, ``FolderDataset``): batch 20's class, in ``detinit.data``."""
+    images, labels = torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.zeros(4, dtype=torch.long)
+    tokens = torch.zeros(4, 8, dtype=torch.long)
+    half = (0.5,)
+
+    def array(**kw: object) -> object:
+        given = {"images": images, "labels": labels, "num_classes": 10, "mean": half, "std": half, **kw}
+        return data_api.ArrayDataset("d", "train", **given)  # type: ignore[arg-type]
+
+    def text(**kw: object) -> object:
+        given = {"inputs": tokens, "targets": tokens, "vocab": None, "unigram": torch.ones(256), **kw}
+        return data_api.TokenDataset("t", "train", **given)  # type: ignore[arg-type]
+
+    def files(**kw: object) -> object:
+        given = {"files": (Path("a.png"),), "labels": labels[:1], "classes": ("a",), "image_size": 32, **kw}
+        return data_api.FolderDataset("f", "train", **given)  # type: ignore[arg-type]
+
+    return [
+        ("ArrayDataset labels of another count", ("labels",), lambda: array(labels=labels[:3])),
+        ("ArrayDataset mean and std of 3 for 1 channel", ("mean",), lambda: array(mean=half * 3, std=half * 3)),
+        ("ArrayDataset std 0", ("std",), lambda: array(std=(0.0,))),
+        ("ArrayDataset num_classes 0", ("num_classes",), lambda: array(num_classes=0)),
+        ("ArrayDataset int64 images", ("int64",), lambda: array(images=images.long())),
+        ("TokenDataset targets of another shape", ("targets",), lambda: text(targets=tokens[:, :7])),
+        ("TokenDataset float inputs", ("inputs",), lambda: text(inputs=tokens.float())),
+        (
+            "TokenDataset token 9 of a vocabulary of 2",
+            ("vocabulary of 2",),
+            lambda: text(inputs=tokens + 9, vocab=("a", "b"), unigram=torch.ones(2)),
+        ),
+        ("TokenDataset unigram of 4 for 256 tokens", ("unigram",), lambda: text(unigram=torch.ones(4))),
+        ("FolderDataset 2 labels for 1 file", ("labels",), lambda: files(labels=labels[:2])),
+        ("FolderDataset image_size 0", ("image_size",), lambda: files(image_size=0)),
+        ("FolderDataset mean of 3 for 1 channel", ("mean",), lambda: files(in_chans=1)),
     ]
 
 

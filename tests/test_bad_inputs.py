@@ -634,3 +634,22 @@ def test_a_registry_decorator_and_a_table_scale_name_what_they_cannot_take():
         register_model("never_registered", "zero", "a test")(5)
     with pytest.raises(ValueError, match=r"mean_std: scale=0.0 must be > 0"):
         mean_std([0.5], scale=0.0)
+
+
+def test_datasets_built_from_a_users_tensors_are_checked_like_a_loaders():
+    from pathlib import Path
+
+    from detinit.data import ArrayDataset, FolderDataset, TokenDataset
+
+    images, labels, tokens = torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.zeros(4).long(), torch.zeros(4, 8).long()
+    with pytest.raises(ValueError, match=r"d/train: mean \(0.5, 0.5, 0.5\) .* one of each per channel \(1\)"):
+        ArrayDataset("d", "train", images, labels, 10, (0.5,) * 3, (0.5,) * 3)
+    with pytest.raises(DataError, match=r"images must be uint8 or float32"):
+        ArrayDataset("d", "train", images.long(), labels, 10, (0.5,), (0.5,))
+    with pytest.raises(DataError, match=r"t/train: inputs hold token ids 9..9, outside the vocabulary of 2"):
+        TokenDataset("t", "train", tokens + 9, tokens, ("a", "b"), torch.ones(2))
+    with pytest.raises(DataError, match=r"unigram must hold 256 finite token counts"):
+        TokenDataset("t", "train", tokens, tokens, None, torch.ones(4))
+    with pytest.raises(DataError, match=r"f/train: labels must be int64, one per file \(1\)"):
+        FolderDataset("f", "train", (Path("a.png"),), labels[:2], ("a",), 32)
+    assert len(ArrayDataset("d", "train", images.float(), labels, 10, (0.5,), (0.5,)).subset(2)) == 2  # float is fine

@@ -270,9 +270,10 @@ PACKAGES += TENSOR_MODULES
 # public callables whose scalar arguments are checked in their own body (tests/test_bad_inputs.py), or that
 # are records the library builds (a measurement row, a dataset, a report), not boundaries a caller crosses
 CHECKED_IN_BODY = {"initialize", "parse_study", "TrainConfig"}
-RECORDS = {"DeadChannelRow", "Promise", "FeatureRow", "RankRow", "SignalRow", "StepGradients", "WeightSymmetryRow"}
-RECORDS |= {"Mechanism", "ArrayDataset", "FolderDataset", "InitReport", "Study", "TokenDataset", "SampleBatch"}
-RECORDS |= {"RunSpec", "RunResult"}
+OUTPUT_RECORDS = {"DeadChannelRow", "Promise", "FeatureRow", "RankRow", "SignalRow", "StepGradients"}
+OUTPUT_RECORDS |= {"WeightSymmetryRow", "SampleBatch", "RunResult"}  # what the library returns, not what it takes
+BUILT_BY_HAND = {"Mechanism", "ArrayDataset", "FolderDataset", "InitReport", "Study", "TokenDataset", "RunSpec"}
+RECORDS = OUTPUT_RECORDS | BUILT_BY_HAND  # dataclasses: their fields are checked by check_fields, not by a call
 SCALAR_BAD = {  # wrong types, refused whatever the range
     "int": st.one_of(st.booleans(), st.text(max_size=3), st.just(2.5)),
     "float": st.one_of(st.just(math.nan), st.just(math.inf), st.booleans(), st.text(max_size=3)),
@@ -313,6 +314,34 @@ NOT_BOUNDARIES = {
     "forward_features",
     "extra_repr",
 }  # a module's forward is torch's hot path; its inputs meet torch's checks
+
+
+def _public_dataclasses() -> dict[str, type]:
+    import dataclasses
+    import importlib
+
+    found = {}
+    for package in PACKAGES:
+        module = importlib.import_module(package)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isclass(obj) and dataclasses.is_dataclass(obj):
+                found[name] = obj
+    return found
+
+
+def test_every_public_dataclass_a_caller_may_build_checks_its_fields():
+    """A dataclass a user builds by hand (a report, a study, a run, a mechanism, a dataset of their own tensors)
+    checks its fields against their annotations (``contract.check_fields``) in ``__post_init__``; a new public
+    dataclass is either that or a record the library only returns (``OUTPUT_RECORDS``), or this test fails.
+    ``TrainConfig`` is checked by its ``validate``, which ``from_dict`` and ``train`` call."""
+    classes = _public_dataclasses()
+    assert BUILT_BY_HAND | OUTPUT_RECORDS | {"TrainConfig"} == set(classes), set(classes) ^ (
+        BUILT_BY_HAND | OUTPUT_RECORDS
+    )
+    for name in sorted(BUILT_BY_HAND):
+        post = getattr(classes[name], "__post_init__", None)
+        assert post is not None and "check_fields(self" in inspect.getsource(post), name
 
 
 def _public_callables():

@@ -7,7 +7,6 @@ size at a random offset per image, and flip horizontally with probability 1/2
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
@@ -19,14 +18,7 @@ from ..values import is_number
 @checked_arguments()
 def to_float(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """``uint8`` images to ``(x / 255 - mean) / std`` per channel; float images to ``(x - mean) / std``."""
-    if (
-        len(mean) != len(std)
-        or not all(map(math.isfinite, mean))
-        or not all(is_number(v, 0.0, open_low=True) for v in std)
-    ):
-        raise ValueError(
-            f"to_float: mean {tuple(mean)} and std {tuple(std)} must be finite numbers, one per channel, each std > 0"
-        )
+    check_normalisation("to_float", mean, std)
     if images.dim() < 2 or images.shape[1] != len(mean):
         raise ValueError(
             f"to_float: images of shape {tuple(images.shape)} and {len(mean)} channel means: give one mean and std "
@@ -39,6 +31,31 @@ def to_float(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ..
     m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(shape)
     s = torch.tensor(std, dtype=x.dtype, device=x.device).view(shape)
     return (x - m) / s
+
+
+def check_normalisation(where: str, mean: object, std: object, channels: int | None = None) -> None:
+    """Refuse channel means and standard deviations that are not finite numbers, one of each per channel (of
+    ``channels``, where given), every std > 0.
+
+    >>> check_normalisation("demo", (0.5, 0.5, 0.5), (0.2, 0.2, 0.2), channels=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: demo: mean (0.5, 0.5, 0.5) and std (0.2, 0.2, 0.2) must be finite numbers, one of each per channel \
+(1), each std > 0
+    """
+    numbers = isinstance(mean, (tuple, list)) and isinstance(std, (tuple, list))
+    if (
+        not numbers
+        or len(mean) != len(std)  # type: ignore[arg-type]
+        or (channels is not None and len(mean) != channels)  # type: ignore[arg-type]
+        or not all(is_number(v) for v in mean)  # type: ignore[union-attr]
+        or not all(is_number(v, 0.0, open_low=True) for v in std)  # type: ignore[union-attr]
+    ):
+        per = f"per channel ({channels})" if channels is not None else "per channel"
+        shown = [tuple(v) if isinstance(v, (tuple, list)) else v for v in (mean, std)]
+        raise ValueError(
+            f"{where}: mean {shown[0]} and std {shown[1]} must be finite numbers, one of each {per}, each std > 0"
+        )
 
 
 @checked_arguments(at_least={"pad": 0})

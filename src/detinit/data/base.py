@@ -18,9 +18,10 @@ from pathlib import Path
 
 import torch
 
-from ..contract import checked_arguments
+from ..contract import check_fields, checked_arguments
 from ..registry import Registry
 from ..values import is_int
+from .augment import check_normalisation
 
 SPLITS = ("train", "test")
 
@@ -42,6 +43,14 @@ class ArrayDataset:
     std: tuple[float, ...]
 
     def __post_init__(self) -> None:
+        check_fields(self)  # a dataset built by hand (a user's own tensors) is checked as a loader's is
+        where = f"{self.name}/{self.split}"
+        if self.images.dim() < 3 or self.images.dtype not in (torch.uint8, torch.float32):
+            raise DataError(
+                f"{where}: images must be uint8 or float32 (N, C, H, W) or (N, C, L), got {self.images.dtype} "
+                f"{tuple(self.images.shape)}"
+            )
+        check_normalisation(where, self.mean, self.std, channels=self.in_chans)
         if self.images.shape[0] != self.labels.shape[0]:
             raise DataError(
                 f"{self.name}/{self.split}: {self.images.shape[0]} images but {self.labels.shape[0]} labels"

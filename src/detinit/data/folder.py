@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..contract import checked_arguments
-from .augment import to_float
+from ..contract import check_fields, checked_arguments
+from .augment import check_normalisation, to_float
 from .base import DataError, register_dataset
 from .loader import BatchPlan, derived_seed
 
@@ -49,6 +49,19 @@ class FolderDataset:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     in_chans: int = 3
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        where = f"{self.name}/{self.split}"
+        if self.labels.shape != (len(self.files),) or self.labels.dtype != torch.int64:
+            raise DataError(
+                f"{where}: labels must be int64, one per file ({len(self.files)}), got {self.labels.dtype} "
+                f"{tuple(self.labels.shape)}"
+            )
+        if len(self.labels) and not 0 <= int(self.labels.min()) <= int(self.labels.max()) < len(self.classes):
+            raise DataError(f"{where}: labels span {int(self.labels.min())}..{int(self.labels.max())}, outside the "
+                            f"{len(self.classes)} classes")  # fmt: skip
+        check_normalisation(where, self.mean, self.std, channels=self.in_chans)
 
     def __len__(self) -> int:
         return len(self.files)

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..contract import checked_arguments
+from ..contract import check_fields, checked_arguments
 from .base import DataError, cache_dir, register_dataset
 from .debian import fetch_package_files, sha256
 
@@ -76,11 +76,25 @@ class TokenDataset:
     unigram: torch.Tensor  # (V,) token counts of the training part, for the unigram baseline
 
     def __post_init__(self) -> None:
+        check_fields(self)
+        where = f"{self.name}/{self.split}"
         if self.inputs.shape != self.targets.shape or self.inputs.dim() != 2:
             raise DataError(
-                f"{self.name}/{self.split}: inputs {tuple(self.inputs.shape)} and targets "
+                f"{where}: inputs {tuple(self.inputs.shape)} and targets "
                 f"{tuple(self.targets.shape)} must be equal (N, context) shapes"
             )
+        ints = (torch.int32, torch.int64)
+        if self.inputs.dtype not in ints or self.targets.dtype not in ints:
+            raise DataError(f"{where}: inputs and targets must be token ids (int32 or int64), got "
+                            f"{self.inputs.dtype} and {self.targets.dtype}")  # fmt: skip
+        vocab = self.num_classes
+        for what, ids in (("inputs", self.inputs), ("targets", self.targets)):
+            if ids.numel() and not 0 <= int(ids.min()) <= int(ids.max()) < vocab:
+                raise DataError(f"{where}: {what} hold token ids {int(ids.min())}..{int(ids.max())}, outside the "
+                                f"vocabulary of {vocab} (0..{vocab - 1})")  # fmt: skip
+        if self.unigram.shape != (vocab,) or not bool(torch.isfinite(self.unigram).all() & (self.unigram >= 0).all()):
+            raise DataError(f"{where}: unigram must hold {vocab} finite token counts >= 0 (one per token of the "
+                            f"vocabulary), got {self.unigram.dtype} {tuple(self.unigram.shape)}")  # fmt: skip
 
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
