@@ -1825,6 +1825,83 @@ def _batch_20(tmp: Path) -> list[Case]:
         ("Mechanism dropout p=2 by hand", ("p=2",), lambda: Mechanism("dropout", knobs={"p": 2.0})),
         ("Mechanism of an unknown name", ("dropuot",), lambda: Mechanism("dropuot")),
         *_batch_21(),
+        *_batch_22(tmp),
+    ]
+
+
+def _batch_22(tmp: Path) -> list[Case]:
+    """Batch 22 (session 26, after batch 21's fixes): scheme options, devices, run-directory records, the meta
+    device in the checks, options of the right type that must agree with the model or the data."""
+    create = models_api.create_model
+    config = train_api.TrainConfig(model="mnist_mlp", data="synthetic")
+    return [
+        (
+            "build_model of token windows for an image model",
+            ("image model",),
+            lambda: train_api.build_model(config, _tokens()),
+        ),
+        (
+            "RunDir.set_status of an unknown status",
+            ("status",),
+            lambda: train_api.RunDir(tmp / "r1").set_status({}, "bogus"),
+        ),
+        (
+            "RunDir.append_epoch of a row without its epoch",
+            ("'epoch'",),
+            lambda: train_api.RunDir(tmp / "r2").append_epoch({"loss": 1.0}),
+        ),
+        (
+            "make_batches device cuda without CUDA",
+            ("cuda",),
+            lambda: data_api.make_batches(_tokens(), 4, device="cuda"),
+        ),
+        (
+            "Batches device meta",
+            ("meta",),
+            lambda: Batches(data_api.load_dataset("synthetic", subset=8), 4, device="meta"),
+        ),
+        ("epoch_generator epoch -1", ("epoch",), lambda: data_api.epoch_generator(0, -1)),
+        ("text_dataset tokenizer bpe", ("bpe",), lambda: data_api.text_dataset("abc" * 50, "train", tokenizer="bpe")),
+        (
+            "sample_batch of tokens, vocab_size 0",
+            ("vocab_size",),
+            lambda: data_api.sample_batch("kjv", 4, tokens=True, vocab_size=0),
+        ),
+        ("initialize idinit tau -1", ("tau",), lambda: di.initialize(mlp(), "idinit", tau=-1.0)),
+        ("initialize constnet c 2", ("c=",), lambda: di.initialize(create("constnet_16_1"), "constnet", c=2.0)),
+        (
+            "initialize orthogonal gain 0 (no such option)",
+            ("gain",),
+            lambda: di.initialize(mlp(), "orthogonal", gain=0.0),
+        ),
+        ("initialize kaiming mode fan_avg", ("fan_avg",), lambda: di.initialize(mlp(), "kaiming", mode="fan_avg")),
+        (
+            "initialize kaiming nonlinearity (no such option)",
+            ("nonlinearity",),
+            lambda: di.initialize(mlp(), "kaiming", nonlinearity="gelu"),
+        ),
+        ("initialize fixup on an MLP", ("residual",), lambda: di.initialize(mlp(), "fixup")),
+        ("initialize rezero on an MLP", ("gates",), lambda: di.initialize(mlp(), "rezero")),
+        ("create_model vit depth 0", ("depth",), lambda: create("vit", depth=0)),
+        ("create_model vit heads 5", ("heads",), lambda: create("vit", heads=5)),
+        ("create_model zero_resnet20 num_classes 0", ("num_classes",), lambda: create("zero_resnet20", num_classes=0)),
+        ("fwht normalized 'yes'", ("normalized",), lambda: dnn.fwht(torch.ones(2, 8), normalized="yes")),
+        ("make_relu 'leaky'", ("leaky",), lambda: dnn.make_relu("leaky")),
+        (
+            "zero_start_promises tolerance -1",
+            ("tolerance",),
+            lambda: dg.zero_start_promises(mlp(), _x8(), tolerance=-1.0),
+        ),
+        ("weight_symmetry max_rows 1", ("max_rows",), lambda: dg.weight_symmetry(mlp(), max_rows=1)),
+        ("signal_at_init float targets", ("targets",), lambda: dg.signal_at_init(mlp(), _x8(), torch.zeros(2))),
+        ("check_zero_one of a meta model", ("meta",), lambda: di.check_zero_one(nn.Linear(2, 2, device="meta"))),
+        ("idinit_ tau nan", ("tau",), lambda: di.idinit_(torch.empty(4, 4), tau=math.nan)),
+        ("load_dataset digits split val", ("val",), lambda: data_api.load_dataset("digits", "val")),
+        (
+            "load_dataset mnist1d with a misspelt option",
+            ("nosie",),
+            lambda: data_api.load_dataset("mnist1d", "train", nosie=0.1),
+        ),
     ]
 
 

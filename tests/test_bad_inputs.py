@@ -653,3 +653,19 @@ def test_datasets_built_from_a_users_tensors_are_checked_like_a_loaders():
     with pytest.raises(DataError, match=r"f/train: labels must be int64, one per file \(1\)"):
         FolderDataset("f", "train", (Path("a.png"),), labels[:2], ("a",), 32)
     assert len(ArrayDataset("d", "train", images.float(), labels, 10, (0.5,), (0.5,)).subset(2)) == 2  # float is fine
+
+
+def test_devices_meta_models_and_records_without_their_epoch_are_named(tmp_path):
+    from detinit.data import make_batches
+    from detinit.init import check_zero_one
+
+    data = load_dataset("synthetic", subset=8)
+    with pytest.raises(ValueError, match=r"Batches: device='meta' holds no values"):
+        make_batches(data, 4, device="meta")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"Batches: device='cuda', but CUDA is not available here"):
+            make_batches(data, 4, device="cuda")
+    with pytest.raises(ValueError, match=r"check_zero_one: weight, bias of Linear are on the meta device"):
+        check_zero_one(nn.Linear(2, 2, device="meta"))
+    with pytest.raises(ValueError, match=r"RunDir.append_epoch: row must hold its 'epoch' \(an int >= 1\), got None"):
+        RunDir(tmp_path / "run").append_epoch({"loss": 1.0})

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ..contract import checked_arguments
+from ..devices import parse_device
 from .augment import random_crop_flip, to_float
 from .base import ArrayDataset
 
@@ -67,7 +68,7 @@ class BatchPlan:
         if batch_size % world_size:
             raise ValueError(f"batch_size={batch_size} must be divisible by the world size {world_size}")
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
-        self.augment, self.seed, self.device = augment, seed, torch.device(device)
+        self.augment, self.seed, self.device = augment, seed, parse_device(device, type(self).__name__)
         self.rank, self.world_size = rank, world_size
 
     def __len__(self) -> int:

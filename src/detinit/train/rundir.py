@@ -40,6 +40,7 @@ from typing import Any
 
 from ..atomic import OutputDirError, check_output_dir
 from ..contract import checked_arguments
+from ..values import is_int
 from .checkpoint import append_jsonl, jsonl_damage, read_jsonl, write_json, write_jsonl
 from .config import ConfigError, TrainConfig
 
@@ -232,6 +233,13 @@ class RunDir:
 
     @checked_arguments()
     def append_epoch(self, row: dict[str, Any], diagnostics: dict[str, Any] | None = None) -> None:
+        """Append an epoch's record (and its diagnostics): each holds its ``"epoch"`` (an int >= 1), which a
+        resume, the repair of a damaged run and the reports read."""
+        for what, record in (("row", row), ("diagnostics", diagnostics)):
+            if record is not None and not is_int(record.get("epoch"), 1):
+                raise ValueError(
+                    f"RunDir.append_epoch: {what} must hold its 'epoch' (an int >= 1), got {record.get('epoch')!r}"
+                )
         append_jsonl(self.metrics_file, row)
         if diagnostics is not None:
             append_jsonl(self.diagnostics_file, diagnostics)

@@ -9,13 +9,13 @@ import torch
 from torch import nn
 
 from ... import hooks
+from ...devices import parse_device
 from ...values import SEEDS, is_seed
 from ..roles.example_inputs import Example, example_for
 from ..roles.vocabulary import RoleSource
 from ..schemes.base import Scheme
 from .plan import Entry, ModulePlan
 from .report import FROZEN, UNKNOWN
-from .sharded import parse_device
 
 
 def check_arguments(roles: object, strict: object, generator: object, seed: object) -> None:

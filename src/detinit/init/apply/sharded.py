@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
+from ...devices import parse_device
 from ...hooks import BUFFERS_HOOK, find_hook
 from ..tensor.row_fills import rows_of
 
@@ -103,28 +104,6 @@ def write_(param: torch.Tensor, fill: Fill, generator: torch.Generator) -> torch
         rows(strip, start, total, generator)
         local.copy_(strip[(slice(None), *block[1:])])
     return param
-
-
-def parse_device(device: object) -> torch.device:
-    """``device`` as a ``torch.device`` to materialise on, or a ``ValueError`` naming what is supported.
-
-    >>> parse_device("cpu")
-    device(type='cpu')
-    """
-    try:
-        parsed = torch.device(device)  # type: ignore[arg-type]
-    except (RuntimeError, TypeError):
-        raise ValueError(
-            f"initialize: device={device!r} is not a device; give a torch.device or a string such as 'cpu', 'cuda' "
-            "or 'cuda:1'"
-        ) from None
-    if parsed.type == "meta":
-        raise ValueError(
-            "initialize(device='meta') has nothing to fill; give the device to materialise on ('cpu', 'cuda')"
-        )
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"initialize: device={device!r}, but CUDA is not available here; use device='cpu'")
-    return parsed
 
 
 @torch.no_grad()
