@@ -161,6 +161,27 @@ def annotation_rule(
     return accepts, what
 
 
+def _named_rule(
+    name: str,
+    annotation: str,
+    at_least: Mapping[str, int] | None,
+    ranges: Mapping[str, tuple[float, float]] | None,
+    namespace: Mapping[str, Any] | None,
+) -> Rule | None:
+    """The rule of an argument or field ``name``: its annotation's, with the bounds given for it, an ``int``
+    named ``seed`` (or ``*_seed``) a seed unless ``at_least`` bounds it."""
+    low, bounds = (at_least or {}).get(name, 1), (ranges or {}).get(name)
+    seed = (name == "seed" or name.endswith("_seed")) and name not in (at_least or {})
+    return annotation_rule(annotation, low, bounds, seed=seed, namespace=namespace)
+
+
+def _check_value(owner: str, name: str, value: object, rule: Rule | None) -> None:
+    """An :class:`ArgumentError` naming ``owner``, ``name``, the value and what the rule allows, if it refuses."""
+    if rule is not None and not rule[0](value):
+        shown = repr(value) if len(repr(value)) <= 80 else f"{repr(value)[:60]}... ({type(value).__name__})"
+        raise ArgumentError(f"{owner}: {name}={shown} is not supported; {name} must be {rule[1]}")
+
+
 def checked_arguments(
     *, at_least: Mapping[str, int] | None = None, ranges: Mapping[str, tuple[float, float]] | None = None
 ) -> Callable[[F], F]:
@@ -184,9 +205,7 @@ def checked_arguments(
         namespace = getattr(inspect.unwrap(fn), "__globals__", {})  # where its annotations' class names live
         for p in params:
             if isinstance(p.annotation, str):
-                low, bounds = (at_least or {}).get(p.name, 1), (ranges or {}).get(p.name)
-                seed = (p.name == "seed" or p.name.endswith("_seed")) and p.name not in (at_least or {})
-                rule = annotation_rule(p.annotation, low, bounds, seed=seed, namespace=namespace)
+                rule = _named_rule(p.name, p.annotation, at_least, ranges, namespace)
                 if rule is not None:
                     rules[p.name] = rule
         known, known_set = [p.name for p in params], {p.name for p in params}
@@ -205,10 +224,7 @@ def checked_arguments(
                 raise TypeError(f"{owner}: takes at most {len(positional)} positional arguments, got {len(args)}")
             given = [*zip(positional, args), *kwargs.items()]
             for name, value in given:
-                rule = rules.get(name)
-                if rule is not None and not rule[0](value):
-                    shown = repr(value) if len(repr(value)) <= 80 else f"{repr(value)[:60]}... ({type(value).__name__})"
-                    raise ArgumentError(f"{owner}: {name}={shown} is not supported; {name} must be {rule[1]}")
+                _check_value(owner, name, value, rules.get(name))
 
         @functools.wraps(fn)
         def checked(*args: Any, **kwargs: Any) -> Any:
@@ -240,14 +256,6 @@ def check_fields(obj: object, at_least: Mapping[str, int] | None = None) -> None
     """
     namespace = vars(sys.modules[type(obj).__module__])
     for item in dataclasses.fields(obj):  # type: ignore[arg-type]
-        if not isinstance(item.type, str):
-            continue
-        low = (at_least or {}).get(item.name, 1)
-        seed = (item.name == "seed" or item.name.endswith("_seed")) and item.name not in (at_least or {})
-        rule = annotation_rule(item.type, low, seed=seed, namespace=namespace)
-        value = getattr(obj, item.name)
-        if rule is not None and not rule[0](value):
-            shown = repr(value) if len(repr(value)) <= 80 else f"{repr(value)[:60]}... ({type(value).__name__})"
-            raise ArgumentError(
-                f"{type(obj).__name__}: {item.name}={shown} is not supported; {item.name} must be {rule[1]}"
-            )
+        if isinstance(item.type, str):
+            rule = _named_rule(item.name, item.type, at_least, None, namespace)
+            _check_value(type(obj).__name__, item.name, getattr(obj, item.name), rule)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,15 @@ def write_json(path: str | Path, data: Any) -> Path:
     return atomic_write(Path(path), lambda f: f.write((json.dumps(data, indent=2, default=json_value) + "\n").encode()))
 
 
+def _nodes(data: Any, where: str) -> Iterator[tuple[str, Any]]:
+    """Every value of ``data`` with its path (``state['opt'][0]``), ``data`` first, descending into dicts, lists
+    and tuples."""
+    yield where, data
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, (list, tuple)) else ()
+    for key, value in items:
+        yield from _nodes(value, f"{where}[{key!r}]")
+
+
 def check_json_keys(data: Any, where: str = "data") -> None:
     """Refuse a mapping (at any depth) two of whose keys JSON writes as the same text.
 
@@ -135,20 +145,18 @@ def check_json_keys(data: Any, where: str = "data") -> None:
     ...
     ValueError: data['a'] has the keys 1 and '1', which JSON writes as the same key "1"; one value would be lost
     """
-    if isinstance(data, dict):
+    for path, node in _nodes(data, where):
+        if not isinstance(node, dict):
+            continue
         seen: dict[str, object] = {}
-        for key, value in data.items():
+        for key in node:
             text = key if isinstance(key, str) else json.dumps(key) if isinstance(key, (bool, type(None))) else str(key)
             if text in seen:
                 raise ValueError(
-                    f"{where} has the keys {seen[text]!r} and {key!r}, which JSON writes as the same key "
+                    f"{path} has the keys {seen[text]!r} and {key!r}, which JSON writes as the same key "
                     f'"{text}"; one value would be lost'
                 )
             seen[text] = key
-            check_json_keys(value, f"{where}[{key!r}]")
-    elif isinstance(data, (list, tuple)):
-        for i, value in enumerate(data):
-            check_json_keys(value, f"{where}[{i}]")
 
 
 PLAIN_LEAVES = (torch.Tensor, bool, int, float, complex, str, bytes, type(None), torch.dtype, torch.device)
@@ -165,19 +173,13 @@ def check_plain_state(state: Any, where: str = "state") -> None:
     TypeError: save_checkpoint: state['fn'] is a builtin_function_or_method; a checkpoint holds tensors and plain \
 data (numbers, strings, lists, dicts of them)
     """
-    if isinstance(state, PLAIN_LEAVES) or type(state).__module__ == "numpy":
-        return
-    if isinstance(state, dict):
-        for key, value in state.items():
-            check_plain_state(value, f"{where}[{key!r}]")
-    elif isinstance(state, (list, tuple)):
-        for i, value in enumerate(state):
-            check_plain_state(value, f"{where}[{i}]")
-    else:
-        raise TypeError(
-            f"save_checkpoint: {where} is a {type(state).__name__}; a checkpoint holds tensors and plain data "
-            "(numbers, strings, lists, dicts of them)"
-        )
+    for path, node in _nodes(state, where):
+        plain = isinstance(node, (*PLAIN_LEAVES, dict, list, tuple)) or type(node).__module__ == "numpy"
+        if not plain:
+            raise TypeError(
+                f"save_checkpoint: {path} is a {type(node).__name__}; a checkpoint holds tensors and plain data "
+                "(numbers, strings, lists, dicts of them)"
+            )
 
 
 def write_text(path: str | Path, text: str) -> Path:

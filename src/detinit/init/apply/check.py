@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ...contract import checked_arguments
+from .checks import refuse_meta_parameters
 
 CHECK_MODES = ("magnitude", "official")
 
@@ -77,13 +78,7 @@ def check_zero_one(model: nn.Module, mode: str = "magnitude") -> ZeroOneCheck:
     """
     if mode not in CHECK_MODES:
         raise ValueError(f"check_zero_one: mode={mode!r} is not supported; choose one of {CHECK_MODES}")
-    meta = [name for name, param in model.named_parameters() if param.is_meta]
-    if meta:
-        shown = ", ".join(meta[:3]) + (f" and {len(meta) - 3} more" if len(meta) > 3 else "")
-        raise ValueError(
-            f"check_zero_one: {shown} of {type(model).__name__} are on the meta device, which holds no values; "
-            "materialise the model first (initialize(model, device='cpu'))"
-        )
+    refuse_meta_parameters(model, "check_zero_one", "materialise the model first (initialize(model, device='cpu'))")
     result = ZeroOneCheck(mode, 0)
     for name, param in model.named_parameters():
         if not param.requires_grad:

@@ -190,12 +190,20 @@ def refuse_unfilled_meta(model: nn.Module, entries: list[Entry]) -> None:
 
 def refuse_meta_without_device(model: nn.Module) -> None:
     """A meta-device parameter has no storage to fill: without ``device=`` it would stay on the meta device."""
+    refuse_meta_parameters(
+        model, "initialize", "pass device= (e.g. device='cpu') to materialise and initialise them there"
+    )
+
+
+def refuse_meta_parameters(model: nn.Module, fn: str, remedy: str) -> None:
+    """A ``ValueError`` naming ``fn``, the first of ``model``'s meta-device parameters (which hold no values) and
+    ``remedy``, if it has any."""
     meta = [name for name, p in model.named_parameters() if p.is_meta]
     if meta:
         more = f" and {len(meta) - 3} more" if len(meta) > 3 else ""
         raise ValueError(
-            f"initialize: {', '.join(meta[:3])}{more} of {type(model).__name__} are on the meta device, which holds "
-            "no values; pass device= (e.g. device='cpu') to materialise and initialise them there"
+            f"{fn}: {', '.join(meta[:3])}{more} of {type(model).__name__} are on the meta device, which holds "
+            f"no values; {remedy}"
         )
 
 
