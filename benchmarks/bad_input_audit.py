@@ -40,7 +40,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import detinit  # noqa: E402
-from detinit import argtypes, atomic  # noqa: E402
+from detinit import argtypes, atomic, hooks  # noqa: E402
 from detinit import data as data_api  # noqa: E402
 from detinit import diagnostics as dg  # noqa: E402
 from detinit import experiments as experiments_api  # noqa: E402
@@ -71,6 +71,7 @@ from detinit.models.resnet import BasicBlock  # noqa: E402
 from detinit.symmetry import Mechanism, branch_outputs, breaking, make_mechanism  # noqa: E402
 
 Case = tuple[str, tuple[str, ...], Callable[[], object]]
+CHANNEL = hooks.CHANNEL_DIM_ATTRIBUTE
 OURS = os.sep + "detinit" + os.sep
 TORCH = "@torch"  # in a case's words: torch's own error is the answer (detinit says where and why)
 
@@ -1826,6 +1827,7 @@ def _batch_20(tmp: Path) -> list[Case]:
         ("Mechanism of an unknown name", ("dropuot",), lambda: Mechanism("dropuot")),
         *_batch_21(),
         *_batch_22(tmp),
+        *_batch_23(),
     ]
 
 
@@ -1901,6 +1903,177 @@ def _batch_22(tmp: Path) -> list[Case]:
             "load_dataset mnist1d with a misspelt option",
             ("nosie",),
             lambda: data_api.load_dataset("mnist1d", "train", nosie=0.1),
+        ),
+    ]
+
+
+# Batch 23's models: each implements one hook of detinit.hooks' protocol wrongly.
+class _Head(nn.Sequential):
+    def __init__(self) -> None:
+        super().__init__(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+
+
+def _with(attribute: str, value: object) -> nn.Module:
+    """``_Head()`` with ``attribute`` set on the instance (a hook or flag given as data)."""
+    model = _Head()
+    model.__dict__[attribute] = value
+    return model
+
+
+class _FeaturesOf(_Head):
+    def forward_features(self, x: torch.Tensor) -> object:
+        return x, x
+
+
+class _FlagOnly(nn.Module):
+    is_residual_gate = True  # no detinit_init_: nothing would set it
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class _FlagNo(nn.Linear):
+    is_residual_gate = "no"
+
+
+class _GatedBlock(nn.Module):
+    def __init__(self, gate: nn.Module) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.gate = nn.Linear(4, 4), nn.Linear(4, 4), gate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.gate(self.fc2(self.fc1(x)))
+
+    def detinit_roles(self) -> dict[str, str]:
+        return {"fc1": "branch", "fc2": "branch_last"}
+
+
+class _RolesOfItself(nn.Linear):
+    def detinit_roles(self) -> dict[str, str]:
+        return {"": "branch"}
+
+
+class _RolesWithAnArgument(nn.Linear):
+    def detinit_roles(self, extra: object) -> dict[str, str]:
+        return {}
+
+
+class _InitWithoutArguments(nn.Linear):
+    def detinit_init_(self) -> None:
+        return None
+
+
+class _ReasonsForAStranger(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(3))
+
+    def detinit_init_(self, scheme: object, generator: torch.Generator) -> dict[str, str]:
+        return {"v": "a parameter the module does not have"}
+
+
+def _batch_23() -> list[Case]:
+    """Batch 23 (session 27): the modules reached least -- the hook protocol a user's model implements
+    (``detinit.hooks``), ``Registry`` -- and options that must agree with each other."""
+    from detinit.diagnostics.inspect import inspect_model
+    from detinit.registry import Registry
+
+    colours = Registry("colour")
+    labels = torch.zeros(2, dtype=torch.long)
+    synthetic = data_api.load_dataset("synthetic", subset=8)
+    config = train_api.TrainConfig
+    return [
+        ("detinit_channel_dim 'x'", ("detinit_channel_dim",), lambda: dg.feature_diversity(_with(CHANNEL, "x"), _x8())),
+        ("detinit_channel_dim 1.5", ("detinit_channel_dim",), lambda: dg.feature_diversity(_with(CHANNEL, 1.5), _x8())),
+        ("detinit_channel_dim 5", ("detinit_channel_dim",), lambda: dg.feature_diversity(_with(CHANNEL, 5), _x8())),
+        (
+            "detinit_channel_dim True",
+            ("detinit_channel_dim",),
+            lambda: dg.feature_diversity(_with(CHANNEL, True), _x8()),
+        ),
+        (
+            "signal_propagation, detinit_channel_dim 'x'",
+            ("detinit_channel_dim",),
+            lambda: dg.signal_propagation(_with(CHANNEL, "x"), _x8()),
+        ),
+        (
+            "signal_propagation, detinit_channel_dim 5 (written after the fixes)",
+            ("detinit_channel_dim",),
+            lambda: dg.signal_propagation(_with(CHANNEL, 5), _x8()),
+        ),
+        (
+            "forward_features returning a tuple",
+            ("forward_features",),
+            lambda: inspect_model(_FeaturesOf(), _x8(), labels),
+        ),
+        (
+            "a gate flag without detinit_init_",
+            ("detinit_init_",),
+            lambda: di.initialize(_GatedBlock(_FlagOnly()), "skipinit"),
+        ),
+        ("is_residual_gate 'no'", ("is_residual_gate",), lambda: di.initialize(_FlagNo(4, 4), "rezero")),
+        (
+            "detinit_roles naming the block itself",
+            ("detinit_roles",),
+            lambda: di.initialize(_RolesOfItself(4, 4), "zero"),
+        ),
+        (
+            "detinit_roles a dict, not a method",
+            ("detinit_roles",),
+            lambda: di.initialize(_with("detinit_roles", {"0": "branch"}), "zero"),
+        ),
+        (
+            "detinit_roles taking an argument",
+            ("detinit_roles",),
+            lambda: di.initialize(_RolesWithAnArgument(4, 4), "zero"),
+        ),
+        (
+            "detinit_init_ taking no argument",
+            ("detinit_init_",),
+            lambda: di.initialize(_InitWithoutArguments(4, 4), "zero"),
+        ),
+        (
+            "detinit_init_ reasons for a parameter the module does not have",
+            ("detinit_init_",),
+            lambda: di.initialize(_ReasonsForAStranger(), "zero"),
+        ),
+        (
+            "get_classifier returning a generator",
+            ("get_classifier",),
+            lambda: di.initialize(_with("get_classifier", lambda: (m for m in ())), "zero"),
+        ),
+        ("get_classifier a string", ("get_classifier",), lambda: di.initialize(_with("get_classifier", "2"), "zero")),
+        ("Registry.add name 5", ("name",), lambda: colours.add(5, 1)),  # type: ignore[arg-type]
+        ("Registry.get 5", ("5",), lambda: colours.get(5)),  # type: ignore[arg-type]
+        ("Registry.get None", ("None",), lambda: colours.get(None)),  # type: ignore[arg-type]
+        ("Registry kind ''", ("kind",), lambda: Registry("")),
+        ("Registry kind 5", ("kind",), lambda: Registry(5)),  # type: ignore[arg-type]
+        ("Registry.add description 5", ("description",), lambda: colours.add("blue", 1, 5)),  # type: ignore[arg-type]
+        ("Registry.register name a list", ("name",), lambda: colours.register(["x"])(len)),  # type: ignore[arg-type]
+        ("InitReport records of dicts", ("records",), lambda: di.InitReport("zero", {}, 0, [{"name": "a"}])),
+        ("find_hook of an int", ("module",), lambda: hooks.find_hook(5, "x")),  # type: ignore[arg-type]
+        ("declared_roles of a string", ("module",), lambda: hooks.declared_roles("x")),  # type: ignore[arg-type]
+        ("warm-up past the end", ("warmup_epochs",), lambda: config(epochs=4, warmup_epochs=5).validate()),
+        (
+            "a milestone past the end",
+            ("milestones",),
+            lambda: config(epochs=4, schedule="step", milestones=[10]).validate(),
+        ),
+        ("milestones with a cosine schedule", ("milestones",), lambda: config(milestones=[2]).validate()),
+        ("gamma with a cosine schedule", ("gamma",), lambda: config(gamma=0.5).validate()),
+        ("nesterov without momentum", ("nesterov",), lambda: config(momentum=0.0, nesterov=True).validate()),
+        ("momentum with adamw", ("momentum",), lambda: config(optimizer="adamw", momentum=0.5).validate()),
+        ("zero_rows_ rows past the total", ("start",), lambda: zero_rows_(torch.empty(4, 8), 6, 8)),
+        (
+            "hadamard_mixing_rows_ rows past the total",
+            ("start",),
+            lambda: hadamard_mixing_rows_(torch.empty(4, 8), 6, 8, 1.0),
+        ),
+        ("fwht dim 3 of a 2-D tensor", ("dim",), lambda: dnn.fwht(torch.ones(2, 8), dim=3)),
+        (
+            "make_batches drop_last, a batch larger than the data",
+            ("batch_size",),
+            lambda: data_api.make_batches(synthetic, 16, drop_last=True),
         ),
     ]
 

@@ -4,9 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from detinit import initialize
-from detinit.diagnostics import dead_channels, signal_propagation
-from detinit.hooks import ExampleNet, channel_dim, declared_roles, is_residual_gate
+from detinit import hooks, initialize
+from detinit.diagnostics import dead_channels, feature_diversity, signal_propagation
+from detinit.diagnostics.inspect import inspect_model
+from detinit.hooks import ExampleGate, ExampleNet, channel_dim, declared_roles, is_residual_gate
 from detinit.init.schemes import Scheme
 
 
@@ -57,3 +58,102 @@ def test_the_channel_dim_attribute_moves_where_diagnostics_look_for_channels():
     x = torch.randn(2, 7, 4)  # 7 tokens
     rows = dead_channels(net, x)
     assert [r.channels for r in rows] == [8, 8]  # channels, not tokens
+
+
+def _plain() -> nn.Module:  # a model whose own forward does not call forward_features
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+READERS = {  # hook -> (the module to carry it, the call that reads it), on a fresh model
+    hooks.ROLES_HOOK: lambda: (net := ExampleNet(), lambda: initialize(net, "zero")),
+    hooks.INIT_HOOK: lambda: (net := ExampleNet(), lambda: initialize(net, "zero")),  # moved onto a layer below
+    hooks.BUFFERS_HOOK: lambda: (net := ExampleNet(), lambda: initialize(net, "zero")),
+    hooks.CLASSIFIER_HOOK: lambda: (net := ExampleNet(), lambda: initialize(net, "zero")),
+    hooks.FEATURES_HOOK: lambda: (
+        net := _plain(),
+        lambda: inspect_model(net, torch.randn(3, 4), torch.zeros(3, dtype=torch.long)),
+    ),
+}
+
+
+def test_every_method_hook_has_a_reader_here():
+    assert set(READERS) == set(hooks.METHOD_HOOKS)
+
+
+@pytest.mark.parametrize("hook", hooks.METHOD_HOOKS)
+@pytest.mark.parametrize("value", [{"fc1": "branch"}, "head", 3])
+def test_a_hook_given_as_data_is_refused_naming_it(hook, value):
+    """A method hook set to data (a dict where a method belongs) was skipped without a word: now refused."""
+    if hook == hooks.INIT_HOOK:  # on a module with parameters of its own (on one without, it is refused anyway)
+        net = ExampleNet()
+        holder, read = net.blocks[0].fc1, lambda: initialize(net, "zero")
+    else:
+        holder, read = READERS[hook]()
+    holder.__dict__[hook] = value
+    with pytest.raises(TypeError, match=rf"{type(holder).__name__}.{hook} is a {type(value).__name__}, not a method"):
+        read()
+
+
+@pytest.mark.parametrize("value", ["x", 1.5, True, None.__class__])
+def test_a_channel_dim_that_is_not_an_int_is_refused(value):
+    net = ExampleNet()
+    net.detinit_channel_dim = value
+    with pytest.raises(TypeError, match=r"ExampleNet.detinit_channel_dim is .*; it must be an int"):
+        feature_diversity(net, torch.randn(3, 4))
+    net.detinit_channel_dim = 5
+    with pytest.raises(ValueError, match=r"channel_dim=5 \(the argument, or the model's detinit_channel_dim\)"):
+        signal_propagation(net, torch.randn(3, 4))
+
+
+class _Flag(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+@pytest.mark.parametrize("flag", ["no", 1, None.__class__])
+def test_a_gate_flag_must_be_a_bool_and_a_gate_must_set_itself(flag):
+    net = ExampleNet()
+    gate = _Flag()
+    gate.is_residual_gate = flag
+    net.blocks[0].gate = gate
+    with pytest.raises(TypeError, match=r"_Flag.is_residual_gate is .*; it must be True or False"):
+        initialize(net, "skipinit")
+    gate.is_residual_gate = True  # without detinit_init_: skipinit would leave the branch on
+    with pytest.raises(TypeError, match="_Flag says is_residual_gate = True but has no detinit_init_"):
+        initialize(net, "skipinit")
+    gate.is_residual_gate = False
+    assert not is_residual_gate(gate) and is_residual_gate(ExampleGate())
+
+
+def test_init_hook_reasons_name_only_the_module_s_own_parameters():
+    gate = ExampleGate()
+    gate.detinit_init_ = lambda scheme, generator: {"weight": "ok", "bias": "not a parameter of the gate"}
+    with pytest.raises(ValueError, match=r"returned reasons for bias, which is not among the module's own param"):
+        initialize(gate, "zero")
+
+
+def test_an_init_hook_on_a_module_without_parameters_is_refused():
+    net = ExampleNet()
+    net.detinit_init_ = lambda scheme, generator: None  # the root holds no parameter of its own: never called
+    with pytest.raises(ValueError, match=r"ExampleNet.detinit_init_\(\) would never be called: ExampleNet \(the mod"):
+        initialize(net, "zero")
+
+
+def test_roles_name_sub_modules_not_the_block_itself():
+    net = ExampleNet()
+    net.blocks[0].detinit_roles = lambda: {"": "branch", "fc2": "branch_last"}
+    with pytest.raises(ValueError, match=r"naming sub-modules of the block \(not the block itself, ''\)"):
+        initialize(net, "zero")
+
+
+def test_forward_features_must_return_one_tensor():
+    net = _plain()
+    net.forward_features = lambda x: (x, x)
+    with pytest.raises(ValueError, match=r"Sequential.forward_features\(x\) returned a tuple; it must return"):
+        inspect_model(net, torch.randn(3, 4), torch.zeros(3, dtype=torch.long))
+
+
+@pytest.mark.parametrize("module", [5, "x", None])
+def test_the_hook_lookups_take_modules_only(module):
+    with pytest.raises(TypeError, match="find_hook: module must be a torch.nn.Module"):
+        declared_roles(module)

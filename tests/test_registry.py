@@ -38,3 +38,14 @@ def test_a_name_is_registered_once_and_must_be_a_string():
     with pytest.raises(ValueError, match="a thing name must be a non-empty string"):
         registry.add("", 3)
     assert "a" in registry and list(registry) == ["a"] and registry.get("a") == 1
+
+
+@pytest.mark.parametrize("kind", ["", 5, None])
+def test_a_registry_names_its_kind(kind):
+    with pytest.raises(ValueError, match="Registry: kind must be a non-empty string"):
+        Registry(kind)
+
+
+def test_a_description_is_a_string():
+    with pytest.raises(ValueError, match="the description of thing 'a' must be a string, got 5"):
+        Registry("thing").add("a", 1, 5)

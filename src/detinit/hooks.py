@@ -31,6 +31,12 @@ hook (on which module)            read by                     what it says
                                                               ``residual_gate_value`` in ``detinit_init_``
 ================================  ==========================  ==============================================
 
+A hook is read as the table says or refused, naming it: a method hook given as data (``detinit_roles = {...}``),
+a ``detinit_channel_dim`` that is not an int, an ``is_residual_gate`` that is not a bool or a gate without its
+``detinit_init_``, a ``detinit_init_`` on a module without parameters of its own (it would never be called) or one
+returning reasons for parameters the module does not have, roles naming the block itself (``""``), and a
+``forward_features`` returning anything but one tensor.
+
 detinit writes one attribute back: :func:`detinit.create_model` keeps the
 :class:`~detinit.init.InitReport` as ``model.init_report``; the trainer reads it
 (the ``branch_last_norm`` scales get their own learning rate) and so do the CLI's
@@ -71,6 +77,7 @@ CLASSIFIER_HOOK = "get_classifier"
 FEATURES_HOOK = "forward_features"
 CHANNEL_DIM_ATTRIBUTE = "detinit_channel_dim"
 GATE_ATTRIBUTE = "is_residual_gate"
+METHOD_HOOKS = (ROLES_HOOK, INIT_HOOK, BUFFERS_HOOK, CLASSIFIER_HOOK, FEATURES_HOOK)  # read as methods: callable_hook
 
 
 def find_hook(module: nn.Module, name: str) -> Any:
@@ -81,32 +88,74 @@ def find_hook(module: nn.Module, name: str) -> Any:
     >>> find_hook(ExampleBlock(2, 2), ROLES_HOOK) is not None, find_hook(nn.Linear(2, 2), ROLES_HOOK)
     (True, None)
     """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"find_hook: module must be a torch.nn.Module, got {type(module).__name__}")
     if hasattr(type(module), name) or name in module.__dict__:
         return getattr(module, name, None)
     return None
 
 
+def callable_hook(module: nn.Module, name: str) -> Any:
+    """The hook ``name`` of ``module`` if it has one (``None`` if not); a hook that is there but cannot be called
+    (``detinit_roles = {...}`` instead of a method) is an error naming it, not a hook silently skipped.
+
+    >>> callable_hook(ExampleBlock(2, 2), ROLES_HOOK) is not None, callable_hook(nn.Linear(2, 2), ROLES_HOOK)
+    (True, None)
+    """
+    hook = find_hook(module, name)
+    if hook is not None and not callable(hook):
+        raise TypeError(
+            f"{type(module).__name__}.{name} is a {type(hook).__name__}, not a method; the hook protocol "
+            f"(detinit.hooks) reads {name} as a method: define it with def, or remove the attribute"
+        )
+    return hook
+
+
 def declared_roles(module: nn.Module) -> dict[str, str] | None:
     """The roles ``module`` declares through ``detinit_roles()``, or ``None`` if it has no such hook."""
-    hook = find_hook(module, ROLES_HOOK)
-    if not callable(hook):
+    hook = callable_hook(module, ROLES_HOOK)
+    if hook is None:
         return None
     roles = hook()
-    if not isinstance(roles, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in roles.items()):
+    if not isinstance(roles, Mapping) or not all(
+        isinstance(k, str) and k and isinstance(v, str) for k, v in roles.items()
+    ):
         raise ValueError(
             f"{type(module).__name__}.{ROLES_HOOK}() returned {roles!r}; it must return a dict "
-            "{submodule name: role}, e.g. {'conv2': 'branch_last'}"
+            "{submodule name: role} naming sub-modules of the block (not the block itself, ''), e.g. "
+            "{'conv2': 'branch_last'}"
         )
     return dict(roles)
 
 
 def channel_dim(model: nn.Module) -> int:
-    """Where channels are in ``model``'s activations: its ``detinit_channel_dim``, else 1."""
-    return int(getattr(model, CHANNEL_DIM_ATTRIBUTE, 1))
+    """Where channels are in ``model``'s activations: its ``detinit_channel_dim`` (an int), else 1."""
+    dim = find_hook(model, CHANNEL_DIM_ATTRIBUTE)
+    if dim is None:
+        return 1
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise TypeError(
+            f"{type(model).__name__}.{CHANNEL_DIM_ATTRIBUTE} is {dim!r}; it must be an int, the dimension of the "
+            "channels in the model's activations (1 for (N, C, ...), -1 for (batch, tokens, channels))"
+        )
+    return dim
 
 
 def is_residual_gate(module: nn.Module) -> bool:
-    return bool(find_hook(module, GATE_ATTRIBUTE))
+    """Whether ``module`` says it is a residual branch's scalar gate (``is_residual_gate = True``). A gate sets
+    itself to the scheme's value, so one without a ``detinit_init_`` method is an error (``skipinit`` would leave
+    it at whatever it holds: the branch not gated off), as is a flag that is not a bool."""
+    flag = find_hook(module, GATE_ATTRIBUTE)
+    if flag is None or flag is False:
+        return False
+    if flag is not True:
+        raise TypeError(f"{type(module).__name__}.{GATE_ATTRIBUTE} is {flag!r}; it must be True or False")
+    if callable_hook(module, INIT_HOOK) is None:
+        raise TypeError(
+            f"{type(module).__name__} says {GATE_ATTRIBUTE} = True but has no {INIT_HOOK}(scheme, generator) "
+            "method: a residual gate sets itself to scheme.residual_gate_value there (see detinit.hooks.ExampleGate)"
+        )
+    return True
 
 
 class ExampleGate(nn.Module):

@@ -30,6 +30,8 @@ class Registry(Generic[T]):
     """Names of one kind of thing, each with a value and a one-line description."""
 
     def __init__(self, kind: str) -> None:
+        if not isinstance(kind, str) or not kind:
+            raise ValueError(f"Registry: kind must be a non-empty string (what its names name), got {kind!r}")
         self.kind = kind
         self._entries: dict[str, tuple[T, str]] = {}
 
@@ -39,6 +41,8 @@ class Registry(Generic[T]):
             raise ValueError(f"a {self.kind} name must be a non-empty string, got {name!r}")
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
+        if not isinstance(description, str):
+            raise ValueError(f"the description of {self.kind} {name!r} must be a string, got {description!r}")
         self._entries[name] = (value, description)
         return value
 

@@ -209,3 +209,6 @@ def test_batches_are_seeded_per_epoch_and_shard_for_ddp():
         Batches(ds, 33, world_size=2)
     with pytest.raises(ValueError, match=r"augment=True needs image data"):
         Batches(load_dataset("mnist1d", "test"), 8, augment=True)
+    assert len(Batches(ds, 128)) == 1  # a batch larger than the data: one partial batch, as torch's DataLoader
+    with pytest.raises(ValueError, match=r"batch_size=128 with drop_last=True is larger than the dataset \(96"):
+        Batches(ds, 128, drop_last=True)  # no batch at all

@@ -67,6 +67,11 @@ class BatchPlan:
             )
         if batch_size % world_size:
             raise ValueError(f"batch_size={batch_size} must be divisible by the world size {world_size}")
+        if drop_last and 0 < len(dataset) < batch_size:
+            raise ValueError(
+                f"batch_size={batch_size} with drop_last=True is larger than the dataset ({len(dataset)} examples): "
+                f"every epoch would have no batch; use batch_size <= {len(dataset)} or drop_last=False"
+            )
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
         self.augment, self.seed, self.device = augment, seed, parse_device(device, type(self).__name__)
         self.rank, self.world_size = rank, world_size

@@ -41,8 +41,8 @@ def check_activations(fn: str, name: str, y: object, channel_dim: int = 1) -> to
         raise ValueError(f"{fn}: {name} of shape {tuple(y.shape)} has no channel dimension; it needs (N, C, ...)")
     if not -y.dim() <= channel_dim < y.dim():
         raise ValueError(
-            f"{fn}: channel_dim={channel_dim} does not exist in {name} of shape {tuple(y.shape)}; "
-            f"use a dim in [{-y.dim()}, {y.dim() - 1}]"
+            f"{fn}: channel_dim={channel_dim} (the argument, or the model's detinit_channel_dim) does not exist in "
+            f"{name} of shape {tuple(y.shape)}; use a dim in [{-y.dim()}, {y.dim() - 1}]"
         )
     if y.numel() == 0:
         raise ValueError(

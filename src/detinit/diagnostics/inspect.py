@@ -37,7 +37,13 @@ class _Features(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return getattr(self.model, hooks.FEATURES_HOOK)(x)
+        features = getattr(self.model, hooks.FEATURES_HOOK)(x)
+        if not isinstance(features, torch.Tensor):
+            raise TypeError(
+                f"{type(self.model).__name__}.{hooks.FEATURES_HOOK}(x) returned a {type(features).__name__}; "
+                "it must return the features as one tensor (the input of the classifier)"
+            )
+        return features
 
 
 @dataclass
@@ -175,7 +181,7 @@ def inspect_model(
     ranks = rank_table(model)
     jacobian, jacobian_of = None, ""
     if images:
-        has_features = callable(getattr(model, hooks.FEATURES_HOOK, None))
+        has_features = hooks.callable_hook(model, hooks.FEATURES_HOOK) is not None
         body = _Features(model) if has_features else model
         jacobian = jacobian_singular_values(body, inputs[:1], num_steps=lanczos_steps)
         jacobian_of = "input -> features (before the classifier)" if has_features else "input -> output"

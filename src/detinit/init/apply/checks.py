@@ -136,7 +136,7 @@ def example_to_trace(
         return Example(None)
     if example_inputs is not None:
         return Example(example_inputs)
-    declares = any(callable(hooks.find_hook(m, hooks.ROLES_HOOK)) for m in modules)
+    declares = any(hooks.callable_hook(m, hooks.ROLES_HOOK) is not None for m in modules)
     if trace is None and declares:
         return Example(None)
     found = example_for(model)

@@ -50,6 +50,14 @@ def _run_hook(plan: ModulePlan, params: dict, entries: list[Entry], scheme: Sche
             f"{type(plan.module).__name__}.{hooks.INIT_HOOK}() returned {reasons!r}; it must return None (use the "
             "standard rules) or a dict {parameter name: reason} of the parameters it initialised"
         )
+    own = {**plan.params, **plan.entries}
+    strangers = sorted(set(reasons or ()) - set(own))
+    if strangers:
+        raise ValueError(
+            f"{type(plan.module).__name__}.{hooks.INIT_HOOK}() returned reasons for {', '.join(strangers)}, which "
+            f"{'is' if len(strangers) == 1 else 'are'} not among the module's own parameters "
+            f"({', '.join(own) or 'none'}); it may name only the parameters defined on the module itself"
+        )
     for name, index in plan.entries.items():
         entry = entries[index]
         if entry.rule == FROZEN:

@@ -278,6 +278,13 @@ def _plan(
         direct = direct_parameters(module)
         computed = parametrized_tensors(module) if parametrizations else {}
         if not direct and not computed:
+            if hooks.callable_hook(module, hooks.INIT_HOOK) is not None:
+                name = type(module).__name__
+                raise ValueError(
+                    f"{name}.{hooks.INIT_HOOK}() would never be called: {name} ({mname or 'the model'}) has no "
+                    "parameters of its own, and the hook initialises only the module's direct parameters; define it "
+                    "on the modules that hold them"
+                )
             continue
         layer = infos.get(mname, default_info)
         source = role_sources.get(mname)
@@ -289,7 +296,7 @@ def _plan(
                     f"initialize: {full} of {type(module).__name__} is a lazy, uninitialised "
                     "parameter; run one forward pass before initialising"
                 )
-        hooked = callable(hooks.find_hook(module, hooks.INIT_HOOK))
+        hooked = hooks.callable_hook(module, hooks.INIT_HOOK) is not None
         rules = _resolve_module(mname, module, {**direct, **computed}, layer, traced, scheme, cache)
         for tensor in computed:
             name = f"{mname}.{tensor}" if mname else tensor

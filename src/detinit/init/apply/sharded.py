@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from ...devices import parse_device
-from ...hooks import BUFFERS_HOOK, find_hook
+from ...hooks import BUFFERS_HOOK, callable_hook
 from ..tensor.row_fills import rows_of
 
 Fill = Callable[[torch.Tensor, torch.Generator], object]
@@ -121,7 +121,7 @@ def materialize_(model: nn.Module, device: torch.device | str) -> nn.Module:
     unrecomputable = [
         name
         for name, module in meta_buffers.items()
-        if not isinstance(module, nn.modules.batchnorm._NormBase) and not callable(find_hook(module, BUFFERS_HOOK))
+        if not isinstance(module, nn.modules.batchnorm._NormBase) and callable_hook(module, BUFFERS_HOOK) is None
     ]
     if unrecomputable:
         raise ValueError(
@@ -158,5 +158,5 @@ def reset_buffers_(modules: Iterable[nn.Module]) -> None:
     for module in modules:
         if isinstance(module, nn.modules.batchnorm._NormBase):
             module.reset_running_stats()
-        elif callable(find_hook(module, BUFFERS_HOOK)):
+        elif callable_hook(module, BUFFERS_HOOK) is not None:
             getattr(module, BUFFERS_HOOK)()

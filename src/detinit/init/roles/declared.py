@@ -62,8 +62,8 @@ def collect_roles(
         for child, role in _torch_roles(block).items():
             full = f"{block_name}.{child}" if block_name else child
             roles[full] = RoleSource(role, f"{type(block).__name__} structure", block_name)
-    get_classifier = getattr(model, hooks.CLASSIFIER_HOOK, None)
-    if callable(get_classifier):
+    get_classifier = hooks.callable_hook(model, hooks.CLASSIFIER_HOOK)
+    if get_classifier is not None:
         for classifier in _classifiers(model, get_classifier(), names):
             roles[names[id(classifier)]] = RoleSource("classifier", "model.get_classifier()")
     for block_name, block in named:
