@@ -11,6 +11,14 @@ that keeps every block the identity at step 0 (the zero stays on the branch's la
   identity rows (norm 1) turn twice as fast as Kaiming's (norm sqrt 2 in expectation); ``s`` tests that.
 * ``--variant he_rows``: every conv's rows (stem, branches, shortcuts: each is followed by a BatchNorm here) at
   He's norm sqrt 2, the norm Kaiming's rows have in expectation.
+* ``--variant transition``: ``mixing``, and the two blocks that change the width (a projection shortcut: they are
+  not the identity at any initialisation) start with their branch on: its last BatchNorm scale at 1 instead of 0
+  (the block declares its last conv an ordinary branch layer and no ``branch_last_norm``). The other seven blocks
+  stay the identity; stage 3's features at step 0 are no longer a fixed expansion of stage 1's.
+* ``--variant transition_identity``: the same two branches on, with ZerO's identity convs (no mixing): the control.
+
+Each seed also prints the participation ratio of every block's output at init (train mode) and after training
+(eval mode), as ``run_features.py`` does for a study's runs.
 
     .venv/bin/python benchmarks/bn_branch_mixing.py --seeds 0 1 2      # about 4 minutes a seed on the 2-core VM
     .venv/bin/python benchmarks/bn_branch_mixing.py --variant scaled --scale 1.4142135623730951 --seeds 0 1 2
@@ -27,19 +35,32 @@ import argparse
 import sys
 from pathlib import Path
 
+from torch import nn
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from gate_coherence import branch_mixing_  # noqa: E402 (this folder)
+from run_features import participation  # noqa: E402 (this folder)
 
 from detinit.argtypes import output_folder, positive_float, positive_int, random_seed  # noqa: E402
+from detinit.data import load_dataset, probe_batch  # noqa: E402
 from detinit.init.roles.layers import Matrix  # noqa: E402
 from detinit.init.roles.vocabulary import LayerInfo  # noqa: E402
 from detinit.init.schemes import ParamRule  # noqa: E402
 from detinit.init.schemes.registry import SCHEMES  # noqa: E402
 from detinit.init.schemes.zero import ZerOScheme, he_rows_rule, scaled_rule  # noqa: E402
-from detinit.train import TrainConfig, read_jsonl, train  # noqa: E402
+from detinit.models.resnet import BasicBlock  # noqa: E402
+from detinit.train import TrainConfig, build_model, load_checkpoint, read_jsonl, train  # noqa: E402
 
 SCHEME = "bn_branch_probe"
-VARIANTS = ("mixing", "scaled", "he_rows")
+VARIANTS = ("mixing", "scaled", "he_rows", "transition", "transition_identity")
+OWN_ROLES = BasicBlock.detinit_roles
+
+
+def transition_roles(block: BasicBlock) -> dict[str, str]:
+    """A block with a projection shortcut: its last conv an ordinary branch layer, no zero on its last BatchNorm."""
+    if isinstance(block.shortcut, nn.Identity):
+        return OWN_ROLES(block)
+    return {"conv1": "branch", "conv2": "branch"}
 
 
 class ProbedBranches(ZerOScheme):
@@ -55,6 +76,8 @@ class ProbedBranches(ZerOScheme):
             return rule if rule is None or layer.role == "classifier" or rule.rule == "zeros" else he_rows_rule(rule)
         square = matrix.out_features == matrix.in_features and matrix.groups == 1 and not matrix.transposed
         if layer.role not in ("branch", "branch_last") or not square:
+            return rule
+        if self.probe == "transition_identity":
             return rule
         if self.probe == "scaled":
             return scaled_rule(rule, self.scale, f"branch conv times {self.scale:g} (bn_branch_mixing.py)")
@@ -75,7 +98,11 @@ def main() -> None:
     if SCHEME not in SCHEMES:
         SCHEMES.add(SCHEME, lambda **kw: ProbedBranches(**kw), "benchmarks/bn_branch_mixing.py")
     probe = {"probe": args.variant, **({"scale": args.scale} if args.scale is not None else {})}
-    tag = f"scaled{args.scale:g}-" if args.variant == "scaled" else "he_rows-" if args.variant == "he_rows" else ""
+    tag = (
+        f"scaled{args.scale:g}-" if args.variant == "scaled" else "" if args.variant == "mixing" else f"{args.variant}-"
+    )
+    if args.variant.startswith("transition"):
+        BasicBlock.detinit_roles = transition_roles  # type: ignore[method-assign]
     for seed in args.seeds:
         config = TrainConfig.from_dict(
             dict(
@@ -87,7 +114,15 @@ def main() -> None:
         folder = args.out / f"{tag}e{args.epochs}-s{seed}"
         train(config, folder)
         accuracy = read_jsonl(folder / "metrics.jsonl")[-1]["test_acc"]
+        test = load_dataset(config.data, "test", subset=256)
+        images = probe_batch(test, 256)
+        model = build_model(config, test)
+        at_init = participation(model, images, train=True)
+        model.load_state_dict(load_checkpoint(folder / "checkpoint.pt")["model"])
+        trained = participation(model, images, train=False)
         print(f"seed {seed}: {100 * accuracy:.2f}", flush=True)
+        print(f"  participation at init  {' '.join(f'{v:5.1f}' for v in at_init)}")
+        print(f"  participation trained  {' '.join(f'{v:5.1f}' for v in trained)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ size at a random offset per image, and flip horizontally with probability 1/2
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 
