@@ -1828,6 +1828,7 @@ def _batch_20(tmp: Path) -> list[Case]:
         *_batch_21(),
         *_batch_22(tmp),
         *_batch_23(),
+        *_batch_24(tmp),
     ]
 
 
@@ -2076,6 +2077,87 @@ def _batch_23() -> list[Case]:
             lambda: data_api.make_batches(synthetic, 16, drop_last=True),
         ),
     ]
+
+
+def _batch_24(tmp: Path) -> list[Case]:
+    """Batch 24 (session 27, after batch 23's fixes): the public names no earlier case called -- data helpers
+    (``gives_tokens``, ``reads_files``, ``probe_targets``, ``unigram_loss``, the fetchers, ``FolderBatches``),
+    two diagnostics, the study tables, the model classes built directly, ``evaluate``, ``read_config_file`` and
+    four ``argtypes``."""
+    from detinit.models.zero_resnet import ZerOBasicBlock, ZerOResNet
+    from detinit.train.distributed import DistInfo
+
+    folder = _mkdir(tmp / "b24")
+    files = {name: _write(folder / name, text.encode()) for name, text in BATCH_24_FILES.items()}
+    synthetic = data_api.load_dataset("synthetic", subset=8)
+    empty = data_api.ArrayDataset(
+        "empty",
+        "test",
+        torch.zeros(0, 1, 8, 8, dtype=torch.uint8),
+        torch.zeros(0, dtype=torch.long),
+        10,
+        (0.5,),
+        (0.5,),
+    )
+    linear = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    read = train_api.read_config_file
+    return [
+        ("gives_tokens 5", ("name",), lambda: data_api.gives_tokens(5)),  # type: ignore[arg-type]
+        ("gives_tokens of a misspelt dataset", ("fashoin",), lambda: data_api.gives_tokens("fashoin")),
+        ("reads_files None", ("name",), lambda: data_api.reads_files(None)),  # type: ignore[arg-type]
+        ("reads_files of a misspelt dataset", ("kvj",), lambda: data_api.reads_files("kvj")),
+        ("probe_targets n 0", ("n",), lambda: data_api.probe_targets(synthetic, 0)),
+        ("probe_targets of a tensor", ("dataset",), lambda: data_api.probe_targets(torch.zeros(3), 2)),  # type: ignore
+        ("unigram_loss of an image dataset", ("dataset",), lambda: data_api.unigram_loss(synthetic)),  # type: ignore
+        ("fetch_kjv with a file for its cache", ("cache",), lambda: data_api.fetch_kjv(files["x.txt"])),
+        (
+            "fetch_fashion_mnist with a file for its cache",
+            ("cache",),
+            lambda: data_api.fetch_fashion_mnist(files["x.txt"]),
+        ),
+        ("fetch_fashion_mnist cache 5", ("cache",), lambda: data_api.fetch_fashion_mnist(5)),  # type: ignore[arg-type]
+        ("FolderBatches of an array dataset", ("dataset",), lambda: data_api.FolderBatches(synthetic, 4)),  # type: ignore
+        ("channel_variance of a 1-D tensor", ("y",), lambda: dg.channel_variance(torch.ones(4))),
+        ("channel_variance of no values", ("y",), lambda: dg.channel_variance(torch.ones(0, 4))),
+        ("max_channel_difference of a list", ("y",), lambda: dg.max_channel_difference([[1.0, 2.0]])),  # type: ignore
+        ("text_table of a string", ("study",), lambda: experiments_api.text_table("s")),  # type: ignore[arg-type]
+        ("collect of None", ("study",), lambda: experiments_api.collect(None)),  # type: ignore[arg-type]
+        ("ConstNet depth 15", ("depth",), lambda: models_api.ConstNet(depth=15)),
+        ("ConstNet widen 0", ("widen",), lambda: models_api.ConstNet(widen=0)),
+        ("ConstNet dropout 1.5", ("dropout",), lambda: models_api.ConstNet(dropout=1.5)),
+        ("ConstNet norm 'ln'", ("norm",), lambda: models_api.ConstNet(norm="ln")),
+        ("LeakyNet alpha -1", ("alpha",), lambda: models_api.LeakyNet(alpha=-1.0)),
+        ("LeakyNet init_string of 2 letters", ("init_string",), lambda: models_api.LeakyNet(init_string="ik")),
+        ("ViT image_size 30, patch 4", ("patch",), lambda: models_api.ViT(image_size=30, patch=4)),
+        ("ViT width 130, heads 4", ("heads",), lambda: models_api.ViT(width=130, heads=4)),
+        ("ViT layout 'split2'", ("layout",), lambda: models_api.ViT(layout="split2")),
+        ("ViT mlp_ratio 0", ("mlp_ratio",), lambda: models_api.ViT(mlp_ratio=0)),
+        ("ViT position 'rope'", ("position",), lambda: models_api.ViT(position="rope")),
+        ("ZerOResNet no stage", ("layers",), lambda: ZerOResNet(ZerOBasicBlock, [], [16])),
+        ("ZerOResNet fewer widths than stages", ("widths",), lambda: ZerOResNet(ZerOBasicBlock, [1, 1, 1], [16, 32])),
+        ("ZerOResNet relu 'gelu'", ("relu",), lambda: ZerOResNet(ZerOBasicBlock, [1], [16], relu="gelu")),
+        ("ZerOResNet block nn.Linear", ("block",), lambda: ZerOResNet(nn.Linear, [1], [16])),  # type: ignore[arg-type]
+        ("evaluate of a list", ("data",), lambda: train_api.evaluate(mlp(), [1, 2], DistInfo())),  # type: ignore
+        (
+            "evaluate of an empty split",
+            ("no example",),
+            lambda: train_api.evaluate(linear, data_api.make_batches(empty, 4), DistInfo()),
+        ),
+        ("read_config_file of broken YAML", ("bad.yaml",), lambda: read(files["bad.yaml"])),
+        ("read_config_file of a YAML list", ("list.yaml",), lambda: read(files["list.yaml"])),
+        ("read_config_file of a .txt", (".txt",), lambda: read(files["x.txt"])),
+        ("read_config_file of an empty TOML", ("empty",), lambda: read(files["empty.toml"])),
+        ("read_config_file of a folder", (str(folder),), lambda: read(folder)),
+        ("read_config_file 5", ("path",), lambda: read(5)),  # type: ignore[arg-type]
+        ("existing_file of a folder", ("folder",), lambda: argtypes.existing_file(str(folder))),
+        ("non_negative_int '1.5'", ("1.5",), lambda: argtypes.non_negative_int("1.5")),
+        ("non_negative_int 5, not text", ("text",), lambda: argtypes.non_negative_int(5)),  # type: ignore[arg-type]
+        ("output_folder of a file", ("x.txt",), lambda: argtypes.output_folder(str(files["x.txt"]))),
+        ("no_options 5", ("doc",), lambda: argtypes.no_options(5)),  # type: ignore[arg-type]
+    ]
+
+
+BATCH_24_FILES = {"bad.yaml": "lr: [1, 2\n", "list.yaml": "- 1\n- 2\n", "x.txt": "lr: 0.1\n", "empty.toml": ""}
 
 
 def _batch_21() -> list[Case]:

@@ -669,3 +669,19 @@ def test_devices_meta_models_and_records_without_their_epoch_are_named(tmp_path)
         check_zero_one(nn.Linear(2, 2, device="meta"))
     with pytest.raises(ValueError, match=r"RunDir.append_epoch: row must hold its 'epoch' \(an int >= 1\), got None"):
         RunDir(tmp_path / "run").append_epoch({"loss": 1.0})
+
+
+def test_an_unknown_dataset_a_cache_under_a_file_and_an_empty_split_are_named(tmp_path):
+    from detinit.data import ArrayDataset, fetch_kjv, make_batches, reads_files
+    from detinit.train import evaluate
+    from detinit.train.distributed import DistInfo
+
+    with pytest.raises(ValueError, match=r"unknown dataset 'kvj'.*Did you mean kjv"):
+        reads_files("kvj")  # was False: a typo read as "a generated dataset"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match=r"the data cache \(cache=, or \$DETINIT_CACHE\) .*file/kjv is under .*file"):
+        fetch_kjv(tmp_path / "file")
+    empty = ArrayDataset("e", "test", torch.zeros(0, 1, 8, 8, dtype=torch.uint8), torch.zeros(0, dtype=torch.long), 10, (0.5,), (0.5,))  # fmt: skip
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    with pytest.raises(ValueError, match=r"evaluate: data \(Batches\) holds no example; the mean loss would be 0 / 0"):
+        evaluate(model, make_batches(empty, 4), DistInfo())

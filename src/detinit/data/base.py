@@ -219,7 +219,7 @@ def reads_files(name: str) -> bool:
     >>> reads_files("cifar10"), reads_files("synthetic")
     (True, False)
     """
-    return name in DATASETS.names() and "root" in inspect.signature(DATASETS.get(name)).parameters
+    return "root" in inspect.signature(DATASETS.get(name)).parameters  # an unknown name: the registry's error
 
 
 @checked_arguments()

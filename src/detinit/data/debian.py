@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from ..atomic import check_output_dir
 from .base import DataError
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ def fetch_package_files(
     """
     if not failing_checksums(folder, sums):
         return folder
+    check_output_dir(folder, "the data cache (cache=, or $DETINIT_CACHE)")  # a file on the way: said, not raw
     folder.parent.mkdir(parents=True, exist_ok=True)
     log.info("fetching %s from the Debian package %s into %s", folder.name, package, folder)
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".fetch-") as tmp:

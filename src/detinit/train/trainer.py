@@ -172,8 +172,10 @@ def evaluate(
         with modes.autocast(x.device):
             logits, y = flatten_predictions(model(modes.inputs(x)), y)
         sums.add(F.cross_entropy(logits.float(), y, reduction="sum"), logits, y)
-    loss, acc, _ = sums.reduce(dist_info)
+    loss, acc, count = sums.reduce(dist_info)
     model.train()
+    if not count:
+        raise ValueError(f"evaluate: data ({type(data).__name__}) holds no example; the mean loss would be 0 / 0")
     return loss, acc
 
 
