@@ -16,6 +16,8 @@ that keeps every block the identity at step 0 (the zero stays on the branch's la
   (the block declares its last conv an ordinary branch layer and no ``branch_last_norm``). The other seven blocks
   stay the identity; stage 3's features at step 0 are no longer a fixed expansion of stage 1's.
 * ``--variant transition_identity``: the same two branches on, with ZerO's identity convs (no mixing): the control.
+* ``--variant stage_first``: ``transition``, and the first block of the first stage on too (its shortcut is the
+  identity: that block is no longer the identity at step 0), so stage 1's features mix as well.
 
 Each seed also prints the participation ratio of every block's output at init (train mode) and after training
 (eval mode), as ``run_features.py`` does for a study's runs.
@@ -48,19 +50,27 @@ from detinit.init.roles.vocabulary import LayerInfo  # noqa: E402
 from detinit.init.schemes import ParamRule  # noqa: E402
 from detinit.init.schemes.registry import SCHEMES  # noqa: E402
 from detinit.init.schemes.zero import ZerOScheme, he_rows_rule, scaled_rule  # noqa: E402
-from detinit.models.resnet import BasicBlock  # noqa: E402
+from detinit.models.resnet import BasicBlock, ResNet  # noqa: E402
 from detinit.train import TrainConfig, build_model, load_checkpoint, read_jsonl, train  # noqa: E402
 
 SCHEME = "bn_branch_probe"
-VARIANTS = ("mixing", "scaled", "he_rows", "transition", "transition_identity")
+VARIANTS = ("mixing", "scaled", "he_rows", "transition", "transition_identity", "stage_first")
 OWN_ROLES = BasicBlock.detinit_roles
+OWN_INIT = ResNet.__init__
 
 
 def transition_roles(block: BasicBlock) -> dict[str, str]:
     """A block with a projection shortcut: its last conv an ordinary branch layer, no zero on its last BatchNorm."""
-    if isinstance(block.shortcut, nn.Identity):
+    if isinstance(block.shortcut, nn.Identity) and not getattr(block, "starts_on", False):
         return OWN_ROLES(block)
     return {"conv1": "branch", "conv2": "branch"}
+
+
+def mark_first_blocks(model: ResNet, *args: object, **kwargs: object) -> None:
+    """``ResNet.__init__``, then the first block of every stage marked ``starts_on`` (``--variant stage_first``)."""
+    OWN_INIT(model, *args, **kwargs)
+    for stage in model.stages:
+        stage[0].starts_on = True
 
 
 class ProbedBranches(ZerOScheme):
@@ -77,7 +87,7 @@ class ProbedBranches(ZerOScheme):
         square = matrix.out_features == matrix.in_features and matrix.groups == 1 and not matrix.transposed
         if layer.role not in ("branch", "branch_last") or not square:
             return rule
-        if self.probe == "transition_identity":
+        if self.probe == "transition_identity":  # ZerO's own convs
             return rule
         if self.probe == "scaled":
             return scaled_rule(rule, self.scale, f"branch conv times {self.scale:g} (bn_branch_mixing.py)")
@@ -101,8 +111,10 @@ def main() -> None:
     tag = (
         f"scaled{args.scale:g}-" if args.variant == "scaled" else "" if args.variant == "mixing" else f"{args.variant}-"
     )
-    if args.variant.startswith("transition"):
+    if args.variant.startswith("transition") or args.variant == "stage_first":
         BasicBlock.detinit_roles = transition_roles  # type: ignore[method-assign]
+    if args.variant == "stage_first":
+        ResNet.__init__ = mark_first_blocks  # type: ignore[method-assign]
     for seed in args.seeds:
         config = TrainConfig.from_dict(
             dict(

@@ -681,7 +681,8 @@ def test_an_unknown_dataset_a_cache_under_a_file_and_an_empty_split_are_named(tm
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match=r"the data cache \(cache=, or \$DETINIT_CACHE\) .*file/kjv is under .*file"):
         fetch_kjv(tmp_path / "file")
-    empty = ArrayDataset("e", "test", torch.zeros(0, 1, 8, 8, dtype=torch.uint8), torch.zeros(0, dtype=torch.long), 10, (0.5,), (0.5,))  # fmt: skip
+    images, labels = torch.zeros(0, 1, 8, 8, dtype=torch.uint8), torch.zeros(0, dtype=torch.long)
+    empty = ArrayDataset("e", "test", images, labels, 10, (0.5,), (0.5,))
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
     with pytest.raises(ValueError, match=r"evaluate: data \(Batches\) holds no example; the mean loss would be 0 / 0"):
         evaluate(model, make_batches(empty, 4), DistInfo())
