@@ -613,11 +613,13 @@ def test_public_dataclasses_built_by_hand_are_checked_like_calls():
     from detinit.init import InitReport
     from detinit.symmetry import Mechanism, make_mechanism
 
-    with pytest.raises(ArgumentError, match=r"InitReport: records must be a list of ParamRecord"):
+    with pytest.raises(
+        ArgumentError, match=r"InitReport: records=\[1\] is not supported; records must be a list of ParamRecord"
+    ):
         InitReport("zero", {}, 0, records=[1])
     with pytest.raises(ArgumentError, match=r"RunSpec: config=\{'lr': 0.1\} is not supported; config must be"):
         RunSpec("r", {}, {"lr": 0.1})
-    with pytest.raises(ArgumentError, match=r"Study: runs must be a list of RunSpec, got an item 'a'"):
+    with pytest.raises(ArgumentError, match=r"Study: runs=\['a'\] is not supported; runs must be a list of RunSpec"):
         Study("s", Path("runs/s"), ["a"], [])
     with pytest.raises(ArgumentError, match=r"Study: workers=0 is not supported"):
         Study("s", Path("runs/s"), [], [], workers=0)

@@ -288,6 +288,7 @@ SCALAR_BAD = {  # wrong types, refused whatever the range
     "Path": st.one_of(st.just(""), st.integers(), st.booleans(), st.lists(st.text(), max_size=2)),
     "Mapping": st.one_of(st.lists(st.tuples(st.text(max_size=2), st.integers()), max_size=2), st.text(max_size=3)),
     "class": st.one_of(st.text(max_size=3), st.integers(), st.just([])),  # a name or a number for an object
+    "list[class]": st.one_of(st.text(max_size=3), st.integers(), st.just([1]), st.just(("a",))),  # [] is valid
 }
 
 
@@ -306,6 +307,8 @@ def _argument_kind(annotation: str, namespace: dict) -> str | None:
         return kind
     if kind.startswith(("dict[", "Mapping[")):
         return "Mapping"
+    if kind.startswith("list[") and annotation_rule(kind, namespace=namespace) is not None:
+        return "list[class]"
     return "class" if annotation_rule(kinds[0], namespace=namespace) is not None else None
 
 

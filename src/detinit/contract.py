@@ -23,6 +23,7 @@ annotation                 allowed
 a class of the module      an instance of it (``TrainConfig``, ``ArrayDataset``, ``Study``; a union alias
                            such as ``Dataset`` allows any of its members)
 ``type[X]`` (X a class)     a class derived from ``X`` (a block class of a ResNet)
+``list[X]`` (X a class)     a list of instances of ``X`` (``InitReport.records``, ``Study.runs``)
 ``X | None``               ``None`` or what ``X`` allows
 =========================  =====================================================================
 
@@ -102,6 +103,12 @@ def _class_rule(kind: str, namespace: Mapping[str, Any] | None) -> Rule | None:
     return None
 
 
+def _list_of(rule: Rule) -> Rule:
+    """``list[X]`` for a class ``X``: a list whose every item ``rule`` accepts (``"a list of ParamRecord"``)."""
+    accepts, what = rule
+    return (lambda v: isinstance(v, list) and all(accepts(x) for x in v)), f"a list of {what.removeprefix('a ')}"
+
+
 def annotation_rule(
     annotation: str,
     low: int | None = 1,
@@ -149,6 +156,8 @@ def annotation_rule(
     for kind in kinds:
         if kind.startswith(("dict[", "Mapping[")) or kind in ("dict", "Mapping"):
             rules[kind] = (lambda v: isinstance(v, Mapping), "a mapping (a dict)")
+        elif kind not in rules and kind.startswith("list[") and (rule := _class_rule(kind[5:-1], namespace)):
+            rules[kind] = _list_of(rule)
         elif kind not in rules and (rule := _class_rule(kind, namespace)) is not None:
             rules[kind] = rule
     if not kinds or any(k not in rules for k in kinds):

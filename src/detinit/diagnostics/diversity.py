@@ -112,6 +112,7 @@ def weight_symmetry(model: nn.Module, max_rows: int = 5000) -> list[WeightSymmet
     return rows
 
 
+@checked_arguments()
 def diversity_score(rows: list[WeightSymmetryRow]) -> float:
     """ConstNet's Diversity: sum over layers of log sqrt(1 - backward^2) (-inf if any layer is symmetric)."""
     total = 0.0

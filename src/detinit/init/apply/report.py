@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ..._table import format_table
-from ...contract import ArgumentError, check_fields
+from ...contract import check_fields
 
 UNKNOWN = "unknown"
 FROZEN = "frozen"
@@ -48,11 +48,7 @@ class InitReport:
     def __post_init__(self) -> None:
         """A report built by hand (or read back) holds what :func:`detinit.initialize` would have put in it:
         :func:`detinit.train.param_groups` and the trainer read its records by name and role."""
-        check_fields(self)
-        for field_name, kind in (("records", ParamRecord), ("notes", str)):
-            items = getattr(self, field_name)
-            if not isinstance(items, list) or not all(isinstance(item, kind) for item in items):
-                raise ArgumentError(f"InitReport: {field_name} must be a list of {kind.__name__}, got {items!r:.80}")
+        check_fields(self)  # records: a list of ParamRecord (the contract's list[X]); notes: of str
 
     @property
     def unknown(self) -> list[ParamRecord]:
