@@ -16,6 +16,11 @@ that keeps every block the identity at step 0 (the zero stays on the branch's la
   (the block declares its last conv an ordinary branch layer and no ``branch_last_norm``). The other seven blocks
   stay the identity; stage 3's features at step 0 are no longer a fixed expansion of stage 1's.
 * ``--variant transition_identity``: the same two branches on, with ZerO's identity convs (no mixing): the control.
+* ``--variant open_first``: ``stage_first`` with the mixing only in those three open blocks; the other six keep
+  ZerO's identity convs (bitwise the default there). The open blocks declare their convs ``"default"`` (an ordinary
+  layer, no zero anywhere in the block), and the probe mixes every square ordinary conv (only theirs are square).
+* ``--variant all_on``: every branch on at step 0 (no block is the identity: each ends in a BatchNorm at scale 1,
+  as under Kaiming's init), the branches' convs mixed on every tap: a deterministic start with Kaiming's structure.
 * ``--variant stage_first``: ``transition``, and the first block of the first stage on too (its shortcut is the
   identity: that block is no longer the identity at step 0), so stage 1's features mix as well.
 
@@ -54,7 +59,7 @@ from detinit.models.resnet import BasicBlock, ResNet  # noqa: E402
 from detinit.train import TrainConfig, build_model, load_checkpoint, read_jsonl, train  # noqa: E402
 
 SCHEME = "bn_branch_probe"
-VARIANTS = ("mixing", "scaled", "he_rows", "transition", "transition_identity", "stage_first")
+VARIANTS = ("mixing", "scaled", "he_rows", "transition", "transition_identity", "stage_first", "all_on", "open_first")
 OWN_ROLES = BasicBlock.detinit_roles
 OWN_INIT = ResNet.__init__
 
@@ -64,6 +69,16 @@ def transition_roles(block: BasicBlock) -> dict[str, str]:
     if isinstance(block.shortcut, nn.Identity) and not getattr(block, "starts_on", False):
         return OWN_ROLES(block)
     return {"conv1": "branch", "conv2": "branch"}
+
+
+def branch_on_roles(block: BasicBlock) -> dict[str, str]:
+    """Every block: its last conv an ordinary branch layer, no zero on its last BatchNorm (``--variant all_on``)."""
+    return {"conv1": "branch", "conv2": "branch"}
+
+
+def open_roles(block: BasicBlock) -> dict[str, str]:
+    """``--variant open_first``: a block marked ``starts_on`` declares its convs ordinary layers."""
+    return {"conv1": "default", "conv2": "default"} if getattr(block, "starts_on", False) else OWN_ROLES(block)
 
 
 def mark_first_blocks(model: ResNet, *args: object, **kwargs: object) -> None:
@@ -85,6 +100,9 @@ class ProbedBranches(ZerOScheme):
         if self.probe == "he_rows":  # every conv of the BatchNorm ResNet-20 is followed by a BatchNorm
             return rule if rule is None or layer.role == "classifier" or rule.rule == "zeros" else he_rows_rule(rule)
         square = matrix.out_features == matrix.in_features and matrix.groups == 1 and not matrix.transposed
+        if self.probe == "open_first":  # mixing in the open blocks only: their convs are declared "default"
+            mixed = square and layer.role == "default"
+            return ParamRule("mixing", "", lambda w, g: branch_mixing_(w, False, taps="all")) if mixed else rule
         if layer.role not in ("branch", "branch_last") or not square:
             return rule
         if self.probe == "transition_identity":  # ZerO's own convs
@@ -108,12 +126,17 @@ def main() -> None:
     if SCHEME not in SCHEMES:
         SCHEMES.add(SCHEME, lambda **kw: ProbedBranches(**kw), "benchmarks/bn_branch_mixing.py")
     probe = {"probe": args.variant, **({"scale": args.scale} if args.scale is not None else {})}
+    probe |= {"open_blocks": "none", "branch_mixing": False}  # each probe changes session 26's default
     tag = (
         f"scaled{args.scale:g}-" if args.variant == "scaled" else "" if args.variant == "mixing" else f"{args.variant}-"
     )
     if args.variant.startswith("transition") or args.variant == "stage_first":
         BasicBlock.detinit_roles = transition_roles  # type: ignore[method-assign]
-    if args.variant == "stage_first":
+    if args.variant == "all_on":
+        BasicBlock.detinit_roles = branch_on_roles  # type: ignore[method-assign]
+    if args.variant == "open_first":
+        BasicBlock.detinit_roles = open_roles  # type: ignore[method-assign]
+    if args.variant in ("stage_first", "open_first"):
         ResNet.__init__ = mark_first_blocks  # type: ignore[method-assign]
     for seed in args.seeds:
         config = TrainConfig.from_dict(

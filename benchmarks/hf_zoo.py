@@ -204,10 +204,11 @@ def check_real_widths(model_type: str, class_name: str) -> list[str]:
     if isinstance(values.get("vocab_size"), int) and values["vocab_size"] > 30_000:
         values["vocab_size"] = VOCAB
     model = getattr(transformers, class_name)(config_class.from_dict(values)).eval()
-    initialize(model, "zero")
+    opened = initialize(model, "zero").open_blocks
     lines = [f"{class_name}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters"]
     with torch.no_grad():
-        lines += [f"  {p}" for p in zero_start_promises(model, test_inputs(model), tolerance=TOLERANCE)]
+        found = zero_start_promises(model, test_inputs(model), tolerance=TOLERANCE, open_blocks=opened)
+        lines += [f"  {p}" for p in found]
     return lines
 
 
@@ -325,9 +326,12 @@ def check(entry: tuple[str, str, str], time_limit: int = TIME_LIMIT_S) -> dict[s
         promises["nothing unknown"] = (not unknown and not untraced, _unknown_detail(unknown, untraced))
         with torch.no_grad():
             carriers = {r.name.rsplit(".", 1)[0] for r in report.records if r.role == "classifier_norm"}
-            for p in zero_start_promises(model, inputs, tolerance=TOLERANCE, carries_output_zero=carriers):
+            opened = report.open_blocks  # entry blocks ZerO starts on: their sums are not counted
+            for p in zero_start_promises(
+                model, inputs, tolerance=TOLERANCE, carries_output_zero=carriers, open_blocks=opened
+            ):
                 promises[p.promise] = (p.kept, str(p))
-            row["parts"] = part_promises(model, carriers)
+            row["parts"] = part_promises(model, carriers, opened)
         random_unknown = {}
         for scheme in RANDOM_SCHEMES:
             found = [r.name for r in initialize(build(model_type, class_name), scheme).records if r.rule == "unknown"]
@@ -356,10 +360,11 @@ def timed_check(row: dict[str, Any], time_limit: int) -> Iterator[None]:
         row["seconds"] = round(time.perf_counter() - start, 2)
 
 
-def part_promises(model: torch.nn.Module, carriers: set[str]) -> list[dict[str, Any]]:
+def part_promises(model: torch.nn.Module, carriers: set[str], opened: list[str]) -> list[dict[str, Any]]:
     """ZerO's promises 2-3 on each outermost part of ``model`` that its library describes and gives an example
     of (a vision or audio tower, an inner encoder, a language model), on that example: the towers the test
-    inputs never reach are checked too. ``carriers``: the whole model's norms carrying its output's zero."""
+    inputs never reach are checked too. ``carriers``: the whole model's norms carrying its output's zero;
+    ``opened``: its entry blocks that ZerO starts on."""
     found: list[dict[str, Any]] = []
     for name, part in model.named_modules():
         if not name or any(name.startswith(f"{p['part']}.") for p in found) or not hasattr(part, "main_input_name"):
@@ -368,8 +373,11 @@ def part_promises(model: torch.nn.Module, carriers: set[str]) -> list[dict[str, 
         if example is None or example.inputs is None:
             continue
         local = {c[len(name) + 1 :] for c in carriers if c.startswith(f"{name}.")}
+        inside = [b[len(name) + 1 :] for b in opened if b.startswith(f"{name}.")]
         try:
-            promises = zero_start_promises(part, example.inputs, tolerance=TOLERANCE, carries_output_zero=local)
+            promises = zero_start_promises(
+                part, example.inputs, tolerance=TOLERANCE, carries_output_zero=local, open_blocks=inside
+            )
         except Exception as err:  # noqa: BLE001 (a part that does not run alone on its example is said so)
             found.append({"part": name, "kept": None, "detail": _reason(err)})
             continue

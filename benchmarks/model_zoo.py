@@ -364,7 +364,13 @@ def check(case: Case, time_limit: int = TIME_LIMIT_S) -> dict[str, Any]:
             if output is not None and output.dim() == 0:  # a loss: the prediction it is made from is not returned
                 promises[ZERO_OUTPUT] = (None, "the model returns a loss, not its prediction")
             carriers = {r.name.rsplit(".", 1)[0] for r in report.records if r.role == "classifier_norm"}
-            found = zero_start_promises(model, case.inputs(1), tolerance=TOLERANCE, carries_output_zero=carriers)
+            found = zero_start_promises(
+                model,
+                case.inputs(1),
+                tolerance=TOLERANCE,
+                carries_output_zero=carriers,
+                open_blocks=report.open_blocks,  # entry blocks ZerO starts on: their sums are not counted
+            )
             for p in found:
                 if p.promise != ZERO_LOGITS:
                     promises[p.promise] = (p.kept, str(p))

@@ -534,8 +534,9 @@ def test_an_explicit_gain_is_honoured_where_a_scale_carries_the_zero():
 
     model = create_model("resnet20")
     report = initialize(model, "zero", end_gain=10)
-    assert parametrize.is_parametrized(model.stages[0][0].bn2)
-    assert "slope 10 at 0" in next(r.reason for r in report.records if r.name == "stages.0.0.bn2.weight")
+    assert parametrize.is_parametrized(model.stages[0][1].bn2)  # stages.0.0 is an entry block: its scale is 1
+    assert "slope 10 at 0" in next(r.reason for r in report.records if r.name == "stages.0.1.bn2.weight")
+    assert not parametrize.is_parametrized(model.stages[0][0].bn2)
 
 
 def test_arguments_that_contradict_each_other_are_refused_naming_both(tmp_path):

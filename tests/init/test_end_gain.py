@@ -18,8 +18,10 @@ def gained(model):
 
 
 def resnet(**options):
+    """ResNet-20 as ZerO's paper rules on a BatchNorm network: every block the identity, its convs too (not the
+    default, whose entry blocks start on and whose branch convs mix: ``open_blocks``, ``branch_mixing``)."""
     model = create_model("resnet20", in_chans=1)
-    report = initialize(model, "zero", **options)
+    report = initialize(model, "zero", **{"open_blocks": "none", "branch_mixing": False, **options})
     return model, report
 
 
@@ -45,6 +47,7 @@ def test_end_gain_keeps_the_start_bitwise():
     plain, _ = resnet()
     model, report = resnet(end_gain=30.0)
     assert len(gained(model)) == 9  # the nine bn2 scales
+    assert len(gained(resnet(open_blocks="entries")[0])) == 6  # the default: the three entry blocks' start at 1
     x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     assert torch.equal(model(x), plain(x))
     for name, value in plain.state_dict().items():
@@ -106,7 +109,7 @@ def test_initialize_again_starts_from_plain_parameters():
     model, _ = resnet(end_gain=30.0)
     initialize(model, "kaiming")
     assert gained(model) == []
-    initialize(model, "zero", end_gain=10.0)
+    initialize(model, "zero", end_gain=10.0, open_blocks="none")
     assert len(gained(model)) == 9
     bn2 = model.stages[0][0].bn2
     assert len(bn2._state_dict_hooks) == 1 and len(bn2._load_state_dict_pre_hooks) == 1  # not one per initialize

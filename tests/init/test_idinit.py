@@ -173,9 +173,11 @@ def test_zero_with_branch_end_starts_each_branch_at_eps_times_its_ordinary_rule(
     assert torch.equal(centre, torch.eye(16) * 1e-3)
     normed = create_model("resnet20")
     rules = {r.name: r.rule for r in initialize(normed, "zero", branch_end=1e-3).records}
-    assert rules["stages.0.0.bn2.weight"] == "constant(0.001)" and rules["stages.0.0.conv2.weight"] == "identity"
+    assert rules["stages.0.1.bn2.weight"] == "constant(0.001)"
+    assert rules["stages.0.1.conv2.weight"] == "hadamard_mixing"  # the layer keeps a matrix (mixing: branch_mixing)
+    assert rules["stages.0.0.bn2.weight"] == "ones"  # an entry block: its branch on (open_blocks)
     default = {r.name: r.rule for r in initialize(create_model("resnet20"), "zero").records}
-    assert default["stages.0.0.bn2.weight"] == "zeros"
+    assert default["stages.0.1.bn2.weight"] == "zeros"
     with pytest.raises(ValueError, match=r"scheme option branch_end=2 is not supported"):
         initialize(nn.Linear(2, 2), "zero", branch_end=2)
 

@@ -16,12 +16,14 @@ def bn_block_branch(block: BasicBlock, x: torch.Tensor) -> torch.Tensor:
 
 
 def test_zero_goes_on_the_last_norm_and_the_conv_keeps_its_matrix():
-    model = create_model("resnet20", init="zero")
+    model = create_model("resnet20", init="zero", init_options={"branch_mixing": False})
     block = model.stages[1][1]
     assert torch.equal(block.bn2.weight, torch.zeros(32))
     assert torch.equal(block.conv2.weight[:, :, 1, 1], torch.eye(32))  # Algorithm 2: the identity
     report = model.init_report
     assert "a norm or layer scale follows" in report["stages.1.1.conv2.weight"].reason
+    mixed = create_model("resnet20", init="zero").init_report  # the default: the conv mixes, the zero is the same
+    assert mixed["stages.1.1.conv2.weight"].rule == "hadamard_mixing" and mixed["stages.1.1.bn2.weight"].rule == "zeros"
     assert report["stages.1.1.bn2.weight"].rule == "zeros"
     assert report["stages.1.1.bn1.weight"].rule == "ones"
 
@@ -57,11 +59,12 @@ def test_branch_output_grows_smoothly_under_sgd():
         trace = []
         for _ in range(4):
             block_input = {}
-            handle = model.stages[0][0].register_forward_pre_hook(lambda m, a: block_input.setdefault("x", a[0]))
+            block = model.stages[0][1]  # the second block: the first is an entry block, its branch on
+            handle = block.register_forward_pre_hook(lambda m, a: block_input.setdefault("x", a[0]))
             loss = F.cross_entropy(model(x), y)
             handle.remove()
             with torch.no_grad():
-                trace.append(bn_block_branch(model.stages[0][0], block_input["x"]).std().item())
+                trace.append(bn_block_branch(block, block_input["x"]).std().item())
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -20,8 +20,8 @@ from detinit.init.roles.traced.residuals import residual_sums
 WIDTH = 8
 
 
-def kept(model: nn.Module, inputs: object) -> dict[str, bool | None]:
-    return {p.promise: p.kept for p in zero_start_promises(model, inputs)}
+def kept(model: nn.Module, inputs: object, open_blocks: tuple[str, ...] = ()) -> dict[str, bool | None]:
+    return {p.promise: p.kept for p in zero_start_promises(model, inputs, open_blocks=open_blocks)}
 
 
 def sums_in(model: nn.Module, inputs: object) -> list[str]:
@@ -35,12 +35,15 @@ def lm(block: type[nn.Module], depth: int = 2) -> nn.Sequential:
 
 
 def assert_branch_ends_at_zero(block: type[nn.Module], end: str, role: str = "branch_last", length: int = 5):
-    """ZerO on a two-block LM of ``block``: the first block's ``end`` parameter has ``role`` and is 0, and the
-    promises hold on inputs longer than the example."""
+    """ZerO on a two-block LM of ``block``: the second block's ``end`` parameter has ``role`` and is 0, and the
+    promises hold on inputs longer than the example (but in the entry block a branch ending on a BatchNorm opens,
+    the report's ``open_blocks``: the first block)."""
     net = lm(block).eval()
     report = initialize(net, "zero", example_inputs=torch.randint(0, 50, (2, length)), strict=True)
-    assert report[f"1.{end}"].role == role and report[f"1.{end}"].rule == "zeros"
-    assert all(kept(net, torch.randint(0, 50, (3, length + 2))).values())
+    assert report[f"2.{end}"].role == role and report[f"2.{end}"].rule == "zeros"
+    opened = tuple(report.open_blocks)
+    assert opened == (("1",) if isinstance(net[1].get_submodule(end.rpartition(".")[0]), nn.BatchNorm1d) else ())
+    assert all(kept(net, torch.randint(0, 50, (3, length + 2)), opened).values())
     return report
 
 

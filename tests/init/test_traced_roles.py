@@ -92,11 +92,17 @@ def test_timm_vit_pattern_roles_and_promises():
 
 
 def test_timm_convnet_pattern_puts_the_zero_on_the_last_batchnorm():
-    model = ConvNet()
-    report = initialize(model, "zero", strict=True)
+    plain = initialize(ConvNet(), "zero", strict=True, open_blocks="none", branch_mixing=False)  # the paper's rules
     for name in ("layers.0.bn2", "layers.1.bn2", "layers.2.bn3", "layers.3.bn3"):
-        assert report[f"{name}.weight"].role == "branch_last_norm" and report[f"{name}.weight"].rule == "zeros"
-    assert report["layers.0.conv2.weight"].rule == "identity"  # the layer before keeps its own matrix
+        assert plain[f"{name}.weight"].role == "branch_last_norm" and plain[f"{name}.weight"].rule == "zeros"
+    assert plain["layers.0.conv2.weight"].rule == "identity"  # the layer before keeps its own matrix
+    model = ConvNet()
+    report = initialize(model, "zero", strict=True)  # the default: the entry blocks (first, 8 -> 16) start on
+    assert report.open_blocks == ["layers.0", "layers.1"]
+    assert [report[f"layers.{i}.bn2.weight"].rule for i in (0, 1)] == ["ones", "ones"]
+    assert [report[f"layers.{i}.bn3.weight"].rule for i in (2, 3)] == ["zeros", "zeros"]
+    assert report["layers.0.conv2.weight"].rule == "hadamard_mixing"  # an entry block's square conv mixes
+    assert report["layers.2.conv_dw.weight"].rule == "identity"  # a depthwise conv (groups > 1) does not
     assert report["layers.1.downsample.0.weight"].role == "default"  # the shortcut, not the branch
     assert report["layers.2.conv_dw.weight"].role == "branch"
     x = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))

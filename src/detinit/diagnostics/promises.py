@@ -78,26 +78,42 @@ class Promise:
 
 @checked_arguments(ranges={"tolerance": (0.0, math.inf)})
 def zero_start_promises(
-    model: nn.Module, inputs: object, *, tolerance: float = 1e-4, carries_output_zero: Collection[str] = ()
+    model: nn.Module,
+    inputs: object,
+    *,
+    tolerance: float = 1e-4,
+    carries_output_zero: Collection[str] = (),
+    open_blocks: Collection[str] = (),
 ) -> list[Promise]:
     """Check ZerO's promises on ``model`` (already initialised) for ``inputs`` (a tensor, a tuple of positional
     arguments or a dict of keyword arguments), in eval mode; changes nothing.
 
     ``carries_output_zero``: modules that carry the output layer's zero by design (the norm before an output
     layer tied to the token embedding, role ``classifier_norm`` in the report; with no final norm it is the last
-    block's own): a block around one of them is not counted."""
+    block's own): a block around one of them is not counted. ``open_blocks``: the entry blocks ZerO started with
+    their branch on (the report's ``open_blocks``, :mod:`detinit.init.roles.entries`): their sums and the blocks
+    around them are not counted."""
     modules = dict(model.named_modules())
-    unknown = sorted(name for name in carries_output_zero if name not in modules)
-    if unknown:
-        raise ValueError(
-            f"zero_start_promises: carries_output_zero names {unknown[0]!r}, which is no module of "
-            f"{type(model).__name__}; give module names (the report's role classifier_norm)"
-        )
+    for option, names, what in (
+        ("carries_output_zero", carries_output_zero, "the report's role classifier_norm"),
+        ("open_blocks", open_blocks, "the report's open_blocks"),
+    ):
+        unknown = sorted(name for name in names if name not in modules)
+        if unknown:
+            raise ValueError(
+                f"zero_start_promises: {option} names {unknown[0]!r}, which is no module of "
+                f"{type(model).__name__}; give module names ({what})"
+            )
     graph = record_forward(model, inputs)
     ix = GraphIndex(model, graph)
-    sums = residual_sums(ix)
+    sums = [block for block in residual_sums(ix) if not _inside(block.module, open_blocks)]
     blocks = _blocks_identity(ix, sums, tolerance, set(carries_output_zero))
     return [_zero_logits(graph), _branches_zero(graph, sums, tolerance), blocks]
+
+
+def _inside(module: str, blocks: Collection[str]) -> bool:
+    """Whether ``module`` is one of ``blocks`` or inside one."""
+    return any(module == block or module.startswith(block + ".") for block in blocks)
 
 
 def _norm(t: torch.Tensor) -> float:

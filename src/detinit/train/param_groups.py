@@ -53,7 +53,9 @@ def param_groups(
         report: what :func:`detinit.initialize` returned; defaults to ``model.init_report`` (set by
             :func:`detinit.create_model`). Without either, only the 0-dim group can be told apart.
         scalar_lr_factor: for 0-dim parameters.
-        branch_norm_lr_factor: for the weights (scales) of ``branch_last_norm`` norms.
+        branch_norm_lr_factor: for the weights (scales) of ``branch_last_norm`` norms that carry a branch's zero
+            (or IDInit's epsilon): not those that start at 1 (an entry block's, ZerO's ``open_blocks``; every one
+            under a scheme that does not zero branch ends).
         classifier_norm_lr_factor: for the weight (scale) of the ``classifier_norm`` norm.
 
     Returns:
@@ -64,7 +66,7 @@ def param_groups(
     if report is None:
         report = getattr(model, "init_report", None)
     records = report.records if report is not None else []
-    roles = {r.name: r.role for r in records}
+    roles = {r.name: r.role for r in records if not (r.role == "branch_last_norm" and r.rule == "ones")}
     own = {plain_name(n): tuple(p.shape) for n, p in model.named_parameters(remove_duplicate=False)}
     foreign = [r for r in records if own.get(r.name) != tuple(r.shape)]  # a name it lacks, or another shape
     if foreign:  # a report of another model would put none of this model's scales in their groups

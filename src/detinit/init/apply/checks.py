@@ -109,6 +109,17 @@ def check_options_apply(
             any("depth scale" in e.why for e in entries),
             "a layer of a residual branch of two or more layers before its last (Fixup's depth scale scales those)",
         ),
+        "open_blocks": (
+            lambda v: v == "entries",
+            any("open_blocks=" in e.why for e in entries),
+            "in a residual block whose branch ends on a norm (the first such block and those changing the width "
+            "start on)",
+        ),
+        "branch_mixing": (
+            lambda v: v is True,
+            any("(branch_mixing)" in e.why for e in entries),
+            "a square layer of a residual branch that ends on a norm (outside an entry block)",
+        ),
         "norm": (
             lambda v: v != "orthonormal",
             any("hadamard" in e.rule for e in entries),

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import torch
@@ -36,6 +36,7 @@ from torch.nn.utils.parametrize import ParametrizationList
 
 from ... import hooks
 from ..roles.declared import collect_roles
+from ..roles.entries import normed_blocks
 from ..roles.trace import eval_mode, finite_output_keys, parameters_kept, run_model
 from ..roles.traced import TracedRoles, trace_roles
 from ..roles.traced.index import parametrized_tensor
@@ -52,7 +53,7 @@ from .narrowed_tables import settle_narrowed_tables_
 from .parametrized import ParametrizedWrite, original_reason, parametrized_tensors, write_parametrized_
 from .plan import Entry, ModulePlan, direct_parameters, module_kind
 from .readout import escape_constant_readouts_
-from .report import FROZEN, UNKNOWN, InitReport
+from .report import FROZEN, UNKNOWN, InitReport, ParamRecord
 from .resolve import RuleCache, resolve_module
 from .scaled_sums import complete_scaled_sums_
 from .sharded import materialize_, reset_buffers_
@@ -201,7 +202,13 @@ def _initialize_once(
     role_sources = collect_roles(model, roles, traced.modules, named=named)
     checks.check_scheme_applies(scheme_obj, model, modules, role_sources)
 
-    plans, entries, parametrized = _plan(named, scheme_obj, role_sources, traced, device is None)
+    policy = scheme_obj.policy
+    ended, opened = {}, {}
+    if policy.normed_start and (policy.opens_entry_blocks or policy.mixes_normed_branches):
+        ended, opened = normed_blocks(named, role_sources, batch_norm_only=policy.normed_start == "batch_norm")
+    opened = opened if policy.opens_entry_blocks else {}
+    mixed = ended if policy.mixes_normed_branches else {}
+    plans, entries, parametrized = _plan(named, scheme_obj, role_sources, traced, device is None, opened, mixed)
     checks.check_options_apply(model, options, plans, entries)
     if device is None:  # a meta-device model has no values to probe
         adopt_library_init_(model, plans, entries, random=scheme_obj.policy.uses_generator)
@@ -235,9 +242,17 @@ def _initialize_once(
     seed_used = seed if generator is None and scheme_obj.policy.uses_generator else None
     notes = [warning] if warning is not None else ([found.note] if found.note else [])
     notes += [note for note in (*traced.notes, unknown_note, non_finite) if note]
-    report = InitReport(scheme_obj.name, scheme_obj.options(), seed_used, [e.record() for e in entries], notes)
+    records = [e.record() for e in entries]
+    report = InitReport(scheme_obj.name, scheme_obj.options(), seed_used, records, notes, _opened(opened, records))
     messages = [message for message in (warning, non_finite) if message is not None]
     return report, messages, scheme_obj, example, traced.finite_outputs
+
+
+def _opened(opened: Mapping[str, str], records: Sequence[ParamRecord]) -> list[str]:
+    """The modules of the entry blocks that were started on (``opened``: block label -> module): those one of whose
+    parameters got an entry block's rule (a block whose parameters a hook or a frozen state kept is not counted)."""
+    got = {r.name.rpartition(".")[0] for r in records if "open_blocks=" in r.reason}
+    return [m for m in opened.values() if any(name == m or name.startswith(m + ".") or not m for name in got)]
 
 
 def _settle(model: nn.Module, example: object, traced: TracedRoles, entries: list[Entry], scheme: Scheme) -> None:
@@ -262,13 +277,19 @@ def _plan(
     role_sources: Mapping[str, RoleSource],
     traced: TracedRoles,
     parametrizations: bool = True,
+    opened: Mapping[str, str] | None = None,
+    mixed: Mapping[str, str] | None = None,
 ) -> tuple[list[ModulePlan], list[Entry], list[ParametrizedWrite]]:
     """A :class:`ModulePlan` per module owning parameters and an :class:`Entry` per parameter (a tied one once),
     each parameter's rule resolved, and the tensors computed by parametrizations with theirs
     (:mod:`detinit.init.apply.parametrized`; ``parametrizations=False`` leaves their originals unknown). One
     pass, a module at a time: a deep model has many small layers, and what is done per parameter here costs as
-    much as filling it."""
-    infos, default_info = layer_infos(role_sources), default_layer_info(role_sources)
+    much as filling it. ``opened``: the entry blocks the scheme starts on, ``mixed``: the blocks whose square branch
+    layers mix their channels (:mod:`detinit.init.roles.entries`)."""
+    infos, default_info = (
+        layer_infos(role_sources, frozenset(opened or ()), frozenset(mixed or ())),
+        default_layer_info(role_sources),
+    )
     plans: list[ModulePlan] = []
     entries: list[Entry] = []
     writes: dict[str, ParametrizedWrite] = {}  # "conv.weight" under weight norm -> its rule

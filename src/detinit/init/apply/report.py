@@ -44,6 +44,7 @@ class InitReport:
     seed: int | None
     records: list[ParamRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what tracing assumed, or why a promise is not kept
+    open_blocks: list[str] = field(default_factory=list)  # entry blocks started with their branch on (ZerO)
 
     def __post_init__(self) -> None:
         """A report built by hand (or read back) holds what :func:`detinit.initialize` would have put in it:
@@ -74,6 +75,7 @@ class InitReport:
             "counts": self.counts(),
             "parameters": [r._asdict() | {"shape": list(r.shape)} for r in self.records],
             "notes": list(self.notes),
+            "open_blocks": list(self.open_blocks),
         }
 
     def table(self) -> str:
@@ -94,6 +96,8 @@ class InitReport:
         if self.unknown:
             names = sorted({f"{r.name.rsplit('.', 1)[0]} ({r.module_type})" for r in self.unknown})
             text += "\nleft unchanged, no rule for: " + "; ".join(names)
+        if self.open_blocks:
+            text += "\nentry blocks started on (open_blocks='entries'): " + ", ".join(self.open_blocks)
         for note in self.notes:
             text += f"\nnote: {note}"
         return text

@@ -48,6 +48,9 @@ EXTRA_TOKEN_ZERO = zeros("extra key/value token starts at 0")
 NORM_SCALE_ONE = ParamRule("ones", "norm scale starts at 1", ONES)
 NORM_OFFSET_SCALE_ONE = zeros("norm scale 1 + w starts at 1")
 NORM_SHIFT_ZERO = zeros("norm shift starts at 0")
+OPEN_END_SCALE_ONE = ParamRule(
+    "ones", "norm ending an entry block's branch: scale starts at 1, the branch on (open_blocks='entries')", ONES
+)
 TORCH_NORM_KINDS = {"weight": "scale", "bias": "shift"}  # a torch norm's parameters
 MHA_PROJECTIONS = {"q_proj_weight": "attn_query", "k_proj_weight": "attn_key", "v_proj_weight": "attn_value"}
 RuleCache = dict[object, "ParamRule | None"]  # by geometry (a tuple) and by layer (its id)
@@ -107,11 +110,12 @@ def resolve_module(
 
 def zero_on_norm(policy: Policy, layer: LayerInfo) -> bool:
     """Whether a branch end's zero goes on the norm after its last layer (``branch_last_norm``, or a layer
-    ``norm_follows``), or the output's zero on the norm before a classifier tied to the token embedding
-    (``classifier_norm``)."""
+    ``norm_follows``; not in an entry block the scheme opens, ``layer.opens``, whose norm keeps its scale 1), or the
+    output's zero on the norm before a classifier tied to the token embedding (``classifier_norm``)."""
     if layer.role == "classifier_norm":
         return policy.zeroes_classifier
-    return policy.zeroes_branch_ends and policy.norm_aware and (layer.norm_follows or layer.role == "branch_last_norm")
+    ends = layer.norm_follows or layer.role == "branch_last_norm"
+    return policy.zeroes_branch_ends and policy.norm_aware and ends and not layer.opens  # an entry block: no zero
 
 
 def _standard_rule(site: Site, scheme: Scheme, cache: RuleCache) -> ParamRule | None:
@@ -277,12 +281,17 @@ def _norm_rule(
     if kind == "shift":
         rule = NORM_SHIFT_ZERO
     elif kind == "scale":
-        rule = _end_on_norm(scheme, layer) if zero_on_norm(scheme.policy, layer) else NORM_SCALE_ONE
+        rule = _end_on_norm(scheme, layer) if zero_on_norm(scheme.policy, layer) else _scale_one(layer)
     elif kind == "offset_scale":
         rule = _offset_scale_rule(scheme, layer, 1.0 if use is None or use.offset is None else use.offset)
     else:
         return None
     return replace(rule, evidence=f"traced norm: {evidence}") if norm_kinds is not None else rule
+
+
+def _scale_one(layer: LayerInfo) -> ParamRule:
+    """A norm's scale at 1; said so where it ends an entry block's branch that the scheme starts on."""
+    return OPEN_END_SCALE_ONE if layer.opens and layer.role == "branch_last_norm" else NORM_SCALE_ONE
 
 
 def _offset_scale_rule(scheme: Scheme, layer: LayerInfo, offset: float) -> ParamRule:
@@ -296,7 +305,7 @@ def _offset_scale_rule(scheme: Scheme, layer: LayerInfo, offset: float) -> Param
             else NORM_OFFSET_SCALE_ONE
         )
     value = end - offset if zero else 1.0 - offset
-    why = _why_zero_on_norm(scheme, layer) if zero else "norm scale starts at 1"
+    why = _why_zero_on_norm(scheme, layer) if zero else _scale_one(layer).reason
     why = f"{why}; the scale is {offset:g} + w (the constant read from the traced call)"
     return ParamRule(f"constant({value:g})", why, constant_fill(value), end=zero)
 

@@ -55,7 +55,7 @@ declared roles by :func:`layer_infos`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 ROLES = (
@@ -162,6 +162,8 @@ class LayerInfo:
     branch_depth: int = 0  # layers in this layer's residual branch (m)
     num_attention: int = 0  # attention layers (attn_out roles) in the whole model (T-Fixup's N)
     norm_follows: bool = False  # a branch_last / attn_out layer followed by a branch_last_norm or layer_scale
+    opens: bool = False  # in an entry block whose branch starts on (ZerO's open_blocks, roles/entries.py)
+    mixes: bool = False  # in a norm-ended branch whose square layers mix channels (ZerO's branch_mixing)
 
 
 def default_layer_info(roles: Mapping[str, RoleSource]) -> LayerInfo:
@@ -173,13 +175,17 @@ def default_layer_info(roles: Mapping[str, RoleSource]) -> LayerInfo:
     )
 
 
-def layer_infos(roles: Mapping[str, RoleSource]) -> dict[str, LayerInfo]:
+def layer_infos(
+    roles: Mapping[str, RoleSource], opened: Collection[str] = (), mixed: Collection[str] = ()
+) -> dict[str, LayerInfo]:
     """Per-module :class:`LayerInfo`: role plus the residual-branch counts Fixup needs.
 
     ``num_branches`` is the number of ``branch_last`` and ``attn_out`` layers in
     the model (each residual branch ends in exactly one); ``num_attention`` the
     number of ``attn_out`` layers; ``branch_depth`` of a branch layer is the
-    number of ``branch`` / ``branch_last`` layers its block declared.
+    number of ``branch`` / ``branch_last`` layers its block declared; ``opens``: the layer's block is one of
+    ``opened`` (entry blocks whose branch starts on, :mod:`detinit.init.roles.entries`); ``mixes``: one of
+    ``mixed`` (blocks whose square branch layers mix their channels).
     """
     default = default_layer_info(roles)
     depth: dict[str | None, int] = {}
@@ -206,6 +212,8 @@ def layer_infos(roles: Mapping[str, RoleSource]) -> dict[str, LayerInfo]:
             depth.get(r.block, 0) if r.block is not None else 0,
             default.num_attention,
             norm_follows=r.role in RESIDUAL_LAST_ROLES and r.block in normed,
+            opens=r.block is not None and r.block in opened,
+            mixes=r.block is not None and r.block in mixed,
         )
         for name, r in roles.items()
     }

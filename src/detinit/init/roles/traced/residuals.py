@@ -9,6 +9,7 @@ roles of pass 3.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from dataclasses import replace as replace_field
 
@@ -163,11 +164,28 @@ def constant_factor(node: Node) -> float | None:
     return 1 / numbers[0] if node.name in DIV_FUNCS and 0 in node.inputs else None  # x / c, not c / x
 
 
+TRACED_BLOCK = "traced residual add #{count} in {module}"  # the label of a traced block (RoleSource.block)
+_TRACED_BLOCK = re.compile(r"traced residual add #\d+ in (.+)")
+
+
+def traced_block_module(label: str) -> str | None:
+    """The module whose forward adds a traced block's sum (``""``: the model), from its label; ``None`` for a label
+    that is not a traced block's.
+
+    >>> traced_block_module("traced residual add #2 in layers.1"), traced_block_module("layers.1")
+    ('layers.1', None)
+    """
+    found = _TRACED_BLOCK.fullmatch(label)
+    if found is None:
+        return None
+    return "" if found.group(1) == "the model" else found.group(1)
+
+
 def find_residuals(ix: GraphIndex) -> None:
     sums = residual_sums(ix)
     skip_of = {ix.graph.nodes[s.node].outputs[0]: s.skip for s in sums}
     for count, block_sum in enumerate(sums, 1):
-        block = f"traced residual add #{count} in {block_sum.module or 'the model'}"
+        block = TRACED_BLOCK.format(count=count, module=block_sum.module or "the model")
         _mark_skip_scale(ix, block_sum.skip, block)
         ends = [_through_nested_sums(ix.graph, value, skip_of) for value, _ in block_sum.branches]
         ends = [term for value in ends for term in _scatter_terms(ix.graph, value)]
