@@ -341,41 +341,37 @@ class ZerOScheme(Scheme):
         """A layer of a branch that ends on a norm, under ``branch_mixing`` or in an entry block ``open_blocks``
         starts on: a square layer mixes its channels on every tap at gain sqrt 2 (a norm follows it, so the gain
         only sets how fast SGD turns it); any other gets the rule it would get outside a branch."""
-        n = matrix.out_features
-        if n != matrix.in_features or matrix.groups != 1 or matrix.transposed or not is_power_of_two(n):
-            return self._plain_rule(matrix, "default")
-        gain = math.sqrt(2.0)
-        taps = "" if matrix.taps == 1 else ", spread over every tap by Hadamard tap patterns"
         where = (
             "an entry block, its branch on (open_blocks='entries')"
             if opens
             else "the branch's zero is on the norm after it (branch_mixing)"
         )
-        return ParamRule(
-            "hadamard_mixing",
-            f"{n}x{n}: H_n / sqrt n at gain sqrt 2{taps}; {where}",
-            RowFill(
-                lambda w, g: hadamard_mixing_(w, gain, reverse=False, taps="all"),
-                lambda out, start, total, g: hadamard_mixing_rows_(out, start, total, gain, reverse=False, taps="all"),
-            ),
-        )
+        return self._mixing_rule(matrix, math.sqrt(2.0), False, "gain sqrt 2", where)
 
     def _gated_branch_rule(self, matrix: Matrix, layer: LayerInfo) -> ParamRule | None:
         """``branch_zero="gate"``: a square branch layer mixes its channels; any other gets the rule it would
         get outside a branch (its zero is on the gate)."""
+        last = layer.role == "branch_last"
+        what = "reversed columns, the branch's last layer" if last else "gain sqrt 2 (a ReLU follows)"
+        where = "the branch's zero is on its gate (branch_zero='gate')"
+        return self._mixing_rule(matrix, 1.0 if last else math.sqrt(2.0), last, what, where)
+
+    def _mixing_rule(self, matrix: Matrix, gain: float, reverse: bool, what: str, where: str) -> ParamRule:
+        """A square ``n x n`` layer (``n`` a power of two, one group): ``gain H_n / sqrt n`` mixing its channels,
+        spread over every tap by Hadamard tap patterns (:func:`~detinit.init.tensor.hadamard.hadamard_mixing_`);
+        any other gets the rule it would get outside a branch."""
         n = matrix.out_features
         if n != matrix.in_features or matrix.groups != 1 or matrix.transposed or not is_power_of_two(n):
             return self._plain_rule(matrix, "default")
-        last = layer.role == "branch_last"
-        gain = 1.0 if last else math.sqrt(2.0)
-        what = "reversed columns, the branch's last layer" if last else "gain sqrt 2 (a ReLU follows)"
         taps = "" if matrix.taps == 1 else ", spread over every tap by Hadamard tap patterns"
         return ParamRule(
             "hadamard_mixing",
-            f"{n}x{n}: H_n / sqrt n, {what}{taps}; the branch's zero is on its gate (branch_zero='gate')",
+            f"{n}x{n}: H_n / sqrt n, {what}{taps}; {where}",
             RowFill(
-                lambda w, g: hadamard_mixing_(w, gain, reverse=last, taps="all"),
-                lambda out, start, total, g: hadamard_mixing_rows_(out, start, total, gain, reverse=last, taps="all"),
+                lambda w, g: hadamard_mixing_(w, gain, reverse=reverse, taps="all"),
+                lambda out, start, total, g: hadamard_mixing_rows_(
+                    out, start, total, gain, reverse=reverse, taps="all"
+                ),
             ),
         )
 
