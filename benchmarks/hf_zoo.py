@@ -13,7 +13,8 @@ get one block a stage), then checked, with no ``roles=`` and no ``example_inputs
    own ``cls_token_id`` / ``bos_token_id`` where it has one, as a model reading one position sees);
 3. every residual branch adds 0 and every block around one is the identity (relative error <= 1e-4),
    blocks found from the recorded computation (:mod:`detinit.diagnostics.promises`); a block holding the norm
-   that carries a tied output layer's zero (role ``classifier_norm``) is the exception ZerO makes by design;
+   that carries a tied output layer's zero (role ``classifier_norm``) is the exception ZerO makes by design, and
+   so are the entry blocks of branches ending on a BatchNorm, which ZerO starts on (the report's ``open_blocks``);
 4. ``kaiming``, ``xavier`` and ``orthogonal`` leave nothing unknown.
 
 A class that cannot be built on a CPU from the shrunk config, or has no input this script can make, is listed
