@@ -27,7 +27,9 @@ variant and seed under ``--out`` (a second call resumes and reuses them). The va
   ``gated_zero+he_rows+spatial_first``: on a branch's first layer only; ``skipinit+spatial_mixed_branches``:
   SkipInit with those branches alone (``+zero_classifier``: and ZerO's output layer, so that only the stem and
   shortcuts are SkipInit's); ``gated_zero+he_rows+spatial+readout``: with an output layer that is not 0
-  (Hadamard rows at the norm of torch's default init, :func:`hadamard_readout_`): the cost of ZerO's zero logits.
+  (Hadamard rows at the norm of torch's default init, :func:`hadamard_readout_`): the cost of ZerO's zero logits;
+* ``zero+open_entries``: ZerO's default with the gates of its entry blocks (the first block, the two with a
+  projection shortcut) at 1, as ``open_blocks`` does on BatchNorm networks.
 
 *He rows*: a Hadamard block's rows rescaled to norm sqrt 2, He's expected row norm for a layer before a ReLU
 (an expanding block's orthonormal rows have norm sqrt(Q / 2^m) instead, so each output carries a share of the
@@ -145,6 +147,7 @@ VARIANTS: dict[str, tuple[str, Callable[[], object] | None, float]] = {  # name:
         lambda: Swapped(classifier=True, mixed=True, spatial="both"),
         1.0,
     ),
+    "zero+open_entries": ("zero", None, 1.0),  # the default, then its entry blocks' gates at 1 (open_gates)
     "gated_zero+he_rows+spatial+readout": (
         "nn_parts_k",
         lambda: Swapped(**ALL_ZERO, spatial="both", readout=1 / math.sqrt(3.0)),
@@ -159,8 +162,10 @@ def register_variants() -> None:
             SCHEMES.add(scheme, lambda builder=builder, **kw: builder(**kw), "benchmarks/no_norm_parts.py")
 
 
-def with_gate_slope(slope: float) -> Callable[..., nn.Module]:
-    """The trainer's ``build_model``, then each residual gate computed through an EndGain of ``slope``."""
+def with_gate_slope(slope: float, open_entries: bool = False) -> Callable[..., nn.Module]:
+    """The trainer's ``build_model``, then each residual gate computed through an EndGain of ``slope``; with
+    ``open_entries``, the gates of the entry blocks (the first block and each with a projection shortcut, as
+    ZerO's ``open_blocks`` on BatchNorm networks) set to 1."""
     build = trainer.build_model
 
     def build_model(*args: object, **kwargs: object) -> nn.Module:
@@ -168,6 +173,12 @@ def with_gate_slope(slope: float) -> Callable[..., nn.Module]:
         gates = [name for name, module in model.named_modules() if getattr(module, "is_residual_gate", False)]
         if slope > 1:
             install_end_gains_(model, {f"{name}.weight": (slope, 1.0) for name in gates})
+        if open_entries:
+            blocks = [block for stage in model.stages for block in stage]
+            with torch.no_grad():
+                for index, block in enumerate(blocks):
+                    if index == 0 or not isinstance(block.shortcut, nn.Identity):
+                        block.gate.weight.fill_(1.0)
         return model
 
     return build_model
@@ -185,7 +196,7 @@ def run(variant: str, seed: int, epochs: int, out: Path) -> str:
     )  # fmt: skip
     folder = out / f"{variant}-e{epochs}-s{seed}"
     plain = trainer.build_model
-    trainer.build_model = with_gate_slope(slope)
+    trainer.build_model = with_gate_slope(slope, open_entries=variant.endswith("+open_entries"))
     try:
         trainer.train(config, folder)
     except TrainingDiverged as error:

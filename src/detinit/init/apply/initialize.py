@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 
 import torch
@@ -53,7 +53,7 @@ from .narrowed_tables import settle_narrowed_tables_
 from .parametrized import ParametrizedWrite, original_reason, parametrized_tensors, write_parametrized_
 from .plan import Entry, ModulePlan, direct_parameters, module_kind
 from .readout import escape_constant_readouts_
-from .report import FROZEN, UNKNOWN, InitReport, ParamRecord
+from .report import FROZEN, UNKNOWN, InitReport
 from .resolve import RuleCache, resolve_module
 from .scaled_sums import complete_scaled_sums_
 from .sharded import materialize_, reset_buffers_
@@ -202,12 +202,7 @@ def _initialize_once(
     role_sources = collect_roles(model, roles, traced.modules, named=named)
     checks.check_scheme_applies(scheme_obj, model, modules, role_sources)
 
-    policy = scheme_obj.policy
-    ended, opened = {}, {}
-    if policy.normed_start and (policy.opens_entry_blocks or policy.mixes_normed_branches):
-        ended, opened = normed_blocks(named, role_sources, batch_norm_only=policy.normed_start == "batch_norm")
-    opened = opened if policy.opens_entry_blocks else {}
-    mixed = ended if policy.mixes_normed_branches else {}
+    opened, mixed = _normed_start(named, role_sources, scheme_obj.policy)
     plans, entries, parametrized = _plan(named, scheme_obj, role_sources, traced, device is None, opened, mixed)
     checks.check_options_apply(model, options, plans, entries)
     if device is None:  # a meta-device model has no values to probe
@@ -243,16 +238,22 @@ def _initialize_once(
     notes = [warning] if warning is not None else ([found.note] if found.note else [])
     notes += [note for note in (*traced.notes, unknown_note, non_finite) if note]
     records = [e.record() for e in entries]
-    report = InitReport(scheme_obj.name, scheme_obj.options(), seed_used, records, notes, _opened(opened, records))
+    report = InitReport(scheme_obj.name, scheme_obj.options(), seed_used, records, notes, list(opened.values()))
     messages = [message for message in (warning, non_finite) if message is not None]
     return report, messages, scheme_obj, example, traced.finite_outputs
 
 
-def _opened(opened: Mapping[str, str], records: Sequence[ParamRecord]) -> list[str]:
-    """The modules of the entry blocks that were started on (``opened``: block label -> module): those one of whose
-    parameters got an entry block's rule (a block whose parameters a hook or a frozen state kept is not counted)."""
-    got = {r.name.rpartition(".")[0] for r in records if "open_blocks=" in r.reason}
-    return [m for m in opened.values() if any(name == m or name.startswith(m + ".") or not m for name in got)]
+def _normed_start(
+    named: list[tuple[str, nn.Module]], role_sources: Mapping[str, RoleSource], policy: Policy
+) -> tuple[dict[str, str], dict[str, str]]:
+    """``(opened, mixed)``: the entry blocks the scheme starts on and the blocks whose square branch layers mix, by
+    block label -> module (:mod:`detinit.init.roles.entries`; ZerO's ``open_blocks`` and ``branch_mixing``)."""
+    found: dict[str, tuple[dict[str, str], dict[str, str]]] = {}  # scope -> (ended, entries), each found once
+    for scope in {policy.opens_entry_blocks, policy.mixes_normed_branches} - {""}:
+        found[scope] = normed_blocks(named, role_sources, batch_norm_only=scope == "batch_norm")
+    opened = found[policy.opens_entry_blocks][1] if policy.opens_entry_blocks else {}
+    mixed = found[policy.mixes_normed_branches][0] if policy.mixes_normed_branches else {}
+    return opened, mixed
 
 
 def _settle(model: nn.Module, example: object, traced: TracedRoles, entries: list[Entry], scheme: Scheme) -> None:

@@ -62,12 +62,12 @@ class Policy:
             the reach ``end_reach * sqrt(width)``.
         end_reach: where the boost of both saturates (:mod:`detinit.init.apply.end_gain`).
         uses_generator: draws random numbers (the report then records the seed).
-        normed_start: which blocks whose branch ends on a norm get the two switches below: ``"batch_norm"``
-            (those ending on a BatchNorm), ``"any"`` (any norm), ``""`` (none); :mod:`detinit.init.roles.entries`.
-        opens_entry_blocks: the entry blocks among them (a network's first, and each that changes the width) start
-            with their branch on: their layers get ``LayerInfo.opens``, their end norm's scale 1 (ZerO's
-            ``open_blocks``).
-        mixes_normed_branches: their layers get ``LayerInfo.mixes`` (ZerO's ``branch_mixing``).
+        opens_entry_blocks: the entry blocks of the blocks whose branch ends on a norm (``"batch_norm"``: on a
+            BatchNorm; ``"any"``: on any norm; ``""``: none) -- a network's first, and each that changes the width --
+            start with their branch on: their layers get ``LayerInfo.opens``, their end norm's scale 1 (ZerO's
+            ``open_blocks``; :mod:`detinit.init.roles.entries`).
+        mixes_normed_branches: the layers of those blocks (the same choices) get ``LayerInfo.mixes`` (ZerO's
+            ``branch_mixing``).
     """
 
     zeroes_branch_ends: bool = False
@@ -84,9 +84,8 @@ class Policy:
     output_gain: float = 1.0
     end_reach: float = 1.0
     uses_generator: bool = False
-    normed_start: str = ""
-    opens_entry_blocks: bool = False
-    mixes_normed_branches: bool = False
+    opens_entry_blocks: str = ""
+    mixes_normed_branches: str = ""
 
 
 class Scheme:

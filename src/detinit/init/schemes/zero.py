@@ -94,9 +94,9 @@ class ZerOScheme(Scheme):
     (``docs/results.md``, section 14).
 
     **branch_mixing, open_blocks** (``variant="detinit"`` with Hadamard blocks, not ``partial_identity``: ``True``
-    and ``"entries"`` on the residual blocks
-    whose branch ends on a BatchNorm, where they were measured; given explicitly, on any block whose branch ends
-    on a norm; ``False`` / ``"none"``: the paper's rules there): identity blocks whose branch convs are the
+    and ``"entries"`` on the residual blocks whose branch ends on a BatchNorm, where they were measured; each given
+    explicitly, on any block whose branch ends on a norm; ``False`` / ``"none"``: the paper's rules there).
+    Identity blocks whose branch convs are the
     identity pass the stem's few features on unchanged, so at step 0 a BatchNorm ResNet-20's stage 3 has about 10
     effective channels of 64 (Kaiming's random branches: 19-38) and ZerO trained 1.9 pp behind Kaiming at 256 SGD
     steps. ``branch_mixing`` gives each square branch layer Hadamard mixing on every tap
@@ -204,7 +204,7 @@ class ZerOScheme(Scheme):
         diverse = ours and self.hadamard  # the ablation without Hadamard blocks keeps the identity start
         self.open_blocks = open_blocks or ("entries" if diverse else "none")
         self.branch_mixing = diverse if branch_mixing is None else self.branch_mixing_option
-        normed_start = "any" if any(on for _, on in asked.values()) else "batch_norm"  # the default: as measured
+        scope = {key: "any" if on else "batch_norm" for key, (_, on) in asked.items()}  # the default: as measured
         self.scales_depth = bool(depth_scale)  # decided per model by check_model where depth_scale is None
         self.policy = Policy(
             zeroes_branch_ends=True,
@@ -218,9 +218,8 @@ class ZerOScheme(Scheme):
             end_gain=self.end_gain,
             output_gain=self.output_gain,
             end_reach=self.end_reach,
-            normed_start=normed_start if ours else "",
-            opens_entry_blocks=self.open_blocks == "entries",
-            mixes_normed_branches=self.branch_mixing,
+            opens_entry_blocks=scope["open_blocks"] if self.open_blocks == "entries" else "",
+            mixes_normed_branches=scope["branch_mixing"] if self.branch_mixing else "",
         )
         self._end_policy = self.policy
         if gated:
